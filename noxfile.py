@@ -1,0 +1,181 @@
+"""The one test harness of the structgrad monorepo.
+
+Every package is tested in a fresh virtual environment holding only that
+package, the siblings it declares (installed from their local paths,
+non-editable) and its ``test`` extra; third-party versions come from
+``constraints/py311.txt`` (which pins the CPU torch wheel on disk).
+
+``nox`` with no arguments runs what CI needs; ``nox -l`` lists every session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+CONSTRAINTS = str(ROOT / "constraints" / "py311.txt")
+PYTHON = "3.11"
+# Lowest layer first; the order in which packages are tested.
+PACKAGES = ["solvers", "testing", "relaxations", "estimators", "models"]
+SIBLING_PREFIX = "structgrad-"
+
+nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests"]
+nox.options.error_on_missing_interpreters = True
+nox.options.reuse_existing_virtualenvs = False
+
+
+def _requirement_name(requirement: str) -> str:
+    return re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].strip().lower()
+
+
+@cache
+def _pyproject(pkg: str) -> dict:
+    with open(PACKAGES_DIR / pkg / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)
+
+
+def _dist_to_pkg() -> dict[str, str]:
+    return {_pyproject(pkg)["project"]["name"].lower(): pkg for pkg in PACKAGES}
+
+
+def _sibling_requirements(pkg: str, *, with_test: bool) -> list[str]:
+    project = _pyproject(pkg)["project"]
+    reqs = list(project.get("dependencies", []))
+    if with_test:
+        reqs += project.get("optional-dependencies", {}).get("test", [])
+    return [r for r in reqs if _requirement_name(r).startswith(SIBLING_PREFIX)]
+
+
+def _sibling_closure(pkg: str) -> list[str]:
+    """Every sibling ``pkg`` needs for its tests, dependencies first."""
+    names = _dist_to_pkg()
+    order: list[str] = []
+
+    def visit(p: str, with_test: bool) -> None:
+        for req in _sibling_requirements(p, with_test=with_test):
+            sib = names[_requirement_name(req)]
+            if sib != pkg and sib not in order:
+                visit(sib, with_test=False)
+                order.append(sib)
+
+    visit(pkg, with_test=True)
+    return order
+
+
+def _install(session: nox.Session, *targets: str) -> None:
+    session.install("-c", CONSTRAINTS, *targets)
+
+
+def _install_package(session: nox.Session, pkg: str, *, extra: str = "test") -> None:
+    siblings = [str(PACKAGES_DIR / s) for s in _sibling_closure(pkg)]
+    target = str(PACKAGES_DIR / pkg) + (f"[{extra}]" if extra else "")
+    _install(session, *siblings, target)
+    _guard_direct_urls(session)
+
+
+def _guard_direct_urls(session: nox.Session) -> None:
+    """Fail unless every installed structgrad distribution came from this checkout."""
+    code = (
+        "import importlib.metadata as m, json, sys\n"
+        "bad = []\n"
+        "for d in m.distributions():\n"
+        "    name = (d.metadata['Name'] or '').lower()\n"
+        f"    if not name.startswith({SIBLING_PREFIX!r}):\n"
+        "        continue\n"
+        "    raw = d.read_text('direct_url.json')\n"
+        "    info = json.loads(raw) if raw else {}\n"
+        "    if not info.get('url', '').startswith('file://') or "
+        "info.get('dir_info', {}).get('editable'):\n"
+        "        bad.append(name)\n"
+        "sys.exit('not installed from the checkout (or editable): ' + ', '.join(bad) if bad else 0)\n"
+    )
+    session.run("python", "-c", code, silent=True)
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("pkg", PACKAGES)
+def tests(session: nox.Session, pkg: str) -> None:
+    """Run one package's tests against its installed (built) distribution."""
+    _install_package(session, pkg)
+    session.chdir(PACKAGES_DIR / pkg)
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Ruff (lint and format) over the tree, cython-lint over the kernels."""
+    _install(session, "ruff", "cython-lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    pyx = sorted(str(p) for p in PACKAGES_DIR.glob("*/src/**/*.p[yx][xd]"))
+    if pyx:
+        session.run("cython-lint", "--max-line-length", "100", *pyx)
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    """Mypy on each installed package, with the root configuration."""
+    _install(session, *(str(PACKAGES_DIR / p) for p in PACKAGES), "mypy")
+    config = str(ROOT / "pyproject.toml")
+    session.chdir(session.create_tmp())  # import the installed packages, not the sources
+    for pkg in PACKAGES:
+        session.run("mypy", "--config-file", config, "-p", f"structgrad.{pkg}")
+
+
+@nox.session(python=PYTHON)
+def architecture(session: nox.Session) -> None:
+    """No package imports a higher layer (import-linter contracts in pyproject.toml)."""
+    _install(session, "import-linter")
+    src = os.pathsep.join(str(PACKAGES_DIR / p / "src") for p in PACKAGES)
+    # import-linter reads sources statically, so the packages need not be built.
+    session.run("lint-imports", "--config", str(ROOT / "pyproject.toml"), env={"PYTHONPATH": src})
+
+
+@nox.session(python=False)
+def versions(session: nox.Session) -> None:
+    """Every sibling range admits the sibling's current version."""
+    from packaging.requirements import Requirement
+
+    current = {name: _pyproject(pkg)["project"]["version"] for name, pkg in _dist_to_pkg().items()}
+    rows, bad = [], []
+    for pkg in PACKAGES:
+        project = _pyproject(pkg)["project"]
+        reqs = list(project.get("dependencies", []))
+        for extra in project.get("optional-dependencies", {}).values():
+            reqs += extra
+        for raw in reqs:
+            req = Requirement(raw)
+            if not req.name.lower().startswith(SIBLING_PREFIX):
+                continue
+            if req.url or not str(req.specifier):
+                bad.append(f"{project['name']}: {raw!r} must be a version range, not a path")
+                continue
+            have = current[req.name.lower()]
+            ok = req.specifier.contains(have, prereleases=True)
+            rows.append(f"{project['name']:<26} {req.name:<26} {req.specifier!s:<14} {have:<8} "
+                        f"{'ok' if ok else 'MISMATCH'}")
+            if not ok:
+                bad.append(f"{project['name']} wants {raw!r} but {req.name} is {have}")
+    print("\n".join(["package                    requires                   range          "
+                     "current  status", *rows]))
+    print(json.dumps({name: v for name, v in sorted(current.items())}))
+    if bad:
+        session.error("; ".join(bad))
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("pkg", ["solvers"])
+def bench(session: nox.Session, pkg: str) -> None:
+    """Benchmarks against the peers, printed as ratios (run with and without OMP_NUM_THREADS=1)."""
+    _install_package(session, pkg, extra="bench")
+    session.chdir(PACKAGES_DIR / pkg)
+    session.run("python", "bench/run.py", *session.posargs)

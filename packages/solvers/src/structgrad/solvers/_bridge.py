@@ -1,0 +1,88 @@
+"""Arrays in, the same kind of array out: the lazy numpy <-> torch bridge.
+
+torch is never imported here unless a torch tensor is passed in: the test is
+on the type's module name, and the import happens inside the conversion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _is_torch(x: object) -> bool:
+    return type(x).__module__.partition(".")[0] == "torch"
+
+
+class Bridge:
+    """Converts one input to numpy and converts results back to its kind.
+
+    Torch tensors make a round trip through host memory (CUDA included) and the
+    results come back on the input's device; solution arrays get the input's
+    floating dtype (the default dtype for a non-floating input), index arrays
+    come back as int64 (``torch.long``).
+    """
+
+    def __init__(self, x: Any, name: str) -> None:
+        self.name = name
+        self.torch = _is_torch(x)
+        if self.torch:
+            import torch
+
+            self.device = x.device
+            self.torch_dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
+            t = x.detach()
+            if t.dtype in (torch.float16, torch.bfloat16):
+                t = t.float()  # numpy has no bfloat16; the kernels run in float32
+            arr = t.cpu().numpy()
+        else:
+            arr = np.asarray(x)
+        if arr.dtype == object or not (
+            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
+        ) or np.iscomplexobj(arr):
+            raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        self.out_dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+        self.array = arr
+
+    def kernel_array(self, arr: NDArray[Any] | None = None) -> NDArray[np.floating[Any]]:
+        """C-contiguous float32/float64 copy-if-needed for the kernels."""
+        a = self.array if arr is None else arr
+        dtype = a.dtype if a.dtype in _KERNEL_DTYPES else np.dtype(np.float64)
+        if a.dtype == np.float16:
+            dtype = np.dtype(np.float32)
+        return np.ascontiguousarray(a, dtype=dtype)
+
+    def solution(self, arr: NDArray[Any]) -> Any:
+        """Return a 0/1 (or real) result in the input's kind and floating dtype."""
+        out = arr.astype(self.out_dtype, copy=False)
+        if not self.torch:
+            return out
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(out)).to(
+            device=self.device, dtype=self.torch_dtype
+        )
+
+    def index(self, arr: NDArray[Any]) -> Any:
+        """Return an integer (or boolean) result in the input's kind."""
+        if not self.torch:
+            return arr
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(device=self.device)
+
+
+def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
+    """An integer array (e.g. ``lengths``) from numpy, torch or Python input."""
+    arr = x.detach().cpu().numpy() if _is_torch(x) else np.asarray(x)
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(
+            arr == np.round(arr)
+        ):
+            return arr.astype(np.int64)
+        raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+    return arr.astype(np.int64, copy=False)

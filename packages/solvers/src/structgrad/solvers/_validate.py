@@ -1,0 +1,103 @@
+"""Input checks shared by every public solver: they run before any kernel.
+
+Each failure is a ``ValueError`` that names the argument and what was wrong,
+so that nothing invalid ever reaches a ``nogil`` loop.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._bridge import Bridge, to_numpy_int
+
+
+class Batched(NamedTuple):
+    """A validated input, flattened to one leading batch dimension."""
+
+    bridge: Bridge
+    flat: NDArray[np.floating[Any]]  # [B, *core], C-contiguous float32/float64
+    batch_shape: tuple[int, ...]
+
+
+def check_values(arr: NDArray[Any], name: str, *, allow_neg_inf: bool = True) -> None:
+    """Reject NaN and +inf (and -inf unless allowed)."""
+    if not np.issubdtype(arr.dtype, np.floating):
+        return
+    if np.isnan(arr).any():
+        raise ValueError(f"{name} contains NaN")
+    if np.isposinf(arr).any():
+        raise ValueError(f"{name} contains +inf; scores must be finite or -inf")
+    if not allow_neg_inf and np.isneginf(arr).any():
+        raise ValueError(f"{name} contains -inf; values must be finite")
+
+
+def batched(
+    x: Any,
+    name: str,
+    *,
+    core_ndim: int,
+    square: bool = False,
+    min_size: int = 2,
+    allow_neg_inf: bool = True,
+) -> Batched:
+    """Validate ``x`` of shape ``[*batch, *core]`` and flatten it to ``[B, *core]``.
+
+    Args:
+        x: numpy array, torch tensor or nested sequence.
+        name: argument name used in error messages.
+        core_ndim: number of trailing (structure) dimensions.
+        square: whether the two trailing dimensions must be equal.
+        min_size: smallest allowed size of the trailing dimensions.
+        allow_neg_inf: whether ``-inf`` entries (forbidden choices) are allowed.
+    """
+    bridge = Bridge(x, name)
+    arr = bridge.array
+    if arr.ndim < core_ndim:
+        dims = "[..., n, n]" if core_ndim == 2 else "[..., n]"
+        raise ValueError(f"{name} must have shape {dims}, got rank {arr.ndim} shape {arr.shape}")
+    core = arr.shape[arr.ndim - core_ndim :]
+    if square and core[0] != core[1]:
+        raise ValueError(f"{name} must be square in its last two dimensions, got {core}")
+    if min(core) < min_size:
+        raise ValueError(f"{name} needs size >= {min_size} in its last dimensions, got {core}")
+    check_values(arr, name, allow_neg_inf=allow_neg_inf)
+    batch_shape = tuple(arr.shape[: arr.ndim - core_ndim])
+    flat = bridge.kernel_array(arr.reshape((-1, *core)))
+    return Batched(bridge, flat, batch_shape)
+
+
+def check_lengths(
+    lengths: Any, batch_shape: tuple[int, ...], n: int, *, minimum: int = 1
+) -> NDArray[np.int64]:
+    """Per-graph sizes, broadcast to the batch and flattened to ``[B]``.
+
+    ``None`` means every graph uses all ``n`` vertices.
+    """
+    size = int(np.prod(batch_shape, dtype=np.int64))
+    if lengths is None:
+        return np.full(size, n, dtype=np.int64)
+    arr = to_numpy_int(lengths, "lengths")
+    try:
+        arr = np.broadcast_to(arr, batch_shape)
+    except ValueError:
+        raise ValueError(
+            f"lengths of shape {arr.shape} does not match the batch shape {batch_shape}"
+        ) from None
+    if arr.size and (arr.min() < minimum or arr.max() > n):
+        raise ValueError(
+            f"lengths must lie in [{minimum}, {n}], got values in [{arr.min()}, {arr.max()}]"
+        )
+    return np.ascontiguousarray(arr.reshape(-1), dtype=np.int64)
+
+
+def check_int(value: Any, name: str, low: int, high: int) -> int:
+    """An ``int`` (numpy or torch scalar included, bool excluded) in ``[low, high]``."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    v = int(value.__index__())
+    if not low <= v <= high:
+        raise ValueError(f"{name} must lie in [{low}, {high}], got {v}")
+    return v

@@ -1,0 +1,33 @@
+"""Shared fixtures: every solver test runs on both the compiled kernels and their twins."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import structgrad.solvers as solvers
+from structgrad.solvers._backend import ENV_VAR
+
+settings.register_profile(
+    "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    # Tests must exercise the installed wheel with its compiled extension.
+    assert "site-packages" in solvers.__file__, solvers.__file__
+
+
+@pytest.fixture(params=["compiled", "reference"])
+def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run the test once per backend; the compiled one must really be compiled."""
+    if request.param == "reference":
+        monkeypatch.setenv(ENV_VAR, "1")
+    else:
+        monkeypatch.delenv(ENV_VAR, raising=False)
+    assert solvers.backend() == request.param
+    yield request.param
