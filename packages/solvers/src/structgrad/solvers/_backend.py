@@ -14,6 +14,7 @@ from functools import cache
 from types import ModuleType
 
 ENV_VAR = "STRUCTGRAD_SOLVERS_PURE_PYTHON"
+COMPILED_MODULES = ("_kruskal", "_sequence", "_edmonds", "_assignment", "_gridpath")
 
 
 def _forced_reference() -> bool:
@@ -46,4 +47,5 @@ def backend() -> str:
     """``"reference"`` when the pure-Python twins are in use, else ``"compiled"``."""
     if _forced_reference():
         return "reference"
-    return "compiled" if _compiled("_kruskal") is not None else "reference"
+    compiled = all(_compiled(name) is not None for name in COMPILED_MODULES)
+    return "compiled" if compiled else "reference"

@@ -1,0 +1,1 @@
+"""Placeholder twin (replaced by the real one)."""
