@@ -1,7 +1,47 @@
-"""Gumbel-softmax, stochastic softmax tricks and exponential-family relaxations of combinatorial structures."""
+"""Gumbel-softmax, stochastic softmax tricks and exponential-family relaxations.
+
+Every relaxation is batched over leading dimensions, runs in log space, keeps the
+input's dtype and device, and takes randomness through a keyword-only
+``generator``.
+
+References:
+    Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",
+    NeurIPS 2020, https://arxiv.org/abs/2006.08063.
+    Jang et al., "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017,
+    https://arxiv.org/abs/1611.01144.
+"""
 
 from importlib.metadata import version as _version
 
+from ._gumbel import sample_gumbel as sample_gumbel
+from ._gumbel import gumbel_softmax as gumbel_softmax
+from ._gumbel import binary_concrete as binary_concrete
+from ._gumbel import straight_through as straight_through
+from ._ksubset import k_subset_marginals as k_subset_marginals
+from ._softsub import relaxed_top_k as relaxed_top_k
+from ._sinkhorn import sinkhorn as sinkhorn
+from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
+from ._edges import independent_edges as independent_edges
+from ._matrix_tree import spanning_tree_marginals as spanning_tree_marginals
+from ._matrix_tree import arborescence_marginals as arborescence_marginals
+from ._sst import sst as sst
+from ._cvx import cvx_relaxation as cvx_relaxation
+
 __version__ = _version("structgrad-relaxations")
 
-__all__ = ["__version__"]
+__all__ = [
+    "__version__",
+    "arborescence_marginals",
+    "binary_concrete",
+    "cvx_relaxation",
+    "gumbel_sinkhorn",
+    "gumbel_softmax",
+    "independent_edges",
+    "k_subset_marginals",
+    "relaxed_top_k",
+    "sample_gumbel",
+    "sinkhorn",
+    "spanning_tree_marginals",
+    "sst",
+    "straight_through",
+]
