@@ -1,4 +1,7 @@
-"""Gradient estimators through discrete structures: IMLE, AIMLE, perturbed optimizers, score-function estimators."""
+"""Gradient estimators through discrete structures.
+
+IMLE, AIMLE, perturbed optimizers and score-function estimators.
+"""
 
 from importlib.metadata import version as _version
 

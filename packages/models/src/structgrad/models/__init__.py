@@ -1,4 +1,7 @@
-"""Latent-structure layers (one factory for every structure and estimator) and the NRI model."""
+"""Latent-structure layers and the NRI model.
+
+One factory turns a structure and an estimator name into a module.
+"""
 
 from importlib.metadata import version as _version
 

@@ -13,19 +13,19 @@ References:
 
 from importlib.metadata import version as _version
 
-from ._gumbel import sample_gumbel as sample_gumbel
-from ._gumbel import gumbel_softmax as gumbel_softmax
+from ._cvx import cvx_relaxation as cvx_relaxation
+from ._edges import independent_edges as independent_edges
 from ._gumbel import binary_concrete as binary_concrete
+from ._gumbel import gumbel_softmax as gumbel_softmax
+from ._gumbel import sample_gumbel as sample_gumbel
 from ._gumbel import straight_through as straight_through
 from ._ksubset import k_subset_marginals as k_subset_marginals
-from ._softsub import relaxed_top_k as relaxed_top_k
-from ._sinkhorn import sinkhorn as sinkhorn
-from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
-from ._edges import independent_edges as independent_edges
-from ._matrix_tree import spanning_tree_marginals as spanning_tree_marginals
 from ._matrix_tree import arborescence_marginals as arborescence_marginals
+from ._matrix_tree import spanning_tree_marginals as spanning_tree_marginals
+from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
+from ._sinkhorn import sinkhorn as sinkhorn
+from ._softsub import relaxed_top_k as relaxed_top_k
 from ._sst import sst as sst
-from ._cvx import cvx_relaxation as cvx_relaxation
 
 __version__ = _version("structgrad-relaxations")
 

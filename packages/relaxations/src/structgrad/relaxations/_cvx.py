@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def cvx_relaxation(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def sample_gumbel(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def k_subset_marginals(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError

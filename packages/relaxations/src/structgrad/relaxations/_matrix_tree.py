@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def spanning_tree_marginals(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def relaxed_top_k(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError

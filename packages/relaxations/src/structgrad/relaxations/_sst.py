@@ -2,6 +2,7 @@
 
 from typing import Any
 
+
 def sst(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError

@@ -2,6 +2,7 @@
 
 from typing import Any, NamedTuple
 
+
 class ArborescenceTrace(NamedTuple):
     """Placeholder."""
 
@@ -11,5 +12,3 @@ class ArborescenceTrace(NamedTuple):
 def max_arborescence(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError
-
-

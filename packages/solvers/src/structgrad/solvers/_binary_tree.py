@@ -2,6 +2,7 @@
 
 from typing import Any, NamedTuple
 
+
 class BinaryTreeTrace(NamedTuple):
     """Placeholder."""
 
@@ -11,5 +12,3 @@ class BinaryTreeTrace(NamedTuple):
 def binary_tree(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError
-
-

@@ -41,11 +41,15 @@ class Bridge:
             arr = t.cpu().numpy()
         else:
             arr = np.asarray(x)
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_
-        ) or np.iscomplexobj(arr):
+        if (
+            arr.dtype == object
+            or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)
+            or np.iscomplexobj(arr)
+        ):
             raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
-        self.out_dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+        self.out_dtype = (
+            arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
+        )
         self.array = arr
 
     def kernel_array(self, arr: NDArray[Any] | None = None) -> NDArray[np.floating[Any]]:
@@ -80,8 +84,10 @@ def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
     """An integer array (e.g. ``lengths``) from numpy, torch or Python input."""
     arr = x.detach().cpu().numpy() if _is_torch(x) else np.asarray(x)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        if np.issubdtype(arr.dtype, np.floating) and np.all(np.isfinite(arr)) and np.all(
-            arr == np.round(arr)
+        if (
+            np.issubdtype(arr.dtype, np.floating)
+            and np.all(np.isfinite(arr))
+            and np.all(arr == np.round(arr))
         ):
             return arr.astype(np.int64)
         raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")

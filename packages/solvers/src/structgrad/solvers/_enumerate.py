@@ -1,6 +1,6 @@
 """Placeholder (replaced by the real solver)."""
 
-from typing import Any, NamedTuple
+from typing import Any
 
 
 def enumerate_spanning_trees(*args: Any, **kwargs: Any) -> Any:
@@ -26,5 +26,3 @@ def enumerate_permutations(*args: Any, **kwargs: Any) -> Any:
 def enumerate_binary_trees(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError
-
-

@@ -2,6 +2,7 @@
 
 from typing import Any, NamedTuple
 
+
 class CrossingTrace(NamedTuple):
     """Placeholder."""
 
@@ -16,5 +17,3 @@ def linear_assignment(*args: Any, **kwargs: Any) -> Any:
 def crossing_matching(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError
-
-

@@ -2,6 +2,7 @@
 
 from typing import Any, NamedTuple
 
+
 class SpanningTreeTrace(NamedTuple):
     """Placeholder."""
 
@@ -11,5 +12,3 @@ class SpanningTreeTrace(NamedTuple):
 def max_spanning_tree(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError
-
-

@@ -2,6 +2,7 @@
 
 from typing import Any, NamedTuple
 
+
 class TopKTrace(NamedTuple):
     """Placeholder."""
 
@@ -11,5 +12,3 @@ class TopKTrace(NamedTuple):
 def top_k(*args: Any, **kwargs: Any) -> Any:
     """Placeholder."""
     raise NotImplementedError
-
-
