@@ -1,14 +1,72 @@
-"""Placeholder (replaced by the real solver)."""
+"""Divide-and-conquer binary tree over a sequence (recursive argmax split), batched."""
+
+from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from ._backend import kernel
+from ._validate import batched, check_lengths
+
+__all__ = ["BinaryTreeTrace", "binary_tree"]
+
 
 class BinaryTreeTrace(NamedTuple):
-    """Placeholder."""
+    """Split trace of the divide-and-conquer tree.
 
-    placeholder: Any
+    Attributes:
+        spans: ``[..., n, 2]`` int64, element ``i`` was the argmax of the half-open
+            subarray ``[spans[i, 0], spans[i, 1])``; padded elements (``i >= length``)
+            get ``(i, i + 1)`` so that a log-probability sum gives them ``log 1 = 0``.
+        depth: ``[..., n]`` int64, depth of each element (root 0, padded ``-1``).
+    """
+
+    spans: Any
+    depth: Any
 
 
-def binary_tree(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def binary_tree(
+    scores: Any, *, lengths: Any = None, return_trace: bool = False
+) -> Any | tuple[Any, BinaryTreeTrace]:
+    """Binary tree built by splitting a sequence at its argmax, recursively.
+
+    The root is the argmax of the whole sequence (ties to the lowest index); its
+    left subtree is built from the elements before it and its right subtree from
+    the elements after it. The in-order traversal of the tree is therefore the
+    sequence itself (a Cartesian tree).
+
+    Args:
+        scores: ``[..., n]`` scores, ``n >= 1`` (numpy or torch).
+        lengths: optional ``[...]`` integer sequence lengths in ``[1, n]``; entries
+            beyond a length are not part of the tree.
+        return_trace: also return the :class:`BinaryTreeTrace`.
+
+    Returns:
+        The adjacency ``[..., n, n]`` with ``[parent, child] = 1`` (left child <
+        parent < right child) in the input's floating dtype (and the trace).
+
+    Raises:
+        ValueError: on NaN or +inf scores, a scalar input or bad lengths.
+
+    References:
+        Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072 (§3.2).
+    """
+    inp = batched(scores, "scores", core_ndim=1, min_size=1)
+    flat = inp.flat
+    size, n = flat.shape
+    lens = check_lengths(lengths, inp.batch_shape, n)
+    adj = np.zeros((size, n, n), dtype=flat.dtype)
+    idx = np.arange(n, dtype=np.int64)
+    spans = np.ascontiguousarray(np.broadcast_to(np.stack([idx, idx + 1], -1), (size, n, 2)))
+    depth = np.full((size, n), -1, dtype=np.int64)
+    kernel("_sequence", "_sequence_ref").binary_tree(flat, lens, adj, spans, depth)
+    shape = inp.batch_shape
+    solution = inp.bridge.solution(adj.reshape((*shape, n, n)))
+    if not return_trace:
+        return solution
+    trace = BinaryTreeTrace(
+        inp.bridge.index(spans.reshape((*shape, n, 2))),
+        inp.bridge.index(depth.reshape((*shape, n))),
+    )
+    return solution, trace

@@ -1,14 +1,57 @@
-"""Placeholder (replaced by the real solver)."""
+"""Top-k (the MAP of the k-subset structure) with its selection order, batched."""
+
+from __future__ import annotations
 
 from typing import Any, NamedTuple
 
+import numpy as np
+
+from ._backend import kernel
+from ._validate import batched, check_int
+
+__all__ = ["TopKTrace", "top_k"]
+
 
 class TopKTrace(NamedTuple):
-    """Placeholder."""
+    """Selection order of the recursive arg-top-k.
 
-    placeholder: Any
+    Attributes:
+        order: ``[..., k]`` int64, the selected indices in decreasing score order.
+    """
+
+    order: Any
 
 
-def top_k(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any, TopKTrace]:
+    """The ``k`` largest entries of each row as a 0/1 mask.
+
+    Ties go to the lower index (a stable sort); ``-inf`` entries are chosen only
+    when fewer than ``k`` entries are finite.
+
+    Args:
+        scores: ``[..., n]`` scores, ``n >= 1`` (numpy or torch).
+        k: subset size in ``[0, n]``.
+        return_trace: also return the :class:`TopKTrace`.
+
+    Returns:
+        The mask ``[..., n]`` with ``k`` ones per row in the input's floating
+        dtype (and the trace, if asked).
+
+    Raises:
+        ValueError: on NaN or +inf scores, a scalar input, or ``k`` outside ``[0, n]``.
+
+    References:
+        Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072
+        (top-k as a recursive Gumbel-max algorithm; Plackett-Luce order).
+    """
+    inp = batched(scores, "scores", core_ndim=1, min_size=1)
+    flat = inp.flat
+    size, n = flat.shape
+    k = check_int(k, "k", 0, n)
+    mask = np.zeros_like(flat)
+    order = np.zeros((size, k), dtype=np.int64)
+    kernel("_sequence", "_sequence_ref").top_k(flat, k, mask, order)
+    solution = inp.bridge.solution(mask.reshape((*inp.batch_shape, n)))
+    if not return_trace:
+        return solution
+    return solution, TopKTrace(inp.bridge.index(order.reshape((*inp.batch_shape, k))))
