@@ -101,3 +101,31 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
     if not low <= v <= high:
         raise ValueError(f"{name} must lie in [{low}, {high}], got {v}")
     return v
+
+
+def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
+    """A float64 copy of ``flat`` ``[B, ...]`` with ``-inf`` replaced per item by a sentinel.
+
+    For solvers that add up ``terms`` scores (assignment, arborescence): the
+    sentinel lies so far below every finite score of its item that one ``-inf``
+    choice costs more than any difference among finite solutions, so the
+    optimum uses as few ``-inf`` entries as possible and, among those, has the
+    best finite sum. Items without any finite score are solved on zeros.
+    """
+    out = flat.astype(np.float64)  # always a copy
+    neg = np.isneginf(out)
+    if not neg.any():
+        return out
+    axes = tuple(range(1, out.ndim))
+    finite = np.where(neg, np.nan, out)
+    with np.errstate(all="ignore"):
+        hi = np.nanmax(finite, axis=axes, keepdims=True) if finite.size else finite
+        lo = np.nanmin(finite, axis=axes, keepdims=True) if finite.size else finite
+    all_neg = np.isnan(hi)
+    hi = np.where(all_neg, 0.0, hi)
+    lo = np.where(all_neg, 0.0, lo)
+    # Sum of `terms` finite entries spans at most terms * (hi - lo); go below that.
+    sentinel = lo - (hi - lo + 1.0) * (terms + 1)
+    if not np.all(np.isfinite(sentinel)):
+        raise ValueError("scores span too large a range to handle -inf entries (overflow)")
+    return np.where(neg, sentinel, out)
