@@ -72,7 +72,9 @@ def enumerate_spanning_trees(n: int, *, dtype: DTypeLike = np.float64) -> NDArra
     return out
 
 
-def enumerate_arborescences(n: int, root: int = 0, *, dtype: DTypeLike = np.float64) -> NDArray[Any]:
+def enumerate_arborescences(
+    n: int, root: int = 0, *, dtype: DTypeLike = np.float64
+) -> NDArray[Any]:
     """All ``n^(n-2)`` spanning arborescences of the complete digraph rooted at ``root``.
 
     Args:
