@@ -27,7 +27,12 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
     cdef int64_t i, j, i0, j0, j1
     cdef double delta, cur
     if u == NULL or v == NULL or minv == NULL or p == NULL or way == NULL or used == NULL:
-        free(u); free(v); free(minv); free(p); free(way); free(used)
+        free(u)
+        free(v)
+        free(minv)
+        free(p)
+        free(way)
+        free(used)
         raise MemoryError()
     with nogil:
         for g in range(batch):
@@ -73,7 +78,12 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
                     j0 = j1
             for j in range(1, n + 1):
                 perm[g, p[j] - 1, j - 1] = 1
-    free(u); free(v); free(minv); free(p); free(way); free(used)
+    free(u)
+    free(v)
+    free(minv)
+    free(p)
+    free(way)
+    free(used)
 
 
 def crossing(const floating[:, :, ::1] scores, floating[:, :, ::1] perm,
@@ -88,9 +98,11 @@ def crossing(const floating[:, :, ::1] scores, floating[:, :, ::1] perm,
     cdef char *row_free = <char *> malloc(n * sizeof(char))
     cdef char *col_free = <char *> malloc(n * sizeof(char))
     cdef Py_ssize_t g
-    cdef int64_t t, i, j, r, c
+    cdef int64_t t, i, r, c
     if rowbest == NULL or row_free == NULL or col_free == NULL:
-        free(rowbest); free(row_free); free(col_free)
+        free(rowbest)
+        free(row_free)
+        free(col_free)
         raise MemoryError()
     with nogil:
         for g in range(batch):
@@ -103,7 +115,8 @@ def crossing(const floating[:, :, ::1] scores, floating[:, :, ::1] perm,
                 r = -1
                 for i in range(n):
                     # Strict '>' keeps the lowest row among equal maxima.
-                    if row_free[i] and (r < 0 or scores[g, i, rowbest[i]] > scores[g, r, rowbest[r]]):
+                    if row_free[i] and (
+                            r < 0 or scores[g, i, rowbest[i]] > scores[g, r, rowbest[r]]):
                         r = i
                 c = rowbest[r]
                 perm[g, r, c] = 1
@@ -115,7 +128,9 @@ def crossing(const floating[:, :, ::1] scores, floating[:, :, ::1] perm,
                     for i in range(n):
                         if row_free[i] and rowbest[i] == c:
                             rowbest[i] = _row_argmax(scores, g, i, col_free, n)
-    free(rowbest); free(row_free); free(col_free)
+    free(rowbest)
+    free(row_free)
+    free(col_free)
 
 
 cdef inline int64_t _row_argmax(const floating[:, :, ::1] s, Py_ssize_t g, int64_t i,

@@ -99,7 +99,7 @@ def edmonds(const double[:, :, ::1] scores, const int64_t[::1] lengths, int64_t 
     wk.path = <int64_t *> malloc(cap * sizeof(int64_t))
     wk.alive = <char *> malloc(cap * sizeof(char))
     cdef Py_ssize_t g
-    cdef int64_t size, count, v, x, c, k, length, step, j, a
+    cdef int64_t size, count, v, x, c, k, length, step, j
     if (cycle == NULL or wk.off == NULL or wk.top == NULL or wk.sup == NULL or wk.src == NULL
             or wk.dst == NULL or wk.asrc == NULL or wk.color == NULL or wk.path == NULL
             or wk.alive == NULL):
@@ -172,5 +172,13 @@ cdef void _record(Work *wk, int64_t[:, :, ::1] edges, unsigned char[:, :, ::1] m
 
 
 cdef void _free(Work *wk, int64_t *cycle) noexcept nogil:
-    free(cycle); free(wk.off); free(wk.top); free(wk.sup); free(wk.src); free(wk.dst)
-    free(wk.asrc); free(wk.color); free(wk.path); free(wk.alive)
+    free(cycle)
+    free(wk.off)
+    free(wk.top)
+    free(wk.sup)
+    free(wk.src)
+    free(wk.dst)
+    free(wk.asrc)
+    free(wk.color)
+    free(wk.path)
+    free(wk.alive)

@@ -44,6 +44,20 @@ def _find_cycle(st: dict[str, Any], count: int, root: int) -> list[int]:
     return []
 
 
+def _skip(s: int, step: int) -> None:
+    pass
+
+
+def _recorder(
+    edges: NDArray[np.int64], members: NDArray[np.uint8], g: int, st: dict[str, Any], size: int
+) -> Any:
+    def record(s: int, step: int) -> None:
+        edges[g, step] = (st["src"][s], st["dst"][s])
+        members[g, step, :size] = [t == s for t in st["top"]]
+
+    return record
+
+
 def edmonds(
     scores: NDArray[np.float64],
     lengths: NDArray[np.int64],
@@ -68,12 +82,7 @@ def edmonds(
             "alive": [True] * size + [False] * (2 * n - size),
         }
         step = 0
-
-        def record(s: int, step: int = step, st: dict[str, Any] = st, g: int = g) -> None:
-            if record_trace:
-                edges[g, step] = (st["src"][s], st["dst"][s])
-                members[g, step, :size] = [t == s for t in st["top"]]
-
+        record = _recorder(edges, members, g, st, size) if record_trace else _skip
         for v in range(size):
             if v != root:
                 _best_in_edge(w, st, v, size)

@@ -70,7 +70,11 @@ def dijkstra(const floating[:, :, ::1] costs, floating[:, :, ::1] mask):
     cdef int64_t size, cur, r, c, k, nr, nc, nb, target = cells - 1
     cdef double d, nd
     if dist == NULL or pred == NULL or done == NULL or hd == NULL or hi == NULL:
-        free(dist); free(pred); free(done); free(hd); free(hi)
+        free(dist)
+        free(pred)
+        free(done)
+        free(hd)
+        free(hi)
         raise MemoryError()
     with nogil:
         for g in range(batch):
@@ -110,4 +114,8 @@ def dijkstra(const floating[:, :, ::1] costs, floating[:, :, ::1] mask):
                 r = cur // w
                 mask[g, r, cur - r * w] = 1
                 cur = pred[cur]
-    free(dist); free(pred); free(done); free(hd); free(hi)
+    free(dist)
+    free(pred)
+    free(done)
+    free(hd)
+    free(hi)

@@ -45,8 +45,15 @@ def kruskal(const floating[:, :, ::1] scores, const int64_t[::1] lengths,
     cdef double s, tw
     if (key == NULL or kidx == NULL or parent == NULL or in_tree == NULL or wt == NULL
             or label == NULL or eu == NULL or ev == NULL or eidx == NULL):
-        free(key); free(kidx); free(parent); free(in_tree); free(wt)
-        free(label); free(eu); free(ev); free(eidx)
+        free(key)
+        free(kidx)
+        free(parent)
+        free(in_tree)
+        free(wt)
+        free(label)
+        free(eu)
+        free(ev)
+        free(eidx)
         raise MemoryError()
     with nogil:
         for g in range(batch):
@@ -116,5 +123,12 @@ def kruskal(const floating[:, :, ::1] scores, const int64_t[::1] lengths,
                 for v in range(L):
                     if label[v] == hi:
                         label[v] = lo
-    free(key); free(kidx); free(parent); free(in_tree); free(wt)
-    free(label); free(eu); free(ev); free(eidx)
+    free(key)
+    free(kidx)
+    free(parent)
+    free(in_tree)
+    free(wt)
+    free(label)
+    free(eu)
+    free(ev)
+    free(eidx)

@@ -20,7 +20,8 @@ def top_k(const floating[:, ::1] scores, int64_t k, floating[:, ::1] mask,
     cdef int64_t *best = <int64_t *> malloc((k + 1) * sizeof(int64_t))
     cdef double *val = <double *> malloc((k + 1) * sizeof(double))
     if best == NULL or val == NULL:
-        free(best); free(val)
+        free(best)
+        free(val)
         raise MemoryError()
     with nogil:
         for g in range(batch):
@@ -46,7 +47,8 @@ def top_k(const floating[:, ::1] scores, int64_t k, floating[:, ::1] mask,
             for j in range(k):
                 order[g, j] = best[j]
                 mask[g, best[j]] = 1
-    free(best); free(val)
+    free(best)
+    free(val)
 
 
 def binary_tree(const floating[:, ::1] scores, const int64_t[::1] lengths,
