@@ -1,7 +1,14 @@
-"""Oracles, exact-gradient harness and conformance suites for structgrad (test-only)."""
+"""Oracles, checks and exact-gradient harness for structgrad (test-only).
+
+``oracles``: networkx, scipy and brute-force solvers to compare against;
+``checks``: generic assertions every solver passes (batching, layouts, torch).
+"""
 
 from importlib.metadata import version as _version
 
+from . import checks as checks
+from . import oracles as oracles
+
 __version__ = _version("structgrad-testing")
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "checks", "oracles"]
