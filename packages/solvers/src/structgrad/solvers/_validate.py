@@ -117,11 +117,9 @@ def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.fl
     if not neg.any():
         return out
     axes = tuple(range(1, out.ndim))
-    finite = np.where(neg, np.nan, out)
-    with np.errstate(all="ignore"):
-        hi = np.nanmax(finite, axis=axes, keepdims=True) if finite.size else finite
-        lo = np.nanmin(finite, axis=axes, keepdims=True) if finite.size else finite
-    all_neg = np.isnan(hi)
+    hi = np.max(np.where(neg, -np.inf, out), axis=axes, keepdims=True)
+    lo = np.min(np.where(neg, np.inf, out), axis=axes, keepdims=True)
+    all_neg = ~np.isfinite(hi)
     hi = np.where(all_neg, 0.0, hi)
     lo = np.where(all_neg, 0.0, lo)
     # Sum of `terms` finite entries spans at most terms * (hi - lo); go below that.

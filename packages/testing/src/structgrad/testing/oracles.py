@@ -138,7 +138,7 @@ def score_of(structure: str, scores: Array, solution: Array) -> Array:
         solution = np.triu(solution, k=1)
     if structure == "arborescence":
         solution = solution * (1 - np.eye(solution.shape[-1]))
-    terms = np.where(solution != 0, scores * solution, 0.0)
+    terms = np.where(solution != 0, scores, 0.0)  # 0/1 solutions; avoids 0 * -inf
     axes = (-1,) if structure in ("k_subset", "categorical") else (-2, -1)
     return np.sum(terms, axis=axes)
 
