@@ -58,7 +58,8 @@ def binary_tree(
     lens = check_lengths(lengths, inp.batch_shape, n)
     adj = np.zeros((size, n, n), dtype=flat.dtype)
     idx = np.arange(n, dtype=np.int64)
-    spans = np.ascontiguousarray(np.broadcast_to(np.stack([idx, idx + 1], -1), (size, n, 2)))
+    spans = np.empty((size, n, 2), dtype=np.int64)
+    spans[...] = np.stack([idx, idx + 1], -1)  # padded elements keep (i, i + 1)
     depth = np.full((size, n), -1, dtype=np.int64)
     kernel("_sequence", "_sequence_ref").binary_tree(flat, lens, adj, spans, depth)
     shape = inp.batch_shape
