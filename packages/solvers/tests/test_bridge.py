@@ -1,0 +1,63 @@
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import structgrad.solvers as solvers
+
+SOLVERS = {
+    "max_spanning_tree": lambda x: solvers.max_spanning_tree(x, return_trace=True),
+    "max_arborescence": lambda x: solvers.max_arborescence(x, return_trace=True),
+    "top_k": lambda x: solvers.top_k(x, 1, return_trace=True),
+    "linear_assignment": solvers.linear_assignment,
+    "crossing_matching": solvers.crossing_matching,
+    "binary_tree": solvers.binary_tree,
+    "grid_shortest_path": solvers.grid_shortest_path,
+}
+
+
+def test_no_torch_import_for_numpy_input() -> None:
+    code = (
+        "import sys, numpy as np, structgrad.solvers as s\n"
+        "s.max_spanning_tree(np.zeros((3, 3)))\n"
+        "s.max_arborescence(np.zeros((3, 3)))\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64])
+def test_other_torch_dtypes(dtype: torch.dtype) -> None:
+    x = torch.arange(16).reshape(4, 4).to(dtype)
+    out = solvers.max_spanning_tree(x)
+    want = torch.get_default_dtype() if dtype == torch.int64 else dtype
+    assert out.dtype == want and out.sum() == 6
+
+
+def test_integer_numpy_input_gives_float64() -> None:
+    assert solvers.top_k(np.arange(5), 2).dtype == np.float64
+
+
+def test_empty_batch() -> None:
+    adj, trace = solvers.max_spanning_tree(np.zeros((0, 4, 4)), return_trace=True)
+    assert adj.shape == (0, 4, 4) and trace.edges.shape == (0, 3, 2)
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+@given(
+    x=hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
+        elements=st.floats(width=32) | st.sampled_from([0.0, 1.0, -np.inf]),
+    )
+)
+def test_fuzz_never_crashes(name: str, x: np.ndarray) -> None:
+    try:
+        SOLVERS[name](x)
+    except ValueError:
+        pass
