@@ -90,9 +90,7 @@ def test_trace_law_of_exponential_minimum_arborescences() -> None:
         counts[key] = counts.get(key, 0) + 1
         first.setdefault(key, i)
     probs = {
-        key: np.exp(
-            _trace_log_prob(theta, trace.edges[i], trace.members[i], int(trace.n_steps[i]))
-        )
+        key: np.exp(_trace_log_prob(theta, trace.edges[i], trace.members[i], int(trace.n_steps[i])))
         for key, i in first.items()
     }
     tv = 0.5 * sum(abs(counts[k] / samples - probs[k]) for k in counts)

@@ -103,9 +103,9 @@ def test_compiled_equals_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(2)
     x = rng.integers(0, 3, size=(150, 7, 7)).astype(np.float64)
     x[x == 0] = -np.inf
-    want = checks.as_arrays(crossing_matching(x, return_trace=True)) + [linear_assignment(x)]
+    want = [*checks.as_arrays(crossing_matching(x, return_trace=True)), linear_assignment(x)]
     monkeypatch.setenv("STRUCTGRAD_SOLVERS_PURE_PYTHON", "1")
-    got = checks.as_arrays(crossing_matching(x, return_trace=True)) + [linear_assignment(x)]
+    got = [*checks.as_arrays(crossing_matching(x, return_trace=True)), linear_assignment(x)]
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
 

@@ -22,9 +22,9 @@ __all__ = [
     "brute_force_map",
     "nx_max_arborescence",
     "nx_max_spanning_tree",
-    "score_of",
     "scipy_grid_shortest_path",
     "scipy_linear_assignment",
+    "score_of",
 ]
 
 Array = NDArray[Any]
