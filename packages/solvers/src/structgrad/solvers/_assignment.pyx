@@ -23,16 +23,19 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
     cdef int64_t *p = <int64_t *> malloc((n + 1) * sizeof(int64_t))
     cdef int64_t *way = <int64_t *> malloc((n + 1) * sizeof(int64_t))
     cdef char *used = <char *> malloc((n + 1) * sizeof(char))
+    cdef char *done = <char *> malloc((n + 1) * sizeof(char))
     cdef Py_ssize_t g
     cdef int64_t i, j, i0, j0, j1
     cdef double delta, cur
-    if u == NULL or v == NULL or minv == NULL or p == NULL or way == NULL or used == NULL:
+    if (u == NULL or v == NULL or minv == NULL or p == NULL or way == NULL or used == NULL
+            or done == NULL):
         free(u)
         free(v)
         free(minv)
         free(p)
         free(way)
         free(used)
+        free(done)
         raise MemoryError()
     with nogil:
         for g in range(batch):
@@ -41,7 +44,20 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
                 v[j] = 0.0
                 p[j] = 0
                 way[j] = 0
+            # Row reduction (u_i = min_j c_ij, v = 0 keeps the duals feasible) and a
+            # greedy start: rows whose cheapest column is still free take it (tight).
             for i in range(1, n + 1):
+                j1 = 1
+                for j in range(2, n + 1):
+                    if -scores[g, i - 1, j - 1] < -scores[g, i - 1, j1 - 1]:
+                        j1 = j
+                u[i] = -scores[g, i - 1, j1 - 1]
+                done[i] = p[j1] == 0
+                if done[i]:
+                    p[j1] = i
+            for i in range(1, n + 1):
+                if done[i]:
+                    continue
                 p[0] = i
                 j0 = 0
                 for j in range(n + 1):
@@ -84,6 +100,7 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
     free(p)
     free(way)
     free(used)
+    free(done)
 
 
 def crossing(const floating[:, :, ::1] scores, floating[:, :, ::1] perm,

@@ -18,7 +18,20 @@ def assignment(scores: NDArray[np.float64], perm: NDArray[np.floating[Any]]) -> 
         v = [0.0] * (n + 1)
         p = [0] * (n + 1)
         way = [0] * (n + 1)
+        done = [False] * (n + 1)
+        # Row reduction and a greedy start, as in the compiled kernel.
         for i in range(1, n + 1):
+            j1 = 1
+            for j in range(2, n + 1):
+                if cost[i - 1][j - 1] < cost[i - 1][j1 - 1]:
+                    j1 = j
+            u[i] = cost[i - 1][j1 - 1]
+            done[i] = p[j1] == 0
+            if done[i]:
+                p[j1] = i
+        for i in range(1, n + 1):
+            if done[i]:
+                continue
             p[0] = i
             j0 = 0
             minv = [math.inf] * (n + 1)

@@ -24,8 +24,8 @@ class Batched(NamedTuple):
 
 def check_values(arr: NDArray[Any], name: str, *, allow_neg_inf: bool = True) -> None:
     """Reject NaN and +inf (and -inf unless allowed)."""
-    if not np.issubdtype(arr.dtype, np.floating):
-        return
+    if not np.issubdtype(arr.dtype, np.floating) or np.isfinite(arr).all():
+        return  # one pass in the common case
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
     if np.isposinf(arr).any():
@@ -104,7 +104,7 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
 
 
 def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
-    """A float64 copy of ``flat`` ``[B, ...]`` with ``-inf`` replaced per item by a sentinel.
+    """``flat`` ``[B, ...]`` in float64 with ``-inf`` replaced per item by a sentinel (a copy if any).
 
     For solvers that add up ``terms`` scores (assignment, arborescence): the
     sentinel lies so far below every finite score of its item that one ``-inf``
@@ -112,7 +112,7 @@ def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.fl
     optimum uses as few ``-inf`` entries as possible and, among those, has the
     best finite sum. Items without any finite score are solved on zeros.
     """
-    out = flat.astype(np.float64)  # always a copy
+    out = flat.astype(np.float64, copy=False)
     neg = np.isneginf(out)
     if not neg.any():
         return out
