@@ -77,7 +77,7 @@ _GRID_EDGES: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 def grid_peer(c: np.ndarray) -> Any:
-    """scipy's Dijkstra on the 8-neighbour grid graph, edge weight = cost of the cell entered.
+    """Dijkstra of scipy on the 8-neighbour grid graph, edge weight = cost of the cell entered.
 
     The edge structure is built once per grid shape (vectorised); each call only
     fills in the weights, builds the CSR matrix and runs Dijkstra.
@@ -161,18 +161,21 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [10] if args.quick else [10, 50, 100]
     rng = np.random.default_rng(0)
     threads = os.environ.get("OMP_NUM_THREADS", "default")
-    print(f"structgrad-solvers {solvers.__version__} ({solvers.backend()}), numpy {np.__version__}, "
-          f"python {platform.python_version()}, OMP_NUM_THREADS={threads}")
+    print(
+        f"structgrad-solvers {solvers.__version__} ({solvers.backend()}), "
+        f"numpy {np.__version__}, python {platform.python_version()}, OMP_NUM_THREADS={threads}"
+    )
     rows = []
     for name, case in CASES.items():
         peers = list(case["peers"])
         print(f"\n### {name}\n")
-        print("| " + " | ".join(["B", "n", "structgrad"] + [f"{p} loop | ratio" for p in peers]) + " |")
+        header = ["B", "n", "structgrad"] + [f"{p} loop | ratio" for p in peers]
+        print("| " + " | ".join(header) + " |")
         print("|---|---|---|" + "---|---|" * len(peers))
         for n in sizes:
             for b in batches:
                 x = case["make"](rng, b, n)
-                ours = median_time(lambda x=x: case["ours"](x), repeats=args.repeats)
+                ours = median_time(lambda f=case["ours"], x=x: f(x), repeats=args.repeats)
                 row: dict[str, Any] = {"case": name, "B": b, "n": n, "ours": ours}
                 cells = [str(b), str(n), fmt(ours)]
                 for peer in peers:

@@ -104,7 +104,7 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
 
 
 def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
-    """``flat`` ``[B, ...]`` in float64 with ``-inf`` replaced per item by a sentinel (a copy if any).
+    """``flat`` ``[B, ...]`` in float64, ``-inf`` replaced per item by a sentinel (then a copy).
 
     For solvers that add up ``terms`` scores (assignment, arborescence): the
     sentinel lies so far below every finite score of its item that one ``-inf``
