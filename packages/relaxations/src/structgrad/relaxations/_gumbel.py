@@ -1,23 +1,145 @@
-"""Placeholder (replaced by the real relaxation)."""
+"""Gumbel noise, Gumbel-softmax (concrete) and binary concrete, with straight-through.
 
-from typing import Any
+References:
+    Jang, Gu and Poole, "Categorical Reparameterization with Gumbel-Softmax",
+    ICLR 2017, https://arxiv.org/abs/1611.01144.
+    Maddison, Mnih and Teh, "The Concrete Distribution", ICLR 2017,
+    https://arxiv.org/abs/1611.00712.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ._utils import as_tau
+
+__all__ = ["binary_concrete", "gumbel_softmax", "sample_gumbel", "straight_through"]
 
 
-def sample_gumbel(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def sample_uniform(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Uniforms clamped to ``[tiny, 1 - eps]`` so that logs of ``u`` and ``1 - u`` stay finite."""
+    dtype = dtype or torch.get_default_dtype()
+    u = torch.rand(tuple(shape), dtype=dtype, device=device, generator=generator)
+    info = torch.finfo(dtype)
+    return u.clamp(min=info.tiny, max=1.0 - info.eps)
 
 
-def gumbel_softmax(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def sample_gumbel(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Standard Gumbel noise ``-log(-log U)`` of the given shape.
+
+    Args:
+        shape: output shape.
+        dtype: floating dtype (default: torch's default dtype).
+        device: device of the result.
+        generator: optional ``torch.Generator`` for reproducibility.
+
+    Returns:
+        A tensor of i.i.d. Gumbel(0, 1) samples, always finite.
+    """
+    u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
+    return -torch.log(-torch.log(u))
 
 
-def binary_concrete(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
+    """Forward value ``hard``, gradient of ``soft``: ``hard - soft.detach() + soft``."""
+    return hard - soft.detach() + soft
 
 
-def straight_through(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def gumbel_softmax(
+    logits: Tensor,
+    tau: float | Tensor,
+    *,
+    hard: bool = False,
+    dim: int = -1,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Relaxed one-hot sample ``softmax((logits + G) / tau)`` (the concrete distribution).
+
+    Args:
+        logits: ``[..., n, ...]`` unnormalised log-probabilities; ``-inf`` marks
+            impossible categories (probability exactly 0).
+        tau: temperature > 0, a float or a tensor broadcastable to ``logits``.
+        hard: return the one-hot argmax of the perturbed logits in the forward pass
+            and the relaxed sample's gradient (straight-through Gumbel-softmax).
+        dim: the category dimension.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        A tensor shaped like ``logits`` that sums to 1 along ``dim``.
+
+    Raises:
+        ValueError: on a non-positive temperature, NaN logits, or a slice whose
+            logits are all ``-inf``.
+    """
+    _check_logits(logits, dim)
+    t = as_tau(tau, logits)
+    noise = sample_gumbel(
+        logits.shape, dtype=logits.dtype, device=logits.device, generator=generator
+    )
+    # log_softmax subtracts the max before exponentiating: finite at tiny tau.
+    soft = torch.log_softmax((logits + noise) / t, dim=dim).exp()
+    if not hard:
+        return soft
+    index = (logits + noise).argmax(dim=dim, keepdim=True)
+    one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
+    return straight_through(one_hot, soft)
+
+
+def binary_concrete(
+    logits: Tensor,
+    tau: float | Tensor,
+    *,
+    hard: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Relaxed Bernoulli sample ``sigmoid((logits + L) / tau)`` with logistic noise ``L``.
+
+    Args:
+        logits: ``[...]`` log-odds of each independent binary variable.
+        tau: temperature > 0, a float or a tensor broadcastable to ``logits``.
+        hard: forward value ``1[logits + L > 0]`` with the relaxed gradient.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        A tensor shaped like ``logits`` with values in ``[0, 1]``.
+
+    Raises:
+        ValueError: on a non-positive temperature or NaN logits.
+    """
+    if torch.isnan(logits).any():
+        raise ValueError("logits contain NaN")
+    t = as_tau(tau, logits)
+    u = sample_uniform(logits.shape, dtype=logits.dtype, device=logits.device, generator=generator)
+    # Logistic noise log(u) - log(1 - u); log1p keeps precision near u = 0.
+    noise = torch.log(u) - torch.log1p(-u)
+    perturbed = logits + noise
+    soft = torch.sigmoid(perturbed / t)
+    if not hard:
+        return soft
+    return straight_through((perturbed > 0).to(soft.dtype), soft)
+
+
+def _check_logits(logits: Tensor, dim: int) -> None:
+    if logits.dim() == 0:
+        raise ValueError("logits must have at least one dimension")
+    if torch.isnan(logits).any():
+        raise ValueError("logits contain NaN")
+    if torch.isposinf(logits).any():
+        raise ValueError("logits contain +inf")
+    if torch.isneginf(logits).all(dim=dim).any():
+        raise ValueError("every logit of some slice is -inf: no category can be chosen")

@@ -1,13 +1,204 @@
-"""Placeholder (replaced by the real relaxation)."""
+"""Exact edge marginals of exponential families over spanning trees and arborescences.
 
-from typing import Any
+Kirchhoff's Matrix-Tree theorem gives the partition function as a determinant
+of a Laplacian minor; the marginals ``∂ log Z / ∂ θ`` are closed-form in its
+inverse. Everything is batched torch, log-potentials are max-shifted before
+``exp``, and the backward pass is autograd through the same operations.
+
+References:
+    Koo, Globerson, Carreras and Collins, "Structured Prediction Models via the
+    Matrix-Tree Theorem", EMNLP 2007.
+    Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",
+    NeurIPS 2020, https://arxiv.org/abs/2006.08063 (App. D.2: range clipping).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._utils import check_square, clip_range
+
+__all__ = [
+    "arborescence_marginals",
+    "multi_root_arborescence_marginals",
+    "spanning_tree_marginals",
+]
 
 
-def spanning_tree_marginals(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def _vertex_mask(lengths: Tensor | None, batch: tuple[int, ...], n: int, like: Tensor) -> Tensor:
+    """``[..., n]`` boolean mask of the vertices inside each graph."""
+    idx = torch.arange(n, device=like.device)
+    if lengths is None:
+        return torch.ones((*batch, n), dtype=torch.bool, device=like.device)
+    lens = torch.as_tensor(lengths, device=like.device)
+    if lens.is_floating_point() or lens.dtype == torch.bool:
+        raise ValueError(f"lengths must hold integers, got {lens.dtype}")
+    try:
+        lens = lens.expand(batch)
+    except RuntimeError:
+        raise ValueError(
+            f"lengths of shape {tuple(lens.shape)} do not match batch {batch}"
+        ) from None
+    if (lens < 1).any() or (lens > n).any():
+        raise ValueError(f"lengths must lie in [1, {n}]")
+    return idx < lens.unsqueeze(-1)
 
 
-def arborescence_marginals(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def _check_finite(out: Tensor, what: str) -> Tensor:
+    if not torch.isfinite(out).all():
+        raise ValueError(f"{what}: the finite-score edges do not connect every graph")
+    return out
+
+
+def spanning_tree_marginals(
+    scores: Tensor, *, lengths: Tensor | None = None, max_range: float | None = None
+) -> Tensor:
+    """Edge marginals of ``p(T) ∝ exp(Σ_{e∈T} θ_e)`` over spanning trees of ``K_n``.
+
+    Only the strict upper triangle of ``scores`` is read (as by
+    :func:`structgrad.solvers.max_spanning_tree`); the result is symmetric with a
+    zero diagonal, and its upper triangle sums to ``n - 1``.
+
+    Args:
+        scores: ``[..., n, n]`` edge log-potentials; ``-inf`` forbids an edge.
+        lengths: optional ``[...]`` integer graph sizes; vertices past a length
+            are not in the graph and get marginal 0.
+        max_range: log-potentials more than this below the largest of their graph
+            are raised to that floor before the Laplacian is formed (numerical
+            stability at small temperatures). ``None``: 30 in float64, 15 in
+            float32 (the reference code's value); ``math.inf``: exact marginals.
+
+    Returns:
+        ``[..., n, n]`` marginals, same dtype and device as ``scores``.
+
+    Raises:
+        ValueError: on NaN or +inf scores, a non-square input, ``n < 2``, bad
+            lengths, or forbidden edges that disconnect a graph.
+    """
+    n = check_square(scores)
+    batch = tuple(scores.shape[:-2])
+    upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+    inside = _vertex_mask(lengths, batch, n, scores)
+    pair = upper & inside.unsqueeze(-1) & inside.unsqueeze(-2)
+    w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
+    w = clip_range(w, max_range, dims=(-2, -1))
+    # Max shift: exp(w - c) <= 1; the shift only rescales Z, not the marginals.
+    top = w.amax(dim=(-2, -1), keepdim=True).detach()
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    weight = torch.exp(w - top)
+    weight = weight + weight.transpose(-1, -2)  # [..., n, n] symmetric
+    laplacian = torch.diag_embed(weight.sum(-1)) - weight
+    # Vertices outside the graph get an identity block: the determinant is unchanged.
+    laplacian = laplacian + torch.diag_embed((~inside).to(scores.dtype))
+    inv = torch.zeros_like(laplacian)
+    inv[..., 1:, 1:] = torch.linalg.inv(laplacian[..., 1:, 1:])  # vertex 0 is the deleted one
+    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
+    # ∂ log det / ∂ w_ij = L⁻¹_ii + L⁻¹_jj - 2 L⁻¹_ij (terms with vertex 0 vanish).
+    resistance = diag.unsqueeze(-1) + diag.unsqueeze(-2) - inv - inv.transpose(-1, -2)
+    return _check_finite(weight * resistance, "spanning_tree_marginals")
+
+
+def _directed(
+    scores: Tensor,
+    root_weight: Tensor | None,
+    root: int,
+    inside: Tensor,
+    max_range: float | None,
+) -> tuple[Tensor, Tensor | None]:
+    n = scores.shape[-1]
+    off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
+    pair = off & inside.unsqueeze(-1) & inside.unsqueeze(-2)
+    if root_weight is None:
+        pair = pair & (torch.arange(n, device=scores.device) != root)  # nothing enters the root
+    w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
+    stacked = w if root_weight is None else torch.cat([w, root_weight.unsqueeze(-2)], dim=-2)
+    stacked = clip_range(stacked, max_range, dims=(-2, -1))
+    top = stacked.amax(dim=(-2, -1), keepdim=True).detach()
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    weight = torch.exp(stacked - top)
+    edge_w = weight[..., :n, :]
+    laplacian = torch.diag_embed(edge_w.sum(-2)) - edge_w  # column j: in-edges of j
+    if root_weight is not None:
+        laplacian = laplacian + torch.diag_embed(weight[..., n, :])
+    laplacian = laplacian + torch.diag_embed((~inside).to(scores.dtype))
+    keep = [v for v in range(n) if root_weight is not None or v != root]
+    index = torch.tensor(keep, device=scores.device)
+    inv = torch.zeros_like(laplacian)
+    reduced = laplacian.index_select(-2, index).index_select(-1, index)
+    inv[..., index.unsqueeze(-1), index] = torch.linalg.inv(reduced)
+    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
+    # ∂ log det / ∂ w_ij = L⁻¹_jj - L⁻¹_ji (the second term vanishes for the root).
+    marginals = edge_w * (diag.unsqueeze(-2) - inv.transpose(-1, -2))
+    roots = None if root_weight is None else weight[..., n, :] * diag
+    return marginals, roots
+
+
+def arborescence_marginals(
+    scores: Tensor,
+    *,
+    root: int = 0,
+    lengths: Tensor | None = None,
+    max_range: float | None = None,
+) -> Tensor:
+    """Edge marginals of ``p(A) ∝ exp(Σ_{(i→j)∈A} θ_ij)`` over arborescences rooted at ``root``.
+
+    The directed Matrix-Tree theorem (Tutte; Koo et al. 2007) on the
+    in-degree Laplacian with the root's row and column removed.
+
+    Args:
+        scores: ``[..., n, n]`` log-potentials, ``[i, j]`` for the edge ``i → j``;
+            the diagonal and the edges into the root are ignored; ``-inf`` forbids.
+        root: the root vertex in ``[0, n)``.
+        lengths: optional ``[...]`` integer graph sizes in ``[root + 1, n]``.
+        max_range: as in :func:`spanning_tree_marginals`.
+
+    Returns:
+        ``[..., n, n]`` marginals: every non-root column sums to 1.
+
+    Raises:
+        ValueError: on bad input or forbidden edges that leave a vertex unreachable.
+    """
+    n = check_square(scores)
+    if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < n:
+        raise ValueError(f"root must be an integer in [0, {n}), got {root!r}")
+    inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
+    if not inside[..., root].all():
+        raise ValueError("every length must exceed the root")
+    marginals, _ = _directed(scores, None, root, inside, max_range)
+    return _check_finite(marginals, "arborescence_marginals")
+
+
+def multi_root_arborescence_marginals(
+    scores: Tensor,
+    root_scores: Tensor,
+    *,
+    lengths: Tensor | None = None,
+    max_range: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Marginals over spanning forests of arborescences, any vertex may be a root.
+
+    Equivalently, arborescences of the graph with an extra virtual root whose
+    edge to ``j`` has log-potential ``root_scores[j]`` (the non-projective
+    dependency-parsing model with several words allowed under the root).
+
+    Args:
+        scores: ``[..., n, n]`` log-potentials of the edges ``i → j``.
+        root_scores: ``[..., n]`` log-potentials of ``j`` being a root.
+        lengths: optional ``[...]`` integer graph sizes in ``[1, n]``.
+        max_range: as in :func:`spanning_tree_marginals`.
+
+    Returns:
+        ``(edge_marginals [..., n, n], root_marginals [..., n])``; for every
+        vertex its in-marginals plus its root marginal sum to 1.
+    """
+    n = check_square(scores)
+    if root_scores.shape != scores.shape[:-1]:
+        raise ValueError(
+            f"root_scores must have shape {tuple(scores.shape[:-1])}, got {tuple(root_scores.shape)}"
+        )
+    inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
+    rw = torch.where(inside, root_scores, torch.full_like(root_scores, -torch.inf))
+    marginals, roots = _directed(scores, rw, -1, inside, max_range)
+    assert roots is not None
+    return _check_finite(marginals, "multi_root"), _check_finite(roots, "multi_root")
