@@ -19,8 +19,10 @@ from ._gumbel import binary_concrete as binary_concrete
 from ._gumbel import gumbel_softmax as gumbel_softmax
 from ._gumbel import sample_gumbel as sample_gumbel
 from ._gumbel import straight_through as straight_through
+from ._ksubset import k_subset_log_partition as k_subset_log_partition
 from ._ksubset import k_subset_marginals as k_subset_marginals
 from ._matrix_tree import arborescence_marginals as arborescence_marginals
+from ._matrix_tree import multi_root_arborescence_marginals as multi_root_arborescence_marginals
 from ._matrix_tree import spanning_tree_marginals as spanning_tree_marginals
 from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
 from ._sinkhorn import sinkhorn as sinkhorn
@@ -37,7 +39,9 @@ __all__ = [
     "gumbel_sinkhorn",
     "gumbel_softmax",
     "independent_edges",
+    "k_subset_log_partition",
     "k_subset_marginals",
+    "multi_root_arborescence_marginals",
     "relaxed_top_k",
     "sample_gumbel",
     "sinkhorn",

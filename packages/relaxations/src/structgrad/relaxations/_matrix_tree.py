@@ -194,9 +194,8 @@ def multi_root_arborescence_marginals(
     """
     n = check_square(scores)
     if root_scores.shape != scores.shape[:-1]:
-        raise ValueError(
-            f"root_scores must have shape {tuple(scores.shape[:-1])}, got {tuple(root_scores.shape)}"
-        )
+        want, got = tuple(scores.shape[:-1]), tuple(root_scores.shape)
+        raise ValueError(f"root_scores must have shape {want}, got {got}")
     inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     rw = torch.where(inside, root_scores, torch.full_like(root_scores, -torch.inf))
     marginals, roots = _directed(scores, rw, -1, inside, max_range)

@@ -1,8 +1,66 @@
-"""Placeholder (replaced by the real relaxation)."""
+"""The relaxed top-k of Xie and Ermon: k rounds of softmax with soft exclusion.
 
-from typing import Any
+References:
+    Xie and Ermon, "Reparameterizable Subset Sampling via Continuous
+    Relaxations", IJCAI 2019, https://arxiv.org/abs/1901.10517.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ._gumbel import sample_gumbel
+from ._utils import as_tau, check_values
+
+__all__ = ["relaxed_top_k"]
 
 
-def relaxed_top_k(*args: Any, **kwargs: Any) -> Any:
-    """Placeholder."""
-    raise NotImplementedError
+def relaxed_top_k(
+    scores: Tensor,
+    k: int,
+    tau: float | Tensor,
+    *,
+    noise: bool = True,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Relaxed k-hot sample: ``a_j = softmax(r_j / tau)`` with ``r_{j+1} = r_j + log(1 - a_j)``.
+
+    With ``noise=True`` the scores are first perturbed with Gumbel noise, which
+    makes the hard limit a sample of the Plackett-Luce top-k (Gumbel top-k);
+    with ``noise=False`` the relaxation of the deterministic top-k is returned.
+
+    Args:
+        scores: ``[..., n]`` scores; ``-inf`` items are never selected.
+        k: subset size in ``[0, n]``.
+        tau: temperature > 0.
+        noise: add Gumbel noise first.
+        generator: optional ``torch.Generator``.
+
+    Returns:
+        ``[..., n]`` values in ``[0, 1]`` summing to (at most, up to clamping) ``k``;
+        the hard top-k mask as ``tau -> 0``.
+
+    Raises:
+        ValueError: on NaN or +inf scores, a bad ``k`` or temperature.
+    """
+    if scores.dim() < 1:
+        raise ValueError("scores must have shape [..., n]")
+    check_values(scores)
+    n = scores.shape[-1]
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"k must be an integer in [0, {n}], got {k!r}")
+    t = as_tau(tau, scores)
+    r = scores
+    if noise:
+        r = r + sample_gumbel(
+            scores.shape, dtype=scores.dtype, device=scores.device, generator=generator
+        )
+    tiny = torch.finfo(scores.dtype).tiny
+    khot = torch.zeros_like(scores)
+    for _ in range(k):
+        a = torch.softmax(r / t, dim=-1)
+        khot = khot + a
+        # Soft exclusion of what was just picked; the clamp keeps log finite.
+        r = r + torch.log((1.0 - a).clamp_min(tiny))
+    return khot
