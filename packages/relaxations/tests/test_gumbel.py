@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+
+from structgrad.relaxations import binary_concrete, gumbel_softmax, sample_gumbel, straight_through
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gumbel_noise_moments_and_placement(dtype: torch.dtype) -> None:
+    g = sample_gumbel((200_000,), dtype=dtype, generator=torch.Generator().manual_seed(0))
+    assert g.dtype == dtype and torch.isfinite(g).all()
+    assert g.mean().item() == pytest.approx(0.5772, abs=0.01)  # Euler-Mascheroni
+    assert g.var().item() == pytest.approx(math.pi**2 / 6, rel=0.03)
+
+
+def test_generator_makes_samples_reproducible() -> None:
+    logits = torch.randn(3, 5)
+    a = gumbel_softmax(logits, 0.5, generator=torch.Generator().manual_seed(1))
+    b = gumbel_softmax(logits, 0.5, generator=torch.Generator().manual_seed(1))
+    c = gumbel_softmax(logits, 0.5, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_gumbel_softmax_is_a_distribution_and_the_argmax_law() -> None:
+    logits = torch.tensor([1.0, 0.0, -1.0, -torch.inf])
+    gen = torch.Generator().manual_seed(0)
+    hard = gumbel_softmax(logits.expand(40_000, 4), 0.1, hard=True, generator=gen)
+    assert torch.equal(hard.sum(-1), torch.ones(40_000)) and (hard[:, 3] == 0).all()
+    freq = hard.mean(0)
+    torch.testing.assert_close(freq, torch.softmax(logits, -1), atol=0.01, rtol=0)
+
+
+def test_gradcheck_with_fixed_noise() -> None:
+    logits = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+
+    def f(x: torch.Tensor) -> torch.Tensor:
+        return gumbel_softmax(x, 0.7, generator=torch.Generator().manual_seed(3))
+
+    assert torch.autograd.gradcheck(f, (logits,))
+
+    def g(x: torch.Tensor) -> torch.Tensor:
+        return binary_concrete(x, 0.7, generator=torch.Generator().manual_seed(3))
+
+    assert torch.autograd.gradcheck(g, (logits,))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_finite_at_tiny_temperature_and_with_neg_inf(scale: float) -> None:
+    logits = (torch.randn(8, 6) * scale).requires_grad_(True)
+    for hard in (False, True):
+        masked = logits.masked_fill(torch.eye(8, 6, dtype=torch.bool), -torch.inf)
+        y = gumbel_softmax(masked, 1e-3, hard=hard)
+        (y * torch.randn(8, 6)).sum().backward()
+        assert torch.isfinite(y).all() and torch.isfinite(logits.grad).all()
+        assert (y[torch.eye(8, 6, dtype=torch.bool)] == 0).all()
+        z = binary_concrete(logits, 1e-3, hard=hard)
+        assert torch.isfinite(z).all()
+
+
+def test_straight_through_values_and_gradients() -> None:
+    soft = torch.tensor([0.2, 0.8], requires_grad=True)
+    hard = torch.tensor([0.0, 1.0])
+    out = straight_through(hard, soft)
+    assert torch.equal(out, hard)
+    out.sum().backward()
+    assert torch.equal(soft.grad, torch.ones(2))
+    y = gumbel_softmax(torch.zeros(3, 4, requires_grad=True), 1.0, hard=True)
+    assert set(y.unique().tolist()) <= {0.0, 1.0}
+
+
+def test_binary_concrete_law_and_tensor_tau() -> None:
+    logits = torch.tensor([2.0, -1.0]).expand(50_000, 2)
+    tau = torch.tensor([0.05, 0.05])
+    y = binary_concrete(logits, tau, hard=True, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y.mean(0), torch.sigmoid(logits[0]), atol=0.01, rtol=0)
+
+
+def test_dims_batch_dtype_device() -> None:
+    x = torch.randn(2, 3, 5, 4, dtype=torch.float64)
+    y = gumbel_softmax(x, 0.5, dim=-2)
+    assert y.dtype == torch.float64 and y.device == x.device
+    torch.testing.assert_close(y.sum(-2), torch.ones(2, 3, 4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("logits", "tau", "match"),
+    [
+        (torch.zeros(3), 0.0, "tau"),
+        (torch.zeros(3), -1.0, "tau"),
+        (torch.zeros(3), float("nan"), "tau"),
+        (torch.tensor([0.0, float("nan")]), 1.0, "NaN"),
+        (torch.full((2, 3), -torch.inf), 1.0, "-inf"),
+        (torch.tensor(1.0), 1.0, "dimension"),
+    ],
+)
+def test_bad_input(logits: torch.Tensor, tau: float, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        gumbel_softmax(logits, tau)

@@ -1,0 +1,74 @@
+import math
+
+import pytest
+import torch
+
+from structgrad.relaxations import k_subset_log_partition, k_subset_marginals
+from structgrad.solvers import enumerate_k_subsets
+from structgrad.testing.exact import expfamily_marginals as brute_marginals
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (2, 1), (5, 2), (6, 3), (8, 1), (8, 4), (8, 7)])
+def test_equals_brute_force(n: int, k: int) -> None:
+    scores = torch.randn(4, n, dtype=torch.float64) * 2
+    got = k_subset_marginals(scores, k)
+    want = brute_marginals(scores, enumerate_k_subsets(n, k))
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+    torch.testing.assert_close(got.sum(-1), torch.full((4,), float(k), dtype=torch.float64))
+    log_z = torch.logsumexp(scores @ torch.from_numpy(enumerate_k_subsets(n, k)).T, -1)
+    torch.testing.assert_close(k_subset_log_partition(scores, k), log_z)
+
+
+def test_gradcheck() -> None:
+    scores = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda s: k_subset_marginals(s, 3), (scores,))
+
+
+def test_tends_to_top_k() -> None:
+    scores = torch.randn(20, 12, dtype=torch.float64)
+    soft = k_subset_marginals(scores / 1e-3, 4)
+    hard = torch.zeros_like(scores).scatter_(-1, scores.topk(4).indices, 1.0)
+    torch.testing.assert_close(soft, hard, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_extreme_scores_and_neg_inf(dtype: torch.dtype) -> None:
+    scores = (torch.randn(6, 10, dtype=dtype) * 1e4).requires_grad_(True)
+    masked = scores.masked_fill(torch.rand(6, 10) < 0.3, -torch.inf)
+    masked[:, :5] = scores[:, :5]  # at least 5 finite items per row
+    out = k_subset_marginals(masked, 4)
+    (out * torch.randn(6, 10, dtype=dtype)).sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(scores.grad).all()
+    assert (out[torch.isneginf(masked)] == 0).all()
+    # float32 keeps ~7 digits of scores ~1e4: log-space differences are good to ~1e-3.
+    tol = 0.05 if dtype == torch.float32 else 1e-6
+    torch.testing.assert_close(out.sum(-1), torch.full((6,), 4.0, dtype=dtype), atol=tol, rtol=0)
+
+
+def test_batch_shapes_and_trivial_k() -> None:
+    scores = torch.randn(2, 3, 6)
+    assert k_subset_marginals(scores, 2).shape == (2, 3, 6)
+    assert torch.equal(k_subset_marginals(scores, 0), torch.zeros(2, 3, 6))
+    assert torch.equal(k_subset_marginals(scores, 6), torch.ones(2, 3, 6))
+
+
+def test_memory_is_linear_in_n_times_k() -> None:
+    scores = torch.randn(2, 300, dtype=torch.float64)
+    out = k_subset_marginals(scores, 30)
+    assert math.isclose(out.sum().item(), 60.0, rel_tol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("scores", "k", "match"),
+    [
+        (torch.zeros(4), 5, "k must be"),
+        (torch.zeros(4), -1, "k must be"),
+        (torch.zeros(4), 2.0, "k must be"),
+        (torch.tensor([0.0, -torch.inf, -torch.inf]), 2, "fewer than k"),
+        (torch.tensor([0.0, torch.nan]), 1, "NaN"),
+        (torch.tensor(0.0), 1, "shape"),
+    ],
+)
+def test_bad_input(scores: torch.Tensor, k: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        k_subset_marginals(scores, k)  # type: ignore[arg-type]
