@@ -45,6 +45,13 @@ def _vertex_mask(lengths: Tensor | None, batch: tuple[int, ...], n: int, like: T
     return idx < lens.unsqueeze(-1)
 
 
+def _inverse(matrix: Tensor, what: str) -> Tensor:
+    inv, info = torch.linalg.inv_ex(matrix)
+    if (info != 0).any():
+        raise ValueError(f"{what}: the finite-score edges do not connect every graph")
+    return inv
+
+
 def _check_finite(out: Tensor, what: str) -> Tensor:
     if not torch.isfinite(out).all():
         raise ValueError(f"{what}: the finite-score edges do not connect every graph")
@@ -92,10 +99,13 @@ def spanning_tree_marginals(
     # Vertices outside the graph get an identity block: the determinant is unchanged.
     laplacian = laplacian + torch.diag_embed((~inside).to(scores.dtype))
     inv = torch.zeros_like(laplacian)
-    inv[..., 1:, 1:] = torch.linalg.inv(laplacian[..., 1:, 1:])  # vertex 0 is the deleted one
+    inv[..., 1:, 1:] = _inverse(
+        laplacian[..., 1:, 1:], "spanning_tree_marginals"
+    )  # vertex 0 deleted
     diag = torch.diagonal(inv, dim1=-2, dim2=-1)
     # ∂ log det / ∂ w_ij = L⁻¹_ii + L⁻¹_jj - 2 L⁻¹_ij (terms with vertex 0 vanish).
-    resistance = diag.unsqueeze(-1) + diag.unsqueeze(-2) - inv - inv.transpose(-1, -2)
+    # Grouped so that the result is exactly symmetric in floating point.
+    resistance = (diag.unsqueeze(-1) + diag.unsqueeze(-2)) - (inv + inv.transpose(-1, -2))
     return _check_finite(weight * resistance, "spanning_tree_marginals")
 
 
@@ -126,7 +136,7 @@ def _directed(
     index = torch.tensor(keep, device=scores.device)
     inv = torch.zeros_like(laplacian)
     reduced = laplacian.index_select(-2, index).index_select(-1, index)
-    inv[..., index.unsqueeze(-1), index] = torch.linalg.inv(reduced)
+    inv[..., index.unsqueeze(-1), index] = _inverse(reduced, "arborescence_marginals")
     diag = torch.diagonal(inv, dim1=-2, dim2=-1)
     # ∂ log det / ∂ w_ij = L⁻¹_jj - L⁻¹_ji (the second term vanishes for the root).
     marginals = edge_w * (diag.unsqueeze(-2) - inv.transpose(-1, -2))
