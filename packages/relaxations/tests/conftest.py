@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 import structgrad.relaxations as relaxations
 
@@ -6,3 +7,9 @@ import structgrad.relaxations as relaxations
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Tests must exercise the installed distribution, not the source tree.
     assert "site-packages" in relaxations.__file__, relaxations.__file__
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    """Every test draws its random instances from a fixed seed."""
+    torch.manual_seed(0)

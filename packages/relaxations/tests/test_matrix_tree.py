@@ -3,6 +3,7 @@ import math
 import pytest
 import torch
 
+import structgrad.solvers as solvers
 from structgrad.relaxations import (
     arborescence_marginals,
     multi_root_arborescence_marginals,
@@ -83,15 +84,29 @@ def test_extreme_scores_stay_finite(dtype: torch.dtype) -> None:
         scores.grad = None
 
 
-def test_max_range_clip_is_what_the_reference_does() -> None:
-    scores = torch.tensor(
-        [[0.0, 100.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]], dtype=torch.float64
+def test_clipping_keeps_the_maximum_spanning_tree_limit() -> None:
+    # Distinct scores 0.1 apart: at tau = 1e-4 every gap is at least 1000 nats.
+    scores = torch.stack([torch.randperm(49).double().view(7, 7) for _ in range(20)]) * 0.1
+    mst = solvers.max_spanning_tree(scores)
+    for tau in (1e-4, 1e-6, 1e-9):
+        soft = spanning_tree_marginals(scores / tau)
+        torch.testing.assert_close(soft, mst, atol=1e-5, rtol=0)  # non-tree edges ~ e^-15
+    # Within range nothing is clipped: the default equals the exact marginals.
+    mild = torch.randn(3, 6, 6, dtype=torch.float64)
+    torch.testing.assert_close(
+        spanning_tree_marginals(mild), spanning_tree_marginals(mild, max_range=math.inf)
     )
-    clipped = spanning_tree_marginals(scores, max_range=15.0)
-    floor = torch.tensor(
-        [[0.0, 100.0, 85.0], [0.0, 0.0, 85.0], [0.0, 0.0, 0.0]], dtype=torch.float64
-    )
-    torch.testing.assert_close(clipped, spanning_tree_marginals(floor, max_range=math.inf))
+
+
+def test_arborescence_columns_are_shifted_exactly() -> None:
+    scores = torch.randn(3, 5, 5, dtype=torch.float64)
+    shifted = scores + torch.randn(3, 1, 5, dtype=torch.float64) * 100  # per-target offsets
+    torch.testing.assert_close(arborescence_marginals(shifted), arborescence_marginals(scores))
+    # The directed Laplacian is ill-conditioned at large spreads: check the limit
+    # where gaps are 4 nats (distinct integer scores at tau = 0.25).
+    distinct = torch.stack([torch.randperm(25).double().view(5, 5) for _ in range(3)])
+    cold = arborescence_marginals(distinct / 0.25, max_range=math.inf)
+    torch.testing.assert_close(cold, solvers.max_arborescence(distinct), atol=0.1, rtol=0)
 
 
 def test_neg_inf_forbids_edges() -> None:

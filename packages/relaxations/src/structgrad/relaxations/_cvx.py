@@ -74,8 +74,10 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
         k: subset size for ``"k_subset"``.
 
     Returns:
-        ``layer(scores, tau=1.0) -> x`` differentiable in ``scores``, returning the
-        solution in the scores' dtype and shape (symmetric for trees).
+        ``layer(scores, tau=1.0, solver_args=None) -> x`` differentiable in
+        ``scores``, returning the solution in the scores' dtype and shape
+        (symmetric for trees); ``solver_args`` go to the conic solver (SCS), e.g.
+        ``{"eps_abs": 1e-9, "eps_rel": 1e-9}`` for tighter solutions.
 
     Raises:
         ModuleNotFoundError: if the ``[cvx]`` extra is not installed.
@@ -91,14 +93,16 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
     layer = layer_cls(problem, parameters=[theta], variables=[x])
     iu = torch.triu_indices(n, n, 1)
 
-    def relax(scores: Tensor, tau: float = 1.0) -> Tensor:
+    def relax(
+        scores: Tensor, tau: float = 1.0, solver_args: dict[str, Any] | None = None
+    ) -> Tensor:
         if structure == "spanning_tree":
             flat = scores[..., iu[0], iu[1]]
         else:
             flat = scores.reshape(
                 *scores.shape[: scores.dim() - (1 if structure == "k_subset" else 2)], -1
             )
-        (sol,) = layer((flat / tau).to(torch.float64))
+        (sol,) = layer((flat / tau).to(torch.float64), solver_args=solver_args or {})
         sol = sol.to(scores.dtype)
         if structure == "k_subset":
             return sol

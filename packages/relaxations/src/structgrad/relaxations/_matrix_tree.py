@@ -14,10 +14,13 @@ References:
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from ._utils import check_square, clip_range
+from ._tree_clip import bottleneck_clip
+from ._utils import check_square, clip_range, default_max_range
 
 __all__ = [
     "arborescence_marginals",
@@ -71,10 +74,12 @@ def spanning_tree_marginals(
         scores: ``[..., n, n]`` edge log-potentials; ``-inf`` forbids an edge.
         lengths: optional ``[...]`` integer graph sizes; vertices past a length
             are not in the graph and get marginal 0.
-        max_range: log-potentials more than this below the largest of their graph
-            are raised to that floor before the Laplacian is formed (numerical
-            stability at small temperatures). ``None``: 30 in float64, 15 in
-            float32 (the reference code's value); ``math.inf``: exact marginals.
+        max_range: the range ``R`` of the clipping that keeps the Laplacian
+            well conditioned (the computation runs in float64 for every dtype):
+            edges of the maximum spanning tree are raised to ``max - R`` and other
+            edges to ``R`` below their bottleneck on that tree, which keeps the
+            ``τ → 0`` limit (see ``_tree_clip``). Scores already within these
+            floors are exact. ``None``: 15; ``math.inf``: no clipping.
 
     Returns:
         ``[..., n, n]`` marginals, same dtype and device as ``scores``.
@@ -84,12 +89,18 @@ def spanning_tree_marginals(
             lengths, or forbidden edges that disconnect a graph.
     """
     n = check_square(scores)
+    out_dtype, scores = scores.dtype, scores.to(torch.float64)  # see `max_range`
     batch = tuple(scores.shape[:-2])
     upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
     inside = _vertex_mask(lengths, batch, n, scores)
     pair = upper & inside.unsqueeze(-1) & inside.unsqueeze(-2)
     w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
-    w = clip_range(w, max_range, dims=(-2, -1))
+    limit = default_max_range(scores.dtype) if max_range is None else float(max_range)
+    if not limit > 0:
+        raise ValueError(f"max_range must be positive, got {max_range!r}")
+    if limit < math.inf:
+        lens = None if lengths is None else torch.as_tensor(lengths).expand(batch)
+        w = bottleneck_clip(w, pair.expand(w.shape), lens, limit)
     # Max shift: exp(w - c) <= 1; the shift only rescales Z, not the marginals.
     top = w.amax(dim=(-2, -1), keepdim=True).detach()
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
@@ -106,7 +117,7 @@ def spanning_tree_marginals(
     # ∂ log det / ∂ w_ij = L⁻¹_ii + L⁻¹_jj - 2 L⁻¹_ij (terms with vertex 0 vanish).
     # Grouped so that the result is exactly symmetric in floating point.
     resistance = (diag.unsqueeze(-1) + diag.unsqueeze(-2)) - (inv + inv.transpose(-1, -2))
-    return _check_finite(weight * resistance, "spanning_tree_marginals")
+    return _check_finite(weight * resistance, "spanning_tree_marginals").to(out_dtype)
 
 
 def _directed(
@@ -123,8 +134,11 @@ def _directed(
         pair = pair & (torch.arange(n, device=scores.device) != root)  # nothing enters the root
     w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
     stacked = w if root_weight is None else torch.cat([w, root_weight.unsqueeze(-2)], dim=-2)
-    stacked = clip_range(stacked, max_range, dims=(-2, -1))
-    top = stacked.amax(dim=(-2, -1), keepdim=True).detach()
+    # Scaling all in-edges of one vertex by a constant scales every arborescence
+    # alike: a per-column max shift and a per-column clip leave the marginals
+    # exact whenever a column's spread is within `max_range`.
+    stacked = clip_range(stacked, max_range, dims=(-2,))
+    top = stacked.amax(dim=-2, keepdim=True).detach()
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     weight = torch.exp(stacked - top)
     edge_w = weight[..., :n, :]
@@ -161,7 +175,11 @@ def arborescence_marginals(
             the diagonal and the edges into the root are ignored; ``-inf`` forbids.
         root: the root vertex in ``[0, n)``.
         lengths: optional ``[...]`` integer graph sizes in ``[root + 1, n]``.
-        max_range: as in :func:`spanning_tree_marginals`.
+        max_range: in-edges of a vertex more than this below its best in-edge are
+            raised to that floor (columns are shifted independently, which is
+            exact). ``None``: 15; ``math.inf``: no clipping. At very small
+            temperatures, where Chu-Liu/Edmonds must contract cycles, a finite
+            range can move the ``τ → 0`` limit away from the MAP.
 
     Returns:
         ``[..., n, n]`` marginals: every non-root column sums to 1.
@@ -175,8 +193,8 @@ def arborescence_marginals(
     inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     if not inside[..., root].all():
         raise ValueError("every length must exceed the root")
-    marginals, _ = _directed(scores, None, root, inside, max_range)
-    return _check_finite(marginals, "arborescence_marginals")
+    marginals, _ = _directed(scores.to(torch.float64), None, root, inside, max_range)
+    return _check_finite(marginals, "arborescence_marginals").to(scores.dtype)
 
 
 def multi_root_arborescence_marginals(
@@ -196,7 +214,7 @@ def multi_root_arborescence_marginals(
         scores: ``[..., n, n]`` log-potentials of the edges ``i → j``.
         root_scores: ``[..., n]`` log-potentials of ``j`` being a root.
         lengths: optional ``[...]`` integer graph sizes in ``[1, n]``.
-        max_range: as in :func:`spanning_tree_marginals`.
+        max_range: as in :func:`arborescence_marginals`.
 
     Returns:
         ``(edge_marginals [..., n, n], root_marginals [..., n])``; for every
@@ -208,6 +226,11 @@ def multi_root_arborescence_marginals(
         raise ValueError(f"root_scores must have shape {want}, got {got}")
     inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     rw = torch.where(inside, root_scores, torch.full_like(root_scores, -torch.inf))
-    marginals, roots = _directed(scores, rw, -1, inside, max_range)
+    marginals, roots = _directed(
+        scores.to(torch.float64), rw.to(torch.float64), -1, inside, max_range
+    )
     assert roots is not None
-    return _check_finite(marginals, "multi_root"), _check_finite(roots, "multi_root")
+    dtype = scores.dtype
+    return _check_finite(marginals, "multi_root").to(dtype), _check_finite(roots, "multi_root").to(
+        dtype
+    )

@@ -1,0 +1,82 @@
+import pytest
+import torch
+
+import structgrad.solvers as solvers
+from structgrad.relaxations import gumbel_sinkhorn, independent_edges, relaxed_top_k, sinkhorn
+
+
+def test_sinkhorn_is_doubly_stochastic_and_tends_to_the_assignment() -> None:
+    scores = torch.randn(5, 6, 6, dtype=torch.float64)
+    s = sinkhorn(scores, n_iters=100)
+    torch.testing.assert_close(s.sum(-1), torch.ones(5, 6).double(), atol=1e-6, rtol=0)
+    torch.testing.assert_close(s.sum(-2), torch.ones(5, 6).double())
+    spread = torch.randn(5, 6, 6, dtype=torch.float64) * 10
+    cold = sinkhorn(spread, n_iters=2000, tau=0.05)
+    assert (cold - solvers.linear_assignment(spread)).abs().mean() < 0.01
+
+
+def test_sinkhorn_gradcheck_and_neg_inf() -> None:
+    scores = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: sinkhorn(x, n_iters=5, tau=0.7), (scores,))
+    masked = scores.detach().clone()
+    masked[:, 0, 1] = -torch.inf
+    out = sinkhorn(masked * 1e4, tau=1e-3)
+    assert torch.isfinite(out).all() and (out[:, 0, 1] == 0).all()
+
+
+def test_gumbel_sinkhorn_hard_is_a_permutation() -> None:
+    scores = torch.randn(3, 5, 5, requires_grad=True)
+    out = gumbel_sinkhorn(scores, 0.5, hard=True, generator=torch.Generator().manual_seed(0))
+    assert set(out.detach().unique().tolist()) <= {0.0, 1.0}
+    torch.testing.assert_close(out.detach().sum(-1), torch.ones(3, 5))
+    out.sum().backward()
+    assert torch.isfinite(scores.grad).all()
+
+
+def test_relaxed_top_k() -> None:
+    scores = torch.randn(6, 10, dtype=torch.float64, requires_grad=True)
+    out = relaxed_top_k(scores, 3, 0.5, noise=False)
+    assert (out >= 0).all() and (out.sum(-1) <= 3 + 1e-9).all() and (out.sum(-1) > 2.5).all()
+    cold = relaxed_top_k(scores, 3, 1e-3, noise=False)
+    torch.testing.assert_close(cold, solvers.top_k(scores.detach(), 3), atol=1e-4, rtol=0)
+    assert torch.autograd.gradcheck(lambda x: relaxed_top_k(x, 3, 0.7, noise=False), (scores,))
+    noisy = relaxed_top_k(scores * 1e4, 3, 1e-3, generator=torch.Generator().manual_seed(1))
+    noisy.sum().backward()
+    assert torch.isfinite(noisy).all() and torch.isfinite(scores.grad).all()
+
+
+def test_independent_edges_forms() -> None:
+    logits = torch.randn(4, 5, 5)
+    gen = torch.Generator().manual_seed(0)
+    sample = independent_edges(logits, 0.5, generator=gen)
+    assert sample.shape == (4, 5, 5) and (torch.diagonal(sample, dim1=-2, dim2=-1) == 0).all()
+    sym = independent_edges(logits, 0.5, symmetric=True, hard=True, generator=gen)
+    assert torch.equal(sym, sym.transpose(-1, -2))
+    typed = independent_edges(torch.randn(4, 5, 5, 2), 0.5, categorical=True, generator=gen)
+    off = ~torch.eye(5, dtype=torch.bool)
+    torch.testing.assert_close(typed.sum(-1)[:, off], torch.ones(4, 20))
+
+
+def test_independent_edges_law() -> None:
+    logits = torch.full((20000, 3, 3), 1.0)
+    hard = independent_edges(logits, 0.5, hard=True, generator=torch.Generator().manual_seed(2))
+    assert hard[:, 0, 1].mean().item() == pytest.approx(
+        torch.sigmoid(torch.tensor(1.0)).item(), abs=0.015
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: sinkhorn(torch.zeros(3, 4)), "shape"),
+        (lambda: sinkhorn(torch.zeros(3, 3), n_iters=0), "n_iters"),
+        (lambda: sinkhorn(torch.full((2, 2), -torch.inf)), "row or column"),
+        (lambda: relaxed_top_k(torch.zeros(3), 4, 1.0), "k must be"),
+        (lambda: relaxed_top_k(torch.zeros(3), 1, 0.0), "tau"),
+        (lambda: independent_edges(torch.zeros(3, 4), 1.0), "shape"),
+        (lambda: independent_edges(torch.zeros(3, 3), 1.0, categorical=True), "categorical"),
+    ],
+)
+def test_bad_input(call: object, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        call()  # type: ignore[operator]

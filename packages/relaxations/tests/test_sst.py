@@ -1,0 +1,107 @@
+import math
+
+import pytest
+import torch
+
+import structgrad.solvers as solvers
+from structgrad.relaxations import sst
+
+CASES = [
+    ("categorical", (4, 6), {}),
+    ("k_subset", (4, 8), {"k": 3}),
+    ("spanning_tree", (4, 6, 6), {}),
+    ("arborescence", (4, 6, 6), {"root": 1}),
+    ("matching", (4, 5, 5), {"n_iters": 500}),
+]
+
+
+def _map(structure: str, u: torch.Tensor, options: dict) -> torch.Tensor:
+    if structure == "categorical":
+        return torch.nn.functional.one_hot(u.argmax(-1), u.shape[-1]).to(u.dtype)
+    if structure == "k_subset":
+        return solvers.top_k(u, options["k"])
+    if structure == "spanning_tree":
+        return solvers.max_spanning_tree(u)
+    if structure == "arborescence":
+        return solvers.max_arborescence(u, root=options["root"])
+    return solvers.linear_assignment(u)
+
+
+@pytest.mark.parametrize(("structure", "shape", "options"), CASES)
+def test_small_temperature_recovers_the_map(structure: str, shape: tuple, options: dict) -> None:
+    logits = torch.randn(shape, dtype=torch.float64)
+    # The default per-column clip of arborescences trades this limit for
+    # conditioning (see arborescence_marginals): check the unclipped relaxation.
+    extra = {"max_range": math.inf} if structure == "arborescence" else {}
+    gaps = []
+    taus = (1.0, 0.3, 0.1) if structure == "arborescence" else (1.0, 0.3, 0.1, 0.03)
+    for tau in taus:
+        gen = torch.Generator().manual_seed(0)
+        soft, u = sst(
+            structure, logits, tau, return_utilities=True, generator=gen, **options, **extra
+        )
+        gaps.append((soft - _map(structure, u, options)).abs().mean().item())
+    # Mean distance to the MAP of the same utilities shrinks with tau (near-ties of
+    # the Gumbel-perturbed utilities keep a few entries fractional).
+    assert all(a > b for a, b in zip(gaps, gaps[1:])) and gaps[-1] < 0.05, gaps
+
+
+@pytest.mark.parametrize(("structure", "shape", "options"), CASES)
+def test_straight_through_forward_is_the_map(structure: str, shape: tuple, options: dict) -> None:
+    logits = torch.randn(shape, requires_grad=True)
+    out, u = sst(structure, logits, 1.0, straight_through=True, return_utilities=True, **options)
+    assert torch.equal(out.detach(), _map(structure, u.detach(), options))
+    out.mul(torch.randn(shape)).sum().backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(("structure", "shape", "options"), CASES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_finite_at_tiny_tau_huge_scores_and_neg_inf(
+    structure: str, shape: tuple, options: dict, dtype: torch.dtype
+) -> None:
+    logits = (torch.randn(shape, dtype=dtype) * 1e4).requires_grad_(True)
+    forbid = torch.zeros(shape, dtype=torch.bool)
+    forbid[..., 0, -1] = True  # one forbidden entry per instance (never all of a row)
+    masked = logits.masked_fill(forbid, -torch.inf)
+    out = sst(structure, masked, 1e-3, **options)
+    (out * torch.randn(shape, dtype=dtype)).sum().backward()
+    assert out.dtype == dtype
+    assert torch.isfinite(out).all() and torch.isfinite(logits.grad).all()
+
+
+def test_gradcheck_through_the_trick() -> None:
+    for structure, shape, options in CASES:
+        logits = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+
+        def f(x: torch.Tensor, s: str = structure, o: dict = options) -> torch.Tensor:
+            return sst(s, x, 0.8, generator=torch.Generator().manual_seed(5), **o)
+
+        assert torch.autograd.gradcheck(f, (logits,)), structure
+
+
+def test_tensor_temperature_broadcasts() -> None:
+    logits = torch.randn(3, 5, 5)
+    tau = torch.tensor([1.0, 0.5, 0.1]).view(3, 1, 1)
+    out = sst("spanning_tree", logits, tau)
+    torch.testing.assert_close(out.triu(1).sum((-1, -2)), torch.full((3,), 4.0))
+
+
+def test_lengths_option() -> None:
+    out = sst("spanning_tree", torch.randn(2, 6, 6), 1.0, lengths=torch.tensor([3, 6]))
+    assert (out[0, 3:] == 0).all()
+    torch.testing.assert_close(out.triu(1).sum((-1, -2)), torch.tensor([2.0, 5.0]))
+
+
+@pytest.mark.parametrize(
+    ("structure", "options", "match"),
+    [
+        ("nope", {}, "unknown structure"),
+        ("binary_tree", {}, "no relaxation"),
+        ("grid_path", {}, "no relaxation"),
+        ("categorical", {"k": 2}, "takes options"),
+    ],
+)
+def test_bad_structure_or_option(structure: str, options: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        sst(structure, torch.randn(4, 4), 1.0, **options)
