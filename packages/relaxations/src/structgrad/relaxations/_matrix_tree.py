@@ -98,7 +98,7 @@ def spanning_tree_marginals(
     limit = default_max_range(scores.dtype) if max_range is None else float(max_range)
     if not limit > 0:
         raise ValueError(f"max_range must be positive, got {max_range!r}")
-    if limit < math.inf:
+    if limit < math.inf and _spread(w) > limit:
         lens = None if lengths is None else torch.as_tensor(lengths).expand(batch)
         w = bottleneck_clip(w, pair.expand(w.shape), lens, limit)
     # Max shift: exp(w - c) <= 1; the shift only rescales Z, not the marginals.
@@ -107,17 +107,29 @@ def spanning_tree_marginals(
     weight = torch.exp(w - top)
     weight = weight + weight.transpose(-1, -2)  # [..., n, n] symmetric
     laplacian = torch.diag_embed(weight.sum(-1)) - weight
-    # Vertices outside the graph get an identity block: the determinant is unchanged.
-    laplacian = laplacian + torch.diag_embed((~inside).to(scores.dtype))
-    inv = torch.zeros_like(laplacian)
-    inv[..., 1:, 1:] = _inverse(
-        laplacian[..., 1:, 1:], "spanning_tree_marginals"
-    )  # vertex 0 deleted
+    # Deleting vertex 0 (Kirchhoff) = replacing its row and column by the identity;
+    # vertices outside the graph get identity rows too: the determinant is unchanged.
+    fixed = torch.diag_embed(~inside)
+    fixed[..., 0, :] = True
+    fixed[..., :, 0] = True
+    eye = torch.eye(n, dtype=scores.dtype, device=scores.device)
+    inv = _inverse(torch.where(fixed, eye, laplacian), "spanning_tree_marginals")
+    keep = ~torch.diagonal(fixed, dim1=-2, dim2=-1)
+    inv = inv * (keep.unsqueeze(-1) & keep.unsqueeze(-2))  # L⁻¹ of the minor, 0 elsewhere
     diag = torch.diagonal(inv, dim1=-2, dim2=-1)
-    # ∂ log det / ∂ w_ij = L⁻¹_ii + L⁻¹_jj - 2 L⁻¹_ij (terms with vertex 0 vanish).
-    # Grouped so that the result is exactly symmetric in floating point.
+    # ∂ log det / ∂ w_ij = L⁻¹_ii + L⁻¹_jj - 2 L⁻¹_ij (terms with vertex 0 vanish);
+    # grouped so that the result is exactly symmetric in floating point.
     resistance = (diag.unsqueeze(-1) + diag.unsqueeze(-2)) - (inv + inv.transpose(-1, -2))
     return _check_finite(weight * resistance, "spanning_tree_marginals").to(out_dtype)
+
+
+def _spread(w: Tensor) -> float:
+    """Largest (max - min) of the finite entries of any graph in the batch."""
+    finite = torch.isfinite(w)
+    hi = torch.where(finite, w, -torch.inf).amax(dim=(-2, -1))
+    lo = torch.where(finite, w, torch.inf).amin(dim=(-2, -1))
+    gap = torch.where(torch.isfinite(hi), hi - lo, torch.zeros_like(hi))
+    return float(gap.max().detach()) if gap.numel() else 0.0
 
 
 def _directed(

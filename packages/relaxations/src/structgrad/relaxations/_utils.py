@@ -33,6 +33,8 @@ def check_values(scores: Tensor, name: str = "scores") -> None:
     """Reject NaN and +inf (``-inf`` marks forbidden choices and is allowed)."""
     if not scores.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
+    if torch.isfinite(scores).all():
+        return  # one pass in the common case
     if torch.isnan(scores).any():
         raise ValueError(f"{name} contain NaN")
     if torch.isposinf(scores).any():
