@@ -7,7 +7,7 @@ from structgrad.estimators import Gumbel, Normal, SumOfGamma
 from structgrad.estimators._noise import resolve_noise
 
 EULER = 0.5772156649015329
-F64 = dict(dtype=torch.float64, device=torch.device("cpu"))
+F64 = {"dtype": torch.float64, "device": torch.device("cpu")}
 
 
 def moments(x: torch.Tensor) -> tuple[float, float, float]:
