@@ -31,7 +31,13 @@ def test_forward_aimle_with_fixed_target_is_imle(temps, samples, noise, lam):
     theta = torch.randn(3, 8, generator=g, dtype=torch.float64)
     v = torch.randn(samples or 1, 3, 8, generator=g, dtype=torch.float64)
     v = v if samples else v[0]
-    opts = dict(k=3, samples=samples, noise=noise, temperature=tau, target_temperature=tau_t)
+    opts = {
+        "k": 3,
+        "samples": samples,
+        "noise": noise,
+        "temperature": tau,
+        "target_temperature": tau_t,
+    }
     za, ga = grad_of(E.aimle("k_subset", target=E.Target(lam, alpha=alpha), **opts), theta, v, 7)
     zi, gi = grad_of(E.imle("k_subset", target=E.Target(lam, alpha=alpha), **opts), theta, v, 7)
     assert torch.equal(za, zi)
@@ -47,7 +53,7 @@ def test_central_is_the_average_of_the_two_one_sided_differences(structure, samp
         theta = theta[:, 0]
     v = torch.randn(samples or 1, *theta.shape, generator=g, dtype=torch.float64)
     v = v if samples else v[0]
-    opts = dict(samples=samples, target=E.Target(0.8)) | (
+    opts = {"samples": samples, "target": E.Target(0.8)} | (
         {"k": 2} if structure == "k_subset" else {}
     )
     _, central = grad_of(E.aimle(structure, difference="central", **opts), theta, v, 1)
