@@ -50,7 +50,7 @@ class _PerturbAndMAP(torch.autograd.Function):
     """``z = MAP(θ + τε)`` with the IMLE / AIMLE finite-difference backward."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, theta: Tensor, plan: _Plan) -> Tensor:  # type: ignore[override]
+    def forward(ctx: FunctionCtx, theta: Tensor, plan: _Plan) -> Tensor:
         lead = (plan.samples, plan.marginal)
         if plan.noise is None:
             eps = None
@@ -68,12 +68,14 @@ class _PerturbAndMAP(torch.autograd.Function):
         ctx.save_for_backward(theta, z)
         out = z[:, 0]  # [S or 1, *batch, *event]: the marginal draws stay internal
         if plan.mean:
-            return out.mean(0)
+            return out.mean(0) if out.shape[0] > 1 else out[0].clone()
+        if out.shape[0] == plan.samples:
+            return out
         return out.expand(plan.samples, *theta.shape).contiguous()
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:
         plan: _Plan = ctx.plan  # type: ignore[attr-defined]
         eps: Tensor | None = ctx.eps  # type: ignore[attr-defined]
         theta, z = ctx.saved_tensors  # type: ignore[attr-defined]
@@ -84,7 +86,7 @@ class _PerturbAndMAP(torch.autograd.Function):
         base = finite_scale(theta, target.alpha)
         if eps is not None:
             base = base + plan.target_temperature * eps  # the forward noise, reused
-        step = lam * dy
+        step = dy * lam
         right = plan.solve(base - step)  # [S, M, *batch, *event]
         if plan.central:
             # central difference: (MAP(x + λdy) − MAP(x − λdy)) / 2
@@ -93,12 +95,14 @@ class _PerturbAndMAP(torch.autograd.Function):
             g = z - right  # MAP(θ + τε) is the forward sample
         else:
             g = plan.solve(base) - right
-        g = solver.mask(g.mean(1))  # [S, *batch, *event], M averaged
+        g = solver.mask(g.mean(1) if plan.marginal > 1 else g[:, 0])  # [S, *batch, *event]
         target.update(g, ev)
-        if target.scale:
-            lam = lam[:, 0] if lam.ndim else lam
-            # λ = 0 gives g = 0 when α = 1 and τ' = τ; never divide by it.
+        # λ = 0 gives g = 0 when α = 1 and τ' = τ; never divide by it.
+        if target.scale and isinstance(lam, Tensor):
+            lam = lam[:, 0]  # [S, *batch, 1...]
             g = torch.where(lam > 0, g / torch.where(lam > 0, lam, 1.0), g)
+        elif target.scale:
+            g = g / lam if lam > 0 else g
         grad = g.mean(0) if plan.mean else g.sum(0)
         return grad, None
 

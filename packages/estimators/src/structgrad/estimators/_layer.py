@@ -132,7 +132,7 @@ def decorator_or_call(
     def decorate(fn: Solver) -> L:
         layer = cls(fn, **options)
         # The layer stands in for the decorated function: keep its name and doc.
-        functools.update_wrapper(layer, fn, updated=())  # type: ignore[arg-type]
+        functools.update_wrapper(layer, fn, updated=())
         return layer
 
     return decorate

@@ -51,7 +51,7 @@ class _PerturbedMean(torch.autograd.Function):
     """``E[MAP(θ + σZ)]`` with the score-function Jacobian of Berthet et al."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, theta: Tensor, draw: _Draw) -> Tensor:  # type: ignore[override]
+    def forward(ctx: FunctionCtx, theta: Tensor, draw: _Draw) -> Tensor:
         eps, _, z = draw.perturb_and_solve(theta)
         ctx.draw = draw  # type: ignore[attr-defined]
         ctx.save_for_backward(theta, eps, z)
@@ -59,7 +59,7 @@ class _PerturbedMean(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:
         draw: _Draw = ctx.draw  # type: ignore[attr-defined]
         theta, eps, z = ctx.saved_tensors  # type: ignore[attr-defined]
         ev = draw.event_ndim
@@ -79,7 +79,7 @@ class _FenchelYoung(torch.autograd.Function):
     """Fenchel-Young loss up to ``Ω(y)``; gradient ``E[MAP(θ + σZ)] − y``."""
 
     @staticmethod
-    def forward(ctx: FunctionCtx, theta: Tensor, y: Tensor, draw: _Draw) -> Tensor:  # type: ignore[override]
+    def forward(ctx: FunctionCtx, theta: Tensor, y: Tensor, draw: _Draw) -> Tensor:
         _, x, z = draw.perturb_and_solve(theta)
         ev, solver = draw.event_ndim, draw.solver
         # F_σ(θ) ≈ mean_s max_z <z, θ + σZ_s> = mean_s <z_s, x_s> (one value per problem).
@@ -89,7 +89,7 @@ class _FenchelYoung(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, dloss: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: FunctionCtx, dloss: Tensor) -> tuple[Tensor, None, None]:
         diff: Tensor = ctx.diff  # type: ignore[attr-defined]
         ev = diff.ndim - dloss.ndim
         return dloss.reshape(*dloss.shape, *([1] * ev)) * diff, None, None

@@ -53,7 +53,7 @@ class Target(nn.Module):
         self.alpha = float(alpha)
         self.scale = bool(scale)
 
-    def lam(self, theta: Tensor, dy: Tensor, event_ndim: int) -> Tensor:
+    def lam(self, theta: Tensor, dy: Tensor, event_ndim: int) -> Tensor | float:
         """Perturbation size λ, broadcastable against ``dy``.
 
         Args:
@@ -62,9 +62,9 @@ class Target(nn.Module):
             event_ndim: number of event dims.
 
         Returns:
-            λ as a 0-dim tensor in ``dy``'s dtype and device.
+            λ, here the constant as a Python float.
         """
-        return torch.tensor(self.lam_value, dtype=dy.dtype, device=dy.device)
+        return self.lam_value
 
     def update(self, g: Tensor, event_ndim: int) -> None:
         """Observe the unscaled per-sample estimates ``[S, *batch, *event]`` (no-op here)."""

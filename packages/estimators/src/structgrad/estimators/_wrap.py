@@ -23,7 +23,7 @@ import structgrad.solvers as solvers
 
 __all__ = ["PERTURBATION_STRUCTURES", "BoundSolver", "bind_solver"]
 
-Solver = Callable[..., Tensor]
+Solver = Callable[..., Any]
 
 #: Structures whose MAP is ``argmax_z <z, θ>`` with ``z`` shaped like ``θ``.
 PERTURBATION_STRUCTURES = (
