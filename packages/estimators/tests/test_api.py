@@ -1,0 +1,180 @@
+import functools
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+import structgrad.estimators as E
+import structgrad.solvers as solvers
+
+
+def torch_top3(scores):
+    """A user solver: top-3 mask with torch.topk."""
+    idx = scores.topk(3, dim=-1).indices
+    return torch.zeros_like(scores).scatter_(-1, idx, 1.0)
+
+
+def test_decorator_makes_a_stateful_module():
+    @E.aimle(target=E.AdaptiveTarget(beta=0.0, step=1e-2), samples=2)
+    def layer(scores):
+        """Differentiable top-3."""
+        return torch_top3(scores)
+
+    assert isinstance(layer, torch.nn.Module)
+    assert layer.__name__ == "layer" and "top-3" in layer.__doc__
+    assert layer.__wrapped__(torch.tensor([[3.0, 1, 2, 0]])).tolist() == [[1, 1, 1, 0]]
+    theta = torch.randn(5, 8, requires_grad=True)
+    z = layer(theta)
+    assert z.shape == (2, 5, 8)
+    z.sum().backward()
+    assert float(layer.state_dict()["target.beta"]) == pytest.approx(0.01)
+
+
+@pytest.mark.parametrize("factory", [E.imle, E.aimle, E.straight_through, E.blackbox, E.perturbed])
+def test_structure_name_and_callable_agree(factory):
+    theta = torch.randn(4, 9, dtype=torch.float64)
+    outs = []
+    for layer in [factory("k_subset", k=3), factory(functools.partial(solvers.top_k, k=3))]:
+        t = theta.clone().requires_grad_(True)
+        z = layer(t, generator=torch.Generator().manual_seed(0))
+        (z * torch.arange(9.0, dtype=torch.float64)).sum().backward()
+        outs.append((z, t.grad))
+    assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
+    assert torch.equal(
+        outs[0][0], factory(torch_top3)(theta, generator=torch.Generator().manual_seed(0))
+    )
+
+
+ALL = [E.IMLE, E.AIMLE, E.StraightThrough, E.Blackbox, E.PerturbedOptimizer]
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("structure", E.PERTURBATION_STRUCTURES)
+def test_every_method_runs_on_every_structure(cls, structure):
+    opts = {"k": 2} if structure == "k_subset" else {}
+    layer = cls(structure, **opts)
+    theta = torch.rand(2, 3, 5, 5, dtype=torch.float32)
+    if structure in ("k_subset", "categorical"):
+        theta = theta[..., 0]
+    theta.requires_grad_(True)
+    z = layer(theta, generator=torch.Generator().manual_seed(0))
+    assert z.shape == theta.shape and z.dtype == torch.float32
+    (z * torch.randn_like(z)).sum().backward()
+    assert theta.grad.shape == theta.shape and torch.isfinite(theta.grad).all()
+
+
+def test_sog_k_comes_from_the_structure():
+    assert E.imle("spanning_tree", noise="sog").noise_for((6, 6)).k == 5
+    assert E.imle("k_subset", k=4, noise="sog").noise_for((9,)).k == 4
+    assert E.imle("matching", noise=E.SumOfGamma(terms=3)).noise_for((7, 7)).k == 7
+    with pytest.raises(ValueError, match="SumOfGamma"):
+        E.imle(torch_top3, noise="sog")(torch.randn(2, 5))
+    assert E.imle(torch_top3, noise=E.SumOfGamma(3.0))(torch.randn(2, 5)).shape == (2, 5)
+
+
+def test_event_dims_for_user_solvers():
+    seen = []
+
+    def solver(x):
+        seen.append(tuple(x.shape))
+        return torch_top3(x)
+
+    layer = E.imle(solver, event_dims=1, samples=2)
+    assert layer(torch.randn(3, 4, 6)).shape == (2, 3, 4, 6)
+    assert seen == [(24, 6)]
+    seen.clear()
+    E.imle(solver, samples=2, marginal_samples=3)(torch.randn(5, 6))  # default: dims 1:
+    assert seen == [(30, 6)]
+
+
+def bad_shape(x):
+    return torch_top3(x)[:, :-1]
+
+
+def bad_dtype(x):
+    return torch_top3(x).long()
+
+
+def not_a_tensor(x):
+    return torch_top3(x).numpy()
+
+
+@pytest.mark.parametrize(
+    ("solver", "match"),
+    [
+        (bad_shape, r"bad_shape returned shape \(\d+, 5\) for scores of shape \(\d+, 6\)"),
+        (bad_dtype, r"returned dtype torch.int64 for torch.float32 scores"),
+        (not_a_tensor, r"returned ndarray, not a Tensor"),
+    ],
+)
+@pytest.mark.parametrize("factory", [E.imle, E.straight_through, E.perturbed])
+def test_wrong_solver_output_is_a_clear_error(solver, match, factory):
+    with pytest.raises(ValueError, match=match):
+        factory(solver)(torch.randn(4, 6))
+
+
+def test_bad_options_are_clear_errors():
+    cases = [
+        (lambda: E.imle("tree"), "unknown structure 'tree'"),
+        (lambda: E.imle("binary_tree"), "score-function"),
+        (lambda: E.imle("k_subset"), "needs the subset size k"),
+        (lambda: E.imle("matching", k=2), "k is for 'k_subset' only"),
+        (lambda: E.imle("k_subset", k=2, event_dims=1), "fixed by the structure"),
+        (lambda: E.imle("grid_path", minimize=False), "minimisation"),
+        (lambda: E.imle(torch_top3, k=2), "options of structure names"),
+        (lambda: E.imle(torch_top3, event_dims=0), "event_dims"),
+        (lambda: E.imle("k_subset", k=2, samples=0), "samples"),
+        (lambda: E.imle("k_subset", k=2, reduce="sum"), "reduce"),
+        (lambda: E.imle("k_subset", k=2, temperature=-1), "temperature"),
+        (lambda: E.imle("k_subset", k=2, target="adaptive"), "target"),
+        (lambda: E.imle(3), "structure name or a callable"),
+        (lambda: E.imle("k_subset", k=2)(torch.ones(4, dtype=torch.long)), "floating"),
+        (lambda: E.imle("spanning_tree")(torch.ones(4)), "event dim"),
+        (lambda: E.imle("k_subset", k=9)(torch.ones(4)), "k"),
+        (lambda: E.imle("k_subset", k=2)([1.0, 2.0]), "torch.Tensor"),
+        (lambda: E.imle(torch_top3)(torch.ones(4)), "batch dim"),
+        (lambda: E.Target(-1.0), "lam"),
+    ]
+    for make, match in cases:
+        with pytest.raises(ValueError, match=match):
+            make()
+
+
+def test_grid_path_takes_costs():
+    costs = torch.rand(2, 5, 5, requires_grad=True)
+    layer = E.aimle("grid_path", noise="sog", temperature=0.5)
+    z = layer(costs)
+    assert z[:, 0, 0].eq(1).all() and z[:, -1, -1].eq(1).all()
+    z.sum().backward()
+    assert torch.isfinite(costs.grad).all()
+
+
+def test_module_behaviour():
+    layer = E.aimle("k_subset", k=2, difference="central")
+    text = repr(layer)
+    assert "difference='central'" in text and "beta=" in text
+    layer = layer.to(torch.float32)
+    assert layer.target.beta.dtype == torch.float32
+    layer.eval()
+    assert not layer.target.training
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_round_trip():
+    layer = E.aimle("k_subset", k=2).cuda()
+    theta = torch.randn(3, 5, device="cuda", requires_grad=True)
+    z = layer(theta, generator=torch.Generator("cuda").manual_seed(0))
+    z.sum().backward()
+    assert z.device.type == "cuda" and theta.grad.device.type == "cuda"
+
+
+def test_readme_example_runs():
+    readme = Path(__file__).resolve().parents[1] / "README.md"
+    text = readme.read_text()
+    section = text.split("## Perturbation-based estimators", 1)[1]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks
+    for block in blocks:
+        exec(compile(block, str(readme), "exec"), {})
