@@ -167,7 +167,7 @@ def versions(session: nox.Session) -> None:
         session.error("; ".join(bad))
 
 
-BENCH_PACKAGES = ["solvers"]
+BENCH_PACKAGES = ["solvers", "relaxations", "estimators"]
 
 
 @nox.session(python=PYTHON)
@@ -185,4 +185,5 @@ def bench(session: nox.Session, pkg: str) -> None:
         label = threads or "default"
         session.log(f"OMP_NUM_THREADS={label}")
         env = {"OMP_NUM_THREADS": threads} if threads else {}
-        session.run("python", "bench/run.py", *session.posargs, env=env)
+        for script in sorted((PACKAGES_DIR / pkg / "bench").glob("*.py")):
+            session.run("python", str(script), *session.posargs, env=env)
