@@ -1,18 +1,18 @@
 """Every python code block of the package README runs."""
 
-import re
 from pathlib import Path
 
 import pytest
 
+from structgrad.testing.readme import python_blocks, run_block
+
 README = Path(__file__).resolve().parent.parent / "README.md"
-BLOCKS = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
 
 
 def test_readme_has_an_example() -> None:
-    assert BLOCKS
+    assert python_blocks(README)
 
 
-@pytest.mark.parametrize("code", BLOCKS)
+@pytest.mark.parametrize("code", python_blocks(README))
 def test_readme_example_runs(code: str) -> None:
-    exec(compile(code, str(README), "exec"), {"__name__": "readme"})
+    run_block(code, README)

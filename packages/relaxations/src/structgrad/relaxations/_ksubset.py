@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._utils import check_values, safe_logaddexp, safe_logsumexp
+from ._utils import check_subset, safe_logaddexp, safe_logsumexp
 
 __all__ = ["k_subset_log_partition", "k_subset_marginals"]
 
@@ -40,12 +40,7 @@ def _prefix(theta: Tensor, k: int) -> Tensor:
 
 
 def _validate(scores: Tensor, k: int) -> int:
-    if scores.dim() < 1:
-        raise ValueError("scores must have shape [..., n]")
-    check_values(scores)
-    n = scores.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
-        raise ValueError(f"k must be an integer in [0, {n}], got {k!r}")
+    n = check_subset(scores, k)
     finite = torch.isfinite(scores).sum(dim=-1)
     if (finite < k).any():
         raise ValueError(f"some rows have fewer than k = {k} finite scores: no k-subset exists")

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from ._gumbel import sample_gumbel
-from ._utils import as_tau, check_values
+from ._utils import as_tau, check_subset
 
 __all__ = ["relaxed_top_k"]
 
@@ -44,12 +44,7 @@ def relaxed_top_k(
     Raises:
         ValueError: on NaN or +inf scores, a bad ``k`` or temperature.
     """
-    if scores.dim() < 1:
-        raise ValueError("scores must have shape [..., n]")
-    check_values(scores)
-    n = scores.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
-        raise ValueError(f"k must be an integer in [0, {n}], got {k!r}")
+    check_subset(scores, k)
     t = as_tau(tau, scores)
     r = scores
     if noise:

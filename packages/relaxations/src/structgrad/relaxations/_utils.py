@@ -91,3 +91,14 @@ def clip_range(w: Tensor, max_range: float | None, dims: tuple[int, ...]) -> Ten
     top = torch.where(torch.isneginf(top), torch.zeros_like(top), top)
     floor = top - limit
     return torch.where(torch.isneginf(w), w, torch.maximum(w, floor))
+
+
+def check_subset(scores: Tensor, k: int) -> int:
+    """Validate ``[..., n]`` scores and a subset size ``k`` in ``[0, n]``; return ``n``."""
+    if scores.dim() < 1:
+        raise ValueError("scores must have shape [..., n]")
+    check_values(scores)
+    n = scores.shape[-1]
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"k must be an integer in [0, {n}], got {k!r}")
+    return n

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -34,6 +34,14 @@ class ArborescenceTrace(NamedTuple):
     n_steps: Any
 
 
+@overload
+def max_arborescence(
+    scores: Any, *, root: int = 0, lengths: Any = None, return_trace: Literal[False] = ...
+) -> Any: ...
+@overload
+def max_arborescence(
+    scores: Any, *, root: int = 0, lengths: Any = None, return_trace: Literal[True]
+) -> tuple[Any, ArborescenceTrace]: ...
 def max_arborescence(
     scores: Any, *, root: int = 0, lengths: Any = None, return_trace: bool = False
 ) -> Any | tuple[Any, ArborescenceTrace]:

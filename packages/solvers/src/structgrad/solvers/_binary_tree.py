@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -26,6 +26,12 @@ class BinaryTreeTrace(NamedTuple):
     depth: Any
 
 
+@overload
+def binary_tree(scores: Any, *, lengths: Any = None, return_trace: Literal[False] = ...) -> Any: ...
+@overload
+def binary_tree(
+    scores: Any, *, lengths: Any = None, return_trace: Literal[True]
+) -> tuple[Any, BinaryTreeTrace]: ...
 def binary_tree(
     scores: Any, *, lengths: Any = None, return_trace: bool = False
 ) -> Any | tuple[Any, BinaryTreeTrace]:

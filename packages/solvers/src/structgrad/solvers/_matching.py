@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -54,6 +54,10 @@ def linear_assignment(scores: Any) -> Any:
     return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))
 
 
+@overload
+def crossing_matching(scores: Any, *, return_trace: Literal[False] = ...) -> Any: ...
+@overload
+def crossing_matching(scores: Any, *, return_trace: Literal[True]) -> tuple[Any, CrossingTrace]: ...
 def crossing_matching(
     scores: Any, *, return_trace: bool = False
 ) -> Any | tuple[Any, CrossingTrace]:

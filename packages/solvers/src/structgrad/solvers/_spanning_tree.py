@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -27,6 +27,14 @@ class SpanningTreeTrace(NamedTuple):
     components: Any
 
 
+@overload
+def max_spanning_tree(
+    scores: Any, *, lengths: Any = None, return_trace: Literal[False] = ...
+) -> Any: ...
+@overload
+def max_spanning_tree(
+    scores: Any, *, lengths: Any = None, return_trace: Literal[True]
+) -> tuple[Any, SpanningTreeTrace]: ...
 def max_spanning_tree(
     scores: Any, *, lengths: Any = None, return_trace: bool = False
 ) -> Any | tuple[Any, SpanningTreeTrace]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
@@ -22,6 +22,10 @@ class TopKTrace(NamedTuple):
     order: Any
 
 
+@overload
+def top_k(scores: Any, k: int, *, return_trace: Literal[False] = ...) -> Any: ...
+@overload
+def top_k(scores: Any, k: int, *, return_trace: Literal[True]) -> tuple[Any, TopKTrace]: ...
 def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any, TopKTrace]:
     """The ``k`` largest entries of each row as a 0/1 mask.
 

@@ -9,7 +9,8 @@ from importlib.metadata import version as _version
 from . import checks as checks
 from . import exact as exact
 from . import oracles as oracles
+from . import readme as readme
 
 __version__ = _version("structgrad-testing")
 
-__all__ = ["__version__", "checks", "exact", "oracles"]
+__all__ = ["__version__", "checks", "exact", "oracles", "readme"]
