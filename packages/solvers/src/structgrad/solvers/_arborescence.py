@@ -1,32 +1,40 @@
-"""Maximum spanning arborescence (Chu-Liu/Edmonds) with its contraction trace, batched."""
+"""Maximum spanning arborescence (Chu-Liu/Edmonds) with its contraction trace."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, overload
+import math
+from typing import Any, NamedTuple
 
 import numpy as np
+from numpy.typing import NDArray
 
-from ._backend import kernel
-from ._validate import batched, check_int, check_lengths, forbid_neg_inf
+from . import _backend, _validate
 
 __all__ = ["ArborescenceTrace", "max_arborescence"]
 
+# Finite scores above this magnitude are rescaled by a power of two so that the float64
+# reduced scores, which grow with the contraction depth, stay far from overflow. Scaling by
+# 2**-e is exact (so it changes no comparison) except for scores below about 2**-500 in
+# magnitude, which may lose bits as subnormals next to scores above 2**512.
+_SAFE_MAGNITUDE = 2.0**512
+
 
 class ArborescenceTrace(NamedTuple):
-    """Contraction trace of Chu-Liu/Edmonds.
+    """Contraction trace of Chu-Liu/Edmonds: one step per super-vertex's best in-edge.
 
-    One step per super-vertex that chooses its best incoming edge: first every
-    non-root vertex (in increasing order), then every contracted cycle, when it
-    is formed. The candidates of step ``s`` are the edges ``(i, j)`` with ``i``
-    outside ``members[s]`` and ``j`` inside it (never into the root).
+    Steps ``0..L-2`` are the non-root vertices in increasing order (``members = {v}``);
+    each later step is a contraction, for the super-vertex it forms (``members`` = all
+    the original vertices inside), in the order the contractions happen. The candidates
+    of step ``s`` are the edges ``(i, j)`` with ``i`` outside ``members[s]`` (the root
+    included), ``j`` inside, both ``< L``; the step's edge is the candidate with the
+    largest *reduced* score (the score minus the best reduced scores of the earlier
+    steps whose members contain ``j``). Rows ``s >= n_steps`` hold -1 / False.
 
     Attributes:
-        edges: ``[..., S, 2]`` int64 ``(source, target)`` of the chosen edge of each
-            step, in original vertex ids; ``-1`` past ``n_steps``.
-        members: ``[..., S, n]`` bool, the vertices of the super-vertex of each step.
-        n_steps: ``[...]`` int64, the number of steps, ``(length - 1) + #contractions``.
-
-    ``S = max(1, 2n - 3)`` bounds the number of steps.
+        edges: ``(*batch, S, 2)`` int64, ``S = max(1, 2n - 3)``: the step's (source,
+            target) in original vertex ids.
+        members: ``(*batch, S, n)`` bool: the vertices of the step's super-vertex.
+        n_steps: ``(*batch,)`` int64: ``L - 1`` plus the number of contractions.
     """
 
     edges: Any
@@ -34,71 +42,91 @@ class ArborescenceTrace(NamedTuple):
     n_steps: Any
 
 
-@overload
-def max_arborescence(
-    scores: Any, *, root: int = 0, lengths: Any = None, return_trace: Literal[False] = ...
-) -> Any: ...
-@overload
-def max_arborescence(
-    scores: Any, *, root: int = 0, lengths: Any = None, return_trace: Literal[True]
-) -> tuple[Any, ArborescenceTrace]: ...
-def max_arborescence(
-    scores: Any, *, root: int = 0, lengths: Any = None, return_trace: bool = False
-) -> Any | tuple[Any, ArborescenceTrace]:
-    """Maximum-weight spanning arborescence rooted at ``root``.
+def _safe_scale(flat: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
+    """Rescale huge finite scores by a power of two (exact, keeps every decision)."""
+    finite = np.isfinite(flat)
+    biggest = float(np.max(np.abs(flat), initial=0.0, where=finite))
+    if biggest <= _SAFE_MAGNITUDE:
+        return flat
+    exponent = math.frexp(biggest)[1]  # biggest < 2**exponent
+    return np.ascontiguousarray(np.ldexp(flat.astype(np.float64), -exponent))
 
-    Maximises the sum of the scores of the chosen edges; the diagonal and the
-    edges into the root are ignored. ``-inf`` scores are forbidden edges: used
-    only when no arborescence avoids them, and then as few as possible (sums
-    are formed in float64 with a finite sentinel in their place, never NaN).
-    Among equal candidates each super-vertex takes the in-edge with the lowest
-    ``(source, target)`` in row-major order.
 
-    For the recursive Gumbel-max trick run it on ``-E`` (the minimum
-    arborescence of the exponentials ``E``): that trace has a
-    product-of-softmaxes probability, which is a different distribution from the
-    perturb-and-MAP one of the maximum arborescence of ``theta + Gumbel``.
+def max_arborescence(
+    scores: Any,
+    *,
+    root: int = 0,
+    lengths: Any = None,
+    return_trace: bool = False,
+) -> Any:
+    """Maximum spanning arborescence rooted at ``root`` (Chu-Liu/Edmonds), batched.
+
+    Maximises the sum of the scores of the chosen edges over the arborescences of each
+    graph: every non-root vertex below the graph's length gets exactly one parent. The
+    diagonal and the edges into the root are ignored. A ``-inf`` score forbids an edge:
+    the solver uses as few ``-inf`` edges as possible (none when it can), then maximises
+    the finite sum. This is exact: the kernel sums pairs (number of ``-inf`` edges,
+    finite part) compared lexicographically, never ``-inf`` itself, so with every score
+    ``-inf`` the result is still a valid arborescence and nothing is ever NaN.
+
+    Tie-breaking (identical in the compiled kernel and its twin): each super-vertex's
+    best in-edge is the candidate with the largest reduced score, ties to the lowest
+    ``(source, target)`` in row-major order; cycles of best in-edges are contracted one
+    at a time, the first one met when following best in-edges from each live
+    super-vertex in step order; all sums are in float64. Finite scores larger than
+    ``2**512`` in magnitude are first rescaled by a power of two, which keeps every
+    decision (only scores below about ``2**-500`` may then lose bits as subnormals).
+
+    Run on ``-E`` with exponentials ``E = Exp(1) / exp(θ)`` the trace has the
+    recursive-Gumbel law ``p(T) = Π_steps softmax(θ over the candidates)[edge]``
+    (minimum arborescence of ``E``); run on ``θ + Gumbel`` it is perturb-and-MAP, a
+    different distribution.
 
     Args:
-        scores: ``[..., n, n]`` scores with ``[i, j]`` for the edge ``i -> j``,
-            ``n >= 2`` (numpy or torch).
+        scores: ``(*batch, n, n)`` float array or CPU/CUDA tensor, ``n >= 2``; entry
+            ``[i, j]`` is the score of the edge ``i -> j``. No NaN or ``+inf``.
         root: the root vertex, in ``[0, n)`` and below every length.
-        lengths: optional ``[...]`` integer graph sizes in ``[root + 1, n]``.
+        lengths: optional ints broadcastable to ``batch``, each in ``[1, n]``: graph ``b``
+            uses the vertices ``0..lengths[b]-1``; a graph of one vertex has no edges.
         return_trace: also return the :class:`ArborescenceTrace`.
 
     Returns:
-        The 0/1 adjacency ``[..., n, n]`` with ``[i, j] = 1`` for the edge
-        ``i -> j`` in the input's floating dtype (and the trace, if asked).
+        ``(*batch, n, n)`` 0/1 adjacency in the input's kind and float dtype,
+        ``[i, j] = 1`` for the edge ``i -> j``; with ``return_trace``, the pair
+        ``(adjacency, trace)`` (trace arrays int64 / bool of the input's kind).
 
     Raises:
-        ValueError: on NaN or +inf scores, non-square scores, ``n < 2``, a root
-            outside the graph or lengths outside ``[root + 1, n]``.
+        ValueError: on NaN or ``+inf`` scores, a rank below 2, non-square or ``n < 2``
+            scores, a root outside ``[0, n)`` or not below every length, bad lengths.
 
     References:
-        Chu and Liu, 1965; Edmonds, "Optimum branchings", 1967.
-        Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072 (§3.1).
+        Chu & Liu, "On the shortest arborescence of a directed graph", Sci. Sinica 1965;
+        Edmonds, "Optimum branchings", J. Res. NBS 1967; Struminsky et al., "Leveraging
+        Recursive Gumbel-Max Trick for Approximate Inference in Combinatorial Spaces",
+        NeurIPS 2021, https://arxiv.org/abs/2110.15072 (the contraction trace).
     """
-    inp = batched(scores, "scores", core_ndim=2, square=True)
-    flat = inp.flat
-    size, n = flat.shape[0], flat.shape[1]
-    root = check_int(root, "root", 0, n - 1)
-    lens = check_lengths(lengths, inp.batch_shape, n, minimum=root + 1)
-    values = forbid_neg_inf(flat, terms=n)
-    adj = np.zeros((size, n, n), dtype=np.float64)
-    steps = max(1, 2 * n - 3) if return_trace else 0
-    edges = np.full((size, steps, 2), -1, dtype=np.int64)
-    members = np.zeros((size, steps, n), dtype=np.uint8)
-    n_steps = np.zeros(size, dtype=np.int64)
-    kernel("_edmonds", "_edmonds_ref").edmonds(
-        values, lens, root, adj, edges, members, n_steps, return_trace
-    )
-    shape = inp.batch_shape
-    solution = inp.bridge.solution(adj.reshape((*shape, n, n)))
+    batch = _validate.batched(scores, "scores", core_ndim=2, square=True, min_size=2)
+    n = batch.flat.shape[-1]
+    root = _validate.check_int(root, "root", 0, n - 1)
+    lens = _validate.check_lengths(lengths, batch.batch_shape, n)
+    if lens.size and lens.min() <= root:
+        raise ValueError(f"root {root} must be smaller than every length, got {lens.min()}")
+    flat = _safe_scale(batch.flat)  # [B, n, n]
+    size, steps = flat.shape[0], max(1, 2 * n - 3)
+    out = np.zeros(flat.shape, dtype=flat.dtype)  # [B, n, n]
+    edges = np.full((size, steps, 2), -1, dtype=np.int64)  # [B, S, 2]
+    members = np.zeros((size, steps if return_trace else 0, n), dtype=np.bool_)  # [B, S, n]
+    n_steps = np.zeros(size, dtype=np.int64)  # [B]
+    kernels = _backend.kernel("_edmonds", "_edmonds_ref")
+    kernels.edmonds(flat, lens, root, out, edges, members.view(np.uint8), n_steps)
+    shape = batch.batch_shape
+    solution = batch.bridge.solution(out.reshape(*shape, n, n))
     if not return_trace:
         return solution
+    index = batch.bridge.index
     trace = ArborescenceTrace(
-        inp.bridge.index(edges.reshape((*shape, steps, 2))),
-        inp.bridge.index(members.astype(bool).reshape((*shape, steps, n))),
-        inp.bridge.index(n_steps.reshape(shape)),
+        edges=index(edges.reshape(*shape, steps, 2)),
+        members=index(members.reshape(*shape, steps, n)),
+        n_steps=index(n_steps.reshape(shape)),
     )
     return solution, trace

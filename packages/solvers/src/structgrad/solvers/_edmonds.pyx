@@ -1,184 +1,211 @@
-"""Maximum spanning arborescence by Chu-Liu/Edmonds, batched (compiled kernel).
+"""Chu-Liu/Edmonds maximum spanning arborescence with its contraction trace (compiled kernel).
 
-Iterative contraction on original vertex ids, O(n^3) per graph in the worst
-case. Super-vertices get ids ``L, L+1, ...`` as they are formed; ``sup[x]`` is
-the super-vertex that swallowed ``x`` (-1 while ``x`` is top-level). Reduced
-scores are ``w[i, j] - off[j]``, where ``off[j]`` adds up the best in-scores of
-every super-vertex containing ``j`` that has chosen its in-edge.
-The trace records one step per super-vertex that chooses an in-edge: every
-non-root vertex first, then each contracted cycle when it is formed.
+The pure-Python twin is ``_edmonds_ref.py``; both follow the same algorithm step by step
+and give bit-identical results. The public wrapper is ``_arborescence.max_arborescence``.
+
+Weights are pairs ``(c, v)`` compared lexicographically: ``c = -1`` for a ``-inf`` score
+(``v = 0``) and ``c = 0`` for a finite one (``v`` = the score in float64). Pair arithmetic
+is exact in ``c``, so the solver first minimises the number of ``-inf`` edges and then
+maximises the finite sum, and no ``-inf - -inf`` (NaN) can ever appear.
+
+Each super-vertex is named by the index of its trace step: the non-root singletons are
+steps ``0..L-2`` (in increasing vertex id), a contraction creates the next step index.
+Reduced scores are ``score[i, j] - off[j]``, where ``off[j]`` sums the best reduced
+scores of every super-vertex that contains ``j`` (one float64 addition per step).
 """
 
+cimport cython
+from libc.math cimport INFINITY
 from libc.stdint cimport int64_t
 from libc.stdlib cimport free, malloc
 
 
-cdef struct Work:
-    double *off
-    int64_t *top
-    int64_t *sup
-    int64_t *src
-    int64_t *dst
-    int64_t *asrc
-    int64_t *color
-    int64_t *path
-    char *alive
+cdef struct Scratch:
+    Py_ssize_t *cs       # [n] super-vertex (step index) holding each vertex; -1 for the root
+    Py_ssize_t *leaf     # [n] singleton step of each vertex
+    Py_ssize_t *mem      # [n] members of the super-vertex being processed, increasing
+    int64_t *offc        # [n] offset of the -inf counts
+    double *offv         # [n] offset of the finite parts
+    Py_ssize_t *up       # [S] step of the super-vertex a step was contracted into, or -1
+    Py_ssize_t *mark     # [S] cycle search: the start step that visited each step
+    Py_ssize_t *cyc      # [S] steps on the cycle being contracted
+    unsigned char *flag  # [S] alive super-vertex (search), then entered (expansion)
 
 
-cdef int64_t _find_cycle(Work *wk, int64_t count, int64_t root, int64_t *cycle) noexcept nogil:
-    """Write a cycle of top-level super-vertices into ``cycle``; return its length (0: none)."""
-    cdef int64_t x, y, walk, length, k, m
-    for x in range(count):
-        wk.color[x] = -1
-    for x in range(count):
-        if not wk.alive[x] or x == root or wk.color[x] != -1:
+cdef void _choose(
+    const cython.floating *w,
+    Py_ssize_t n,
+    Py_ssize_t length,
+    Py_ssize_t t,
+    Scratch *sc,
+    int64_t *edge,
+    unsigned char *mrow,
+) noexcept nogil:
+    """Best in-edge of super-vertex ``t``; records it and subtracts its reduced score."""
+    cdef Py_ssize_t i, j, q, k = 0, bi = -1, bj = -1
+    cdef int64_t c, bc = 0
+    cdef double v, bv = 0.0
+    cdef cython.floating x
+    for j in range(length):
+        if sc.cs[j] == t:
+            sc.mem[k] = j
+            k += 1
+            if mrow != NULL:
+                mrow[j] = 1
+    # Row-major scan with strict improvement: ties go to the lowest (source, target).
+    for i in range(length):
+        if sc.cs[i] == t:
             continue
-        walk = x
-        length = 0
-        y = x
-        # Follow chosen in-edges backwards until the root, an old walk, or this walk.
-        while y != root and wk.color[y] == -1:
-            wk.color[y] = walk
-            wk.path[length] = y
-            length += 1
-            y = wk.top[wk.src[y]]
-        if y != root and wk.color[y] == walk:
-            m = 0
-            for k in range(length):
-                if wk.path[k] == y:
-                    m = k
-                    break
-            for k in range(m, length):
-                cycle[k - m] = wk.path[k]
-            return length - m
+        for q in range(k):
+            j = sc.mem[q]
+            x = w[i * n + j]
+            if x == -INFINITY:
+                c = -1 - sc.offc[j]
+                v = 0.0 - sc.offv[j]
+            else:
+                c = 0 - sc.offc[j]
+                v = <double>x - sc.offv[j]
+            if bi < 0 or c > bc or (c == bc and v > bv):
+                bc = c
+                bv = v
+                bi = i
+                bj = j
+    edge[0] = bi
+    edge[1] = bj
+    for q in range(k):
+        j = sc.mem[q]
+        sc.offc[j] = sc.offc[j] + bc
+        sc.offv[j] = sc.offv[j] + bv
+
+
+cdef Py_ssize_t _find_cycle(Py_ssize_t n_steps, const int64_t *edges, Scratch *sc) noexcept nogil:
+    """Steps of the first cycle of best in-edges (starts tried in step order); 0 if none."""
+    cdef Py_ssize_t s0, s, k = 0
+    for s in range(n_steps):
+        sc.mark[s] = -1
+    for s0 in range(n_steps):
+        if not sc.flag[s0] or sc.mark[s0] >= 0:
+            continue
+        s = s0
+        while s >= 0 and sc.mark[s] < 0:
+            sc.mark[s] = s0
+            s = sc.cs[edges[2 * s]]  # super-vertex of the source (-1 for the root)
+        if s >= 0 and sc.mark[s] == s0:
+            while True:
+                sc.cyc[k] = s
+                k += 1
+                s = sc.cs[edges[2 * s]]
+                if s == sc.cyc[0]:
+                    return k
     return 0
 
 
-cdef void _best_in_edge(const double[:, ::1] w, Work *wk, int64_t s,
-                        int64_t size) noexcept nogil:
-    """Choose the in-edge of top-level super-vertex ``s`` with the largest reduced score.
-
-    Ties go to the lowest (source, target) in row-major order.
-    """
-    cdef int64_t i, j, bi = -1, bj = -1
-    cdef double r, best = 0.0
-    for i in range(size):
-        if wk.top[i] == s:
+cdef Py_ssize_t _solve(
+    const cython.floating *w,
+    Py_ssize_t n,
+    Py_ssize_t length,
+    Py_ssize_t root,
+    cython.floating *out,
+    int64_t *edges,
+    unsigned char *members,
+    Scratch *sc,
+) noexcept nogil:
+    """One graph: contract, record the trace, expand. Returns the number of steps."""
+    cdef Py_ssize_t v, s, t, q, k, i, j, n_steps = 0
+    for v in range(length):
+        sc.offc[v] = 0
+        sc.offv[v] = 0.0
+        sc.cs[v] = -1
+        if v != root:
+            sc.cs[v] = n_steps
+            sc.leaf[v] = n_steps
+            sc.up[n_steps] = -1
+            sc.flag[n_steps] = 1
+            n_steps += 1
+    for s in range(n_steps):
+        _choose(w, n, length, s, sc, edges + 2 * s, members + s * n if members != NULL else NULL)
+    while True:
+        k = _find_cycle(n_steps, edges, sc)
+        if k == 0:
+            break
+        t = n_steps
+        n_steps += 1
+        for q in range(k):
+            sc.up[sc.cyc[q]] = t
+            sc.flag[sc.cyc[q]] = 0
+        for v in range(length):
+            # live super-vertices have up == -1; the cycle's steps now have up == t
+            if sc.cs[v] >= 0 and sc.up[sc.cs[v]] == t:
+                sc.cs[v] = t
+        sc.up[t] = -1
+        sc.flag[t] = 1
+        _choose(w, n, length, t, sc, edges + 2 * t, members + t * n if members != NULL else NULL)
+    # Expansion, outermost super-vertices first: a super-vertex not yet entered keeps its
+    # own best in-edge, which enters every super-vertex on the way down to its target.
+    for s in range(n_steps):
+        sc.flag[s] = 0
+    for s in range(n_steps - 1, -1, -1):
+        if sc.flag[s]:
             continue
-        for j in range(size):
-            if wk.top[j] != s:
-                continue
-            r = w[i, j] - wk.off[j]
-            if bi < 0 or r > best:
-                best = r
-                bi = i
-                bj = j
-    wk.src[s] = bi
-    wk.dst[s] = bj
-    for j in range(size):
-        if wk.top[j] == s:
-            wk.off[j] += best
+        i = edges[2 * s]
+        j = edges[2 * s + 1]
+        out[i * n + j] = 1
+        t = sc.leaf[j]
+        while t >= 0 and not sc.flag[t]:
+            sc.flag[t] = 1
+            t = sc.up[t]
+    return n_steps
 
 
-def edmonds(const double[:, :, ::1] scores, const int64_t[::1] lengths, int64_t root,
-            double[:, :, ::1] adj, int64_t[:, :, ::1] edges, unsigned char[:, :, ::1] members,
-            int64_t[::1] n_steps, bint record_trace):
-    """Fill ``adj`` (and the trace arrays if ``record_trace``) for every graph."""
-    cdef Py_ssize_t batch = scores.shape[0]
-    cdef int64_t n = scores.shape[1]
-    cdef int64_t cap = 2 * n
-    cdef Work wk
-    cdef int64_t *cycle = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.off = <double *> malloc(n * sizeof(double))
-    wk.top = <int64_t *> malloc(n * sizeof(int64_t))
-    wk.sup = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.src = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.dst = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.asrc = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.color = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.path = <int64_t *> malloc(cap * sizeof(int64_t))
-    wk.alive = <char *> malloc(cap * sizeof(char))
-    cdef Py_ssize_t g
-    cdef int64_t size, count, v, x, c, k, length, step, j
-    if (cycle == NULL or wk.off == NULL or wk.top == NULL or wk.sup == NULL or wk.src == NULL
-            or wk.dst == NULL or wk.asrc == NULL or wk.color == NULL or wk.path == NULL
-            or wk.alive == NULL):
-        _free(&wk, cycle)
-        raise MemoryError()
-    with nogil:
-        for g in range(batch):
-            size = lengths[g]
-            count = size
-            step = 0
-            for v in range(size):
-                wk.off[v] = 0.0
-                wk.top[v] = v
-                wk.sup[v] = -1
-                wk.alive[v] = 1
-                wk.src[v] = -1
-            # Every non-root vertex picks its best in-edge.
-            for v in range(size):
-                if v == root:
-                    continue
-                _best_in_edge(scores[g], &wk, v, size)
-                if record_trace:
-                    _record(&wk, edges, members, g, step, v, size)
-                step += 1
-            # Contract cycles until the chosen edges form an arborescence.
-            while True:
-                length = _find_cycle(&wk, count, root, cycle)
-                if length == 0:
-                    break
-                x = count
-                count += 1
-                wk.alive[x] = 1
-                wk.sup[x] = -1
-                for k in range(length):
-                    wk.sup[cycle[k]] = x
-                    wk.alive[cycle[k]] = 0
-                for v in range(size):
-                    if wk.sup[wk.top[v]] == x:
-                        wk.top[v] = x
-                _best_in_edge(scores[g], &wk, x, size)
-                if record_trace:
-                    _record(&wk, edges, members, g, step, x, size)
-                step += 1
-            # Expand: the newest super-vertices first hand their in-edge down.
-            for x in range(count):
-                wk.asrc[x] = wk.src[x]
-                wk.color[x] = wk.dst[x]  # reuse: assigned target
-            for x in range(count - 1, size - 1, -1):
-                j = wk.color[x]
-                # The child of x that contains j receives x's in-edge.
-                c = j
-                while wk.sup[c] != x:
-                    c = wk.sup[c]
-                wk.asrc[c] = wk.asrc[x]
-                wk.color[c] = j
-            for v in range(size):
-                if v != root:
-                    adj[g, wk.asrc[v], v] = 1
-            n_steps[g] = step
-    _free(&wk, cycle)
+def edmonds(
+    const cython.floating[:, :, ::1] scores,
+    const int64_t[::1] lengths,
+    Py_ssize_t root,
+    cython.floating[:, :, ::1] out,
+    int64_t[:, :, ::1] edges,
+    unsigned char[:, :, ::1] members,
+    int64_t[::1] n_steps,
+):
+    """Maximum spanning arborescences of a batch of graphs, with contraction traces.
 
+    Inputs are validated by the wrapper; this kernel trusts them.
 
-cdef void _record(Work *wk, int64_t[:, :, ::1] edges, unsigned char[:, :, ::1] members,
-                  Py_ssize_t g, int64_t step, int64_t s, int64_t size) noexcept nogil:
-    cdef int64_t v
-    edges[g, step, 0] = wk.src[s]
-    edges[g, step, 1] = wk.dst[s]
-    for v in range(size):
-        members[g, step, v] = wk.top[v] == s
-
-
-cdef void _free(Work *wk, int64_t *cycle) noexcept nogil:
-    free(cycle)
-    free(wk.off)
-    free(wk.top)
-    free(wk.sup)
-    free(wk.src)
-    free(wk.dst)
-    free(wk.asrc)
-    free(wk.color)
-    free(wk.path)
-    free(wk.alive)
+    Args:
+        scores: ``[B, n, n]`` C-contiguous, entry ``[i, j]`` = score of edge i->j, no NaN/+inf.
+        lengths: ``[B]`` vertices used per graph, each in ``[root + 1, n]``.
+        root: root vertex shared by the batch.
+        out: ``[B, n, n]`` zeros; receives 1 at every chosen edge.
+        edges: ``[B, S, 2]`` with ``S >= 2n - 3``; rows ``< n_steps`` receive the steps' edges.
+        members: ``[B, S, n]`` zeros (as uint8) receiving the steps' members, or ``[B, 0, n]``
+            to skip recording them.
+        n_steps: ``[B]`` receives the number of steps of each graph.
+    """
+    cdef Py_ssize_t b, n = scores.shape[2], big = 2 * scores.shape[2]
+    cdef bint record = members.shape[1] > 0
+    cdef Scratch sc
+    cdef unsigned char *mrow = NULL
+    sc.cs = <Py_ssize_t *> malloc((3 * n + 3 * big) * sizeof(Py_ssize_t))
+    sc.offc = <int64_t *> malloc(n * sizeof(int64_t))
+    sc.offv = <double *> malloc(n * sizeof(double))
+    sc.flag = <unsigned char *> malloc(big * sizeof(unsigned char))
+    try:
+        if sc.cs == NULL or sc.offc == NULL or sc.offv == NULL or sc.flag == NULL:
+            raise MemoryError()
+        sc.leaf = sc.cs + n
+        sc.mem = sc.cs + 2 * n
+        sc.up = sc.cs + 3 * n
+        sc.mark = sc.up + big
+        sc.cyc = sc.mark + big
+        with nogil:
+            for b in range(scores.shape[0]):
+                if record:
+                    mrow = &members[b, 0, 0]
+                n_steps[b] = _solve(
+                    &scores[b, 0, 0], n, lengths[b], root, &out[b, 0, 0], &edges[b, 0, 0],
+                    mrow, &sc,
+                )
+    finally:
+        free(sc.cs)
+        free(sc.offc)
+        free(sc.offv)
+        free(sc.flag)

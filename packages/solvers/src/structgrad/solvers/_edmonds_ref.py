@@ -1,6 +1,10 @@
-"""Pure-Python twin of ``_edmonds.pyx`` (same interface, same results).
+"""Pure-Python twin of the ``_edmonds`` kernel: same algorithm, same results, bit for bit.
 
-See the compiled module for the algorithm; this follows it step by step.
+Every choice is made exactly as in ``_edmonds.pyx``: weights are the pairs ``(c, v)``
+(``c = -1`` for ``-inf``, else 0; ``v`` = the finite part in float64) compared
+lexicographically, reduced scores are ``score - off`` with the same float64 operations,
+ties go to the lowest (source, target) in row-major order, and cycles are contracted one
+at a time in the order the compiled search finds them.
 """
 
 from __future__ import annotations
@@ -11,104 +15,119 @@ import numpy as np
 from numpy.typing import NDArray
 
 
-def _best_in_edge(w: list[list[float]], st: dict[str, Any], s: int, size: int) -> None:
-    top, off = st["top"], st["off"]
-    best, bi, bj = 0.0, -1, -1
-    inside = [j for j in range(size) if top[j] == s]
-    for i in range(size):
-        if top[i] == s:
-            continue
-        for j in inside:
-            r = w[i][j] - off[j]
-            if bi < 0 or r > best:
-                best, bi, bj = r, i, j
-    st["src"][s], st["dst"][s] = bi, bj
-    for j in inside:
-        off[j] += best
+class _Graph:
+    """Working state of one graph (the compiled kernel's scratch arrays)."""
 
+    def __init__(self, w: NDArray[np.floating[Any]], root: int) -> None:
+        length = w.shape[0]
+        neg = np.isneginf(w)
+        self.cnt = -neg.astype(np.int64)  # [L, L] -1 on forbidden edges
+        self.val = np.where(neg, 0.0, w.astype(np.float64))  # [L, L] finite parts
+        self.offc = np.zeros(length, dtype=np.int64)
+        self.offv = np.zeros(length, dtype=np.float64)
+        self.cs = np.full(length, -1, dtype=np.int64)  # super-vertex of each vertex
+        self.leaf = np.full(length, -1, dtype=np.int64)
+        self.up: list[int] = []  # super-vertex each step was contracted into, or -1
+        self.alive: list[bool] = []
+        self.edges: list[tuple[int, int]] = []
+        self.members: list[NDArray[np.bool_]] = []
+        for v in range(length):
+            if v != root:
+                self.cs[v] = self.leaf[v] = self._new_step()
 
-def _find_cycle(st: dict[str, Any], count: int, root: int) -> list[int]:
-    color = [-1] * count
-    top, src, alive = st["top"], st["src"], st["alive"]
-    for x in range(count):
-        if not alive[x] or x == root or color[x] != -1:
-            continue
-        path = []
-        y = x
-        while y != root and color[y] == -1:
-            color[y] = x
-            path.append(y)
-            y = top[src[y]]
-        if y != root and color[y] == x:
-            return path[path.index(y) :]
-    return []
+    def _new_step(self) -> int:
+        self.up.append(-1)
+        self.alive.append(True)
+        return len(self.up) - 1
 
+    def choose(self, t: int) -> None:
+        """Best in-edge of super-vertex ``t``; records it and subtracts its reduced score."""
+        inside = self.cs == t
+        rows = np.flatnonzero(~inside)
+        cols = np.flatnonzero(inside)
+        sub = np.ix_(rows, cols)
+        rc = self.cnt[sub] - self.offc[cols]  # [rows, cols] reduced -inf counts
+        rv = self.val[sub] - self.offv[cols]  # [rows, cols] reduced finite parts
+        top = rc.max()
+        # rv is finite, so -inf marks the non-maximal counts; argmax takes the first
+        # maximum in row-major order, i.e. the lowest (source, target).
+        k = int(np.argmax(np.where(rc == top, rv, -np.inf)))
+        a, q = divmod(k, cols.size)
+        self.edges.append((int(rows[a]), int(cols[q])))
+        self.members.append(inside)
+        self.offc[cols] += top
+        self.offv[cols] += rv[a, q]
 
-def _skip(s: int, step: int) -> None:
-    pass
+    def find_cycle(self) -> list[int]:
+        """Steps of the first cycle of best in-edges (starts tried in step order)."""
+        mark = [-1] * len(self.up)
+        for s0, alive in enumerate(self.alive):
+            if not alive or mark[s0] >= 0:
+                continue
+            s = s0
+            while s >= 0 and mark[s] < 0:
+                mark[s] = s0
+                s = int(self.cs[self.edges[s][0]])
+            if s >= 0 and mark[s] == s0:
+                cycle = [s]
+                s = int(self.cs[self.edges[s][0]])
+                while s != cycle[0]:
+                    cycle.append(s)
+                    s = int(self.cs[self.edges[s][0]])
+                return cycle
+        return []
 
+    def contract(self, cycle: list[int]) -> int:
+        """Merge the cycle's super-vertices into a new one and return its step."""
+        t = self._new_step()
+        for s in cycle:
+            self.up[s] = t
+            self.alive[s] = False
+        self.cs[np.isin(self.cs, cycle)] = t
+        return t
 
-def _recorder(
-    edges: NDArray[np.int64], members: NDArray[np.uint8], g: int, st: dict[str, Any], size: int
-) -> Any:
-    def record(s: int, step: int) -> None:
-        edges[g, step] = (st["src"][s], st["dst"][s])
-        members[g, step, :size] = [t == s for t in st["top"]]
-
-    return record
+    def expand(self) -> list[tuple[int, int]]:
+        """Final edges: outermost first, an un-entered super-vertex keeps its best in-edge."""
+        entered = [False] * len(self.up)
+        chosen = []
+        for s in range(len(self.up) - 1, -1, -1):
+            if entered[s]:
+                continue
+            chosen.append(self.edges[s])
+            t = int(self.leaf[self.edges[s][1]])
+            while t >= 0 and not entered[t]:
+                entered[t] = True
+                t = self.up[t]
+        return chosen
 
 
 def edmonds(
-    scores: NDArray[np.float64],
+    scores: NDArray[np.floating[Any]],
     lengths: NDArray[np.int64],
     root: int,
-    adj: NDArray[np.float64],
+    out: NDArray[np.floating[Any]],
     edges: NDArray[np.int64],
     members: NDArray[np.uint8],
     n_steps: NDArray[np.int64],
-    record_trace: bool,
 ) -> None:
-    """Fill ``adj`` (and the trace arrays if ``record_trace``) for every graph."""
-    n = scores.shape[1]
-    for g in range(scores.shape[0]):
-        size = int(lengths[g])
-        w = scores[g].tolist()
-        st: dict[str, Any] = {
-            "off": [0.0] * size,
-            "top": list(range(size)),
-            "sup": [-1] * (2 * n),
-            "src": [-1] * (2 * n),
-            "dst": [-1] * (2 * n),
-            "alive": [True] * size + [False] * (2 * n - size),
-        }
-        step = 0
-        record = _recorder(edges, members, g, st, size) if record_trace else _skip
-        for v in range(size):
-            if v != root:
-                _best_in_edge(w, st, v, size)
-                record(v, step)
-                step += 1
-        count = size
-        while cycle := _find_cycle(st, count, root):
-            x = count
-            count += 1
-            st["alive"][x] = True
-            for c in cycle:
-                st["sup"][c] = x
-                st["alive"][c] = False
-            st["top"] = [x if st["sup"][t] == x else t for t in st["top"]]
-            _best_in_edge(w, st, x, size)
-            record(x, step)
-            step += 1
-        asrc = list(st["src"][:count])
-        adst = list(st["dst"][:count])
-        for x in range(count - 1, size - 1, -1):
-            j = adst[x]
-            c = j
-            while st["sup"][c] != x:
-                c = st["sup"][c]
-            asrc[c], adst[c] = asrc[x], j
-        for v in range(size):
-            if v != root:
-                adj[g, asrc[v], v] = 1
-        n_steps[g] = step
+    """Maximum spanning arborescences of a batch of graphs, with contraction traces.
+
+    Same contract as the compiled ``_edmonds.edmonds``: fills ``out`` ``[B, n, n]``,
+    ``edges`` ``[B, S, 2]``, ``members`` ``[B, S, n]`` (skipped when its second
+    dimension is 0) and ``n_steps`` ``[B]``.
+    """
+    record = members.shape[1] > 0
+    for b in range(scores.shape[0]):
+        length = int(lengths[b])
+        g = _Graph(scores[b, :length, :length], root)
+        for s in range(len(g.up)):
+            g.choose(s)
+        while cycle := g.find_cycle():
+            g.choose(g.contract(cycle))
+        for i, j in g.expand():
+            out[b, i, j] = 1
+        n_steps[b] = len(g.edges)
+        if n_steps[b]:
+            edges[b, : n_steps[b]] = g.edges
+            if record:
+                members[b, : n_steps[b], :length] = g.members

@@ -106,7 +106,7 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
 def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
     """``flat`` ``[B, ...]`` in float64, ``-inf`` replaced per item by a sentinel (then a copy).
 
-    For solvers that add up ``terms`` scores (assignment, arborescence): the
+    For solvers that add up ``terms`` scores (the assignment): the
     sentinel lies so far below every finite score of its item that one ``-inf``
     choice costs more than any difference among finite solutions, so the
     optimum uses as few ``-inf`` entries as possible and, among those, has the
