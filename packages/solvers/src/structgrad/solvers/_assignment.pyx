@@ -26,7 +26,8 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
     cdef char *done = <char *> malloc((n + 1) * sizeof(char))
     cdef Py_ssize_t g
     cdef int64_t i, j, i0, j0, j1
-    cdef double delta, cur
+    cdef double delta, cur, ui0
+    cdef const double *row
     if (u == NULL or v == NULL or minv == NULL or p == NULL or way == NULL or used == NULL
             or done == NULL):
         free(u)
@@ -47,11 +48,12 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
             # Row reduction (u_i = min_j c_ij, v = 0 keeps the duals feasible) and a
             # greedy start: rows whose cheapest column is still free take it (tight).
             for i in range(1, n + 1):
+                row = &scores[g, i - 1, 0]
                 j1 = 1
                 for j in range(2, n + 1):
-                    if -scores[g, i - 1, j - 1] < -scores[g, i - 1, j1 - 1]:
+                    if -row[j - 1] < -row[j1 - 1]:
                         j1 = j
-                u[i] = -scores[g, i - 1, j1 - 1]
+                u[i] = -row[j1 - 1]
                 done[i] = p[j1] == 0
                 if done[i]:
                     p[j1] = i
@@ -66,12 +68,14 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
                 while True:
                     used[j0] = 1
                     i0 = p[j0]
+                    row = &scores[g, i0 - 1, 0]
+                    ui0 = u[i0]
                     delta = INFINITY
                     j1 = 0
                     for j in range(1, n + 1):
                         if not used[j]:
                             # Reduced cost of row i0 to column j (cost = -score).
-                            cur = -scores[g, i0 - 1, j - 1] - u[i0] - v[j]
+                            cur = -row[j - 1] - ui0 - v[j]
                             if cur < minv[j]:
                                 minv[j] = cur
                                 way[j] = j0
