@@ -51,6 +51,30 @@ _PART1 = [
 ]
 # --- end part 1 ---
 
+# --- recursive Gumbel-max: traces, log-probabilities, E | T ---
+from ._recursive import RECURSIVE_STRUCTURES as RECURSIVE_STRUCTURES
+from ._recursive import CategoricalTrace as CategoricalTrace
+from ._recursive import RecursiveSample as RecursiveSample
+from ._recursive import conditional_utilities as conditional_utilities
+from ._recursive import sample_with_trace as sample_with_trace
+from ._recursive import trace_log_prob as trace_log_prob
+from ._recursive import utility_log_prob as utility_log_prob
+
+_RECURSIVE = [
+    "RECURSIVE_STRUCTURES",
+    "CategoricalTrace",
+    "RecursiveSample",
+    "conditional_utilities",
+    "sample_with_trace",
+    "trace_log_prob",
+    "utility_log_prob",
+]
+# --- end recursive ---
+
+# --- score-function estimators (part 2) ---
+_PART2: list[str] = []
+# --- end part 2 ---
+
 __version__ = _version("structgrad-estimators")
 
-__all__ = ["__version__", *_PART1]
+__all__ = ["__version__", *_PART1, *_RECURSIVE, *_PART2]
