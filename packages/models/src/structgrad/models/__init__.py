@@ -1,6 +1,36 @@
-"""Latent-structure layers and the NRI model.
+"""Latent-structure layers (one factory for every structure and estimator) and the NRI model.
 
-One factory turns a structure and an estimator name into a module.
+API summary (stable names)::
+
+    from structgrad.models import latent, METHODS, LatentLayer
+
+    layer = latent("spanning_tree", "sst", tau=1.0, max_range=15.0)  # an nn.Module
+    z = layer(logits, generator=None)   # logits [*batch, n, n] -> sample [*batch, n, n]
+    loss = layer.attach(per_sample_loss, baseline=None)  # [*batch]; identity if pathwise
+    loss.mean().backward()
+    layer.pathwise                      # True: gradient through z; False: score function
+    layer.utilities                     # U = θ + G of the last forward (SST / indep), else None
+    z_hard = layer.sample_hard(logits, generator=None, noise=True)  # perturb-and-MAP, no grad
+
+    METHODS: dict[str, tuple[str, ...]]  # structure -> method names accepted by `latent`
+
+Structures and logits: ``spanning_tree`` ``[*batch, n, n]`` (upper triangle read),
+``k_subset`` ``[*batch, n]`` (option ``k``), ``categorical`` ``[*batch, n]``,
+``edges`` (independent edges) ``[*batch, n, n]`` log-odds or ``[*batch, n, n, C]``
+edge-type logits with ``categorical=True``, ``arborescence`` ``[*batch, n, n]``.
+
+The NRI model lives in :mod:`structgrad.models.nri`: ``MLPEncoder``, ``MLPDecoder``,
+layout helpers (``edges_to_matrix``, ``matrix_to_edges``, ``symmetrize``,
+``matrix_to_upper``, ``upper_to_matrix``, ``as_edge_types``,
+``off_diagonal_indices``), the objective (``nll_gaussian``, ``kl_gumbel``,
+``kl_categorical_uniform``, ``elbo`` → ``ELBOTerms``) and ``edge_metrics`` →
+``EdgeMetrics``.
+
+References:
+    Paulus, Choi, Tarlow, Krause and Maddison, "Gradient Estimation with
+    Stochastic Softmax Tricks", NeurIPS 2020, https://arxiv.org/abs/2006.08063.
+    Kipf, Fetaya, Wang, Welling and Zemel, "Neural Relational Inference for
+    Interacting Systems", ICML 2018, https://arxiv.org/abs/1802.04687.
 """
 
 from importlib.metadata import version as _version
