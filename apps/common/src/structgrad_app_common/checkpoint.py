@@ -1,0 +1,97 @@
+"""Atomic writes and checkpoints.
+
+Every file is written to a temporary file in the destination folder, flushed
+and fsynced, then moved over the destination with ``os.replace`` (atomic on
+POSIX and Windows when both paths are on one file system). A crash at any
+point leaves either the old file or the new one, never a partial file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+
+@contextlib.contextmanager
+def _atomic_handle(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """Yield a binary handle whose content replaces ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> None:
+    """Call ``writer(handle)`` on a temporary file, then move it over ``path``.
+
+    Args:
+        path: destination file; its folder is created if missing.
+        writer: writes the whole content to the binary handle.
+    """
+    with _atomic_handle(path) as handle:
+        writer(handle)
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    atomic_write_with(path, lambda handle: handle.write(data))
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+    """Save arrays as an uncompressed ``.npz`` atomically (no pickled objects).
+
+    Args:
+        path: destination file (keep the ``.npz`` suffix).
+        arrays: name → array; object arrays are refused.
+
+    Raises:
+        ValueError: if an array has ``dtype=object`` (it would need pickle).
+    """
+    for name, arr in arrays.items():
+        if np.asarray(arr).dtype == object:
+            raise ValueError(f"array {name!r} has dtype object, which needs pickle")
+    atomic_write_with(path, lambda handle: np.savez(handle, **arrays))
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """``torch.save`` a checkpoint atomically.
+
+    Args:
+        path: destination file.
+        state: tensors, state dicts and plain Python values (what
+            ``torch.load(weights_only=True)`` accepts back).
+    """
+    import torch
+
+    atomic_write_with(path, lambda handle: torch.save(state, handle))
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` on the CPU.
+
+    Uses ``torch.load(weights_only=True)``: only tensors and plain containers
+    are unpickled, never arbitrary objects.
+    """
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)

@@ -1,0 +1,161 @@
+"""Random search and parallel sweeps, aggregated as mean ± standard error.
+
+Trials run through joblib: local processes (``loky``) by default, or any joblib
+backend by name (``threading``, ``multiprocessing``, or ``dask`` / ``ray`` once
+their joblib backends are registered by the caller).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A log-uniform distribution on ``[low, high]`` (both > 0).
+
+    Attributes:
+        low: lower bound.
+        high: upper bound, ``>= low``.
+    """
+
+    low: float
+    high: float
+
+    def __post_init__(self) -> None:
+        if not (0 < self.low <= self.high):
+            raise ValueError(f"LogUniform needs 0 < low <= high, got [{self.low}, {self.high}]")
+
+    def sample(self, rng: np.random.Generator) -> float:
+        """One draw: ``exp(U(log low, log high))``."""
+        return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
+
+
+def sample_trials(
+    space: Mapping[str, Any], n_trials: int, *, seed: int = 0
+) -> list[dict[str, Any]]:
+    """Draw ``n_trials`` configurations from a search space.
+
+    Args:
+        space: name → :class:`LogUniform` (sampled), a list or tuple (uniform
+            choice) or any other value (kept fixed).
+        n_trials: number of configurations.
+        seed: seed of the search itself (independent of the training seeds).
+
+    Returns:
+        ``n_trials`` dicts with one value per name, in ``space`` order.
+    """
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    rng = np.random.default_rng(seed)
+    trials = []
+    for _ in range(n_trials):
+        trial: dict[str, Any] = {}
+        for name, dist in space.items():
+            if isinstance(dist, LogUniform):
+                trial[name] = dist.sample(rng)
+            elif isinstance(dist, list | tuple):
+                trial[name] = dist[int(rng.integers(len(dist)))]
+            else:
+                trial[name] = dist
+        trials.append(trial)
+    return trials
+
+
+def run_parallel(
+    fn: Callable[..., Any],
+    tasks: Sequence[Mapping[str, Any]],
+    *,
+    n_jobs: int = 2,
+    backend: str = "loky",
+    verbose: int = 0,
+) -> list[Any]:
+    """Run ``fn(**task)`` for every task through joblib, results in task order.
+
+    Args:
+        fn: a picklable (module-level) function.
+        tasks: keyword arguments of each call.
+        n_jobs: parallel workers (``-1``: all cores).
+        backend: any joblib backend name; ``loky`` runs local processes.
+        verbose: joblib verbosity.
+
+    Returns:
+        The list of results.
+    """
+    from joblib import Parallel, delayed
+
+    runner = Parallel(n_jobs=n_jobs, backend=backend, verbose=verbose)
+    return list(runner(delayed(fn)(**task) for task in tasks))
+
+
+def mean_se(values: Iterable[float | None]) -> tuple[float, float, int]:
+    """Mean, standard error of the mean and count, ignoring ``None`` and NaN.
+
+    The standard error is ``std(ddof=1) / sqrt(n)``; it is NaN when fewer than
+    two values remain (and the mean is NaN when none remain).
+    """
+    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    n = int(arr.size)
+    if n == 0:
+        return math.nan, math.nan, 0
+    mean = float(arr.mean())
+    se = float(arr.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return mean, se, n
+
+
+def aggregate(
+    records: Iterable[Mapping[str, Any]], by: Sequence[str], metrics: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Group records and summarise each metric by mean ± standard error.
+
+    Args:
+        records: flat dicts (one per trial and seed).
+        by: fields that define a group (groups keep first-seen order).
+        metrics: numeric fields to summarise.
+
+    Returns:
+        One dict per group with the ``by`` fields, ``n`` (records in the group),
+        and ``<metric>_mean``, ``<metric>_se`` for every metric.
+    """
+    groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
+    for rec in records:
+        groups.setdefault(tuple(rec.get(k) for k in by), []).append(rec)
+    rows = []
+    for key, recs in groups.items():
+        row: dict[str, Any] = dict(zip(by, key, strict=True))
+        row["n"] = len(recs)
+        for metric in metrics:
+            mean, se, _ = mean_se(r.get(metric) for r in recs)
+            row[f"{metric}_mean"] = mean
+            row[f"{metric}_se"] = se
+        rows.append(row)
+    return rows
+
+
+def format_mean_se(mean: float, se: float, digits: int = 3) -> str:
+    """``"mean ± se"`` with ``digits`` significant digits (``"n/a"`` for NaN)."""
+    if not math.isfinite(mean):
+        return "n/a"
+    if not math.isfinite(se):
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {se:.2g}"
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A GitHub markdown table (cells are ``str()``-ed, ``|`` escaped)."""
+
+    def cell(value: Any) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = [
+        "| " + " | ".join(cell(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)

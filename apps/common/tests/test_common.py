@@ -1,0 +1,160 @@
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+import torch
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    JsonlLogger,
+    LogUniform,
+    aggregate,
+    atomic_save_npz,
+    atomic_write_text,
+    format_mean_se,
+    load_checkpoint,
+    markdown_table,
+    mean_se,
+    read_jsonl,
+    run_main,
+    run_parallel,
+    sample_trials,
+    save_checkpoint,
+)
+from structgrad_app_common.checkpoint import atomic_write_with
+
+
+def _square(x):
+    return x * x
+
+
+def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "a.txt"
+    atomic_write_text(path, "one")
+    atomic_write_text(path, "two")
+    assert path.read_text() == "two"
+    assert os.listdir(tmp_path) == ["a.txt"]
+
+
+def test_atomic_write_failure_keeps_old_file_and_no_partial(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    atomic_write_text(path, "old")
+
+    def crash(handle):
+        handle.write(b"partial")
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        atomic_write_with(path, crash)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+    with pytest.raises(RuntimeError):
+        atomic_write_with(tmp_path / "new.pt", crash)
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+
+
+def test_checkpoint_round_trip_weights_only(tmp_path):
+    state = {"step": 3, "w": torch.arange(4.0), "nested": {"best": -1.5, "name": "x"}}
+    save_checkpoint(tmp_path / "c.pt", state)
+    back = load_checkpoint(tmp_path / "c.pt")
+    assert back["step"] == 3 and back["nested"] == {"best": -1.5, "name": "x"}
+    assert torch.equal(back["w"], state["w"])
+
+
+def test_npz_refuses_objects(tmp_path):
+    atomic_save_npz(tmp_path / "d.npz", {"x": np.ones(3)})
+    with np.load(tmp_path / "d.npz", allow_pickle=False) as data:
+        assert data["x"].sum() == 3
+    with pytest.raises(ValueError, match="pickle"):
+        atomic_save_npz(tmp_path / "e.npz", {"x": np.array([{}], dtype=object)})
+
+
+def test_jsonl_resume_drops_records_after_checkpoint(tmp_path):
+    path = tmp_path / "m.jsonl"
+    with JsonlLogger(path) as log:
+        for step in range(6):
+            log.log({"step": step, "loss": float(step), "bad": math.nan})
+    with open(path, "a") as f:
+        f.write('{"step": 9, "cut')  # a line cut by a crash
+    with JsonlLogger(path, resume_step=3) as log:
+        log.log({"step": 4, "loss": 40.0})
+    recs = read_jsonl(path)
+    assert [r["step"] for r in recs] == [0, 1, 2, 3, 4]
+    assert recs[0]["bad"] is None and recs[-1]["loss"] == 40.0
+    with JsonlLogger(path) as log:
+        pass
+    assert read_jsonl(path) == []
+    json.dumps(recs)
+
+
+def test_mean_se_on_fixed_numbers():
+    mean, se, n = mean_se([1.0, 2.0, 3.0, 4.0])
+    assert n == 4 and mean == 2.5
+    assert se == pytest.approx(np.std([1, 2, 3, 4], ddof=1) / 2)  # 0.6455
+    assert se == pytest.approx(0.6454972243679028)
+    assert mean_se([5.0, None, math.nan])[:1] == (5.0,) and math.isnan(mean_se([5.0])[1])
+    assert math.isnan(mean_se([])[0])
+
+
+def test_aggregate_groups_and_table():
+    records = [
+        {"method": "a", "elbo": -10.0, "prec": 0.5},
+        {"method": "a", "elbo": -12.0, "prec": 0.7},
+        {"method": "b", "elbo": -20.0, "prec": None},
+    ]
+    rows = aggregate(records, ["method"], ["elbo", "prec"])
+    assert [r["method"] for r in rows] == ["a", "b"]
+    assert rows[0]["n"] == 2 and rows[0]["elbo_mean"] == -11.0
+    assert rows[0]["elbo_se"] == pytest.approx(1.0)  # std ddof=1 = sqrt(2), / sqrt(2)
+    assert rows[0]["prec_se"] == pytest.approx(0.1)
+    assert math.isnan(rows[1]["prec_mean"])
+    assert format_mean_se(-11.0, 1.0) == "-11 ± 1"
+    assert format_mean_se(math.nan, 1.0) == "n/a"
+    table = markdown_table(["m", "x"], [["a|b", 1]])
+    assert table.splitlines() == ["| m | x |", "|---|---|", "| a\\|b | 1 |"]
+
+
+def test_log_uniform_and_trials():
+    space = {"lr": LogUniform(1e-4, 1e-2), "k": [1, 2], "fixed": 7}
+    trials = sample_trials(space, 200, seed=1)
+    lrs = np.array([t["lr"] for t in trials])
+    assert lrs.min() >= 1e-4 and lrs.max() <= 1e-2
+    assert 0.2 < np.mean(np.log10(lrs) < -3) < 0.8  # log-uniform: half below the log-midpoint
+    assert {t["k"] for t in trials} == {1, 2} and all(t["fixed"] == 7 for t in trials)
+    assert trials == sample_trials(space, 200, seed=1)
+    with pytest.raises(ValueError):
+        LogUniform(0.0, 1.0)
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_run_parallel(backend):
+    assert run_parallel(_square, [{"x": i} for i in range(5)], n_jobs=2, backend=backend) == [
+        0,
+        1,
+        4,
+        9,
+        16,
+    ]
+
+
+def test_one_line_errors(capsys):
+    parser = ArgumentParser(prog="app")
+    parser.add_argument("--n", type=int, required=True)
+    with pytest.raises(SystemExit) as exc:
+        parser.parse_args(["--n", "x"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("app: error:")
+
+    def main(argv):
+        raise CLIError("bad\ninput")
+
+    with pytest.raises(SystemExit) as exc:
+        run_main(main, [], prog="app")
+    assert exc.value.code == 2
+    assert capsys.readouterr().err == "app: error: bad input\n"
+    assert run_main(lambda argv: None, [], prog="app") == 0
+    assert sys.stderr is not None
