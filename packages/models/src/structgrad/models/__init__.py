@@ -35,6 +35,11 @@ References:
 
 from importlib.metadata import version as _version
 
+from ._factory import METHODS as METHODS
+from ._factory import latent as latent
+from ._layer import LatentLayer as LatentLayer
+from ._layer import map_sample as map_sample
+
 __version__ = _version("structgrad-models")
 
-__all__ = ["__version__"]
+__all__ = ["METHODS", "LatentLayer", "__version__", "latent", "map_sample"]

@@ -1,0 +1,105 @@
+"""Score-function latent layers: REINFORCE (EMA / NVIL baselines), T-REINFORCE+, RELAX.
+
+The estimators live in :mod:`structgrad.estimators` (``ScoreFunction``,
+``RELAX``); this module only names the configurations and adapts them to the
+:class:`LatentLayer` interface. The methods are offered for the structures
+whose recursive Gumbel-max trace the estimators support, and only when those
+classes exist in the installed ``structgrad-estimators``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from ._layer import LatentLayer
+
+__all__ = ["SCORE_DEFAULTS", "SCORE_METHODS", "ScoreLayer"]
+
+_est = importlib.import_module("structgrad.estimators")
+_SCORE_FUNCTION: Any = getattr(_est, "ScoreFunction", None)
+_RELAX: Any = getattr(_est, "RELAX", None)
+_TRACEABLE: tuple[str, ...] = tuple(getattr(_est, "RECURSIVE_STRUCTURES", ()))
+
+#: Method name → the ``ScoreFunction`` options it stands for (user options override).
+SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
+    # The reference's REINFORCE: log-density of the Gumbel utilities U, EMA baseline.
+    "reinforce": {"score": "noise", "baseline": "ema"},
+    # NVIL: the same score with a learned, input-dependent baseline passed to attach.
+    "nvil": {"score": "noise", "baseline": "nvil"},
+    # T-REINFORCE+: trace log-probability with the leave-one-out baseline over K samples.
+    "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 4},
+}
+
+
+def _methods() -> dict[str, tuple[str, ...]]:
+    names: tuple[str, ...] = ()
+    if _SCORE_FUNCTION is not None:
+        names += tuple(SCORE_DEFAULTS)
+    if _RELAX is not None:
+        names += ("relax",)
+    structures = ("spanning_tree", "k_subset", "arborescence", "categorical")
+    return {s: names for s in structures if s in _TRACEABLE and names}
+
+
+#: Structure → the score-function methods available for it in this installation.
+SCORE_METHODS: dict[str, tuple[str, ...]] = _methods()
+
+
+class ScoreLayer(LatentLayer):
+    """A score-function estimator as a latent layer.
+
+    The sample carries no gradient; :meth:`attach` adds the zero-valued
+    surrogate whose gradient is the estimator's (DiCE-style). With
+    ``samples=K`` the sample is ``[K, *batch, *event]`` and the per-sample loss
+    ``[K, *batch]``. Options go to ``structgrad.estimators.ScoreFunction`` (or
+    ``RELAX`` for ``"relax"``) over :data:`SCORE_DEFAULTS`.
+
+    Args:
+        structure: a structure with a recursive Gumbel-max trace.
+        method: ``reinforce``, ``nvil``, ``t-reinforce+`` or ``relax``.
+        **options: estimator options (``samples``, ``baseline``, ``k``, ...).
+
+    References:
+        Williams, "Simple statistical gradient-following algorithms", 1992.
+        Mnih and Gregor, "Neural Variational Inference and Learning in Belief
+        Networks", ICML 2014, https://arxiv.org/abs/1402.0030.
+        Struminsky, Gadetsky, Rakitin, Karpushkin and Vetrov, "Leveraging
+        Recursive Gumbel-Max Trick for Approximate Inference in Combinatorial
+        Spaces", NeurIPS 2021, https://arxiv.org/abs/2110.15072.
+        Grathwohl et al., "Backpropagation through the Void", ICLR 2018,
+        https://arxiv.org/abs/1711.00123.
+    """
+
+    pathwise = False
+
+    def __init__(self, structure: str, method: str, **options: Any) -> None:
+        hard_options = {k: v for k, v in options.items() if k in ("k", "root")}
+        super().__init__(structure, method, **hard_options)
+        if method == "relax":
+            self.estimator: nn.Module = _RELAX(structure, **options)
+        else:
+            self.estimator = _SCORE_FUNCTION(structure, **{**SCORE_DEFAULTS[method], **options})
+
+    def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """A detached sample ``[*batch, *event]`` (``[K, *batch, *event]`` with ``samples=K``)."""
+        out: Tensor = self.estimator(logits, generator=generator)
+        return out
+
+    def attach(self, loss: Tensor, *, baseline: Tensor | None = None) -> Tensor:
+        """``loss`` plus the score-function surrogate (zero-valued).
+
+        Args:
+            loss: per-sample loss ``[*batch]`` (``[K, *batch]`` with ``samples=K``)
+                of the last sample; it must not be reduced over the batch.
+            baseline: learned baseline ``[*batch]`` for ``"nvil"`` (e.g. the NRI
+                encoder's baseline head); its regression loss is included.
+
+        Returns:
+            The loss to backpropagate, shaped like ``loss``.
+        """
+        out: Tensor = self.estimator.attach(loss, baseline=baseline)
+        return out
