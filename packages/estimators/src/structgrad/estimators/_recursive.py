@@ -18,6 +18,10 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
+from ._rg_arborescence import arborescence_solve, arborescence_steps, arborescence_used
+from ._rg_binary_tree import binary_tree_solve, binary_tree_steps, binary_tree_used
+from ._rg_matching import matching_solve, matching_steps
+from ._rg_tree import tree_solve, tree_steps, tree_used
 from ._steps import log_uniform_exponential, steps_conditional, steps_log_prob
 
 __all__ = [
@@ -38,7 +42,7 @@ class CategoricalTrace(NamedTuple):
         index: ``[*batch]`` int64 chosen category.
     """
 
-    index: Tensor
+    index: Tensor  # type: ignore[assignment]  # shadows tuple.index, as NamedTuples may
 
 
 class RecursiveSample(NamedTuple):
@@ -59,14 +63,15 @@ class RecursiveSample(NamedTuple):
 
 class _Structure(NamedTuple):
     event_dims: int
-    # (U detached, options) -> (sample, trace)
+    # (U detached, **options) -> (sample, trace)
     solve: Callable[..., tuple[Tensor, Any]]
-    # (trace, event_shape, options) -> (chosen [*, S], candidates [*, S, N])
+    # (trace, event_shape, **options, device=) -> (chosen [*, S], candidates [*, S, N])
     steps: Callable[..., tuple[Tensor, Tensor]]
     options: tuple[str, ...]
-    required: tuple[str, ...] = ()
-    # (event_shape, device, options) -> bool [*event] entries the algorithm reads;
-    # None: all of them.
+    # (event_shape, batch_shape, device, options) -> validated, normalised options
+    check: Callable[..., dict[str, Any]]
+    # (event_shape, device, **options) -> bool [*event] or [*batch, *event]: the
+    # entries the algorithm reads; None: all of them.
     used: Callable[..., Tensor] | None = None
 
 
@@ -75,11 +80,11 @@ def _categorical_solve(u: Tensor) -> tuple[Tensor, CategoricalTrace]:
     return torch.nn.functional.one_hot(index, u.shape[-1]).to(u.dtype), CategoricalTrace(index)
 
 
-def _categorical_steps(trace: CategoricalTrace, event: tuple[int, ...]) -> tuple[Tensor, Tensor]:
-    chosen = trace.index.unsqueeze(-1)
-    candidates = torch.ones(
-        (*chosen.shape, event[-1]), dtype=torch.bool, device=chosen.device
-    )
+def _categorical_steps(
+    trace: CategoricalTrace, event: tuple[int, ...], *, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    chosen = torch.as_tensor(trace.index, device=device).unsqueeze(-1)
+    candidates = torch.ones((*chosen.shape, event[-1]), dtype=torch.bool, device=device)
     return chosen, candidates
 
 
@@ -87,27 +92,150 @@ def _subset_solve(u: Tensor, k: int) -> tuple[Tensor, Any]:
     return solvers.top_k(u, k, return_trace=True)
 
 
-def _subset_steps(trace: Any, event: tuple[int, ...], k: int) -> tuple[Tensor, Tensor]:
-    order = trace.order  # [*, k]
+def _subset_steps(
+    trace: Any, event: tuple[int, ...], k: int, *, device: torch.device
+) -> tuple[Tensor, Tensor]:
+    order = torch.as_tensor(trace.order, device=device)  # [*, k]
     n = event[-1]
-    steps = torch.arange(order.shape[-1], device=order.device)
+    steps = torch.arange(order.shape[-1], device=device)
     # position[j] = the step at which j was taken (k if never): j is a candidate
     # of step s iff it was not taken before s.
-    position = torch.full((*order.shape[:-1], n), order.shape[-1], device=order.device)
+    position = torch.full((*order.shape[:-1], n), order.shape[-1], device=device)
     position = position.scatter(-1, order, steps.expand_as(order))
     return order, position.unsqueeze(-2) >= steps.unsqueeze(-1)
 
 
+# --- option checks: every problem is a ValueError naming it ---
+
+
+def _int_option(value: Any, name: str, low: int, high: int, structure: str) -> int:
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise ValueError(f"{structure}: {name} must be an integer, got {value!r}")
+    v = int(value.__index__())
+    if not low <= v <= high:
+        raise ValueError(f"{structure}: {name} must lie in [{low}, {high}], got {v}")
+    return v
+
+
+def _lengths_option(
+    value: Any,
+    batch: tuple[int, ...],
+    n: int,
+    device: torch.device,
+    minimum: int,
+    structure: str,
+) -> Tensor | None:
+    """``lengths`` broadcast to ``[*batch]`` as int64 on ``device`` (None stays None)."""
+    if value is None:
+        return None
+    t = value if isinstance(value, Tensor) else torch.as_tensor(value)
+    if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+        raise ValueError(f"{structure}: lengths must hold integers, got dtype {t.dtype}")
+    try:
+        t = torch.broadcast_to(t.to(device=device, dtype=torch.int64), batch)
+    except RuntimeError:
+        raise ValueError(
+            f"{structure}: lengths of shape {tuple(t.shape)} does not match the batch shape {batch}"
+        ) from None
+    if t.numel() and (int(t.min()) < minimum or int(t.max()) > n):
+        raise ValueError(
+            f"{structure}: lengths must lie in [{minimum}, {n}], got values in "
+            f"[{int(t.min())}, {int(t.max())}]"
+        )
+    return t
+
+
+def _square(event: tuple[int, ...], structure: str, minimum: int) -> int:
+    if event[0] != event[1]:
+        raise ValueError(f"{structure} logits must be square [*, n, n], got event shape {event}")
+    if event[0] < minimum:
+        raise ValueError(f"{structure} needs n >= {minimum}, got n = {event[0]}")
+    return event[0]
+
+
+def _categorical_check(
+    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
+) -> dict[str, Any]:
+    if event[-1] < 1:
+        raise ValueError("categorical needs at least one category")
+    return options
+
+
+def _subset_check(
+    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
+) -> dict[str, Any]:
+    if "k" not in options:
+        raise ValueError("k_subset needs the option 'k'")
+    return {"k": _int_option(options["k"], "k", 0, event[-1], "k_subset")}
+
+
+def _tree_check(
+    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
+) -> dict[str, Any]:
+    n = _square(event, "spanning_tree", 2)
+    lengths = _lengths_option(options.get("lengths"), batch, n, device, 2, "spanning_tree")
+    return {"lengths": lengths}
+
+
+def _arborescence_check(
+    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
+) -> dict[str, Any]:
+    n = _square(event, "arborescence", 2)
+    root = _int_option(options.get("root", 0), "root", 0, n - 1, "arborescence")
+    lengths = _lengths_option(options.get("lengths"), batch, n, device, 2, "arborescence")
+    if lengths is not None and lengths.numel() and int(lengths.min()) <= root:
+        raise ValueError(
+            f"arborescence: root {root} must be smaller than every length, got a "
+            f"length of {int(lengths.min())}"
+        )
+    return {"root": root, "lengths": lengths}
+
+
+def _matching_check(
+    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
+) -> dict[str, Any]:
+    _square(event, "matching", 1)
+    return options
+
+
+def _binary_tree_check(
+    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
+) -> dict[str, Any]:
+    lengths = _lengths_option(options.get("lengths"), batch, event[-1], device, 1, "binary_tree")
+    return {"lengths": lengths}
+
+
 _REGISTRY: dict[str, _Structure] = {
-    "categorical": _Structure(1, _categorical_solve, _categorical_steps, ()),
-    "k_subset": _Structure(1, _subset_solve, _subset_steps, ("k",), required=("k",)),
+    "categorical": _Structure(1, _categorical_solve, _categorical_steps, (), _categorical_check),
+    "k_subset": _Structure(1, _subset_solve, _subset_steps, ("k",), _subset_check),
+    "spanning_tree": _Structure(2, tree_solve, tree_steps, ("lengths",), _tree_check, tree_used),
+    "arborescence": _Structure(
+        2,
+        arborescence_solve,
+        arborescence_steps,
+        ("root", "lengths"),
+        _arborescence_check,
+        arborescence_used,
+    ),
+    "matching": _Structure(2, matching_solve, matching_steps, (), _matching_check),
+    "binary_tree": _Structure(
+        1,
+        binary_tree_solve,
+        binary_tree_steps,
+        ("lengths",),
+        _binary_tree_check,
+        binary_tree_used,
+    ),
 }
 
 #: Structures with a tractable trace distribution, in the order documented.
 RECURSIVE_STRUCTURES: tuple[str, ...] = tuple(_REGISTRY)
 
 
-def _lookup(structure: str, options: dict[str, Any]) -> _Structure:
+def _prepare(
+    structure: str, logits: Any, options: dict[str, Any]
+) -> tuple[_Structure, Tensor, tuple[int, ...], dict[str, Any]]:
+    """Validate everything; return the spec, logits, event shape and normalised options."""
     spec = _REGISTRY.get(structure)
     if spec is None:
         raise ValueError(
@@ -116,13 +244,12 @@ def _lookup(structure: str, options: dict[str, Any]) -> _Structure:
         )
     unknown = set(options) - set(spec.options)
     if unknown:
-        raise ValueError(
-            f"{structure} takes options {spec.options or '()'}, got {sorted(unknown)}"
-        )
-    missing = [name for name in spec.required if name not in options]
-    if missing:
-        raise ValueError(f"{structure} needs the option {missing[0]!r}")
-    return spec
+        raise ValueError(f"{structure} takes options {spec.options or '()'}, got {sorted(unknown)}")
+    logits = _check_logits(logits, spec, structure)
+    split = logits.ndim - spec.event_dims
+    event, batch = tuple(logits.shape[split:]), tuple(logits.shape[:split])
+    options = spec.check(event, batch, logits.device, dict(options))
+    return spec, logits, event, options
 
 
 def _check_logits(logits: Any, spec: _Structure, structure: str) -> Tensor:
@@ -141,12 +268,22 @@ def _check_logits(logits: Any, spec: _Structure, structure: str) -> Tensor:
 def _flat_steps(
     structure: str, trace: Any, logits: Tensor, options: dict[str, Any]
 ) -> tuple[Tensor, Tensor, Tensor]:
-    spec = _lookup(structure, options)
-    logits = _check_logits(logits, spec, structure)
-    event = tuple(logits.shape[logits.ndim - spec.event_dims :])
-    chosen, candidates = spec.steps(trace, event, **options)
-    flat = logits.reshape(*logits.shape[: logits.ndim - spec.event_dims], -1)
-    return flat, chosen.to(logits.device), candidates.to(logits.device)
+    spec, logits, event, options = _prepare(structure, logits, options)
+    chosen, candidates = spec.steps(trace, event, **options, device=logits.device)
+    batch = logits.shape[: logits.ndim - spec.event_dims]
+    if chosen.shape[:-1] != batch:
+        raise ValueError(
+            f"{structure}: the trace has batch shape {tuple(chosen.shape[:-1])}, the "
+            f"logits {tuple(batch)}"
+        )
+    flat = logits.reshape(*batch, -1)
+    # A step whose candidates are all masked (-inf) is decided by the solver's
+    # deterministic tie-breaking, not by the noise: mark it padded (log 1 = 0), which
+    # also keeps -inf - (-inf) out of the sums (e.g. a binary-tree element with a
+    # -inf score alone in its span).
+    live = (candidates & (flat > -torch.inf).unsqueeze(-2)).any(-1)
+    chosen = torch.where(live, chosen, -1)
+    return flat, chosen, candidates
 
 
 def sample_with_trace(
@@ -158,20 +295,48 @@ def sample_with_trace(
 ) -> RecursiveSample:
     """Draw a structure and its trace by the recursive Gumbel-max trick.
 
+    The structure's algorithm runs on ``U = θ + G`` (Gumbel ``G``), i.e. on the
+    exponentials ``E = exp(−U) ~ Exp(rate e^θ)`` (Struminsky et al. 2021,
+    "Leveraging Recursive Gumbel-Max Trick for Approximate Inference in
+    Combinatorial Spaces", NeurIPS). Structures (event shape, options, sample):
+
+    * ``categorical`` ``[n]``: one-hot argmax; trace :class:`CategoricalTrace`.
+    * ``k_subset`` ``[n]``, ``k`` (required, in ``[0, n]``): top-k mask; the trace
+      is the selection order (:class:`structgrad.solvers.TopKTrace`).
+    * ``spanning_tree`` ``[n, n]`` (strict upper triangle read), ``lengths``:
+      symmetric adjacency of Kruskal's tree; trace
+      :class:`structgrad.solvers.SpanningTreeTrace`.
+    * ``arborescence`` ``[n, n]`` (``[i, j]`` = edge ``i -> j``), ``root=0``,
+      ``lengths``: the **minimum** arborescence of ``E`` (Chu-Liu/Edmonds on
+      ``−E``, rescaled per instance, see :mod:`._rg_arborescence`), a different law
+      from the perturb-and-MAP maximum arborescence of ``θ + G``; trace
+      :class:`structgrad.solvers.ArborescenceTrace`.
+    * ``matching`` ``[n, n]``: permutation matrix of the greedy crossing matching;
+      trace :class:`structgrad.solvers.CrossingTrace` (ordered: several traces give
+      one matching).
+    * ``binary_tree`` ``[n]``, ``lengths``: ``[*batch, n, n]`` ``[parent, child]``
+      adjacency of the argmax-split tree; trace :class:`structgrad.solvers.BinaryTreeTrace`.
+
+    ``lengths`` (ints broadcastable to ``[*batch]``; at least 2 for graphs, 1 for
+    binary trees) restricts each instance to its first ``lengths`` vertices/elements;
+    the other entries are never read.
+
     Args:
         structure: one of :data:`RECURSIVE_STRUCTURES`.
         logits: ``[*batch, *event]`` scores θ (``-inf`` masks an entry).
         generator: optional ``torch.Generator`` on the logits' device.
-        **options: the structure's options (``k`` for ``k_subset``).
+        **options: the structure's options, listed above.
 
     Returns:
-        A :class:`RecursiveSample`; nothing in it carries gradient.
+        A :class:`RecursiveSample`; nothing in it carries gradient. The sample is in
+        the logits' dtype, the trace's tensors on the logits' device.
 
     Raises:
-        ValueError: unknown structure or option, NaN or +inf logits.
+        ValueError: unknown structure or option, NaN or +inf logits, wrong rank,
+            non-square graphs, a root outside the graph or not below every length,
+            lengths of the wrong shape or out of range.
     """
-    spec = _lookup(structure, options)
-    logits = _check_logits(logits, spec, structure)
+    spec, logits, _, options = _prepare(structure, logits, options)
     theta = logits.detach()
     # U = θ + G = θ − log Exp(1): the standard Gumbel-max perturbation.
     u = theta - log_uniform_exponential(theta.shape, theta, generator)
@@ -222,9 +387,7 @@ def conditional_utilities(
     return steps_conditional(flat, chosen, candidates, generator=generator).reshape(logits.shape)
 
 
-def utility_log_prob(
-    structure: str, utilities: Tensor, logits: Tensor, **options: Any
-) -> Tensor:
+def utility_log_prob(structure: str, utilities: Tensor, logits: Tensor, **options: Any) -> Tensor:
     """Log-density of Gumbel utilities ``U ~ θ + Gumbel(0, 1)`` (E-REINFORCE's score).
 
     ``log p(U; θ) = Σ_j [(θ_j − U_j) − exp(θ_j − U_j)]`` over the entries the
@@ -240,14 +403,12 @@ def utility_log_prob(
     Returns:
         ``[*batch]`` log-densities, differentiable in ``logits``.
     """
-    spec = _lookup(structure, options)
-    logits = _check_logits(logits, spec, structure)
+    spec, logits, event, options = _prepare(structure, logits, options)
     z = logits - utilities.detach()
     terms = z - torch.exp(z)
     # Masked entries (θ = U = -inf) carry no information: drop their NaN.
     keep = torch.isfinite(terms)
     if spec.used is not None:
-        event = tuple(logits.shape[logits.ndim - spec.event_dims :])
         keep = keep & spec.used(event, logits.device, **options)
     terms = torch.where(keep, terms, 0.0)
     return terms.reshape(*terms.shape[: terms.ndim - spec.event_dims], -1).sum(-1)
