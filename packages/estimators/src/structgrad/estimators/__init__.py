@@ -72,7 +72,29 @@ _RECURSIVE = [
 # --- end recursive ---
 
 # --- score-function estimators (part 2) ---
-_PART2: list[str] = []
+from ._baselines import MovingAverage as MovingAverage  # noqa: E402
+from ._relax import RELAX as RELAX  # noqa: E402
+from ._relax import UtilityCritic as UtilityCritic  # noqa: E402
+from ._relax import relax as relax  # noqa: E402
+from ._score import ScoreFunction as ScoreFunction  # noqa: E402
+from ._score import e_reinforce as e_reinforce  # noqa: E402
+from ._score import e_reinforce_plus as e_reinforce_plus  # noqa: E402
+from ._score import reinforce as reinforce  # noqa: E402
+from ._score import t_reinforce as t_reinforce  # noqa: E402
+from ._score import t_reinforce_plus as t_reinforce_plus  # noqa: E402
+
+_PART2: list[str] = [
+    "RELAX",
+    "MovingAverage",
+    "ScoreFunction",
+    "UtilityCritic",
+    "e_reinforce",
+    "e_reinforce_plus",
+    "reinforce",
+    "relax",
+    "t_reinforce",
+    "t_reinforce_plus",
+]
 # --- end part 2 ---
 
 __version__ = _version("structgrad-estimators")

@@ -1,0 +1,240 @@
+"""RELAX with the conditional reparameterisation of the recursive Gumbel-max trick.
+
+Grathwohl et al. 2018, "Backpropagation through the Void", with ``z̃ ~ U | T``
+drawn by the trace's conditional law (Struminsky et al. 2021, §3):
+
+    g = (f(X) − c(z̃)) ∇ log p(T; θ) + ∇ c(z) − ∇ c(z̃)
+
+where ``z = U`` re-attached to θ (``U = θ + G`` with ``G`` held fixed, so
+``∂z/∂θ = 1``) and ``z̃ = U'`` drawn afresh from ``p(U | T; θ)``,
+reparameterised. ``E[g] = ∇ E[f(X)]`` for any critic ``c``; the critic is
+trained to minimise ``E[|g|²]`` (the estimator's variance, since its mean does
+not depend on the critic), with the same ``loss.backward()``.
+
+Gradient scale: as :class:`ScoreFunction`, one estimate per sample; with
+``samples=K`` the ``K`` estimates add up (average the returned loss over dim 0).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from ._baselines import ScoreLayer
+from ._recursive import conditional_utilities, trace_log_prob
+
+__all__ = ["RELAX", "UtilityCritic", "relax"]
+
+
+class UtilityCritic(nn.Module):
+    """The default RELAX critic: an MLP on the utilities the algorithm reads.
+
+    ``Flatten → Linear(N, hidden) → ReLU → Linear(hidden, 1)`` as in the
+    reference's ``RELAXCritic``, but on utilities ``U`` rather than
+    exponentials. Entries the algorithm never reads and masked (``-inf``)
+    entries are fed as 0, so the input is always finite.
+
+    Args:
+        event_shape: the structure's event shape, e.g. ``(n,)`` or ``(n, n)``.
+        hidden: hidden width.
+        used: optional bool ``[*event]`` mask of the entries the algorithm reads.
+    """
+
+    used: Tensor
+
+    def __init__(
+        self, event_shape: tuple[int, ...], hidden: int = 32, used: Tensor | None = None
+    ) -> None:
+        super().__init__()
+        self.event_shape = tuple(int(d) for d in event_shape)
+        self.input = nn.Linear(math.prod(self.event_shape), hidden)
+        self.output = nn.Linear(hidden, 1)
+        mask = torch.ones(self.event_shape, dtype=torch.bool) if used is None else used.bool()
+        self.register_buffer("used", mask.clone(), persistent=False)
+
+    def forward(self, utilities: Tensor) -> Tensor:
+        """``[*batch, *event]`` utilities → ``[*batch]`` critic values."""
+        ev = len(self.event_shape)
+        if tuple(utilities.shape[utilities.ndim - ev :]) != self.event_shape:
+            raise ValueError(
+                f"the critic was built for events of shape {self.event_shape}, got utilities "
+                f"of shape {tuple(utilities.shape)}"
+            )
+        keep = torch.isfinite(utilities) & self.used.to(utilities.device)
+        # where (not multiply): 0 * -inf would be NaN.
+        x = torch.where(keep, utilities, torch.zeros_like(utilities))
+        x = x.reshape(*x.shape[: x.ndim - ev], -1).to(self.input.weight.dtype)
+        value = self.output(torch.relu(self.input(x))).squeeze(-1)
+        return value.to(utilities.dtype)
+
+
+class _Terms(NamedTuple):
+    score_grad: Tensor  # [*rows, *event] ∇ log p(T), no graph
+    critic_grad: Tensor  # [*rows, *event] ∇c(z) − ∇c(z̃), graph to the critic
+    critic_tilde: Tensor  # [*rows] c(z̃), graph to the critic
+
+
+class RELAX(ScoreLayer):
+    """RELAX through a structure, with a critic trained to minimise the variance.
+
+    ``forward`` draws the structure and evaluates the critic; ``attach`` adds
+    the RELAX estimator for the logits and ``∇_φ |g|²`` for the critic's
+    parameters ``φ``, both as zero-valued terms. The variance term is built on
+    a detached copy of the logits, so it never reaches the network upstream of
+    them; the estimator reaches the logits as ``Σ g.detach() · θ``. The
+    critic must act row by row (no batch statistics): row ``r``'s gradient is
+    read off the gradient of the sum over rows.
+
+    Example::
+
+        layer = RELAX("categorical", event_shape=(10,))
+        x = layer(logits)
+        layer.attach(f(x)).mean().backward()   # logits and critic both get gradients
+
+    Args:
+        structure: one of :data:`RECURSIVE_STRUCTURES`.
+        critic: a module or callable ``c(utilities [*batch, *event]) -> [*batch]``
+            (e.g. a relaxation ``f(softmax(U / τ))``); it gets raw utilities,
+            ``-inf`` where the logits are. Default: :class:`UtilityCritic`.
+        event_shape: the event shape the default critic is built for.
+        hidden: the default critic's hidden width.
+        samples: ``None`` or ``K`` independent estimates per row.
+        baseline: must be ``None``: the critic is RELAX's control variate.
+        **structure_options: ``k``, ``root``, ``lengths``, ...
+
+    Raises:
+        ValueError: unknown structure, a baseline, or neither ``critic`` nor
+            ``event_shape``.
+    """
+
+    def __init__(
+        self,
+        structure: str,
+        *,
+        critic: nn.Module | Callable[[Tensor], Tensor] | None = None,
+        event_shape: tuple[int, ...] | None = None,
+        hidden: int = 32,
+        samples: int | None = None,
+        baseline: str | None = None,
+        **structure_options: Any,
+    ) -> None:
+        super().__init__(structure, samples=samples, structure_options=structure_options)
+        if baseline is not None:
+            raise ValueError(
+                f"RELAX takes no baseline (got {baseline!r}): its critic is the control "
+                "variate; for a leave-one-out baseline use t_reinforce_plus"
+            )
+        if critic is None:
+            if event_shape is None:
+                raise ValueError(
+                    "RELAX's default critic needs event_shape (e.g. (n,) or (n, n)); "
+                    "or pass critic="
+                )
+            event = tuple(int(d) for d in event_shape)
+            used = None
+            if self.spec.used is not None:
+                opts = {k: v for k, v in structure_options.items() if k != "lengths"}
+                used = self.spec.used(event, torch.device("cpu"), **opts)
+            critic = UtilityCritic(event, hidden, used)
+        self.critic = critic
+        self._terms: _Terms | None = None
+
+    def forward(
+        self, logits: Tensor, *, generator: torch.Generator | None = None, **options: Any
+    ) -> Tensor:
+        """Draw the structure(s), the conditional utilities and the critic's gradients.
+
+        Args:
+            logits: ``[*batch, *event]`` scores θ.
+            generator: optional ``torch.Generator`` (used for both draws).
+            **options: per-call structure options (e.g. ``lengths [*batch]``).
+
+        Returns:
+            ``[*batch, *event]`` (or ``[K, *batch, *event]``) detached 0/1 samples.
+        """
+        sample, draw = self.draw(logits, generator, options)
+        self._pending = draw
+        self._terms = None
+        if torch.is_grad_enabled():
+            self._terms = self._critic_terms(draw, generator)
+        return sample
+
+    def _critic_terms(self, draw: Any, generator: torch.Generator | None) -> _Terms:
+        # A detached leaf copy: the create_graph terms below reach the critic only.
+        theta = draw.logits.detach().requires_grad_(True)
+        finite = torch.isfinite(theta)
+        theta0 = torch.where(finite, theta, torch.zeros_like(theta))
+        # z = U re-attached to θ with G fixed; θ0 avoids (-inf) − (-inf) = NaN.
+        z = draw.utilities + (theta0 - theta0.detach())
+        z_tilde = conditional_utilities(
+            self.structure, draw.trace, theta, generator=generator, **draw.options
+        )
+        c_z, c_tilde = self._critic(z, draw.rows), self._critic(z_tilde, draw.rows)
+        log_p = trace_log_prob(self.structure, draw.trace, theta, **draw.options)
+        # Rows are independent, so the gradient of a sum over rows is per row.
+        (score_grad,) = torch.autograd.grad(log_p.sum(), theta)
+        # create_graph: g must stay differentiable in the critic's parameters.
+        d_z, d_tilde = self._grad(c_z, theta), self._grad(c_tilde, theta)
+        critic_grad = torch.where(finite, d_z - d_tilde, torch.zeros_like(d_z))
+        return _Terms(score_grad.detach(), critic_grad, c_tilde)
+
+    def _critic(self, utilities: Tensor, rows: torch.Size) -> Tensor:
+        value = self.critic(utilities)
+        if not isinstance(value, Tensor) or value.shape != rows:
+            got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+            raise ValueError(f"the critic must return one value per row, {tuple(rows)}; got {got}")
+        return value
+
+    @staticmethod
+    def _grad(value: Tensor, theta: Tensor) -> Tensor:
+        if not value.requires_grad:
+            return torch.zeros_like(theta)
+        (grad,) = torch.autograd.grad(value.sum(), theta, create_graph=True, allow_unused=True)
+        return torch.zeros_like(theta) if grad is None else grad
+
+    def attach(self, loss: Tensor) -> Tensor:
+        """Add the RELAX estimator and the critic's variance gradient to the loss.
+
+        Args:
+            loss: ``[*batch]`` (or ``[K, *batch]``) per-sample loss.
+
+        Returns:
+            ``loss`` (same value); gradients: the RELAX estimate for the logits,
+            ``∇_φ Σ_event g²`` per row for the critic's parameters.
+
+        Raises:
+            ValueError: no pending draw or a loss of the wrong shape.
+        """
+        draw, loss = self.take(loss)
+        terms, self._terms = self._terms, None
+        if terms is None:  # drawn under no_grad: nothing to differentiate
+            return loss
+        ev = self.spec.event_dims
+        coeff = (loss.detach() - terms.critic_tilde).reshape(*draw.rows, *([1] * ev))
+        g = coeff * terms.score_grad + terms.critic_grad
+        # Single-sample estimate of the second moment: its φ-gradient is the variance's.
+        variance = g.pow(2).reshape(*draw.rows, -1).sum(-1)
+        theta = draw.logits
+        theta0 = torch.where(torch.isfinite(theta), theta, torch.zeros_like(theta))
+        # Route the (detached) estimate to the real logits: ∂/∂θ Σ g·θ = g.
+        routed = (g.detach() * theta0).reshape(*draw.rows, -1).sum(-1)
+        surrogate = routed + variance
+        return loss + (surrogate - surrogate.detach())
+
+
+def relax(
+    structure: str,
+    *,
+    critic: nn.Module | Callable[[Tensor], Tensor] | None = None,
+    event_shape: tuple[int, ...] | None = None,
+    samples: int | None = None,
+    **structure_options: Any,
+) -> RELAX:
+    """RELAX with the conditional reparameterisation; see :class:`RELAX`."""
+    return RELAX(
+        structure, critic=critic, event_shape=event_shape, samples=samples, **structure_options
+    )
