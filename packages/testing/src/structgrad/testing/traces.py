@@ -1,0 +1,427 @@
+"""Exact enumeration of the recursive Gumbel-max trace distributions, for tiny instances.
+
+Each algorithm is simulated as a sequence of categorical choices: a step picks an
+entry ``j`` of a candidate set ``C`` with probability ``exp(θ_j) / Σ_C exp(θ)``, and
+the enumeration branches over every choice. This is written independently of the
+fast samplers of structgrad.solvers and the estimators: it is their oracle.
+
+A trace is a :class:`Trace` whose ``steps`` are ``(chosen_entry, candidate_entries)``
+pairs, entries being index tuples into the logits, candidates sorted row-major.
+Steps are in algorithm order for ``categorical``, ``k_subset`` (selection order),
+``spanning_tree`` (Kruskal order) and ``matching`` (crossing order), and sorted
+for ``arborescence`` and ``binary_tree``, whose step order carries no information.
+
+torch is imported inside the functions, so this module imports without it.
+
+References:
+    Struminsky, Gadetsky, Rakitin, Karpushkin, Vetrov, "Leveraging Recursive
+    Gumbel-Max Trick for Approximate Inference in Combinatorial Spaces", NeurIPS
+    2021, https://arxiv.org/abs/2110.15072.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = [
+    "Trace",
+    "canonical_trace",
+    "enumerate_traces",
+    "exact_distribution",
+    "exact_expectation",
+    "exact_gradient",
+    "trace_log_probs",
+]
+
+Entry = tuple[int, ...]
+Step = tuple[Entry, tuple[Entry, ...]]
+_SEQUENTIAL = ("categorical", "k_subset", "spanning_tree", "matching")
+_STRUCTURES = (*_SEQUENTIAL, "arborescence", "binary_tree")
+MAX_TRACES = 10**6
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One execution trace; equality and hashing use ``steps`` only.
+
+    Attributes:
+        steps: ``((chosen_entry, candidate_entries), ...)`` in canonical order.
+        structure: the resulting 0/1 structure, float64 ``[n]`` (categorical one-hot,
+            k-subset mask) or ``[n, n]`` (spanning tree: symmetric adjacency;
+            arborescence: ``[i, j] = 1`` for the edge i→j; matching: permutation
+            matrix; binary tree: ``[parent, child] = 1``), as the solvers return it.
+    """
+
+    steps: tuple[Step, ...]
+    structure: NDArray[np.float64] = field(compare=False, repr=False)
+
+
+# --- sequential algorithms: state -> None when done, else (candidates, advance) -----------
+
+Machine = Callable[[Any], "tuple[tuple[Entry, ...], Callable[[Entry], Any]] | None"]
+
+
+def _machine(structure: str, n: int, k: int) -> tuple[Any, Machine]:
+    """Initial state and step function of a sequential structure."""
+    if structure == "categorical":
+        every = tuple((j,) for j in range(n))
+        return False, lambda done: None if done else (every, lambda c: True)
+    if structure == "k_subset":
+
+        def top(taken: frozenset[int]) -> Any:
+            cands = tuple((j,) for j in range(n) if j not in taken)
+            return None if len(taken) == k else (cands, lambda c: taken | {c[0]})
+
+        return frozenset(), top
+    if structure == "spanning_tree":
+
+        def kruskal(label: tuple[int, ...]) -> Any:
+            if len(set(label)) == 1:
+                return None
+            pairs = itertools.combinations(range(n), 2)
+            cands = tuple((i, j) for i, j in pairs if label[i] != label[j])
+
+            def merge(e: Entry) -> tuple[int, ...]:
+                a, b = sorted((label[e[0]], label[e[1]]))
+                return tuple(a if x == b else x for x in label)  # label = smallest vertex
+
+            return cands, merge
+
+        return tuple(range(n)), kruskal
+
+    def crossing(taken: tuple[frozenset[int], frozenset[int]]) -> Any:
+        rows, cols = taken
+        free = itertools.product(sorted(set(range(n)) - rows), sorted(set(range(n)) - cols))
+        cands = tuple(free)
+        return None if not cands else (cands, lambda e: (rows | {e[0]}, cols | {e[1]}))
+
+    return (frozenset(), frozenset()), crossing
+
+
+def _chains(state: Any, step: Machine) -> Iterator[tuple[Step, ...]]:
+    """Every choice sequence of a sequential algorithm, depth first."""
+    here = step(state)
+    if here is None:
+        yield ()
+        return
+    cands, advance = here
+    for c in cands:
+        for rest in _chains(advance(c), step):
+            yield ((c, cands), *rest)
+
+
+def _splits(lo: int, hi: int) -> Iterator[tuple[Step, ...]]:
+    """Binary-tree traces of the subarray ``[lo, hi)``: its argmax, then both sides."""
+    if lo >= hi:
+        yield ()
+        return
+    cands = tuple((j,) for j in range(lo, hi))
+    for m in range(lo, hi):
+        for left, right in itertools.product(_splits(lo, m), list(_splits(m + 1, hi))):
+            yield ((m,), cands), *left, *right
+
+
+def _into(members: frozenset[int], n: int) -> tuple[Entry, ...]:
+    """Candidate in-edges of a super-vertex: from outside it (root included) into it."""
+    return tuple((i, j) for i in range(n) for j in range(n) if i not in members and j in members)
+
+
+def _cle(n: int, root: int) -> Iterator[tuple[Step, ...]]:
+    """Recursive Chu-Liu/Edmonds traces: one step per vertex, one per contracted cycle."""
+    leaves = [frozenset({v}) for v in range(n) if v != root]
+    cands = [_into(m, n) for m in leaves]
+    for choice in itertools.product(*cands):
+        yield from _contract(
+            dict(zip(leaves, choice, strict=True)), list(zip(choice, cands, strict=True)), n
+        )
+
+
+def _contract(top: dict[frozenset[int], Entry], steps: list[Step], n: int) -> Any:
+    """Contract one cycle of the top-level super-vertices' chosen edges, recursively."""
+    owner = {v: m for m in top for v in m}  # the root has no owner
+    for start in top:
+        seen: list[frozenset[int]] = []
+        m: frozenset[int] | None = start
+        while m is not None and m not in seen:
+            seen.append(m)
+            m = owner.get(top[m][0])
+        if m is not None:  # walked into a cycle: the part of `seen` from m on
+            merged = frozenset().union(*seen[seen.index(m) :])
+            rest = {s: e for s, e in top.items() if not s <= merged}
+            c = _into(merged, n)
+            for e in c:
+                yield from _contract({**rest, merged: e}, [*steps, (e, c)], n)
+            return
+    yield tuple(steps)
+
+
+def _structure(structure: str, steps: tuple[Step, ...], n: int) -> NDArray[np.float64]:
+    """The 0/1 structure a trace produces (independent of the solvers' code)."""
+    x = np.zeros((n,) if structure in ("categorical", "k_subset") else (n, n))
+    if structure == "arborescence":
+        chosen = {frozenset(j for _, j in c): e for e, c in steps}
+
+        def children(m: frozenset[int]) -> list[frozenset[int]]:
+            inner = [s for s in chosen if s < m]
+            return [s for s in inner if not any(s < t for t in inner)]
+
+        def keep(m: frozenset[int]) -> None:
+            x[chosen[m]] = 1
+            enter(m, chosen[m][1])
+
+        def enter(m: frozenset[int], v: int) -> None:
+            # CLE expansion: the cycle member entered at v drops its own in-edge.
+            for c in children(m):
+                enter(c, v) if v in c else keep(c)
+
+        for m in [s for s in chosen if not any(s < t for t in chosen)]:
+            keep(m)
+    elif structure == "binary_tree":
+        span = {e[0]: (c[0][0], c[-1][0] + 1) for e, c in steps}
+        for child, (lo, hi) in span.items():
+            around = [p for p, (a, b) in span.items() if p != child and a <= lo and hi <= b]
+            if around:  # the parent is the node of the smallest enclosing span
+                x[min(around, key=lambda p: span[p][1] - span[p][0]), child] = 1
+    else:
+        for e, _ in steps:
+            x[e] = 1
+            if structure == "spanning_tree":
+                x[e[::-1]] = 1
+    return x
+
+
+def _make(structure: str, steps: tuple[Step, ...], n: int) -> Trace:
+    ordered = tuple(sorted(steps)) if structure in ("arborescence", "binary_tree") else steps
+    return Trace(ordered, _structure(structure, ordered, n))
+
+
+def _count(structure: str, n: int, k: int) -> int | None:
+    """Number of traces when known in closed form (``None`` for arborescences)."""
+    f = math.factorial
+    counts = {
+        "categorical": n,
+        "k_subset": f(n) // f(n - k) if 0 <= k <= n else 0,
+        "spanning_tree": n ** (n - 2) * f(n - 1) if n >= 2 else 1,
+        "matching": f(n) ** 2,
+        "binary_tree": math.comb(2 * n, n) // (n + 1),
+    }
+    return counts.get(structure)
+
+
+def enumerate_traces(
+    structure: str, n: int, *, k: int = 1, root: int = 0, max_traces: int = MAX_TRACES
+) -> list[Trace]:
+    """Every trace of a recursive Gumbel-max algorithm on ``n`` items or vertices.
+
+    Args:
+        structure: one of ``categorical``, ``k_subset``, ``spanning_tree``,
+            ``arborescence``, ``matching``, ``binary_tree``.
+        n: instance size (``n >= 1``; ``n >= 2`` for the graph structures).
+        k: subset size (``k_subset`` only), in ``[0, n]``.
+        root: the root vertex (``arborescence`` only), in ``[0, n)``.
+        max_traces: budget; more traces raise a ``ValueError``.
+
+    Returns:
+        The traces, each once, in a deterministic order. Counts: ``n``; ``n!/(n-k)!``;
+        ``n^(n-2) (n-1)!``; ``(n!)^2``; the Catalan number ``C_n``; arborescences have
+        no closed form (79 traces at ``n = 4``).
+
+    Raises:
+        ValueError: on an unknown structure, bad ``n``, ``k`` or ``root``, or too many traces.
+    """
+    if structure not in _STRUCTURES:
+        raise ValueError(f"unknown structure {structure!r}; expected one of {_STRUCTURES}")
+    graph = structure in ("spanning_tree", "arborescence")
+    if n < (2 if graph else 1) or not 0 <= k <= n or not 0 <= root < n:
+        raise ValueError(f"bad instance for {structure}: n={n}, k={k}, root={root}")
+    count = _count(structure, n, k)
+    if count is not None and count > max_traces:
+        raise ValueError(f"{structure} with n={n} has {count} traces > max_traces={max_traces}")
+    if structure in _SEQUENTIAL:
+        state, step = _machine(structure, n, k)
+        chains: Iterator[tuple[Step, ...]] = _chains(state, step)
+    else:
+        chains = _cle(n, root) if structure == "arborescence" else _splits(0, n)
+    out: list[Trace] = []
+    for steps in chains:
+        if len(out) == max_traces:
+            raise ValueError(f"{structure} with n={n} has more than {max_traces} traces")
+        out.append(_make(structure, steps, n))
+    return out
+
+
+def canonical_trace(structure: str, trace: Any, n: int, *, index: Any = (), k: int = 1) -> Trace:
+    """One solver trace in the canonical form of :func:`enumerate_traces`.
+
+    The solver's choices are replayed through this module's own candidate sets, so a
+    choice outside them (a solver bug) raises. Arrays may be numpy or CPU torch.
+
+    Args:
+        structure: the structure name.
+        trace: ``int`` (or int array) argmax for ``categorical``; else the trace
+            NamedTuple of structgrad.solvers: ``TopKTrace``, ``SpanningTreeTrace``,
+            ``ArborescenceTrace``, ``CrossingTrace`` or ``BinaryTreeTrace``.
+        n: instance size (graphs of full length; ``lengths`` are not supported).
+        index: batch index of the instance inside ``trace`` (``()`` if unbatched).
+        k: subset size, for ``k_subset``.
+
+    Returns:
+        The :class:`Trace`, equal to one element of ``enumerate_traces(structure, n)``.
+
+    Raises:
+        ValueError: if the solver's trace is not a valid trace of the algorithm.
+    """
+
+    def pick(a: Any) -> NDArray[np.int64]:
+        return np.asarray(a)[index].astype(np.int64)
+
+    if structure in _SEQUENTIAL:
+        if structure == "categorical":
+            choices: list[Entry] = [(int(pick(trace)),)]
+        else:
+            raw = pick(trace.order)[:, None] if structure == "k_subset" else pick(trace.edges)
+            choices = [tuple(int(i) for i in row) for row in raw]
+        state, step = _machine(structure, n, len(choices) if structure == "k_subset" else k)
+        steps: list[Step] = []
+        for c in choices:
+            here = step(state)
+            if here is None or c not in here[0]:
+                raise ValueError(f"{structure}: choice {c} is not a candidate after {steps}")
+            steps.append((c, here[0]))
+            state = here[1](c)
+        if step(state) is not None:
+            raise ValueError(f"{structure}: trace ends early after {len(steps)} steps")
+    elif structure == "binary_tree":
+        spans = pick(trace.spans)
+        steps = [((i,), tuple((j,) for j in range(lo, hi))) for i, (lo, hi) in enumerate(spans)]
+    elif structure == "arborescence":
+        size = int(pick(trace.n_steps))
+        edges, members = pick(trace.edges)[:size], np.asarray(trace.members)[index][:size]
+        steps = [
+            ((int(e[0]), int(e[1])), _into(frozenset(np.flatnonzero(m).tolist()), n))
+            for e, m in zip(edges, members, strict=True)
+        ]
+        if any(e not in c for e, c in steps):
+            raise ValueError(f"arborescence: a chosen edge lies outside its step: {steps}")
+    else:
+        raise ValueError(f"unknown structure {structure!r}")
+    return _make(structure, tuple(steps), n)
+
+
+def trace_log_probs(structure: str, logits: Any, traces: list[Trace]) -> Any:
+    """``log p(T; θ) = Σ_steps [θ_chosen − logsumexp θ(candidates)]`` for each trace.
+
+    A step whose candidates are all ``-inf`` is taken as deterministic: it picks its
+    lowest (row-major) entry, the solvers' tie-break. (For arborescence contraction
+    steps the solver's choice then depends on the noise, so avoid that case there.)
+
+    Args:
+        structure: the structure name (checked against the logits' rank).
+        logits: torch tensor ``[n]`` or ``[n, n]`` (float64 recommended), no NaN or +inf.
+        traces: from :func:`enumerate_traces` or :func:`canonical_trace`.
+
+    Returns:
+        ``[len(traces)]`` log-probabilities, differentiable in ``logits``.
+    """
+    import torch
+
+    rank = 1 if structure in ("categorical", "k_subset", "binary_tree") else 2
+    if logits.dim() != rank:
+        raise ValueError(f"{structure} logits must have rank {rank}, got {tuple(logits.shape)}")
+    # Many traces share steps: each distinct candidate set gets one logsumexp.
+    sets: dict[tuple[Entry, ...], int] = {}
+    chosen, set_of, owner = [], [], []
+    for t, trace in enumerate(traces):
+        for e, c in trace.steps:
+            chosen.append(e)
+            set_of.append(sets.setdefault(c, len(sets)))
+            owner.append(t)
+    theta = logits.reshape(-1)
+    mask = np.zeros((len(sets), theta.numel()), dtype=bool)
+    for c, s in sets.items():
+        mask[s, np.ravel_multi_index(tuple(zip(*c, strict=True)), logits.shape)] = True
+    first = torch.as_tensor(mask.argmax(1), device=theta.device)  # lowest entry of each set
+    pick = torch.as_tensor(
+        np.ravel_multi_index(tuple(zip(*chosen, strict=True)), logits.shape) if chosen else [],
+        dtype=torch.long,
+    ).to(theta.device)
+    ids = torch.as_tensor(set_of, dtype=torch.long, device=theta.device)
+    neg = torch.tensor(-math.inf, dtype=theta.dtype, device=theta.device)
+    masked = torch.where(torch.as_tensor(mask, device=theta.device), theta, neg)  # [U, numel]
+    dead = (masked == -math.inf).all(-1)  # [U] sets without a finite logit
+    # Double where: dead sets get finite inputs so that logsumexp's gradient stays finite.
+    lse = torch.logsumexp(torch.where(dead[:, None], torch.zeros_like(masked), masked), -1)
+    step = theta[pick] - lse[ids]
+    forced = torch.where(pick == first[ids], torch.zeros_like(step), neg)
+    step = torch.where(dead[ids], forced, step)
+    out = torch.zeros(len(traces), dtype=theta.dtype, device=theta.device)
+    return out.index_add(0, torch.as_tensor(owner, dtype=torch.long, device=theta.device), step)
+
+
+def exact_distribution(
+    structure: str, logits: Any, *, k: int = 1, root: int = 0
+) -> tuple[NDArray[np.float64], Any]:
+    """The law of the structure ``X``: ``p(x) = Σ_{T: X(T) = x} p(T; θ)``.
+
+    Args:
+        structure: the structure name.
+        logits: torch tensor ``[n]`` or ``[n, n]``.
+        k: subset size (``k_subset``).
+        root: root vertex (``arborescence``).
+
+    Returns:
+        ``(stack, probs)``: the distinct structures ``[M, *event]`` (numpy, in order of
+        first appearance among the traces) and their probabilities ``[M]`` (torch,
+        differentiable in ``logits``).
+    """
+    import torch
+
+    traces = enumerate_traces(structure, logits.shape[-1], k=k, root=root)
+    ids: dict[bytes, int] = {}
+    which = [ids.setdefault(t.structure.tobytes(), len(ids)) for t in traces]
+    stack = np.stack([traces[which.index(m)].structure for m in range(len(ids))])
+    p = trace_log_probs(structure, logits, traces).exp()
+    index = torch.as_tensor(which, dtype=torch.long, device=p.device)
+    return stack, torch.zeros(len(ids), dtype=p.dtype, device=p.device).index_add(0, index, p)
+
+
+def exact_expectation(structure: str, logits: Any, f: Any, *, k: int = 1, root: int = 0) -> Any:
+    """``E[f(X)] = Σ_x p(x; θ) f(x)`` by enumeration, differentiable in ``logits``.
+
+    Args:
+        structure: the structure name.
+        logits: torch tensor ``[n]`` or ``[n, n]`` (float64 recommended).
+        f: a callable mapping a stack ``[M, *event]`` of structures (torch, logits'
+            dtype and device) to ``[M]`` values, or a table ``[M]`` of values aligned
+            with the ``stack`` of :func:`exact_distribution`.
+        k: subset size (``k_subset``).
+        root: root vertex (``arborescence``).
+
+    Returns:
+        The scalar expectation (``torch.autograd.grad`` of it is the exact gradient).
+    """
+    import torch
+
+    stack, probs = exact_distribution(structure, logits, k=k, root=root)
+    configs = torch.as_tensor(stack, dtype=probs.dtype, device=probs.device)
+    values = f(configs) if callable(f) else torch.as_tensor(f, dtype=probs.dtype)
+    return (probs * values.to(probs.device)).sum()
+
+
+def exact_gradient(
+    structure: str, logits: Any, f: Any, *, k: int = 1, root: int = 0
+) -> tuple[Any, Any]:
+    """``(E[f(X)], ∇_θ E[f(X)])``, both detached; see :func:`exact_expectation`."""
+    import torch
+
+    theta = logits.detach().clone().requires_grad_(True)
+    value = exact_expectation(structure, theta, f, k=k, root=root)
+    (grad,) = torch.autograd.grad(value, theta)
+    return value.detach(), grad
