@@ -16,12 +16,14 @@ _SST = ("sst", "st-sst")
 
 #: Structure name → the method names :func:`latent` accepts for it.
 METHODS: dict[str, tuple[str, ...]] = {
-    "spanning_tree": _SST + _SOLVER_METHODS + SCORE_METHODS.get("spanning_tree", ()),
-    "k_subset": _SST + _SOLVER_METHODS + SCORE_METHODS.get("k_subset", ()),
-    "arborescence": _SST + _SOLVER_METHODS + SCORE_METHODS.get("arborescence", ()),
-    "categorical": ("gumbel-softmax", "st", *_SOLVER_METHODS)
-    + SCORE_METHODS.get("categorical", ()),
-    "edges": ("indep",),
+    structure: (*pathwise, *SCORE_METHODS.get(structure, ()))
+    for structure, pathwise in {
+        "spanning_tree": (*_SST, *_SOLVER_METHODS),
+        "k_subset": (*_SST, *_SOLVER_METHODS),
+        "arborescence": (*_SST, *_SOLVER_METHODS),
+        "categorical": ("gumbel-softmax", "st", *_SOLVER_METHODS),
+        "edges": ("indep",),
+    }.items()
 }
 
 _HINTS = {

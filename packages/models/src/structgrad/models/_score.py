@@ -13,7 +13,7 @@ import importlib
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ._layer import LatentLayer
 
@@ -79,8 +79,10 @@ class ScoreLayer(LatentLayer):
     def __init__(self, structure: str, method: str, **options: Any) -> None:
         hard_options = {k: v for k, v in options.items() if k in ("k", "root")}
         super().__init__(structure, method, **hard_options)
+        # Any: the estimator's attach is not visible through nn.Module's __getattr__.
+        self.estimator: Any
         if method == "relax":
-            self.estimator: nn.Module = _RELAX(structure, **options)
+            self.estimator = _RELAX(structure, **options)
         else:
             self.estimator = _SCORE_FUNCTION(structure, **{**SCORE_DEFAULTS[method], **options})
 
