@@ -64,6 +64,4 @@ def edge_metrics(samples: Tensor, target: Tensor, *, channels: bool = False) -> 
     recall = (tp / (tp + fn)).reshape(-1, 2).nanmean(0)
     # NaN precision (no positives anywhere) never wins.
     best = int(torch.nan_to_num(precision, nan=-1.0).argmax())
-    return EdgeMetrics(
-        float(acc[best]), float(precision[best]), float(recall[best]), channel=best
-    )
+    return EdgeMetrics(float(acc[best]), float(precision[best]), float(recall[best]), channel=best)
