@@ -136,7 +136,12 @@ class ScoreFunction(ScoreLayer):
         """``log p(T; θ)`` or ``log p(U; θ)`` of a draw, ``[*rows]``, differentiable."""
         if self.score == "trace":
             return trace_log_prob(self.structure, draw.trace, draw.logits, **draw.options)
-        return utility_log_prob(self.structure, draw.utilities, draw.logits, **draw.options)
+        # Masked entries (θ = U = -inf) would put (-inf) − (-inf) = NaN into the
+        # backward pass: give them θ = U = 0 (a constant term, no gradient).
+        finite = torch.isfinite(draw.logits)
+        logits = torch.where(finite, draw.logits, torch.zeros_like(draw.logits))
+        utilities = torch.where(finite, draw.utilities, torch.zeros_like(draw.utilities))
+        return utility_log_prob(self.structure, utilities, logits, **draw.options)
 
     def attach(self, loss: Tensor, *, baseline: Tensor | None = None) -> Tensor:
         """Add the score-function term to the per-sample loss of the last draw.

@@ -1,0 +1,283 @@
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import structgrad.estimators as E
+
+_spec = importlib.util.spec_from_file_location(
+    "_score_helpers", Path(__file__).with_name("_score_helpers.py")
+)
+H = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(H)
+
+ROWS = {"categorical": 20_000, "k_subset": 20_000}
+CONFIGS = [
+    ("trace", None, None),
+    ("noise", None, None),
+    ("trace", "ema", None),
+    ("noise", "ema", None),
+    ("trace", "nvil", None),
+    ("noise", "nvil", None),
+    ("trace", "loo", 3),
+    ("noise", "loo", 3),
+    ("trace", None, 2),
+]
+
+
+def _layer(structure, score, baseline, samples, **extra):
+    _, options = H.CASES[structure]
+    return E.ScoreFunction(
+        structure, score=score, baseline=baseline, samples=samples, **options, **extra
+    )
+
+
+# --- unbiasedness against the exact gradient ---
+
+
+@pytest.mark.parametrize("structure", H.STRUCTURES)
+@pytest.mark.parametrize(("score", "baseline", "samples"), CONFIGS)
+def test_unbiased(structure, score, baseline, samples):
+    theta, _ = H.instance(structure)
+    exact = H.exact_gradient(structure, theta, H.CASES[structure][1])
+    layer = _layer(structure, score, baseline, samples)
+    rows = ROWS.get(structure, 10_000)
+    if baseline in ("ema", "nvil"):
+        H.estimates(layer, theta, 1000, seed=1)  # a non-trivial moving average
+        assert int(layer.ema.steps) == 1
+    if baseline == "nvil":
+        with torch.no_grad():
+            layer.nvil_bias.fill_(0.3)
+    est = H.estimates(layer, theta, rows, seed=2)
+    H.assert_unbiased(est, exact)
+
+
+def test_brute_force_agrees_with_the_harness():
+    traces = pytest.importorskip("structgrad.testing.traces")
+    for structure in ("categorical", "k_subset"):
+        theta, options = H.instance(structure)
+        want = H._brute_force(structure, theta, options)
+        got = traces.exact_expectation(structure, theta, H.f, **options)
+        assert float(got) == pytest.approx(float(want), rel=1e-10)
+
+
+# --- variance: the trace score never loses to the noise score ---
+
+
+def _height(x):
+    # x: [M, n, n] parent -> child adjacency; height = levels of the tree.
+    height = torch.ones(x.shape[0], dtype=x.dtype)
+    power = x
+    for _ in range(x.shape[-1]):
+        height = height + power.flatten(1).any(-1).to(x.dtype)
+        power = power @ x
+    return -height
+
+
+TOY = {
+    "categorical": lambda x: -(x * torch.arange(x.shape[-1], dtype=x.dtype)).sum(-1),
+    "k_subset": lambda x: -x[:, :2].sum(-1),
+    "matching": lambda x: -x.diagonal(dim1=-2, dim2=-1).sum(-1),
+    "arborescence": lambda x: -x.sum(-1).amax(-1),
+    "spanning_tree": lambda x: x.triu(1).flatten(1).sum(-1) - x[:, 0].sum(-1),
+    "binary_tree": _height,
+}
+TOY_SIZE = {"categorical": (8,), "k_subset": (8,), "binary_tree": (7,)}
+
+
+@pytest.mark.parametrize("structure", [s for s in H.STRUCTURES if s in TOY])
+def test_trace_score_has_lower_variance(structure):
+    event = TOY_SIZE.get(structure, (5, 5))
+    options = {"k": 3} if structure == "k_subset" else {}
+    theta = torch.zeros(event, dtype=torch.float64)
+    var = {}
+    for score in ("trace", "noise"):
+        layer = E.ScoreFunction(structure, score=score, **options)
+        est = H.estimates(layer, theta, 4000, seed=3, loss_fn=TOY[structure])
+        var[score] = float(est.var(0).sum())
+    assert var["trace"] <= var["noise"], var
+
+
+# --- the interface ---
+
+
+def test_attach_value_is_the_loss_and_no_baseline_is_plain_reinforce():
+    theta = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    layer = E.t_reinforce("categorical")
+    x = layer(theta, generator=torch.Generator().manual_seed(0))
+    loss = H.f(x)
+    out = layer.attach(loss)
+    assert torch.equal(out, loss)
+    out.sum().backward()
+    index = x.argmax(-1)
+    # hand-written REINFORCE: f(x) ∇ log softmax(θ)_x
+    want = torch.softmax(theta.detach(), -1)
+    want = loss.detach().unsqueeze(-1) * (torch.nn.functional.one_hot(index, 5) - want)
+    torch.testing.assert_close(theta.grad, want)
+
+
+def test_loss_keeps_its_own_graph():
+    theta = torch.randn(4, 5, requires_grad=True)
+    w = torch.randn(5, requires_grad=True)
+    layer = E.e_reinforce("categorical")
+    x = layer(theta)
+    out = layer.attach((x * w).sum(-1) ** 2)
+    out.sum().backward()
+    assert w.grad is not None and theta.grad is not None
+
+
+def test_loo_equals_the_reference_normalisation():
+    # mean_k (f_k − mean_{j≠k} f_j) ∇log p_k  ==  1/(K−1) Σ_k (f_k − mean f) ∇log p_k
+    k = 4
+    theta = torch.randn(3, 6, dtype=torch.float64)
+    layer = E.t_reinforce_plus("k_subset", k=2, samples=k)
+    th = theta.clone().requires_grad_(True)
+    x = layer(th, generator=torch.Generator().manual_seed(5))
+    loss = H.f(x.reshape(-1, 6)).reshape(k, 3)
+    layer.attach(loss).mean(0).sum().backward()
+    draw_layer = E.t_reinforce("k_subset", k=2, samples=k)
+    th2 = theta.clone().requires_grad_(True)
+    x2 = draw_layer(th2, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(x, x2)
+    trace = draw_layer._pending.trace
+    logp = E.trace_log_prob("k_subset", trace, th2.expand(k, 3, 6), k=2)
+    centred = loss - loss.mean(0)
+    (centred * logp).sum().div(k - 1).backward()
+    torch.testing.assert_close(th.grad, th2.grad)
+
+
+def test_ema_is_read_before_it_is_updated_and_saved():
+    layer = E.reinforce("categorical", baseline="ema", ema_decay=0.5)
+    theta = torch.zeros(8, 3, requires_grad=True)
+    layer(theta)
+    layer.attach(torch.full((8,), 2.0)).sum().backward()
+    # first call: baseline 0, so the gradient is 2 ∇log p; the average is now 2
+    assert theta.grad.abs().sum() > 0
+    assert float(layer.ema.value(theta)) == pytest.approx(2.0)
+    theta.grad = None
+    layer(theta)
+    layer.attach(torch.full((8,), 2.0)).sum().backward()
+    assert theta.grad.abs().max() < 1e-6  # baseline 2 cancels f = 2 exactly
+    other = E.reinforce("categorical", baseline="ema", ema_decay=0.5)
+    other.load_state_dict(layer.state_dict())
+    assert float(other.ema.value(theta)) == pytest.approx(float(layer.ema.value(theta)))
+    assert int(other.ema.steps) == 2
+    layer.eval()
+    layer(theta)
+    layer.attach(torch.full((8,), 5.0))
+    assert int(layer.ema.steps) == 2  # no update in eval mode
+
+
+def test_nvil_trains_the_baseline_and_is_saved():
+    layer = E.reinforce("categorical", baseline="nvil", ema_decay=0.0)
+    theta = torch.zeros(8, 3, requires_grad=True)
+    loss = torch.arange(8.0)
+    layer(theta)
+    out = layer.attach(loss)
+    assert torch.equal(out, loss)
+    out.mean().backward()
+    # d/db mean (f − ema − b)² at ema = 0, b = 0: −2 mean f
+    assert float(layer.nvil_bias.grad) == pytest.approx(-2 * 3.5)
+    with torch.no_grad():
+        layer.nvil_bias.fill_(1.25)
+    other = E.reinforce("categorical", baseline="nvil")
+    other.load_state_dict(layer.state_dict())
+    assert float(other.nvil_bias.detach()) == 1.25 and int(other.ema.steps) == 1
+
+
+def test_nvil_input_dependent_baseline_gets_the_regression_gradient():
+    layer = E.reinforce("categorical", baseline="nvil")
+    theta = torch.zeros(2, 5, 3, requires_grad=True)
+    b = torch.zeros(2, 5, requires_grad=True)
+    loss = torch.randn(2, 5)
+    layer(theta)
+    layer.attach(loss, baseline=b).sum().backward()
+    torch.testing.assert_close(b.grad, -2 * loss)
+    assert layer.nvil_bias.grad is None
+    with pytest.raises(ValueError, match="broadcast"):
+        layer(theta)
+        layer.attach(loss, baseline=torch.zeros(3))
+
+
+def test_two_batch_dims_and_samples_shapes_and_dtypes():
+    for dtype in (torch.float32, torch.float64):
+        theta = torch.randn(2, 3, 6, dtype=dtype, requires_grad=True)
+        layer = E.e_reinforce_plus("k_subset", k=3, samples=4)
+        x = layer(theta)
+        assert x.shape == (4, 2, 3, 6) and x.dtype == dtype and not x.requires_grad
+        assert (x.sum(-1) == 3).all()
+        out = layer.attach(H.f(x.reshape(-1, 6)).reshape(4, 2, 3))
+        assert out.shape == (4, 2, 3) and out.dtype == dtype
+        out.mean(0).sum().backward()
+        assert theta.grad.shape == theta.shape and torch.isfinite(theta.grad).all()
+
+
+def test_generator_reproducibility():
+    theta = torch.randn(5, 6, requires_grad=True)
+    grads = []
+    for _ in range(2):
+        layer = E.t_reinforce("k_subset", k=2)
+        x = layer(theta, generator=torch.Generator().manual_seed(11))
+        layer.attach(H.f(x)).sum().backward()
+        grads.append(theta.grad.clone())
+        theta.grad = None
+    assert torch.equal(grads[0], grads[1])
+
+
+def test_masked_entries_are_never_drawn_and_get_no_gradient():
+    theta = torch.randn(50, 5, dtype=torch.float64)
+    theta[:, 1] = -torch.inf
+    theta.requires_grad_(True)
+    for layer in (E.t_reinforce("categorical"), E.e_reinforce("categorical")):
+        x = layer(theta)
+        assert (x[:, 1] == 0).all()
+        layer.attach(H.f(x)).sum().backward()
+        assert torch.isfinite(theta.grad).all() and (theta.grad[:, 1] == 0).all()
+        theta.grad = None
+
+
+# --- errors ---
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="supported: categorical"):
+        E.ScoreFunction("grid_path")
+    with pytest.raises(ValueError, match="samples=K >= 2"):
+        E.ScoreFunction("categorical", baseline="loo")
+    with pytest.raises(ValueError, match="samples=K >= 2"):
+        E.ScoreFunction("categorical", baseline="loo", samples=1)
+    with pytest.raises(ValueError, match="score must be"):
+        E.ScoreFunction("categorical", score="x")
+    with pytest.raises(ValueError, match="baseline must be"):
+        E.ScoreFunction("categorical", baseline="batch")
+    with pytest.raises(ValueError, match="ema_decay"):
+        E.ScoreFunction("categorical", baseline="ema", ema_decay=1.0)
+    with pytest.raises(ValueError, match="takes options"):
+        E.ScoreFunction("categorical", k=2)
+    layer = E.t_reinforce("categorical", samples=2)
+    with pytest.raises(ValueError, match="call the layer"):
+        layer.attach(torch.zeros(2, 3))
+    theta = torch.zeros(3, 4, requires_grad=True)
+    layer(theta)
+    with pytest.raises(ValueError, match=r"\[K, \*batch\] = \(2, 3\)"):
+        layer.attach(torch.zeros(3))
+    layer.attach(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="call the layer"):
+        layer.attach(torch.zeros(2, 3))  # a draw is attached once
+    with pytest.raises(ValueError, match="only used with baseline='nvil'"):
+        E.t_reinforce("categorical").attach(torch.zeros(3), baseline=torch.zeros(3))
+
+
+def test_gradient_scale_adds_up_over_samples():
+    # K samples of a constant-free loss: sum over dim 0 = K x the mean estimate.
+    theta = torch.zeros(1, 4, dtype=torch.float64, requires_grad=True)
+    layer = E.t_reinforce("categorical", samples=3)
+    x = layer(theta, generator=torch.Generator().manual_seed(0))
+    loss = -x[..., 0]
+    layer.attach(loss).sum().backward()
+    p = torch.full((4,), 0.25, dtype=torch.float64)
+    want = sum(float(loss[k, 0]) * (x[k, 0] - p) for k in range(3))
+    torch.testing.assert_close(theta.grad[0], want)
+    assert math.isfinite(float(theta.grad.sum()))
