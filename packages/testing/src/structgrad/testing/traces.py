@@ -257,7 +257,9 @@ def enumerate_traces(
     return out
 
 
-def canonical_trace(structure: str, trace: Any, n: int, *, index: Any = (), k: int = 1) -> Trace:
+def canonical_trace(
+    structure: str, trace: Any, n: int, *, index: Any = (), k: int = 1, root: int = 0
+) -> Trace:
     """One solver trace in the canonical form of :func:`enumerate_traces`.
 
     The solver's choices are replayed through this module's own candidate sets, so a
@@ -270,7 +272,9 @@ def canonical_trace(structure: str, trace: Any, n: int, *, index: Any = (), k: i
             ``ArborescenceTrace``, ``CrossingTrace`` or ``BinaryTreeTrace``.
         n: instance size (graphs of full length; ``lengths`` are not supported).
         index: batch index of the instance inside ``trace`` (``()`` if unbatched).
-        k: subset size, for ``k_subset``.
+        k: unused (a ``TopKTrace`` has its own length); accepted so that the options
+            of :func:`enumerate_traces` pass through.
+        root: the root, for ``arborescence`` (checked: no step's members hold it).
 
     Returns:
         The :class:`Trace`, equal to one element of ``enumerate_traces(structure, n)``.
@@ -288,7 +292,7 @@ def canonical_trace(structure: str, trace: Any, n: int, *, index: Any = (), k: i
         else:
             raw = pick(trace.order)[:, None] if structure == "k_subset" else pick(trace.edges)
             choices = [tuple(int(i) for i in row) for row in raw]
-        state, step = _machine(structure, n, len(choices) if structure == "k_subset" else k)
+        state, step = _machine(structure, n, len(choices))  # k only matters for k_subset
         steps: list[Step] = []
         for c in choices:
             here = step(state)
@@ -308,7 +312,7 @@ def canonical_trace(structure: str, trace: Any, n: int, *, index: Any = (), k: i
             ((int(e[0]), int(e[1])), _into(frozenset(np.flatnonzero(m).tolist()), n))
             for e, m in zip(edges, members, strict=True)
         ]
-        if any(e not in c for e, c in steps):
+        if any(e not in c or any(j == root for _, j in c) for e, c in steps):
             raise ValueError(f"arborescence: a chosen edge lies outside its step: {steps}")
     else:
         raise ValueError(f"unknown structure {structure!r}")
