@@ -41,23 +41,28 @@ _OFFSET = 700.0
 _MAX_EXPONENT = 354.0
 
 
-def neg_exponentials(u: Tensor) -> Tensor:
+def neg_exponentials(u: Tensor, used: Tensor | None = None) -> Tensor:
     """Scores ``−c·exp(−U)`` for CLE, with a per-instance ``c > 0``, in float64.
 
-    ``c = exp(max_finite U − 700)``: the weights span ``[e^-700, e^354]`` exactly
-    when the finite utilities of an instance span less than 1054 nats (e.g.
-    ``|θ| ≲ 500``); utilities further below the instance's maximum become
-    ``-inf`` scores (forbidden edges). Masked entries (``U = -inf``) give ``-inf``.
+    ``c = exp(max U − 700)``, the maximum over the finite entries CLE reads: the
+    weights span ``[e^-700, e^354]`` exactly when those utilities of an instance
+    span less than 1054 nats (e.g. ``|θ| ≲ 500``); utilities further below the
+    instance's maximum become ``-inf`` scores (forbidden edges: used only if no
+    finite candidate is left, ties then going by index). Masked entries
+    (``U = -inf``) give ``-inf``.
 
     Args:
         u: ``[*, n, n]`` utilities ``θ + G``.
+        used: optional bool mask broadcastable to ``u`` of the entries CLE reads
+            (unread entries, e.g. padding, must not set the scale).
 
     Returns:
         ``[*, n, n]`` float64 scores for ``max_arborescence``.
     """
     u64 = u.to(torch.float64)
     neg_inf = torch.tensor(-torch.inf, dtype=torch.float64, device=u.device)
-    top = torch.where(torch.isfinite(u64), u64, neg_inf).amax((-2, -1), keepdim=True)
+    read = torch.isfinite(u64) if used is None else torch.isfinite(u64) & used
+    top = torch.where(read, u64, neg_inf).amax((-2, -1), keepdim=True)
     # An instance with no finite entry: shift by 0 (everything is -inf anyway).
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     x = (top - u64) - _OFFSET  # U = -inf gives x = +inf, hence score -inf below
@@ -79,8 +84,9 @@ def arborescence_solve(
         The 0/1 adjacency ``[*, n, n]`` in ``u``'s dtype and the
         :class:`structgrad.solvers.ArborescenceTrace` (torch, ``u``'s device).
     """
+    used = arborescence_used(tuple(u.shape[-2:]), u.device, root, lengths)
     adjacency, trace = solvers.max_arborescence(
-        neg_exponentials(u), root=root, lengths=lengths, return_trace=True
+        neg_exponentials(u, used), root=root, lengths=lengths, return_trace=True
     )
     return adjacency.to(u.dtype), trace
 

@@ -1,0 +1,376 @@
+"""Adversarial tests of the recursive Gumbel-max traces (Struminsky et al. 2021).
+
+Every structure of ``RECURSIVE_STRUCTURES`` is checked for: the empirical law of
+its traces against ``exp(trace_log_prob)``; ``E | T`` draws that reproduce the
+trace and, averaged over traces, follow the unconditional law; gradients;
+padding, masking, extreme logits, batch shapes, dtypes and input validation.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.stats
+import torch
+
+import structgrad.estimators as E
+from structgrad.estimators import _recursive as R
+from structgrad.estimators._rg_arborescence import neg_exponentials
+
+# name -> (event shape, options) at the tiny sizes of the law tests.
+CASES: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
+    "categorical": ((5,), {}),
+    "k_subset": ((5,), {"k": 3}),
+    "spanning_tree": ((4, 4), {}),
+    "arborescence": ((4, 4), {"root": 1}),
+    "matching": ((3, 3), {}),
+    "binary_tree": ((5,), {}),
+}
+N_DRAWS = 20_000
+
+
+def test_registry_lists_every_structure() -> None:
+    assert set(E.RECURSIVE_STRUCTURES) == set(CASES)
+
+
+def _theta(name: str, dtype: torch.dtype = torch.float64, seed: int = 0) -> torch.Tensor:
+    event, _ = CASES[name]
+    return torch.randn(event, dtype=dtype, generator=torch.Generator().manual_seed(seed))
+
+
+def _keys(name: str, trace: Any, logits: torch.Tensor, **options: Any) -> torch.Tensor:
+    """One int64 row per trace that identifies it: (chosen steps, candidate sets)."""
+    _, chosen, candidates = R._flat_steps(name, trace, logits, options)
+    return torch.cat([chosen, candidates.flatten(-2).long()], -1)
+
+
+@functools.cache
+def _draws(name: str) -> tuple[torch.Tensor, Any, torch.Tensor]:
+    """N_DRAWS samples at one fixed θ, in a single batched call: (θ batch, trace, U)."""
+    _, options = CASES[name]
+    theta = _theta(name).expand(N_DRAWS, *CASES[name][0])
+    out = E.sample_with_trace(name, theta, generator=torch.Generator().manual_seed(1), **options)
+    return theta, out.trace, out.utilities
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_trace_frequencies_match_log_prob(name: str) -> None:
+    _, options = CASES[name]
+    theta, trace, _ = _draws(name)
+    keys = _keys(name, trace, theta, **options)
+    log_p = E.trace_log_prob(name, trace, theta, **options)
+    uniq, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
+    # log p is a function of the trace: equal within each group of identical keys.
+    first = torch.zeros(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(N_DRAWS))
+    p = log_p[first].exp()
+    assert torch.allclose(log_p, log_p[first][inverse], atol=1e-12)
+    freq = counts.double() / N_DRAWS
+    mass = float(p.sum())
+    tv = 0.5 * (float((freq - p).abs().sum()) + max(0.0, 1.0 - mass))
+    # E|f_k - p_k| ≈ sqrt(2 p_k (1 - p_k) / (π N)) for a multinomial; TV concentrates
+    # around half their sum (its sd is far smaller), so twice that plus 0.005 is a
+    # bound a correct law essentially never exceeds (≈0.02-0.04 at these sizes).
+    expected = 0.5 * float((2 * p * (1 - p) / (math.pi * N_DRAWS)).sqrt().sum())
+    bound = 2 * expected + 0.005
+    print(f"{name}: {len(uniq)} traces, TV {tv:.4f} (bound {bound:.4f}), mass {mass:.4f}")
+    assert tv < bound
+    assert mass >= 0.99 and mass <= 1.0 + 1e-9
+
+
+def _used(name: str, logits: torch.Tensor, **options: Any) -> torch.Tensor:
+    spec, logits, event, opts = R._prepare(name, logits, options)
+    used = torch.ones(event, dtype=torch.bool)
+    if spec.used is not None:
+        used = spec.used(event, logits.device, **opts) & used
+    return used.expand(logits.shape)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_conditional_reproduces_trace_and_unconditional_law(name: str) -> None:
+    _, options = CASES[name]
+    theta, trace, u = _draws(name)
+    half = N_DRAWS // 2
+    keys = _keys(name, trace, theta, **options)
+    # Conditional draws given the traces of the second half.
+    trace_b = type(trace)(*(t[half:] for t in trace))
+    cond = E.conditional_utilities(
+        name, trace_b, theta[half:], generator=torch.Generator().manual_seed(2), **options
+    )
+    assert cond.dtype == torch.float64 and torch.isfinite(cond).all()
+    # Re-running the algorithm on them gives back the trace, every time (float64).
+    _, again = R._REGISTRY[name].solve(cond, **R._prepare(name, theta[half:], options)[3])
+    same = (_keys(name, again, theta[half:], **options) == keys[half:]).all(-1)
+    assert same.all(), f"{int((~same).sum())} of {half} traces not reproduced"
+    # Averaged over traces, E | T is the unconditional law: compare with the
+    # independent unconditional draws of the first half, entry by entry.
+    used = _used(name, theta[0], **options)
+    a = u[:half][:, used]  # [half, n_used]
+    b = cond[:, used]
+    se = (a.var(0) / half + b.var(0) / half).sqrt()
+    z = (a.mean(0) - b.mean(0)).abs() / se
+    assert (z < 4).all(), z
+    for j in range(min(3, a.shape[1])):
+        p = scipy.stats.ks_2samp(a[:, j].numpy(), b[:, j].numpy()).pvalue
+        assert p > 1e-3, (j, p)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_float32_reproduction_rate(name: str) -> None:
+    _, options = CASES[name]
+    theta = _theta(name, torch.float32).expand(4000, *CASES[name][0])
+    gen = torch.Generator().manual_seed(3)
+    out = E.sample_with_trace(name, theta, generator=gen, **options)
+    cond = E.conditional_utilities(name, out.trace, theta, generator=gen, **options)
+    assert cond.dtype == torch.float32
+    _, again = R._REGISTRY[name].solve(cond, **R._prepare(name, theta, options)[3])
+    same = (_keys(name, again, theta, **options) == _keys(name, out.trace, theta, **options)).all(
+        -1
+    )
+    rate = float(same.double().mean())
+    print(f"{name}: float32 reproduction rate {rate:.4f}")
+    assert rate >= 0.995
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_gradcheck_log_prob_and_conditional(name: str) -> None:
+    event, options = CASES[name]
+    theta = torch.randn(
+        (2, *event), dtype=torch.float64, generator=torch.Generator().manual_seed(4)
+    )
+    out = E.sample_with_trace(name, theta, generator=torch.Generator().manual_seed(5), **options)
+    theta.requires_grad_(True)
+
+    def log_prob(t: torch.Tensor) -> torch.Tensor:
+        return E.trace_log_prob(name, out.trace, t, **options)
+
+    def conditional(t: torch.Tensor) -> torch.Tensor:
+        gen = torch.Generator().manual_seed(6)
+        return E.conditional_utilities(name, out.trace, t, generator=gen, **options)
+
+    assert torch.autograd.gradcheck(log_prob, (theta,))
+    assert torch.autograd.gradcheck(conditional, (theta,))
+
+
+PADDED = {"spanning_tree": {}, "arborescence": {"root": 1}, "binary_tree": {}}
+
+
+@pytest.mark.parametrize("name", list(PADDED))
+def test_padded_instance_equals_the_smaller_instance(name: str) -> None:
+    options = PADDED[name]
+    n, ndim = 6, CASES[name][0].__len__()
+    lengths = torch.tensor([6, 4, 2, 3, 5, 2])
+    theta = torch.randn((6,) + (n,) * ndim, dtype=torch.float64)
+    # Padding holds garbage, including -inf and huge values: it must not matter.
+    pad_mask = torch.arange(n) >= lengths.view(-1, *([1] * ndim))
+    if ndim == 2:
+        pad_mask = pad_mask | pad_mask.transpose(-1, -2)
+    garbage = torch.where(torch.rand(theta.shape) < 0.5, -torch.inf, 1e6)
+    theta = torch.where(pad_mask, garbage, theta).requires_grad_(True)
+    gen = torch.Generator().manual_seed(7)
+    out = E.sample_with_trace(name, theta, generator=gen, lengths=lengths, **options)
+    log_p = E.trace_log_prob(name, out.trace, theta, lengths=lengths, **options)
+    assert torch.isfinite(log_p).all()
+    log_p.sum().backward()
+    assert torch.isfinite(theta.grad).all() and (theta.grad[pad_mask] == 0).all()
+    cond = E.conditional_utilities(
+        name, out.trace, theta, generator=gen, lengths=lengths, **options
+    )
+    assert torch.isfinite(cond[~pad_mask]).all()
+    for b, size in enumerate(lengths.tolist()):
+        idx = (slice(0, size),) * ndim
+        small_u = out.utilities[b][idx]
+        small_theta = theta.detach()[b][idx]
+        sample, trace = R._REGISTRY[name].solve(small_u, **options)
+        expect = E.trace_log_prob(name, trace, small_theta, **options)
+        assert torch.allclose(log_p[b], expect, atol=1e-12)
+        sample_idx = (slice(0, size),) * 2  # every sample here is an [n, n] adjacency
+        assert torch.equal(out.sample[b][sample_idx], sample)
+        assert out.sample[b].sum() == sample.sum()
+        # The conditional draw of the padded instance reproduces the small trace.
+        again = R._REGISTRY[name].solve(cond[b][idx].detach(), **options)[1]
+        assert torch.equal(
+            _keys(name, again, small_theta, **options), _keys(name, trace, small_theta, **options)
+        )
+
+
+def _masked_theta(name: str) -> torch.Tensor:
+    """θ with -inf entries that still leave a valid structure avoiding them."""
+    theta = _theta(name, seed=8).clone()
+    if name in ("categorical", "k_subset", "binary_tree"):
+        theta[[1, 3]] = -torch.inf
+    elif name == "spanning_tree":
+        theta[0, 1] = theta[2, 3] = theta[0, 2] = -torch.inf  # 0-3, 1-2, 1-3 remain
+    elif name == "arborescence":
+        theta[1, 0] = theta[2, 3] = theta[0, 2] = -torch.inf
+    elif name == "matching":
+        theta.fill_diagonal_(-torch.inf)  # derangements remain
+    return theta
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_masked_entries(name: str) -> None:
+    _, options = CASES[name]
+    theta = _masked_theta(name).expand(2000, *CASES[name][0]).clone().requires_grad_(True)
+    masked = theta.detach() == -torch.inf
+    out = E.sample_with_trace(name, theta, generator=torch.Generator().manual_seed(9), **options)
+    log_p = E.trace_log_prob(name, out.trace, theta, **options)
+    assert torch.isfinite(log_p).all()
+    cond = E.conditional_utilities(
+        name, out.trace, theta, generator=torch.Generator().manual_seed(10), **options
+    )
+    assert torch.equal(cond == -torch.inf, masked) and torch.isfinite(cond[~masked]).all()
+    (log_p.sum() + cond[~masked].sum()).backward()
+    assert torch.isfinite(theta.grad).all() and (theta.grad[masked] == 0).all()
+    # Raw steps (before forced steps are marked padded): a masked entry is chosen
+    # only at a step whose candidates are all masked, where the solver's
+    # tie-breaking decides deterministically (log 1 = 0).
+    spec, _, event, opts = R._prepare(name, theta, options)
+    raw, candidates = spec.steps(out.trace, event, **opts, device=theta.device)
+    flat_masked = masked.flatten(1)
+    picked = flat_masked.gather(1, raw.clamp(min=0)) & (raw >= 0)  # [B, S]
+    forced = (raw >= 0) & ~(candidates & ~flat_masked.unsqueeze(1)).any(-1)  # [B, S]
+    assert not (picked & ~forced).any()
+    if name == "matching":
+        # The greedy crossing matching cannot look ahead: with the diagonal masked
+        # it is forced onto it when the last free pair is diagonal.
+        assert 0 < int(forced.any(-1).sum()) < 2000
+    elif name != "binary_tree":  # every binary-tree element is a node
+        assert not forced.any()
+        sample = out.sample if name != "spanning_tree" else out.sample.triu(1)
+        assert (sample[masked] == 0).all()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_extreme_logits_stay_finite(name: str) -> None:
+    event, options = CASES[name]
+    gen = torch.Generator().manual_seed(11)
+    theta = 1e4 * torch.randn((500, *event), dtype=torch.float64, generator=gen).sign()
+    theta.requires_grad_(True)
+    out = E.sample_with_trace(name, theta, generator=gen, **options)
+    log_p = E.trace_log_prob(name, out.trace, theta, **options)
+    cond = E.conditional_utilities(name, out.trace, theta, generator=gen, **options)
+    score = E.utility_log_prob(name, out.utilities, theta, **options)
+    assert torch.isfinite(log_p).all() and (log_p <= 1e-9).all()
+    assert torch.isfinite(cond).all() and torch.isfinite(score).all()
+    (log_p.sum() + cond.sum() + score.sum()).backward()
+    assert torch.isfinite(theta.grad).all()
+
+
+def test_extreme_arborescence_is_a_valid_tree_and_mostly_reproduced() -> None:
+    # With θ = ±1e4 the weights of one instance span e^20000: beyond float64.
+    # Utilities more than ~1054 below the instance's maximum become forbidden
+    # (-inf) edges; the sample is still an arborescence.
+    gen = torch.Generator().manual_seed(12)
+    theta = 1e4 * torch.randn((2000, 5, 5), dtype=torch.float64, generator=gen).sign()
+    out = E.sample_with_trace("arborescence", theta, generator=gen)
+    indeg = out.sample.sum(-2)
+    assert (indeg[:, 0] == 0).all() and (indeg[:, 1:] == 1).all()
+    assert (out.sample.diagonal(dim1=-2, dim2=-1) == 0).all()
+
+
+def test_neg_exponentials_is_scale_free_and_overflow_safe() -> None:
+    u = torch.tensor([[[0.0, -3.0], [2.0, -torch.inf]]], dtype=torch.float64)
+    a, b = neg_exponentials(u), neg_exponentials(u + 1e5)
+    assert torch.equal(a, b)  # a shift of U is a positive rescaling of E: no effect
+    assert a[0, 1, 1] == -torch.inf and torch.isfinite(a[0, :, 0]).all()
+    # Within one instance the ratios are exp(U differences).
+    assert torch.allclose(a[0, 0, 0] / a[0, 1, 0], torch.tensor(math.exp(2.0), dtype=torch.float64))
+    big = torch.tensor([[[0.0, -2000.0], [-500.0, 1.0]]], dtype=torch.float64)
+    w = -neg_exponentials(big)
+    assert w[0, 0, 1] == torch.inf and (w[0].flatten()[[0, 2, 3]] > 0).all()
+    assert torch.isfinite(w[0].flatten()[[0, 2, 3]]).all()
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_batch_shapes_and_dtypes(name: str, dtype: torch.dtype) -> None:
+    event, options = CASES[name]
+    theta = torch.randn((2, 3, *event), dtype=dtype)
+    gen = torch.Generator().manual_seed(13)
+    out = E.sample_with_trace(name, theta, generator=gen, **options)
+    assert out.sample.dtype == dtype and out.utilities.dtype == dtype
+    assert out.sample.shape[:2] == (2, 3) and out.utilities.shape == theta.shape
+    log_p = E.trace_log_prob(name, out.trace, theta, **options)
+    cond = E.conditional_utilities(name, out.trace, theta, generator=gen, **options)
+    score = E.utility_log_prob(name, out.utilities, theta, **options)
+    assert log_p.shape == (2, 3) and log_p.dtype == dtype
+    assert cond.shape == theta.shape and cond.dtype == dtype
+    assert score.shape == (2, 3) and score.dtype == dtype
+    # The same as the flattened batch.
+    flat_trace = type(out.trace)(*(t.reshape(6, *t.shape[2:]) for t in out.trace))
+    flat = E.trace_log_prob(name, flat_trace, theta.reshape(6, *event), **options)
+    assert torch.equal(flat, log_p.reshape(6))
+
+
+@pytest.mark.parametrize("name", ["spanning_tree", "arborescence", "binary_tree"])
+def test_utility_log_prob_ignores_unread_entries(name: str) -> None:
+    event, options = CASES[name]
+    theta = torch.randn((3, *event), dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([event[0], 3, 2])
+    out = E.sample_with_trace(name, theta, lengths=lengths, **options)
+    score = E.utility_log_prob(name, out.utilities, theta, lengths=lengths, **options)
+    score.sum().backward()
+    used = R._REGISTRY[name].used(
+        event, theta.device, **R._prepare(name, theta, {**options, "lengths": lengths})[3]
+    )
+    used = used.expand(theta.shape)
+    assert (theta.grad[~used] == 0).all() and (theta.grad[used] != 0).all()
+    if name == "spanning_tree":
+        assert not used[..., 1, 0].any() and not used[..., 0, 0].any()
+    if name == "arborescence":
+        assert not used[..., :, 1].any()  # into the root
+
+
+BAD: list[tuple[str, tuple[int, ...], dict[str, Any], str]] = [
+    ("spanning_tree", (4,), {}, "at least 2 dims"),
+    ("spanning_tree", (3, 4), {}, "square"),
+    ("spanning_tree", (1, 1), {}, "n >= 2"),
+    ("spanning_tree", (2, 4, 4), {"lengths": [4, 1]}, r"lengths must lie in \[2, 4\]"),
+    ("spanning_tree", (2, 4, 4), {"lengths": [4, 5]}, "lengths must lie"),
+    ("spanning_tree", (2, 4, 4), {"lengths": [4, 3, 3]}, "does not match the batch"),
+    ("spanning_tree", (2, 4, 4), {"lengths": [4.5, 3]}, "integers"),
+    ("spanning_tree", (4, 4), {"root": 0}, "takes options"),
+    ("arborescence", (4, 4), {"root": 4}, r"root must lie in \[0, 3\]"),
+    ("arborescence", (4, 4), {"root": -1}, "root must lie"),
+    ("arborescence", (4, 4), {"root": 1.0}, "root must be an integer"),
+    ("arborescence", (2, 4, 4), {"root": 2, "lengths": [4, 2]}, "smaller than every length"),
+    ("arborescence", (4, 5), {}, "square"),
+    ("arborescence", (4, 4), {"k": 2}, "takes options"),
+    ("matching", (3, 4), {}, "square"),
+    ("matching", (3,), {}, "at least 2 dims"),
+    ("matching", (3, 3), {"lengths": 3}, "takes options"),
+    ("binary_tree", (2, 5), {"lengths": [0, 5]}, "lengths must lie"),
+    ("binary_tree", (2, 5), {"lengths": torch.ones(3, dtype=torch.long)}, "does not match"),
+    ("k_subset", (5,), {}, "needs the option 'k'"),
+    ("k_subset", (5,), {"k": 6}, "k must lie"),
+    ("categorical", (5,), {"k": 1}, "takes options"),
+    ("trees", (5,), {}, "no recursive Gumbel-max sampler"),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "options", "match"), BAD)
+def test_bad_inputs_raise(
+    name: str, shape: tuple[int, ...], options: dict[str, Any], match: str
+) -> None:
+    theta = torch.zeros(shape)
+    with pytest.raises(ValueError, match=match):
+        E.sample_with_trace(name, theta, **options)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_nan_logits_and_mismatched_trace_raise(name: str) -> None:
+    event, options = CASES[name]
+    theta = torch.zeros((2, *event))
+    out = E.sample_with_trace(name, theta, **options)
+    bad = theta.clone()
+    bad.view(-1)[0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        E.trace_log_prob(name, out.trace, bad, **options)
+    with pytest.raises(ValueError, match="batch shape"):
+        E.trace_log_prob(name, out.trace, torch.zeros((3, *event)), **options)
+    with pytest.raises(ValueError, match="floating"):
+        E.sample_with_trace(name, np.zeros(event), **options)  # type: ignore[arg-type]
