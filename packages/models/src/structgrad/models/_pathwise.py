@@ -23,6 +23,13 @@ ESTIMATORS: dict[str, Any] = {
     "perturbed": est.PerturbedOptimizer,
 }
 
+_SST_OPTIONS = {
+    "spanning_tree": {"max_range"},
+    "k_subset": {"k"},
+    "arborescence": {"root", "max_range"},
+    "matching": {"n_iters"},
+}
+
 
 class SSTLayer(LatentLayer):
     """Stochastic softmax trick: exact exponential-family marginals of ``(θ + G)/τ``.
@@ -57,6 +64,12 @@ class SSTLayer(LatentLayer):
     ) -> None:
         if not tau > 0:
             raise ValueError(f"tau must be > 0, got {tau!r}")
+        unknown = set(options) - _SST_OPTIONS[structure]
+        if unknown:
+            raise ValueError(
+                f"{method} on {structure} takes tau, straight_through and "
+                f"{sorted(_SST_OPTIONS[structure])}; got {sorted(unknown)}"
+            )
         hard_options = {k: v for k, v in options.items() if k in ("k", "root")}
         super().__init__(structure, method, **hard_options)
         self.tau = float(tau)

@@ -24,6 +24,8 @@ _SCORE_FUNCTION: Any = getattr(_est, "ScoreFunction", None)
 _RELAX: Any = getattr(_est, "RELAX", None)
 _TRACEABLE: tuple[str, ...] = tuple(getattr(_est, "RECURSIVE_STRUCTURES", ()))
 
+_EVENT_DIMS = {"categorical": 1, "k_subset": 1, "spanning_tree": 2, "arborescence": 2}
+
 #: Method name → the ``ScoreFunction`` options it stands for (user options override).
 SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
     # The reference's REINFORCE: log-density of the Gumbel utilities U, EMA baseline.
@@ -31,7 +33,7 @@ SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
     # NVIL: the same score with a learned, input-dependent baseline passed to attach.
     "nvil": {"score": "noise", "baseline": "nvil"},
     # T-REINFORCE+: trace log-probability with the leave-one-out baseline over K samples.
-    "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 4},
+    "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 3},
 }
 
 
@@ -61,7 +63,9 @@ class ScoreLayer(LatentLayer):
     Args:
         structure: a structure with a recursive Gumbel-max trace.
         method: ``reinforce``, ``nvil``, ``t-reinforce+`` or ``relax``.
-        **options: estimator options (``samples``, ``baseline``, ``k``, ...).
+        **options: estimator options (``samples``, ``baseline``, ``score``,
+            ``ema_decay``, ``k``, ...); ``relax`` needs ``event_shape`` (the
+            default critic's input, e.g. ``(n, n)``) or a ``critic``.
 
     References:
         Williams, "Simple statistical gradient-following algorithms", 1992.
@@ -89,6 +93,7 @@ class ScoreLayer(LatentLayer):
     def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """A detached sample ``[*batch, *event]`` (``[K, *batch, *event]`` with ``samples=K``)."""
         out: Tensor = self.estimator(logits, generator=generator)
+        self._rows = out.shape[: out.ndim - _EVENT_DIMS[self.structure]]
         return out
 
     def attach(self, loss: Tensor, *, baseline: Tensor | None = None) -> Tensor:
@@ -96,12 +101,35 @@ class ScoreLayer(LatentLayer):
 
         Args:
             loss: per-sample loss ``[*batch]`` (``[K, *batch]`` with ``samples=K``)
-                of the last sample; it must not be reduced over the batch.
+                of the last sample; it must not be reduced over the batch. A
+                loss over a prefix of the sample's rows (e.g. ``[B]`` for
+                categorical edge types ``[B, E, C]``) is shared by the rows it
+                covers: their structures are independent parts of one sample.
             baseline: learned baseline ``[*batch]`` for ``"nvil"`` (e.g. the NRI
                 encoder's baseline head); its regression loss is included.
 
         Returns:
             The loss to backpropagate, shaped like ``loss``.
         """
+        rows = getattr(self, "_rows", loss.shape)
+        extra = len(rows) - loss.ndim
+        if extra <= 0 or tuple(rows[: loss.ndim]) != tuple(loss.shape):
+            return self._attach(loss, baseline)
+        # Several independent rows per loss (e.g. one categorical per edge of a
+        # graph): log p of the graph is the sum over its rows, so every row gets
+        # the graph's loss; the zero-valued surrogates are summed back per graph.
+        def spread(t: Tensor) -> Tensor:
+            return t.reshape(*t.shape, *([1] * extra)).expand(rows)
+
+        wide = spread(loss)
+        out = self._attach(wide, None if baseline is None else spread(baseline))
+        return (out - wide).flatten(loss.ndim).sum(-1) + loss
+
+    def _attach(self, loss: Tensor, baseline: Tensor | None) -> Tensor:
+        if self.method == "relax":
+            if baseline is not None:
+                raise ValueError("'relax' takes no baseline: its critic is the control variate")
+            relaxed: Tensor = self.estimator.attach(loss)
+            return relaxed
         out: Tensor = self.estimator.attach(loss, baseline=baseline)
         return out

@@ -60,11 +60,20 @@ def off_diagonal_indices(n: int, device: torch.device | str | None = None) -> tu
     return receivers, senders
 
 
-def edges_to_matrix(edges: Tensor) -> Tensor:
+def edges_to_matrix(edges: Tensor, *, channels: bool = False) -> Tensor:
     """Directed edge values ``[..., n(n−1)]`` to a matrix ``[..., n, n]`` (zero diagonal).
 
     Entry ``[..., i, j]`` is the value of the edge with receiver ``i`` and sender ``j``.
+
+    Args:
+        edges: ``[..., n(n−1)]``, or ``[..., n(n−1), C]`` with ``channels``.
+        channels: a trailing channel dim (kept: ``[..., n, n, C]``).
+
+    Returns:
+        ``[..., n, n]`` (or ``[..., n, n, C]``).
     """
+    if channels:
+        return edges_to_matrix(edges.movedim(-1, 0)).movedim(0, -1)
     n = n_nodes_from_edges(edges.shape[-1])
     off = ~torch.eye(n, dtype=torch.bool, device=edges.device)
     out = edges.new_zeros((*edges.shape[:-1], n, n))
@@ -73,8 +82,18 @@ def edges_to_matrix(edges: Tensor) -> Tensor:
     return out
 
 
-def matrix_to_edges(matrix: Tensor) -> Tensor:
-    """A matrix ``[..., n, n]`` to directed edge values ``[..., n(n−1)]`` in NRI order."""
+def matrix_to_edges(matrix: Tensor, *, channels: bool = False) -> Tensor:
+    """A matrix ``[..., n, n]`` to directed edge values ``[..., n(n−1)]`` in NRI order.
+
+    Args:
+        matrix: ``[..., n, n]``, or ``[..., n, n, C]`` with ``channels``.
+        channels: a trailing channel dim (kept: ``[..., n(n−1), C]``).
+
+    Returns:
+        ``[..., n(n−1)]`` (or ``[..., n(n−1), C]``).
+    """
+    if channels:
+        return matrix_to_edges(matrix.movedim(-1, 0)).movedim(0, -1)
     n = matrix.shape[-1]
     if matrix.ndim < 2 or matrix.shape[-2] != n:
         raise ValueError(f"expected [..., n, n], got {tuple(matrix.shape)}")

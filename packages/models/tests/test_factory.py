@@ -1,0 +1,137 @@
+import pytest
+import torch
+
+import structgrad.solvers as solvers
+from structgrad.models import METHODS, LatentLayer, latent, map_sample
+
+from ._nri_setup import train_step
+
+PAIRS = [(s, m) for s, methods in METHODS.items() for m in methods]
+SCORE = {"reinforce", "nvil", "t-reinforce+", "relax"}
+
+
+def test_registry_shape() -> None:
+    assert set(METHODS) == {"spanning_tree", "k_subset", "arborescence", "categorical", "edges"}
+    for structure in ("spanning_tree", "k_subset"):
+        assert {"sst", "st-sst", "imle", "aimle"} <= set(METHODS[structure])
+    assert {"gumbel-softmax", "st"} <= set(METHODS["categorical"])
+    assert METHODS["edges"] == ("indep",)
+    assert all(isinstance(v, tuple) for v in METHODS.values())
+
+
+@pytest.mark.parametrize(("structure", "method"), PAIRS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_method_trains_one_nri_step(
+    structure: str, method: str, dtype: torch.dtype
+) -> None:
+    out = train_step(structure, method, dtype)
+    assert torch.isfinite(out["loss"])
+    assert out["grads"], "no parameter received a gradient"
+    assert all(torch.isfinite(g).all() for g in out["grads"])
+    assert all(torch.isfinite(p).all() for p in out["params"])
+    assert out["layer"].pathwise == (method not in SCORE)
+
+
+def test_unknown_structure_lists_supported() -> None:
+    with pytest.raises(ValueError, match="spanning_tree"):
+        latent("hypergraph", "sst")
+    with pytest.raises(ValueError, match="binary_tree"):
+        latent("binary_tree", "imle")
+
+
+@pytest.mark.parametrize(
+    ("structure", "method"),
+    [("spanning_tree", "gumbel-softmax"), ("categorical", "sst"), ("edges", "imle")],
+)
+def test_unsupported_method_lists_supported(structure: str, method: str) -> None:
+    with pytest.raises(ValueError, match="supported: ") as info:
+        latent(structure, method)
+    for name in METHODS[structure]:
+        assert name in str(info.value)
+
+
+def test_k_subset_needs_k() -> None:
+    with pytest.raises(ValueError, match="needs the subset size k"):
+        latent("k_subset", "sst")
+
+
+@pytest.mark.parametrize("method", ["sst", "imle", "indep"])
+def test_bad_options_raise_value_error(method: str) -> None:
+    structure = "edges" if method == "indep" else "spanning_tree"
+    with pytest.raises(ValueError):
+        latent(structure, method, no_such_option=1)
+
+
+def test_bad_tau() -> None:
+    with pytest.raises(ValueError, match="tau"):
+        latent("spanning_tree", "sst", tau=0.0)
+
+
+def test_sst_tree_sample_and_utilities() -> None:
+    layer = latent("spanning_tree", "sst", tau=1.0, max_range=15.0)
+    theta = torch.randn(3, 6, 6, dtype=torch.float64, requires_grad=True)
+    z = layer(theta, generator=torch.Generator().manual_seed(1))
+    assert isinstance(layer, LatentLayer)
+    assert torch.allclose(z, z.transpose(-1, -2))
+    assert torch.allclose(z.triu(1).sum((-1, -2)), torch.full((3,), 5.0, dtype=z.dtype))
+    assert layer.utilities is not None and layer.utilities.shape == theta.shape
+    loss = layer.attach((z * torch.randn_like(z)).sum((-1, -2)))
+    loss.sum().backward()
+    assert theta.grad is not None and theta.grad.abs().sum() > 0
+
+
+def test_st_sst_is_a_tree_forward() -> None:
+    for layer in (latent("spanning_tree", "st-sst"), latent("spanning_tree", "sst", straight_through=True)):
+        z = layer(torch.randn(2, 5, 5))
+        assert torch.equal(z, solvers.max_spanning_tree(layer.utilities.detach()))
+
+
+def test_aimle_differences_and_state() -> None:
+    fwd = latent("spanning_tree", "aimle", difference="forward")
+    cen = latent("spanning_tree", "aimle", difference="central")
+    assert not fwd.estimator.central and cen.estimator.central
+    assert fwd.state_dict().keys() == cen.state_dict().keys()
+    assert any("beta" in k or "lam" in k or "nnz" in k for k in cen.state_dict())
+    with pytest.raises(ValueError, match="difference"):
+        latent("spanning_tree", "aimle", difference="backward")
+
+
+def test_pathwise_attach_is_identity_and_refuses_baseline() -> None:
+    layer = latent("categorical", "gumbel-softmax")
+    loss = torch.randn(4)
+    assert layer.attach(loss) is loss
+    with pytest.raises(ValueError, match="baseline"):
+        layer.attach(loss, baseline=torch.zeros(4))
+
+
+@pytest.mark.parametrize(
+    ("structure", "shape", "opts", "count"),
+    [
+        ("spanning_tree", (3, 6, 6), {}, 10.0),
+        ("k_subset", (3, 7), {"k": 2}, 2.0),
+        ("categorical", (3, 7), {}, 1.0),
+        ("arborescence", (3, 5, 5), {}, 4.0),
+        ("edges", (3, 5, 5), {"symmetric": True}, None),
+    ],
+)
+def test_sample_hard(structure: str, shape: tuple[int, ...], opts: dict, count: float | None) -> None:
+    method = METHODS[structure][0]
+    layer = latent(structure, method, **opts)
+    theta = torch.randn(shape)
+    z = layer.sample_hard(theta, generator=torch.Generator().manual_seed(0))
+    assert z.shape == theta.shape and not z.requires_grad
+    assert set(z.unique().tolist()) <= {0.0, 1.0}
+    if count is not None:
+        assert torch.all(z.flatten(1).sum(-1) == count)
+    if structure == "edges":
+        assert torch.equal(z, z.transpose(-1, -2))
+    plain = layer.sample_hard(theta, noise=False)
+    assert torch.equal(plain, map_sample(structure, theta, noise=False, **layer.options))
+
+
+def test_indep_categorical_channels() -> None:
+    layer = latent("edges", "indep", categorical=True, straight_through=True)
+    z = layer(torch.randn(2, 4, 4, 2))
+    assert z.shape == (2, 4, 4, 2)
+    off = ~torch.eye(4, dtype=torch.bool)
+    assert torch.all(z.sum(-1)[:, off] == 1.0)
