@@ -21,9 +21,7 @@ def test_registry_shape() -> None:
 
 @pytest.mark.parametrize(("structure", "method"), PAIRS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_every_method_trains_one_nri_step(
-    structure: str, method: str, dtype: torch.dtype
-) -> None:
+def test_every_method_trains_one_nri_step(structure: str, method: str, dtype: torch.dtype) -> None:
     out = train_step(structure, method, dtype)
     assert torch.isfinite(out["loss"])
     assert out["grads"], "no parameter received a gradient"
@@ -81,7 +79,10 @@ def test_sst_tree_sample_and_utilities() -> None:
 
 
 def test_st_sst_is_a_tree_forward() -> None:
-    for layer in (latent("spanning_tree", "st-sst"), latent("spanning_tree", "sst", straight_through=True)):
+    for layer in (
+        latent("spanning_tree", "st-sst"),
+        latent("spanning_tree", "sst", straight_through=True),
+    ):
         z = layer(torch.randn(2, 5, 5))
         assert torch.equal(z, solvers.max_spanning_tree(layer.utilities.detach()))
 
@@ -114,7 +115,9 @@ def test_pathwise_attach_is_identity_and_refuses_baseline() -> None:
         ("edges", (3, 5, 5), {"symmetric": True}, None),
     ],
 )
-def test_sample_hard(structure: str, shape: tuple[int, ...], opts: dict, count: float | None) -> None:
+def test_sample_hard(
+    structure: str, shape: tuple[int, ...], opts: dict, count: float | None
+) -> None:
     method = METHODS[structure][0]
     layer = latent(structure, method, **opts)
     theta = torch.randn(shape)

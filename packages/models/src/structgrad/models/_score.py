@@ -115,6 +115,7 @@ class ScoreLayer(LatentLayer):
         extra = len(rows) - loss.ndim
         if extra <= 0 or tuple(rows[: loss.ndim]) != tuple(loss.shape):
             return self._attach(loss, baseline)
+
         # Several independent rows per loss (e.g. one categorical per edge of a
         # graph): log p of the graph is the sum over its rows, so every row gets
         # the graph's loss; the zero-valued surrogates are summed back per graph.
