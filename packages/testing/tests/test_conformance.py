@@ -143,3 +143,15 @@ def test_plackett_luce_reinforce_for_a_k_subset_passes() -> None:
     report = conformance.evaluate(_plackett_luce, theta, exact, n_draws=40_000, generator=_gen(6))
     conformance.assert_unbiased(report)
     assert report.cosine > 0.98
+
+
+def test_readme_examples_run() -> None:
+    from pathlib import Path
+
+    from structgrad.testing import readme
+
+    path = Path(__file__).parents[1] / "README.md"
+    blocks = readme.python_blocks(path)
+    assert len(blocks) == 2
+    for code in blocks:
+        readme.run_block(code, path)
