@@ -127,7 +127,8 @@ class ScoreFunction(ScoreLayer):
             **options: per-call structure options (e.g. ``lengths [*batch]``).
 
         Returns:
-            ``[*batch, *event]`` (or ``[K, *batch, *event]``) detached 0/1 samples.
+            The detached 0/1 structures, ``[*batch, *event]`` (binary trees:
+            the ``[*batch, n, n]`` adjacency), ``K`` stacked in front with ``samples=K``.
         """
         sample, self._pending = self.draw(logits, generator, options)
         return sample
