@@ -23,7 +23,7 @@ from structgrad_app_common.checkpoint import (
     save_checkpoint,
 )
 from structgrad_app_common.cli import ArgumentParser, CLIError, run_main
-from structgrad_app_common.jsonl import JsonlLogger, read_jsonl
+from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.sweep import (
     LogUniform,
     aggregate,
@@ -44,6 +44,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "format_mean_se",
+    "json_safe",
     "load_checkpoint",
     "markdown_table",
     "mean_se",

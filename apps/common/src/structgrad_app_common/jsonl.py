@@ -11,16 +11,16 @@ from typing import Any
 from structgrad_app_common.checkpoint import atomic_write_text
 
 
-def _clean(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Make a value JSON-safe: NaN and ±inf become ``None``, numpy scalars plain."""
     if hasattr(value, "item") and callable(value.item):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -71,7 +71,7 @@ class JsonlLogger:
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record (NaN and inf are written as ``null``)."""
-        self._handle.write(json.dumps(_clean(record)) + "\n")
+        self._handle.write(json.dumps(json_safe(record)) + "\n")
         self._handle.flush()
 
     def close(self) -> None:

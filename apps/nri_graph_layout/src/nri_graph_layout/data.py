@@ -28,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from structgrad.solvers import max_spanning_tree
 from structgrad_app_common import CLIError, atomic_save_npz
+
+from structgrad.solvers import max_spanning_tree
 
 SPLITS = ("train", "valid", "test")
 FORMAT_VERSION = 1
@@ -149,7 +150,9 @@ def generate(config: GenerateConfig, *, progress: bool = False) -> dict[str, np.
             for start in range(0, sizes[split], _CHUNK):
                 num = min(_CHUNK, sizes[split] - start)
                 edges = random_trees(num, config.num_vertices, rng)
-                xs.append(layout_frames(edges, config.num_timesteps, rng, noise_std=config.noise_std))
+                xs.append(
+                    layout_frames(edges, config.num_timesteps, rng, noise_std=config.noise_std)
+                )
                 es.append(edges)
                 bar.update(num)
             arrays[f"{split}_trajectories"] = np.concatenate(xs).astype(np.float32)
@@ -164,7 +167,9 @@ def generate(config: GenerateConfig, *, progress: bool = False) -> dict[str, np.
 def default_filename(config: GenerateConfig) -> str:
     """``graph_layout_n{n}_T{T}[_noise{σ}]_seed{seed}.npz``."""
     noise = f"_noise{config.noise_std:g}" if config.noise_std > 0 else ""
-    return f"graph_layout_n{config.num_vertices}_T{config.num_timesteps}{noise}_seed{config.seed}.npz"
+    return (
+        f"graph_layout_n{config.num_vertices}_T{config.num_timesteps}{noise}_seed{config.seed}.npz"
+    )
 
 
 def save(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
@@ -200,7 +205,9 @@ def _validate(arrays: dict[str, np.ndarray], where: str) -> None:
         if np.asarray(arrays[key]).shape != () or np.asarray(arrays[key]).dtype.kind not in "iu":
             raise CLIError(f"{where}: {key!r} must be an integer scalar")
     if int(arrays["format_version"]) != FORMAT_VERSION:
-        raise CLIError(f"{where}: format_version {int(arrays['format_version'])} is not {FORMAT_VERSION}")
+        raise CLIError(
+            f"{where}: format_version {int(arrays['format_version'])} is not {FORMAT_VERSION}"
+        )
     n, t = int(arrays["num_vertices"]), int(arrays["num_timesteps"])
     for split in SPLITS:
         xk, ek = f"{split}_trajectories", f"{split}_edges"

@@ -1,0 +1,180 @@
+"""Random search over log-uniform lr and τ, several seeds, through joblib.
+
+For every method, ``trials`` (lr, τ) pairs are drawn log-uniformly (τ only for
+methods that have one) and each pair is trained with every seed. The best
+pair of a method is the one with the highest mean validation ELBO over seeds;
+the table reports its test metrics as mean ± standard error over the seeds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from structgrad_app_common import (
+    CLIError,
+    LogUniform,
+    aggregate,
+    atomic_write_text,
+    format_mean_se,
+    json_safe,
+    markdown_table,
+    run_parallel,
+    sample_trials,
+)
+
+from nri_graph_layout.methods import resolve
+from nri_graph_layout.train import TrainConfig, run
+
+METRICS = ("valid_elbo", "test_elbo", "test_precision", "test_recall", "seconds")
+
+
+def run_trial(**config: Any) -> dict[str, Any]:
+    """Train one configuration in a worker; errors become a record, not a crash."""
+    trial = config.pop("trial")
+    cfg = TrainConfig(**config)
+    record = {"method": cfg.method, "trial": trial, "seed": cfg.seed, "lr": cfg.lr, "tau": cfg.tau}
+    try:
+        final = run(cfg)
+    except CLIError as err:
+        return {**record, "error": str(err)}
+    keep = (
+        "valid_elbo",
+        "test_elbo",
+        "test_precision",
+        "test_recall",
+        "test_accuracy",
+        "seconds",
+        "diverged",
+        "plots",
+    )
+    return {**record, **{k: final.get(k) for k in keep}, "out": cfg.out}
+
+
+def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Pick each method's best trial (mean validation ELBO) and tabulate its test metrics.
+
+    Args:
+        records: one record per (method, trial, seed) from :func:`run_trial`.
+
+    Returns:
+        ``(rows, markdown)``: one summary dict per method (aggregate fields plus
+        ``lr``, ``tau``) and the markdown table.
+    """
+    rows = []
+    by_trial = aggregate([r for r in records if "error" not in r], ["method", "trial"], METRICS)
+    for method in dict.fromkeys(r["method"] for r in records):
+        cands = [r for r in by_trial if r["method"] == method]
+        if not cands:
+            rows.append({"method": method, "n": 0, "error": "every trial failed"})
+            continue
+        best = max(
+            cands,
+            key=lambda r: (
+                r["valid_elbo_mean"] if math.isfinite(r["valid_elbo_mean"]) else -math.inf
+            ),
+        )
+        first = next(r for r in records if r["method"] == method and r["trial"] == best["trial"])
+        rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
+    headers = [
+        "method",
+        "lr",
+        "τ",
+        "seeds",
+        "test ELBO",
+        "edge precision",
+        "edge recall",
+        "valid ELBO",
+        "s / run",
+    ]
+    lines = []
+    for r in rows:
+        if r["n"] == 0:
+            lines.append([r["method"], "", "", 0, "failed", "", "", "", ""])
+            continue
+        cell = {m: format_mean_se(r[f"{m}_mean"], r[f"{m}_se"]) for m in METRICS}
+        lines.append(
+            [
+                r["method"],
+                f"{r['lr']:.3g}",
+                f"{r['tau']:.3g}",
+                r["n"],
+                cell["test_elbo"],
+                cell["test_precision"],
+                cell["test_recall"],
+                cell["valid_elbo"],
+                f"{r['seconds_mean']:.0f}",
+            ]
+        )
+    return rows, markdown_table(headers, lines)
+
+
+def run_sweep(
+    base: TrainConfig,
+    methods: list[str],
+    *,
+    trials: int,
+    seeds: list[int],
+    lr_range: tuple[float, float],
+    tau_range: tuple[float, float],
+    search_seed: int = 0,
+    n_jobs: int = 2,
+    backend: str = "loky",
+) -> tuple[list[dict[str, Any]], str]:
+    """Run the search and write ``sweep.jsonl``, ``summary.json`` and ``table.md`` in ``base.out``.
+
+    Args:
+        base: settings shared by every run (``out`` is the sweep folder; each
+            run goes to ``<out>/<method>/trial<i>/seed<s>``).
+        methods: app method names.
+        trials: (lr, τ) draws per method.
+        seeds: training seeds of every draw.
+        lr_range: log-uniform bounds of the learning rate.
+        tau_range: log-uniform bounds of τ (methods without τ keep ``base.tau``).
+        search_seed: seed of the random search.
+        n_jobs: joblib workers.
+        backend: joblib backend name.
+
+    Returns:
+        ``(records, markdown table)``.
+    """
+    if not seeds:
+        raise CLIError("--seeds needs at least one seed")
+    try:
+        lr_dist, tau_dist = LogUniform(*lr_range), LogUniform(*tau_range)
+    except ValueError as err:
+        raise CLIError(f"bad search range: {err}") from None
+    tasks = []
+    for method in methods:
+        spec = resolve(
+            method,
+            n_nodes=2,
+            tau=base.tau,
+            straight_through=base.straight_through,
+            symmetric=base.symmetric,
+            aimle_difference=base.aimle_difference,
+            num_samples=base.num_samples,
+        )
+        space = {"lr": lr_dist, "tau": tau_dist if spec.has_tau else base.tau}
+        for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
+            for seed in seeds:
+                out = Path(base.out) / method / f"trial{t}" / f"seed{seed}"
+                cfg = dataclasses.replace(
+                    base, method=method, seed=seed, out=str(out), progress=False, **point
+                )
+                tasks.append({**dataclasses.asdict(cfg), "trial": t})
+    try:
+        records = run_parallel(run_trial, tasks, n_jobs=n_jobs, backend=backend)
+    except (ValueError, KeyError) as err:  # joblib: unknown backend name
+        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
+    out = Path(base.out)
+    atomic_write_text(
+        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
+    )
+    rows, table = summarize(records)
+    atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
+    atomic_write_text(out / "table.md", table + "\n")
+    return records, table
