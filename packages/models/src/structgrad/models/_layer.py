@@ -97,9 +97,8 @@ class LatentLayer(nn.Module):
         method: the method name.
         pathwise: whether the gradient flows through the sample.
         utilities: the perturbed utilities ``U = θ + G`` of the last forward
-            pass (not divided by τ; with gradient to the logits) for the
-            methods that draw them explicitly (SST, Gumbel-softmax, ``indep``
-            with edge-type channels), else ``None``.
+            pass (not divided by τ; with gradient to the logits) for the SST
+            methods (``sst``, ``st-sst``), else ``None``.
         options: the structure options (``k``, ``root``, ``symmetric``,
             ``categorical``) used by :meth:`sample_hard`.
     """
@@ -144,7 +143,9 @@ class LatentLayer(nn.Module):
         """A hard sample ``MAP(θ + G)`` (or the MAP with ``noise=False``), no gradient.
 
         This is what the reference evaluates with (Kruskal / top-k / argmax of
-        the Gumbel-perturbed logits at τ = 1).
+        the Gumbel-perturbed logits at τ = 1). For arborescences it is the
+        maximum arborescence of ``θ + G`` (perturb-and-MAP), which is not the
+        recursive-Gumbel distribution the score-function methods sample.
 
         Args:
             logits: ``[*batch, *event]`` as for :meth:`forward`.
