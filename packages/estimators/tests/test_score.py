@@ -281,3 +281,26 @@ def test_gradient_scale_adds_up_over_samples():
     want = sum(float(loss[k, 0]) * (x[k, 0] - p) for k in range(3))
     torch.testing.assert_close(theta.grad[0], want)
     assert math.isfinite(float(theta.grad.sum()))
+
+
+@pytest.mark.parametrize("structure", ["k_subset", *[s for s in H.STRUCTURES if s == "matching"]])
+@pytest.mark.parametrize(
+    "make",
+    [E.t_reinforce, E.e_reinforce, E.t_reinforce_plus, E.e_reinforce_plus, E.reinforce],
+)
+def test_conformance_harness(structure, make):
+    conformance = pytest.importorskip("structgrad.testing.conformance")
+    traces = pytest.importorskip("structgrad.testing.traces")
+    theta, options = H.instance(structure)
+    _, exact = traces.exact_gradient(structure, theta, H.f, **options)
+    layer = make(structure, **options)
+
+    def draw(logits, m, generator):
+        return H.estimates(
+            layer, logits, m, seed=int(torch.randint(1 << 30, (1,), generator=generator))
+        )
+
+    report = conformance.evaluate(
+        draw, theta, exact, n_draws=8000, chunk=4000, generator=torch.Generator().manual_seed(9)
+    )
+    conformance.assert_unbiased(report)
