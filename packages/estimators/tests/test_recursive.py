@@ -18,8 +18,9 @@ import scipy.stats
 import torch
 
 import structgrad.estimators as E
+import structgrad.solvers as solvers
 from structgrad.estimators import _recursive as R
-from structgrad.estimators._rg_arborescence import neg_exponentials
+from structgrad.estimators._rg_arborescence import _redo, arborescence_solve, neg_exponentials
 
 # name -> (event shape, options) at the tiny sizes of the law tests.
 CASES: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
@@ -57,28 +58,44 @@ def _draws(name: str) -> tuple[torch.Tensor, Any, torch.Tensor]:
     return theta, out.trace, out.utilities
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_trace_frequencies_match_log_prob(name: str) -> None:
-    _, options = CASES[name]
-    theta, trace, _ = _draws(name)
+def _tv(
+    name: str, trace: Any, theta: torch.Tensor, **options: Any
+) -> tuple[float, float, int, float]:
+    """TV between trace frequencies and exp(log p): (tv, bound, #traces, observed mass)."""
+    draws = theta.shape[0]
     keys = _keys(name, trace, theta, **options)
     log_p = E.trace_log_prob(name, trace, theta, **options)
     uniq, inverse, counts = torch.unique(keys, dim=0, return_inverse=True, return_counts=True)
     # log p is a function of the trace: equal within each group of identical keys.
-    first = torch.zeros(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(N_DRAWS))
-    p = log_p[first].exp()
+    first = torch.zeros(len(uniq), dtype=torch.long).scatter_(0, inverse, torch.arange(draws))
     assert torch.allclose(log_p, log_p[first][inverse], atol=1e-12)
-    freq = counts.double() / N_DRAWS
+    p = log_p[first].exp()
+    freq = counts.double() / draws
     mass = float(p.sum())
     tv = 0.5 * (float((freq - p).abs().sum()) + max(0.0, 1.0 - mass))
     # E|f_k - p_k| ≈ sqrt(2 p_k (1 - p_k) / (π N)) for a multinomial; TV concentrates
     # around half their sum (its sd is far smaller), so twice that plus 0.005 is a
     # bound a correct law essentially never exceeds (≈0.02-0.04 at these sizes).
-    expected = 0.5 * float((2 * p * (1 - p) / (math.pi * N_DRAWS)).sqrt().sum())
-    bound = 2 * expected + 0.005
-    print(f"{name}: {len(uniq)} traces, TV {tv:.4f} (bound {bound:.4f}), mass {mass:.4f}")
+    expected = 0.5 * float((2 * p * (1 - p) / (math.pi * draws)).sqrt().sum())
+    return tv, 2 * expected + 0.005, len(uniq), mass
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_trace_frequencies_match_log_prob(name: str) -> None:
+    _, options = CASES[name]
+    theta, trace, _ = _draws(name)
+    tv, bound, count, mass = _tv(name, trace, theta, **options)
+    print(f"{name}: {count} traces, TV {tv:.4f} (bound {bound:.4f}), mass {mass:.4f}")
     assert tv < bound
     assert mass >= 0.99 and mass <= 1.0 + 1e-9
+
+
+def test_perturb_and_map_arborescence_is_a_different_law() -> None:
+    # The same test rejects the max arborescence of θ + G (CLE run on U, not on −E).
+    theta, _, u = _draws("arborescence")
+    _, trace = solvers.max_arborescence(u, root=1, return_trace=True)
+    tv, bound, _, _ = _tv("arborescence", trace, theta, root=1)
+    assert tv > 3 * bound  # 0.21 against a bound of 0.042
 
 
 def _used(name: str, logits: torch.Tensor, **options: Any) -> torch.Tensor:
@@ -260,16 +277,49 @@ def test_extreme_logits_stay_finite(name: str) -> None:
     assert torch.isfinite(theta.grad).all()
 
 
-def test_extreme_arborescence_is_a_valid_tree_and_mostly_reproduced() -> None:
-    # With θ = ±1e4 the weights of one instance span e^20000: beyond float64.
-    # Utilities more than ~1054 below the instance's maximum become forbidden
-    # (-inf) edges; the sample is still an arborescence.
-    gen = torch.Generator().manual_seed(12)
-    theta = 1e4 * torch.randn((2000, 5, 5), dtype=torch.float64, generator=gen).sign()
-    out = E.sample_with_trace("arborescence", theta, generator=gen)
+def test_extreme_arborescence_law_is_exact() -> None:
+    # θ = ±1e4: the weights of one instance span e^20000, beyond float64, so every
+    # instance is redone by the log-space twin of CLE. Column 2 has only -1e4
+    # in-edges: its step must still be uniform over them (not decided by index).
+    pattern = torch.tensor(
+        [[1, -1, -1, 1], [-1, 1, -1, 1], [1, -1, 1, -1], [-1, 1, -1, -1]], dtype=torch.float64
+    )
+    theta = (1e4 * pattern).expand(2000, 4, 4)
+    out = E.sample_with_trace("arborescence", theta, generator=torch.Generator().manual_seed(12))
     indeg = out.sample.sum(-2)
     assert (indeg[:, 0] == 0).all() and (indeg[:, 1:] == 1).all()
-    assert (out.sample.diagonal(dim1=-2, dim2=-1) == 0).all()
+    tv, bound, count, mass = _tv("arborescence", out.trace, theta)
+    print(f"arborescence ±1e4: {count} traces, TV {tv:.4f} (bound {bound:.4f}), mass {mass:.4f}")
+    assert tv < bound and mass > 0.999
+    cond = E.conditional_utilities(
+        "arborescence", out.trace, theta, generator=torch.Generator().manual_seed(13)
+    )
+    _, again = arborescence_solve(cond)
+    assert torch.equal(_keys("arborescence", again, theta), _keys("arborescence", out.trace, theta))
+
+
+def test_log_space_twin_matches_the_solver() -> None:
+    # Forced on every instance, the log-space CLE reproduces the compiled solver's
+    # trace and tree, except on instances without an arborescence avoiding the -inf
+    # entries (there both break ties among forbidden edges, differently).
+    gen = torch.Generator().manual_seed(14)
+    b, n = 1000, 6
+    theta = 3 * torch.randn(b, n, n, dtype=torch.float64, generator=gen)
+    theta[torch.rand(b, n, n, generator=gen) < 0.1] = -torch.inf
+    lengths = torch.randint(3, n + 1, (b,), generator=gen)
+    out = E.sample_with_trace("arborescence", theta, generator=gen, root=2, lengths=lengths)
+    adj, trace = _redo(
+        out.utilities, 2, lengths, out.sample, out.trace, torch.ones(b, dtype=torch.bool)
+    )
+    edges = out.trace.edges.clamp(min=0)
+    picked = out.utilities.flatten(1).gather(1, edges[..., 0] * n + edges[..., 1])
+    degenerate = ((picked == -torch.inf) & (out.trace.edges[..., 0] >= 0)).any(-1)
+    assert int(degenerate.sum()) < b // 10
+    ok = ~degenerate
+    assert torch.equal(trace.edges[ok], out.trace.edges[ok])
+    assert torch.equal(trace.members[ok], out.trace.members[ok])
+    assert torch.equal(trace.n_steps[ok], out.trace.n_steps[ok])
+    assert torch.equal(adj[ok], out.sample[ok])
 
 
 def test_neg_exponentials_is_scale_free_and_overflow_safe() -> None:
