@@ -191,6 +191,8 @@ def test_padded_instance_equals_the_smaller_instance(name: str) -> None:
     out = E.sample_with_trace(name, theta, generator=gen, lengths=lengths, **options)
     log_p = E.trace_log_prob(name, out.trace, theta, lengths=lengths, **options)
     assert torch.isfinite(log_p).all()
+    # The trace knows its lengths: the option is not needed to score it.
+    assert torch.equal(log_p, E.trace_log_prob(name, out.trace, theta, **options))
     log_p.sum().backward()
     assert torch.isfinite(theta.grad).all() and (theta.grad[pad_mask] == 0).all()
     cond = E.conditional_utilities(

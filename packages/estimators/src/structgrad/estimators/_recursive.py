@@ -68,8 +68,8 @@ class _Structure(NamedTuple):
     # (trace, event_shape, **options, device=) -> (chosen [*, S], candidates [*, S, N])
     steps: Callable[..., tuple[Tensor, Tensor]]
     options: tuple[str, ...]
-    # (event_shape, batch_shape, device, options) -> validated, normalised options
-    check: Callable[..., dict[str, Any]]
+    # smallest n, and smallest length for the structures with `lengths`
+    min_size: int
     # (event_shape, device, **options) -> bool [*event] or [*batch, *event]: the
     # entries the algorithm reads; None: all of them.
     used: Callable[..., Tensor] | None = None
@@ -145,86 +145,52 @@ def _lengths_option(
     return t
 
 
-def _square(event: tuple[int, ...], structure: str, minimum: int) -> int:
-    if event[0] != event[1]:
+def _check_options(
+    spec: _Structure,
+    structure: str,
+    event: tuple[int, ...],
+    batch: tuple[int, ...],
+    device: torch.device,
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The structure's options, validated and normalised (``lengths`` as a tensor)."""
+    n = event[-1]
+    if spec.event_dims == 2 and event[0] != event[1]:
         raise ValueError(f"{structure} logits must be square [*, n, n], got event shape {event}")
-    if event[0] < minimum:
-        raise ValueError(f"{structure} needs n >= {minimum}, got n = {event[0]}")
-    return event[0]
-
-
-def _categorical_check(
-    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
-) -> dict[str, Any]:
-    if event[-1] < 1:
-        raise ValueError("categorical needs at least one category")
-    return options
-
-
-def _subset_check(
-    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
-) -> dict[str, Any]:
-    if "k" not in options:
-        raise ValueError("k_subset needs the option 'k'")
-    return {"k": _int_option(options["k"], "k", 0, event[-1], "k_subset")}
-
-
-def _tree_check(
-    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
-) -> dict[str, Any]:
-    n = _square(event, "spanning_tree", 2)
-    lengths = _lengths_option(options.get("lengths"), batch, n, device, 2, "spanning_tree")
-    return {"lengths": lengths}
-
-
-def _arborescence_check(
-    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
-) -> dict[str, Any]:
-    n = _square(event, "arborescence", 2)
-    root = _int_option(options.get("root", 0), "root", 0, n - 1, "arborescence")
-    lengths = _lengths_option(options.get("lengths"), batch, n, device, 2, "arborescence")
-    if lengths is not None and lengths.numel() and int(lengths.min()) <= root:
-        raise ValueError(
-            f"arborescence: root {root} must be smaller than every length, got a "
-            f"length of {int(lengths.min())}"
+    if n < spec.min_size:
+        raise ValueError(f"{structure} needs n >= {spec.min_size}, got n = {n}")
+    out: dict[str, Any] = {}
+    if "k" in spec.options:
+        if "k" not in options:
+            raise ValueError(f"{structure} needs the option 'k'")
+        out["k"] = _int_option(options["k"], "k", 0, n, structure)
+    if "root" in spec.options:
+        out["root"] = _int_option(options.get("root", 0), "root", 0, n - 1, structure)
+    if "lengths" in spec.options:
+        lengths = _lengths_option(
+            options.get("lengths"), batch, n, device, spec.min_size, structure
         )
-    return {"root": root, "lengths": lengths}
-
-
-def _matching_check(
-    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
-) -> dict[str, Any]:
-    _square(event, "matching", 1)
-    return options
-
-
-def _binary_tree_check(
-    event: tuple[int, ...], batch: tuple[int, ...], device: torch.device, options: dict[str, Any]
-) -> dict[str, Any]:
-    lengths = _lengths_option(options.get("lengths"), batch, event[-1], device, 1, "binary_tree")
-    return {"lengths": lengths}
+        shortest = int(lengths.min()) if lengths is not None and lengths.numel() else n
+        if "root" in out and shortest <= out["root"]:
+            raise ValueError(
+                f"{structure}: root {out['root']} must be smaller than every length, "
+                f"got a length of {shortest}"
+            )
+        out["lengths"] = lengths
+    return out
 
 
 _REGISTRY: dict[str, _Structure] = {
-    "categorical": _Structure(1, _categorical_solve, _categorical_steps, (), _categorical_check),
-    "k_subset": _Structure(1, _subset_solve, _subset_steps, ("k",), _subset_check),
-    "spanning_tree": _Structure(2, tree_solve, tree_steps, ("lengths",), _tree_check, tree_used),
+    "categorical": _Structure(1, _categorical_solve, _categorical_steps, (), 1),
+    "k_subset": _Structure(1, _subset_solve, _subset_steps, ("k",), 1),
+    "spanning_tree": _Structure(2, tree_solve, tree_steps, ("lengths",), 2, tree_used),
     "arborescence": _Structure(
-        2,
-        arborescence_solve,
-        arborescence_steps,
-        ("root", "lengths"),
-        _arborescence_check,
-        arborescence_used,
+        2, arborescence_solve, arborescence_steps, ("root", "lengths"), 2, arborescence_used
     ),
-    "matching": _Structure(2, matching_solve, matching_steps, (), _matching_check),
+    "matching": _Structure(2, matching_solve, matching_steps, (), 1),
+    # A binary tree of one element is fine: lengths >= 1.
     "binary_tree": _Structure(
-        1,
-        binary_tree_solve,
-        binary_tree_steps,
-        ("lengths",),
-        _binary_tree_check,
-        binary_tree_used,
+        1, binary_tree_solve, binary_tree_steps, ("lengths",), 1, binary_tree_used
     ),
 }
 
@@ -248,7 +214,7 @@ def _prepare(
     logits = _check_logits(logits, spec, structure)
     split = logits.ndim - spec.event_dims
     event, batch = tuple(logits.shape[split:]), tuple(logits.shape[:split])
-    options = spec.check(event, batch, logits.device, dict(options))
+    options = _check_options(spec, structure, event, batch, logits.device, options)
     return spec, logits, event, options
 
 

@@ -246,21 +246,24 @@ def arborescence_steps(
     Step ``s`` chooses its edge ``i*n + j`` (``-1`` for rows ``s >= n_steps``);
     its candidates are the edges ``i -> j`` with ``i`` outside ``members[s]``
     (root included), ``j`` inside, both below the length. Padded rows have no
-    members, hence no candidates.
+    members, hence no candidates. The vertices below the length are read off the
+    trace (every non-root one has its own step), so ``lengths`` is not needed.
+
+    Raises:
+        ValueError: if the trace was drawn with another root.
     """
     n = event[-1]
     edges = torch.as_tensor(trace.edges, device=device)  # [*, S, 2]
     members = torch.as_tensor(trace.members, device=device).bool()  # [*, S, n]
+    if members[..., root].any():
+        raise ValueError(f"arborescence: the trace was not drawn with root {root}")
     valid = edges[..., 0] >= 0
     chosen = torch.where(valid, edges[..., 0] * n + edges[..., 1], -1)
-    if lengths is None:
-        within = torch.ones(n, dtype=torch.bool, device=device)
-    else:
-        within = torch.arange(n, device=device) < lengths.unsqueeze(-1)  # [*, n]
+    within = members.any(-2)  # [*, n]: the non-root vertices below the length
+    within[..., root] = True
     within = within.unsqueeze(-2)  # [*, 1, n]
     sources = ~members & within  # [*, S, n]
-    targets = members & within
-    candidates = sources.unsqueeze(-1) & targets.unsqueeze(-2)  # [*, S, n(i), n(j)]
+    candidates = sources.unsqueeze(-1) & members.unsqueeze(-2)  # [*, S, n(i), n(j)]
     return chosen, candidates.flatten(-2)
 
 
