@@ -358,6 +358,22 @@ def test_batch_shapes_and_dtypes(name: str, dtype: torch.dtype) -> None:
     assert torch.equal(flat, log_p.reshape(6))
 
 
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_single_instance_without_batch_dims(name: str, scale: float) -> None:
+    event, options = CASES[name]
+    theta = scale * torch.randn(event, dtype=torch.float64)
+    out = E.sample_with_trace(name, theta, **options)
+    log_p = E.trace_log_prob(name, out.trace, theta, **options)
+    cond = E.conditional_utilities(name, out.trace, theta, **options)
+    assert log_p.shape == () and torch.isfinite(log_p)
+    assert cond.shape == theta.shape and out.utilities.shape == theta.shape
+    batched = E.trace_log_prob(
+        name, type(out.trace)(*(t.unsqueeze(0) for t in out.trace)), theta[None], **options
+    )
+    assert torch.equal(batched, log_p[None])
+
+
 @pytest.mark.parametrize("name", ["spanning_tree", "arborescence", "binary_tree"])
 def test_utility_log_prob_ignores_unread_entries(name: str) -> None:
     event, options = CASES[name]

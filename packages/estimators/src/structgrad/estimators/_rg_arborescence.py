@@ -225,7 +225,7 @@ def _redo(
     shape, device = u.shape[:-2], u.device
 
     def back(x: NDArray[Any], core: tuple[int, ...]) -> Tensor:
-        return torch.from_numpy(x).reshape(*shape, *core).to(device)
+        return torch.from_numpy(x).reshape((*shape, *core)).to(device)
 
     new = type(trace)(
         back(edges, edges.shape[1:]), back(members, members.shape[1:]), back(n_steps, ())
