@@ -9,10 +9,16 @@ API summary (stable names)::
     loss = layer.attach(per_sample_loss, baseline=None)  # [*batch]; identity if pathwise
     loss.mean().backward()
     layer.pathwise                      # True: gradient through z; False: score function
-    layer.utilities                     # U = θ + G of the last forward (SST / indep), else None
+    layer.utilities                     # U = θ + G of the last SST forward, else None
     z_hard = layer.sample_hard(logits, generator=None, noise=True)  # perturb-and-MAP, no grad
+    map_sample(structure, logits, noise=True, generator=None, **options)  # the same, functional
 
     METHODS: dict[str, tuple[str, ...]]  # structure -> method names accepted by `latent`
+
+Score-function methods (``reinforce``, ``nvil``, ``t-reinforce+``, ``relax``)
+return detached samples (``[K, *batch, *event]`` with ``samples=K``) and need
+``attach``; ``nvil`` takes ``attach(loss, baseline=b)`` with ``b`` ``[*batch]``
+from ``nri.MLPEncoder(..., baseline=True)``; ``relax`` needs ``event_shape=``.
 
 Structures and logits: ``spanning_tree`` ``[*batch, n, n]`` (upper triangle read),
 ``k_subset`` ``[*batch, n]`` (option ``k``), ``categorical`` ``[*batch, n]``,
@@ -22,8 +28,9 @@ edge-type logits with ``categorical=True``, ``arborescence`` ``[*batch, n, n]``.
 The NRI model lives in :mod:`structgrad.models.nri`: ``MLPEncoder``, ``MLPDecoder``,
 layout helpers (``edges_to_matrix``, ``matrix_to_edges``, ``symmetrize``,
 ``matrix_to_upper``, ``upper_to_matrix``, ``as_edge_types``,
-``off_diagonal_indices``), the objective (``nll_gaussian``, ``kl_gumbel``,
-``kl_categorical_uniform``, ``elbo`` → ``ELBOTerms``) and ``edge_metrics`` →
+``off_diagonal_indices``, ``n_nodes_from_edges``), the objective (``nll_gaussian``, ``kl_gumbel``,
+``kl_categorical_uniform``, ``elbo`` → ``ELBOTerms`` with ``.loss`` / ``.elbo``,
+``VARIANCE = 5e-5``) and ``edge_metrics`` →
 ``EdgeMetrics``.
 
 References:
