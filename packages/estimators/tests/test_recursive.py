@@ -180,14 +180,14 @@ def test_padded_instance_equals_the_smaller_instance(name: str) -> None:
     options = PADDED[name]
     n, ndim = 6, CASES[name][0].__len__()
     lengths = torch.tensor([6, 4, 2, 3, 5, 2])
-    theta = torch.randn((6,) + (n,) * ndim, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(7)
+    theta = torch.randn((6,) + (n,) * ndim, dtype=torch.float64, generator=gen)
     # Padding holds garbage, including -inf and huge values: it must not matter.
     pad_mask = torch.arange(n) >= lengths.view(-1, *([1] * ndim))
     if ndim == 2:
         pad_mask = pad_mask | pad_mask.transpose(-1, -2)
-    garbage = torch.where(torch.rand(theta.shape) < 0.5, -torch.inf, 1e6)
+    garbage = torch.where(torch.rand(theta.shape, generator=gen) < 0.5, -torch.inf, 1e6)
     theta = torch.where(pad_mask, garbage, theta).requires_grad_(True)
-    gen = torch.Generator().manual_seed(7)
     out = E.sample_with_trace(name, theta, generator=gen, lengths=lengths, **options)
     log_p = E.trace_log_prob(name, out.trace, theta, lengths=lengths, **options)
     assert torch.isfinite(log_p).all()
@@ -341,8 +341,8 @@ def test_neg_exponentials_is_scale_free_and_overflow_safe() -> None:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_batch_shapes_and_dtypes(name: str, dtype: torch.dtype) -> None:
     event, options = CASES[name]
-    theta = torch.randn((2, 3, *event), dtype=dtype)
     gen = torch.Generator().manual_seed(13)
+    theta = torch.randn((2, 3, *event), dtype=dtype, generator=gen)
     out = E.sample_with_trace(name, theta, generator=gen, **options)
     assert out.sample.dtype == dtype and out.utilities.dtype == dtype
     assert out.sample.shape[:2] == (2, 3) and out.utilities.shape == theta.shape
@@ -362,8 +362,9 @@ def test_batch_shapes_and_dtypes(name: str, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("scale", [1.0, 1e4])
 def test_single_instance_without_batch_dims(name: str, scale: float) -> None:
     event, options = CASES[name]
-    theta = scale * torch.randn(event, dtype=torch.float64)
-    out = E.sample_with_trace(name, theta, **options)
+    gen = torch.Generator().manual_seed(15)
+    theta = scale * torch.randn(event, dtype=torch.float64, generator=gen)
+    out = E.sample_with_trace(name, theta, generator=gen, **options)
     log_p = E.trace_log_prob(name, out.trace, theta, **options)
     cond = E.conditional_utilities(name, out.trace, theta, **options)
     assert log_p.shape == () and torch.isfinite(log_p)
@@ -377,9 +378,10 @@ def test_single_instance_without_batch_dims(name: str, scale: float) -> None:
 @pytest.mark.parametrize("name", ["spanning_tree", "arborescence", "binary_tree"])
 def test_utility_log_prob_ignores_unread_entries(name: str) -> None:
     event, options = CASES[name]
-    theta = torch.randn((3, *event), dtype=torch.float64, requires_grad=True)
+    gen = torch.Generator().manual_seed(16)
+    theta = torch.randn((3, *event), dtype=torch.float64, generator=gen).requires_grad_(True)
     lengths = torch.tensor([event[0], 3, 2])
-    out = E.sample_with_trace(name, theta, lengths=lengths, **options)
+    out = E.sample_with_trace(name, theta, generator=gen, lengths=lengths, **options)
     score = E.utility_log_prob(name, out.utilities, theta, lengths=lengths, **options)
     score.sum().backward()
     used = R._REGISTRY[name].used(
