@@ -242,7 +242,9 @@ def test_masked_entries(name: str) -> None:
         name, out.trace, theta, generator=torch.Generator().manual_seed(10), **options
     )
     assert torch.equal(cond == -torch.inf, masked) and torch.isfinite(cond[~masked]).all()
-    (log_p.sum() + cond[~masked].sum()).backward()
+    score = E.utility_log_prob(name, out.utilities, theta, **options)
+    assert torch.isfinite(score).all()
+    (log_p.sum() + cond[~masked].sum() + score.sum()).backward()
     assert torch.isfinite(theta.grad).all() and (theta.grad[masked] == 0).all()
     # Raw steps (before forced steps are marked padded): a masked entry is chosen
     # only at a step whose candidates are all masked, where the solver's

@@ -313,6 +313,14 @@ def sample_with_trace(
 def trace_log_prob(structure: str, trace: Any, logits: Tensor, **options: Any) -> Tensor:
     """``log p(T; θ)`` of traces from :func:`sample_with_trace`.
 
+    ``Σ_steps [θ_chosen − logsumexp_candidates θ]``, batched, no loop. A step
+    whose candidates are all masked (``-inf``) is forced, decided by the solver's
+    tie-breaking, and scores ``log 1 = 0`` (e.g. the greedy crossing matching can
+    be forced onto a masked pair; every binary-tree element is a node). This is
+    exact except for instances with no structure at all avoiding their masked
+    entries, where a forced contraction step of Chu-Liu/Edmonds is not truly
+    deterministic; such instances are outside the model.
+
     Args:
         structure: one of :data:`RECURSIVE_STRUCTURES`.
         trace: the trace, batch shape ``[*batch]``.
@@ -370,11 +378,13 @@ def utility_log_prob(structure: str, utilities: Tensor, logits: Tensor, **option
         ``[*batch]`` log-densities, differentiable in ``logits``.
     """
     spec, logits, event, options = _prepare(structure, logits, options)
-    z = logits - utilities.detach()
-    terms = z - torch.exp(z)
-    # Masked entries (θ = U = -inf) carry no information: drop their NaN.
-    keep = torch.isfinite(terms)
+    utilities = utilities.detach()
+    # Masked entries (θ = U = -inf) carry no information, nor do unread ones. They
+    # are replaced by z = 0 *before* the exp: a where after it would still send
+    # 0 * NaN (or 0 * inf) = NaN back to θ.
+    keep = torch.isfinite(logits) & torch.isfinite(utilities)
     if spec.used is not None:
         keep = keep & spec.used(event, logits.device, **options)
-    terms = torch.where(keep, terms, 0.0)
+    z = torch.where(keep, logits - torch.where(keep, utilities, 0.0), 0.0)
+    terms = torch.where(keep, z - torch.exp(z), 0.0)
     return terms.reshape(*terms.shape[: terms.ndim - spec.event_dims], -1).sum(-1)
