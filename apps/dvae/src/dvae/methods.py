@@ -1,0 +1,146 @@
+"""App method names → latent layers from :func:`structgrad.models.latent` (or a relaxation).
+
+Two latent models:
+
+- ``categorical`` (the SGA tutorial): ``M`` categorical variables with ``N``
+  categories; ``gumbel-softmax`` (relaxed sample, Jang et al. 2017) and ``st``
+  (one-hot forward, Gumbel-softmax gradient).
+- ``k_subset`` (the AIMLE paper's DVAE): ``M`` variables, each a ``k``-subset of
+  ``N`` positions; ``aimle-forward`` / ``aimle-central`` (adaptive target,
+  Sum-of-Gamma noise, as the reference's run), ``imle`` (fixed λ), ``sst``
+  (exact k-subset marginals of ``(θ+G)/τ``), ``st-sst`` (top-k forward, SST
+  gradient), ``ste`` (top-k of ``θ+G``, identity backward) and ``gumbel-topk``
+  (Xie & Ermon's relaxed top-k, :func:`structgrad.relaxations.relaxed_top_k`,
+  which the factory does not wrap).
+
+``--tau`` is the relaxation temperature of the relaxed methods and the noise
+temperature of the perturb-and-MAP ones (``imle``, ``aimle-*``, ``ste``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from structgrad.estimators import AdaptiveTarget, Target
+from structgrad.models import LatentLayer, latent
+from structgrad.relaxations import relaxed_top_k
+
+__all__ = ["METHODS", "GumbelTopK", "MethodSpec", "build_layer", "method_names", "model_of"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """How one app method is built.
+
+    Attributes:
+        model: ``"categorical"`` or ``"k_subset"``.
+        factory: the :func:`structgrad.models.latent` method name (``None``: app layer).
+        relaxed: the training sample is continuous (its loss differs from the hard one).
+        perturbation: ``--tau`` is a noise temperature of a perturb-and-MAP estimator.
+        options: fixed options of the factory call.
+    """
+
+    model: str
+    factory: str | None
+    relaxed: bool
+    perturbation: bool = False
+    options: tuple[tuple[str, Any], ...] = ()
+
+
+METHODS: dict[str, MethodSpec] = {
+    "gumbel-softmax": MethodSpec("categorical", "gumbel-softmax", relaxed=True),
+    "st": MethodSpec("categorical", "st", relaxed=False),
+    "aimle-forward": MethodSpec(
+        "k_subset", "aimle", False, True, (("difference", "forward"), ("noise", "sog"))
+    ),
+    "aimle-central": MethodSpec(
+        "k_subset", "aimle", False, True, (("difference", "central"), ("noise", "sog"))
+    ),
+    "imle": MethodSpec("k_subset", "imle", False, True, (("noise", "sog"),)),
+    "ste": MethodSpec("k_subset", "ste", False, True),
+    "sst": MethodSpec("k_subset", "sst", relaxed=True),
+    "st-sst": MethodSpec("k_subset", "st-sst", relaxed=False),
+    "gumbel-topk": MethodSpec("k_subset", None, relaxed=True),
+}
+
+
+def method_names(model: str | None = None) -> list[str]:
+    """The app's method names (of one latent model, or all)."""
+    return [name for name, spec in METHODS.items() if model in (None, spec.model)]
+
+
+def model_of(method: str) -> str:
+    """The latent model (``categorical`` / ``k_subset``) of a method name."""
+    return METHODS[method].model
+
+
+class GumbelTopK(LatentLayer):
+    """Relaxed Gumbel top-k (Xie & Ermon 2019) as a latent layer.
+
+    ``z = Σ_j softmax(r_j/τ)`` over ``k`` rounds of soft exclusion, with
+    ``r_1 = θ + G``; the hard sample (``sample_hard``) is the top-k of ``θ + G``.
+
+    Args:
+        k: subset size.
+        tau: temperature τ > 0.
+
+    References:
+        Xie and Ermon, "Reparameterizable Subset Sampling via Continuous
+        Relaxations", IJCAI 2019, https://arxiv.org/abs/1901.10517.
+    """
+
+    def __init__(self, k: int, tau: float = 1.0) -> None:
+        super().__init__("k_subset", "gumbel-topk", k=k)
+        self.tau = float(tau)
+
+    def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Relaxed k-hot sample ``[*batch, n]`` from logits ``[*batch, n]``."""
+        return relaxed_top_k(logits, int(self.options["k"]), self.tau, generator=generator)
+
+
+def build_layer(
+    method: str,
+    *,
+    k: int,
+    tau: float,
+    samples: int = 1,
+    lam: float = 10.0,
+    beta_step: float = 1e-3,
+    target_nnz: float = 10.0,
+) -> LatentLayer:
+    """Build the latent layer of an app method.
+
+    Args:
+        method: a key of :data:`METHODS`.
+        k: subset size (k-subset methods only).
+        tau: relaxation temperature, or noise temperature for perturb-and-MAP methods.
+        samples: samples ``S`` drawn by the perturb-and-MAP estimators (their
+            output gets a leading ``[S]`` dim when ``S > 1``).
+        lam: IMLE's fixed λ (the gradient is divided by λ, as in the tf-imle DVAE).
+        beta_step: AIMLE's β increment per backward pass (reference 1e-3; β starts at 0).
+        target_nnz: AIMLE's target non-zero gradient entries per sample (reference 10).
+
+    Returns:
+        The layer.
+    """
+    spec = METHODS[method]
+    opts: dict[str, Any] = dict(spec.options)
+    if spec.model == "k_subset":
+        opts["k"] = k
+    if spec.factory is None:
+        return GumbelTopK(k, tau)
+    if spec.perturbation:
+        opts["temperature"] = tau
+        if samples > 1:
+            opts["samples"] = samples
+    else:
+        opts["tau"] = tau
+    if spec.factory == "aimle":
+        opts["target"] = AdaptiveTarget(beta=0.0, step=beta_step, target_nnz=target_nnz)
+    elif spec.factory == "imle":
+        opts["target"] = Target(lam)
+    return latent(spec.model, spec.factory, **opts)
