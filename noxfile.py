@@ -27,7 +27,7 @@ PYTHON = "3.11"
 PACKAGES = ["solvers", "testing", "relaxations", "estimators", "models"]
 SIBLING_PREFIX = "structgrad-"
 
-nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests"]
+nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests", "apps"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
@@ -187,3 +187,26 @@ def bench(session: nox.Session, pkg: str) -> None:
         env = {"OMP_NUM_THREADS": threads} if threads else {}
         for script in sorted((PACKAGES_DIR / pkg / "bench").glob("*.py")):
             session.run("python", str(script), *session.posargs, env=env)
+
+
+APPS_DIR = ROOT / "apps"
+# Every app folder under apps/ (apps/common is the shared plumbing, tested first).
+APPS = ["nri_graph_layout"]
+APP_LIBRARIES = ["solvers", "relaxations", "estimators", "models"]
+
+
+@nox.session(python=PYTHON)
+def apps(session: nox.Session) -> None:
+    """The apps' tests (smoke runs included) against the installed, built packages.
+
+    Installs the library packages, ``apps/common`` and every app from their
+    local paths, non-editable, with the constraints file.
+    """
+    libraries = [str(PACKAGES_DIR / p) for p in APP_LIBRARIES]
+    apps_ = [f"{APPS_DIR / a}[test]" for a in ("common", *APPS)]
+    _install(session, *libraries, *apps_)
+    _guard_direct_urls(session)
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "MPLBACKEND": "Agg"}
+    for app in ("common", *APPS):
+        session.chdir(APPS_DIR / app)
+        session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
