@@ -123,6 +123,7 @@ def run_sweep(
     search_seed: int = 0,
     n_jobs: int = 2,
     backend: str = "loky",
+    fixed: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the search and write ``sweep.jsonl``, ``summary.json`` and ``table.md`` in ``base.out``.
 
@@ -137,6 +138,8 @@ def run_sweep(
         search_seed: seed of the random search.
         n_jobs: joblib workers.
         backend: joblib backend name.
+        fixed: method → fixed ``{"lr": ..., "tau": ...}``: that method runs
+            this one point (with every seed) instead of a random search.
 
     Returns:
         ``(records, markdown table)``.
@@ -159,7 +162,11 @@ def run_sweep(
             num_samples=base.num_samples,
         )
         space = {"lr": lr_dist, "tau": tau_dist if spec.has_tau else base.tau}
-        for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
+        if fixed and method in fixed:
+            points = [{**space, **fixed[method]}]
+        else:
+            points = sample_trials(space, trials, seed=search_seed)
+        for t, point in enumerate(points):
             for seed in seeds:
                 out = Path(base.out) / method / f"trial{t}" / f"seed{seed}"
                 cfg = dataclasses.replace(

@@ -1,0 +1,139 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from nri_graph_layout.cli import build_parser, main
+from structgrad_app_common import read_jsonl
+
+
+def _fail(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("nri_graph_layout") and ": error: " in err and needle in err, err
+
+
+def test_smoke_train_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    final = json.loads((out / "final.json").read_text())
+    for key in ("test_elbo", "test_precision", "test_recall"):
+        assert isinstance(final[key], float)
+    assert final["steps"] == 4 and final["test_elbo"] < 0
+    for name in ("metrics.jsonl", "curves.png", "graph.png", "best.pt", "last.pt", "config.json"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    recs = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in recs if r["split"] == "valid"] == [0, 2, 4]
+    assert [r["step"] for r in recs if r["split"] == "train"] == [1, 2, 3, 4]
+    assert json.loads(capsys.readouterr().out)["method"] == "tree-sst"
+    # Checkpoints load with weights_only=True (no pickled objects).
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 4
+
+
+@pytest.mark.parametrize("method", ["indep", "tree-st-sst", "tree-reinforce", "topk-sst"])
+def test_smoke_other_methods(tmp_path, method):
+    out = tmp_path / method
+    assert main(["train", "--smoke", "--method", method, "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "final.json").read_text())["method"] == method
+
+
+def test_resume_continues_without_duplicates(tmp_path, capsys):
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    args = ["train", "--smoke", "--no-progress", "--iterations", "6", "--eval-every", "2"]
+    assert main([*args, "--out", str(out), "--stop-after", "3"]) == 0
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 3
+    assert not (out / "final.json").exists()
+    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
+        f.write(json.dumps({"step": 4, "split": "train", "loss": 1.0}) + "\n")
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    recs = read_jsonl(out / "metrics.jsonl")
+    train = [r["step"] for r in recs if r["split"] == "train"]
+    valid = [r["step"] for r in recs if r["split"] == "valid"]
+    assert train == [1, 2, 3, 4, 5, 6] and valid == [0, 2, 4, 6]
+    # The interrupted run ends where an uninterrupted one does.
+    assert main([*args, "--out", str(ref)]) == 0
+    ref_recs = read_jsonl(ref / "metrics.jsonl")
+    assert [r["step"] for r in ref_recs] == [r["step"] for r in recs]
+    for a, b in zip(recs, ref_recs, strict=True):
+        assert a.get("loss", a.get("elbo")) == pytest.approx(b.get("loss", b.get("elbo")), rel=1e-4)
+    capsys.readouterr()
+    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
+
+
+def test_bad_input_one_line_errors(tmp_path, capsys):
+    _fail(capsys, ["train", "--smoke", "--out", str(tmp_path / "a"), "--resume"], "no checkpoint")
+    _fail(
+        capsys,
+        ["train", "--smoke", "--method", "tree-magic", "--out", str(tmp_path)],
+        "unknown method",
+    )
+    _fail(
+        capsys,
+        [
+            "train",
+            "--smoke",
+            "--method",
+            "tree-reinforce",
+            "--straight-through",
+            "--out",
+            str(tmp_path),
+        ],
+        "score-function",
+    )
+    _fail(capsys, ["train", "--smoke", "--method", "tree-sst", "--symmetric"], "--symmetric")
+    _fail(
+        capsys, ["train", "--smoke", "--method", "tree-sst", "--num-samples", "2"], "score-function"
+    )
+    _fail(capsys, ["train", "--data", str(tmp_path / "none.npz")], "not found")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"garbage")
+    _fail(capsys, ["train", "--data", str(bad)], "not a readable .npz")
+    _fail(capsys, ["train"], "--data is required")
+    _fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
+    _fail(capsys, ["frobnicate"], "invalid choice")
+    _fail(capsys, ["sweep", "--smoke", "--methods", "nope"], "unknown method")
+    _fail(
+        capsys,
+        ["sweep", "--smoke", "--lr-range", "1,0.1", "--out", str(tmp_path / "s")],
+        "bad search range",
+    )
+
+
+def test_every_flag_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, f"{name}: {action.option_strings} has no help"
+        assert "--help" in p.format_help()
+
+
+def test_sweep_smoke_threading(tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["sweep", "--smoke", "--out", str(out), "--methods", "tree-sst", "indep",
+            "--trials", "2", "--seeds", "0", "1", "--backend", "threading"]  # fmt: skip
+    assert main(argv) == 0
+    table = (out / "table.md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| tree-sst |") and "±" in table[2]
+    assert len(read_jsonl(out / "sweep.jsonl")) == 8
+
+
+def test_quickstart_smoke_subprocess(tmp_path):
+    # The main job end to end in its own process (joblib loky workers).
+    proc = subprocess.run(
+        [sys.executable, "-m", "nri_graph_layout", "quickstart", "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| tree-sst |" in proc.stdout and "| indep |" in proc.stdout
+    assert "graph.png" in proc.stdout and (tmp_path / "table.md").exists()
+    bad = subprocess.run(
+        [sys.executable, "-m", "nri_graph_layout", "train", "--method", "x", "--smoke"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
