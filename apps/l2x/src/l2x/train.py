@@ -1,0 +1,260 @@
+"""Training and evaluation of one (task, method, seed) run.
+
+Adam on explainer + predictor (+ the selector's own parameters, e.g. a RELAX
+critic). After every epoch the validation split is scored in evaluation mode
+(top-k of the logits) and one JSONL record is written; the best validation
+loss is checkpointed (``best.pt``, as the reference keeps the best validation
+MSE) and the full state (model, optimiser, RNG states, epoch) goes to
+``last.pt``, so ``--resume`` continues after the last finished epoch. At the
+end the best checkpoint is scored on the test split, ``final.json`` and the
+plots are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from structgrad_app_common import (
+    CLIError,
+    JsonlLogger,
+    atomic_write_text,
+    json_safe,
+    load_checkpoint,
+    read_jsonl,
+    save_checkpoint,
+)
+
+from l2x.methods import MethodSpec, Selector, resolve
+from l2x.model import L2XModel
+from l2x.tasks import TASKS, Task, build_task
+
+# Settings that must not change between a run and its resumption.
+_RESUME_KEYS = ("task", "method", "k", "tau", "lam", "aimle_difference", "num_samples", "lr")
+_RESUME_KEYS += ("batch_size", "seed", "data_seed", "num_train", "aspect", "max_len")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one run needs (JSON-serialisable; see ``l2x train --help``)."""
+
+    out: str
+    task: str = "orange_skin"
+    method: str = "sst"
+    data: str | None = None
+    aspect: int = 1
+    max_len: int = 350
+    k: int | None = None
+    tau: float | None = None
+    lam: float | None = None
+    aimle_difference: str | None = None
+    num_samples: int | None = None
+    epochs: int = 10
+    batch_size: int = 100
+    eval_batch_size: int = 1000
+    lr: float = 1e-3
+    seed: int = 0
+    data_seed: int = 0
+    num_train: int = 50_000
+    num_valid: int = 5_000
+    num_test: int = 10_000
+    resume: bool = False
+    overwrite: bool = False
+    stop_after: int | None = None
+    threads: int = 1
+    progress: bool = True
+
+
+def check(config: TrainConfig) -> None:
+    """One-line errors for impossible settings, before any work."""
+    if config.task not in TASKS:
+        raise CLIError(f"unknown task {config.task!r}; choose one of: {', '.join(TASKS)}")
+    if config.task == "beer" and not config.data:
+        raise CLIError("--data is required for the beer task (a BeerAdvocate folder)")
+    if config.task != "beer" and config.data:
+        raise CLIError(f"--data applies to the beer task only ({config.task!r} is generated)")
+    for name in ("epochs", "batch_size", "eval_batch_size", "num_train", "num_valid"):
+        if getattr(config, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
+    if config.num_test < 1:
+        raise CLIError("--num-test must be >= 1")
+    if not config.lr > 0:
+        raise CLIError(f"--lr must be > 0, got {config.lr}")
+    if config.resume and config.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other")
+    if config.stop_after is not None and config.stop_after < 1:
+        raise CLIError("--stop-after must be >= 1")
+
+
+def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
+    """Build the task, the method and the model of a configuration."""
+    task = build_task(
+        config.task,
+        data=config.data,
+        aspect=config.aspect,
+        max_len=config.max_len,
+        sizes=(config.num_train, config.num_valid, config.num_test),
+        data_seed=config.data_seed,
+        seed=config.seed,
+    )
+    spec = resolve(
+        config.method,
+        k=config.k or task.default_k,
+        n=task.n_items,
+        tau=config.tau,
+        lam=config.lam,
+        aimle_difference=config.aimle_difference,
+        num_samples=config.num_samples,
+    )
+    torch.manual_seed(config.seed)
+    return task, spec, task.build_model(Selector(spec), k=spec.k)
+
+
+def _order(epoch: int, n: int, seed: int) -> torch.Tensor:
+    """The training order of ``epoch``: a function of (seed, epoch), so resuming repeats it."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Train, evaluate and write every output of one run.
+
+    Returns:
+        The content of ``final.json``, or ``{"stopped_at": epoch}`` when
+        ``stop_after`` ended the run early.
+
+    Raises:
+        CLIError: on bad settings, bad data or a resume problem.
+    """
+    from tqdm.auto import tqdm
+
+    check(config)
+    torch.set_num_threads(config.threads)
+    out = Path(config.out)
+    last, best_path = out / "last.pt", out / "best.pt"
+    state = None
+    if config.resume:
+        if not last.is_file():
+            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
+        state = load_checkpoint(last)
+        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
+        if changed:
+            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
+    elif last.exists() and not config.overwrite:
+        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+    task, spec, model = setup(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    epoch, best, elapsed = 0, math.inf, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        epoch, best, elapsed = int(state["epoch"]), float(state["best"]), float(state["elapsed"])
+    conf = dataclasses.asdict(config)
+    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
+    log = JsonlLogger(out / "metrics.jsonl", resume_step=epoch if state is not None else None, step_key="epoch")
+    x_train, y_train = task.splits["train"]
+    t0 = time.perf_counter()
+    diverged = False
+    with log:
+        while epoch < config.epochs and not diverged:
+            if config.stop_after is not None and epoch >= config.stop_after:
+                return {"stopped_at": epoch}
+            epoch += 1
+            order = _order(epoch, len(x_train), config.seed)
+            batches = range(0, len(order), config.batch_size)
+            bar = tqdm(batches, desc=f"{spec.name} epoch {epoch}/{config.epochs}", leave=False,
+                       disable=not config.progress, unit="batch")  # fmt: skip
+            total, count = 0.0, 0
+            for start in bar:
+                idx = order[start : start + config.batch_size]
+                pred, _, _ = model(x_train[idx], generator=gen)
+                per_sample = task.loss(pred, y_train[idx])  # [*S, B]
+                loss = model.selector.attach(per_sample).mean()
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                value = float(per_sample.detach().mean())
+                if not math.isfinite(value):
+                    diverged = True
+                    break
+                optimizer.step()
+                total, count = total + value, count + 1
+                bar.set_postfix(loss=f"{total / count:.4g}")
+            res = task.evaluate(model, "valid", config.eval_batch_size)
+            record = {"epoch": epoch, "train_loss": total / max(count, 1), "diverged": diverged}
+            log.log({**record, **{f"valid_{k}": v for k, v in res.items()}})
+            if res["loss"] < best:
+                best = res["loss"]
+                save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
+            save_checkpoint(
+                last,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "best": best,
+                    "elapsed": elapsed + time.perf_counter() - t0,
+                    "config": conf,
+                },
+            )
+    seconds = elapsed + time.perf_counter() - t0
+    return finish(config, task, spec, model, diverged=diverged, seconds=seconds, epoch=epoch)
+
+
+def finish(
+    config: TrainConfig,
+    task: Task,
+    spec: MethodSpec,
+    model: L2XModel,
+    *,
+    diverged: bool,
+    seconds: float,
+    epoch: int,
+) -> dict[str, Any]:
+    """Score the best checkpoint on the test split; write ``final.json`` and the plots."""
+    from l2x import plots
+
+    out = Path(config.out)
+    best = load_checkpoint(out / "best.pt") if (out / "best.pt").exists() else None
+    if best is not None:
+        model.load_state_dict(best["model"])
+    test = task.evaluate(model, "test", config.eval_batch_size)
+    valid = task.evaluate(model, "valid", config.eval_batch_size)
+    records = read_jsonl(out / "metrics.jsonl")
+    paths = {"curves": str(plots.plot_curves(records, out / "curves.png", title=_title(config)))}
+    if task.is_synthetic:
+        truth = task.extra["test_relevant"].mean(axis=0)
+        paths["selection"] = str(
+            plots.plot_selection(test["frequency"], truth, out / "selection.png", title=_title(config))
+        )
+    final = {
+        "task": config.task,
+        "method": spec.name,
+        "k": spec.k,
+        "tau": spec.tau,
+        "lr": config.lr,
+        "seed": config.seed,
+        "epochs": epoch,
+        "best_epoch": None if best is None else int(best["epoch"]),
+        "diverged": diverged,
+        "seconds": round(seconds, 1),
+        **{f"valid_{k}": v for k, v in valid.items()},
+        **{f"test_{k}": v for k, v in test.items()},
+        "plots": paths,
+        "metrics": str(out / "metrics.jsonl"),
+    }
+    atomic_write_text(out / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
+    return final
+
+
+def _title(config: TrainConfig) -> str:
+    return f"{config.task}: {config.method} (seed {config.seed})"
