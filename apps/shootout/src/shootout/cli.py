@@ -1,0 +1,238 @@
+"""``python -m shootout``: the estimator shootout table, JSONL rows and heat-maps."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from structgrad_app_common.checkpoint import atomic_write_text
+from structgrad_app_common.cli import ArgumentParser, CLIError, run_main
+from structgrad_app_common.jsonl import JsonlLogger, read_jsonl
+from tqdm import tqdm
+
+from .estimators import ESTIMATORS
+from .plots import heatmap
+from .problems import SIZES, STRUCTURES
+from .run import Config, markdown, pairs, run
+
+__all__ = ["main", "parser"]
+
+PROG = "shootout"
+SMOKE_STRUCTURES = ("categorical", "arborescence")
+
+
+def _names(values: list[str] | None) -> list[str] | None:
+    """Accept both ``--x a b`` and ``--x a,b``."""
+    if values is None:
+        return None
+    return [v for value in values for v in value.split(",") if v]
+
+
+def parser() -> ArgumentParser:
+    """The argument parser (every flag explained in ``--help``)."""
+    sizes = ", ".join(
+        f"{s} n={n}" + "".join(f" {k}={v}" for k, v in o.items()) for s, (n, o) in SIZES.items()
+    )
+    estimators = "; ".join(f"{name}: {spec.describe}" for name, spec in ESTIMATORS.items())
+    p = ArgumentParser(
+        prog=PROG,
+        description="Bias (cosine, relative bias, max |z|), variance and time of every gradient "
+        "estimator on every structure, against exact gradients of E[f(X)] for a fixed random "
+        "linear-plus-quadratic f. Writes DIR/shootout.md, DIR/rows.jsonl and "
+        "DIR/heatmap_cosine.png, DIR/heatmap_logvar.png.",
+    )
+    p.add_argument(
+        "--draws",
+        type=int,
+        default=None,
+        help="independent single estimates per pair (default 5000; 200 with --smoke)",
+    )
+    p.add_argument(
+        "--structures",
+        nargs="+",
+        metavar="S",
+        default=None,
+        help=f"structures to run, space- or comma-separated (default all: {sizes}; "
+        f"{', '.join(SMOKE_STRUCTURES)} with --smoke)",
+    )
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        metavar="E",
+        default=None,
+        help=f"estimators to run (default all; pairs that do not apply are skipped): {estimators}",
+    )
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a run of a few seconds: 200 draws, 20000 reference samples, "
+        "5 warm-up steps, two structures",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("runs/shootout"),
+        metavar="DIR",
+        help="output directory (default runs/shootout)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        metavar="J",
+        help="pairs evaluated in parallel by joblib processes (default 1)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the problems (θ, f), the draws, warm-ups and critics (default 0)",
+    )
+    p.add_argument(
+        "--tau",
+        type=float,
+        default=1.0,
+        help="temperature of sst / st-sst / Gumbel-softmax (default 1.0)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="training steps before freezing the EMA baseline, AIMLE's λ and the "
+        "relax-trained critic (default 200; 5 with --smoke)",
+    )
+    p.add_argument(
+        "--reference-samples",
+        type=int,
+        default=None,
+        metavar="M",
+        help="Monte Carlo samples of the perturb-and-MAP reference gradients "
+        "(arborescence, matching; default 4000000, 20000 with --smoke)",
+    )
+    p.add_argument(
+        "--chunk",
+        type=int,
+        default=1000,
+        help="estimates per batched estimator call (default 1000)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the rows of DIR/rows.jsonl measured with the same settings and "
+        "only run the missing pairs",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return p
+
+
+def _config(args: Any) -> Config:
+    smoke = args.smoke
+    config = Config(
+        draws=args.draws if args.draws is not None else (200 if smoke else 5000),
+        seed=args.seed,
+        tau=args.tau,
+        warmup=args.warmup if args.warmup is not None else (5 if smoke else 200),
+        reference_samples=args.reference_samples
+        if args.reference_samples is not None
+        else (20_000 if smoke else 4_000_000),
+        chunk=args.chunk,
+    )
+    checks = [
+        (config.draws >= 2, f"--draws must be >= 2, got {config.draws}"),
+        (config.tau > 0, f"--tau must be > 0, got {config.tau}"),
+        (config.warmup >= 0, f"--warmup must be >= 0, got {config.warmup}"),
+        (config.reference_samples >= 2, "--reference-samples must be >= 2"),
+        (config.chunk >= 1, f"--chunk must be >= 1, got {config.chunk}"),
+        (args.jobs >= 1, f"--jobs must be >= 1, got {args.jobs}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise CLIError(message)
+    return config
+
+
+def _selection(args: Any) -> list[tuple[str, str]]:
+    structures = _names(args.structures) or list(SMOKE_STRUCTURES if args.smoke else STRUCTURES)
+    estimators = _names(args.estimators) or list(ESTIMATORS)
+    for s in structures:
+        if s not in SIZES:
+            raise CLIError(f"unknown structure {s!r}; choose from {', '.join(STRUCTURES)}")
+    for e in estimators:
+        if e not in ESTIMATORS:
+            raise CLIError(f"unknown estimator {e!r}; choose from {', '.join(ESTIMATORS)}")
+    todo = pairs(dict.fromkeys(structures), dict.fromkeys(estimators))
+    if not todo:
+        raise CLIError(
+            f"no estimator of {', '.join(estimators)} applies to {', '.join(structures)} "
+            "(binary_tree takes score-function estimators only)"
+        )
+    return todo
+
+
+def _kept(path: Path, config: Config, todo: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    try:
+        rows = [r for r in read_jsonl(path) if isinstance(r, dict)]
+    except (OSError, UnicodeDecodeError) as err:
+        raise CLIError(f"cannot resume from {path}: {err}") from None
+    want = {f"config_{k}": v for k, v in dataclasses.asdict(config).items()}
+    wanted = set(todo)
+    return [
+        r
+        for r in rows
+        if (r.get("structure"), r.get("estimator")) in wanted
+        and all(r.get(k) == v for k, v in want.items())
+    ]
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = parser().parse_args(argv)
+    config = _config(args)
+    todo = _selection(args)
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {out} exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    log_path = out / "rows.jsonl"
+    kept = _kept(log_path, config, todo) if args.resume else []
+    done = {(r["structure"], r["estimator"]) for r in kept}
+    missing = [p for p in todo if p not in done]
+    with (
+        JsonlLogger(log_path) as log,
+        tqdm(
+            total=len(todo), initial=len(done), desc="pairs", unit="pair", disable=args.no_progress
+        ) as bar,
+    ):
+        for r in kept:
+            log.log(r)
+        new = run(missing, config, jobs=args.jobs, progress=bar.update)
+        for r in new:
+            log.log(r)
+    by_pair = {(r["structure"], r["estimator"]): r for r in [*kept, *new]}
+    rows = [by_pair[p] for p in todo]
+    table = markdown(rows)
+    command = "python -m shootout " + " ".join(sys.argv[1:] if argv is None else argv)
+    header = (
+        f"<!-- {command.strip()} -->\n"
+        f"draws per pair: {config.draws}, seed {config.seed}, tau {config.tau}, "
+        f"warm-up {config.warmup}, perturb-and-MAP reference samples "
+        f"{config.reference_samples}\n\n"
+    )
+    atomic_write_text(out / "shootout.md", header + table + "\n")
+    heatmap(rows, out / "heatmap_cosine.png", metric="cosine")
+    heatmap(rows, out / "heatmap_logvar.png", metric="logvar")
+    print(table)
+    print(
+        f"wrote {out / 'shootout.md'}, {log_path}, {out / 'heatmap_cosine.png'}, "
+        f"{out / 'heatmap_logvar.png'}"
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user mistakes exit with one error line and code 2."""
+    return run_main(_main, argv, prog=PROG)
