@@ -1,0 +1,242 @@
+"""Command line: ``python -m toys {run,all} ...``.
+
+Every user error (unknown structure or estimator, an estimator that does not
+apply to the structure, impossible flags, ``--resume`` without a checkpoint)
+is one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from structgrad_app_common import ArgumentParser, run_main
+
+from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES
+from toys.problems import STRUCTURES
+from toys.train import RunConfig
+
+__all__ = ["build_parser", "main"]
+
+PROG = "toys"
+#: ``--smoke``: the whole pipeline in about a second per run.
+SMOKE = {"dim": 5, "iters": 20, "eval_every": 10, "num_mc": 4}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("toy problem")
+    t.add_argument("--dim", type=_positive_int, default=10, help="vertices / items n (10)")
+    t.add_argument("--k", type=_positive_int, help="k_subset: subset size (default dim // 2)")
+    t.add_argument(
+        "--target-seed", type=int, default=0, help="k_subset: seed of the target b = |N(0, I)| (0)"
+    )
+    o = p.add_argument_group("optimisation and evaluation")
+    o.add_argument(
+        "--lr", type=float, default=0.01, help="Adam learning rate, logits and critic (0.01)"
+    )
+    o.add_argument("--iters", type=_positive_int, default=15_000, help="optimiser steps (15000)")
+    o.add_argument(
+        "--eval-every",
+        type=_positive_int,
+        default=500,
+        help="evaluate and checkpoint every N steps, and at steps 0 and last (500)",
+    )
+    o.add_argument(
+        "--num-mc",
+        type=_positive_int,
+        default=10,
+        help="evaluation: single gradient estimates for the std; num-mc × K samples "
+        "for the expected loss (10)",
+    )
+    o.add_argument(
+        "--num-samples",
+        type=_positive_int,
+        help="independent estimates averaged per step (default 3; 1 for the '+' estimators)",
+    )
+    o.add_argument(
+        "--plus-samples",
+        type=_positive_int,
+        default=3,
+        help="K samples of one E-/T-REINFORCE+ estimate, leave-one-out baseline (3)",
+    )
+    o.add_argument("--seed", type=int, default=23, help="training seed, torch.Generator (23)")
+    o.add_argument(
+        "--precision",
+        choices=("float", "double"),
+        default="float",
+        help="float32 or float64 (float)",
+    )
+    o.add_argument("--threads", type=_positive_int, default=1, help="torch threads per run (1)")
+    e = p.add_argument_group("estimator options")
+    e.add_argument(
+        "--hidden", type=_positive_int, default=32, help="RELAX critic hidden units (32)"
+    )
+    e.add_argument("--tau", type=float, default=1.0, help="SST / ST-SST temperature (1.0)")
+    e.add_argument(
+        "--lam",
+        type=float,
+        default=1.0,
+        help="IMLE / AIMLE perturbation size λ, fixed target (1.0)",
+    )
+    e.add_argument(
+        "--aimle-target",
+        choices=("fixed", "adaptive"),
+        default="fixed",
+        help="AIMLE λ: fixed (--lam) or adaptive λ = β‖θ‖/‖dL/dz‖, which is 0 at the "
+        "zero start, so the logits never move (fixed)",
+    )
+    r = p.add_argument_group("run control")
+    r.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the checkpoint last.pt (the JSONL is cut back to its step)",
+    )
+    r.add_argument("--overwrite", action="store_true", help="start afresh over an existing run")
+    r.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds-long run of the whole pipeline: "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in SMOKE.items())
+        + " (flags set explicitly win)",
+    )
+
+
+def _config(args: argparse.Namespace, **fields: object) -> RunConfig:
+    names = {f.name for f in dataclasses.fields(RunConfig)}
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(fields)
+    if args.smoke:  # tiny sizes, except where a flag was set to a non-default value
+        defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
+        values.update({k: v for k, v in SMOKE.items() if values[k] == defaults[k]})
+    return RunConfig(**values)  # type: ignore[arg-type]
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Train one estimator on one toy; print the final JSON."""
+    from toys.methods import check
+    from toys.train import run
+
+    check(args.structure, args.estimator)
+    out = args.out or f"runs/{args.structure}/{args.estimator}-seed{args.seed}"
+    config = _config(
+        args,
+        structure=args.structure,
+        estimator=args.estimator,
+        out=out,
+        progress=not args.no_progress,
+    )
+    print(json.dumps(run(config), indent=2))
+    return 0
+
+
+def cmd_all(args: argparse.Namespace) -> int:
+    """Every structure × estimator × seed in parallel; print the table."""
+    from toys.sweep import run_all
+
+    t0 = time.perf_counter()
+    base = _config(args, structure=STRUCTURES[0], estimator=ESTIMATORS[0], out=args.out)
+    results, md = run_all(
+        base,
+        args.structures,
+        args.estimators,
+        args.seeds,
+        n_jobs=args.n_jobs,
+        backend=args.backend,
+    )
+    for r in results:
+        if "error" in r:
+            print(f"failed: {r['structure']}/{r['estimator']} seed {r['seed']}: {r['error']}")
+    print(md)
+    out = Path(args.out)
+    print(f"\ntable: {out / 'table.md'}\nplots: " + " ".join(
+        str(out / f"{s}.png") for s in args.structures if (out / f"{s}.png").exists()
+    ))  # fmt: skip
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = ArgumentParser(
+        prog=PROG,
+        description="Recursive Gumbel-max toys (Struminsky et al. 2021) and the IMLE synthetic "
+        "top-k problem (Niepert et al. 2021): minimise the expected loss of a structure "
+        "from logits at zero with every gradient estimator that applies.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+    p = sub.add_parser(
+        "run",
+        help="train one estimator on one structure",
+        description="Writes metrics.jsonl (mean loss and gradient std per evaluation), "
+        "last.pt, config.json, final.json and curve.png in --out.",
+    )
+    p.add_argument("--structure", required=True, help=f"one of: {', '.join(STRUCTURES)}")
+    p.add_argument(
+        "--estimator",
+        required=True,
+        help=f"one of: {', '.join(ESTIMATORS)} ({', '.join(PATHWISE)} only for "
+        f"{' and '.join(PATHWISE_STRUCTURES)})",
+    )
+    p.add_argument("--out", help="output folder (default runs/<structure>/<estimator>-seed<seed>)")
+    p.add_argument(
+        "--stop-after",
+        type=_positive_int,
+        help="stop (checkpointed, as if killed) after this step; continue with --resume",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser(
+        "all",
+        help="every structure × estimator (× seed) through joblib, with the table",
+        description="Runs every applicable (structure, estimator) pair, writes one PNG per "
+        "structure and table.md: loss at 1k/2k/5k/final steps and the first step within "
+        "0.5 of the optimum, beside the reference numbers in parentheses.",
+    )
+    p.add_argument("--out", default="runs/all", help="sweep folder (runs/all)")
+    p.add_argument(
+        "--structures",
+        nargs="+",
+        default=list(STRUCTURES),
+        help=f"structures to run (all: {' '.join(STRUCTURES)})",
+    )
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        help="estimators to run where they apply (default: all that apply)",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
+    p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
+    p.add_argument(
+        "--backend",
+        default="loky",
+        help="joblib backend: loky (local processes), multiprocessing, threading, "
+        "or a registered one such as dask / ray (loky)",
+    )
+    _add_run_flags(p)
+    p.set_defaults(func=cmd_all)
+    return parser
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: parse, run, and turn user errors into one line + exit code 2."""
+    return run_main(_main, argv, prog=PROG)

@@ -1,0 +1,278 @@
+"""One toy run: logits at zero, Adam, evaluations, checkpoints and ``--resume``.
+
+Every ``eval_every`` steps (and at step 0 and the last step) the expected loss
+and the gradient std are logged to ``metrics.jsonl`` and the full state (θ,
+the layer, Adam, the noise generator, the step) is checkpointed atomically to
+``last.pt``; ``--resume`` continues from it and cuts the JSONL back to its
+step, so nothing is duplicated. The evaluation noise is drawn from its own
+generator seeded by ``(seed, step)``, so a resumed run follows exactly the
+path of an uninterrupted one. At the end ``final.json`` and ``curve.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from structgrad_app_common import (
+    CLIError,
+    JsonlLogger,
+    atomic_write_text,
+    json_safe,
+    load_checkpoint,
+    read_jsonl,
+    save_checkpoint,
+)
+
+from toys.evaluation import evaluate, train_step
+from toys.methods import PLUS, build
+from toys.problems import make_problem
+
+__all__ = ["RunConfig", "first_within", "run"]
+
+# Fields that must not change between a run and its resumption.
+_RESUME_KEYS = (
+    "structure", "estimator", "dim", "k", "target_seed", "lr", "num_samples",
+    "plus_samples", "hidden", "tau", "lam", "aimle_target", "seed", "precision",
+)  # fmt: skip
+
+
+@dataclass
+class RunConfig:
+    """Everything one run needs (JSON-serialisable; see ``run --help``)."""
+
+    structure: str
+    estimator: str
+    out: str
+    dim: int = 10
+    k: int | None = None
+    target_seed: int = 0
+    lr: float = 0.01
+    iters: int = 15_000
+    eval_every: int = 500
+    num_mc: int = 10
+    num_samples: int | None = None
+    plus_samples: int = 3
+    hidden: int = 32
+    tau: float = 1.0
+    lam: float = 1.0
+    aimle_target: str = "fixed"
+    seed: int = 23
+    precision: str = "float"
+    resume: bool = False
+    overwrite: bool = False
+    stop_after: int | None = None
+    threads: int = 1
+    progress: bool = True
+
+    def samples(self) -> int:
+        """Independent estimates averaged per step: 3 for plain estimators, 1 for "+"."""
+        if self.num_samples is not None:
+            return self.num_samples
+        return 1 if self.estimator in PLUS else 3
+
+
+def _check(config: RunConfig) -> None:
+    for name in ("iters", "eval_every", "num_mc", "plus_samples", "hidden", "threads"):
+        if getattr(config, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
+    if config.num_samples is not None and config.num_samples < 1:
+        raise CLIError(f"--num-samples must be >= 1, got {config.num_samples}")
+    if config.num_mc < 2:
+        raise CLIError(
+            f"--num-mc must be >= 2 (a standard deviation needs two), got {config.num_mc}"
+        )
+    if not config.lr > 0:
+        raise CLIError(f"--lr must be > 0, got {config.lr}")
+    if config.precision not in ("float", "double"):
+        raise CLIError(f"--precision must be float or double, got {config.precision!r}")
+    if config.resume and config.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other")
+    if config.stop_after is not None and config.stop_after < 1:
+        raise CLIError(f"--stop-after must be >= 1, got {config.stop_after}")
+
+
+def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5) -> int | None:
+    """The first evaluated step whose mean loss is within ``tol`` of the optimum."""
+    for r in records:
+        if r.get("mean_loss") is not None and r["mean_loss"] <= optimum + tol:
+            return int(r["step"])
+    return None
+
+
+def _eval_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step + 1)
+
+
+def run(config: RunConfig) -> dict[str, Any]:
+    """Train one estimator on one toy; write every output.
+
+    Returns:
+        The content of ``final.json`` (``{"stopped_at": step}`` when
+        ``stop_after`` ended the run early).
+
+    Raises:
+        CLIError: on bad settings or a resume problem.
+    """
+    from tqdm.auto import tqdm
+
+    _check(config)
+    torch.set_num_threads(config.threads)
+    try:
+        problem = make_problem(
+            config.structure, config.dim, k=config.k, target_seed=config.target_seed
+        )
+    except ValueError as err:
+        raise CLIError(str(err)) from None
+    out = Path(config.out)
+    last = out / "last.pt"
+    state = None
+    if config.resume:
+        if not last.is_file():
+            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
+        state = load_checkpoint(last)
+        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
+        if changed:
+            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
+    elif last.exists() and not config.overwrite:
+        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+
+    dtype = torch.float64 if config.precision == "double" else torch.float32
+    torch.manual_seed(config.seed)  # the RELAX critic's initialisation
+    layer = build(
+        problem,
+        config.estimator,
+        plus_samples=config.plus_samples,
+        hidden=config.hidden,
+        tau=config.tau,
+        lam=config.lam,
+        aimle_target=config.aimle_target,
+    )
+    if dtype == torch.float64:
+        layer = layer.double()
+    theta = torch.zeros(problem.event_shape, dtype=dtype, requires_grad=True)
+    optimizer = torch.optim.Adam([theta, *layer.parameters()], lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    step, elapsed = 0, 0.0
+    if state is not None:
+        with torch.no_grad():
+            theta.copy_(state["theta"])
+        layer.load_state_dict(state["layer"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        step, elapsed = int(state["step"]), float(state["elapsed"])
+    conf = dataclasses.asdict(config)
+    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
+    log = JsonlLogger(out / "metrics.jsonl", resume_step=step if state is not None else None)
+    t0 = time.perf_counter()
+
+    def seconds() -> float:
+        return elapsed + time.perf_counter() - t0
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            last,
+            {
+                "theta": theta.detach().clone(),
+                "layer": layer.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "generator": gen.get_state(),
+                "step": step,
+                "elapsed": seconds(),
+                "config": conf,
+            },
+        )
+
+    def evaluation(train_loss: float | None) -> None:
+        res = evaluate(
+            theta,
+            layer,
+            problem,
+            num_mc=config.num_mc,
+            generator=_eval_generator(config.seed, step),
+        )
+        log.log(
+            {
+                "step": step,
+                "mean_loss": res.mean_loss,
+                "gap": res.mean_loss - problem.optimum,
+                "grad_std": res.grad_std,
+                "grad_norm": res.grad_norm,
+                "train_loss": train_loss,
+                "seconds": round(seconds(), 3),
+            }
+        )
+        checkpoint()
+
+    diverged = False
+    samples = config.samples()
+    with log:
+        if state is None:
+            evaluation(None)
+        bar = tqdm(
+            total=config.iters,
+            initial=step,
+            desc=f"{config.structure}/{config.estimator}",
+            unit="step",
+            disable=not config.progress,
+            leave=False,
+        )
+        running, count = 0.0, 0
+        while step < config.iters:
+            if config.stop_after is not None and step >= config.stop_after:
+                checkpoint()
+                bar.close()
+                return {"stopped_at": step}
+            step += 1
+            loss = train_step(theta, layer, problem, optimizer, num_samples=samples, generator=gen)
+            if not (math.isfinite(loss) and bool(torch.isfinite(theta).all())):
+                diverged = True
+                log.log({"step": step, "mean_loss": None, "diverged": True})
+                break
+            running, count = running + loss, count + 1
+            bar.update(1)
+            if step % config.eval_every == 0 or step == config.iters:
+                evaluation(running / count)
+                bar.set_postfix(loss=f"{running / count:.3g}")
+                running, count = 0.0, 0
+        bar.close()
+        checkpoint()
+    return _finish(config, problem.optimum, step=step, diverged=diverged, seconds=seconds())
+
+
+def _finish(
+    config: RunConfig, optimum: float, *, step: int, diverged: bool, seconds: float
+) -> dict[str, Any]:
+    from toys import plots
+
+    out = Path(config.out)
+    records = [r for r in read_jsonl(out / "metrics.jsonl") if r.get("mean_loss") is not None]
+    curve = plots.plot_runs(
+        {config.estimator: records},
+        out / "curve.png",
+        title=f"{config.structure} (n={config.dim}): {config.estimator}",
+        optimum=optimum,
+    )
+    final = {
+        "structure": config.structure,
+        "estimator": config.estimator,
+        "seed": config.seed,
+        "dim": config.dim,
+        "steps": step,
+        "diverged": diverged,
+        "optimum": optimum,
+        "final_loss": records[-1]["mean_loss"] if records else None,
+        "losses": {str(r["step"]): r["mean_loss"] for r in records},
+        "first_within_0.5": first_within(records, optimum),
+        "seconds": round(seconds, 1),
+        "plot": str(curve),
+        "metrics": str(out / "metrics.jsonl"),
+    }
+    atomic_write_text(out / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
+    return final
