@@ -144,7 +144,7 @@ def _as_images(arr: np.ndarray, key: str, source: str) -> np.ndarray:
     """Validate one npz array and return float32 ``[N, side²]`` in [0, 1]."""
     if arr.ndim == 3 and arr.shape[1] == arr.shape[2]:
         arr = arr.reshape(len(arr), -1)
-    side = int(round(np.sqrt(arr.shape[-1]))) if arr.ndim == 2 else 0
+    side = round(np.sqrt(arr.shape[-1])) if arr.ndim == 2 else 0
     if arr.ndim != 2 or side * side != arr.shape[1] or len(arr) == 0:
         raise CLIError(
             f"{source}: {key} must have shape [N, 28, 28] or [N, 784] (square images), "
@@ -174,7 +174,8 @@ def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
         msg = " ".join(str(err).split())
         raise CLIError(f"cannot read {str(path)!r} as a .npz without pickle: {msg}") from None
     src = repr(str(path))
-    return _as_images(arrays["x_train"], "x_train", src), _as_images(arrays["x_test"], "x_test", src)
+    train = _as_images(arrays["x_train"], "x_train", src)
+    return train, _as_images(arrays["x_test"], "x_test", src)
 
 
 def load_mnist(path: str | Path, valid_size: int = 0) -> Dataset:
@@ -202,7 +203,7 @@ def load_mnist(path: str | Path, valid_size: int = 0) -> Dataset:
         raise CLIError(
             f"{str(path)!r}: train images have {train.shape[1]} pixels, test {test.shape[1]}"
         )
-    side = int(round(np.sqrt(train.shape[1])))
+    side = round(np.sqrt(train.shape[1]))
     binarised = bool(np.isin(train, (0.0, 1.0)).all() and np.isin(test, (0.0, 1.0)).all())
     train, valid = _split_valid(train, valid_size, repr(str(path)))
     return Dataset(str(path), side, binarised, train, valid, test)

@@ -21,6 +21,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -44,7 +45,7 @@ class LossTerms(NamedTuple):
 
 def _mlp(sizes: list[int]) -> nn.Sequential:
     layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+    for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.ReLU())

@@ -1,0 +1,148 @@
+"""Random search over log-uniform lr and τ, several seeds, through joblib.
+
+For every method, ``trials`` (lr, τ) pairs are drawn log-uniformly and each
+pair is trained with every seed (one joblib task per run). The best pair of a
+method has the lowest mean final validation loss over seeds; the table reports
+its final test loss (and unrelaxed training loss) as mean ± standard error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from structgrad_app_common import (
+    CLIError,
+    LogUniform,
+    aggregate,
+    atomic_write_text,
+    format_mean_se,
+    json_safe,
+    markdown_table,
+    run_parallel,
+    sample_trials,
+)
+
+from dvae.train import TrainConfig, run
+
+__all__ = ["run_sweep", "run_trial", "summarize"]
+
+METRICS = ("valid_loss", "test_loss", "train_loss", "train_loss_hard", "seconds")
+
+
+def run_trial(**config: Any) -> dict[str, Any]:
+    """Train one configuration in a worker; errors become a record, not a crash."""
+    trial = config.pop("trial")
+    cfg = TrainConfig(**config)
+    record = {"method": cfg.method, "trial": trial, "seed": cfg.seed, "lr": cfg.lr, "tau": cfg.tau}
+    try:
+        final = run(cfg)
+    except CLIError as err:
+        return {**record, "error": str(err)}
+    return {**record, **{k: final.get(k) for k in (*METRICS, "diverged")}, "out": cfg.out}
+
+
+def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Pick each method's best trial (mean validation loss) and tabulate it.
+
+    Args:
+        records: one record per (method, trial, seed) from :func:`run_trial`.
+
+    Returns:
+        ``(rows, markdown)``: one summary dict per method and the markdown table.
+    """
+    ok = [r for r in records if "error" not in r]
+    by_trial = aggregate(ok, ["method", "trial"], METRICS)
+    rows: list[dict[str, Any]] = []
+    lines = []
+    for method in dict.fromkeys(r["method"] for r in records):
+        cands = [r for r in by_trial if r["method"] == method]
+        if not cands:
+            rows.append({"method": method, "n": 0, "error": "every trial failed"})
+            lines.append([method, "", "", 0, "failed", "", "", ""])
+            continue
+        best = min(
+            cands,
+            key=lambda r: r["valid_loss_mean"] if math.isfinite(r["valid_loss_mean"]) else math.inf,
+        )
+        first = next(r for r in ok if r["method"] == method and r["trial"] == best["trial"])
+        rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
+        cell = {m: format_mean_se(best[f"{m}_mean"], best[f"{m}_se"], 4) for m in METRICS}
+        lines.append(
+            [
+                method,
+                f"{first['lr']:.3g}",
+                f"{first['tau']:.3g}",
+                best["n"],
+                cell["test_loss"],
+                cell["valid_loss"],
+                cell["train_loss_hard"],
+                f"{best['seconds_mean']:.0f}",
+            ]
+        )
+    headers = ["method", "lr", "τ", "seeds", "test loss", "valid loss", "train (unrelaxed)", "s"]
+    return rows, markdown_table(headers, lines)
+
+
+def run_sweep(
+    base: TrainConfig,
+    methods: list[str],
+    *,
+    trials: int,
+    seeds: list[int],
+    lr_range: tuple[float, float],
+    tau_range: tuple[float, float],
+    search_seed: int = 0,
+    n_jobs: int = 2,
+    backend: str = "loky",
+) -> tuple[list[dict[str, Any]], str]:
+    """Run the search; write ``sweep.jsonl``, ``summary.json`` and ``table.md`` in ``base.out``.
+
+    Args:
+        base: settings shared by every run (``out`` is the sweep folder; each
+            run goes to ``<out>/<method>/trial<i>/seed<s>``).
+        methods: app method names.
+        trials: (lr, τ) draws per method.
+        seeds: training seeds of every draw.
+        lr_range: log-uniform bounds of the learning rate.
+        tau_range: log-uniform bounds of τ.
+        search_seed: seed of the random search.
+        n_jobs: joblib workers.
+        backend: joblib backend name.
+
+    Returns:
+        ``(records, markdown table)``.
+
+    Raises:
+        CLIError: no seeds, a bad range, no validation split, a failing backend.
+    """
+    if not seeds:
+        raise CLIError("--seeds needs at least one seed")
+    if base.valid_size == 0:
+        raise CLIError("the sweep ranks trials by validation loss: pass --valid-size N > 0")
+    try:
+        space = {"lr": LogUniform(*lr_range), "tau": LogUniform(*tau_range)}
+    except ValueError as err:
+        raise CLIError(f"bad search range: {err}") from None
+    tasks = []
+    for method in methods:
+        for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
+            for seed in seeds:
+                out = Path(base.out) / method / f"trial{t}" / f"seed{seed}"
+                cfg = dataclasses.replace(base, method=method, seed=seed, out=str(out), **point)
+                tasks.append({**dataclasses.asdict(cfg), "trial": t})
+    try:
+        records = run_parallel(run_trial, tasks, n_jobs=n_jobs, backend=backend)
+    except (ValueError, KeyError) as err:  # joblib: unknown backend name
+        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
+    out = Path(base.out)
+    atomic_write_text(
+        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
+    )
+    rows, table = summarize(records)
+    atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
+    atomic_write_text(out / "table.md", table + "\n")
+    return records, table

@@ -1,0 +1,319 @@
+"""Training and per-epoch evaluation of one discrete VAE.
+
+Adam on encoder + decoder. For every batch the training objective is computed
+on the method's sample (relaxed for ``gumbel-softmax`` / ``sst`` /
+``gumbel-topk``) and, after the update, the *unrelaxed* loss of the same batch
+with exact discrete samples (argmax / top-k of ``θ + G``), as the SGA tutorial
+prints both. After every epoch the validation and test sets are scored with
+exact discrete samples (fixed-seed noise), one JSONL record per epoch is
+written and the full state (model incl. AIMLE's β, optimiser, RNG states,
+epoch, step) goes atomically to ``last.pt``, so ``--resume`` continues where a
+run stopped and the log is cut back to that epoch. At the end ``final.json``
+and the PNGs (curves, reconstructions, prior samples) are written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from structgrad_app_common import (
+    CLIError,
+    JsonlLogger,
+    atomic_write_text,
+    json_safe,
+    load_checkpoint,
+    save_checkpoint,
+)
+
+from dvae import data as data_mod
+from dvae.methods import METHODS, model_of
+from dvae.model import DiscreteVAE
+
+# Fields that must not change between a run and its resumption.
+_RESUME_KEYS = (
+    "data",
+    "method",
+    "latent_m",
+    "latent_n",
+    "k",
+    "hidden",
+    "batch_size",
+    "lr",
+    "tau",
+    "tau_min",
+    "anneal_rate",
+    "anneal_every",
+    "samples",
+    "lam",
+    "beta_step",
+    "target_nnz",
+    "seed",
+    "valid_size",
+    "max_train",
+)
+DEFAULT_LATENT = {"categorical": (30, 10, 1), "k_subset": (20, 20, 10)}
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs (JSON-serialisable; see ``train --help``)."""
+
+    out: str
+    data: str | None = None
+    method: str = "gumbel-softmax"
+    latent_m: int | None = None
+    latent_n: int | None = None
+    k: int | None = None
+    hidden: tuple[int, ...] = (512, 256)
+    epochs: int = 10
+    batch_size: int = 100
+    lr: float = 1e-3
+    tau: float = 1.0
+    tau_min: float = 0.5
+    anneal_rate: float = 0.0
+    anneal_every: int = 1000
+    samples: int = 1
+    lam: float = 10.0
+    beta_step: float = 1e-3
+    target_nnz: float = 10.0
+    seed: int = 0
+    valid_size: int | None = None
+    max_train: int | None = None
+    resume: bool = False
+    overwrite: bool = False
+    stop_after: int | None = None
+    threads: int = 1
+    progress: bool = True
+
+    def resolved(self) -> TrainConfig:
+        """A copy with the latent sizes filled in from the method's model defaults."""
+        if self.method not in METHODS:
+            raise CLIError(f"unknown method {self.method!r}; choose among: {', '.join(METHODS)}")
+        m, n, k = DEFAULT_LATENT[model_of(self.method)]
+        return dataclasses.replace(
+            self,
+            latent_m=self.latent_m or m,
+            latent_n=self.latent_n or n,
+            k=self.k or k,
+            hidden=tuple(self.hidden),
+        )
+
+
+def _check(c: TrainConfig) -> None:
+    """One-line errors for impossible settings (before any work)."""
+    ints = ("epochs", "batch_size", "samples", "anneal_every", "latent_m", "latent_n", "threads")
+    for name in ints:
+        if getattr(c, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(c, name)}")
+    for name in ("lr", "tau", "tau_min", "lam"):
+        if not getattr(c, name) > 0:
+            raise CLIError(f"--{name.replace('_', '-')} must be > 0, got {getattr(c, name)}")
+    if c.anneal_rate < 0:
+        raise CLIError(f"--anneal-rate must be >= 0, got {c.anneal_rate}")
+    if not c.hidden or min(c.hidden) < 1:
+        raise CLIError(f"--hidden needs positive sizes, got {list(c.hidden)}")
+    model = model_of(c.method)
+    assert c.k is not None and c.latent_n is not None
+    if model == "k_subset" and not 1 <= c.k < c.latent_n:
+        raise CLIError(f"--k must be in [1, {c.latent_n - 1}] for N={c.latent_n}, got {c.k}")
+    if model == "categorical" and c.k != 1:
+        raise CLIError(f"--k applies to k-subset methods only, not {c.method!r}")
+    if c.anneal_rate > 0 and METHODS[c.method].perturbation:
+        raise CLIError(
+            f"--anneal-rate anneals a relaxation temperature; {c.method!r} has a fixed noise "
+            "temperature"
+        )
+    if c.resume and c.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other")
+    if c.stop_after is not None and c.stop_after < 1:
+        raise CLIError("--stop-after must be >= 1")
+    if c.max_train is not None and c.max_train < 1:
+        raise CLIError("--max-train must be >= 1")
+
+
+def tau_at(c: TrainConfig, step: int) -> float:
+    """The reference schedule ``max(τ₀·exp(−rate·t), τ_min)``, updated every ``anneal_every``."""
+    if c.anneal_rate == 0:
+        return c.tau
+    t = (step // c.anneal_every) * c.anneal_every
+    return max(c.tau * math.exp(-c.anneal_rate * t), c.tau_min)
+
+
+@torch.no_grad()
+def evaluate(model: DiscreteVAE, x: np.ndarray, batch_size: int, *, seed: int) -> dict[str, float]:
+    """Mean loss, BCE and KL per image with exact discrete samples.
+
+    Args:
+        model: the VAE.
+        x: float32 images ``[N, D]``.
+        batch_size: evaluation batch size.
+        seed: seed of the sampling noise (fixed, so epochs are comparable).
+
+    Returns:
+        ``loss``, ``bce``, ``kl`` (NaN for an empty split).
+    """
+    if len(x) == 0:
+        return {"loss": math.nan, "bce": math.nan, "kl": math.nan}
+    gen = torch.Generator().manual_seed(seed)
+    sums = np.zeros(3)
+    for start in range(0, len(x), batch_size):
+        xb = torch.from_numpy(x[start : start + batch_size])
+        logits = model.logits(xb)
+        terms = model.loss(xb, model.sample_hard(logits, generator=gen), logits)
+        sums += [float(t.sum()) for t in terms]
+    loss, bce, kl = sums / len(x)
+    return {"loss": loss, "bce": bce, "kl": kl}
+
+
+def _order(n: int, epoch: int, seed: int) -> torch.Tensor:
+    """A permutation that depends on (seed, epoch) only, so a resumed run sees the same batches."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+
+
+def build_model(c: TrainConfig, dim: int) -> DiscreteVAE:
+    """The VAE of a resolved config."""
+    assert c.latent_m is not None and c.latent_n is not None and c.k is not None
+    return DiscreteVAE(
+        dim,
+        c.method,
+        latent_m=c.latent_m,
+        latent_n=c.latent_n,
+        k=c.k,
+        hidden=tuple(c.hidden),
+        tau=c.tau,
+        samples=c.samples,
+        lam=c.lam,
+        beta_step=c.beta_step,
+        target_nnz=c.target_nnz,
+    )
+
+
+def run(config: TrainConfig) -> dict[str, Any]:
+    """Train, evaluate every epoch and write all outputs of one run.
+
+    Returns:
+        The content of ``final.json``, or ``{"stopped_at": epoch}`` when
+        ``stop_after`` ended the run early.
+
+    Raises:
+        CLIError: on bad settings, a bad data file, or a resume problem.
+    """
+    from tqdm.auto import tqdm
+
+    c = config.resolved()
+    _check(c)
+    torch.set_num_threads(c.threads)
+    data = data_mod.load(c.data, c.valid_size)
+    x_train = data.train[: c.max_train]
+    out = Path(c.out)
+    last = out / "last.pt"
+    state = None
+    if c.resume:
+        if not last.is_file():
+            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
+        state = load_checkpoint(last)
+        saved = state["config"]
+        changed = [k for k in _RESUME_KEYS if _norm(saved.get(k)) != _norm(getattr(c, k))]
+        if changed:
+            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
+    elif last.exists() and not c.overwrite:
+        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+
+    torch.manual_seed(c.seed)
+    model = build_model(c, data.dim)
+    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
+    gen = torch.Generator().manual_seed(c.seed)
+    epoch, step, elapsed = 0, 0, 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        epoch, step, elapsed = int(state["epoch"]), int(state["step"]), float(state["elapsed"])
+    conf = json_safe(dataclasses.asdict(c))
+    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
+    log = JsonlLogger(out / "metrics.jsonl", resume_step=epoch if state else None, step_key="epoch")
+    if state is None:
+        print(f"data: {data.describe()}", file=sys.stderr)
+    t0 = time.perf_counter()
+    n_batches = math.ceil(len(x_train) / c.batch_size)
+    bar = tqdm(
+        total=c.epochs * n_batches,
+        initial=epoch * n_batches,
+        desc=c.method,
+        unit="batch",
+        disable=not c.progress,
+        leave=False,
+    )
+    diverged = False
+    with log:
+        while epoch < c.epochs and not diverged:
+            if c.stop_after is not None and epoch >= c.stop_after:
+                bar.close()
+                return {"stopped_at": epoch}
+            epoch += 1
+            sums, seen = np.zeros(2), 0
+            for idx in _order(len(x_train), epoch, c.seed).split(c.batch_size):
+                step += 1
+                model.set_tau(tau_at(c, step))
+                xb = torch.from_numpy(x_train[idx.numpy()])
+                loss = model(xb, generator=gen).loss.mean()
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                with torch.no_grad():  # the tutorial's "unrelaxed" objective, after the step
+                    logits = model.logits(xb)
+                    hard = model.loss(xb, model.sample_hard(logits, generator=gen), logits)
+                sums += [float(loss.detach()) * len(xb), float(hard.loss.sum())]
+                seen += len(xb)
+                bar.update(1)
+            train, train_hard = sums / max(seen, 1)
+            valid = evaluate(model, data.valid, 500, seed=c.seed + 1)
+            test = evaluate(model, data.test, 500, seed=c.seed + 2)
+            rec = {
+                "epoch": epoch,
+                "step": step,
+                "train_loss": math.nan if diverged else train,
+                "train_loss_hard": math.nan if diverged else train_hard,
+                **{f"valid_{k}": v for k, v in valid.items()},
+                **{f"test_{k}": v for k, v in test.items()},
+                "tau": model.tau,
+                "beta": model.beta(),
+                "diverged": diverged,
+                "seconds": round(elapsed + time.perf_counter() - t0, 2),
+            }
+            log.log(rec)
+            bar.set_postfix(test=f"{test['loss']:.2f}")
+            save_checkpoint(
+                last,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "generator": gen.get_state(),
+                    "torch_rng": torch.get_rng_state(),
+                    "epoch": epoch,
+                    "step": step,
+                    "elapsed": elapsed + time.perf_counter() - t0,
+                    "config": conf,
+                },
+            )
+    bar.close()
+    from dvae.plots import finish
+
+    return finish(c, model, data, diverged=diverged)
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple | list) else value
