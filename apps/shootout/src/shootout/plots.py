@@ -15,8 +15,8 @@ import numpy as np
 __all__ = ["heatmap"]
 
 _METRICS = {
-    "cosine": ("cosine", "cosine similarity to the exact gradient", "viridis", (0.0, 1.0)),
-    "logvar": ("total_var", "log10 total variance of one estimate", "magma_r", None),
+    "cosine": ("cosine", "cosine", "cosine similarity to the exact gradient", "viridis"),
+    "logvar": ("total_var", "log10 variance", "log10 total variance of one estimate", "magma_r"),
 }
 
 
@@ -32,7 +32,8 @@ def heatmap(rows: list[dict[str, Any]], path: str | Path, *, metric: str = "cosi
     Returns:
         The path written.
     """
-    key, label, cmap, limits = _METRICS[metric]
+    key, short, label, cmap = _METRICS[metric]
+    limits = (0.0, 1.0) if metric == "cosine" else None
     structures = list(dict.fromkeys(r["structure"] for r in rows))
     estimators = list(dict.fromkeys(r["estimator"] for r in rows))
     grid = np.full((len(structures), len(estimators)), np.nan)
@@ -58,7 +59,7 @@ def heatmap(rows: list[dict[str, Any]], path: str | Path, *, metric: str = "cosi
             ax.text(
                 j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black"
             )
-    fig.colorbar(image, ax=ax, label=label, shrink=0.8)
+    fig.colorbar(image, ax=ax, label=short, shrink=0.8)
     ax.set_title(f"gradient estimator shootout: {label}", fontsize=9)
     fig.tight_layout()
     path = Path(path)

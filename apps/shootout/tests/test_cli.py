@@ -1,0 +1,91 @@
+import json
+
+import pytest
+from shootout.cli import main
+
+
+def run_cli(capsys, *argv):
+    with pytest.raises(SystemExit) as exc:
+        main(list(argv))
+    err = capsys.readouterr().err.strip()
+    return exc.value.code, err
+
+
+def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["--smoke", "--out", str(out), "--no-progress"]) == 0
+    table = (out / "shootout.md").read_text()
+    assert "| structure | estimator | law | cosine |" in table
+    assert "arborescence (n=4) | imle | pam |" in table
+    assert "categorical (n=5) | t-reinforce+ | rg (= pam) |" in table
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert len(rows) == 30 and {r["law"] for r in rows} == {"rg", "pam"}
+    for name in ("heatmap_cosine.png", "heatmap_logvar.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| estimator |" in capsys.readouterr().out
+
+
+def test_resume_reuses_matching_rows(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = [
+        "--smoke",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--structures",
+        "categorical",
+        "--estimators",
+        "t-reinforce,imle",
+    ]
+    assert main(argv) == 0
+    first = (out / "rows.jsonl").read_text()
+    assert main([*argv, "--resume"]) == 0
+    assert (out / "rows.jsonl").read_text() == first  # nothing re-measured
+    assert main([*argv, "--resume", "--seed", "1"]) == 0  # other settings: re-measured
+    assert (out / "rows.jsonl").read_text() != first
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--structures", "grid"], "unknown structure 'grid'"),
+        (["--estimators", "magic"], "unknown estimator 'magic'"),
+        (["--structures", "binary_tree", "--estimators", "imle"], "no estimator of imle"),
+        (["--draws", "1"], "--draws must be >= 2"),
+        (["--jobs", "0"], "--jobs must be >= 1"),
+        (["--tau", "0"], "--tau must be > 0"),
+        (["--draws", "many"], "invalid int value"),
+    ],
+)
+def test_user_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
+    code, err = run_cli(capsys, "--smoke", "--out", str(tmp_path), *argv)
+    assert code == 2
+    assert len(err.splitlines()) == 1 and message in err, err
+
+
+def test_out_is_a_file(tmp_path, capsys):
+    path = tmp_path / "file"
+    path.write_text("x")
+    code, err = run_cli(capsys, "--smoke", "--out", str(path))
+    assert code == 2 and "not a directory" in err
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--draws",
+        "--structures",
+        "--estimators",
+        "--smoke",
+        "--out",
+        "--jobs",
+        "--seed",
+        "--tau",
+        "--warmup",
+        "--reference-samples",
+        "--resume",
+    ):
+        assert flag in text
