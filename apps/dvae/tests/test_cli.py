@@ -1,0 +1,210 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from dvae.cli import build_parser, main
+from dvae.methods import method_names
+from structgrad_app_common import read_jsonl
+
+PNG = b"\x89PNG"
+
+
+def _fail(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("dvae") and ": error: " in err and needle in err, err
+
+
+def test_smoke_train_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    final = json.loads(captured.out)
+    assert "binarised" in captured.err and "binarised" in final["data"]
+    assert final["method"] == "gumbel-softmax" and final["epochs"] == 2
+    for key in ("train_loss", "train_loss_hard", "valid_loss", "test_loss", "test_bce", "test_kl"):
+        assert np.isfinite(final[key]), key
+    assert final["test_loss"] == pytest.approx(final["test_bce"] + final["test_kl"])
+    for name in ("curves.png", "reconstructions.png", "samples.png"):
+        assert (out / name).read_bytes()[:4] == PNG
+    recs = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in recs] == [1, 2]
+    assert {"train_loss", "train_loss_hard", "test_loss", "tau"} <= set(recs[0])
+    assert json.loads((out / "config.json").read_text())["hidden"] == [32, 16]
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+
+
+@pytest.mark.parametrize("method", [m for m in method_names() if m != "gumbel-softmax"])
+def test_smoke_every_method(tmp_path, capsys, method):
+    out = tmp_path / method
+    argv = ["train", "--smoke", "--method", method, "--out", str(out), "--no-progress"]
+    assert main([*argv, "--epochs", "1"]) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert final["method"] == method and np.isfinite(final["test_loss"])
+    assert (out / "samples.png").read_bytes()[:4] == PNG
+    if method.startswith("aimle"):
+        assert final["beta"] > 0  # the adaptive β moved away from 0 and was logged
+        state = torch.load(out / "last.pt", weights_only=True)["model"]
+        assert any(k.endswith("target.beta") for k in state)
+
+
+def test_samples_and_annealing(tmp_path, capsys):
+    out = tmp_path / "s"
+    argv = ["train", "--smoke", "--method", "sst", "--samples", "3", "--out", str(out)]
+    argv += ["--anneal-rate", "0.1", "--anneal-every", "2", "--tau", "2", "--no-progress"]
+    assert main(argv) == 0
+    taus = [r["tau"] for r in read_jsonl(out / "metrics.jsonl")]
+    assert taus[0] < 2 and taus[-1] == pytest.approx(max(2 * np.exp(-0.1 * 8), 0.5))
+    assert (
+        main(
+            [
+                "train",
+                "--smoke",
+                "--method",
+                "imle",
+                "--samples",
+                "2",
+                "--out",
+                str(tmp_path / "i"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+
+
+def test_resume_continues_without_duplicates(tmp_path, capsys):
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    args = ["train", "--smoke", "--no-progress", "--epochs", "3", "--method", "aimle-forward"]
+    assert main([*args, "--out", str(out), "--stop-after", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"stopped_at": 1}
+    assert not (out / "final.json").exists()
+    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
+        f.write(json.dumps({"epoch": 2, "train_loss": 1.0}) + "\n")
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    recs = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in recs] == [1, 2, 3]
+    # The interrupted run ends where an uninterrupted one does (AIMLE's β included).
+    assert main([*args, "--out", str(ref)]) == 0
+    ref_recs = read_jsonl(ref / "metrics.jsonl")
+    for a, b in zip(recs, ref_recs, strict=True):
+        for key in ("train_loss", "test_loss", "beta"):
+            assert a[key] == pytest.approx(b[key], rel=1e-5), key
+    capsys.readouterr()
+    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
+    _fail(capsys, [*args, "--out", str(out), "--resume", "--lr", "0.01"], "settings differ")
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    out = str(tmp_path / "x")
+    _fail(capsys, ["train", "--smoke", "--out", out, "--resume"], "no checkpoint")
+    _fail(capsys, ["train", "--smoke", "--out", out, "--method", "magic"], "unknown method")
+    _fail(
+        capsys,
+        ["train", "--smoke", "--out", out, "--data", str(tmp_path / "no.npz")],
+        "no such file",
+    )
+    (tmp_path / "bad.npz").write_text("nope")
+    _fail(
+        capsys,
+        ["train", "--smoke", "--out", out, "--data", str(tmp_path / "bad.npz")],
+        "cannot read",
+    )
+    _fail(capsys, ["train", "--smoke", "--out", out, "--method", "sst", "--k", "20"], "--k must")
+    _fail(capsys, ["train", "--smoke", "--out", out, "--k", "3"], "k-subset methods only")
+    _fail(
+        capsys,
+        ["train", "--smoke", "--out", out, "--method", "imle", "--anneal-rate", "1e-3"],
+        "noise temperature",
+    )
+    _fail(capsys, ["train", "--smoke", "--out", out, "--tau", "0"], "--tau must be > 0")
+    _fail(capsys, ["train", "--smoke", "--out", out, "--epochs", "0"], "must be >= 1")
+    _fail(capsys, ["train", "--smoke", "--out", out, "--hidden", "a,b"], "sizes")
+    _fail(capsys, ["train", "--out", out, "--resume", "--overwrite"], "exclude")
+    _fail(capsys, ["sweep", "--smoke", "--out", out, "--methods", "nope"], "unknown method")
+    _fail(capsys, ["sweep", "--smoke", "--out", out, "--valid-size", "0"], "--valid-size")
+    _fail(capsys, ["sweep", "--smoke", "--out", out, "--lr-range", "1,0.1"], "bad search range")
+    _fail(capsys, ["frobnicate"], "invalid choice")
+
+
+def test_mnist_npz_smoke(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    path = tmp_path / "mnist.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (60, 28, 28), dtype=np.uint8),
+        x_test=rng.integers(0, 256, (20, 784), dtype=np.uint8),
+    )
+    out = tmp_path / "m"
+    assert (
+        main(
+            [
+                "train",
+                "--smoke",
+                "--data",
+                str(path),
+                "--method",
+                "st",
+                "--out",
+                str(out),
+                "--batch-size",
+                "20",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    final = json.loads(capsys.readouterr().out)
+    assert "28x28" in final["data"] and "grey levels" in final["data"]
+    assert final["valid_loss"] is None  # no validation split by default for MNIST
+    assert (out / "reconstructions.png").read_bytes()[:4] == PNG
+
+
+def test_sweep_smoke(tmp_path, capsys):
+    out = tmp_path / "sw"
+    argv = [
+        "sweep",
+        "--smoke",
+        "--methods",
+        "gumbel-softmax",
+        "imle",
+        "--trials",
+        "2",
+        "--seeds",
+        "0",
+        "1",
+        "--epochs",
+        "1",
+        "--n-jobs",
+        "1",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "| gumbel-softmax |" in text and "| imle |" in text and "±" in text
+    assert (out / "table.md").is_file() and len(read_jsonl(out / "sweep.jsonl")) == 8
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["method"] for r in summary] == ["gumbel-softmax", "imle"]
+    assert all(r["n"] == 2 for r in summary)
+
+
+def test_help_explains_every_flag():
+    parser = build_parser()
+    for sub in parser._subparsers._group_actions[0].choices.values():
+        for action in sub._actions:
+            assert action.help, (sub.prog, action.dest)
+    res = subprocess.run(
+        [sys.executable, "-m", "dvae", "train", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--resume" in res.stdout and "aimle-central" in res.stdout
