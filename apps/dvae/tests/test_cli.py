@@ -194,6 +194,10 @@ def test_sweep_smoke(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert [r["method"] for r in summary] == ["gumbel-softmax", "imle"]
     assert all(r["n"] == 2 for r in summary)
+    assert main(["epochs", str(out / "imle" / "trial1")]) == 0
+    table = capsys.readouterr().out
+    assert "| epoch |" in table and "test (2 seeds)" in table and "\n| 1 |" in table
+    _fail(capsys, ["epochs", str(tmp_path)], "no seed*/metrics.jsonl")
 
 
 def test_help_explains_every_flag():

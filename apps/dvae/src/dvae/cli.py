@@ -1,4 +1,4 @@
-"""Command line: ``python -m dvae {train,sweep} ...``.
+"""Command line: ``python -m dvae {train,sweep,epochs} ...``.
 
 Every user error (missing or malformed data file, unknown method, impossible
 flag combination, ``--resume`` without a checkpoint) is one line on stderr and
@@ -207,6 +207,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_epochs(args: argparse.Namespace) -> int:
+    """Print the per-epoch table of a folder of seed runs."""
+    from dvae.sweep import epoch_table
+
+    for folder in args.folders:
+        print(f"{folder}\n\n{epoch_table(folder, every=args.every)}\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = ArgumentParser(
@@ -258,6 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, lr=1e-3, tau=1.0, seed=0)
+    p = sub.add_parser(
+        "epochs",
+        help="per-epoch losses (mean ± SE over seeds) of sweep trial folders",
+        description="Markdown table per folder of seed*/metrics.jsonl runs (e.g. "
+        "runs/sweep/st/trial0): training objective, unrelaxed training loss, test loss.",
+    )
+    p.add_argument("folders", nargs="+", help="folders holding seed*/metrics.jsonl")
+    p.add_argument("--every", type=_positive_int, default=1, help="show every N-th epoch (1)")
+    p.set_defaults(func=cmd_epochs)
     return parser
 
 

@@ -146,3 +146,34 @@ def run_sweep(
     atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
     atomic_write_text(out / "table.md", table + "\n")
     return records, table
+
+
+def epoch_table(folder: str | Path, *, every: int = 1) -> str:
+    """Per-epoch mean ± SE over the seed runs ``<folder>/seed*/metrics.jsonl``.
+
+    Args:
+        folder: a trial folder of a sweep (or any folder of ``seed*`` runs).
+        every: keep every ``every``-th epoch (and the last).
+
+    Returns:
+        A markdown table: epoch, training objective, unrelaxed training loss, test loss.
+
+    Raises:
+        CLIError: if the folder holds no run logs.
+    """
+    from structgrad_app_common import mean_se, read_jsonl
+
+    logs = [read_jsonl(p) for p in sorted(Path(folder).glob("seed*/metrics.jsonl"))]
+    logs = [log for log in logs if log]
+    if not logs:
+        raise CLIError(f"{str(folder)!r} holds no seed*/metrics.jsonl run logs")
+    last = min(len(log) for log in logs)
+    keys = ("train_loss", "train_loss_hard", "test_loss")
+    lines = []
+    for e in range(last):
+        if (e + 1) % every and e + 1 != last:
+            continue
+        cells = [format_mean_se(*mean_se(log[e][k] for log in logs)[:2], 4) for k in keys]
+        lines.append([e + 1, *cells])
+    headers = ["epoch", "train (objective)", "train (unrelaxed)", f"test ({len(logs)} seeds)"]
+    return markdown_table(headers, lines)
