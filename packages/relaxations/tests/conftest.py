@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -5,8 +7,10 @@ import structgrad.relaxations as relaxations
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    # Tests must exercise the installed distribution, not the source tree.
-    assert "site-packages" in relaxations.__file__, relaxations.__file__
+    # Tests must exercise the installed distribution, not the source tree
+    # (STRUCTGRAD_DEV=1 allows an editable install during development).
+    if os.environ.get("STRUCTGRAD_DEV") != "1":
+        assert "site-packages" in relaxations.__file__, relaxations.__file__
 
 
 @pytest.fixture(autouse=True)

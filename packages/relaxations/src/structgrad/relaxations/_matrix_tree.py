@@ -3,7 +3,7 @@
 Kirchhoff's Matrix-Tree theorem gives the partition function as a determinant
 of a Laplacian minor; the marginals ``∂ log Z / ∂ θ`` are closed-form in its
 inverse. Everything is batched torch, log-potentials are max-shifted before
-``exp``, and the backward pass is autograd through the same operations.
+``exp``, and the backward pass is closed-form (see ``_laplacian``).
 
 References:
     Koo, Globerson, Carreras and Collins, "Structured Prediction Models via the
@@ -19,6 +19,7 @@ import math
 import torch
 from torch import Tensor
 
+from ._laplacian import directed_marginals
 from ._tree_clip import bottleneck_clip
 from ._utils import check_square, clip_range, default_max_range
 
@@ -56,7 +57,9 @@ def _inverse(matrix: Tensor, what: str) -> Tensor:
 
 
 def _check_finite(out: Tensor, what: str) -> Tensor:
-    if not torch.isfinite(out).all():
+    # One reduction first: NaN or inf anywhere makes the per-graph sums non-finite
+    # (marginals are bounded by 1, so the sums cannot overflow).
+    if not torch.isfinite(out.sum(dim=(-2, -1))).all():
         raise ValueError(f"{what}: the finite-score edges do not connect every graph")
     return out
 
@@ -104,30 +107,25 @@ def spanning_tree_marginals(
     # Max shift: exp(w - c) <= 1; the shift only rescales Z, not the marginals.
     top = w.amax(dim=(-2, -1), keepdim=True).detach()
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    weight = torch.exp(w - top)
-    weight = weight + weight.transpose(-1, -2)  # [..., n, n] symmetric
-    laplacian = torch.diag_embed(weight.sum(-1)) - weight
-    # Deleting vertex 0 (Kirchhoff) = replacing its row and column by the identity;
-    # vertices outside the graph get identity rows too: the determinant is unchanged.
-    fixed = torch.diag_embed(~inside)
-    fixed[..., 0, :] = True
-    fixed[..., :, 0] = True
-    eye = torch.eye(n, dtype=scores.dtype, device=scores.device)
-    inv = _inverse(torch.where(fixed, eye, laplacian), "spanning_tree_marginals")
-    keep = ~torch.diagonal(fixed, dim1=-2, dim2=-1)
-    inv = inv * (keep.unsqueeze(-1) & keep.unsqueeze(-2))  # L⁻¹ of the minor, 0 elsewhere
-    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
-    # ∂ log det / ∂ w_ij = L⁻¹_ii + L⁻¹_jj - 2 L⁻¹_ij (terms with vertex 0 vanish);
-    # grouped so that the result is exactly symmetric in floating point.
-    resistance = (diag.unsqueeze(-1) + diag.unsqueeze(-2)) - (inv + inv.transpose(-1, -2))
-    return _check_finite(weight * resistance, "spanning_tree_marginals").to(out_dtype)
+    upper_a = w - top
+    # Both directions of an edge carry its potential: the in-degree Laplacian of
+    # this symmetric graph is the undirected one, and the edge marginal is the
+    # sum of the two directed marginals (exactly symmetric in floating point).
+    sym = torch.where(upper, upper_a, upper_a.transpose(-1, -2))
+    # Deleting vertex 0 (Kirchhoff); vertices outside the graph are deleted too.
+    removed = ~inside
+    removed[..., 0] = True
+    directed = directed_marginals(sym, removed)
+    return _check_finite(directed + directed.transpose(-1, -2), "spanning_tree_marginals").to(
+        out_dtype
+    )
 
 
 def _spread(w: Tensor) -> float:
     """Largest (max - min) of the finite entries of any graph in the batch."""
-    finite = torch.isfinite(w)
-    hi = torch.where(finite, w, -torch.inf).amax(dim=(-2, -1))
-    lo = torch.where(finite, w, torch.inf).amin(dim=(-2, -1))
+    # Scores were checked: the only non-finite entries are -inf.
+    hi = w.amax(dim=(-2, -1))
+    lo = w.masked_fill(w == -torch.inf, torch.inf).amin(dim=(-2, -1))
     gap = torch.where(torch.isfinite(hi), hi - lo, torch.zeros_like(hi))
     return float(gap.max().detach()) if gap.numel() else 0.0
 
@@ -152,22 +150,12 @@ def _directed(
     stacked = clip_range(stacked, max_range, dims=(-2,))
     top = stacked.amax(dim=-2, keepdim=True).detach()
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    weight = torch.exp(stacked - top)
-    edge_w = weight[..., :n, :]
-    laplacian = torch.diag_embed(edge_w.sum(-2)) - edge_w  # column j: in-edges of j
-    if root_weight is not None:
-        laplacian = laplacian + torch.diag_embed(weight[..., n, :])
-    laplacian = laplacian + torch.diag_embed((~inside).to(scores.dtype))
-    keep = [v for v in range(n) if root_weight is not None or v != root]
-    index = torch.tensor(keep, device=scores.device)
-    inv = torch.zeros_like(laplacian)
-    reduced = laplacian.index_select(-2, index).index_select(-1, index)
-    inv[..., index.unsqueeze(-1), index] = _inverse(reduced, "arborescence_marginals")
-    diag = torch.diagonal(inv, dim1=-2, dim2=-1)
-    # ∂ log det / ∂ w_ij = L⁻¹_jj - L⁻¹_ji (the second term vanishes for the root).
-    marginals = edge_w * (diag.unsqueeze(-2) - inv.transpose(-1, -2))
-    roots = None if root_weight is None else weight[..., n, :] * diag
-    return marginals, roots
+    removed = ~inside
+    if root_weight is None:
+        removed = removed.clone()
+        removed[..., root] = True
+    mu = directed_marginals(stacked - top, removed)
+    return mu[..., :n, :], None if root_weight is None else mu[..., n, :]
 
 
 def arborescence_marginals(

@@ -88,6 +88,12 @@ def clip_range(w: Tensor, max_range: float | None, dims: tuple[int, ...]) -> Ten
     if limit == float("inf"):
         return w
     top = w.amax(dim=dims, keepdim=True)
+    bottom = (
+        w.detach().masked_fill(w.detach() == -torch.inf, torch.inf).amin(dim=dims, keepdim=True)
+    )
+    if not bool(((top.detach() - bottom) > limit).any()):
+        # Nothing would be raised (and no gradient rerouted): skip the clip.
+        return w
     top = torch.where(torch.isneginf(top), torch.zeros_like(top), top)
     floor = top - limit
     return torch.where(torch.isneginf(w), w, torch.maximum(w, floor))
