@@ -48,7 +48,7 @@ def parser() -> ArgumentParser:
         "--draws",
         type=int,
         default=None,
-        help="independent single estimates per pair (default 5000; 200 with --smoke)",
+        help=f"independent single estimates per pair (default {Config().draws}; 200 with --smoke)",
     )
     p.add_argument(
         "--structures",
@@ -131,7 +131,7 @@ def parser() -> ArgumentParser:
 def _config(args: Any) -> Config:
     smoke = args.smoke
     config = Config(
-        draws=args.draws if args.draws is not None else (200 if smoke else 5000),
+        draws=args.draws if args.draws is not None else (200 if smoke else Config().draws),
         seed=args.seed,
         tau=args.tau,
         warmup=args.warmup if args.warmup is not None else (5 if smoke else 200),
