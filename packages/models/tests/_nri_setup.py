@@ -21,7 +21,11 @@ def options_for(structure: str, method: str) -> dict[str, Any]:
     if method == "aimle":
         opts["difference"] = "central"
     if method == "relax":
-        shapes = {"categorical": (2,), "k_subset": (N_NODES * (N_NODES - 1) // 2,)}
+        shapes = {
+            "categorical": (2,),
+            "k_subset": (N_NODES * (N_NODES - 1) // 2,),
+            "binary_tree": (N_NODES,),
+        }
         opts["event_shape"] = shapes.get(structure, (N_NODES, N_NODES))
     return opts
 
@@ -39,7 +43,9 @@ def to_structure(structure: str, logits: Tensor) -> Tensor:
         return nri.matrix_to_upper(nri.symmetrize(m))  # [B, n(n-1)/2]
     if structure == "spanning_tree":
         return nri.symmetrize(m)
-    return m  # arborescence, edges
+    if structure == "binary_tree":
+        return m.sum(-1)  # [B, n]: one score per node of the sequence
+    return m  # arborescence, matching, edges
 
 
 def to_rel_type(structure: str, z: Tensor) -> Tensor:

@@ -7,11 +7,27 @@ from structgrad.models import METHODS, LatentLayer, latent, map_sample
 from ._nri_setup import train_step
 
 PAIRS = [(s, m) for s, methods in METHODS.items() for m in methods]
-SCORE = {"reinforce", "nvil", "t-reinforce+", "relax"}
+SCORE = {
+    "reinforce",
+    "nvil",
+    "e-reinforce",
+    "t-reinforce",
+    "e-reinforce+",
+    "t-reinforce+",
+    "relax",
+}
 
 
 def test_registry_shape() -> None:
-    assert set(METHODS) == {"spanning_tree", "k_subset", "arborescence", "categorical", "edges"}
+    assert set(METHODS) == {
+        "spanning_tree",
+        "k_subset",
+        "arborescence",
+        "categorical",
+        "matching",
+        "binary_tree",
+        "edges",
+    }
     for structure in ("spanning_tree", "k_subset"):
         assert {"sst", "st-sst", "imle", "aimle"} <= set(METHODS[structure])
     assert {"gumbel-softmax", "st"} <= set(METHODS["categorical"])

@@ -22,17 +22,15 @@ METHODS: dict[str, tuple[str, ...]] = {
         "k_subset": (*_SST, *_SOLVER_METHODS),
         "arborescence": (*_SST, *_SOLVER_METHODS),
         "categorical": ("gumbel-softmax", "st", *_SOLVER_METHODS),
+        "matching": _SOLVER_METHODS,
+        "binary_tree": (),
         "edges": ("indep",),
     }.items()
 }
 
 _HINTS = {
-    "binary_tree": "its solution does not live in the space of its scores; no pathwise method "
-    "applies here (use the score-function estimators of structgrad.estimators directly)",
     "grid_path": "shortest paths have no latent-layer method here; use "
     "structgrad.estimators.imle('grid_path') or aimle directly",
-    "matching": "matchings have no latent-layer method here; use structgrad.relaxations."
-    "gumbel_sinkhorn or structgrad.estimators.imle('matching') directly",
 }
 
 

@@ -3,28 +3,24 @@
 The estimators live in :mod:`structgrad.estimators` (``ScoreFunction``,
 ``RELAX``); this module only names the configurations and adapts them to the
 :class:`LatentLayer` interface. The methods are offered for the structures
-whose recursive Gumbel-max trace the estimators support, and only when those
-classes exist in the installed ``structgrad-estimators``.
+whose recursive Gumbel-max trace the estimators support.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from structgrad.estimators import RECURSIVE_STRUCTURES, RELAX, ScoreFunction
+
 from ._layer import LatentLayer
 
 __all__ = ["SCORE_DEFAULTS", "SCORE_METHODS", "ScoreLayer"]
 
-_est = importlib.import_module("structgrad.estimators")
-_SCORE_FUNCTION: Any = getattr(_est, "ScoreFunction", None)
-_RELAX: Any = getattr(_est, "RELAX", None)
-_TRACEABLE: tuple[str, ...] = tuple(getattr(_est, "RECURSIVE_STRUCTURES", ()))
-
-_EVENT_DIMS = {"categorical": 1, "k_subset": 1, "spanning_tree": 2, "arborescence": 2}
+# Event dims of the *sample* (a binary tree's sample is its [n, n] adjacency).
+_SAMPLE_DIMS = {"categorical": 1, "k_subset": 1, "binary_tree": 2}
 
 #: Method name → the ``ScoreFunction`` options it stands for (user options override).
 SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -32,23 +28,19 @@ SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reinforce": {"score": "noise", "baseline": "ema"},
     # NVIL: the same score with a learned, input-dependent baseline passed to attach.
     "nvil": {"score": "noise", "baseline": "nvil"},
-    # T-REINFORCE+: trace log-probability with the leave-one-out baseline over K samples.
+    # Struminsky et al.'s estimators: score of the noise (E) or of the trace (T),
+    # without a baseline or with the leave-one-out baseline over K samples ("+").
+    "e-reinforce": {"score": "noise"},
+    "t-reinforce": {"score": "trace"},
+    "e-reinforce+": {"score": "noise", "baseline": "loo", "samples": 3},
     "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 3},
 }
 
-
-def _methods() -> dict[str, tuple[str, ...]]:
-    names: tuple[str, ...] = ()
-    if _SCORE_FUNCTION is not None:
-        names += tuple(SCORE_DEFAULTS)
-    if _RELAX is not None:
-        names += ("relax",)
-    structures = ("spanning_tree", "k_subset", "arborescence", "categorical")
-    return {s: names for s in structures if s in _TRACEABLE and names}
-
-
-#: Structure → the score-function methods available for it in this installation.
-SCORE_METHODS: dict[str, tuple[str, ...]] = _methods()
+#: Structure → the score-function methods for it: every structure with a
+#: recursive Gumbel-max trace.
+SCORE_METHODS: dict[str, tuple[str, ...]] = dict.fromkeys(
+    RECURSIVE_STRUCTURES, (*SCORE_DEFAULTS, "relax")
+)
 
 
 class ScoreLayer(LatentLayer):
@@ -62,7 +54,7 @@ class ScoreLayer(LatentLayer):
 
     Args:
         structure: a structure with a recursive Gumbel-max trace.
-        method: ``reinforce``, ``nvil``, ``t-reinforce+`` or ``relax``.
+        method: a key of :data:`SCORE_DEFAULTS` or ``relax``.
         **options: estimator options (``samples``, ``baseline``, ``score``,
             ``ema_decay``, ``k``, ...); ``relax`` needs ``event_shape`` (the
             default critic's input, e.g. ``(n, n)``) or a ``critic``.
@@ -86,14 +78,14 @@ class ScoreLayer(LatentLayer):
         # Any: the estimator's attach is not visible through nn.Module's __getattr__.
         self.estimator: Any
         if method == "relax":
-            self.estimator = _RELAX(structure, **options)
+            self.estimator = RELAX(structure, **options)
         else:
-            self.estimator = _SCORE_FUNCTION(structure, **{**SCORE_DEFAULTS[method], **options})
+            self.estimator = ScoreFunction(structure, **{**SCORE_DEFAULTS[method], **options})
 
     def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """A detached sample ``[*batch, *event]`` (``[K, *batch, *event]`` with ``samples=K``)."""
         out: Tensor = self.estimator(logits, generator=generator)
-        self._rows = out.shape[: out.ndim - _EVENT_DIMS[self.structure]]
+        self._rows = out.shape[: out.ndim - _SAMPLE_DIMS.get(self.structure, 2)]
         return out
 
     def attach(self, loss: Tensor, *, baseline: Tensor | None = None) -> Tensor:
