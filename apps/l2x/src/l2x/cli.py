@@ -47,7 +47,9 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     d.add_argument("--data", help="beer only: folder with the BeerAdvocate files (see README)")
     d.add_argument("--aspect", type=int, default=1, help="beer: rating column / aspect (1, aroma)")
     d.add_argument("--max-len", type=_positive, default=350, help="beer: tokens per review (350)")
-    d.add_argument("--num-train", type=_positive, default=50_000, help="synthetic train size (50000)")
+    d.add_argument(
+        "--num-train", type=_positive, default=50_000, help="synthetic train size (50000)"
+    )
     d.add_argument("--num-valid", type=_positive, default=5_000, help="synthetic valid size (5000)")
     d.add_argument("--num-test", type=_positive, default=10_000, help="synthetic test size (10000)")
     d.add_argument("--data-seed", type=int, default=0, help="synthetic data seed (0)")
@@ -65,11 +67,15 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     m.add_argument("--lam", type=float, help="λ of imle and blackbox (10)")
     m.add_argument("--aimle-difference", choices=("forward", "central"),
                    help="AIMLE finite difference (central)")  # fmt: skip
-    m.add_argument("--num-samples", type=_positive, help="samples per input (score-function methods)")
+    m.add_argument(
+        "--num-samples", type=_positive, help="samples per input (score-function methods)"
+    )
     r = p.add_argument_group("run")
     r.add_argument("--epochs", type=_positive, default=10, help="training epochs (10)")
     r.add_argument("--batch-size", type=_positive, default=100, help="batch size (100)")
-    r.add_argument("--eval-batch-size", type=_positive, default=1000, help="evaluation batch (1000)")
+    r.add_argument(
+        "--eval-batch-size", type=_positive, default=1000, help="evaluation batch (1000)"
+    )
     r.add_argument("--threads", type=_positive, default=1, help="torch threads per run (1)")
     r.add_argument("--smoke", action="store_true",
                    help="seconds-long run: 256/64/128 synthetic instances, 2 epochs, batch 64")  # fmt: skip

@@ -141,7 +141,9 @@ class Selector(nn.Module):
         self.spec = spec
         # The relaxations have no state; the latent layers keep theirs (AIMLE's β,
         # baselines, RELAX critic) in this module's state_dict.
-        self.layer = None if spec.name in RELAXATIONS else latent("k_subset", spec.name, **spec.options)
+        self.layer = (
+            None if spec.name in RELAXATIONS else latent("k_subset", spec.name, **spec.options)
+        )
 
     def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Sample a (relaxed) k-subset of the last dim of ``logits`` ``[*batch, n]``."""

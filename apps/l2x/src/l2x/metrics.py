@@ -55,9 +55,7 @@ def selection_frequency(selection: np.ndarray) -> np.ndarray:
     return (selection > 0.5).mean(axis=0)
 
 
-def subset_precision(
-    selection: np.ndarray, tokens: np.ndarray, spans: np.ndarray, k: int
-) -> float:
+def subset_precision(selection: np.ndarray, tokens: np.ndarray, spans: np.ndarray, k: int) -> float:
     """The BeerAdvocate subset precision of Chen et al. / the I-MLE code (a fraction).
 
     Args:

@@ -79,7 +79,13 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
             lines.append([r["task"], r["method"], "", "", 0, *["failed"] * (len(headers) - 5)])
             continue
         tau = r["tau"] if r["tau"] is not None else DEFAULT_TAU.get(r["method"])
-        line = [r["task"], r["method"], f"{r['lr']:.3g}", "" if tau is None else f"{tau:.3g}", r["n"]]
+        line = [
+            r["task"],
+            r["method"],
+            f"{r['lr']:.3g}",
+            "" if tau is None else f"{tau:.3g}",
+            r["n"],
+        ]
         if synth:
             line += [format_mean_se(r[f"{m}_mean"], r[f"{m}_se"]) for m in SYNTH]
         if beer:
@@ -137,7 +143,9 @@ def run_sweep(
     except (ValueError, KeyError) as err:  # joblib: unknown backend name
         raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
     out = Path(base.out)
-    atomic_write_text(out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records))
+    atomic_write_text(
+        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
+    )
     rows, table = summarize(records)
     atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
     atomic_write_text(out / "table.md", table + "\n")

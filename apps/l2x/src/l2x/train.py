@@ -159,7 +159,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
         epoch, best, elapsed = int(state["epoch"]), float(state["best"]), float(state["elapsed"])
     conf = dataclasses.asdict(config)
     atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
-    log = JsonlLogger(out / "metrics.jsonl", resume_step=epoch if state is not None else None, step_key="epoch")
+    log = JsonlLogger(
+        out / "metrics.jsonl", resume_step=epoch if state is not None else None, step_key="epoch"
+    )
     x_train, y_train = task.splits["train"]
     t0 = time.perf_counter()
     diverged = False
@@ -234,7 +236,9 @@ def finish(
     if task.is_synthetic:
         truth = task.extra["test_relevant"].mean(axis=0)
         paths["selection"] = str(
-            plots.plot_selection(test["frequency"], truth, out / "selection.png", title=_title(config))
+            plots.plot_selection(
+                test["frequency"], truth, out / "selection.png", title=_title(config)
+            )
         )
     final = {
         "task": config.task,
