@@ -42,8 +42,9 @@ def _range(text: str) -> tuple[float, float]:
 def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     d = p.add_argument_group("data")
     if not sweep:
-        d.add_argument("--task", default="orange_skin",
-                       help=f"task (orange_skin); one of: {', '.join(TASKS)}")  # fmt: skip
+        d.add_argument(
+            "--task", default="orange_skin", help=f"task (orange_skin); one of: {', '.join(TASKS)}"
+        )
     d.add_argument("--data", help="beer only: folder with the BeerAdvocate files (see README)")
     d.add_argument("--aspect", type=int, default=1, help="beer: rating column / aspect (1, aroma)")
     d.add_argument("--max-len", type=_positive, default=350, help="beer: tokens per review (350)")
@@ -55,18 +56,30 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     d.add_argument("--data-seed", type=int, default=0, help="synthetic data seed (0)")
     m = p.add_argument_group("method")
     if not sweep:
-        m.add_argument("--method", default="sst",
-                       help=f"k-subset method (sst); one of: {', '.join(method_names())}")  # fmt: skip
-        m.add_argument("--tau", type=float,
-                       help="relaxation or noise temperature (default per method, see README)")  # fmt: skip
+        m.add_argument(
+            "--method",
+            default="sst",
+            help=f"k-subset method (sst); one of: {', '.join(method_names())}",
+        )
+        m.add_argument(
+            "--tau",
+            type=float,
+            help="relaxation or noise temperature (default per method, see README)",
+        )
         m.add_argument("--seed", type=int, default=0, help="training seed (0)")
         m.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
-    m.add_argument("--k", type=_positive,
-                   help="features / tokens to select (task default: xor 2, orange_skin 4, "
-                        "nonlinear_additive 4, switch 5, beer 10)")  # fmt: skip
+    m.add_argument(
+        "--k",
+        type=_positive,
+        help="features / tokens to select (task default: xor 2, orange_skin 4, "
+        "nonlinear_additive 4, switch 5, beer 10)",
+    )
     m.add_argument("--lam", type=float, help="λ of imle and blackbox (10)")
-    m.add_argument("--aimle-difference", choices=("forward", "central"),
-                   help="AIMLE finite difference (central)")  # fmt: skip
+    m.add_argument(
+        "--aimle-difference",
+        choices=("forward", "central"),
+        help="AIMLE finite difference (central)",
+    )
     m.add_argument(
         "--num-samples", type=_positive, help="samples per input (score-function methods)"
     )
@@ -77,15 +90,24 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         "--eval-batch-size", type=_positive, default=1000, help="evaluation batch (1000)"
     )
     r.add_argument("--threads", type=_positive, default=1, help="torch threads per run (1)")
-    r.add_argument("--smoke", action="store_true",
-                   help="seconds-long run: 256/64/128 synthetic instances, 2 epochs, batch 64")  # fmt: skip
+    r.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds-long run: 256/64/128 synthetic instances, 2 epochs, batch 64",
+    )
     if not sweep:
         r.add_argument("--out", help="output folder (default runs/<task>-<method>-seed<seed>)")
-        r.add_argument("--resume", action="store_true",
-                       help="continue from <out>/last.pt (the JSONL is cut back to its epoch)")  # fmt: skip
+        r.add_argument(
+            "--resume",
+            action="store_true",
+            help="continue from <out>/last.pt (the JSONL is cut back to its epoch)",
+        )
         r.add_argument("--overwrite", action="store_true", help="start afresh if <out> holds a run")
-        r.add_argument("--stop-after", type=_positive,
-                       help="stop (checkpointed, as if killed) after this many epochs")  # fmt: skip
+        r.add_argument(
+            "--stop-after",
+            type=_positive,
+            help="stop (checkpointed, as if killed) after this many epochs",
+        )
         r.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
 
 
@@ -144,14 +166,23 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     base = _config(argparse.Namespace(**vars(args), task=args.tasks[0], method="sst"), args.out)
     base = dataclasses.replace(base, overwrite=True, progress=False)
     records, table = run_sweep(
-        base, args.tasks, args.methods, trials=args.trials, seeds=args.seeds,
-        lr_range=args.lr_range, tau_range=args.tau_range, search_seed=args.search_seed,
-        n_jobs=args.n_jobs, backend=args.backend,
-    )  # fmt: skip
+        base,
+        args.tasks,
+        args.methods,
+        trials=args.trials,
+        seeds=args.seeds,
+        lr_range=args.lr_range,
+        tau_range=args.tau_range,
+        search_seed=args.search_seed,
+        n_jobs=args.n_jobs,
+        backend=args.backend,
+    )
     for r in records:
         if "error" in r:
-            print(f"failed: {r['task']} {r['method']} trial {r['trial']} seed {r['seed']}: "
-                  f"{r['error']}")  # fmt: skip
+            print(
+                f"failed: {r['task']} {r['method']} trial {r['trial']} seed {r['seed']}: "
+                f"{r['error']}"
+            )
     print(table)
     print(f"\ntable: {Path(args.out) / 'table.md'}")
     return 0
@@ -165,42 +196,67 @@ def build_parser() -> argparse.ArgumentParser:
         "structgrad: synthetic tasks and BeerAdvocate.",
     )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    p = sub.add_parser("train", help="train and test one method on one task",
-                       description="Writes metrics.jsonl (one record per epoch), last.pt, "
-                       "best.pt, config.json, final.json, curves.png and, for synthetic "
-                       "tasks, selection.png in --out.")  # fmt: skip
+    p = sub.add_parser(
+        "train",
+        help="train and test one method on one task",
+        description="Writes metrics.jsonl (one record per epoch), last.pt, "
+        "best.pt, config.json, final.json, curves.png and, for synthetic "
+        "tasks, selection.png in --out.",
+    )
     _add_common(p, sweep=False)
     p.set_defaults(func=cmd_train)
-    p = sub.add_parser("eval", help="score a trained run on validation and test",
-                       description="Rebuilds the run's data from its config.json (beer: "
-                       "--data may point to the folder's new place) and prints JSON.")  # fmt: skip
+    p = sub.add_parser(
+        "eval",
+        help="score a trained run on validation and test",
+        description="Rebuilds the run's data from its config.json (beer: "
+        "--data may point to the folder's new place) and prints JSON.",
+    )
     p.add_argument("--run", required=True, help="a folder written by 'train'")
-    p.add_argument("--checkpoint", choices=("best", "last"), default="best",
-                   help="which checkpoint (best: lowest validation loss)")  # fmt: skip
+    p.add_argument(
+        "--checkpoint",
+        choices=("best", "last"),
+        default="best",
+        help="which checkpoint (best: lowest validation loss)",
+    )
     p.add_argument("--data", help="beer: BeerAdvocate folder (default: the one of the run)")
     p.add_argument("--eval-batch-size", type=_positive, default=1000, help="batch size (1000)")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser("sweep", help="random search and seeds over tasks x methods (joblib)",
-                       description="For every (task, method), --trials settings (lr log-uniform, τ "
-                       "log-uniform if --tau-range) are trained with every seed; the best "
-                       "setting by mean validation loss is reported as test mean ± standard "
-                       "error. A LOW=HIGH range fixes a value (a plain multi-seed comparison). "
-                       "Writes sweep.jsonl, summary.json and table.md in --out.")  # fmt: skip
+    p = sub.add_parser(
+        "sweep",
+        help="random search and seeds over tasks x methods (joblib)",
+        description="For every (task, method), --trials settings (lr log-uniform, τ "
+        "log-uniform if --tau-range) are trained with every seed; the best "
+        "setting by mean validation loss is reported as test mean ± standard "
+        "error. A LOW=HIGH range fixes a value (a plain multi-seed comparison). "
+        "Writes sweep.jsonl, summary.json and table.md in --out.",
+    )
     p.add_argument("--tasks", nargs="+", default=["orange_skin"], help="tasks (orange_skin)")
-    p.add_argument("--methods", nargs="+", default=["sst", "imle", "aimle", "ste"],
-                   help="methods (sst imle aimle ste)")  # fmt: skip
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        default=["sst", "imle", "aimle", "ste"],
+        help="methods (sst imle aimle ste)",
+    )
     p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
     p.add_argument("--trials", type=_positive, default=8, help="settings drawn per method (8)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
-    p.add_argument("--lr-range", type=_range, default=(3e-4, 3e-3),
-                   help="log-uniform lr bounds LOW,HIGH (3e-4,3e-3; LOW=HIGH fixes it)")  # fmt: skip
-    p.add_argument("--tau-range", type=_range,
-                   help="log-uniform τ bounds LOW,HIGH (default: each method's τ)")  # fmt: skip
+    p.add_argument(
+        "--lr-range",
+        type=_range,
+        default=(3e-4, 3e-3),
+        help="log-uniform lr bounds LOW,HIGH (3e-4,3e-3; LOW=HIGH fixes it)",
+    )
+    p.add_argument(
+        "--tau-range", type=_range, help="log-uniform τ bounds LOW,HIGH (default: each method's τ)"
+    )
     p.add_argument("--search-seed", type=int, default=0, help="seed of the search (0)")
     p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1 all cores)")
-    p.add_argument("--backend", default="loky",
-                   help="joblib backend: loky, multiprocessing, threading, or a registered "
-                        "one such as dask / ray (loky)")  # fmt: skip
+    p.add_argument(
+        "--backend",
+        default="loky",
+        help="joblib backend: loky, multiprocessing, threading, or a registered "
+        "one such as dask / ray (loky)",
+    )
     _add_common(p, sweep=True)
     p.set_defaults(func=cmd_sweep)
     return parser

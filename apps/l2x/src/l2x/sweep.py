@@ -41,8 +41,14 @@ def run_trial(**config: Any) -> dict[str, Any]:
     """Train one configuration in a worker; a user error becomes a record, not a crash."""
     trial = config.pop("trial")
     cfg = TrainConfig(**config)
-    record = {"task": cfg.task, "method": cfg.method, "trial": trial, "seed": cfg.seed,
-              "lr": cfg.lr, "tau": cfg.tau}  # fmt: skip
+    record = {
+        "task": cfg.task,
+        "method": cfg.method,
+        "trial": trial,
+        "seed": cfg.seed,
+        "lr": cfg.lr,
+        "tau": cfg.tau,
+    }
     try:
         final = run(cfg)
     except CLIError as err:
@@ -128,15 +134,27 @@ def run_sweep(
     jobs = []
     for task in tasks:
         for method in methods:
-            resolve(method, k=2, n=10, aimle_difference=base.aimle_difference,
-                    num_samples=base.num_samples)  # fmt: skip
+            resolve(
+                method,
+                k=2,
+                n=10,
+                aimle_difference=base.aimle_difference,
+                num_samples=base.num_samples,
+            )
             has_tau = method in DEFAULT_TAU and tau_dist is not None
             space = {"lr": lr_dist, "tau": tau_dist if has_tau else None}
             for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
                 for seed in seeds:
                     out = Path(base.out) / task / method / f"trial{t}" / f"seed{seed}"
-                    cfg = dataclasses.replace(base, task=task, method=method, seed=seed,
-                                              out=str(out), progress=False, **point)  # fmt: skip
+                    cfg = dataclasses.replace(
+                        base,
+                        task=task,
+                        method=method,
+                        seed=seed,
+                        out=str(out),
+                        progress=False,
+                        **point,
+                    )
                     jobs.append({**dataclasses.asdict(cfg), "trial": t})
     try:
         records = run_parallel(run_trial, jobs, n_jobs=n_jobs, backend=backend)

@@ -172,8 +172,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
             epoch += 1
             order = _order(epoch, len(x_train), config.seed)
             batches = range(0, len(order), config.batch_size)
-            bar = tqdm(batches, desc=f"{spec.name} epoch {epoch}/{config.epochs}", leave=False,
-                       disable=not config.progress, unit="batch")  # fmt: skip
+            bar = tqdm(
+                batches,
+                desc=f"{spec.name} epoch {epoch}/{config.epochs}",
+                leave=False,
+                disable=not config.progress,
+                unit="batch",
+            )
             total, count = 0.0, 0
             for start in bar:
                 idx = order[start : start + config.batch_size]

@@ -1,0 +1,174 @@
+import json
+
+import pytest
+import torch
+from l2x.cli import build_parser, main
+from l2x.methods import method_names
+from structgrad_app_common import read_jsonl
+
+TINY = ["--smoke", "--no-progress", "--num-train", "96", "--num-valid", "32", "--num-test", "64"]
+
+
+def _fail(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("l2x") and ": error: " in err and needle in err, err
+
+
+def test_smoke_train_writes_everything(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    final = json.loads((out / "final.json").read_text())
+    assert final["task"] == "orange_skin" and final["k"] == 4 and final["epochs"] == 2
+    for key in ("test_accuracy", "test_precision", "test_median_rank", "test_loss"):
+        assert isinstance(final[key], float)
+    assert 2.5 <= final["test_median_rank"] <= 8.5 and len(final["test_frequency"]) == 10
+    for name in ("metrics.jsonl", "curves.png", "selection.png", "best.pt", "last.pt"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "selection.png").read_bytes()[:4] == b"\x89PNG"
+    assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
+    assert json.loads(capsys.readouterr().out)["method"] == "sst"
+    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+    assert main(["eval", "--run", str(out)]) == 0
+    ev = json.loads(capsys.readouterr().out)
+    assert ev["test_accuracy"] == pytest.approx(final["test_accuracy"])
+
+
+@pytest.mark.parametrize("method", method_names())
+def test_smoke_every_method(tmp_path, method):
+    out = tmp_path / method
+    argv = ["train", *TINY, "--task", "switch", "--method", method, "--out", str(out)]
+    assert main(argv) == 0
+    final = json.loads((out / "final.json").read_text())
+    assert final["method"] == method and final["k"] == 5 and not final["diverged"]
+
+
+def test_resume_continues_without_duplicates(tmp_path, capsys):
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    args = ["train", *TINY, "--task", "xor", "--method", "aimle", "--epochs", "3"]
+    assert main([*args, "--out", str(out), "--stop-after", "1"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"stopped_at": 1}
+    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
+        f.write(json.dumps({"epoch": 2, "train_loss": 1.0}) + "\n")
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    recs = read_jsonl(out / "metrics.jsonl")
+    assert [r["epoch"] for r in recs] == [1, 2, 3]
+    # The interrupted run ends where an uninterrupted one does (AIMLE's β included).
+    assert main([*args, "--out", str(ref)]) == 0
+    for a, b in zip(recs, read_jsonl(ref / "metrics.jsonl"), strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
+        assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-5)
+    capsys.readouterr()
+    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
+    _fail(capsys, [*args, "--out", str(out), "--resume", "--lr", "0.1"], "settings differ")
+
+
+def test_beer_smoke_and_eval(tmp_path, beer_folder, capsys):
+    folder, out = beer_folder(), tmp_path / "beer-run"
+    argv = [
+        "train",
+        "--task",
+        "beer",
+        "--data",
+        str(folder),
+        "--max-len",
+        "12",
+        "--k",
+        "3",
+        "--method",
+        "imle",
+        "--smoke",
+        "--no-progress",
+        "--batch-size",
+        "8",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert final["task"] == "beer" and final["k"] == 3
+    assert 0 <= final["test_subset_precision"] <= 1 and final["test_mse"] >= 0
+    assert (out / "curves.png").exists() and not (out / "selection.png").exists()
+    assert main(["eval", "--run", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["test_mse"] == pytest.approx(final["test_mse"])
+    (folder / "annotations.json").unlink()
+    _fail(capsys, ["eval", "--run", str(out)], "file not found")
+
+
+def test_bad_input_one_line_errors(tmp_path, capsys):
+    o = ["--out", str(tmp_path / "x")]
+    _fail(capsys, ["train", "--smoke", *o, "--resume"], "no checkpoint")
+    _fail(capsys, ["train", "--smoke", *o, "--method", "magic"], "unknown method")
+    _fail(capsys, ["train", "--smoke", *o, "--task", "spiral"], "unknown task")
+    _fail(capsys, ["train", "--smoke", *o, "--task", "beer"], "--data is required")
+    _fail(
+        capsys,
+        ["train", "--smoke", *o, "--task", "beer", "--data", str(tmp_path / "no")],
+        "is not a folder",
+    )
+    _fail(capsys, ["train", "--smoke", *o, "--data", str(tmp_path)], "beer task only")
+    _fail(capsys, ["train", "--smoke", *o, "--method", "ste", "--lam", "3"], "--lam")
+    _fail(
+        capsys,
+        ["train", "--smoke", *o, "--method", "imle", "--aimle-difference", "central"],
+        "aimle only",
+    )
+    _fail(
+        capsys, ["train", "--smoke", *o, "--method", "sst", "--num-samples", "2"], "score-function"
+    )
+    _fail(capsys, ["train", "--smoke", *o, "--method", "blackbox", "--tau", "1"], "--tau")
+    _fail(capsys, ["train", "--smoke", *o, "--k", "10"], "--k must be in [1, 9]")
+    _fail(capsys, ["train", "--smoke", *o, "--epochs", "0"], "must be >= 1")
+    _fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")
+    _fail(capsys, ["eval", "--run", str(tmp_path)], "holds no run")
+    _fail(capsys, ["frobnicate"], "invalid choice")
+    _fail(
+        capsys,
+        ["sweep", "--smoke", "--methods", "nope", "--out", str(tmp_path / "s")],
+        "unknown method",
+    )
+    _fail(
+        capsys,
+        ["sweep", "--smoke", "--lr-range", "1,0.1", "--out", str(tmp_path / "s")],
+        "bad search range",
+    )
+
+
+def test_every_flag_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, f"{name}: {action.option_strings} has no help"
+
+
+def test_sweep_smoke_threading(tmp_path):
+    out = tmp_path / "sweep"
+    argv = [
+        "sweep",
+        *TINY[:1],
+        *TINY[2:],
+        "--out",
+        str(out),
+        "--tasks",
+        "xor",
+        "--methods",
+        "sst",
+        "ste",
+        "--trials",
+        "2",
+        "--seeds",
+        "0",
+        "1",
+        "--tau-range",
+        "0.3,3",
+        "--backend",
+        "threading",
+    ]
+    assert main(argv) == 0
+    table = (out / "table.md").read_text().splitlines()
+    assert len(table) == 4 and table[2].startswith("| xor | sst |") and "±" in table[2]
+    assert len(read_jsonl(out / "sweep.jsonl")) == 8
