@@ -1,0 +1,131 @@
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from toys.cli import build_parser, main
+from toys.methods import applicable
+from toys.problems import STRUCTURES
+from structgrad_app_common import read_jsonl
+
+PAIRS = [(s, e) for s in STRUCTURES for e in applicable(s)]
+
+
+def _fail(capsys, argv, needle):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert err.startswith("toys") and ": error: " in err and needle in err, err
+
+
+@pytest.mark.parametrize(("structure", "estimator"), PAIRS)
+def test_smoke_every_structure_and_estimator(tmp_path, capsys, structure, estimator):
+    out = tmp_path / "run"
+    argv = ["run", "--smoke", "--structure", structure, "--estimator", estimator]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    final = json.loads(capsys.readouterr().out)
+    assert final["steps"] == 20 and not final["diverged"]
+    recs = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in recs] == [0, 10, 20]
+    for r in recs:
+        assert r["mean_loss"] >= final["optimum"] - 1e-6
+        assert r["grad_std"] >= 0 and r["gap"] == pytest.approx(r["mean_loss"] - final["optimum"])
+    assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    state = torch.load(out / "last.pt", weights_only=True)  # no pickled objects
+    assert state["step"] == 20 and state["theta"].shape[-1] == 5
+    assert not torch.equal(state["theta"], torch.zeros_like(state["theta"])) or estimator == "ste"
+
+
+@pytest.mark.parametrize("estimator", ["t-reinforce+", "relax"])
+def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
+    out, ref = tmp_path / "run", tmp_path / "ref"
+    args = ["run", "--smoke", "--no-progress", "--structure", "matching", "--estimator",
+            estimator, "--iters", "20", "--eval-every", "5"]  # fmt: skip
+    assert main([*args, "--out", str(out), "--stop-after", "7"]) == 0
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 7
+    assert not (out / "final.json").exists()
+    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
+        f.write(json.dumps({"step": 10, "mean_loss": 1.0}) + "\n")
+    assert main([*args, "--out", str(out), "--resume"]) == 0
+    recs = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in recs] == [0, 5, 10, 15, 20]
+    # The interrupted run ends exactly where an uninterrupted one does.
+    assert main([*args, "--out", str(ref)]) == 0
+    ref_recs = read_jsonl(ref / "metrics.jsonl")
+    for a, b in zip(recs, ref_recs, strict=True):
+        assert a["mean_loss"] == b["mean_loss"] and a["grad_std"] == pytest.approx(b["grad_std"])
+    theta = torch.load(out / "last.pt", weights_only=True)["theta"]
+    assert torch.equal(theta, torch.load(ref / "last.pt", weights_only=True)["theta"])
+    capsys.readouterr()
+    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
+    _fail(capsys, [*args, "--out", str(out), "--resume", "--lr", "0.1"], "settings differ")
+
+
+def test_bad_flags_one_line_errors(tmp_path, capsys):
+    run = ["run", "--smoke", "--out", str(tmp_path / "r")]
+    _fail(capsys, [*run, "--structure", "tree", "--estimator", "relax"], "unknown structure")
+    _fail(capsys, [*run, "--structure", "matching", "--estimator", "magic"], "unknown estimator")
+    _fail(capsys, [*run, "--structure", "matching", "--estimator", "imle"], "does not apply")
+    _fail(capsys, [*run, "--structure", "binary_tree", "--estimator", "sst"], "does not apply")
+    base = [*run, "--structure", "matching", "--estimator", "relax"]
+    _fail(capsys, [*base, "--resume"], "no checkpoint")
+    _fail(capsys, [*base, "--resume", "--overwrite"], "exclude each other")
+    _fail(capsys, [*base, "--iters", "0"], "must be >= 1")
+    _fail(capsys, [*base, "--num-mc", "1"], "--num-mc must be >= 2")
+    _fail(capsys, [*base, "--lr", "-1"], "--lr must be > 0")
+    _fail(capsys, [*base, "--dim", "x"], "expected an integer")
+    sub = ["run", "--smoke", "--out", str(tmp_path / "s"), "--structure", "k_subset"]
+    _fail(capsys, [*sub, "--estimator", "sst", "--tau", "0"], "--tau must be > 0")
+    _fail(capsys, [*sub, "--estimator", "relax", "--k", "5"], "--k must lie in [1, 4]")
+    _fail(capsys, [*sub, "--estimator", "t-reinforce+", "--plus-samples", "1"], "plus-samples")
+    _fail(capsys, ["run", "--structure", "matching"], "required")
+    _fail(capsys, ["frobnicate"], "invalid choice")
+    _fail(capsys, ["all", "--smoke", "--structures", "nope"], "unknown structure")
+    _fail(capsys, ["all", "--smoke", "--estimators", "nope"], "unknown estimator")
+    _fail(
+        capsys,
+        ["all", "--smoke", "--structures", "matching", "--estimators", "imle"],
+        "no (structure, estimator) pair",
+    )
+
+
+def test_every_flag_has_help():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name, p in sub.choices.items():
+        for action in p._actions:
+            assert action.help, f"{name}: {action.option_strings} has no help"
+
+
+def test_all_smoke_table_and_resume(tmp_path, capsys):
+    out = tmp_path / "all"
+    argv = ["all", "--smoke", "--out", str(out), "--structures", "matching", "k_subset",
+            "--estimators", "t-reinforce", "imle", "--n-jobs", "1"]  # fmt: skip
+    assert main(argv) == 0
+    table = (out / "table.md").read_text().splitlines()
+    assert len(table) == 2 + 3  # matching/t-reinforce, k_subset/t-reinforce, k_subset/imle
+    assert table[2].startswith("| matching | t-reinforce | -5 |") and "(-5.9)" in table[2]
+    assert "@20" in table[3] and (out / "matching.png").exists()
+    assert len(json.loads((out / "results.json").read_text())) == 3
+    capsys.readouterr()
+    _fail(capsys, argv, "already holds a run")
+    assert main([*argv, "--resume"]) == 0  # every run finished: nothing to do, same table
+    assert (out / "table.md").read_text().splitlines() == table
+
+
+def test_module_entry_point_subprocess(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "toys", "all", "--smoke", "--out", str(tmp_path),
+         "--structures", "binary_tree", "--estimators", "t-reinforce+", "relax"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "| binary_tree | relax |" in proc.stdout and (tmp_path / "binary_tree.png").exists()
+    bad = subprocess.run(
+        [sys.executable, "-m", "toys", "run", "--structure", "matching", "--estimator", "sst"],
+        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
