@@ -125,7 +125,17 @@ class DiscreteVAE(nn.Module):
 
     @torch.no_grad()
     def sample_hard(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Exact discrete samples ``[B, M, N]``: argmax / top-k of ``θ + G``."""
+        """Discrete samples ``[B, M, N]`` of the method's own distribution, no gradient.
+
+        Relaxed and straight-through methods: argmax / top-k of ``θ + G``, the
+        exact sample whose relaxation they train (the tutorial's "unrelaxed"
+        sample). Perturb-and-MAP methods (``imle``, ``aimle-*``, ``ste``): the
+        layer's forward sample, top-k of ``θ + τε`` with the method's noise
+        (Sum-of-Gamma for I-MLE / AIMLE), as the AIMLE reference evaluates.
+        """
+        if self.spec.perturbation:
+            z = self.layer(logits, generator=generator)  # [S, B, M, N] or [B, M, N]
+            return z[0] if self.samples > 1 else z
         return self.layer.sample_hard(logits, generator=generator)
 
     def decode(self, z: Tensor) -> Tensor:

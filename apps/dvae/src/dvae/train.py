@@ -3,9 +3,10 @@
 Adam on encoder + decoder. For every batch the training objective is computed
 on the method's sample (relaxed for ``gumbel-softmax`` / ``sst`` /
 ``gumbel-topk``) and, after the update, the *unrelaxed* loss of the same batch
-with exact discrete samples (argmax / top-k of ``θ + G``), as the SGA tutorial
-prints both. After every epoch the validation and test sets are scored with
-exact discrete samples (fixed-seed noise), one JSONL record per epoch is
+with discrete samples (:meth:`dvae.model.DiscreteVAE.sample_hard`: argmax /
+top-k of ``θ + G``, or the perturb-and-MAP sample of I-MLE / AIMLE / STE), as
+the SGA tutorial prints both. After every epoch the validation and test sets
+are scored with such discrete samples (fixed-seed noise), one JSONL record per epoch is
 written and the full state (model incl. AIMLE's β, optimiser, RNG states,
 epoch, step) goes atomically to ``last.pt``, so ``--resume`` continues where a
 run stopped and the log is cut back to that epoch. At the end ``final.json``
@@ -150,7 +151,7 @@ def tau_at(c: TrainConfig, step: int) -> float:
 
 @torch.no_grad()
 def evaluate(model: DiscreteVAE, x: np.ndarray, batch_size: int, *, seed: int) -> dict[str, float]:
-    """Mean loss, BCE and KL per image with exact discrete samples.
+    """Mean loss, BCE and KL per image with discrete samples (``model.sample_hard``).
 
     Args:
         model: the VAE.
