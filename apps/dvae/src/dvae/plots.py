@@ -76,7 +76,8 @@ def image_grid(images: np.ndarray, side: int, path: Path, *, cols: int, title: s
         ``path``.
     """
     rows = math.ceil(len(images) / cols)
-    canvas = np.ones((rows * (side + 1) + 1, cols * (side + 1) + 1))
+    # Grey borders between the images (0 = white, 1 = black in gray_r).
+    canvas = np.full((rows * (side + 1) + 1, cols * (side + 1) + 1), 0.3)
     for i, img in enumerate(images):
         r, c = divmod(i, cols)
         y, x = 1 + r * (side + 1), 1 + c * (side + 1)
