@@ -113,6 +113,9 @@ def test_aggregate_groups_and_table():
     assert math.isnan(rows[1]["prec_mean"])
     assert format_mean_se(-11.0, 1.0) == "-11 ± 1"
     assert format_mean_se(math.nan, 1.0) == "n/a"
+    assert format_mean_se(-2767.4, 43.2) == "-2767 ± 43"
+    assert format_mean_se(-2767.4, 143.2) == "-2767 ± 143"
+    assert format_mean_se(0.2841, 0.0623) == "0.284 ± 0.062"
     table = markdown_table(["m", "x"], [["a|b", 1]])
     assert table.splitlines() == ["| m | x |", "|---|---|", "| a\\|b | 1 |"]
 

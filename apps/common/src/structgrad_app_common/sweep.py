@@ -142,9 +142,14 @@ def format_mean_se(mean: float, se: float, digits: int = 3) -> str:
     """``"mean ± se"`` with ``digits`` significant digits (``"n/a"`` for NaN)."""
     if not math.isfinite(mean):
         return "n/a"
+
+    def fmt(x: float, sig: int) -> str:
+        # Large numbers in fixed point (no "e+03"): ELBOs are in the thousands.
+        return f"{x:.0f}" if abs(x) >= 10**sig else f"{x:.{sig}g}"
+
     if not math.isfinite(se):
-        return f"{mean:.{digits}g}"
-    return f"{mean:.{digits}g} ± {se:.2g}"
+        return fmt(mean, digits)
+    return f"{fmt(mean, digits)} ± {fmt(se, 2)}"
 
 
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:

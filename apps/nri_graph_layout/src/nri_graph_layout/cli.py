@@ -42,8 +42,8 @@ SMOKE_TRAIN = {
 # The quickstart: a short run of a reduced model (the reference's 256 hidden units
 # cost ~8 s per step on one CPU core).
 QUICK_TRAIN = {
-    "iterations": 500,
-    "eval_every": 100,
+    "iterations": 300,
+    "eval_every": 50,
     "log_every": 20,
     "batch_size": 32,
     "eval_batch_size": 100,

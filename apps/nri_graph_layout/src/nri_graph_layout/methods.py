@@ -29,8 +29,9 @@ from structgrad.models import METHODS
 
 #: App graph prefix → structgrad structure name.
 GRAPHS = {"tree": "spanning_tree", "topk": "k_subset", "indep": "edges"}
-#: Methods whose gradient is a score function (the sample carries no gradient).
-SCORE_METHODS = ("reinforce", "nvil", "t-reinforce+", "relax")
+#: Methods whose gradient flows through the sample; every other method of
+#: ``METHODS`` (REINFORCE, NVIL, E-/T-REINFORCE(+), RELAX, ...) is a score function.
+PATHWISE_METHODS = ("sst", "st-sst", "imle", "aimle", "ste", "blackbox", "perturbed", "indep")
 #: Methods with a temperature τ (``tau`` for relaxations, ``temperature`` for perturbations).
 _TAU_OPTION = {
     "sst": "tau",
@@ -73,7 +74,7 @@ class MethodSpec:
     @property
     def score_function(self) -> bool:
         """Whether the gradient is a score-function estimate."""
-        return self.method in SCORE_METHODS
+        return self.method not in PATHWISE_METHODS
 
     @property
     def has_tau(self) -> bool:
@@ -112,7 +113,7 @@ def resolve(
         raise CLIError(f"--tau must be > 0, got {tau}")
     structure = GRAPHS[graph]
     if straight_through and method not in ("sst", "indep"):
-        kind = "score-function" if method in SCORE_METHODS else "perturb-and-MAP"
+        kind = "perturb-and-MAP" if method in PATHWISE_METHODS else "score-function"
         raise CLIError(
             f"--straight-through applies to SST and indep methods only, not to the {kind} "
             f"method {name!r} (use {graph}-st-sst for the straight-through SST)"
@@ -121,7 +122,7 @@ def resolve(
         raise CLIError(f"--symmetric applies to 'indep' only ({name!r} is already undirected)")
     if aimle_difference is not None and method != "aimle":
         raise CLIError(f"--aimle-difference applies to AIMLE methods only, not {name!r}")
-    if num_samples is not None and method not in SCORE_METHODS:
+    if num_samples is not None and method in PATHWISE_METHODS:
         raise CLIError(f"--num-samples applies to score-function methods only, not {name!r}")
     if num_samples is not None and num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {num_samples}")

@@ -44,7 +44,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, 
     axes[2].plot(steps, [r["precision"] for r in valid], marker="o", label="precision")
     axes[2].plot(steps, [r["recall"] for r in valid], marker="s", label="recall")
     axes[2].set(title="validation edges", xlabel="step", ylim=(0, 1.02))
-    axes[2].legend(loc="lower right")
+    axes[2].legend(loc="best")
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.suptitle(title)
