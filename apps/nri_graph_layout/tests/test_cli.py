@@ -138,3 +138,22 @@ def test_quickstart_smoke_subprocess(tmp_path):
         capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
     )  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_generate_command_round_trip(tmp_path, capsys):
+    from nri_graph_layout.data import load
+
+    path = tmp_path / "d.npz"
+    argv = ["generate", "--num-train", "6", "--num-valid", "2", "--num-test", "2",
+            "--num-vertices", "5", "--num-timesteps", "3", "--out", str(path),
+            "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    assert "wrote" in capsys.readouterr().out
+    ds = load(path)
+    assert ds.trajectories["train"].shape == (6, 5, 3, 2) and ds.edges["test"].shape == (2, 5, 5)
+
+
+def test_unknown_backend_is_one_line(tmp_path, capsys):
+    argv = ["sweep", "--smoke", "--methods", "indep", "--trials", "1", "--seeds", "0",
+            "--backend", "no-such-backend", "--out", str(tmp_path)]  # fmt: skip
+    _fail(capsys, argv, "joblib backend")
