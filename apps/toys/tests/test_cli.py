@@ -4,10 +4,10 @@ import sys
 
 import pytest
 import torch
+from structgrad_app_common import read_jsonl
 from toys.cli import build_parser, main
 from toys.methods import applicable
 from toys.problems import STRUCTURES
-from structgrad_app_common import read_jsonl
 
 PAIRS = [(s, e) for s in STRUCTURES for e in applicable(s)]
 

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from structgrad_app_common import CLIError
 from toys.methods import ESTIMATORS, PATHWISE, applicable, build, check
 from toys.problems import (
     STRUCTURES,
@@ -12,7 +13,6 @@ from toys.problems import (
     spanning_tree_loss,
     subset_loss,
 )
-from structgrad_app_common import CLIError
 
 import structgrad.estimators as est
 import structgrad.solvers as solvers

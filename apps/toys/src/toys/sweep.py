@@ -149,8 +149,8 @@ def table(results: list[dict[str, Any]]) -> str:
         ref_within = None if ref is None else ("never" if ref[4] is None else ref[4])
         cells.append(_cell(within, ref_within, integer=True))
         rows.append([structure, estimator, f"{ok[0]['optimum']:.3g}", *cells])
-    headers = ["structure", "estimator", "optimum", "1k", "2k", "5k", "final @step",
-               "within 0.5 at"]  # fmt: skip
+    headers = ["structure", "estimator", "optimum", "1k (ref)", "2k (ref)", "5k (ref)",
+               "final @step (ref @14.5k)", "within 0.5 at (ref)"]  # fmt: skip
     return markdown_table(headers, rows)
 
 
