@@ -38,12 +38,18 @@ def _requirement_name(requirement: str) -> str:
 
 @cache
 def _pyproject(pkg: str) -> dict:
-    with open(PACKAGES_DIR / pkg / "pyproject.toml", "rb") as f:
+    """The pyproject of a package (``solvers``) or of an app folder (``apps/toys``)."""
+    folder = ROOT / pkg if pkg.startswith("apps/") else PACKAGES_DIR / pkg
+    with open(folder / "pyproject.toml", "rb") as f:
         return tomllib.load(f)
 
 
 def _dist_to_pkg() -> dict[str, str]:
     return {_pyproject(pkg)["project"]["name"].lower(): pkg for pkg in PACKAGES}
+
+
+def _app_folders() -> list[str]:
+    return sorted(f"apps/{p.parent.name}" for p in (ROOT / "apps").glob("*/pyproject.toml"))
 
 
 def _sibling_requirements(pkg: str, *, with_test: bool) -> list[str]:
@@ -131,9 +137,13 @@ def versions(session: nox.Session) -> None:
     """Every sibling range admits the sibling's current version."""
     from packaging.requirements import Requirement
 
-    current = {name: _pyproject(pkg)["project"]["version"] for name, pkg in _dist_to_pkg().items()}
+    everything = [*PACKAGES, *_app_folders()]
+    current = {
+        _pyproject(p)["project"]["name"].lower(): _pyproject(p)["project"]["version"]
+        for p in everything
+    }
     rows, bad = [], []
-    for pkg in PACKAGES:
+    for pkg in everything:
         project = _pyproject(pkg)["project"]
         reqs = list(project.get("dependencies", []))
         for extra in project.get("optional-dependencies", {}).values():
@@ -191,8 +201,8 @@ def bench(session: nox.Session, pkg: str) -> None:
 
 APPS_DIR = ROOT / "apps"
 # Every app folder under apps/ (apps/common is the shared plumbing, tested first).
-APPS = ["nri_graph_layout"]
-APP_LIBRARIES = ["solvers", "relaxations", "estimators", "models"]
+APPS = ["nri_graph_layout", "toys", "shootout", "l2x"]
+APP_LIBRARIES = ["solvers", "testing", "relaxations", "estimators", "models"]
 
 
 @nox.session(python=PYTHON)
@@ -210,3 +220,13 @@ def apps(session: nox.Session) -> None:
     for app in ("common", *APPS):
         session.chdir(APPS_DIR / app)
         session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+
+
+@nox.session(python=PYTHON)
+def shootout(session: nox.Session) -> None:
+    """Every structure x estimator against exact gradients: the markdown table and heat-maps."""
+    libraries = [str(PACKAGES_DIR / p) for p in APP_LIBRARIES]
+    _install(session, *libraries, str(APPS_DIR / "common"), str(APPS_DIR / "shootout"))
+    _guard_direct_urls(session)
+    out = str(ROOT / "runs" / "shootout")
+    session.run("python", "-m", "shootout", "--jobs", "2", "--out", out, *session.posargs)
