@@ -1,23 +1,4 @@
-"""Exact enumeration of the recursive Gumbel-max trace distributions, for tiny instances.
-
-Each algorithm is simulated as a sequence of categorical choices: a step picks an
-entry ``j`` of a candidate set ``C`` with probability ``exp(θ_j) / Σ_C exp(θ)``, and
-the enumeration branches over every choice. This is written independently of the
-fast samplers of structgrad.solvers and the estimators: it is their oracle.
-
-A trace is a :class:`Trace` whose ``steps`` are ``(chosen_entry, candidate_entries)``
-pairs, entries being index tuples into the logits, candidates sorted row-major.
-Steps are in algorithm order for ``categorical``, ``k_subset`` (selection order),
-``spanning_tree`` (Kruskal order) and ``matching`` (crossing order), and sorted
-for ``arborescence`` and ``binary_tree``, whose step order carries no information.
-
-torch is imported inside the functions, so this module imports without it.
-
-References:
-    Struminsky, Gadetsky, Rakitin, Karpushkin, Vetrov, "Leveraging Recursive
-    Gumbel-Max Trick for Approximate Inference in Combinatorial Spaces", NeurIPS
-    2021, https://arxiv.org/abs/2110.15072.
-"""
+"""Trace enumeration and canonical forms (pure Python); see :mod:`structgrad.testing.traces`."""
 
 from __future__ import annotations
 
