@@ -223,6 +223,17 @@ def apps(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON)
+def quickstart(session: nox.Session) -> None:
+    """The main job: a small NRI graph-layout run of spanning-tree SST vs independent edges."""
+    libraries = [str(PACKAGES_DIR / p) for p in APP_LIBRARIES]
+    apps_ = [str(APPS_DIR / a) for a in ("common", "nri_graph_layout")]
+    _install(session, *libraries, *apps_)
+    _guard_direct_urls(session)
+    out = str(ROOT / "runs" / "quickstart")
+    session.run("python", "-m", "nri_graph_layout", "quickstart", "--out", out, *session.posargs)
+
+
+@nox.session(python=PYTHON)
 def shootout(session: nox.Session) -> None:
     """Every structure x estimator against exact gradients: the markdown table and heat-maps."""
     libraries = [str(PACKAGES_DIR / p) for p in APP_LIBRARIES]
