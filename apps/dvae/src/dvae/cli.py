@@ -16,8 +16,8 @@ from pathlib import Path
 
 from structgrad_app_common import ArgumentParser, CLIError, run_main
 
+from dvae.config import TrainConfig
 from dvae.methods import method_names
-from dvae.train import TrainConfig
 
 PROG = "dvae"
 SMOKE = {"epochs": 2, "batch_size": 50, "hidden": (32, 16), "max_train": 200}

@@ -16,9 +16,9 @@ import torch
 from structgrad_app_common import atomic_write_bytes, atomic_write_text, json_safe, read_jsonl
 
 if TYPE_CHECKING:
+    from dvae.config import TrainConfig
     from dvae.data import Dataset
     from dvae.model import DiscreteVAE
-    from dvae.train import TrainConfig
 
 __all__ = ["finish", "image_grid", "plot_curves"]
 

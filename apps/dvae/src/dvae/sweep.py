@@ -26,7 +26,8 @@ from structgrad_app_common import (
     sample_trials,
 )
 
-from dvae.train import TrainConfig, run
+from dvae.config import TrainConfig
+from dvae.train import run
 
 __all__ = ["run_sweep", "run_trial", "summarize"]
 
