@@ -19,7 +19,7 @@ import torch
 
 import structgrad.estimators as E
 import structgrad.solvers as solvers
-from structgrad.estimators import _recursive as R
+from structgrad.estimators import _rg_registry as R
 from structgrad.estimators._rg_arborescence import _redo, arborescence_solve, neg_exponentials
 
 # name -> (event shape, options) at the tiny sizes of the law tests.

@@ -17,7 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._recursive import _REGISTRY, RECURSIVE_STRUCTURES, _Structure, sample_with_trace
+from ._recursive import sample_with_trace
+from ._rg_registry import _REGISTRY, RECURSIVE_STRUCTURES, _Structure
 
 __all__ = ["Draw", "MovingAverage", "ScoreLayer", "leave_one_out"]
 
