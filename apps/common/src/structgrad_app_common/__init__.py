@@ -8,11 +8,17 @@ same small pieces, kept generic here:
   checkpoints, so a killed run never leaves a partial file.
 - :mod:`~structgrad_app_common.jsonl`: an append-only JSONL metrics log that, on
   resume, drops the records written after the checkpoint it resumes from.
-- :mod:`~structgrad_app_common.cli`: ``CLIError`` and an ``argparse`` parser whose
-  errors are one line on stderr with exit code 2.
+- :mod:`~structgrad_app_common.cli`: ``CLIError``, an ``argparse`` parser whose
+  errors are one line on stderr with exit code 2, the shared flags and types
+  (``--resume`` / ``--overwrite``, joblib, ``positive_int``), ``--smoke`` configs
+  and the subcommand runner.
+- :mod:`~structgrad_app_common.training`: run-folder checks, ``--resume``
+  loading, resumable RNG state and per-epoch orders (torch, imported lazily).
 - :mod:`~structgrad_app_common.sweep`: log-uniform random search, a joblib runner
   (local processes by default, any joblib backend), mean ± standard error
-  aggregation and markdown tables.
+  aggregation, best-trial selection, markdown tables and the sweep outputs.
+- :mod:`~structgrad_app_common.plots`: atomic PNG figures (matplotlib, lazily).
+- :mod:`~structgrad_app_common.testing`: the CLI tests' shared assertions.
 """
 
 from structgrad_app_common.checkpoint import (
@@ -22,16 +28,31 @@ from structgrad_app_common.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from structgrad_app_common.cli import ArgumentParser, CLIError, run_main
+from structgrad_app_common.cli import (
+    ArgumentParser,
+    CLIError,
+    add_joblib_flags,
+    add_resume_flags,
+    config_from_args,
+    float_pair,
+    positive_int,
+    print_failures,
+    run_command,
+    run_main,
+)
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.sweep import (
     LogUniform,
     aggregate,
+    best_trials,
     format_mean_se,
     markdown_table,
     mean_se,
     run_parallel,
+    run_trials,
     sample_trials,
+    search_range,
+    write_sweep,
 )
 
 __all__ = [
@@ -39,18 +60,29 @@ __all__ = [
     "CLIError",
     "JsonlLogger",
     "LogUniform",
+    "add_joblib_flags",
+    "add_resume_flags",
     "aggregate",
     "atomic_save_npz",
     "atomic_write_bytes",
     "atomic_write_text",
+    "best_trials",
+    "config_from_args",
+    "float_pair",
     "format_mean_se",
     "json_safe",
     "load_checkpoint",
     "markdown_table",
     "mean_se",
+    "positive_int",
+    "print_failures",
     "read_jsonl",
+    "run_command",
     "run_main",
     "run_parallel",
+    "run_trials",
     "sample_trials",
     "save_checkpoint",
+    "search_range",
+    "write_sweep",
 ]

@@ -1,13 +1,16 @@
-"""One-line CLI errors with a non-zero exit code."""
+"""One-line CLI errors with a non-zero exit code, and the flags every app shares."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, NoReturn, TypeVar
 
 EXIT_USAGE = 2
+T = TypeVar("T")
 
 
 class CLIError(Exception):
@@ -52,3 +55,152 @@ def run_main(
         message = " ".join(str(err).split())
         print(f"{prog}: error: {message}", file=sys.stderr)
         raise SystemExit(EXIT_USAGE) from None
+
+
+def positive_int(text: str) -> int:
+    """``argparse`` type: an integer ``>= 1``.
+
+    Raises:
+        argparse.ArgumentTypeError: for a non-integer or a value below 1.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def float_pair(text: str) -> tuple[float, float]:
+    """``argparse`` type: ``LOW,HIGH`` as two floats (a search range).
+
+    Raises:
+        argparse.ArgumentTypeError: unless the text is two comma-separated floats.
+    """
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
+    return low, high
+
+
+def add_resume_flags(
+    group: argparse._ActionsContainer,
+    *,
+    unit: str,
+    stop_after: bool = True,
+    progress: bool = True,
+) -> None:
+    """Add ``--resume``, ``--overwrite`` and optionally ``--stop-after``, ``--no-progress``.
+
+    Args:
+        group: a parser or argument group.
+        unit: what a run counts (``"step"`` or ``"epoch"``), used in the help.
+        stop_after: add ``--stop-after N`` (stop, checkpointed, after N units).
+        progress: add ``--no-progress`` (no tqdm bar).
+    """
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"continue from <out>/last.pt (metrics.jsonl is cut back to its {unit})",
+    )
+    group.add_argument(
+        "--overwrite", action="store_true", help="start afresh even if <out> holds a run"
+    )
+    if stop_after:
+        group.add_argument(
+            "--stop-after",
+            type=positive_int,
+            help=f"stop (checkpointed, as if killed) after this {unit}; continue with --resume",
+        )
+    if progress:
+        group.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+
+
+def add_joblib_flags(parser: argparse._ActionsContainer) -> None:
+    """Add ``--n-jobs`` (2) and ``--backend`` (loky) for a joblib sweep."""
+    parser.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
+    parser.add_argument(
+        "--backend",
+        default="loky",
+        help="joblib backend: loky (local processes), multiprocessing, threading, "
+        "or a registered one such as dask / ray (loky)",
+    )
+
+
+def config_from_args(
+    cls: type[T], args: argparse.Namespace, smoke: Mapping[str, Any], **fields: Any
+) -> T:
+    """Build a config dataclass from parsed arguments, with ``--smoke`` presets.
+
+    Args:
+        cls: the dataclass; every argument named like one of its fields is used.
+        args: parsed arguments (``args.smoke`` turns the presets on).
+        smoke: field → value applied under ``--smoke`` where the field still
+            has its default (a flag set to a non-default value wins).
+        **fields: values that override the arguments (``out=...``).
+
+    Returns:
+        ``cls(**values)``.
+    """
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {k: v for k, v in vars(args).items() if k in names}
+    values.update(fields)
+    if getattr(args, "smoke", False):
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        values.update({k: v for k, v in smoke.items() if values.get(k) == defaults[k]})
+    return cls(**values)
+
+
+def print_failures(
+    records: Iterable[Mapping[str, Any]],
+    describe: Callable[[Mapping[str, Any]], str] | None = None,
+) -> None:
+    """Print ``failed: <what>: <error>`` for every sweep record holding an ``error``.
+
+    Args:
+        records: sweep records.
+        describe: names a record (default ``[<task>] <method> trial <t> seed <s>``).
+    """
+    for r in records:
+        if "error" in r:
+            what = describe(r) if describe else _describe_trial(r)
+            print(f"failed: {what}: {r['error']}")
+
+
+def _describe_trial(r: Mapping[str, Any]) -> str:
+    task = f"{r['task']} " if "task" in r else ""
+    return f"{task}{r['method']} trial {r['trial']} seed {r['seed']}"
+
+
+def run_command(
+    build_parser: Callable[[], argparse.ArgumentParser],
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    single_thread_env: bool = True,
+    prepare: Callable[[argparse.Namespace], None] | None = None,
+) -> int:
+    """Parse ``argv``, run ``args.func(args)``; a :class:`CLIError` is one line, exit 2.
+
+    Args:
+        build_parser: makes the parser; each subcommand sets ``func``.
+        argv: arguments (default ``sys.argv[1:]``).
+        prog: program name used in the error line.
+        single_thread_env: set ``OMP_NUM_THREADS=1`` unless already set.
+        prepare: called on the parsed arguments before the command.
+
+    Returns:
+        The exit code of the command.
+    """
+
+    def _main(argv: Sequence[str] | None) -> int:
+        args = build_parser().parse_args(argv)
+        if prepare is not None:
+            prepare(args)
+        if single_thread_env:
+            os.environ.setdefault("OMP_NUM_THREADS", "1")
+        return int(args.func(args))
+
+    return run_main(_main, argv, prog=prog)

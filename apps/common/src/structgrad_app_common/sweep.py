@@ -7,12 +7,19 @@ their joblib backends are registered by the caller).
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from structgrad_app_common.checkpoint import atomic_write_text
+from structgrad_app_common.cli import CLIError
+from structgrad_app_common.jsonl import json_safe
 
 
 @dataclass(frozen=True)
@@ -164,3 +171,85 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def search_range(bounds: tuple[float, float]) -> LogUniform:
+    """A :class:`LogUniform` from ``(low, high)``; a bad range is a one-line CLI error.
+
+    Raises:
+        CLIError: ``bad search range: ...`` unless ``0 < low <= high``.
+    """
+    try:
+        return LogUniform(*bounds)
+    except ValueError as err:
+        raise CLIError(f"bad search range: {err}") from None
+
+
+def run_trials(
+    fn: Callable[..., Any], tasks: Sequence[Mapping[str, Any]], *, n_jobs: int, backend: str
+) -> list[Any]:
+    """:func:`run_parallel`, with a failing joblib backend turned into a :class:`CLIError`."""
+    try:
+        return run_parallel(fn, tasks, n_jobs=n_jobs, backend=backend)
+    except (ValueError, KeyError) as err:  # joblib: unknown backend name
+        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
+
+
+def best_trials(
+    records: Sequence[Mapping[str, Any]],
+    by: Sequence[str],
+    metrics: Sequence[str],
+    *,
+    score: str,
+    higher: bool = False,
+    failure: str | None = "every trial failed",
+) -> list[dict[str, Any]]:
+    """The best trial of every group, aggregated over its seeds.
+
+    Args:
+        records: one record per (group, ``trial``, seed), with ``lr`` and ``tau``;
+            failed runs hold an ``error`` and are not aggregated.
+        by: fields that define a group (first-seen order).
+        metrics: numeric fields to aggregate (see :func:`aggregate`).
+        score: the metric that ranks the trials (its mean; NaN ranks last).
+        higher: the best trial has the highest ``score`` (else the lowest).
+        failure: ``error`` of a group whose trials all failed (``None``: no field).
+
+    Returns:
+        One row per group: the aggregate of the best trial plus its ``lr`` and
+        ``tau``, or ``{<by fields>, "n": 0}`` when every trial failed.
+    """
+    ok = [r for r in records if "error" not in r]
+    by_trial = aggregate(ok, [*by, "trial"], metrics)
+    worst = -math.inf if higher else math.inf
+
+    def rank(row: Mapping[str, Any]) -> float:
+        value = row[f"{score}_mean"]
+        return value if math.isfinite(value) else worst
+
+    rows: list[dict[str, Any]] = []
+    for key in dict.fromkeys(tuple(r[k] for k in by) for r in records):
+        cands = [r for r in by_trial if tuple(r[k] for k in by) == key]
+        if not cands:
+            failed: dict[str, Any] = {**dict(zip(by, key, strict=True)), "n": 0}
+            rows.append(failed if failure is None else {**failed, "error": failure})
+            continue
+        best = (max if higher else min)(cands, key=rank)
+        first = next(r for r in ok if tuple(r[k] for k in (*by, "trial")) == (*key, best["trial"]))
+        rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
+    return rows
+
+
+def write_sweep(
+    out: str | os.PathLike[str],
+    records: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    table: str,
+) -> None:
+    """Write ``sweep.jsonl`` (every run), ``summary.json`` (best rows) and ``table.md``."""
+    out = Path(out)
+    atomic_write_text(
+        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
+    )
+    atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
+    atomic_write_text(out / "table.md", table + "\n")

@@ -1,0 +1,43 @@
+"""Writing matplotlib figures as PNG files, atomically (Agg backend, no display)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from structgrad_app_common.checkpoint import atomic_write_with
+
+__all__ = ["save_figure", "save_panels"]
+
+
+def save_figure(
+    fig: Any, path: str | os.PathLike[str], *, dpi: int = 110, tight: bool = False
+) -> Path:
+    """Write ``fig`` as a PNG atomically and close it.
+
+    Args:
+        fig: a matplotlib figure.
+        path: output PNG (its folder is created).
+        dpi: resolution.
+        tight: crop to the drawn content (``bbox_inches="tight"``).
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+    """
+    import matplotlib.pyplot as plt
+
+    extra = {"bbox_inches": "tight"} if tight else {}
+    atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi, **extra))
+    plt.close(fig)
+    return Path(path)
+
+
+def save_panels(fig: Any, axes: Iterable[Any], path: str | os.PathLike[str], *, title: str) -> Path:
+    """Grid every panel, title the figure, lay it out and :func:`save_figure` it."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return save_figure(fig, path)

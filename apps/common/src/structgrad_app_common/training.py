@@ -1,0 +1,154 @@
+"""Run-folder plumbing of a training run: flag checks, ``--resume``, RNG state.
+
+A run folder holds ``config.json``, ``metrics.jsonl``, ``last.pt`` (the full
+state, written at every evaluation) and ``final.json``. :func:`open_run`
+refuses to overwrite a finished run unless asked, and on ``--resume`` loads
+``last.pt`` after checking that the settings that shape the run are unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from structgrad_app_common.checkpoint import atomic_write_text, load_checkpoint
+from structgrad_app_common.cli import CLIError
+from structgrad_app_common.jsonl import JsonlLogger, json_safe
+
+__all__ = [
+    "check_run_flags",
+    "derived_generator",
+    "open_log",
+    "open_run",
+    "restore_state",
+    "shuffled",
+    "training_state",
+    "write_config",
+    "write_final",
+]
+
+# Spreads (seed, index) pairs over distinct generator seeds.
+_SEED_STRIDE = 1_000_003
+
+
+def check_run_flags(*, resume: bool, overwrite: bool, stop_after: int | None) -> None:
+    """One-line errors for ``--resume`` with ``--overwrite`` and ``--stop-after < 1``.
+
+    Raises:
+        CLIError: on either mistake.
+    """
+    if resume and overwrite:
+        raise CLIError("--resume and --overwrite exclude each other")
+    if stop_after is not None and stop_after < 1:
+        raise CLIError(f"--stop-after must be >= 1, got {stop_after}")
+
+
+def _norm(value: Any) -> Any:
+    # A tuple saved through JSON comes back as a list.
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def open_run(
+    out: str | os.PathLike[str],
+    config: Any,
+    resume_keys: Sequence[str],
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> dict[str, Any] | None:
+    """Check the run folder and load its ``last.pt`` on resume.
+
+    Args:
+        out: the run folder.
+        config: the run's settings (attributes named by ``resume_keys``).
+        resume_keys: settings that must equal those saved in the checkpoint's
+            ``"config"`` entry.
+        resume: continue from ``<out>/last.pt``.
+        overwrite: start afresh even if the folder holds a run.
+
+    Returns:
+        The checkpoint on resume, else ``None``.
+
+    Raises:
+        CLIError: no checkpoint to resume from, changed settings, or an
+            existing run without ``--resume`` / ``--overwrite``.
+    """
+    out = Path(out)
+    last = out / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
+        state = load_checkpoint(last)
+        saved = state["config"]
+        changed = [k for k in resume_keys if _norm(saved.get(k)) != _norm(getattr(config, k))]
+        if changed:
+            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
+        return state
+    if last.exists() and not overwrite:
+        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+    return None
+
+
+def write_config(out: str | os.PathLike[str], config: Any) -> dict[str, Any]:
+    """Write the dataclass ``config`` as ``<out>/config.json``; return it as a JSON-safe dict."""
+    conf = json_safe(dataclasses.asdict(config))
+    atomic_write_text(Path(out) / "config.json", json.dumps(conf, indent=2) + "\n")
+    return conf
+
+
+def write_final(out: str | os.PathLike[str], final: dict[str, Any]) -> dict[str, Any]:
+    """Write ``<out>/final.json`` (NaN and inf as ``null``); return ``final``."""
+    atomic_write_text(Path(out) / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
+    return final
+
+
+def open_log(
+    out: str | os.PathLike[str], state: dict[str, Any] | None, *, step_key: str = "step"
+) -> JsonlLogger:
+    """``<out>/metrics.jsonl``, cut back to the checkpoint's ``step_key`` on resume."""
+    resume_step = None if state is None else int(state[step_key])
+    return JsonlLogger(Path(out) / "metrics.jsonl", resume_step=resume_step, step_key=step_key)
+
+
+def derived_generator(seed: int, index: int) -> Any:
+    """A ``torch.Generator`` seeded by ``(seed, index)`` alone (resumable noise)."""
+    import torch
+
+    return torch.Generator().manual_seed(seed * _SEED_STRIDE + index)
+
+
+def shuffled(n: int, *, seed: int, epoch: int) -> Any:
+    """The training order of ``epoch``: a permutation of ``n`` fixed by (seed, epoch).
+
+    A resumed run therefore sees the same batches as an uninterrupted one.
+    """
+    import torch
+
+    return torch.randperm(n, generator=derived_generator(seed, epoch))
+
+
+def training_state(model: Any, optimizer: Any, generator: Any, **extra: Any) -> dict[str, Any]:
+    """The resumable state: model, optimiser, sampling generator, global torch RNG, ``extra``."""
+    import torch
+
+    return {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "generator": generator.get_state(),
+        "torch_rng": torch.get_rng_state(),
+        **extra,
+    }
+
+
+def restore_state(state: dict[str, Any], model: Any, optimizer: Any, generator: Any) -> None:
+    """Load what :func:`training_state` saved back into the objects (and the global RNG)."""
+    import torch
+
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
