@@ -8,17 +8,13 @@ import torch
 from dvae.cli import build_parser, main
 from dvae.methods import method_names
 from structgrad_app_common import read_jsonl
+from structgrad_app_common.testing import assert_cli_error
 
 PNG = b"\x89PNG"
 
 
 def _fail(capsys, argv, needle):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("dvae") and ": error: " in err and needle in err, err
+    assert_cli_error(capsys, main, argv, needle, prog="dvae")
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):

@@ -5,17 +5,13 @@ import torch
 from l2x.cli import build_parser, main
 from l2x.methods import method_names
 from structgrad_app_common import read_jsonl
+from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
 
 TINY = ["--smoke", "--no-progress", "--num-train", "96", "--num-valid", "32", "--num-test", "64"]
 
 
 def _fail(capsys, argv, needle):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("l2x") and ": error: " in err and needle in err, err
+    assert_cli_error(capsys, main, argv, needle, prog="l2x")
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -138,11 +134,7 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
 
 
 def test_every_flag_has_help():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name, p in sub.choices.items():
-        for action in p._actions:
-            assert action.help, f"{name}: {action.option_strings} has no help"
+    assert_every_flag_has_help(build_parser())
 
 
 def test_sweep_smoke_threading(tmp_path):

@@ -10,27 +10,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from structgrad_app_common import ArgumentParser, CLIError, run_main
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    add_joblib_flags,
+    add_resume_flags,
+    config_from_args,
+    float_pair,
+    positive_int,
+    print_failures,
+    run_command,
+)
 
 from dvae.config import TrainConfig
 from dvae.methods import method_names
 
 PROG = "dvae"
 SMOKE = {"epochs": 2, "batch_size": 50, "hidden": (32, 16), "max_train": 200}
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -41,14 +40,6 @@ def _sizes(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {text!r}")
     return sizes
-
-
-def _floats(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    return low, high
 
 
 def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
@@ -66,9 +57,9 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         "(default 200 for digits, 0 for --data)",
     )
     r.add_argument(
-        "--max-train", type=_positive_int, help="use only the first N training images (all)"
+        "--max-train", type=positive_int, help="use only the first N training images (all)"
     )
-    r.add_argument("--threads", type=_positive_int, default=1, help="torch threads per run (1)")
+    r.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -85,23 +76,10 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
             f"{', '.join(method_names('k_subset'))}",
         )
         r.add_argument("--seed", type=int, default=0, help="training seed (0)")
-        r.add_argument(
-            "--resume",
-            action="store_true",
-            help="continue from <out>/last.pt (metrics.jsonl is cut back to its epoch)",
-        )
-        r.add_argument(
-            "--overwrite", action="store_true", help="start afresh even if <out> holds a run"
-        )
-        r.add_argument(
-            "--stop-after",
-            type=_positive_int,
-            help="stop (checkpointed, as if killed) after this epoch; continue with --resume",
-        )
-        r.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+        add_resume_flags(r, unit="epoch")
     o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=_positive_int, default=10, help="training epochs (10)")
-    o.add_argument("--batch-size", type=_positive_int, default=100, help="batch size (100)")
+    o.add_argument("--epochs", type=positive_int, default=10, help="training epochs (10)")
+    o.add_argument("--batch-size", type=positive_int, default=100, help="batch size (100)")
     if not sweep:
         o.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
         o.add_argument(
@@ -120,24 +98,24 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     )
     o.add_argument("--tau-min", type=float, default=0.5, help="annealing floor (0.5)")
     o.add_argument(
-        "--anneal-every", type=_positive_int, default=1000, help="annealing period (1000)"
+        "--anneal-every", type=positive_int, default=1000, help="annealing period (1000)"
     )
     m = p.add_argument_group("model and estimator")
     m.add_argument(
-        "--latent-m", type=_positive_int, help="latent variables M (categorical 30, k-subset 20)"
+        "--latent-m", type=positive_int, help="latent variables M (categorical 30, k-subset 20)"
     )
     m.add_argument(
         "--latent-n",
-        type=_positive_int,
+        type=positive_int,
         help="categories / positions N per variable (categorical 10, k-subset 20)",
     )
-    m.add_argument("--k", type=_positive_int, help="subset size k (k-subset methods; 10)")
+    m.add_argument("--k", type=positive_int, help="subset size k (k-subset methods; 10)")
     m.add_argument(
         "--hidden", type=_sizes, default=(512, 256), help="encoder hidden sizes (512,256)"
     )
     m.add_argument(
         "--samples",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         help="samples per image in training; the reconstruction term is averaged (1)",
     )
@@ -160,13 +138,8 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
 
 def train_config(args: argparse.Namespace, *, out: str) -> TrainConfig:
     """The :class:`TrainConfig` of parsed arguments (``--smoke`` presets applied)."""
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields}
-    values.update(out=out, progress=not getattr(args, "no_progress", False))
-    if args.smoke:  # tiny sizes, except where a flag was set to a non-default value
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-        values.update({k: v for k, v in SMOKE.items() if values.get(k) == defaults[k]})
-    return TrainConfig(**values)
+    progress = not getattr(args, "no_progress", False)
+    return config_from_args(TrainConfig, args, SMOKE, out=out, progress=progress)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -199,9 +172,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         backend=args.backend,
     )
-    for r in records:
-        if "error" in r:
-            print(f"failed: {r['method']} trial {r['trial']} seed {r['seed']}: {r['error']}")
+    print_failures(records)
     print(table)
     print(f"\ntable: {Path(args.out) / 'table.md'}")
     return 0
@@ -247,24 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods to compare (gumbel-softmax st)",
     )
     p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    p.add_argument("--trials", type=_positive_int, default=8, help="(lr, τ) draws per method (8)")
+    p.add_argument("--trials", type=positive_int, default=8, help="(lr, τ) draws per method (8)")
     p.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
     )
     p.add_argument(
-        "--lr-range", type=_floats, default=(3e-4, 3e-3), help="log-uniform lr LOW,HIGH (3e-4,3e-3)"
+        "--lr-range",
+        type=float_pair,
+        default=(3e-4, 3e-3),
+        help="log-uniform lr LOW,HIGH (3e-4,3e-3)",
     )
     p.add_argument(
-        "--tau-range", type=_floats, default=(0.3, 3.0), help="log-uniform τ LOW,HIGH (0.3,3)"
+        "--tau-range", type=float_pair, default=(0.3, 3.0), help="log-uniform τ LOW,HIGH (0.3,3)"
     )
     p.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
-    p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
-    p.add_argument(
-        "--backend",
-        default="loky",
-        help="joblib backend: loky (local processes), multiprocessing, threading, or a "
-        "registered one such as dask / ray (loky)",
-    )
+    add_joblib_flags(p)
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, lr=1e-3, tau=1.0, seed=0)
     p = sub.add_parser(
@@ -274,17 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
         "runs/sweep/st/trial0): training objective, unrelaxed training loss, test loss.",
     )
     p.add_argument("folders", nargs="+", help="folders holding seed*/metrics.jsonl")
-    p.add_argument("--every", type=_positive_int, default=1, help="show every N-th epoch (1)")
+    p.add_argument("--every", type=positive_int, default=1, help="show every N-th epoch (1)")
     p.set_defaults(func=cmd_epochs)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors exit with code 2 and one stderr line."""
-
-    def _main(argv: Sequence[str] | None) -> int:
-        args = build_parser().parse_args(argv)
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        return int(args.func(args))
-
-    return run_main(_main, argv, prog=PROG)
+    return run_command(build_parser, argv, prog=PROG)

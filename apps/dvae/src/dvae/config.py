@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from structgrad_app_common import CLIError
+from structgrad_app_common.training import check_run_flags
 
 from dvae.methods import METHODS, model_of
 
@@ -106,10 +107,7 @@ def check(c: TrainConfig) -> None:
             f"--anneal-rate anneals a relaxation temperature; {c.method!r} has a fixed noise "
             "temperature"
         )
-    if c.resume and c.overwrite:
-        raise CLIError("--resume and --overwrite exclude each other")
-    if c.stop_after is not None and c.stop_after < 1:
-        raise CLIError("--stop-after must be >= 1")
+    check_run_flags(resume=c.resume, overwrite=c.overwrite, stop_after=c.stop_after)
     if c.max_train is not None and c.max_train < 1:
         raise CLIError("--max-train must be >= 1")
 

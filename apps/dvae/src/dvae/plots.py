@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from structgrad_app_common import atomic_write_bytes, atomic_write_text, json_safe, read_jsonl
+from structgrad_app_common import read_jsonl
+from structgrad_app_common.plots import save_figure
+from structgrad_app_common.training import write_final
 
 if TYPE_CHECKING:
     from dvae.config import TrainConfig
@@ -24,13 +25,7 @@ __all__ = ["finish", "image_grid", "plot_curves"]
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
-    return path
+    return save_figure(fig, path, dpi=100, tight=True)
 
 
 def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str) -> Path:
@@ -131,5 +126,4 @@ def finish(c: TrainConfig, model: DiscreteVAE, data: Dataset, *, diverged: bool)
         "plots": {k: str(v) for k, v in pngs.items()},
         "metrics": str(out / "metrics.jsonl"),
     }
-    atomic_write_text(out / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
-    return final
+    return write_final(out, final)

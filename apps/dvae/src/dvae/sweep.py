@@ -9,21 +9,18 @@ its final test loss (and unrelaxed training loss) as mean ± standard error.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 from structgrad_app_common import (
     CLIError,
-    LogUniform,
-    aggregate,
-    atomic_write_text,
+    best_trials,
     format_mean_se,
-    json_safe,
     markdown_table,
-    run_parallel,
+    run_trials,
     sample_trials,
+    search_range,
+    write_sweep,
 )
 
 from dvae.config import TrainConfig
@@ -55,33 +52,23 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
     Returns:
         ``(rows, markdown)``: one summary dict per method and the markdown table.
     """
-    ok = [r for r in records if "error" not in r]
-    by_trial = aggregate(ok, ["method", "trial"], METRICS)
-    rows: list[dict[str, Any]] = []
+    rows = best_trials(records, ["method"], METRICS, score="valid_loss")
     lines = []
-    for method in dict.fromkeys(r["method"] for r in records):
-        cands = [r for r in by_trial if r["method"] == method]
-        if not cands:
-            rows.append({"method": method, "n": 0, "error": "every trial failed"})
-            lines.append([method, "", "", 0, "failed", "", "", ""])
+    for row in rows:
+        if row["n"] == 0:
+            lines.append([row["method"], "", "", 0, "failed", "", "", ""])
             continue
-        best = min(
-            cands,
-            key=lambda r: r["valid_loss_mean"] if math.isfinite(r["valid_loss_mean"]) else math.inf,
-        )
-        first = next(r for r in ok if r["method"] == method and r["trial"] == best["trial"])
-        rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
-        cell = {m: format_mean_se(best[f"{m}_mean"], best[f"{m}_se"], 4) for m in METRICS}
+        cell = {m: format_mean_se(row[f"{m}_mean"], row[f"{m}_se"], 4) for m in METRICS}
         lines.append(
             [
-                method,
-                f"{first['lr']:.3g}",
-                f"{first['tau']:.3g}",
-                best["n"],
+                row["method"],
+                f"{row['lr']:.3g}",
+                f"{row['tau']:.3g}",
+                row["n"],
                 cell["test_loss"],
                 cell["valid_loss"],
                 cell["train_loss_hard"],
-                f"{best['seconds_mean']:.0f}",
+                f"{row['seconds_mean']:.0f}",
             ]
         )
     headers = ["method", "lr", "τ", "seeds", "test loss", "valid loss", "train (unrelaxed)", "s"]
@@ -124,10 +111,7 @@ def run_sweep(
         raise CLIError("--seeds needs at least one seed")
     if base.valid_size == 0:
         raise CLIError("the sweep ranks trials by validation loss: pass --valid-size N > 0")
-    try:
-        space = {"lr": LogUniform(*lr_range), "tau": LogUniform(*tau_range)}
-    except ValueError as err:
-        raise CLIError(f"bad search range: {err}") from None
+    space = {"lr": search_range(lr_range), "tau": search_range(tau_range)}
     tasks = []
     for method in methods:
         for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
@@ -135,17 +119,9 @@ def run_sweep(
                 out = Path(base.out) / method / f"trial{t}" / f"seed{seed}"
                 cfg = dataclasses.replace(base, method=method, seed=seed, out=str(out), **point)
                 tasks.append({**dataclasses.asdict(cfg), "trial": t})
-    try:
-        records = run_parallel(run_trial, tasks, n_jobs=n_jobs, backend=backend)
-    except (ValueError, KeyError) as err:  # joblib: unknown backend name
-        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
-    out = Path(base.out)
-    atomic_write_text(
-        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
-    )
+    records = run_trials(run_trial, tasks, n_jobs=n_jobs, backend=backend)
     rows, table = summarize(records)
-    atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
-    atomic_write_text(out / "table.md", table + "\n")
+    write_sweep(base.out, records, rows, table)
     return records, table
 
 

@@ -15,8 +15,6 @@ and the PNGs (curves, reconstructions, prior samples) are written.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import sys
 import time
@@ -25,13 +23,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from structgrad_app_common import (
-    CLIError,
-    JsonlLogger,
-    atomic_write_text,
-    json_safe,
-    load_checkpoint,
-    save_checkpoint,
+from structgrad_app_common import save_checkpoint
+from structgrad_app_common.training import (
+    open_log,
+    open_run,
+    restore_state,
+    shuffled,
+    training_state,
+    write_config,
 )
 
 from dvae import data as data_mod
@@ -63,11 +62,6 @@ def evaluate(model: DiscreteVAE, x: np.ndarray, batch_size: int, *, seed: int) -
         sums += [float(t.sum()) for t in terms]
     loss, bce, kl = sums / len(x)
     return {"loss": loss, "bce": bce, "kl": kl}
-
-
-def _order(n: int, epoch: int, seed: int) -> torch.Tensor:
-    """A permutation that depends on (seed, epoch) only, so a resumed run sees the same batches."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
 
 
 def build_model(c: TrainConfig, dim: int) -> DiscreteVAE:
@@ -107,17 +101,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     x_train = data.train[: c.max_train]
     out = Path(c.out)
     last = out / "last.pt"
-    state = None
-    if c.resume:
-        if not last.is_file():
-            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
-        state = load_checkpoint(last)
-        saved = state["config"]
-        changed = [k for k in RESUME_KEYS if _norm(saved.get(k)) != _norm(getattr(c, k))]
-        if changed:
-            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
-    elif last.exists() and not c.overwrite:
-        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+    state = open_run(out, c, RESUME_KEYS, resume=c.resume, overwrite=c.overwrite)
 
     torch.manual_seed(c.seed)
     model = build_model(c, data.dim)
@@ -125,14 +109,10 @@ def run(config: TrainConfig) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(c.seed)
     epoch, step, elapsed = 0, 0, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_state(state, model, optimizer, gen)
         epoch, step, elapsed = int(state["epoch"]), int(state["step"]), float(state["elapsed"])
-    conf = json_safe(dataclasses.asdict(c))
-    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
-    log = JsonlLogger(out / "metrics.jsonl", resume_step=epoch if state else None, step_key="epoch")
+    conf = write_config(out, c)
+    log = open_log(out, state, step_key="epoch")
     if state is None:
         print(f"data: {data.describe()}", file=sys.stderr)
     t0 = time.perf_counter()
@@ -153,7 +133,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
                 return {"stopped_at": epoch}
             epoch += 1
             sums, seen = np.zeros(2), 0
-            for idx in _order(len(x_train), epoch, c.seed).split(c.batch_size):
+            for idx in shuffled(len(x_train), seed=c.seed, epoch=epoch).split(c.batch_size):
                 step += 1
                 model.set_tau(tau_at(c, step))
                 xb = torch.from_numpy(x_train[idx.numpy()])
@@ -189,22 +169,17 @@ def run(config: TrainConfig) -> dict[str, Any]:
             bar.set_postfix(test=f"{test['loss']:.2f}")
             save_checkpoint(
                 last,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "step": step,
-                    "elapsed": elapsed + time.perf_counter() - t0,
-                    "config": conf,
-                },
+                training_state(
+                    model,
+                    optimizer,
+                    gen,
+                    epoch=epoch,
+                    step=step,
+                    elapsed=elapsed + time.perf_counter() - t0,
+                    config=conf,
+                ),
             )
     bar.close()
     from dvae.plots import finish
 
     return finish(c, model, data, diverged=diverged)
-
-
-def _norm(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple | list) else value

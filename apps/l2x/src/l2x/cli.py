@@ -10,11 +10,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from structgrad_app_common import ArgumentParser, CLIError, json_safe, load_checkpoint, run_main
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    add_joblib_flags,
+    add_resume_flags,
+    config_from_args,
+    float_pair,
+    json_safe,
+    load_checkpoint,
+    positive_int,
+    print_failures,
+    run_command,
+)
 
 from l2x.methods import method_names
 from l2x.tasks import TASKS
@@ -22,21 +33,6 @@ from l2x.train import TrainConfig
 
 PROG = "l2x"
 SMOKE = {"num_train": 256, "num_valid": 64, "num_test": 128, "epochs": 2, "batch_size": 64}
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _range(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    return low, high
 
 
 def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
@@ -47,12 +43,18 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         )
     d.add_argument("--data", help="beer only: folder with the BeerAdvocate files (see README)")
     d.add_argument("--aspect", type=int, default=1, help="beer: rating column / aspect (1, aroma)")
-    d.add_argument("--max-len", type=_positive, default=350, help="beer: tokens per review (350)")
     d.add_argument(
-        "--num-train", type=_positive, default=50_000, help="synthetic train size (50000)"
+        "--max-len", type=positive_int, default=350, help="beer: tokens per review (350)"
     )
-    d.add_argument("--num-valid", type=_positive, default=5_000, help="synthetic valid size (5000)")
-    d.add_argument("--num-test", type=_positive, default=10_000, help="synthetic test size (10000)")
+    d.add_argument(
+        "--num-train", type=positive_int, default=50_000, help="synthetic train size (50000)"
+    )
+    d.add_argument(
+        "--num-valid", type=positive_int, default=5_000, help="synthetic valid size (5000)"
+    )
+    d.add_argument(
+        "--num-test", type=positive_int, default=10_000, help="synthetic test size (10000)"
+    )
     d.add_argument("--data-seed", type=int, default=0, help="synthetic data seed (0)")
     m = p.add_argument_group("method")
     if not sweep:
@@ -70,7 +72,7 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         m.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
     m.add_argument(
         "--k",
-        type=_positive,
+        type=positive_int,
         help="features / tokens to select (task default: xor 2, orange_skin 4, "
         "nonlinear_additive 4, switch 5, beer 10)",
     )
@@ -81,15 +83,15 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         help="AIMLE finite difference (central)",
     )
     m.add_argument(
-        "--num-samples", type=_positive, help="samples per input (score-function methods)"
+        "--num-samples", type=positive_int, help="samples per input (score-function methods)"
     )
     r = p.add_argument_group("run")
-    r.add_argument("--epochs", type=_positive, default=10, help="training epochs (10)")
-    r.add_argument("--batch-size", type=_positive, default=100, help="batch size (100)")
+    r.add_argument("--epochs", type=positive_int, default=10, help="training epochs (10)")
+    r.add_argument("--batch-size", type=positive_int, default=100, help="batch size (100)")
     r.add_argument(
-        "--eval-batch-size", type=_positive, default=1000, help="evaluation batch (1000)"
+        "--eval-batch-size", type=positive_int, default=1000, help="evaluation batch (1000)"
     )
-    r.add_argument("--threads", type=_positive, default=1, help="torch threads per run (1)")
+    r.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -97,28 +99,12 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     )
     if not sweep:
         r.add_argument("--out", help="output folder (default runs/<task>-<method>-seed<seed>)")
-        r.add_argument(
-            "--resume",
-            action="store_true",
-            help="continue from <out>/last.pt (the JSONL is cut back to its epoch)",
-        )
-        r.add_argument("--overwrite", action="store_true", help="start afresh if <out> holds a run")
-        r.add_argument(
-            "--stop-after",
-            type=_positive,
-            help="stop (checkpointed, as if killed) after this many epochs",
-        )
-        r.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+        add_resume_flags(r, unit="epoch")
 
 
 def _config(args: argparse.Namespace, out: str) -> TrainConfig:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields}
-    values.update(out=out, progress=not getattr(args, "no_progress", False))
-    if args.smoke:  # tiny sizes, except where a flag was set to a non-default value
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-        values.update({k: v for k, v in SMOKE.items() if values[k] == defaults[k]})
-    return TrainConfig(**values)
+    progress = not getattr(args, "no_progress", False)
+    return config_from_args(TrainConfig, args, SMOKE, out=out, progress=progress)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -177,12 +163,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         backend=args.backend,
     )
-    for r in records:
-        if "error" in r:
-            print(
-                f"failed: {r['task']} {r['method']} trial {r['trial']} seed {r['seed']}: "
-                f"{r['error']}"
-            )
+    print_failures(records)
     print(table)
     print(f"\ntable: {Path(args.out) / 'table.md'}")
     return 0
@@ -219,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="which checkpoint (best: lowest validation loss)",
     )
     p.add_argument("--data", help="beer: BeerAdvocate folder (default: the one of the run)")
-    p.add_argument("--eval-batch-size", type=_positive, default=1000, help="batch size (1000)")
+    p.add_argument("--eval-batch-size", type=positive_int, default=1000, help="batch size (1000)")
     p.set_defaults(func=cmd_eval)
     p = sub.add_parser(
         "sweep",
@@ -238,25 +219,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods (sst imle aimle ste)",
     )
     p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    p.add_argument("--trials", type=_positive, default=8, help="settings drawn per method (8)")
+    p.add_argument("--trials", type=positive_int, default=8, help="settings drawn per method (8)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
     p.add_argument(
         "--lr-range",
-        type=_range,
+        type=float_pair,
         default=(3e-4, 3e-3),
         help="log-uniform lr bounds LOW,HIGH (3e-4,3e-3; LOW=HIGH fixes it)",
     )
     p.add_argument(
-        "--tau-range", type=_range, help="log-uniform τ bounds LOW,HIGH (default: each method's τ)"
+        "--tau-range",
+        type=float_pair,
+        help="log-uniform τ bounds LOW,HIGH (default: each method's τ)",
     )
     p.add_argument("--search-seed", type=int, default=0, help="seed of the search (0)")
-    p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1 all cores)")
-    p.add_argument(
-        "--backend",
-        default="loky",
-        help="joblib backend: loky, multiprocessing, threading, or a registered "
-        "one such as dask / ray (loky)",
-    )
+    add_joblib_flags(p)
     _add_common(p, sweep=True)
     p.set_defaults(func=cmd_sweep)
     return parser
@@ -264,10 +241,4 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors exit with code 2 and one stderr line."""
-
-    def _main(argv: Sequence[str] | None) -> int:
-        args = build_parser().parse_args(argv)
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        return int(args.func(args))
-
-    return run_main(_main, argv, prog=PROG)
+    return run_command(build_parser, argv, prog=PROG)

@@ -12,15 +12,9 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.checkpoint import atomic_write_with
+from structgrad_app_common.plots import save_figure, save_panels
 
 __all__ = ["plot_curves", "plot_selection"]
-
-
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
 
 
 def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, title: str) -> Path:
@@ -48,11 +42,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, 
     else:
         axes[1].plot(epochs, [r.get("valid_mse") for r in records], marker="o", color="C2")
         axes[1].set(title="validation MSE", xlabel="epoch")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_panels(fig, axes, path, title=title)
 
 
 def plot_selection(
@@ -82,4 +72,4 @@ def plot_selection(
     ax.set(ylim=(0, 1.05), ylabel="fraction of test instances", title=title)
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

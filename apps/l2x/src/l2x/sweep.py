@@ -12,21 +12,18 @@ value, which turns the sweep into a plain multi-seed comparison.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 from structgrad_app_common import (
     CLIError,
-    LogUniform,
-    aggregate,
-    atomic_write_text,
+    best_trials,
     format_mean_se,
-    json_safe,
     markdown_table,
-    run_parallel,
+    run_trials,
     sample_trials,
+    search_range,
+    write_sweep,
 )
 
 from l2x.methods import DEFAULT_TAU, resolve
@@ -62,17 +59,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
     Returns:
         ``(rows, markdown)``: one aggregate row per (task, method) and the table.
     """
-    ok = [r for r in records if "error" not in r]
-    by_trial = aggregate(ok, ["task", "method", "trial"], METRICS)
-    rows = []
-    for key in dict.fromkeys((r["task"], r["method"]) for r in records):
-        cands = [r for r in by_trial if (r["task"], r["method"]) == key]
-        if not cands:
-            rows.append({"task": key[0], "method": key[1], "n": 0})
-            continue
-        best = min(cands, key=lambda r: _finite(r["valid_loss_mean"]))
-        first = next(r for r in ok if (r["task"], r["method"], r["trial"]) == (*key, best["trial"]))
-        rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
+    rows = best_trials(records, ["task", "method"], METRICS, score="valid_loss", failure=None)
     beer = any(r["task"] == "beer" for r in records)
     synth = any(r["task"] != "beer" for r in records)
     headers = ["task", "method", "lr", "τ", "seeds"]
@@ -100,10 +87,6 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
     return rows, markdown_table(headers, lines)
 
 
-def _finite(value: float) -> float:
-    return value if math.isfinite(value) else math.inf
-
-
 def run_sweep(
     base: TrainConfig,
     tasks: list[str],
@@ -126,11 +109,8 @@ def run_sweep(
     """
     if not seeds:
         raise CLIError("--seeds needs at least one seed")
-    try:
-        lr_dist = LogUniform(*lr_range)
-        tau_dist = None if tau_range is None else LogUniform(*tau_range)
-    except ValueError as err:
-        raise CLIError(f"bad search range: {err}") from None
+    lr_dist = search_range(lr_range)
+    tau_dist = None if tau_range is None else search_range(tau_range)
     jobs = []
     for task in tasks:
         for method in methods:
@@ -156,15 +136,7 @@ def run_sweep(
                         **point,
                     )
                     jobs.append({**dataclasses.asdict(cfg), "trial": t})
-    try:
-        records = run_parallel(run_trial, jobs, n_jobs=n_jobs, backend=backend)
-    except (ValueError, KeyError) as err:  # joblib: unknown backend name
-        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
-    out = Path(base.out)
-    atomic_write_text(
-        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
-    )
+    records = run_trials(run_trial, jobs, n_jobs=n_jobs, backend=backend)
     rows, table = summarize(records)
-    atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
-    atomic_write_text(out / "table.md", table + "\n")
+    write_sweep(base.out, records, rows, table)
     return records, table

@@ -12,8 +12,6 @@ plots are written.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -21,14 +19,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from structgrad_app_common import (
-    CLIError,
-    JsonlLogger,
-    atomic_write_text,
-    json_safe,
-    load_checkpoint,
-    read_jsonl,
-    save_checkpoint,
+from structgrad_app_common import CLIError, load_checkpoint, read_jsonl, save_checkpoint
+from structgrad_app_common.training import (
+    check_run_flags,
+    open_log,
+    open_run,
+    restore_state,
+    shuffled,
+    training_state,
+    write_config,
+    write_final,
 )
 
 from l2x.methods import MethodSpec, Selector, resolve
@@ -86,10 +86,7 @@ def check(config: TrainConfig) -> None:
         raise CLIError("--num-test must be >= 1")
     if not config.lr > 0:
         raise CLIError(f"--lr must be > 0, got {config.lr}")
-    if config.resume and config.overwrite:
-        raise CLIError("--resume and --overwrite exclude each other")
-    if config.stop_after is not None and config.stop_after < 1:
-        raise CLIError("--stop-after must be >= 1")
+    check_run_flags(resume=config.resume, overwrite=config.overwrite, stop_after=config.stop_after)
 
 
 def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
@@ -116,11 +113,6 @@ def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
     return task, spec, task.build_model(Selector(spec), k=spec.k)
 
 
-def _order(epoch: int, n: int, seed: int) -> torch.Tensor:
-    """The training order of ``epoch``: a function of (seed, epoch), so resuming repeats it."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-
-
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, evaluate and write every output of one run.
 
@@ -137,31 +129,16 @@ def run(config: TrainConfig) -> dict[str, Any]:
     torch.set_num_threads(config.threads)
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    state = None
-    if config.resume:
-        if not last.is_file():
-            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
-        state = load_checkpoint(last)
-        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
-        if changed:
-            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
-    elif last.exists() and not config.overwrite:
-        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+    state = open_run(out, config, _RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
     task, spec, model = setup(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     epoch, best, elapsed = 0, math.inf, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_state(state, model, optimizer, gen)
         epoch, best, elapsed = int(state["epoch"]), float(state["best"]), float(state["elapsed"])
-    conf = dataclasses.asdict(config)
-    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
-    log = JsonlLogger(
-        out / "metrics.jsonl", resume_step=epoch if state is not None else None, step_key="epoch"
-    )
+    conf = write_config(out, config)
+    log = open_log(out, state, step_key="epoch")
     x_train, y_train = task.splits["train"]
     t0 = time.perf_counter()
     diverged = False
@@ -170,7 +147,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
             if config.stop_after is not None and epoch >= config.stop_after:
                 return {"stopped_at": epoch}
             epoch += 1
-            order = _order(epoch, len(x_train), config.seed)
+            order = shuffled(len(x_train), seed=config.seed, epoch=epoch)
             batches = range(0, len(order), config.batch_size)
             bar = tqdm(
                 batches,
@@ -202,16 +179,15 @@ def run(config: TrainConfig) -> dict[str, Any]:
                 save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
             save_checkpoint(
                 last,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "generator": gen.get_state(),
-                    "torch_rng": torch.get_rng_state(),
-                    "epoch": epoch,
-                    "best": best,
-                    "elapsed": elapsed + time.perf_counter() - t0,
-                    "config": conf,
-                },
+                training_state(
+                    model,
+                    optimizer,
+                    gen,
+                    epoch=epoch,
+                    best=best,
+                    elapsed=elapsed + time.perf_counter() - t0,
+                    config=conf,
+                ),
             )
     seconds = elapsed + time.perf_counter() - t0
     return finish(config, task, spec, model, diverged=diverged, seconds=seconds, epoch=epoch)
@@ -261,8 +237,7 @@ def finish(
         "plots": paths,
         "metrics": str(out / "metrics.jsonl"),
     }
-    atomic_write_text(out / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
-    return final
+    return write_final(out, final)
 
 
 def _title(config: TrainConfig) -> str:
