@@ -6,15 +6,11 @@ import pytest
 import torch
 from nri_graph_layout.cli import build_parser, main
 from structgrad_app_common import read_jsonl
+from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
 
 
 def _fail(capsys, argv, needle):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("nri_graph_layout") and ": error: " in err and needle in err, err
+    assert_cli_error(capsys, main, argv, needle, prog="nri_graph_layout")
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -105,12 +101,7 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
 
 
 def test_every_flag_has_help():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name, p in sub.choices.items():
-        for action in p._actions:
-            assert action.help, f"{name}: {action.option_strings} has no help"
-        assert "--help" in p.format_help()
+    assert_every_flag_has_help(build_parser())
 
 
 def test_sweep_smoke_threading(tmp_path):

@@ -10,12 +10,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from structgrad_app_common import ArgumentParser, CLIError, read_jsonl, run_main
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    add_joblib_flags,
+    add_resume_flags,
+    config_from_args,
+    float_pair,
+    positive_int,
+    print_failures,
+    read_jsonl,
+    run_command,
+)
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.methods import method_names
@@ -55,27 +65,16 @@ QUICK_TRAIN = {
 QUICK_METHODS = {"tree-sst": {"lr": 3e-3, "tau": 1.0}, "indep": {"lr": 3e-3, "tau": 0.5}}
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _add_generate_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data set")
+    g.add_argument("--num-train", type=positive_int, default=50_000, help="training graphs (50000)")
     g.add_argument(
-        "--num-train", type=_positive_int, default=50_000, help="training graphs (50000)"
+        "--num-valid", type=positive_int, default=10_000, help="validation graphs (10000)"
     )
+    g.add_argument("--num-test", type=positive_int, default=10_000, help="test graphs (10000)")
+    g.add_argument("--num-vertices", type=positive_int, default=10, help="vertices n per tree (10)")
     g.add_argument(
-        "--num-valid", type=_positive_int, default=10_000, help="validation graphs (10000)"
-    )
-    g.add_argument("--num-test", type=_positive_int, default=10_000, help="test graphs (10000)")
-    g.add_argument(
-        "--num-vertices", type=_positive_int, default=10, help="vertices n per tree (10)"
-    )
-    g.add_argument(
-        "--num-timesteps", type=_positive_int, default=10, help="frames T per trajectory (10)"
+        "--num-timesteps", type=positive_int, default=10, help="frames T per trajectory (10)"
     )
     g.add_argument(
         "--noise-std",
@@ -116,36 +115,23 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
             help=f"latent graph and estimator (tree-sst); one of: {methods}",
         )
         r.add_argument("--seed", type=int, default=42, help="training seed (42)")
-        r.add_argument(
-            "--resume",
-            action="store_true",
-            help="continue from <out>/last.pt (JSONL is cut back to its step)",
-        )
-        r.add_argument(
-            "--overwrite", action="store_true", help="start afresh even if <out> holds a run"
-        )
-        r.add_argument(
-            "--stop-after",
-            type=_positive_int,
-            help="stop (checkpointed, as if killed) after this step; continue with --resume",
-        )
-        r.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+        add_resume_flags(r, unit="step")
     r.add_argument(
-        "--iterations", type=_positive_int, default=50_000, help="optimiser steps (50000)"
+        "--iterations", type=positive_int, default=50_000, help="optimiser steps (50000)"
     )
     r.add_argument(
         "--eval-every",
-        type=_positive_int,
+        type=positive_int,
         default=500,
         help="validate every N steps, and at steps 0 and last (500)",
     )
     r.add_argument(
         "--log-every",
-        type=_positive_int,
+        type=positive_int,
         default=50,
         help="log the mean training loss every N steps (50)",
     )
-    r.add_argument("--threads", type=_positive_int, default=1, help="torch threads per run (1)")
+    r.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -161,21 +147,19 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
             default=5.0,
             help="temperature τ of relaxations / perturbations (5.0)",
         )
+    o.add_argument("--batch-size", type=positive_int, default=128, help="training batch size (128)")
     o.add_argument(
-        "--batch-size", type=_positive_int, default=128, help="training batch size (128)"
-    )
-    o.add_argument(
-        "--eval-batch-size", type=_positive_int, default=100, help="evaluation batch size (100)"
+        "--eval-batch-size", type=positive_int, default=100, help="evaluation batch size (100)"
     )
     m = p.add_argument_group("model and estimator")
     m.add_argument(
-        "--encoder-hidden", type=_positive_int, default=256, help="encoder hidden units (256)"
+        "--encoder-hidden", type=positive_int, default=256, help="encoder hidden units (256)"
     )
     m.add_argument(
-        "--decoder-hidden", type=_positive_int, default=256, help="decoder hidden units (256)"
+        "--decoder-hidden", type=positive_int, default=256, help="decoder hidden units (256)"
     )
     m.add_argument(
-        "--prediction-steps", type=_positive_int, help="training rollout length P (default T-1)"
+        "--prediction-steps", type=positive_int, help="training rollout length P (default T-1)"
     )
     m.add_argument("--var", type=float, default=5e-5, help="decoder Gaussian variance (5e-5)")
     m.add_argument(
@@ -203,18 +187,13 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         help="AIMLE finite difference (forward)",
     )
     m.add_argument(
-        "--num-samples", type=_positive_int, help="samples per input (score-function methods only)"
+        "--num-samples", type=positive_int, help="samples per input (score-function methods only)"
     )
 
 
 def _train_config(args: argparse.Namespace, *, out: str, data: str) -> TrainConfig:
-    fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields}
-    values.update(out=out, data=data, progress=not getattr(args, "no_progress", False))
-    if args.smoke:  # tiny sizes, except where a flag was set to a non-default value
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-        values.update({k: v for k, v in SMOKE_TRAIN.items() if values[k] == defaults[k]})
-    return TrainConfig(**values)
+    progress = not getattr(args, "no_progress", False)
+    return config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=data, progress=progress)
 
 
 def _smoke_data(out: Path) -> str:
@@ -254,14 +233,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _floats(text: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    return low, high
-
-
 def _sweep(
     args: argparse.Namespace,
     methods: list[str],
@@ -292,9 +263,7 @@ def _sweep(
         backend=args.backend,
         fixed=fixed,
     )
-    for r in records:
-        if "error" in r:
-            print(f"failed: {r['method']} trial {r['trial']} seed {r['seed']}: {r['error']}")
+    print_failures(records)
     return table
 
 
@@ -388,30 +357,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="methods to compare (tree-sst indep)",
     )
     p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    p.add_argument("--trials", type=_positive_int, default=20, help="(lr, τ) draws per method (20)")
+    p.add_argument("--trials", type=positive_int, default=20, help="(lr, τ) draws per method (20)")
     p.add_argument(
         "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
     )
     p.add_argument(
         "--lr-range",
-        type=_floats,
+        type=float_pair,
         default=(1e-4, 1e-2),
         help="log-uniform lr bounds LOW,HIGH (1e-4,1e-2)",
     )
     p.add_argument(
         "--tau-range",
-        type=_floats,
+        type=float_pair,
         default=(0.1, 10.0),
         help="log-uniform τ bounds LOW,HIGH (0.1,10)",
     )
     p.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
-    p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
-    p.add_argument(
-        "--backend",
-        default="loky",
-        help="joblib backend: loky (local processes), multiprocessing, threading, "
-        "or a registered one such as dask / ray (loky)",
-    )
+    add_joblib_flags(p)
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, tau=5.0)
     p = sub.add_parser(
@@ -426,8 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="runs/quickstart", help="output folder (runs/quickstart)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (0 1)")
-    p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2)")
-    p.add_argument("--backend", default="loky", help="joblib backend (loky)")
+    add_joblib_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar while generating")
     p.set_defaults(func=cmd_quickstart, search_seed=0)
     _add_train_flags(p, sweep=True)
@@ -436,12 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; user errors exit with code 2 and one stderr line."""
+    return run_command(build_parser, argv, prog=PROG, prepare=_no_infinite_range)
 
-    def _main(argv: Sequence[str] | None) -> int:
-        args = build_parser().parse_args(argv)
-        if getattr(args, "max_range", None) is not None and args.max_range == float("inf"):
-            args.max_range = None
-        os.environ.setdefault("OMP_NUM_THREADS", "1")
-        return int(args.func(args))
 
-    return run_main(_main, argv, prog=PROG)
+def _no_infinite_range(args: argparse.Namespace) -> None:
+    """``--max-range inf`` disables the clipping (``None``)."""
+    if getattr(args, "max_range", None) is not None and args.max_range == float("inf"):
+        args.max_range = None

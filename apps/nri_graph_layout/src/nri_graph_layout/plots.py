@@ -12,13 +12,7 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.checkpoint import atomic_write_with
-
-
-def _save(fig: Any, path: str | os.PathLike[str]) -> Path:
-    atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
+from structgrad_app_common.plots import save_figure, save_panels
 
 
 def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, title: str) -> Path:
@@ -45,11 +39,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, 
     axes[2].plot(steps, [r["recall"] for r in valid], marker="s", label="recall")
     axes[2].set(title="validation edges", xlabel="step", ylim=(0, 1.02))
     axes[2].legend(loc="best")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_panels(fig, axes, path, title=title)
 
 
 def plot_graph(
@@ -109,4 +99,4 @@ def plot_graph(
     ax.set_aspect("equal")
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -9,21 +9,18 @@ the table reports its test metrics as mean ± standard error over the seeds.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from pathlib import Path
 from typing import Any
 
 from structgrad_app_common import (
     CLIError,
-    LogUniform,
-    aggregate,
-    atomic_write_text,
+    best_trials,
     format_mean_se,
-    json_safe,
     markdown_table,
-    run_parallel,
+    run_trials,
     sample_trials,
+    search_range,
+    write_sweep,
 )
 
 from nri_graph_layout.methods import resolve
@@ -64,21 +61,7 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
         ``(rows, markdown)``: one summary dict per method (aggregate fields plus
         ``lr``, ``tau``) and the markdown table.
     """
-    rows = []
-    by_trial = aggregate([r for r in records if "error" not in r], ["method", "trial"], METRICS)
-    for method in dict.fromkeys(r["method"] for r in records):
-        cands = [r for r in by_trial if r["method"] == method]
-        if not cands:
-            rows.append({"method": method, "n": 0, "error": "every trial failed"})
-            continue
-        best = max(
-            cands,
-            key=lambda r: (
-                r["valid_elbo_mean"] if math.isfinite(r["valid_elbo_mean"]) else -math.inf
-            ),
-        )
-        first = next(r for r in records if r["method"] == method and r["trial"] == best["trial"])
-        rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
+    rows = best_trials(records, ["method"], METRICS, score="valid_elbo", higher=True)
     headers = [
         "method",
         "lr",
@@ -146,10 +129,7 @@ def run_sweep(
     """
     if not seeds:
         raise CLIError("--seeds needs at least one seed")
-    try:
-        lr_dist, tau_dist = LogUniform(*lr_range), LogUniform(*tau_range)
-    except ValueError as err:
-        raise CLIError(f"bad search range: {err}") from None
+    lr_dist, tau_dist = search_range(lr_range), search_range(tau_range)
     tasks = []
     for method in methods:
         spec = resolve(
@@ -173,15 +153,7 @@ def run_sweep(
                     base, method=method, seed=seed, out=str(out), progress=False, **point
                 )
                 tasks.append({**dataclasses.asdict(cfg), "trial": t})
-    try:
-        records = run_parallel(run_trial, tasks, n_jobs=n_jobs, backend=backend)
-    except (ValueError, KeyError) as err:  # joblib: unknown backend name
-        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
-    out = Path(base.out)
-    atomic_write_text(
-        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
-    )
+    records = run_trials(run_trial, tasks, n_jobs=n_jobs, backend=backend)
     rows, table = summarize(records)
-    atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
-    atomic_write_text(out / "table.md", table + "\n")
+    write_sweep(base.out, records, rows, table)
     return records, table

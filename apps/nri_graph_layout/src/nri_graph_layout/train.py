@@ -13,8 +13,6 @@ checkpoint is scored on the test set and ``final.json`` and the plots are writte
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -23,14 +21,15 @@ from typing import Any
 
 import numpy as np
 import torch
-from structgrad_app_common import (
-    CLIError,
-    JsonlLogger,
-    atomic_write_text,
-    json_safe,
-    load_checkpoint,
-    read_jsonl,
-    save_checkpoint,
+from structgrad_app_common import CLIError, load_checkpoint, read_jsonl, save_checkpoint
+from structgrad_app_common.training import (
+    check_run_flags,
+    open_log,
+    open_run,
+    restore_state,
+    training_state,
+    write_config,
+    write_final,
 )
 
 from nri_graph_layout import data as data_mod
@@ -103,10 +102,7 @@ def _check(config: TrainConfig) -> None:
         raise CLIError(
             "--kl categorical applies to 'indep' only (trees and top-k need the Gumbel KL)"
         )
-    if config.resume and config.overwrite:
-        raise CLIError("--resume and --overwrite exclude each other")
-    if config.stop_after is not None and config.stop_after < 1:
-        raise CLIError("--stop-after must be >= 1")
+    check_run_flags(resume=config.resume, overwrite=config.overwrite, stop_after=config.stop_after)
 
 
 @torch.no_grad()
@@ -196,17 +192,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     )
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    state = None
-    if config.resume:
-        if not last.is_file():
-            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
-        state = load_checkpoint(last)
-        saved = state["config"]
-        changed = [k for k in _RESUME_KEYS if saved.get(k) != getattr(config, k)]
-        if changed:
-            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
-    elif last.exists() and not config.overwrite:
-        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+    state = open_run(out, config, _RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
 
     torch.manual_seed(config.seed)
     model = GraphLayoutModel(
@@ -222,28 +208,23 @@ def run(config: TrainConfig) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(config.seed)
     step, best, elapsed = 0, -math.inf, 0.0
     if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_state(state, model, optimizer, gen)
         step, best, elapsed = int(state["step"]), float(state["best_elbo"]), float(state["elapsed"])
-    conf = dataclasses.asdict(config)
-    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
-    log = JsonlLogger(out / "metrics.jsonl", resume_step=step if state is not None else None)
+    conf = write_config(out, config)
+    log = open_log(out, state)
 
     def checkpoint() -> None:
         save_checkpoint(
             last,
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": gen.get_state(),
-                "torch_rng": torch.get_rng_state(),
-                "step": step,
-                "best_elbo": best,
-                "elapsed": elapsed + time.perf_counter() - t0,
-                "config": conf,
-            },
+            training_state(
+                model,
+                optimizer,
+                gen,
+                step=step,
+                best_elbo=best,
+                elapsed=elapsed + time.perf_counter() - t0,
+                config=conf,
+            ),
         )
 
     def validate() -> None:
@@ -370,5 +351,4 @@ def finish(
         "plots": {"curves": str(curves), "graph": str(graph)},
         "metrics": str(out / "metrics.jsonl"),
     }
-    atomic_write_text(out / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
-    return final
+    return write_final(out, final)
