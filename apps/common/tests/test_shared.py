@@ -10,6 +10,7 @@ from structgrad_app_common import (
     CLIError,
     add_joblib_flags,
     add_resume_flags,
+    add_search_flags,
     best_trials,
     config_from_args,
     float_pair,
@@ -20,7 +21,9 @@ from structgrad_app_common import (
     run_command,
     run_trials,
     save_checkpoint,
+    search_options,
     search_range,
+    trial_result,
     write_sweep,
 )
 from structgrad_app_common.plots import save_figure, save_panels
@@ -264,3 +267,39 @@ def test_save_figure_and_panels(tmp_path):
     fig, _ = plt.subplots()
     assert save_figure(fig, tmp_path / "b.png", dpi=50, tight=True).read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.png", "sub"]
+
+
+def test_add_search_flags_defaults_and_help():
+    parser = ArgumentParser(prog="app")
+    add_search_flags(parser, trials=5, lr_range=(1e-4, 1e-2), tau_range=None)
+    args = parser.parse_args(["--lr-range", "0.1,0.1"])
+    assert (args.out, args.trials, args.seeds, args.search_seed) == ("runs/sweep", 5, [0, 1, 2], 0)
+    assert (args.lr_range, args.tau_range, args.n_jobs, args.backend) == (
+        (0.1, 0.1),
+        None,
+        2,
+        "loky",
+    )
+    assert search_options(args) == {
+        "trials": 5,
+        "seeds": [0, 1, 2],
+        "lr_range": (0.1, 0.1),
+        "tau_range": None,
+        "search_seed": 0,
+        "n_jobs": 2,
+        "backend": "loky",
+    }
+    text = " ".join(parser.format_help().split())
+    assert "(0.0001,0.01; LOW=HIGH fixes it)" in text and "each method's τ" in text
+
+
+def test_trial_result_keeps_metrics_or_error():
+    config = Config(out="o")
+    record = {"method": "m", "trial": 0}
+    done = trial_result(lambda c: {"valid": 1.0, "other": 2}, config, record, ("valid", "gone"))
+    assert done == {"method": "m", "trial": 0, "valid": 1.0, "gone": None, "out": "o"}
+
+    def fails(c):
+        raise CLIError("no data")
+
+    assert trial_result(fails, config, record, ("valid",)) == {**record, "error": "no data"}

@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 from structgrad_app_common import read_jsonl
+from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
 from toys.cli import build_parser, main
 from toys.methods import applicable
 from toys.problems import STRUCTURES
@@ -13,12 +14,7 @@ PAIRS = [(s, e) for s in STRUCTURES for e in applicable(s)]
 
 
 def _fail(capsys, argv, needle):
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1, err
-    assert err.startswith("toys") and ": error: " in err and needle in err, err
+    assert_cli_error(capsys, main, argv, needle, prog="toys")
 
 
 @pytest.mark.parametrize(("structure", "estimator"), PAIRS)
@@ -93,11 +89,7 @@ def test_bad_flags_one_line_errors(tmp_path, capsys):
 
 
 def test_every_flag_has_help():
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    for name, p in sub.choices.items():
-        for action in p._actions:
-            assert action.help, f"{name}: {action.option_strings} has no help"
+    assert_every_flag_has_help(build_parser())
 
 
 def test_all_smoke_table_and_resume(tmp_path, capsys):

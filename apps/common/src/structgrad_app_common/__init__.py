@@ -33,12 +33,14 @@ from structgrad_app_common.cli import (
     CLIError,
     add_joblib_flags,
     add_resume_flags,
+    add_search_flags,
     config_from_args,
     float_pair,
     positive_int,
     print_failures,
     run_command,
     run_main,
+    search_options,
 )
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.sweep import (
@@ -52,6 +54,7 @@ from structgrad_app_common.sweep import (
     run_trials,
     sample_trials,
     search_range,
+    trial_result,
     write_sweep,
 )
 
@@ -62,6 +65,7 @@ __all__ = [
     "LogUniform",
     "add_joblib_flags",
     "add_resume_flags",
+    "add_search_flags",
     "aggregate",
     "atomic_save_npz",
     "atomic_write_bytes",
@@ -83,6 +87,8 @@ __all__ = [
     "run_trials",
     "sample_trials",
     "save_checkpoint",
+    "search_options",
     "search_range",
+    "trial_result",
     "write_sweep",
 ]

@@ -129,6 +129,59 @@ def add_joblib_flags(parser: argparse._ActionsContainer) -> None:
     )
 
 
+def add_search_flags(
+    parser: argparse._ActionsContainer,
+    *,
+    trials: int,
+    lr_range: tuple[float, float],
+    tau_range: tuple[float, float] | None,
+) -> None:
+    """Add the flags of a random search over (lr, τ) with seeds, and the joblib flags.
+
+    ``--out`` (runs/sweep), ``--trials``, ``--seeds`` (0 1 2), ``--lr-range``,
+    ``--tau-range`` (``None``: each method's own τ), ``--search-seed`` (0),
+    ``--n-jobs`` and ``--backend``.
+
+    Args:
+        parser: a parser or argument group.
+        trials: default draws per method.
+        lr_range: default log-uniform bounds of the learning rate.
+        tau_range: default log-uniform bounds of τ, or ``None``.
+    """
+
+    def bounds(pair: tuple[float, float]) -> str:
+        return f"{pair[0]:g},{pair[1]:g}"
+
+    tau_default = "default: each method's τ" if tau_range is None else bounds(tau_range)
+    parser.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
+    parser.add_argument(
+        "--trials", type=positive_int, default=trials, help=f"(lr, τ) draws per method ({trials})"
+    )
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
+    )
+    parser.add_argument(
+        "--lr-range",
+        type=float_pair,
+        default=lr_range,
+        help=f"log-uniform lr bounds LOW,HIGH ({bounds(lr_range)}; LOW=HIGH fixes it)",
+    )
+    parser.add_argument(
+        "--tau-range",
+        type=float_pair,
+        default=tau_range,
+        help=f"log-uniform τ bounds LOW,HIGH ({tau_default}; LOW=HIGH fixes it)",
+    )
+    parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
+    add_joblib_flags(parser)
+
+
+def search_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The values of the :func:`add_search_flags` flags but ``--out``, as keyword arguments."""
+    names = ("trials", "seeds", "lr_range", "tau_range", "search_seed", "n_jobs", "backend")
+    return {name: getattr(args, name) for name in names}
+
+
 def config_from_args(
     cls: type[T], args: argparse.Namespace, smoke: Mapping[str, Any], **fields: Any
 ) -> T:

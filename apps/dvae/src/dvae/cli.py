@@ -16,13 +16,13 @@ from pathlib import Path
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
-    add_joblib_flags,
     add_resume_flags,
+    add_search_flags,
     config_from_args,
-    float_pair,
     positive_int,
     print_failures,
     run_command,
+    search_options,
 )
 
 from dvae.config import TrainConfig
@@ -164,13 +164,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     records, table = run_sweep(
         base,
         args.methods,
-        trials=args.trials,
-        seeds=args.seeds,
-        lr_range=args.lr_range,
-        tau_range=args.tau_range,
-        search_seed=args.search_seed,
-        n_jobs=args.n_jobs,
-        backend=args.backend,
+        **search_options(args),
     )
     print_failures(records)
     print(table)
@@ -217,22 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["gumbel-softmax", "st"],
         help="methods to compare (gumbel-softmax st)",
     )
-    p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    p.add_argument("--trials", type=positive_int, default=8, help="(lr, τ) draws per method (8)")
-    p.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
-    )
-    p.add_argument(
-        "--lr-range",
-        type=float_pair,
-        default=(3e-4, 3e-3),
-        help="log-uniform lr LOW,HIGH (3e-4,3e-3)",
-    )
-    p.add_argument(
-        "--tau-range", type=float_pair, default=(0.3, 3.0), help="log-uniform τ LOW,HIGH (0.3,3)"
-    )
-    p.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
-    add_joblib_flags(p)
+    add_search_flags(p, trials=8, lr_range=(3e-4, 3e-3), tau_range=(0.3, 3.0))
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, lr=1e-3, tau=1.0, seed=0)
     p = sub.add_parser(

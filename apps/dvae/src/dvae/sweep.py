@@ -20,6 +20,7 @@ from structgrad_app_common import (
     run_trials,
     sample_trials,
     search_range,
+    trial_result,
     write_sweep,
 )
 
@@ -36,11 +37,7 @@ def run_trial(**config: Any) -> dict[str, Any]:
     trial = config.pop("trial")
     cfg = TrainConfig(**config)
     record = {"method": cfg.method, "trial": trial, "seed": cfg.seed, "lr": cfg.lr, "tau": cfg.tau}
-    try:
-        final = run(cfg)
-    except CLIError as err:
-        return {**record, "error": str(err)}
-    return {**record, **{k: final.get(k) for k in (*METRICS, "diverged")}, "out": cfg.out}
+    return trial_result(run, cfg, record, (*METRICS, "diverged"))
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:

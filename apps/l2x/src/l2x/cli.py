@@ -16,15 +16,15 @@ from pathlib import Path
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
-    add_joblib_flags,
     add_resume_flags,
+    add_search_flags,
     config_from_args,
-    float_pair,
     json_safe,
     load_checkpoint,
     positive_int,
     print_failures,
     run_command,
+    search_options,
 )
 
 from l2x.methods import method_names
@@ -155,13 +155,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         base,
         args.tasks,
         args.methods,
-        trials=args.trials,
-        seeds=args.seeds,
-        lr_range=args.lr_range,
-        tau_range=args.tau_range,
-        search_seed=args.search_seed,
-        n_jobs=args.n_jobs,
-        backend=args.backend,
+        **search_options(args),
     )
     print_failures(records)
     print(table)
@@ -218,22 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["sst", "imle", "aimle", "ste"],
         help="methods (sst imle aimle ste)",
     )
-    p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    p.add_argument("--trials", type=positive_int, default=8, help="settings drawn per method (8)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (0 1 2)")
-    p.add_argument(
-        "--lr-range",
-        type=float_pair,
-        default=(3e-4, 3e-3),
-        help="log-uniform lr bounds LOW,HIGH (3e-4,3e-3; LOW=HIGH fixes it)",
-    )
-    p.add_argument(
-        "--tau-range",
-        type=float_pair,
-        help="log-uniform τ bounds LOW,HIGH (default: each method's τ)",
-    )
-    p.add_argument("--search-seed", type=int, default=0, help="seed of the search (0)")
-    add_joblib_flags(p)
+    add_search_flags(p, trials=8, lr_range=(3e-4, 3e-3), tau_range=None)
     _add_common(p, sweep=True)
     p.set_defaults(func=cmd_sweep)
     return parser

@@ -19,8 +19,8 @@ from structgrad_app_common import (
     CLIError,
     add_joblib_flags,
     add_resume_flags,
+    add_search_flags,
     config_from_args,
-    float_pair,
     positive_int,
     print_failures,
     read_jsonl,
@@ -356,25 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=["tree-sst", "indep"],
         help="methods to compare (tree-sst indep)",
     )
-    p.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    p.add_argument("--trials", type=positive_int, default=20, help="(lr, τ) draws per method (20)")
-    p.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
-    )
-    p.add_argument(
-        "--lr-range",
-        type=float_pair,
-        default=(1e-4, 1e-2),
-        help="log-uniform lr bounds LOW,HIGH (1e-4,1e-2)",
-    )
-    p.add_argument(
-        "--tau-range",
-        type=float_pair,
-        default=(0.1, 10.0),
-        help="log-uniform τ bounds LOW,HIGH (0.1,10)",
-    )
-    p.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
-    add_joblib_flags(p)
+    add_search_flags(p, trials=20, lr_range=(1e-4, 1e-2), tau_range=(0.1, 10.0))
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, tau=5.0)
     p = sub.add_parser(

@@ -20,6 +20,7 @@ from structgrad_app_common import (
     run_trials,
     sample_trials,
     search_range,
+    trial_result,
     write_sweep,
 )
 
@@ -34,10 +35,6 @@ def run_trial(**config: Any) -> dict[str, Any]:
     trial = config.pop("trial")
     cfg = TrainConfig(**config)
     record = {"method": cfg.method, "trial": trial, "seed": cfg.seed, "lr": cfg.lr, "tau": cfg.tau}
-    try:
-        final = run(cfg)
-    except CLIError as err:
-        return {**record, "error": str(err)}
     keep = (
         "valid_elbo",
         "test_elbo",
@@ -48,7 +45,7 @@ def run_trial(**config: Any) -> dict[str, Any]:
         "diverged",
         "plots",
     )
-    return {**record, **{k: final.get(k) for k in keep}, "out": cfg.out}
+    return trial_result(run, cfg, record, keep)
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:

@@ -11,6 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
+from structgrad_app_common.plots import save_figure
 
 __all__ = ["heatmap"]
 
@@ -62,7 +63,4 @@ def heatmap(rows: list[dict[str, Any]], path: str | Path, *, metric: str = "cosi
     fig.colorbar(image, ax=ax, label=short, shrink=0.8)
     ax.set_title(f"gradient estimator shootout: {label}", fontsize=9)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

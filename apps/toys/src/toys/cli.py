@@ -8,13 +8,20 @@ is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from structgrad_app_common import ArgumentParser, run_main
+from structgrad_app_common import (
+    ArgumentParser,
+    add_joblib_flags,
+    add_resume_flags,
+    config_from_args,
+    positive_int,
+    print_failures,
+    run_command,
+)
 
 from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES
 from toys.problems import STRUCTURES
@@ -27,20 +34,10 @@ PROG = "toys"
 SMOKE = {"dim": 5, "iters": 20, "eval_every": 10, "num_mc": 4}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("toy problem")
-    t.add_argument("--dim", type=_positive_int, default=10, help="vertices / items n (10)")
-    t.add_argument("--k", type=_positive_int, help="k_subset: subset size (default dim // 2)")
+    t.add_argument("--dim", type=positive_int, default=10, help="vertices / items n (10)")
+    t.add_argument("--k", type=positive_int, help="k_subset: subset size (default dim // 2)")
     t.add_argument(
         "--target-seed", type=int, default=0, help="k_subset: seed of the target b = |N(0, I)| (0)"
     )
@@ -48,28 +45,28 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     o.add_argument(
         "--lr", type=float, default=0.01, help="Adam learning rate, logits and critic (0.01)"
     )
-    o.add_argument("--iters", type=_positive_int, default=15_000, help="optimiser steps (15000)")
+    o.add_argument("--iters", type=positive_int, default=15_000, help="optimiser steps (15000)")
     o.add_argument(
         "--eval-every",
-        type=_positive_int,
+        type=positive_int,
         default=500,
         help="evaluate and checkpoint every N steps, and at steps 0 and last (500)",
     )
     o.add_argument(
         "--num-mc",
-        type=_positive_int,
+        type=positive_int,
         default=10,
         help="evaluation: single gradient estimates for the std; num-mc × K samples "
         "for the expected loss (10)",
     )
     o.add_argument(
         "--num-samples",
-        type=_positive_int,
+        type=positive_int,
         help="independent estimates averaged per step (default 3; 1 for the '+' estimators)",
     )
     o.add_argument(
         "--plus-samples",
-        type=_positive_int,
+        type=positive_int,
         default=3,
         help="K samples of one E-/T-REINFORCE+ estimate, leave-one-out baseline (3)",
     )
@@ -80,11 +77,9 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default="float",
         help="float32 or float64 (float)",
     )
-    o.add_argument("--threads", type=_positive_int, default=1, help="torch threads per run (1)")
+    o.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
     e = p.add_argument_group("estimator options")
-    e.add_argument(
-        "--hidden", type=_positive_int, default=32, help="RELAX critic hidden units (32)"
-    )
+    e.add_argument("--hidden", type=positive_int, default=32, help="RELAX critic hidden units (32)")
     e.add_argument("--tau", type=float, default=1.0, help="SST / ST-SST temperature (1.0)")
     e.add_argument(
         "--lam",
@@ -100,12 +95,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "zero start, so the logits never move (fixed)",
     )
     r = p.add_argument_group("run control")
-    r.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue from the checkpoint last.pt (the JSONL is cut back to its step)",
-    )
-    r.add_argument("--overwrite", action="store_true", help="start afresh over an existing run")
+    add_resume_flags(r, unit="step", stop_after=False, progress=False)
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -116,13 +106,7 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace, **fields: object) -> RunConfig:
-    names = {f.name for f in dataclasses.fields(RunConfig)}
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values.update(fields)
-    if args.smoke:  # tiny sizes, except where a flag was set to a non-default value
-        defaults = {f.name: f.default for f in dataclasses.fields(RunConfig)}
-        values.update({k: v for k, v in SMOKE.items() if values[k] == defaults[k]})
-    return RunConfig(**values)  # type: ignore[arg-type]
+    return config_from_args(RunConfig, args, SMOKE, **fields)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -157,9 +141,7 @@ def cmd_all(args: argparse.Namespace) -> int:
         n_jobs=args.n_jobs,
         backend=args.backend,
     )
-    for r in results:
-        if "error" in r:
-            print(f"failed: {r['structure']}/{r['estimator']} seed {r['seed']}: {r['error']}")
+    print_failures(results, lambda r: f"{r['structure']}/{r['estimator']} seed {r['seed']}")
     print(md)
     out = Path(args.out)
     print(f"\ntable: {out / 'table.md'}\nplots: " + " ".join(
@@ -194,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output folder (default runs/<structure>/<estimator>-seed<seed>)")
     p.add_argument(
         "--stop-after",
-        type=_positive_int,
+        type=positive_int,
         help="stop (checkpointed, as if killed) after this step; continue with --resume",
     )
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
@@ -220,23 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="estimators to run where they apply (default: all that apply)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
-    p.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
-    p.add_argument(
-        "--backend",
-        default="loky",
-        help="joblib backend: loky (local processes), multiprocessing, threading, "
-        "or a registered one such as dask / ray (loky)",
-    )
+    add_joblib_flags(p)
     _add_run_flags(p)
     p.set_defaults(func=cmd_all)
     return parser
 
 
-def _main(argv: Sequence[str] | None) -> int:
-    args = build_parser().parse_args(argv)
-    return int(args.func(args))
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: parse, run, and turn user errors into one line + exit code 2."""
-    return run_main(_main, argv, prog=PROG)
+    return run_command(build_parser, argv, prog=PROG, single_thread_env=False)

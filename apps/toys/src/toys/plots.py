@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
-from structgrad_app_common.checkpoint import atomic_write_with
+from structgrad_app_common.plots import save_panels
 
 __all__ = ["plot_runs"]
 
@@ -48,11 +48,5 @@ def plot_runs(
         ax.axhline(optimum, color="0.4", ls="--", lw=1, label="optimum")
     ax.set(title="MC estimate of the expected loss", xlabel="step", ylabel="loss")
     ax_std.set(title="gradient std (per parameter, mean)", xlabel="step", yscale="log")
-    for a in (ax, ax_std):
-        a.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
+    return save_panels(fig, (ax, ax_std), path, title=title)

@@ -11,8 +11,6 @@ path of an uninterrupted one. At the end ``final.json`` and ``curve.png``.
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -20,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from structgrad_app_common import (
-    CLIError,
-    JsonlLogger,
-    atomic_write_text,
-    json_safe,
-    load_checkpoint,
-    read_jsonl,
-    save_checkpoint,
+from structgrad_app_common import CLIError, read_jsonl, save_checkpoint
+from structgrad_app_common.training import (
+    check_run_flags,
+    derived_generator,
+    open_log,
+    open_run,
+    write_config,
+    write_final,
 )
 
 from toys.evaluation import evaluate, train_step
@@ -92,10 +90,7 @@ def _check(config: RunConfig) -> None:
         raise CLIError(f"--lr must be > 0, got {config.lr}")
     if config.precision not in ("float", "double"):
         raise CLIError(f"--precision must be float or double, got {config.precision!r}")
-    if config.resume and config.overwrite:
-        raise CLIError("--resume and --overwrite exclude each other")
-    if config.stop_after is not None and config.stop_after < 1:
-        raise CLIError(f"--stop-after must be >= 1, got {config.stop_after}")
+    check_run_flags(resume=config.resume, overwrite=config.overwrite, stop_after=config.stop_after)
 
 
 def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5) -> int | None:
@@ -104,10 +99,6 @@ def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5
         if r.get("mean_loss") is not None and r["mean_loss"] <= optimum + tol:
             return int(r["step"])
     return None
-
-
-def _eval_generator(seed: int, step: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed * 1_000_003 + step + 1)
 
 
 def run(config: RunConfig) -> dict[str, Any]:
@@ -132,16 +123,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         raise CLIError(str(err)) from None
     out = Path(config.out)
     last = out / "last.pt"
-    state = None
-    if config.resume:
-        if not last.is_file():
-            raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
-        state = load_checkpoint(last)
-        changed = [k for k in _RESUME_KEYS if state["config"].get(k) != getattr(config, k)]
-        if changed:
-            raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
-    elif last.exists() and not config.overwrite:
-        raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
+    state = open_run(out, config, _RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
 
     dtype = torch.float64 if config.precision == "double" else torch.float32
     torch.manual_seed(config.seed)  # the RELAX critic's initialisation
@@ -167,9 +149,8 @@ def run(config: RunConfig) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
-    conf = dataclasses.asdict(config)
-    atomic_write_text(out / "config.json", json.dumps(conf, indent=2) + "\n")
-    log = JsonlLogger(out / "metrics.jsonl", resume_step=step if state is not None else None)
+    conf = write_config(out, config)
+    log = open_log(out, state)
     t0 = time.perf_counter()
 
     def seconds() -> float:
@@ -195,7 +176,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             layer,
             problem,
             num_mc=config.num_mc,
-            generator=_eval_generator(config.seed, step),
+            generator=derived_generator(config.seed, step + 1),
         )
         log.log(
             {
@@ -274,5 +255,4 @@ def _finish(
         "plot": str(curve),
         "metrics": str(out / "metrics.jsonl"),
     }
-    atomic_write_text(out / "final.json", json.dumps(json_safe(final), indent=2) + "\n")
-    return final
+    return write_final(out, final)
