@@ -17,6 +17,10 @@ same small pieces, kept generic here:
 - :mod:`~structgrad_app_common.sweep`: log-uniform random search, a joblib runner
   (local processes by default, any joblib backend), mean ± standard error
   aggregation, best-trial selection, markdown tables and the sweep outputs.
+- :mod:`~structgrad_app_common.trials`: a sweep's joblib jobs per seed, a job
+  run in a worker, and the run-summarise-write tail.
+- :mod:`~structgrad_app_common.sweep_cli`: the ``sweep`` subcommand's flags,
+  name checks, base config and printed tail.
 - :mod:`~structgrad_app_common.plots`: atomic PNG figures (matplotlib, lazily).
 - :mod:`~structgrad_app_common.testing`: the CLI tests' shared assertions.
 """
@@ -57,6 +61,13 @@ from structgrad_app_common.sweep import (
     trial_result,
     write_sweep,
 )
+from structgrad_app_common.sweep_cli import (
+    add_sweep_flags,
+    check_names,
+    report_sweep,
+    sweep_base,
+)
+from structgrad_app_common.trials import job_result, run_jobs, seed_jobs
 
 __all__ = [
     "ArgumentParser",
@@ -66,14 +77,17 @@ __all__ = [
     "add_joblib_flags",
     "add_resume_flags",
     "add_search_flags",
+    "add_sweep_flags",
     "aggregate",
     "atomic_save_npz",
     "atomic_write_bytes",
     "atomic_write_text",
     "best_trials",
+    "check_names",
     "config_from_args",
     "float_pair",
     "format_mean_se",
+    "job_result",
     "json_safe",
     "load_checkpoint",
     "markdown_table",
@@ -81,7 +95,9 @@ __all__ = [
     "positive_int",
     "print_failures",
     "read_jsonl",
+    "report_sweep",
     "run_command",
+    "run_jobs",
     "run_main",
     "run_parallel",
     "run_trials",
@@ -89,6 +105,8 @@ __all__ = [
     "save_checkpoint",
     "search_options",
     "search_range",
+    "seed_jobs",
+    "sweep_base",
     "trial_result",
     "write_sweep",
 ]

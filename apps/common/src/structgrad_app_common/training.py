@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common.checkpoint import atomic_write_text, load_checkpoint
+from structgrad_app_common.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import JsonlLogger, json_safe
 
@@ -25,6 +25,8 @@ __all__ = [
     "open_log",
     "open_run",
     "restore_state",
+    "save_if_best",
+    "save_state",
     "shuffled",
     "training_state",
     "write_config",
@@ -152,3 +154,38 @@ def restore_state(state: dict[str, Any], model: Any, optimizer: Any, generator: 
     optimizer.load_state_dict(state["optimizer"])
     generator.set_state(state["generator"])
     torch.set_rng_state(state["torch_rng"])
+
+
+def save_state(
+    path: str | os.PathLike[str], model: Any, optimizer: Any, generator: Any, **extra: Any
+) -> None:
+    """Write :func:`training_state` of the objects and ``extra`` to ``path`` (``last.pt``)."""
+    save_checkpoint(path, training_state(model, optimizer, generator, **extra))
+
+
+def save_if_best(
+    path: str | os.PathLike[str],
+    model: Any,
+    value: float,
+    best: float,
+    *,
+    higher: bool = False,
+    **extra: Any,
+) -> float:
+    """Save ``model`` to ``path`` (``best.pt``) when ``value`` beats ``best``.
+
+    Args:
+        path: the checkpoint of the best model.
+        model: its ``state_dict()`` is saved as ``"model"``.
+        value: the new validation score.
+        best: the best score so far.
+        higher: a higher score is better (else a lower one).
+        **extra: saved beside the model (step, score...).
+
+    Returns:
+        The best score, ``value`` if it was saved.
+    """
+    if not (value > best if higher else value < best):
+        return best
+    save_checkpoint(path, {"model": model.state_dict(), **extra})
+    return value

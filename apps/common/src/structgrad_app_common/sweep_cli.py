@@ -1,0 +1,90 @@
+"""The ``sweep`` subcommand's shared pieces: flags, name checks and the printed tail."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from structgrad_app_common.cli import CLIError, add_search_flags, print_failures
+
+__all__ = ["add_sweep_flags", "check_names", "report_sweep", "sweep_base"]
+
+T = TypeVar("T")
+
+
+def check_names(
+    kind: str, names: Iterable[str], allowed: Sequence[str], *, phrase: str = "choose among"
+) -> None:
+    """A one-line error for the first of ``names`` that is not in ``allowed``.
+
+    Args:
+        kind: what is named (``"method"``, ``"task"``), used in the message.
+        names: the names given on the command line.
+        allowed: the valid names, listed in the message.
+        phrase: the words before the list.
+
+    Raises:
+        CLIError: ``unknown <kind> '<name>'; <phrase>: <allowed>``.
+    """
+    for name in names:
+        if name not in allowed:
+            raise CLIError(f"unknown {kind} {name!r}; {phrase}: {', '.join(allowed)}")
+
+
+def add_sweep_flags(
+    parser: argparse._ActionsContainer,
+    *,
+    methods: Sequence[str],
+    trials: int,
+    lr_range: tuple[float, float],
+    tau_range: tuple[float, float] | None,
+    methods_help: str = "methods to compare",
+) -> None:
+    """Add ``--methods`` (default ``methods``) and the :func:`add_search_flags` flags.
+
+    Args:
+        parser: the ``sweep`` parser (or a group of it).
+        methods: the default methods, also listed in the help.
+        trials: default draws per method.
+        lr_range: default log-uniform bounds of the learning rate.
+        tau_range: default log-uniform bounds of τ, or ``None``.
+        methods_help: the help before the list of defaults.
+    """
+    parser.add_argument(
+        "--methods",
+        nargs="+",
+        default=list(methods),
+        help=f"{methods_help} ({' '.join(methods)})",
+    )
+    add_search_flags(parser, trials=trials, lr_range=lr_range, tau_range=tau_range)
+
+
+def sweep_base(config: T) -> T:
+    """The settings every sweep run starts from: ``config`` without a bar, overwriting."""
+    return dataclasses.replace(config, progress=False, overwrite=True)  # type: ignore[type-var]
+
+
+def report_sweep(
+    records: Iterable[Mapping[str, Any]],
+    table: str,
+    out: str | Path,
+    describe: Callable[[Mapping[str, Any]], str] | None = None,
+) -> int:
+    """Print the failed runs, the table and the path of ``table.md``; return 0.
+
+    Args:
+        records: the sweep records (see :func:`print_failures`).
+        table: the markdown table.
+        out: the sweep folder.
+        describe: names a failed record (see :func:`print_failures`).
+
+    Returns:
+        The exit code 0.
+    """
+    print_failures(records, describe)
+    print(table)
+    print(f"\ntable: {Path(out) / 'table.md'}")
+    return 0

@@ -1,0 +1,281 @@
+"""The helpers folded out of the apps: sweep subcommand, sweep jobs, checkpoints, test checks."""
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    add_resume_flags,
+    add_sweep_flags,
+    check_names,
+    job_result,
+    read_jsonl,
+    report_sweep,
+    run_command,
+    run_jobs,
+    save_checkpoint,
+    search_options,
+    search_range,
+    seed_jobs,
+    sweep_base,
+)
+from structgrad_app_common.testing import (
+    PNG_SIGNATURE,
+    append_record,
+    assert_files,
+    assert_png,
+    assert_records_match,
+    assert_subprocess_error,
+    assert_sweep_errors,
+    assert_sweep_outputs,
+    cli_error_checker,
+    last_checkpoint,
+    run_interrupted,
+)
+from structgrad_app_common.training import open_log, open_run, save_if_best, save_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    out: str
+    method: str = "a"
+    seed: int = 0
+    lr: float = 0.1
+    tau: float = 1.0
+    progress: bool = True
+    overwrite: bool = False
+
+
+def _train(cfg):
+    if cfg.lr < 0:
+        raise CLIError("negative lr")
+    return {"loss": cfg.lr * (cfg.seed + 1), "extra": 1}
+
+
+def run_one(**job):
+    return job_result(Run, _train, job, ("method", "trial", "seed", "lr"), ("loss",))
+
+
+def _summarize(records):
+    rows = [{"n": len(records)}]
+    return rows, "| method |\n|---|\n| a ± 1 |"
+
+
+def test_check_names_first_unknown_and_phrase():
+    check_names("method", ["a", "b"], ["a", "b", "c"])
+    with pytest.raises(CLIError, match=r"^unknown method 'x'; choose among: a, b$"):
+        check_names("method", ["a", "x", "y"], ["a", "b"])
+    with pytest.raises(CLIError, match=r"^unknown task 'z'; choose one of: t$"):
+        check_names("task", ["z"], ["t"], phrase="choose one of")
+
+
+def test_add_sweep_flags_defaults_help_and_options():
+    parser = ArgumentParser(prog="x")
+    add_sweep_flags(parser, methods=["a", "b"], trials=3, lr_range=(1e-3, 1e-2), tau_range=None)
+    args = parser.parse_args([])
+    assert args.methods == ["a", "b"] and args.trials == 3 and args.tau_range is None
+    assert search_options(args)["lr_range"] == (1e-3, 1e-2)
+    assert parser.parse_args(["--methods", "c"]).methods == ["c"]
+    assert "methods to compare (a b)" in " ".join(parser.format_help().split())
+    parser = ArgumentParser(prog="y")
+    add_sweep_flags(
+        parser, methods=["s"], trials=1, lr_range=(1, 2), tau_range=(1, 1), methods_help="methods"
+    )
+    assert "methods (s)" in " ".join(parser.format_help().split())
+
+
+def test_sweep_base_and_report(tmp_path, capsys):
+    base = sweep_base(Run(out="o"))
+    assert not base.progress and base.overwrite and base.out == "o"
+    records = [{"method": "a", "trial": 0, "seed": 1, "error": "boom"}, {"method": "b"}]
+    assert report_sweep(records, "| t |", tmp_path) == 0
+    out = capsys.readouterr().out
+    assert out == f"failed: a trial 0 seed 1: boom\n| t |\n\ntable: {tmp_path / 'table.md'}\n"
+    report_sweep(records, "T", "s", lambda r: f"<{r['method']}>")
+    assert capsys.readouterr().out.startswith("failed: <a>: boom\nT\n")
+
+
+def test_seed_jobs_folders_and_fields(tmp_path):
+    jobs = seed_jobs(Run(out=str(tmp_path)), 2, [0, 5], "t", "m", method="m", lr=0.5)
+    assert [j["seed"] for j in jobs] == [0, 5] and all(j["trial"] == 2 for j in jobs)
+    assert jobs[1]["out"] == str(tmp_path / "t" / "m" / "trial2" / "seed5")
+    assert jobs[0]["method"] == "m" and jobs[0]["lr"] == 0.5 and jobs[0]["tau"] == 1.0
+
+
+def test_job_result_record_order_and_error():
+    job = {**dataclasses.asdict(Run(out="r", seed=1, lr=0.2)), "trial": 3}
+    res = run_one(**job)
+    assert list(res) == ["method", "trial", "seed", "lr", "loss", "out"]
+    assert res["trial"] == 3 and res["loss"] == pytest.approx(0.4) and res["out"] == "r"
+    assert "trial" in job  # the caller's job is left alone
+    bad = run_one(**{**job, "lr": -1.0})
+    assert bad["error"] == "negative lr" and "loss" not in bad
+
+
+def test_run_jobs_writes_outputs(tmp_path):
+    jobs = seed_jobs(Run(out=str(tmp_path)), 0, [0, 1], "a", lr=0.1)
+    records, table = run_jobs(run_one, jobs, _summarize, tmp_path, n_jobs=1, backend="threading")
+    assert [r["seed"] for r in records] == [0, 1] and table.startswith("| method |")
+    assert read_jsonl(tmp_path / "sweep.jsonl") == records
+    assert json.loads((tmp_path / "summary.json").read_text()) == [{"n": 2}]
+    assert_sweep_outputs(tmp_path, rows=1, first="| a", runs=2)
+    with pytest.raises(AssertionError):
+        assert_sweep_outputs(tmp_path, rows=1, first="| a", runs=3)
+    with pytest.raises(AssertionError):
+        assert_sweep_outputs(tmp_path, rows=2, first="| a", runs=2)
+
+
+def test_save_state_and_save_if_best(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    gen = torch.Generator().manual_seed(1)
+    save_state(tmp_path / "last.pt", model, opt, gen, step=3, config={"a": 1})
+    state = last_checkpoint(tmp_path)
+    assert state["step"] == 3 and state["config"] == {"a": 1}
+    assert set(state) >= {"model", "optimizer", "generator", "torch_rng"}
+    best = tmp_path / "best.pt"
+    assert save_if_best(best, model, 2.0, 1.0, step=1) == 1.0 and not best.exists()
+    assert save_if_best(best, model, 0.5, 1.0, step=2) == 0.5
+    assert torch.load(best, weights_only=True)["step"] == 2
+    assert save_if_best(best, model, 3.0, 1.0, higher=True, elbo=3.0) == 3.0
+    assert torch.load(best, weights_only=True)["elbo"] == 3.0
+    assert save_if_best(best, model, float("nan"), 1.0) == 1.0
+
+
+def test_cli_error_checker(capsys):
+    def main(argv):
+        parser = ArgumentParser(prog="app")
+        parser.add_argument("--n", type=int)
+        parser.parse_args(argv)
+
+    fail = cli_error_checker(main, prog="app")
+    fail(capsys, ["--n", "x"], "invalid int value")
+    with pytest.raises(AssertionError):
+        fail(capsys, ["--n", "x"], "some other text")
+    with pytest.raises(pytest.fail.Exception):  # no error at all
+        fail(capsys, ["--n", "1"], "anything")
+
+
+def test_file_checks(tmp_path):
+    (tmp_path / "a.png").write_bytes(PNG_SIGNATURE + b"data")
+    (tmp_path / "b.txt").write_text("x")
+    assert_png(tmp_path / "a.png")
+    assert_files(tmp_path, ["a.png", "b.txt"])
+    (tmp_path / "c.png").write_bytes(b"\x89PNG no")
+    (tmp_path / "e.txt").write_text("")
+    for names in (["c.png"], ["e.txt"]):
+        with pytest.raises(AssertionError):
+            assert_files(tmp_path, names)
+    with pytest.raises(FileNotFoundError):
+        assert_files(tmp_path, ["missing"])
+
+
+def test_append_record_and_records_match(tmp_path):
+    path = tmp_path / "m.jsonl"
+    append_record(path, {"step": 1, "loss": 1.0})
+    append_record(path, {"step": 2, "loss": 2.0})
+    recs = read_jsonl(path)
+    assert recs == [{"step": 1, "loss": 1.0}, {"step": 2, "loss": 2.0}]
+    near = [{"step": 1, "loss": 1.0 + 1e-9}, {"step": 2, "loss": 2.0}]
+    assert_records_match(recs, near, ["step", "loss"], rel=1e-6)
+    with pytest.raises(AssertionError):
+        assert_records_match(recs, [{"step": 1, "loss": 1.1}, recs[1]], ["loss"], rel=1e-6)
+    with pytest.raises(AssertionError):
+        assert_records_match(recs, recs[:1], ["loss"], rel=1e-6)
+
+
+def test_assert_subprocess_error(tmp_path):
+    (tmp_path / "one_line.py").write_text(
+        "import sys\nsys.stderr.write('one_line: error: x\\n')\nsys.exit(2)\n"
+    )
+    (tmp_path / "two_lines.py").write_text(
+        "import sys\nsys.stderr.write('usage\\nerror\\n')\nsys.exit(2)\n"
+    )
+    assert_subprocess_error("one_line", [], cwd=tmp_path)
+    with pytest.raises(AssertionError):
+        assert_subprocess_error("two_lines", [], cwd=tmp_path)
+
+
+def test_last_checkpoint_refuses_pickled_objects(tmp_path):
+    torch.save({"step": 1, "obj": argparse.Namespace(a=1)}, tmp_path / "last.pt")
+    with pytest.raises(Exception, match=r"weights_only|Unsupported"):
+        last_checkpoint(tmp_path)
+
+
+def _sweep_main(argv):
+    def cmd(args):
+        check_names("method", args.methods, ["a", "b"])
+        search_range(args.lr_range)
+        return 0
+
+    def build():
+        parser = ArgumentParser(prog="app")
+        sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+        p = sub.add_parser("sweep", help="sweep")
+        add_sweep_flags(p, methods=["a"], trials=2, lr_range=(0.1, 1.0), tau_range=None)
+        p.set_defaults(func=cmd)
+        return parser
+
+    return run_command(build, argv, prog="app", single_thread_env=False)
+
+
+def test_assert_sweep_errors(capsys):
+    assert _sweep_main(["sweep", "--methods", "a", "b"]) == 0
+    assert_sweep_errors(capsys, _sweep_main, ["sweep"], prog="app")
+    with pytest.raises(AssertionError):  # wrong program name
+        assert_sweep_errors(capsys, _sweep_main, ["sweep"], prog="other")
+
+
+@dataclasses.dataclass(frozen=True)
+class Steps:
+    out: str
+    lr: float = 0.1
+    steps: int = 4
+
+
+def _train_main(argv):
+    """A toy training command: one record and one checkpoint per step."""
+
+    def cmd(args):
+        cfg = Steps(out=args.out, lr=args.lr)
+        state = open_run(cfg.out, cfg, ["lr"], resume=args.resume, overwrite=False)
+        step = 0 if state is None else int(state["step"])
+        with open_log(cfg.out, state) as log:
+            while step < cfg.steps:
+                if args.stop_after is not None and step >= args.stop_after:
+                    print(json.dumps({"stopped_at": step}))
+                    return 0
+                step += 1
+                log.log({"step": step, "loss": cfg.lr * step})
+                save_checkpoint(Path(cfg.out) / "last.pt", {"step": step, "config": {"lr": cfg.lr}})
+        print(json.dumps({"steps": step}))
+        return 0
+
+    def build():
+        parser = ArgumentParser(prog="app")
+        parser.add_argument("--out")
+        parser.add_argument("--lr", type=float, default=0.1)
+        add_resume_flags(parser, unit="step", progress=False)
+        parser.set_defaults(func=cmd)
+        return parser
+
+    return run_command(build, argv, prog="app", single_thread_env=False)
+
+
+def test_run_interrupted_checks_and_logs(tmp_path, capsys):
+    recs, ref = run_interrupted(
+        capsys, _train_main, [], tmp_path / "run", tmp_path / "ref", prog="app", unit="step",
+        stop_after=2, killed={"step": 3, "loss": 9.0}, changed=["--lr", "0.5"],
+    )  # fmt: skip
+    assert [r["step"] for r in recs] == [1, 2, 3, 4] and recs[2]["loss"] == pytest.approx(0.3)
+    assert_records_match(recs, ref, ["step", "loss"], rel=1e-12)
+    with pytest.raises(AssertionError):  # the checkpoint counts steps, not epochs
+        run_interrupted(
+            capsys, _train_main, [], tmp_path / "r2", tmp_path / "f2", prog="app", unit="epoch",
+            stop_after=2, killed={"step": 3},
+        )  # fmt: skip
