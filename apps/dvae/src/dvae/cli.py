@@ -8,21 +8,20 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections.abc import Sequence
-from pathlib import Path
 
 from structgrad_app_common import (
     ArgumentParser,
-    CLIError,
     add_resume_flags,
-    add_search_flags,
+    add_sweep_flags,
+    check_names,
     config_from_args,
     positive_int,
-    print_failures,
+    report_sweep,
     run_command,
     search_options,
+    sweep_base,
 )
 
 from dvae.config import TrainConfig
@@ -156,20 +155,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Random search; print and save the markdown table."""
     from dvae.sweep import run_sweep
 
-    for method in args.methods:
-        if method not in method_names():
-            raise CLIError(f"unknown method {method!r}; choose among: {', '.join(method_names())}")
-    base = train_config(args, out=args.out)
-    base = dataclasses.replace(base, progress=False, overwrite=True)
-    records, table = run_sweep(
-        base,
-        args.methods,
-        **search_options(args),
-    )
-    print_failures(records)
-    print(table)
-    print(f"\ntable: {Path(args.out) / 'table.md'}")
-    return 0
+    check_names("method", args.methods, method_names())
+    base = sweep_base(train_config(args, out=args.out))
+    records, table = run_sweep(base, args.methods, **search_options(args))
+    return report_sweep(records, table, args.out)
 
 
 def cmd_epochs(args: argparse.Namespace) -> int:
@@ -205,13 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Log-uniform random search per method; the best (lr, τ) by mean final "
         "validation loss is reported as test loss mean ± standard error over seeds.",
     )
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=["gumbel-softmax", "st"],
-        help="methods to compare (gumbel-softmax st)",
+    add_sweep_flags(
+        p, methods=["gumbel-softmax", "st"], trials=8, lr_range=(3e-4, 3e-3), tau_range=(0.3, 3.0)
     )
-    add_search_flags(p, trials=8, lr_range=(3e-4, 3e-3), tau_range=(0.3, 3.0))
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, lr=1e-3, tau=1.0, seed=0)
     p = sub.add_parser(

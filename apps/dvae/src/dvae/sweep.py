@@ -8,7 +8,6 @@ its final test loss (and unrelaxed training loss) as mean ± standard error.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +15,12 @@ from structgrad_app_common import (
     CLIError,
     best_trials,
     format_mean_se,
+    job_result,
     markdown_table,
-    run_trials,
+    run_jobs,
     sample_trials,
     search_range,
-    trial_result,
-    write_sweep,
+    seed_jobs,
 )
 
 from dvae.config import TrainConfig
@@ -29,15 +28,13 @@ from dvae.train import run
 
 __all__ = ["run_sweep", "run_trial", "summarize"]
 
+RECORD = ("method", "trial", "seed", "lr", "tau")
 METRICS = ("valid_loss", "test_loss", "train_loss", "train_loss_hard", "seconds")
 
 
 def run_trial(**config: Any) -> dict[str, Any]:
     """Train one configuration in a worker; errors become a record, not a crash."""
-    trial = config.pop("trial")
-    cfg = TrainConfig(**config)
-    record = {"method": cfg.method, "trial": trial, "seed": cfg.seed, "lr": cfg.lr, "tau": cfg.tau}
-    return trial_result(run, cfg, record, (*METRICS, "diverged"))
+    return job_result(TrainConfig, run, config, RECORD, (*METRICS, "diverged"))
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -109,17 +106,13 @@ def run_sweep(
     if base.valid_size == 0:
         raise CLIError("the sweep ranks trials by validation loss: pass --valid-size N > 0")
     space = {"lr": search_range(lr_range), "tau": search_range(tau_range)}
-    tasks = []
-    for method in methods:
-        for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
-            for seed in seeds:
-                out = Path(base.out) / method / f"trial{t}" / f"seed{seed}"
-                cfg = dataclasses.replace(base, method=method, seed=seed, out=str(out), **point)
-                tasks.append({**dataclasses.asdict(cfg), "trial": t})
-    records = run_trials(run_trial, tasks, n_jobs=n_jobs, backend=backend)
-    rows, table = summarize(records)
-    write_sweep(base.out, records, rows, table)
-    return records, table
+    jobs = [
+        job
+        for method in methods
+        for t, point in enumerate(sample_trials(space, trials, seed=search_seed))
+        for job in seed_jobs(base, t, seeds, method, method=method, **point)
+    ]
+    return run_jobs(run_trial, jobs, summarize, base.out, n_jobs=n_jobs, backend=backend)
 
 
 def epoch_table(folder: str | Path, *, every: int = 1) -> str:

@@ -23,13 +23,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from structgrad_app_common import save_checkpoint
 from structgrad_app_common.training import (
     open_log,
     open_run,
     restore_state,
+    save_state,
     shuffled,
-    training_state,
     write_config,
 )
 
@@ -167,17 +166,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
             }
             log.log(rec)
             bar.set_postfix(test=f"{test['loss']:.2f}")
-            save_checkpoint(
-                last,
-                training_state(
-                    model,
-                    optimizer,
-                    gen,
-                    epoch=epoch,
-                    step=step,
-                    elapsed=elapsed + time.perf_counter() - t0,
-                    config=conf,
-                ),
+            seconds = elapsed + time.perf_counter() - t0
+            save_state(
+                last, model, optimizer, gen, epoch=epoch, step=step, elapsed=seconds, config=conf
             )
     bar.close()
     from dvae.plots import finish

@@ -17,14 +17,16 @@ from structgrad_app_common import (
     ArgumentParser,
     CLIError,
     add_resume_flags,
-    add_search_flags,
+    add_sweep_flags,
+    check_names,
     config_from_args,
     json_safe,
     load_checkpoint,
     positive_int,
-    print_failures,
+    report_sweep,
     run_command,
     search_options,
+    sweep_base,
 )
 
 from l2x.methods import method_names
@@ -146,21 +148,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     """Random search / multi-seed comparison; print and save the markdown table."""
     from l2x.sweep import run_sweep
 
-    for task in args.tasks:
-        if task not in TASKS:
-            raise CLIError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}")
+    check_names("task", args.tasks, TASKS, phrase="choose one of")
     base = _config(argparse.Namespace(**vars(args), task=args.tasks[0], method="sst"), args.out)
-    base = dataclasses.replace(base, overwrite=True, progress=False)
-    records, table = run_sweep(
-        base,
-        args.tasks,
-        args.methods,
-        **search_options(args),
-    )
-    print_failures(records)
-    print(table)
-    print(f"\ntable: {Path(args.out) / 'table.md'}")
-    return 0
+    records, table = run_sweep(sweep_base(base), args.tasks, args.methods, **search_options(args))
+    return report_sweep(records, table, args.out)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,13 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         "Writes sweep.jsonl, summary.json and table.md in --out.",
     )
     p.add_argument("--tasks", nargs="+", default=["orange_skin"], help="tasks (orange_skin)")
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=["sst", "imle", "aimle", "ste"],
-        help="methods (sst imle aimle ste)",
+    add_sweep_flags(
+        p,
+        methods=["sst", "imle", "aimle", "ste"],
+        trials=8,
+        lr_range=(3e-4, 3e-3),
+        tau_range=None,
+        methods_help="methods",
     )
-    add_search_flags(p, trials=8, lr_range=(3e-4, 3e-3), tau_range=None)
     _add_common(p, sweep=True)
     p.set_defaults(func=cmd_sweep)
     return parser

@@ -11,20 +11,18 @@ value, which turns the sweep into a plain multi-seed comparison.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Any
 
 from structgrad_app_common import (
     CLIError,
     best_trials,
     format_mean_se,
+    job_result,
     markdown_table,
-    run_trials,
+    run_jobs,
     sample_trials,
     search_range,
-    trial_result,
-    write_sweep,
+    seed_jobs,
 )
 
 from l2x.methods import DEFAULT_TAU, resolve
@@ -37,17 +35,8 @@ METRICS = ("valid_loss", *SYNTH, *BEER, "seconds")
 
 def run_trial(**config: Any) -> dict[str, Any]:
     """Train one configuration in a worker; a user error becomes a record, not a crash."""
-    trial = config.pop("trial")
-    cfg = TrainConfig(**config)
-    record = {
-        "task": cfg.task,
-        "method": cfg.method,
-        "trial": trial,
-        "seed": cfg.seed,
-        "lr": cfg.lr,
-        "tau": cfg.tau,
-    }
-    return trial_result(run, cfg, record, (*METRICS, "diverged"))
+    names = ("task", "method", "trial", "seed", "lr", "tau")
+    return job_result(TrainConfig, run, config, names, (*METRICS, "diverged"))
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -121,19 +110,6 @@ def run_sweep(
             has_tau = method in DEFAULT_TAU and tau_dist is not None
             space = {"lr": lr_dist, "tau": tau_dist if has_tau else None}
             for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
-                for seed in seeds:
-                    out = Path(base.out) / task / method / f"trial{t}" / f"seed{seed}"
-                    cfg = dataclasses.replace(
-                        base,
-                        task=task,
-                        method=method,
-                        seed=seed,
-                        out=str(out),
-                        progress=False,
-                        **point,
-                    )
-                    jobs.append({**dataclasses.asdict(cfg), "trial": t})
-    records = run_trials(run_trial, jobs, n_jobs=n_jobs, backend=backend)
-    rows, table = summarize(records)
-    write_sweep(base.out, records, rows, table)
-    return records, table
+                fields = {"task": task, "method": method, "progress": False, **point}
+                jobs += seed_jobs(base, t, seeds, task, method, **fields)
+    return run_jobs(run_trial, jobs, summarize, base.out, n_jobs=n_jobs, backend=backend)

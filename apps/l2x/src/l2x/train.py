@@ -19,14 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from structgrad_app_common import CLIError, load_checkpoint, read_jsonl, save_checkpoint
+from structgrad_app_common import CLIError, load_checkpoint, read_jsonl
 from structgrad_app_common.training import (
     check_run_flags,
     open_log,
     open_run,
     restore_state,
+    save_if_best,
+    save_state,
     shuffled,
-    training_state,
     write_config,
     write_final,
 )
@@ -174,20 +175,10 @@ def run(config: TrainConfig) -> dict[str, Any]:
             res = task.evaluate(model, "valid", config.eval_batch_size)
             record = {"epoch": epoch, "train_loss": total / max(count, 1), "diverged": diverged}
             log.log({**record, **{f"valid_{k}": v for k, v in res.items()}})
-            if res["loss"] < best:
-                best = res["loss"]
-                save_checkpoint(best_path, {"model": model.state_dict(), "epoch": epoch})
-            save_checkpoint(
-                last,
-                training_state(
-                    model,
-                    optimizer,
-                    gen,
-                    epoch=epoch,
-                    best=best,
-                    elapsed=elapsed + time.perf_counter() - t0,
-                    config=conf,
-                ),
+            best = save_if_best(best_path, model, res["loss"], best, epoch=epoch)
+            seconds = elapsed + time.perf_counter() - t0
+            save_state(
+                last, model, optimizer, gen, epoch=epoch, best=best, elapsed=seconds, config=conf
             )
     seconds = elapsed + time.perf_counter() - t0
     return finish(config, task, spec, model, diverged=diverged, seconds=seconds, epoch=epoch)

@@ -8,23 +8,27 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
     add_joblib_flags,
     add_resume_flags,
-    add_search_flags,
+    add_sweep_flags,
+    check_names,
     config_from_args,
     positive_int,
     print_failures,
     read_jsonl,
+    report_sweep,
     run_command,
+    search_options,
+    sweep_base,
 )
 
 from nri_graph_layout import data as data_mod
@@ -236,50 +240,20 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _sweep(
     args: argparse.Namespace,
     methods: list[str],
-    *,
-    lr_range: tuple[float, float],
-    tau_range: tuple[float, float],
-    trials: int,
-    seeds: list[int],
     fixed: dict[str, dict[str, float]] | None = None,
-) -> str:
+) -> tuple[list[dict[str, Any]], str]:
     from nri_graph_layout.sweep import run_sweep
 
-    for method in methods:
-        if method not in method_names():
-            raise CLIError(f"unknown method {method!r}; choose among: {', '.join(method_names())}")
+    check_names("method", methods, method_names())
     out = Path(args.out)
-    base = _train_config(args, out=str(out), data=_data_path(args, out))
-    base = dataclasses.replace(base, progress=False, overwrite=True)
-    records, table = run_sweep(
-        base,
-        methods,
-        trials=trials,
-        seeds=seeds,
-        lr_range=lr_range,
-        tau_range=tau_range,
-        search_seed=args.search_seed,
-        n_jobs=args.n_jobs,
-        backend=args.backend,
-        fixed=fixed,
-    )
-    print_failures(records)
-    return table
+    base = sweep_base(_train_config(args, out=str(out), data=_data_path(args, out)))
+    return run_sweep(base, methods, fixed=fixed, **search_options(args))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Random search; print and save the markdown table."""
-    table = _sweep(
-        args,
-        args.methods,
-        lr_range=args.lr_range,
-        tau_range=args.tau_range,
-        trials=args.trials,
-        seeds=args.seeds,
-    )
-    print(table)
-    print(f"\ntable: {Path(args.out) / 'table.md'}")
-    return 0
+    records, table = _sweep(args, args.methods)
+    return report_sweep(records, table, args.out)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -297,15 +271,8 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             setattr(args, key, value)
     # Fixed (lr, τ) per method: a one-point "search" through the sweep runner,
     # so every (method, seed) run is one joblib task.
-    table = _sweep(
-        args,
-        list(QUICK_METHODS),
-        lr_range=(1e-3, 1e-3),
-        tau_range=(1.0, 1.0),
-        trials=1,
-        seeds=args.seeds,
-        fixed=QUICK_METHODS,
-    )
+    records, table = _sweep(args, list(QUICK_METHODS), fixed=QUICK_METHODS)
+    print_failures(records)
     print(table)
     print("\nplots:")
     for r in read_jsonl(out / "sweep.jsonl"):
@@ -350,13 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Log-uniform random search per method; the best (lr, τ) by mean "
         "validation ELBO is reported as test mean ± standard error over seeds.",
     )
-    p.add_argument(
-        "--methods",
-        nargs="+",
-        default=["tree-sst", "indep"],
-        help="methods to compare (tree-sst indep)",
+    add_sweep_flags(
+        p, methods=["tree-sst", "indep"], trials=20, lr_range=(1e-4, 1e-2), tau_range=(0.1, 10.0)
     )
-    add_search_flags(p, trials=20, lr_range=(1e-4, 1e-2), tau_range=(0.1, 10.0))
     _add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, tau=5.0)
     p = sub.add_parser(
@@ -373,7 +336,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (0 1)")
     add_joblib_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar while generating")
-    p.set_defaults(func=cmd_quickstart, search_seed=0)
+    p.set_defaults(
+        func=cmd_quickstart, search_seed=0, trials=1, lr_range=(1e-3, 1e-3), tau_range=(1.0, 1.0)
+    )
     _add_train_flags(p, sweep=True)
     return parser
 

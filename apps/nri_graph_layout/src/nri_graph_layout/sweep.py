@@ -8,20 +8,18 @@ the table reports its test metrics as mean ± standard error over the seeds.
 
 from __future__ import annotations
 
-import dataclasses
-from pathlib import Path
 from typing import Any
 
 from structgrad_app_common import (
     CLIError,
     best_trials,
     format_mean_se,
+    job_result,
     markdown_table,
-    run_trials,
+    run_jobs,
     sample_trials,
     search_range,
-    trial_result,
-    write_sweep,
+    seed_jobs,
 )
 
 from nri_graph_layout.methods import resolve
@@ -32,9 +30,6 @@ METRICS = ("valid_elbo", "test_elbo", "test_precision", "test_recall", "seconds"
 
 def run_trial(**config: Any) -> dict[str, Any]:
     """Train one configuration in a worker; errors become a record, not a crash."""
-    trial = config.pop("trial")
-    cfg = TrainConfig(**config)
-    record = {"method": cfg.method, "trial": trial, "seed": cfg.seed, "lr": cfg.lr, "tau": cfg.tau}
     keep = (
         "valid_elbo",
         "test_elbo",
@@ -45,7 +40,7 @@ def run_trial(**config: Any) -> dict[str, Any]:
         "diverged",
         "plots",
     )
-    return trial_result(run, cfg, record, keep)
+    return job_result(TrainConfig, run, config, ("method", "trial", "seed", "lr", "tau"), keep)
 
 
 def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
@@ -144,13 +139,5 @@ def run_sweep(
         else:
             points = sample_trials(space, trials, seed=search_seed)
         for t, point in enumerate(points):
-            for seed in seeds:
-                out = Path(base.out) / method / f"trial{t}" / f"seed{seed}"
-                cfg = dataclasses.replace(
-                    base, method=method, seed=seed, out=str(out), progress=False, **point
-                )
-                tasks.append({**dataclasses.asdict(cfg), "trial": t})
-    records = run_trials(run_trial, tasks, n_jobs=n_jobs, backend=backend)
-    rows, table = summarize(records)
-    write_sweep(base.out, records, rows, table)
-    return records, table
+            tasks += seed_jobs(base, t, seeds, method, method=method, progress=False, **point)
+    return run_jobs(run_trial, tasks, summarize, base.out, n_jobs=n_jobs, backend=backend)

@@ -21,13 +21,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from structgrad_app_common import CLIError, load_checkpoint, read_jsonl, save_checkpoint
+from structgrad_app_common import CLIError, load_checkpoint, read_jsonl
 from structgrad_app_common.training import (
     check_run_flags,
     open_log,
     open_run,
     restore_state,
-    training_state,
+    save_if_best,
+    save_state,
     write_config,
     write_final,
 )
@@ -161,6 +162,20 @@ def _batch(step: int, n_train: int, batch_size: int, seed: int) -> torch.Tensor:
     return perm[i * batch_size : (i + 1) * batch_size]
 
 
+def score(
+    model: GraphLayoutModel, data: data_mod.Dataset, split: str, config: TrainConfig
+) -> dict[str, float]:
+    """:func:`evaluate` on ``split`` ("valid": noise seed ``seed + 1``, "test": ``seed + 2``)."""
+    offset = {"valid": 1, "test": 2}[split]
+    return evaluate(
+        model,
+        data.trajectories[split],
+        data.edges[split],
+        config.eval_batch_size,
+        seed=config.seed + offset,
+    )
+
+
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, evaluate and write all outputs of one run.
 
@@ -214,32 +229,18 @@ def run(config: TrainConfig) -> dict[str, Any]:
     log = open_log(out, state)
 
     def checkpoint() -> None:
-        save_checkpoint(
-            last,
-            training_state(
-                model,
-                optimizer,
-                gen,
-                step=step,
-                best_elbo=best,
-                elapsed=elapsed + time.perf_counter() - t0,
-                config=conf,
-            ),
+        seconds = elapsed + time.perf_counter() - t0
+        save_state(
+            last, model, optimizer, gen, step=step, best_elbo=best, elapsed=seconds, config=conf
         )
 
     def validate() -> None:
         nonlocal best
-        res = evaluate(
-            model,
-            data.trajectories["valid"],
-            data.edges["valid"],
-            config.eval_batch_size,
-            seed=config.seed + 1,
-        )
+        res = score(model, data, "valid", config)
         log.log({"step": step, "split": "valid", **res})
-        if res["elbo"] > best:
-            best = res["elbo"]
-            save_checkpoint(best_path, {"model": model.state_dict(), "step": step, "elbo": best})
+        best = save_if_best(
+            best_path, model, res["elbo"], best, higher=True, step=step, elbo=res["elbo"]
+        )
         checkpoint()
 
     t0 = time.perf_counter()
@@ -315,13 +316,7 @@ def finish(
     out = Path(config.out)
     best = load_checkpoint(best_path)
     model.load_state_dict(best["model"])
-    test = evaluate(
-        model,
-        data.trajectories["test"],
-        data.edges["test"],
-        config.eval_batch_size,
-        seed=config.seed + 2,
-    )
+    test = score(model, data, "test", config)
     records = read_jsonl(out / "metrics.jsonl")
     valid = [r for r in records if r.get("split") == "valid"]
     best_valid = max(valid, key=lambda r: r["elbo"] if r["elbo"] is not None else -math.inf)
