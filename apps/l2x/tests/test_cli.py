@@ -1,17 +1,22 @@
 import json
 
 import pytest
-import torch
 from l2x.cli import build_parser, main
 from l2x.methods import method_names
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
+from structgrad_app_common.testing import (
+    assert_every_flag_has_help,
+    assert_files,
+    assert_records_match,
+    assert_sweep_errors,
+    assert_sweep_outputs,
+    cli_error_checker,
+    last_checkpoint,
+    run_interrupted,
+)
 
 TINY = ["--smoke", "--no-progress", "--num-train", "96", "--num-valid", "32", "--num-test", "64"]
-
-
-def _fail(capsys, argv, needle):
-    assert_cli_error(capsys, main, argv, needle, prog="l2x")
+_fail = cli_error_checker(main, prog="l2x")
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -22,12 +27,10 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
     for key in ("test_accuracy", "test_precision", "test_median_rank", "test_loss"):
         assert isinstance(final[key], float)
     assert 2.5 <= final["test_median_rank"] <= 8.5 and len(final["test_frequency"]) == 10
-    for name in ("metrics.jsonl", "curves.png", "selection.png", "best.pt", "last.pt"):
-        assert (out / name).stat().st_size > 0
-    assert (out / "selection.png").read_bytes()[:4] == b"\x89PNG"
+    assert_files(out, ("metrics.jsonl", "curves.png", "selection.png", "best.pt", "last.pt"))
     assert [r["epoch"] for r in read_jsonl(out / "metrics.jsonl")] == [1, 2]
     assert json.loads(capsys.readouterr().out)["method"] == "sst"
-    assert torch.load(out / "last.pt", weights_only=True)["epoch"] == 2
+    assert last_checkpoint(out)["epoch"] == 2
     assert main(["eval", "--run", str(out)]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["test_accuracy"] == pytest.approx(final["test_accuracy"])
@@ -43,23 +46,14 @@ def test_smoke_every_method(tmp_path, method):
 
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):
-    out, ref = tmp_path / "run", tmp_path / "ref"
     args = ["train", *TINY, "--task", "xor", "--method", "aimle", "--epochs", "3"]
-    assert main([*args, "--out", str(out), "--stop-after", "1"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"stopped_at": 1}
-    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
-        f.write(json.dumps({"epoch": 2, "train_loss": 1.0}) + "\n")
-    assert main([*args, "--out", str(out), "--resume"]) == 0
-    recs = read_jsonl(out / "metrics.jsonl")
+    recs, ref_recs = run_interrupted(
+        capsys, main, args, tmp_path / "run", tmp_path / "ref", prog="l2x", unit="epoch",
+        stop_after=1, killed={"epoch": 2, "train_loss": 1.0}, changed=["--lr", "0.1"],
+    )  # fmt: skip
     assert [r["epoch"] for r in recs] == [1, 2, 3]
     # The interrupted run ends where an uninterrupted one does (AIMLE's β included).
-    assert main([*args, "--out", str(ref)]) == 0
-    for a, b in zip(recs, read_jsonl(ref / "metrics.jsonl"), strict=True):
-        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-5)
-        assert a["valid_loss"] == pytest.approx(b["valid_loss"], rel=1e-5)
-    capsys.readouterr()
-    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
-    _fail(capsys, [*args, "--out", str(out), "--resume", "--lr", "0.1"], "settings differ")
+    assert_records_match(recs, ref_recs, ("train_loss", "valid_loss"), rel=1e-5)
 
 
 def test_beer_smoke_and_eval(tmp_path, beer_folder, capsys):
@@ -121,16 +115,8 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     _fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")
     _fail(capsys, ["eval", "--run", str(tmp_path)], "holds no run")
     _fail(capsys, ["frobnicate"], "invalid choice")
-    _fail(
-        capsys,
-        ["sweep", "--smoke", "--methods", "nope", "--out", str(tmp_path / "s")],
-        "unknown method",
-    )
-    _fail(
-        capsys,
-        ["sweep", "--smoke", "--lr-range", "1,0.1", "--out", str(tmp_path / "s")],
-        "bad search range",
-    )
+    sweep = ["sweep", "--smoke", "--out", str(tmp_path / "s")]
+    assert_sweep_errors(capsys, main, sweep, prog="l2x")
 
 
 def test_every_flag_has_help():
@@ -161,6 +147,4 @@ def test_sweep_smoke_threading(tmp_path):
         "threading",
     ]
     assert main(argv) == 0
-    table = (out / "table.md").read_text().splitlines()
-    assert len(table) == 4 and table[2].startswith("| xor | sst |") and "±" in table[2]
-    assert len(read_jsonl(out / "sweep.jsonl")) == 8
+    assert_sweep_outputs(out, rows=2, first="| xor | sst |", runs=8)

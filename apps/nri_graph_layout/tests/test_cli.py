@@ -3,14 +3,20 @@ import subprocess
 import sys
 
 import pytest
-import torch
 from nri_graph_layout.cli import build_parser, main
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
+from structgrad_app_common.testing import (
+    assert_every_flag_has_help,
+    assert_files,
+    assert_subprocess_error,
+    assert_sweep_errors,
+    assert_sweep_outputs,
+    cli_error_checker,
+    last_checkpoint,
+    run_interrupted,
+)
 
-
-def _fail(capsys, argv, needle):
-    assert_cli_error(capsys, main, argv, needle, prog="nri_graph_layout")
+_fail = cli_error_checker(main, prog="nri_graph_layout")
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -20,15 +26,15 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
     for key in ("test_elbo", "test_precision", "test_recall"):
         assert isinstance(final[key], float)
     assert final["steps"] == 4 and final["test_elbo"] < 0
-    for name in ("metrics.jsonl", "curves.png", "graph.png", "best.pt", "last.pt", "config.json"):
-        assert (out / name).stat().st_size > 0
-    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert_files(
+        out, ("metrics.jsonl", "curves.png", "graph.png", "best.pt", "last.pt", "config.json")
+    )
     recs = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in recs if r["split"] == "valid"] == [0, 2, 4]
     assert [r["step"] for r in recs if r["split"] == "train"] == [1, 2, 3, 4]
     assert json.loads(capsys.readouterr().out)["method"] == "tree-sst"
     # Checkpoints load with weights_only=True (no pickled objects).
-    assert torch.load(out / "last.pt", weights_only=True)["step"] == 4
+    assert last_checkpoint(out)["step"] == 4
 
 
 @pytest.mark.parametrize("method", ["indep", "tree-reinforce", "topk-sst"])
@@ -39,26 +45,19 @@ def test_smoke_other_methods(tmp_path, method):
 
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):
-    out, ref = tmp_path / "run", tmp_path / "ref"
     args = ["train", "--smoke", "--no-progress", "--iterations", "6", "--eval-every", "2"]
-    assert main([*args, "--out", str(out), "--stop-after", "3"]) == 0
-    assert torch.load(out / "last.pt", weights_only=True)["step"] == 3
-    assert not (out / "final.json").exists()
-    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
-        f.write(json.dumps({"step": 4, "split": "train", "loss": 1.0}) + "\n")
-    assert main([*args, "--out", str(out), "--resume"]) == 0
-    recs = read_jsonl(out / "metrics.jsonl")
+    recs, ref_recs = run_interrupted(
+        capsys, main, args, tmp_path / "run", tmp_path / "ref", prog="nri_graph_layout",
+        unit="step", stop_after=3, killed={"step": 4, "split": "train", "loss": 1.0},
+        changed=["--lr", "0.1"],
+    )  # fmt: skip
     train = [r["step"] for r in recs if r["split"] == "train"]
     valid = [r["step"] for r in recs if r["split"] == "valid"]
     assert train == [1, 2, 3, 4, 5, 6] and valid == [0, 2, 4, 6]
     # The interrupted run ends where an uninterrupted one does.
-    assert main([*args, "--out", str(ref)]) == 0
-    ref_recs = read_jsonl(ref / "metrics.jsonl")
     assert [r["step"] for r in ref_recs] == [r["step"] for r in recs]
     for a, b in zip(recs, ref_recs, strict=True):
         assert a.get("loss", a.get("elbo")) == pytest.approx(b.get("loss", b.get("elbo")), rel=1e-4)
-    capsys.readouterr()
-    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
 
 
 def test_bad_input_one_line_errors(tmp_path, capsys):
@@ -92,12 +91,8 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     _fail(capsys, ["train"], "--data is required")
     _fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
     _fail(capsys, ["frobnicate"], "invalid choice")
-    _fail(capsys, ["sweep", "--smoke", "--methods", "nope"], "unknown method")
-    _fail(
-        capsys,
-        ["sweep", "--smoke", "--lr-range", "1,0.1", "--out", str(tmp_path / "s")],
-        "bad search range",
-    )
+    sweep = ["sweep", "--smoke", "--out", str(tmp_path / "s")]
+    assert_sweep_errors(capsys, main, sweep, prog="nri_graph_layout")
 
 
 def test_every_flag_has_help():
@@ -109,9 +104,7 @@ def test_sweep_smoke_threading(tmp_path):
     argv = ["sweep", "--smoke", "--out", str(out), "--methods", "tree-sst", "indep",
             "--trials", "1", "--seeds", "0", "1", "--backend", "threading"]  # fmt: skip
     assert main(argv) == 0
-    table = (out / "table.md").read_text().splitlines()
-    assert len(table) == 4 and table[2].startswith("| tree-sst |") and "±" in table[2]
-    assert len(read_jsonl(out / "sweep.jsonl")) == 4
+    assert_sweep_outputs(out, rows=2, first="| tree-sst |", runs=4)
 
 
 def test_quickstart_smoke_subprocess(tmp_path):
@@ -124,11 +117,7 @@ def test_quickstart_smoke_subprocess(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "| tree-sst |" in proc.stdout and "| indep |" in proc.stdout
     assert "graph.png" in proc.stdout and (tmp_path / "table.md").exists()
-    bad = subprocess.run(
-        [sys.executable, "-m", "nri_graph_layout", "train", "--method", "x", "--smoke"],
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
-    )  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    assert_subprocess_error("nri_graph_layout", ["train", "--method", "x", "--smoke"], cwd=tmp_path)
 
 
 def test_generate_command_round_trip(tmp_path, capsys):

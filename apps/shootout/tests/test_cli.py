@@ -2,13 +2,9 @@ import json
 
 import pytest
 from shootout.cli import main
+from structgrad_app_common.testing import assert_png, cli_error_checker
 
-
-def run_cli(capsys, *argv):
-    with pytest.raises(SystemExit) as exc:
-        main(list(argv))
-    err = capsys.readouterr().err.strip()
-    return exc.value.code, err
+_fail = cli_error_checker(main, prog="shootout")
 
 
 def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
@@ -21,7 +17,7 @@ def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
     rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
     assert len(rows) == 30 and {r["law"] for r in rows} == {"rg", "pam"}
     for name in ("heatmap_cosine.png", "heatmap_logvar.png"):
-        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_png(out / name)
     assert "| estimator |" in capsys.readouterr().out
 
 
@@ -58,16 +54,13 @@ def test_resume_reuses_matching_rows(tmp_path, capsys):
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
-    code, err = run_cli(capsys, "--smoke", "--out", str(tmp_path), *argv)
-    assert code == 2
-    assert len(err.splitlines()) == 1 and message in err, err
+    _fail(capsys, ["--smoke", "--out", str(tmp_path), *argv], message)
 
 
 def test_out_is_a_file(tmp_path, capsys):
     path = tmp_path / "file"
     path.write_text("x")
-    code, err = run_cli(capsys, "--smoke", "--out", str(path))
-    assert code == 2 and "not a directory" in err
+    _fail(capsys, ["--smoke", "--out", str(path)], "not a directory")
 
 
 def test_help_explains_every_flag(capsys):

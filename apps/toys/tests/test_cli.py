@@ -5,16 +5,20 @@ import sys
 import pytest
 import torch
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
+from structgrad_app_common.testing import (
+    assert_every_flag_has_help,
+    assert_png,
+    assert_subprocess_error,
+    cli_error_checker,
+    last_checkpoint,
+    run_interrupted,
+)
 from toys.cli import build_parser, main
 from toys.methods import applicable
 from toys.problems import STRUCTURES
 
 PAIRS = [(s, e) for s in STRUCTURES for e in applicable(s)]
-
-
-def _fail(capsys, argv, needle):
-    assert_cli_error(capsys, main, argv, needle, prog="toys")
+_fail = cli_error_checker(main, prog="toys")
 
 
 @pytest.mark.parametrize(("structure", "estimator"), PAIRS)
@@ -29,8 +33,8 @@ def test_smoke_every_structure_and_estimator(tmp_path, capsys, structure, estima
     for r in recs:
         assert r["mean_loss"] >= final["optimum"] - 1e-6
         assert r["grad_std"] >= 0 and r["gap"] == pytest.approx(r["mean_loss"] - final["optimum"])
-    assert (out / "curve.png").read_bytes()[:4] == b"\x89PNG"
-    state = torch.load(out / "last.pt", weights_only=True)  # no pickled objects
+    assert_png(out / "curve.png")
+    state = last_checkpoint(out)  # no pickled objects
     assert state["step"] == 20 and state["theta"].shape[-1] == 5
     assert not torch.equal(state["theta"], torch.zeros_like(state["theta"])) or estimator == "ste"
 
@@ -40,24 +44,15 @@ def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
     out, ref = tmp_path / "run", tmp_path / "ref"
     args = ["run", "--smoke", "--no-progress", "--structure", "matching", "--estimator",
             estimator, "--iters", "20", "--eval-every", "5"]  # fmt: skip
-    assert main([*args, "--out", str(out), "--stop-after", "7"]) == 0
-    assert torch.load(out / "last.pt", weights_only=True)["step"] == 7
-    assert not (out / "final.json").exists()
-    with open(out / "metrics.jsonl", "a") as f:  # written after the checkpoint, then "killed"
-        f.write(json.dumps({"step": 10, "mean_loss": 1.0}) + "\n")
-    assert main([*args, "--out", str(out), "--resume"]) == 0
-    recs = read_jsonl(out / "metrics.jsonl")
+    recs, ref_recs = run_interrupted(
+        capsys, main, args, out, ref, prog="toys", unit="step", stop_after=7,
+        killed={"step": 10, "mean_loss": 1.0}, changed=["--lr", "0.1"],
+    )  # fmt: skip
     assert [r["step"] for r in recs] == [0, 5, 10, 15, 20]
     # The interrupted run ends exactly where an uninterrupted one does.
-    assert main([*args, "--out", str(ref)]) == 0
-    ref_recs = read_jsonl(ref / "metrics.jsonl")
     for a, b in zip(recs, ref_recs, strict=True):
         assert a["mean_loss"] == b["mean_loss"] and a["grad_std"] == pytest.approx(b["grad_std"])
-    theta = torch.load(out / "last.pt", weights_only=True)["theta"]
-    assert torch.equal(theta, torch.load(ref / "last.pt", weights_only=True)["theta"])
-    capsys.readouterr()
-    _fail(capsys, [*args, "--out", str(out)], "already holds a run")
-    _fail(capsys, [*args, "--out", str(out), "--resume", "--lr", "0.1"], "settings differ")
+    assert torch.equal(last_checkpoint(out)["theta"], last_checkpoint(ref)["theta"])
 
 
 def test_bad_flags_one_line_errors(tmp_path, capsys):
@@ -116,8 +111,5 @@ def test_module_entry_point_subprocess(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert "| binary_tree | relax |" in proc.stdout and (tmp_path / "binary_tree.png").exists()
-    bad = subprocess.run(
-        [sys.executable, "-m", "toys", "run", "--structure", "matching", "--estimator", "sst"],
-        capture_output=True, text=True, timeout=120, check=False, cwd=tmp_path,
-    )  # fmt: skip
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+    argv = ["run", "--structure", "matching", "--estimator", "sst"]
+    assert_subprocess_error("toys", argv, cwd=tmp_path)
