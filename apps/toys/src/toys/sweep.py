@@ -20,6 +20,7 @@ from typing import Any
 from structgrad_app_common import (
     CLIError,
     atomic_write_text,
+    check_names,
     json_safe,
     markdown_table,
     mean_se,
@@ -67,13 +68,9 @@ def plan(
         CLIError: an unknown name, no applicable pair, or an output folder that
             already holds a run without ``--resume`` / ``--overwrite``.
     """
-    for s in structures:
-        if s not in STRUCTURES:
-            raise CLIError(f"unknown structure {s!r}; choose among: {', '.join(STRUCTURES)}")
+    check_names("structure", structures, STRUCTURES)
     every = {e for s in STRUCTURES for e in applicable(s)}
-    for e in estimators or ():
-        if e not in every:
-            raise CLIError(f"unknown estimator {e!r}; choose among: {', '.join(sorted(every))}")
+    check_names("estimator", estimators or (), sorted(every))
     configs = []
     for s in structures:
         for e in applicable(s):
