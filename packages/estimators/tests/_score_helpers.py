@@ -8,7 +8,6 @@ from __future__ import annotations
 import itertools
 import math
 
-import pytest
 import torch
 
 import structgrad.estimators as E
@@ -68,18 +67,11 @@ def _brute_force(structure: str, theta: torch.Tensor, options: dict) -> torch.Te
 
 
 def exact_gradient(structure: str, theta: torch.Tensor, options: dict) -> torch.Tensor:
-    """∇θ E[f(X)]: by the structgrad.testing harness when present, else brute force."""
+    """∇θ E[f(X)] by the structgrad.testing trace enumerator."""
+    from structgrad.testing.traces import exact_expectation
+
     theta = theta.detach().clone().requires_grad_(True)
-    try:
-        from structgrad.testing.traces import exact_expectation
-    except ImportError:
-        exact_expectation = None
-    if exact_expectation is not None:
-        value = exact_expectation(structure, theta, f, **options)
-    elif structure in ("categorical", "k_subset"):
-        value = _brute_force(structure, theta, options)
-    else:
-        pytest.skip("no exact harness for this structure yet")
+    value = exact_expectation(structure, theta, f, **options)
     (grad,) = torch.autograd.grad(value, theta)
     return grad
 
