@@ -26,6 +26,7 @@ from collections.abc import Callable
 import torch
 
 import structgrad.estimators as E
+from structgrad.testing import toys
 
 N = 10
 K = 3
@@ -37,27 +38,17 @@ REFERENCE = {
 }
 
 
-def _height(x: torch.Tensor) -> torch.Tensor:
-    # x: [M, n, n] parent -> child adjacency; count the levels below the root.
-    height = torch.ones(x.shape[0], dtype=x.dtype)
-    power = x
-    for _ in range(x.shape[-1]):
-        height = height + power.flatten(1).any(-1).to(x.dtype)
-        power = power @ x
-    return -height
-
-
 TOY: dict[str, tuple[tuple[int, ...], dict, Callable[[torch.Tensor], torch.Tensor]]] = {
     "categorical": ((N,), {}, lambda x: -(x * torch.arange(N, dtype=x.dtype)).sum(-1)),
     "k_subset": ((N,), {"k": 5}, lambda x: -x[:, :5].sum(-1)),
     "spanning_tree": (
         (N, N),
         {},
-        lambda x: x.triu(1).flatten(1).sum(-1) - x[:, 0].sum(-1),
+        toys.spanning_tree_loss,
     ),
-    "arborescence": ((N, N), {"root": 0}, lambda x: -x.sum(-1).amax(-1)),
-    "matching": ((N, N), {}, lambda x: -x.diagonal(dim1=-2, dim2=-1).sum(-1)),
-    "binary_tree": ((N,), {}, _height),
+    "arborescence": ((N, N), {"root": 0}, toys.arborescence_loss),
+    "matching": ((N, N), {}, toys.matching_loss),
+    "binary_tree": ((N,), {}, toys.binary_tree_loss),
 }
 
 ESTIMATORS = ("E-REINFORCE", "T-REINFORCE", "E-REINFORCE+", "T-REINFORCE+", "RELAX")

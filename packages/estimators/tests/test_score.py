@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import structgrad.estimators as E
+from structgrad.testing import toys
 
 _spec = importlib.util.spec_from_file_location(
     "_score_helpers", Path(__file__).with_name("_score_helpers.py")
@@ -66,23 +67,13 @@ def test_brute_force_agrees_with_the_harness():
 # --- variance: the trace score never loses to the noise score ---
 
 
-def _height(x):
-    # x: [M, n, n] parent -> child adjacency; height = levels of the tree.
-    height = torch.ones(x.shape[0], dtype=x.dtype)
-    power = x
-    for _ in range(x.shape[-1]):
-        height = height + power.flatten(1).any(-1).to(x.dtype)
-        power = power @ x
-    return -height
-
-
 TOY = {
     "categorical": lambda x: -(x * torch.arange(x.shape[-1], dtype=x.dtype)).sum(-1),
     "k_subset": lambda x: -x[:, :2].sum(-1),
-    "matching": lambda x: -x.diagonal(dim1=-2, dim2=-1).sum(-1),
-    "arborescence": lambda x: -x.sum(-1).amax(-1),
-    "spanning_tree": lambda x: x.triu(1).flatten(1).sum(-1) - x[:, 0].sum(-1),
-    "binary_tree": _height,
+    "matching": toys.matching_loss,
+    "arborescence": toys.arborescence_loss,
+    "spanning_tree": toys.spanning_tree_loss,
+    "binary_tree": toys.binary_tree_loss,
 }
 TOY_SIZE = {"categorical": (8,), "k_subset": (8,), "binary_tree": (7,)}
 

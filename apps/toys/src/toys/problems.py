@@ -37,6 +37,13 @@ import torch
 from torch import Tensor
 
 import structgrad.solvers as solvers
+from structgrad.testing.toys import (
+    arborescence_loss,
+    binary_tree_height,
+    binary_tree_loss,
+    matching_loss,
+    spanning_tree_loss,
+)
 
 __all__ = [
     "STRUCTURES",
@@ -52,53 +59,6 @@ __all__ = [
 
 #: The structures of the app, in the order of the tables and plots.
 STRUCTURES = ("arborescence", "binary_tree", "matching", "spanning_tree", "k_subset")
-
-
-def arborescence_loss(z: Tensor) -> Tensor:
-    """−(max out-degree) of arborescences ``z [*batch, n, n]`` (``[i, j] = 1``: edge i→j).
-
-    Returns:
-        ``[*batch]``; the star from the root scores ``−(n − 1)``.
-    """
-    return -z.sum(-1).amax(-1)
-
-
-def binary_tree_height(z: Tensor) -> Tensor:
-    """Number of levels of binary trees given as ``[*batch, n, n]`` parent→child adjacency.
-
-    The root is the vertex without a parent; the frontier ``f_{t+1} = f_t z``
-    walks one level down per step, and the height counts the non-empty levels.
-
-    Returns:
-        ``[*batch]`` heights (a chain of ``n`` vertices has height ``n``).
-    """
-    frontier = (z.sum(-2) == 0).to(z.dtype)  # [*batch, n]: the root
-    height = torch.zeros(z.shape[:-2], dtype=z.dtype, device=z.device)
-    for _ in range(z.shape[-1]):
-        alive = frontier.amax(-1) > 0  # [*batch]
-        height = height + alive.to(z.dtype)
-        frontier = (frontier.unsqueeze(-2) @ z).squeeze(-2).clamp(max=1.0)
-    return height
-
-
-def binary_tree_loss(z: Tensor) -> Tensor:
-    """−height of binary trees ``z [*batch, n, n]`` (parent→child); a chain scores ``−n``."""
-    return -binary_tree_height(z)
-
-
-def matching_loss(z: Tensor) -> Tensor:
-    """−(# matched pairs on the main diagonal) of matchings ``z [*batch, n, n]``."""
-    return -torch.diagonal(z, dim1=-2, dim2=-1).sum(-1)
-
-
-def spanning_tree_loss(z: Tensor) -> Tensor:
-    """# edges not incident to vertex 0 of spanning trees ``z [*batch, n, n]`` (symmetric).
-
-    ``(n − 1) − deg(0)``: linear in ``z``, so relaxed samples (SST marginals)
-    are scored by the same formula. The star around vertex 0 scores 0.
-    """
-    n = z.shape[-1]
-    return (n - 1) - z[..., 0, :].sum(-1)
 
 
 def subset_loss(z: Tensor, b: Tensor) -> Tensor:

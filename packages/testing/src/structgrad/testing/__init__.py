@@ -5,7 +5,8 @@
 ``exact``: exponential-family expectations by enumeration;
 ``traces``: exact enumeration of the recursive Gumbel-max trace distributions, hence
 exact expectations and gradients of ``E[f(X)]`` on tiny instances;
-``conformance``: bias / variance report of any gradient estimator against them.
+``conformance``: bias / variance report of any gradient estimator against them;
+``toys``: the recursive Gumbel-max toy losses.
 """
 
 from importlib.metadata import version as _version
@@ -15,8 +16,9 @@ from . import conformance as conformance
 from . import exact as exact
 from . import oracles as oracles
 from . import readme as readme
+from . import toys as toys
 from . import traces as traces
 
 __version__ = _version("structgrad-testing")
 
-__all__ = ["__version__", "checks", "conformance", "exact", "oracles", "readme", "traces"]
+__all__ = ["__version__", "checks", "conformance", "exact", "oracles", "readme", "toys", "traces"]
