@@ -27,6 +27,7 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
     cdef Py_ssize_t g
     cdef int64_t i, j, i0, j0, j1
     cdef double delta, cur, ui0
+    cdef bint better
     cdef const double *row
     if (u == NULL or v == NULL or minv == NULL or p == NULL or way == NULL or used == NULL
             or done == NULL):
@@ -75,13 +76,15 @@ def assignment(const double[:, :, ::1] scores, floating[:, :, ::1] perm):
                     for j in range(1, n + 1):
                         if not used[j]:
                             # Reduced cost of row i0 to column j (cost = -score).
+                            # Conditional expressions, not branches: the outcomes
+                            # are data-dependent and mispredict (gcc emits cmov).
                             cur = -row[j - 1] - ui0 - v[j]
-                            if cur < minv[j]:
-                                minv[j] = cur
-                                way[j] = j0
-                            if minv[j] < delta:
-                                delta = minv[j]
-                                j1 = j
+                            better = cur < minv[j]
+                            minv[j] = cur if better else minv[j]
+                            way[j] = j0 if better else way[j]
+                            better = minv[j] < delta
+                            delta = minv[j] if better else delta
+                            j1 = j if better else j1
                     for j in range(n + 1):
                         if used[j]:
                             u[p[j]] += delta
