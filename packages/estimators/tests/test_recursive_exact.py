@@ -70,3 +70,21 @@ def test_log_probs_equal_the_enumerator_on_every_trace(
     assert set(listed) == set(everything), "some traces were never drawn"
     total = ours[first_seen].exp().sum()
     torch.testing.assert_close(total, torch.ones((), dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+def test_traces_straight_from_the_numpy_solvers_are_accepted() -> None:
+    # A user may run the solver on numpy utilities and score the trace with torch
+    # logits; the log-probabilities equal those of the torch trace.
+    import structgrad.solvers as solvers
+
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(6, 5, 5, dtype=torch.float64, generator=gen)
+    draw = E.sample_with_trace("spanning_tree", theta, generator=gen)
+    _, numpy_trace = solvers.max_spanning_tree(draw.utilities.numpy(), return_trace=True)
+    assert isinstance(numpy_trace.edges, np.ndarray)
+    torch.testing.assert_close(
+        E.trace_log_prob("spanning_tree", numpy_trace, theta),
+        E.trace_log_prob("spanning_tree", draw.trace, theta),
+    )
+    with pytest.raises(ValueError, match="trace must be a trace NamedTuple"):
+        E.trace_log_prob("spanning_tree", draw.trace.edges, theta)

@@ -219,10 +219,25 @@ def _check_logits(logits: Any, spec: _Structure, structure: str) -> Tensor:
     return logits
 
 
+def _as_torch(trace: Any, device: torch.device) -> Any:
+    """A trace NamedTuple with numpy or torch fields as torch tensors on ``device``.
+
+    Traces straight from :mod:`structgrad.solvers` run on numpy scores hold numpy
+    arrays; they are accepted as they are.
+    """
+    if not isinstance(trace, tuple) or not hasattr(trace, "_fields"):
+        raise ValueError(
+            f"trace must be a trace NamedTuple (e.g. from sample_with_trace), got "
+            f"{type(trace).__name__}"
+        )
+    return type(trace)(*(torch.as_tensor(field, device=device) for field in trace))
+
+
 def _flat_steps(
     structure: str, trace: Any, logits: Tensor, options: dict[str, Any]
 ) -> tuple[Tensor, Tensor, Tensor]:
     spec, logits, event, options = _prepare(structure, logits, options)
+    trace = _as_torch(trace, logits.device)
     chosen, candidates = spec.steps(trace, event, **options, device=logits.device)
     batch = logits.shape[: logits.ndim - spec.event_dims]
     if chosen.shape[:-1] != batch:
