@@ -116,7 +116,8 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
     """Mypy on each installed package, with the root configuration."""
-    _install(session, *(str(PACKAGES_DIR / p) for p in PACKAGES), "mypy")
+    # pytest: structgrad.testing.readme builds pytest tests (imported lazily).
+    _install(session, *(str(PACKAGES_DIR / p) for p in PACKAGES), "mypy", "pytest")
     config = str(ROOT / "pyproject.toml")
     session.chdir(session.create_tmp())  # import the installed packages, not the sources
     for pkg in PACKAGES:
