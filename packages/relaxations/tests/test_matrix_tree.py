@@ -109,6 +109,100 @@ def test_arborescence_columns_are_shifted_exactly() -> None:
     torch.testing.assert_close(cold, solvers.max_arborescence(distinct), atol=0.1, rtol=0)
 
 
+def _virtual_root(scores: torch.Tensor, root_scores: torch.Tensor) -> torch.Tensor:
+    """The multi-root model as an (n + 1)-vertex graph rooted at a virtual vertex 0."""
+    n = scores.shape[-1]
+    big = torch.full((*scores.shape[:-2], n + 1, n + 1), -math.inf, dtype=scores.dtype)
+    big[..., 0, 1:] = root_scores
+    big[..., 1:, 1:] = scores
+    return big
+
+
+def _limit_bound(
+    scores: torch.Tensor, root: int, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``[B, 1, 1]`` the stated residue n² e^{-R/depth} (R = 20) plus float64 round-off."""
+    _, trace = solvers.max_arborescence(scores, root=root, lengths=lengths, return_trace=True)
+    members = (
+        trace.members & (torch.arange(trace.members.shape[1]) < trace.n_steps[:, None])[..., None]
+    )
+    nested = members & (members.sum(-1, keepdim=True) > 1)
+    depth = nested.sum(1).amax(-1).clamp_min(1)  # longest chain of contracted cycles
+    n = scores.shape[-1]
+    return (n**2 * torch.exp(-20.0 / depth.double()) + 1e-6).view(-1, 1, 1)
+
+
+@pytest.mark.parametrize("n", [3, 4, 6, 9])
+def test_default_clip_keeps_the_maximum_arborescence_limit(n: int) -> None:
+    # Continuous scores: a unique MAP, and Chu-Liu/Edmonds contracts (nested)
+    # cycles in most graphs (see _arborescence_clip for the residue).
+    scores = torch.randn(100, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    for root in (0, n - 1):
+        best = solvers.max_arborescence(scores, root=root)
+        bound = _limit_bound(scores, root)
+        for tau in (1e-6, 1e-9):  # every score gap of these graphs is >> R nats
+            gap = (arborescence_marginals(scores / tau, root=root) - best).abs()
+            assert (gap <= bound).all()
+            assert gap.amax((-2, -1)).median() < 1e-4  # most graphs: at most one level
+    lengths = torch.randint(2, n + 1, (100,), generator=torch.Generator().manual_seed(1))
+    gap = arborescence_marginals(scores / 1e-6, lengths=lengths) - solvers.max_arborescence(
+        scores, lengths=lengths
+    )
+    assert (gap.abs() <= _limit_bound(scores, 0, lengths)).all()
+    root_scores = torch.randn(100, n, dtype=torch.float64)
+    edges, roots = multi_root_arborescence_marginals(scores / 1e-6, root_scores / 1e-6)
+    big = _virtual_root(scores, root_scores)
+    best, bound = solvers.max_arborescence(big, root=0), _limit_bound(big, 0)
+    assert ((edges - best[..., 1:, 1:]).abs() <= bound).all()
+    assert ((roots - best[..., 0, 1:]).abs() <= bound[..., 0]).all()
+
+
+def test_arborescence_clip_keeps_the_map_and_stays_accurate() -> None:
+    from structgrad.relaxations._arborescence_clip import dual_clip
+
+    gen = torch.Generator().manual_seed(3)
+    # Many nested contractions: MAP preserved for n up to 12, any scale.
+    for n, scale in ((6, 1e3), (12, 1e6), (12, 1.0)):
+        w = torch.randn(200, n, n, dtype=torch.float64, generator=gen) * scale
+        w = w.masked_fill(torch.eye(n, dtype=torch.bool) | (torch.arange(n) == 0), -math.inf)
+        clipped = dual_clip(w, None, 0, 20.0)
+        assert torch.all(clipped >= w)  # raise-only
+        assert torch.equal(
+            solvers.max_arborescence(clipped, root=0), solvers.max_arborescence(w, root=0)
+        )
+        if scale == 1.0:  # in range: nothing moves
+            spread = w.amax(-2, keepdim=True) - w.masked_fill(w.isinf(), math.inf).amin(-2, True)
+            assert torch.equal(clipped[spread.expand_as(w) <= 20], w[spread.expand_as(w) <= 20])
+    # The clipped Laplacian is still accurate: compare with enumeration at n = 6.
+    w = torch.randn(30, 6, 6, dtype=torch.float64, generator=gen) / 1e-6
+    exact = expfamily_marginals(_clipped_scores(w), enumerate_arborescences(6, 0))
+    torch.testing.assert_close(arborescence_marginals(w), exact, atol=1e-5, rtol=0)
+
+
+def _clipped_scores(w: torch.Tensor) -> torch.Tensor:
+    from structgrad.relaxations._arborescence_clip import dual_clip
+
+    n = w.shape[-1]
+    absent = torch.eye(n, dtype=torch.bool) | (torch.arange(n) == 0)
+    clipped = dual_clip(w.masked_fill(absent, -math.inf), None, 0, 20.0)
+    return clipped.masked_fill(absent, -1e300)  # finite stand-in for the enumerator
+
+
+def test_arborescence_clip_gradient() -> None:
+    # Nothing raised: the same values and gradients as without the clip.
+    mild = torch.randn(4, 6, 6, dtype=torch.float64, requires_grad=True)
+    probe = torch.randn(4, 6, 6, dtype=torch.float64)
+    (g1,) = torch.autograd.grad((arborescence_marginals(mild) * probe).sum(), mild)
+    (g2,) = torch.autograd.grad(
+        (arborescence_marginals(mild, max_range=math.inf) * probe).sum(), mild
+    )
+    torch.testing.assert_close(g1, g2)
+    # Clip active: finite, and raised entries get no gradient.
+    cold = (torch.randn(4, 6, 6, dtype=torch.float64) * 100).requires_grad_(True)
+    (g,) = torch.autograd.grad((arborescence_marginals(cold) * probe).sum(), cold)
+    assert torch.isfinite(g).all()
+
+
 def test_neg_inf_forbids_edges() -> None:
     scores = torch.randn(5, 5, dtype=torch.float64)
     scores[0, 1] = scores[1, 0] = -torch.inf

@@ -1,5 +1,4 @@
 import itertools
-import math
 
 import pytest
 import torch
@@ -31,20 +30,18 @@ def _map(structure: str, u: torch.Tensor, options: dict) -> torch.Tensor:
 @pytest.mark.parametrize(("structure", "shape", "options"), CASES)
 def test_small_temperature_recovers_the_map(structure: str, shape: tuple, options: dict) -> None:
     logits = torch.randn(shape, dtype=torch.float64)
-    # The default per-column clip of arborescences trades this limit for
-    # conditioning (see arborescence_marginals): check the unclipped relaxation.
-    extra = {"max_range": math.inf} if structure == "arborescence" else {}
     gaps = []
-    taus = (1.0, 0.3, 0.1) if structure == "arborescence" else (1.0, 0.3, 0.1, 0.03)
+    # Sinkhorn needs more iterations than the test runs as tau -> 0.
+    taus = (1.0, 0.3, 0.1, 0.03) + (() if structure == "matching" else (1e-3,))
     for tau in taus:
         gen = torch.Generator().manual_seed(0)
-        soft, u = sst(
-            structure, logits, tau, return_utilities=True, generator=gen, **options, **extra
-        )
+        soft, u = sst(structure, logits, tau, return_utilities=True, generator=gen, **options)
         gaps.append((soft - _map(structure, u, options)).abs().mean().item())
     # Mean distance to the MAP of the same utilities shrinks with tau (near-ties of
-    # the Gumbel-perturbed utilities keep a few entries fractional).
-    assert all(a > b for a, b in itertools.pairwise(gaps)) and gaps[-1] < 0.05, gaps
+    # the Gumbel-perturbed utilities keep a few entries fractional) down to the
+    # e^{-R} residue of the Matrix-Tree range clips.
+    assert all(a > b or b < 1e-4 for a, b in itertools.pairwise(gaps)), gaps
+    assert gaps[-1] < (0.05 if structure == "matching" else 0.01), gaps
 
 
 @pytest.mark.parametrize(("structure", "shape", "options"), CASES)

@@ -19,9 +19,10 @@ import math
 import torch
 from torch import Tensor
 
+from ._arborescence_clip import dual_clip
 from ._laplacian import directed_marginals
 from ._tree_clip import bottleneck_clip
-from ._utils import check_square, clip_range, default_max_range
+from ._utils import check_square, default_max_range
 
 __all__ = [
     "arborescence_marginals",
@@ -30,11 +31,13 @@ __all__ = [
 ]
 
 
-def _vertex_mask(lengths: Tensor | None, batch: tuple[int, ...], n: int, like: Tensor) -> Tensor:
-    """``[..., n]`` boolean mask of the vertices inside each graph."""
+def _vertex_mask(
+    lengths: Tensor | None, batch: tuple[int, ...], n: int, like: Tensor
+) -> tuple[Tensor, Tensor | None]:
+    """``[..., n]`` boolean mask of the vertices inside each graph, and the ``[...]`` lengths."""
     idx = torch.arange(n, device=like.device)
     if lengths is None:
-        return torch.ones((*batch, n), dtype=torch.bool, device=like.device)
+        return torch.ones((*batch, n), dtype=torch.bool, device=like.device), None
     lens = torch.as_tensor(lengths, device=like.device)
     if lens.is_floating_point() or lens.dtype == torch.bool:
         raise ValueError(f"lengths must hold integers, got {lens.dtype}")
@@ -46,7 +49,7 @@ def _vertex_mask(lengths: Tensor | None, batch: tuple[int, ...], n: int, like: T
         ) from None
     if (lens < 1).any() or (lens > n).any():
         raise ValueError(f"lengths must lie in [1, {n}]")
-    return idx < lens.unsqueeze(-1)
+    return idx < lens.unsqueeze(-1), lens
 
 
 def _inverse(matrix: Tensor, what: str) -> Tensor:
@@ -95,14 +98,11 @@ def spanning_tree_marginals(
     out_dtype, scores = scores.dtype, scores.to(torch.float64)  # see `max_range`
     batch = tuple(scores.shape[:-2])
     upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
-    inside = _vertex_mask(lengths, batch, n, scores)
+    inside, lens = _vertex_mask(lengths, batch, n, scores)
     pair = upper & inside.unsqueeze(-1) & inside.unsqueeze(-2)
     w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
-    limit = default_max_range(scores.dtype) if max_range is None else float(max_range)
-    if not limit > 0:
-        raise ValueError(f"max_range must be positive, got {max_range!r}")
+    limit = _range_limit(max_range, "spanning_tree")
     if limit < math.inf and _spread(w) > limit:
-        lens = None if lengths is None else torch.as_tensor(lengths).expand(batch)
         w = bottleneck_clip(w, pair.expand(w.shape), lens, limit)
     # Max shift: exp(w - c) <= 1; the shift only rescales Z, not the marginals.
     top = w.amax(dim=(-2, -1), keepdim=True).detach()
@@ -130,24 +130,49 @@ def _spread(w: Tensor) -> float:
     return float(gap.max().detach()) if gap.numel() else 0.0
 
 
+def _range_limit(max_range: float | None, structure: str) -> float:
+    limit = default_max_range(structure) if max_range is None else float(max_range)
+    if not limit > 0:
+        raise ValueError(f"max_range must be positive, got {max_range!r}")
+    return limit
+
+
+def _column_spread_exceeds(w: Tensor, limit: float) -> bool:
+    """Whether any column of ``w`` ``[..., m, n]`` spreads more than ``limit`` (finite part)."""
+    if limit == math.inf:
+        return False
+    hi = w.amax(dim=-2)
+    lo = w.masked_fill(torch.isneginf(w), torch.inf).amin(dim=-2)
+    return bool(((hi - lo) > limit).any())
+
+
 def _directed(
     scores: Tensor,
     root_weight: Tensor | None,
     root: int,
     inside: Tensor,
     max_range: float | None,
+    lengths: Tensor | None,
 ) -> tuple[Tensor, Tensor | None]:
     n = scores.shape[-1]
+    limit = _range_limit(max_range, "arborescence")
     off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
     pair = off & inside.unsqueeze(-1) & inside.unsqueeze(-2)
     if root_weight is None:
         pair = pair & (torch.arange(n, device=scores.device) != root)  # nothing enters the root
     w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
-    stacked = w if root_weight is None else torch.cat([w, root_weight.unsqueeze(-2)], dim=-2)
+    if root_weight is None:
+        stacked = dual_clip(w, lengths, root, limit) if _column_spread_exceeds(w, limit) else w
+    else:
+        stacked = torch.cat([w, root_weight.unsqueeze(-2)], dim=-2)  # [..., n + 1, n]
+        if _column_spread_exceeds(stacked, limit):
+            # The virtual root as vertex 0 of an (n + 1)-vertex graph.
+            big = torch.cat([root_weight.unsqueeze(-2), w], dim=-2)
+            big = torch.cat([torch.full_like(big[..., :1], -torch.inf), big], dim=-1)
+            big = dual_clip(big, None if lengths is None else lengths + 1, 0, limit)
+            stacked = torch.cat([big[..., 1:, 1:], big[..., :1, 1:]], dim=-2)
     # Scaling all in-edges of one vertex by a constant scales every arborescence
-    # alike: a per-column max shift and a per-column clip leave the marginals
-    # exact whenever a column's spread is within `max_range`.
-    stacked = clip_range(stacked, max_range, dims=(-2,))
+    # alike: the per-column max shift leaves the marginals exact.
     top = stacked.amax(dim=-2, keepdim=True).detach()
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     removed = ~inside
@@ -175,11 +200,13 @@ def arborescence_marginals(
             the diagonal and the edges into the root are ignored; ``-inf`` forbids.
         root: the root vertex in ``[0, n)``.
         lengths: optional ``[...]`` integer graph sizes in ``[root + 1, n]``.
-        max_range: in-edges of a vertex more than this below its best in-edge are
-            raised to that floor (columns are shifted independently, which is
-            exact). ``None``: 15; ``math.inf``: no clipping. At very small
-            temperatures, where Chu-Liu/Edmonds must contract cycles, a finite
-            range can move the ``τ → 0`` limit away from the MAP.
+        max_range: the range ``R`` of the clip that keeps the Laplacian well
+            conditioned (float64 for every dtype): Edmonds' dual of the maximum
+            arborescence is clipped so that it stays the MAP and every other
+            arborescence sits at most ``R`` per nested cycle chain below it (see
+            ``_arborescence_clip``); the ``τ → 0`` limit is the maximum
+            arborescence up to ``O(n² e^{-R/depth})``. Columns spreading less
+            than ``R`` are exact. ``None``: 20; ``math.inf``: no clipping.
 
     Returns:
         ``[..., n, n]`` marginals: every non-root column sums to 1.
@@ -190,10 +217,10 @@ def arborescence_marginals(
     n = check_square(scores)
     if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < n:
         raise ValueError(f"root must be an integer in [0, {n}), got {root!r}")
-    inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
+    inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     if not inside[..., root].all():
         raise ValueError("every length must exceed the root")
-    marginals, _ = _directed(scores.to(torch.float64), None, root, inside, max_range)
+    marginals, _ = _directed(scores.to(torch.float64), None, root, inside, max_range, lens)
     return _check_finite(marginals, "arborescence_marginals").to(scores.dtype)
 
 
@@ -224,10 +251,10 @@ def multi_root_arborescence_marginals(
     if root_scores.shape != scores.shape[:-1]:
         want, got = tuple(scores.shape[:-1]), tuple(root_scores.shape)
         raise ValueError(f"root_scores must have shape {want}, got {got}")
-    inside = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
+    inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     rw = torch.where(inside, root_scores, torch.full_like(root_scores, -torch.inf))
     marginals, roots = _directed(
-        scores.to(torch.float64), rw.to(torch.float64), -1, inside, max_range
+        scores.to(torch.float64), rw.to(torch.float64), -1, inside, max_range, lens
     )
     assert roots is not None
     dtype = scores.dtype

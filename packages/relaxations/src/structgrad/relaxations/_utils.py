@@ -64,39 +64,18 @@ def safe_logsumexp(x: Tensor, dim: int) -> Tensor:
     return torch.where(empty.squeeze(dim), torch.full_like(out, -torch.inf), out)
 
 
-def default_max_range(dtype: torch.dtype) -> float:
-    """Default spread of log-potentials the Matrix-Tree relaxations keep.
+def default_max_range(structure: str) -> float:
+    """Default range ``R`` of log-potentials the Matrix-Tree relaxations keep.
 
     The Laplacians are formed in float64; a spread of ``S`` nats costs about
     ``S / ln 10`` digits to cancellation. The spanning-tree clip keeps the spread
-    within ``2R`` (30 nats, 13 digits, for ``R = 15``), the arborescence clip
-    within ``R`` per column. The reference SST code also uses 15 (Paulus et al.
-    2020, App. D.2), with a plain floor that loses the ``τ → 0`` limit.
+    within ``2R`` (30 nats, 13 digits, for ``R = 15``, the value of the reference
+    SST code, Paulus et al. 2020, App. D.2, whose plain floor loses the ``τ → 0``
+    limit). The arborescence clip keeps every chain of nested cycles within
+    ``R``; directed Laplacians cancel worse (measured: ~1e-9 error at 15 nats,
+    ~3e-7 at 20), and its ``τ → 0`` residue is ``e^{-R/depth}``, so it takes 20.
     """
-    return 15.0
-
-
-def clip_range(w: Tensor, max_range: float | None, dims: tuple[int, ...]) -> Tensor:
-    """Raise finite entries more than ``max_range`` below the max of ``dims`` to that floor.
-
-    ``-inf`` entries (forbidden) stay ``-inf``; ``max_range=None`` picks
-    :func:`default_max_range`, ``math.inf`` disables the clip.
-    """
-    limit = default_max_range(w.dtype) if max_range is None else float(max_range)
-    if limit <= 0:
-        raise ValueError(f"max_range must be positive, got {max_range!r}")
-    if limit == float("inf"):
-        return w
-    top = w.amax(dim=dims, keepdim=True)
-    bottom = (
-        w.detach().masked_fill(w.detach() == -torch.inf, torch.inf).amin(dim=dims, keepdim=True)
-    )
-    if not bool(((top.detach() - bottom) > limit).any()):
-        # Nothing would be raised (and no gradient rerouted): skip the clip.
-        return w
-    top = torch.where(torch.isneginf(top), torch.zeros_like(top), top)
-    floor = top - limit
-    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor))
+    return 20.0 if structure == "arborescence" else 15.0
 
 
 def check_subset(scores: Tensor, k: int) -> int:
