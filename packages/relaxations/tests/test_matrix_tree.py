@@ -258,24 +258,53 @@ def test_bad_input(call: object, match: str) -> None:
 
 
 def test_closed_form_backward_matches_autograd_and_supports_double_backward() -> None:
-    # The closed-form VJP against autograd through the differentiable forward,
-    # with padding, a -inf edge and a virtual root; then second derivatives.
-    from structgrad.relaxations._laplacian import _forward, directed_marginals
+    # The closed-form forward and VJP against autograd through the differentiable
+    # reference, with padding, a -inf edge, a virtual root and every kind of
+    # removed-vertex argument; then second derivatives.
+    from structgrad.relaxations._laplacian import (
+        _directed_reference,
+        _undirected_reference,
+        directed_marginals,
+        undirected_marginals,
+    )
 
     gen = torch.Generator().manual_seed(5)
     a = torch.randn(3, 6, 5, dtype=torch.float64, generator=gen)  # 5 vertices + virtual row
     a[..., :5, :].diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
     a[1, 2, 3] = -torch.inf
-    removed = torch.zeros(3, 5, dtype=torch.bool)
-    removed[2, 4] = True
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[2, 4] = True
     a[2, 4, :] = -torch.inf
     a[2, :, 4] = -torch.inf
     upstream = torch.randn(3, 6, 5, dtype=torch.float64, generator=gen)
-    leaf = a.clone().requires_grad_(True)
-    (fast,) = torch.autograd.grad(directed_marginals(leaf, removed), leaf, upstream)
-    (slow,) = torch.autograd.grad(_forward(leaf, removed)[0], leaf, upstream)
-    torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
-    assert torch.isfinite(fast).all()
+    # Graph 2 has vertex 4 outside: only the mask removes it.
+    for rows, removed, size in ((6, mask, 3), (6, None, 2), (5, 2, 2)):
+        leaf = a[:size, :rows].clone().requires_grad_(True)
+        fast_mu = directed_marginals(leaf, removed)
+        slow_mu = _directed_reference(leaf, removed)
+        torch.testing.assert_close(fast_mu, slow_mu, rtol=1e-10, atol=1e-12)
+        (fast,) = torch.autograd.grad(fast_mu, leaf, upstream[:size, :rows])
+        (slow,) = torch.autograd.grad(slow_mu, leaf, upstream[:size, :rows])
+        torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
+        assert torch.isfinite(fast).all()
+    x = torch.randn(3, 5, 5, dtype=torch.float64, generator=gen)
+    x[1, 1, 3] = -torch.inf
+    x[2, :, 4] = x[2, 4, :] = -torch.inf  # vertex 4 outside graph 2
+    shift = torch.full((3, 1, 1), 0.5, dtype=torch.float64)
+    mask = torch.zeros(3, 5, dtype=torch.bool)
+    mask[:, 0] = True
+    mask[2, 4] = True
+    for removed in (mask, 0):
+        data = x if removed is mask else x[:2]
+        leaf = data.clone().requires_grad_(True)
+        fast_mu = undirected_marginals(leaf, removed, shift[: len(data)])
+        slow_mu = _undirected_reference(leaf, removed, shift[: len(data)])
+        torch.testing.assert_close(fast_mu, slow_mu, rtol=1e-10, atol=1e-12)
+        g = upstream[: len(data), :5]
+        (fast,) = torch.autograd.grad(fast_mu, leaf, g)
+        (slow,) = torch.autograd.grad(slow_mu, leaf, g)
+        torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
+        assert torch.equal(fast, fast.triu(1))  # only the upper triangle is read
 
     s = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradgradcheck(lambda x: spanning_tree_marginals(x), (s,))
