@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
 from ._backend import kernel
-from ._validate import batched, check_int
+from ._validate import batched, check_int, check_values
 
-__all__ = ["TopKTrace", "top_k"]
+__all__ = ["TopKTrace", "top_k", "top_k_rows"]
+
+_ROW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class TopKTrace(NamedTuple):
@@ -59,3 +62,38 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
     if not return_trace:
         return solution
     return solution, TopKTrace(inp.bridge.index(order.reshape((*inp.batch_shape, k))))
+
+
+def top_k_rows(rows: Any, k: int) -> Any:
+    """The top-``k`` mask of each row of a C-contiguous float32/float64 ``[B, n]`` array.
+
+    The lean entry of :func:`top_k` for batched callers that already hold such a
+    numpy array (the k-subset layers of structgrad.estimators): the scores are
+    still checked for NaN and +inf, with :func:`top_k`'s errors, but the
+    conversions between array kinds and dtypes are not done.
+
+    Args:
+        rows: ``[B, n]`` C-contiguous numpy array of float32 or float64 scores.
+        k: subset size in ``[0, n]``.
+
+    Returns:
+        The ``[B, n]`` 0/1 mask in ``rows``' dtype (a new array).
+
+    Raises:
+        ValueError: on NaN or +inf scores, a wrong array, or ``k`` outside ``[0, n]``.
+    """
+    if not (
+        isinstance(rows, np.ndarray)
+        and rows.ndim == 2
+        and rows.dtype in _ROW_DTYPES
+        and rows.flags.c_contiguous
+    ):
+        raise ValueError("rows must be a C-contiguous float32/float64 numpy array [B, n]")
+    k = check_int(k, "k", 0, rows.shape[1])
+    # the max is NaN or +inf exactly when check_values has something to say
+    if rows.size and not np.maximum.reduce(rows, axis=None) < math.inf:
+        check_values(rows, "scores")
+    mask = np.zeros(rows.shape, rows.dtype)
+    order = np.empty((rows.shape[0], k), dtype=np.int64)
+    kernel("_sequence", "_sequence_ref").top_k(rows, k, mask, order)
+    return mask
