@@ -59,7 +59,8 @@ def _uniform_open(
 ) -> Tensor:
     u = torch.rand(shape, dtype=dtype, device=device, generator=gen)
     # torch.rand may return exactly 0; keep u in (0, 1) so the logs below stay finite.
-    return u.clamp_(min=torch.finfo(dtype).tiny, max=1.0 - torch.finfo(dtype).eps)
+    info = torch.finfo(dtype)
+    return u.clamp_(info.tiny, 1.0 - info.eps)
 
 
 class Gumbel(NoiseDistribution):
@@ -88,8 +89,10 @@ class Gumbel(NoiseDistribution):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Draw ``loc - scale·log(-log U)`` with ``U ~ Uniform(0, 1)``."""
-        u = _uniform_open(shape, dtype, device, generator)
-        return u.log_().neg_().log_().mul_(-self.scale).add_(self.loc)
+        # in place on the clamped uniforms, skipping the identity scale and shift
+        g = _uniform_open(shape, dtype, device, generator).log_().neg_().log_()
+        g = g.neg_() if self.scale == 1.0 else g.mul_(-self.scale)
+        return g if self.loc == 0.0 else g.add_(self.loc)
 
     def score(self, eps: Tensor) -> Tensor:
         """``(1 - exp(-(ε - μ)/β)) / β`` for the density ``exp(-(x + e^{-x}))/β``, x = (ε-μ)/β."""
