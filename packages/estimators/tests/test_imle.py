@@ -54,6 +54,30 @@ def test_gradient_matches_the_formula_with_the_forward_noise(
     assert torch.allclose(theta.grad, expected)
 
 
+@pytest.mark.parametrize("samples", [None, 1])
+@pytest.mark.parametrize("reduce", ["none", "mean"])
+@pytest.mark.parametrize(
+    ("alpha", "tau", "tau_t", "lam"),
+    [(1.0, 1.0, 1.0, 1.0), (1.0, 2.0, 2.0, 1.0), (0.5, 1.0, 0.5, 1.0), (1.0, 1.0, 1.0, 0.0)],
+)
+def test_single_sample_gradient_matches_the_formula(samples, reduce, alpha, tau, tau_t, lam):
+    # one sample, one marginal draw: the layout without [S, M] lead dims
+    b, n, seed = (2, 3), 7, 5
+    theta = torch.randn(*b, n, dtype=torch.float64, requires_grad=True)
+    target = E.Target(lam, alpha=alpha)
+    opts = {"temperature": tau, "target_temperature": tau_t, "reduce": reduce}
+    layer = E.imle("k_subset", k=2, target=target, samples=samples, **opts)
+    z = layer(theta, generator=torch.Generator().manual_seed(seed))
+    assert z.shape == ((1, *b, n) if samples and reduce == "none" else (*b, n))
+    v = torch.randn(*b, n, dtype=torch.float64)
+    (z * v).sum().backward()
+    eps = gumbel((*b, n), seed)
+    th = theta.detach()
+    assert torch.equal(z.reshape(*b, n), topk(th + tau * eps))
+    g = topk(alpha * th + tau_t * eps) - topk(alpha * th - lam * v + tau_t * eps)
+    assert torch.equal(theta.grad, g / lam if lam > 0 else g)
+
+
 def test_reduce_mean_shares_the_gradient_and_averages():
     theta = torch.randn(4, 6, dtype=torch.float64, requires_grad=True)
     layer = E.imle("k_subset", k=3, samples=5, reduce="mean", target=E.Target(0.5))
@@ -174,3 +198,64 @@ def test_unbatched_scores_and_zero_temperatures():
     assert torch.equal(z, torch.tensor([0.0, 1.0, 0.0]))
     (-5 * z[2]).backward()  # target θ + 5·e_2 moves the argmax to 2
     assert torch.equal(theta.grad, torch.tensor([0.0, 1.0, -1.0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_k_subset_binding_is_the_public_top_k(dtype):
+    bound = E.bind_solver("k_subset", k=3)
+    x = torch.randn(6, 20, dtype=dtype)
+    x[0, :5] = 0.25  # ties go to the lower index
+    x[1, 2] = -torch.inf
+    x[2] = -torch.inf
+    for scores in (x, x[:, ::2], x.T.contiguous().T, x[:0]):  # views, no rows
+        got = bound.fn(scores)
+        assert got.dtype == dtype and torch.equal(got, solvers.top_k(scores, 3))
+    half = x.to(torch.float16)
+    assert torch.equal(bound.fn(half), solvers.top_k(half, 3))
+    for k in (0, 20):
+        assert torch.equal(E.bind_solver("k_subset", k=k).fn(x), solvers.top_k(x, k))
+    with pytest.raises(ValueError, match="scores contains NaN"):
+        bound.fn(torch.where(x > 1, torch.nan, x))
+    with pytest.raises(ValueError, match=r"\+inf"):
+        bound.fn(torch.where(x > 1, torch.inf, x))
+    with pytest.raises(ValueError, match="k must lie in"):
+        E.bind_solver("k_subset", k=21).fn(x)
+
+
+def test_nan_gradient_reaching_the_solver_is_an_error():
+    theta = torch.randn(3, 6, requires_grad=True)
+    z = E.imle("k_subset", k=2)(theta)
+    with pytest.raises(ValueError, match="contains NaN"):
+        z.backward(torch.full_like(z, torch.nan))
+
+
+def test_no_double_backward_through_the_solver():
+    theta = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    z = E.imle("k_subset", k=2)(theta)
+    (g,) = torch.autograd.grad((z * theta).sum(), theta, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable"):
+        g.sum().backward()
+
+
+def test_a_user_target_sees_sample_dims_with_a_single_sample():
+    seen = []
+
+    class Recording(E.Target):
+        def lam(self, theta, dy, event_ndim):
+            seen.append(("dy", tuple(dy.shape)))
+            return torch.full((*dy.shape[:-1], 1), 0.5, dtype=dy.dtype)
+
+        def update(self, g, event_ndim):
+            seen.append(("g", tuple(g.shape)))
+
+    theta = torch.randn(3, 6, dtype=torch.float64, requires_grad=True)
+    z = E.imle("k_subset", k=2, target=Recording())(
+        theta, generator=torch.Generator().manual_seed(1)
+    )
+    v = torch.randn(3, 6, dtype=torch.float64)
+    (z * v).sum().backward()
+    assert seen == [("dy", (1, 1, 3, 6)), ("g", (1, 3, 6))]
+    eps = gumbel((3, 6), 1)
+    th = theta.detach()
+    expected = (topk(th + eps) - topk(th - 0.5 * v + eps)) / 0.5
+    assert torch.allclose(theta.grad, expected)

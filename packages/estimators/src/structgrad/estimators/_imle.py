@@ -19,15 +19,20 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from ._layer import SolverLayer, decorator_or_call
 from ._noise import NoiseDistribution
-from ._targets import Target
+from ._targets import AdaptiveTarget, Target
 from ._wrap import BoundSolver, Solver, check_count, finite_scale
 
 __all__ = ["IMLE", "imle"]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plan:
-    """Everything the autograd function needs besides the scores."""
+    """Everything the autograd function needs besides the scores.
+
+    ``single``: one sample and one marginal draw (``S = M = 1``); the noise,
+    the solutions and the incoming gradient then have the scores' shape, with
+    no ``[S, M]`` lead (the common case, kept free of reshapes).
+    """
 
     solver: BoundSolver
     event_ndim: int
@@ -41,9 +46,15 @@ class _Plan:
     mean: bool
     generator: torch.Generator | None
     lengths: Tensor | None
+    single: bool
 
     def solve(self, x: Tensor) -> Tensor:
         return self.solver.solve(x, self.event_ndim, self.lengths)
+
+
+def _perturb(theta: Tensor, tau: float, eps: Tensor) -> Tensor:
+    """``θ + τε`` (``θ + ε`` for τ = 1: the same values, one op less)."""
+    return theta + eps if tau == 1.0 else theta + tau * eps
 
 
 class _PerturbAndMAP(torch.autograd.Function):
@@ -51,21 +62,26 @@ class _PerturbAndMAP(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: FunctionCtx, theta: Tensor, plan: _Plan) -> Tensor:
-        lead = (plan.samples, plan.marginal)
         if plan.noise is None:
             eps = None
-            z = plan.solve(theta[None, None])  # [1, 1, *batch, *event]: all samples equal
+            # all samples are equal: one solve, [*batch, *event] or [1, 1, *batch, *event]
+            x = theta if plan.single else theta[None, None]
         else:
+            shape = theta.shape if plan.single else (plan.samples, plan.marginal, *theta.shape)
             eps = plan.noise.sample(
-                (*lead, *theta.shape),
-                dtype=theta.dtype,
-                device=theta.device,
-                generator=plan.generator,
-            )  # [S, M, *batch, *event]
-            z = plan.solve(theta + plan.temperature * eps)
+                tuple(shape), dtype=theta.dtype, device=theta.device, generator=plan.generator
+            )  # [*batch, *event] or [S, M, *batch, *event]
+            x = _perturb(theta, plan.temperature, eps)
+        z = plan.solve(x)
+        # The target's base αθ + τ'ε is the forward input itself when α = 1 and
+        # τ' = τ; otherwise the backward rebuilds it from the noise.
+        reuse = eps is not None and _reuses_forward(plan)
         ctx.plan = plan  # type: ignore[attr-defined]
-        ctx.eps = eps  # type: ignore[attr-defined]
+        ctx.eps = None if reuse else eps  # type: ignore[attr-defined]
+        ctx.x = x if reuse else None  # type: ignore[attr-defined]
         ctx.save_for_backward(theta, z)
+        if plan.single:
+            return z.clone() if plan.mean else z
         out = z[:, 0]  # [S or 1, *batch, *event]: the marginal draws stay internal
         if plan.mean:
             return out.mean(0) if out.shape[0] > 1 else out[0].clone()
@@ -74,37 +90,69 @@ class _PerturbAndMAP(torch.autograd.Function):
         return out.expand(plan.samples, *theta.shape).contiguous()
 
     @staticmethod
-    @once_differentiable
     def backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:
-        plan: _Plan = ctx.plan  # type: ignore[attr-defined]
-        eps: Tensor | None = ctx.eps  # type: ignore[attr-defined]
-        theta, z = ctx.saved_tensors  # type: ignore[attr-defined]
-        ev, solver, target = plan.event_ndim, plan.solver, plan.target
-        # [S or 1, 1, *batch, *event]: with reduce="mean" all samples share dy.
-        dy = solver.fold(dy[None] if plan.mean else dy)[:, None]
-        lam = target.lam(theta, dy, ev)
+        if torch.is_grad_enabled():  # create_graph=True: no double backward through MAP
+            return _once_differentiable_backward(ctx, dy)
+        # grad mode is off in a plain backward: no need for once_differentiable's no_grad
+        return _backward(ctx, dy)
+
+
+def _backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:
+    plan: _Plan = ctx.plan  # type: ignore[attr-defined]
+    eps: Tensor | None = ctx.eps  # type: ignore[attr-defined]
+    x: Tensor | None = ctx.x  # type: ignore[attr-defined]
+    theta, z = ctx.saved_tensors  # type: ignore[attr-defined]
+    ev, solver, target, single = plan.event_ndim, plan.solver, plan.target, plan.single
+    # [S or 1, 1, *batch, *event] (with reduce="mean" all samples share dy),
+    # or [*batch, *event] for a single sample.
+    dy = solver.fold(dy if single else (dy[None] if plan.mean else dy)[:, None])
+    # A target sees [S, M, *batch, *event] gradients and [S, *batch, *event]
+    # estimates whatever the layout; ours work on any lead dims.
+    lead = single and type(target) not in _LEAD_FREE_TARGETS
+    lam = target.lam(theta, dy[None, None] if lead else dy, ev)
+    if lead and isinstance(lam, Tensor):
+        lam = lam[0, 0]
+    reuse = _reuses_forward(plan)
+    if x is not None:
+        base = x  # αθ + τ'ε = θ + τε, the forward input
+    else:
         base = finite_scale(theta, target.alpha)
         if eps is not None:
-            base = base + plan.target_temperature * eps  # the forward noise, reused
-        step = dy * lam
-        right = plan.solve(base - step)  # [S, M, *batch, *event]
-        if plan.central:
-            # central difference: (MAP(x + λdy) − MAP(x − λdy)) / 2
-            g = (plan.solve(base + step) - right) * 0.5
-        elif target.alpha == 1.0 and plan.target_temperature == plan.temperature:
-            g = z - right  # MAP(θ + τε) is the forward sample
-        else:
-            g = plan.solve(base) - right
-        g = solver.mask(g.mean(1) if plan.marginal > 1 else g[:, 0])  # [S, *batch, *event]
-        target.update(g, ev)
-        # λ = 0 gives g = 0 when α = 1 and τ' = τ; never divide by it.
-        if target.scale and isinstance(lam, Tensor):
+            base = _perturb(base, plan.target_temperature, eps)  # the forward noise, reused
+    step = dy if isinstance(lam, float) and lam == 1.0 else dy * lam
+    right = plan.solve(base - step)  # [S, M, *batch, *event] or [*batch, *event]
+    if plan.central:
+        # central difference: (MAP(x + λdy) − MAP(x − λdy)) / 2
+        g = (plan.solve(base + step) - right) * 0.5
+    elif reuse:
+        g = z - right  # MAP(θ + τε) is the forward sample
+    else:
+        g = plan.solve(base) - right
+    if not single:
+        g = g.mean(1) if plan.marginal > 1 else g[:, 0]  # [S, *batch, *event]
+    g = solver.mask(g)
+    target.update(g[None] if lead else g, ev)
+    # λ = 0 gives g = 0 when α = 1 and τ' = τ; never divide by it.
+    if target.scale and isinstance(lam, Tensor):
+        if not single:
             lam = lam[:, 0]  # [S, *batch, 1...]
-            g = torch.where(lam > 0, g / torch.where(lam > 0, lam, 1.0), g)
-        elif target.scale:
-            g = g / lam if lam > 0 else g
-        grad = g.mean(0) if plan.mean else g.sum(0)
-        return grad, None
+        g = torch.where(lam > 0, g / torch.where(lam > 0, lam, 1.0), g)
+    elif target.scale and lam != 1.0:
+        g = g / lam if lam > 0 else g
+    if single:
+        return g, None
+    grad = g.mean(0) if plan.mean else g.sum(0)
+    return grad, None
+
+
+_once_differentiable_backward = once_differentiable(_backward)
+
+_LEAD_FREE_TARGETS = (Target, AdaptiveTarget)
+
+
+def _reuses_forward(plan: _Plan) -> bool:
+    """The target's first term ``MAP(αθ + τ'ε)`` is the forward sample (α = 1, τ' = τ)."""
+    return plan.target.alpha == 1.0 and plan.target_temperature == plan.temperature
 
 
 class IMLE(SolverLayer):
@@ -190,23 +238,29 @@ class IMLE(SolverLayer):
         """
         theta, ev, lens = self.prepare(scores, lengths)
         noise = None
-        if self.temperature > 0 or self.target_temperature > 0:
+        if self.noise is not None and (self.temperature > 0 or self.target_temperature > 0):
             noise = self.noise_for(tuple(theta.shape[theta.ndim - ev :]))
+        marginal = self.marginal_samples if noise is not None else 1
         plan = _Plan(
-            solver=self.solver,
-            event_ndim=ev,
-            noise=noise,
-            temperature=self.temperature if noise is not None else 0.0,
-            target_temperature=self.target_temperature if noise is not None else 0.0,
-            target=self.target,
-            samples=self.n_samples,
-            marginal=self.marginal_samples if noise is not None else 1,
-            central=self.central,
-            mean=self.reduce == "mean",
-            generator=generator,
-            lengths=lens,
+            self.solver,
+            ev,
+            noise,
+            self.temperature if noise is not None else 0.0,
+            self.target_temperature if noise is not None else 0.0,
+            self.target,
+            self.n_samples,
+            marginal,
+            self.central,
+            self.reduce == "mean",
+            generator,
+            lens,
+            self.n_samples == 1 and marginal == 1,
         )
-        return self.finish(_PerturbAndMAP.apply(theta, plan))
+        out = _PerturbAndMAP.apply(theta, plan)
+        if not plan.single:
+            return self.finish(out)
+        # [*batch, *event]: the sample dim of samples=1 goes back in front
+        return out[None] if self.sample_dim and not plan.mean else out
 
     def extra_repr(self) -> str:
         return (

@@ -16,10 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
 import structgrad.solvers as solvers
+
+try:  # the lean top-k entry (structgrad-solvers 0.1.x releases after its addition)
+    from structgrad.solvers._topk import top_k_rows as _top_k_rows
+except ImportError:  # pragma: no cover - an older structgrad-solvers: the public call
+    _top_k_rows = None  # type: ignore[assignment]
 
 __all__ = ["PERTURBATION_STRUCTURES", "BoundSolver", "bind_solver"]
 
@@ -40,6 +46,28 @@ def _argmax_one_hot(scores: Tensor) -> Tensor:
     """One-hot argmax over the last dim (ties to the lowest index)."""
     idx = scores.argmax(dim=-1, keepdim=True)
     return torch.zeros_like(scores).scatter_(-1, idx, 1.0)
+
+
+_ROW_DTYPES = (torch.float32, torch.float64)
+
+
+def _top_k(scores: Tensor, k: int) -> Tensor:
+    """``solvers.top_k(scores, k)``, straight on the numpy view of a CPU ``[N, n]`` tensor.
+
+    The same kernel, value checks and errors as the public call, without its
+    conversions: the layers call it two or three times per step.
+    """
+    if (
+        _top_k_rows is not None
+        and scores.ndim == 2
+        and scores.dtype in _ROW_DTYPES
+        and scores.is_cpu
+        and 0 <= k <= scores.shape[1]
+        and not scores.is_neg()
+    ):
+        rows = np.ascontiguousarray((scores.detach() if scores.requires_grad else scores).numpy())
+        return torch.from_numpy(_top_k_rows(rows, k))
+    return solvers.top_k(scores, k)
 
 
 def _grid_path(costs: Tensor) -> Tensor:
@@ -65,6 +93,9 @@ class BoundSolver:
         ones: number of ones of a solution given the event shape (for
             Sum-of-Gamma noise), ``None`` when unknown.
         lengths: the solver accepts ``lengths=`` (padded batches).
+        trusted: ``fn`` is one of our structure solvers, which return a tensor of
+            the scores' shape, dtype and device by construction: :meth:`solve`
+            skips checking its result (a user's solver is always checked).
     """
 
     fn: Solver
@@ -74,6 +105,7 @@ class BoundSolver:
     upper: bool = False
     ones: Callable[[tuple[int, ...]], float] | None = None
     lengths: bool = False
+    trusted: bool = False
 
     def event_dims(self, theta: Tensor) -> int:
         """Number of event dims for an input ``theta`` (checked against its rank)."""
@@ -100,15 +132,21 @@ class BoundSolver:
             Solutions ``[*lead, *event]``.
 
         Raises:
-            ValueError: if the solver returns something else than a tensor of
-                shape ``[N, *event]`` with ``x``'s dtype and device.
+            ValueError: if a solver that is not ``trusted`` returns something else
+                than a tensor of shape ``[N, *event]`` with ``x``'s dtype and device.
         """
-        event = tuple(x.shape[x.ndim - event_ndim :])
-        flat = x.reshape(-1, *event)
+        lead = x.ndim - event_ndim
+        flat = x if lead == 1 else x.reshape(-1, *x.shape[lead:])
         kw: dict[str, Any] = {}
         if lengths is not None:
-            kw["lengths"] = lengths.expand(x.shape[: x.ndim - event_ndim]).reshape(-1)
+            kw["lengths"] = lengths.expand(x.shape[:lead]).reshape(-1)
         out = self.fn(-flat if self.minimize else flat, **kw)
+        if not self.trusted:
+            self._check(out, flat)
+        return out if lead == 1 else out.reshape(x.shape)
+
+    def _check(self, out: Any, flat: Tensor) -> None:
+        """Raise a ``ValueError`` unless ``out`` is a solution tensor for ``flat``."""
         if not isinstance(out, Tensor):
             raise ValueError(f"solver {self.name} returned {type(out).__name__}, not a Tensor")
         if out.shape != flat.shape:
@@ -127,7 +165,6 @@ class BoundSolver:
                 f"solver {self.name} returned a tensor on {out.device} for scores on "
                 f"{flat.device}: return solutions on the scores' device"
             )
-        return out.reshape(x.shape)
 
     def fold(self, dy: Tensor) -> Tensor:
         """Map ``dL/dz`` to the solver's variables (spanning tree: ``triu(dy + dyᵀ)``)."""
@@ -161,28 +198,45 @@ def _structure(name: str, k: int | None, root: int) -> BoundSolver:
     if k is not None and name != "k_subset":
         raise ValueError(f"option k is for 'k_subset' only, not {name!r}")
     if name == "categorical":
-        return BoundSolver(_argmax_one_hot, name, 1, ones=lambda e: 1.0)
+        return BoundSolver(_argmax_one_hot, name, 1, ones=lambda e: 1.0, trusted=True)
     if name == "k_subset":
         if k is None:
             raise ValueError("structure 'k_subset' needs the subset size k (e.g. k=5)")
         kk = int(k)
         return BoundSolver(
-            functools.partial(solvers.top_k, k=kk), name, 1, ones=lambda e: float(max(kk, 1))
+            functools.partial(_top_k, k=kk),
+            name,
+            1,
+            ones=lambda e: float(max(kk, 1)),
+            trusted=True,
         )
     if name == "spanning_tree":
         return BoundSolver(
-            solvers.max_spanning_tree, name, 2, upper=True, ones=lambda e: e[-1] - 1.0, lengths=True
+            solvers.max_spanning_tree,
+            name,
+            2,
+            upper=True,
+            ones=lambda e: e[-1] - 1.0,
+            lengths=True,
+            trusted=True,
         )
     if name == "arborescence":
         fn = functools.partial(solvers.max_arborescence, root=root)
-        return BoundSolver(fn, name, 2, ones=lambda e: e[-1] - 1.0, lengths=True)
+        return BoundSolver(fn, name, 2, ones=lambda e: e[-1] - 1.0, lengths=True, trusted=True)
     if name == "matching":
-        return BoundSolver(solvers.linear_assignment, name, 2, ones=lambda e: float(e[-1]))
+        return BoundSolver(
+            solvers.linear_assignment, name, 2, ones=lambda e: float(e[-1]), trusted=True
+        )
     if name == "grid_path":
         # 8-neighbour paths from corner to corner visit at least max(H, W) cells;
         # 1.3·size is the Sum-of-Gamma k used for Warcraft maps by Niepert et al.
         return BoundSolver(
-            _grid_path, name, 2, minimize=True, ones=lambda e: 1.3 * max(e[-2], e[-1])
+            _grid_path,
+            name,
+            2,
+            minimize=True,
+            ones=lambda e: 1.3 * max(e[-2], e[-1]),
+            trusted=True,
         )
     if name == "binary_tree":
         raise ValueError(
