@@ -228,6 +228,33 @@ def test_batch_dims_dtype_device() -> None:
         assert out.shape == (2, 3, 4, 4) and out.dtype == torch.float32
 
 
+@pytest.mark.parametrize("scale", [0.5, 1.0, 3.0])
+def test_float32_matches_float64(scale: float) -> None:
+    # float32 input within 10 nats runs a float32 Laplacian, wider ones float64:
+    # either way the result is within 1e-5 of the float64 computation, and so
+    # are the gradients (relative to their size).
+    gen = torch.Generator().manual_seed(0)
+    x64 = torch.randn(16, 12, 12, dtype=torch.float64, generator=gen) * scale
+    roots = torch.randn(16, 12, dtype=torch.float64, generator=gen) * scale
+    probe = torch.randn(16, 12, 12, dtype=torch.float64, generator=gen)
+    fns = (
+        spanning_tree_marginals,
+        arborescence_marginals,
+        lambda s: torch.cat(multi_root_arborescence_marginals(s, roots.to(s.dtype))[0:1]),
+    )
+    for fn in fns:
+        outs, grads = [], []
+        for x in (x64, x64.float()):
+            leaf = x.clone().requires_grad_(True)
+            out = fn(leaf)
+            (grad,) = torch.autograd.grad((out * probe.to(x.dtype)).sum(), leaf)
+            assert out.dtype == x.dtype and grad.dtype == x.dtype
+            outs.append(out.double())
+            grads.append(grad.double())
+        torch.testing.assert_close(outs[1], outs[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(grads[1], grads[0], atol=1e-5 * grads[0].abs().max(), rtol=0)
+
+
 @pytest.mark.parametrize(
     ("call", "match"),
     [
@@ -250,6 +277,13 @@ def test_batch_dims_dtype_device() -> None:
             lambda: multi_root_arborescence_marginals(torch.zeros(3, 3), torch.zeros(4)),
             "root_scores",
         ),
+        (
+            lambda: multi_root_arborescence_marginals(
+                torch.zeros(3, 3), torch.tensor([0.0, torch.nan, 0.0])
+            ),
+            "root_scores contain NaN",
+        ),
+        (lambda: arborescence_marginals(torch.full((3, 3), torch.inf)), r"\+inf"),
     ],
 )
 def test_bad_input(call: object, match: str) -> None:

@@ -141,10 +141,22 @@ def _range_limit(max_range: float | None, structure: str) -> float:
     return limit
 
 
-def _column_spread(w: Tensor, top: Tensor) -> float:
-    """Largest (max - min finite) of any column of ``w`` ``[..., m, n]`` with maxima ``top``."""
-    lo = w.masked_fill(torch.isneginf(w), torch.inf).amin(dim=-2, keepdim=True)
-    return float((top - lo).max())  # -inf for a column of -inf (top = -inf, lo = inf)
+def _column_range(w: Tensor) -> tuple[Tensor, float]:
+    """Column maxima ``[..., 1, n]`` of ``w`` ``[..., m, n]`` (diagonal excluded) and the spread.
+
+    Writes ``-inf`` on the diagonal of ``w`` (self-loops are not edges). The
+    spread is the largest (max - min finite) of any column.
+    """
+    n = w.shape[-1]
+    diag = w[..., :n, :].diagonal(dim1=-2, dim2=-1)
+    diag.fill_(torch.inf)  # out of the minimum
+    lo = w.amin(dim=-2, keepdim=True)
+    if torch.isneginf(lo).any():  # forbidden edges: the minimum over the finite ones
+        lo = w.masked_fill(torch.isneginf(w), torch.inf).amin(dim=-2, keepdim=True)
+    diag.fill_(-torch.inf)
+    top = w.amax(dim=-2, keepdim=True)
+    # -inf for a column of -inf (top = -inf, lo = inf)
+    return top, float((top - lo).max())
 
 
 def _directed(
@@ -158,15 +170,20 @@ def _directed(
     """Marginals ``[..., n, n]``, or ``[..., n + 1, n]`` with the virtual root's row last."""
     n = scores.shape[-1]
     limit = _range_limit(max_range, "arborescence")
-    off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
-    if root_weight is None:
-        off[:, root] = False  # nothing enters the root
-    pair = off if lengths is None else off & inside.unsqueeze(-1) & inside.unsqueeze(-2)
-    w = torch.where(pair, scores, torch.full_like(scores, -torch.inf))
+    rows = n if root_weight is None else n + 1
+    w = scores.new_empty((*scores.shape[:-2], rows, n))  # [..., n (+ 1), n]
+    w[..., :n, :] = scores
     if root_weight is not None:
-        w = torch.cat([w, root_weight.to(w.dtype).unsqueeze(-2)], dim=-2)  # [..., n + 1, n]
-    top = w.detach().amax(dim=-2, keepdim=True)  # [..., 1, n]
-    spread = _column_spread(w.detach(), top)
+        w[..., n, :] = root_weight
+    if lengths is not None:
+        pair = inside.unsqueeze(-1) & inside.unsqueeze(-2)
+        w[..., :n, :] = torch.where(pair, w[..., :n, :], torch.full_like(scores, -torch.inf))
+    # Absent edges become -inf in place, under autograd's radar: their weight is
+    # 0, so the marginals give them zero gradient anyway.
+    wd = w.detach()
+    if root_weight is None:
+        wd[..., :, root] = -torch.inf  # nothing enters the root
+    top, spread = _column_range(wd)
     clip = spread > limit
     w = w.to(_work_dtype(scores.dtype, limit if clip else spread))
     top = top.to(w.dtype)
