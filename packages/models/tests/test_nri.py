@@ -114,6 +114,15 @@ def test_decoder_rollout_restarts_from_ground_truth() -> None:
     assert torch.allclose(dec(x, rel, pred_steps=3), dec(y, rel, pred_steps=3))
     two = dec.step(dec.step(x[:, :, :1].transpose(1, 2), rel.unsqueeze(1)), rel.unsqueeze(1))
     assert torch.allclose(dec(x, rel, pred_steps=3)[:, :, 1], two[:, 0], atol=1e-6)
+    # P = T - 1: one rollout from frame 0 (no wasted rollout from the last frame).
+    full = dec(x, rel, pred_steps=t - 1)
+    state = x[:, :, :1].transpose(1, 2)
+    for s in range(t - 1):
+        state = dec.step(state, rel.unsqueeze(1))
+        assert torch.allclose(full[:, :, s], state[:, 0], atol=1e-6)
+    z = x.clone()
+    z[:, :, 1:] += 1.0
+    assert torch.equal(dec(z, rel, pred_steps=t - 1), full)
 
 
 def test_decoder_skip_first_ignores_no_edge_channel() -> None:

@@ -112,7 +112,9 @@ class MLPDecoder(nn.Module):
         b, n, t, d = x.shape
         frames = x.transpose(1, 2)  # [B, T, n, d]
         rel = rel_type.unsqueeze(1)  # [B, 1, E, C]: the same graph at every frame
-        state = frames[:, ::pred_steps]  # [B, G, n, d]
+        # Rollouts start at frames 0, P, 2P, … below T − 1 (a start at T − 1 would
+        # only predict frames past the end).
+        state = frames[:, : t - 1 : pred_steps]  # [B, G, n, d], G = ceil((T − 1) / P)
         preds = []
         for _ in range(pred_steps):
             for _ in range(self.n_rounds):
