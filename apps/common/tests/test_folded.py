@@ -10,6 +10,8 @@ import torch
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
+    SearchGroup,
+    SearchOptions,
     add_resume_flags,
     add_sweep_flags,
     check_names,
@@ -18,8 +20,8 @@ from structgrad_app_common import (
     report_sweep,
     run_command,
     run_jobs,
+    run_search,
     save_checkpoint,
-    search_options,
     search_range,
     seed_jobs,
     sweep_base,
@@ -37,7 +39,14 @@ from structgrad_app_common.testing import (
     last_checkpoint,
     run_interrupted,
 )
-from structgrad_app_common.training import open_log, open_run, save_if_best, save_state
+from structgrad_app_common.training import (
+    RunControl,
+    open_log,
+    open_run,
+    save_if_best,
+    save_state,
+    write_config,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +88,7 @@ def test_add_sweep_flags_defaults_help_and_options():
     add_sweep_flags(parser, methods=["a", "b"], trials=3, lr_range=(1e-3, 1e-2), tau_range=None)
     args = parser.parse_args([])
     assert args.methods == ["a", "b"] and args.trials == 3 and args.tau_range is None
-    assert search_options(args)["lr_range"] == (1e-3, 1e-2)
+    assert SearchOptions.from_args(args).lr_range == (1e-3, 1e-2)
     assert parser.parse_args(["--methods", "c"]).methods == ["c"]
     assert "methods to compare (a b)" in " ".join(parser.format_help().split())
     parser = ArgumentParser(prog="y")
@@ -279,3 +288,67 @@ def test_run_interrupted_checks_and_logs(tmp_path, capsys):
             capsys, _train_main, [], tmp_path / "r2", tmp_path / "f2", prog="app", unit="epoch",
             stop_after=2, killed={"step": 3},
         )  # fmt: skip
+
+
+@dataclasses.dataclass
+class Controlled(RunControl):
+    out: str
+    lr: float = 0.1
+
+
+def test_run_control_base_fields_checks_and_config_order(tmp_path):
+    cfg = Controlled("o", stop_after=2)
+    assert (cfg.out, cfg.lr, cfg.resume, cfg.threads, cfg.progress) == ("o", 0.1, False, 1, True)
+    assert not cfg.stops_at(1) and cfg.stops_at(2) and not Controlled("o").stops_at(10**6)
+    cfg.check_run_flags()
+    with pytest.raises(CLIError, match="exclude each other"):
+        Controlled("o", resume=True, overwrite=True).check_run_flags()
+    with pytest.raises(CLIError, match="--stop-after must be >= 1"):
+        Controlled("o", stop_after=0).check_run_flags()
+    conf = write_config(tmp_path, Controlled(str(tmp_path), lr=0.5))
+    keys = ["out", "lr", "resume", "overwrite", "stop_after", "threads", "progress"]
+    assert list(conf) == keys  # the app's fields first, as written before the base
+    assert list(json.loads((tmp_path / "config.json").read_text())) == keys
+    job = {**dataclasses.asdict(cfg), "progress": False}
+    assert Controlled(**job).progress is False  # sweep jobs round-trip
+
+
+def test_search_options_from_args_and_seed_check():
+    parser = ArgumentParser(prog="x")
+    add_sweep_flags(parser, methods=["a"], trials=3, lr_range=(0.1, 1.0), tau_range=(1.0, 2.0))
+    search = SearchOptions.from_args(parser.parse_args(["--seeds", "4", "--n-jobs", "1"]))
+    assert search == SearchOptions(3, [4], (0.1, 1.0), (1.0, 2.0), n_jobs=1)
+    with pytest.raises(CLIError, match=r"^--seeds needs at least one seed$"):
+        SearchOptions(trials=1, seeds=[], lr_range=(1.0, 1.0), tau_range=None)
+
+
+def test_run_search_groups_tau_and_fixed_points(tmp_path):
+    base = Run(out=str(tmp_path), tau=7.0, progress=False)
+    search = SearchOptions(2, [0, 1], (0.01, 0.1), (0.5, 2.0), n_jobs=1, backend="threading")
+    groups = [
+        SearchGroup(("a",), {"method": "a"}),
+        SearchGroup(("b",), {"method": "b"}, tau=False),
+        SearchGroup(("t", "c"), {"method": "c"}, fixed={"lr": 0.02, "tau": 3.0}),
+    ]
+    records, table = run_search(run_tau, _summarize, base, search, groups)
+    assert table.startswith("| method |") and len(records) == 2 * 2 + 2 * 2 + 1 * 2
+    assert [(r["method"], r["trial"], r["seed"]) for r in records[:4]] == [
+        ("a", 0, 0), ("a", 0, 1), ("a", 1, 0), ("a", 1, 1),
+    ]  # fmt: skip
+    a, b, c = ([r for r in records if r["method"] == m] for m in "abc")
+    # Every group's draws start from the search seed; τ is drawn only where searched.
+    assert a[0]["lr"] == b[0]["lr"] and a[0]["lr"] != a[2]["lr"] and b[0]["lr"] != b[2]["lr"]
+    assert all(0.01 <= r["lr"] <= 0.1 and 0.5 <= r["tau"] <= 2.0 for r in a)
+    assert {r["tau"] for r in b} == {7.0}
+    assert [(r["lr"], r["tau"]) for r in c] == [(0.02, 3.0)] * 2
+    assert c[1]["out"] == str(tmp_path / "t" / "c" / "trial0" / "seed1")
+    assert read_jsonl(tmp_path / "sweep.jsonl") == records
+    no_tau = dataclasses.replace(search, tau_range=None)
+    records, _ = run_search(run_tau, _summarize, base, no_tau, groups[:1])
+    assert {r["tau"] for r in records} == {7.0}
+    with pytest.raises(CLIError, match="bad search range"):
+        run_search(run_tau, _summarize, base, dataclasses.replace(search, lr_range=(1, 0)), [])
+
+
+def run_tau(**job):
+    return job_result(Run, _train, job, ("method", "trial", "seed", "lr", "tau"), ("loss",))

@@ -8,6 +8,7 @@ import torch
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
+    SearchOptions,
     add_joblib_flags,
     add_resume_flags,
     add_search_flags,
@@ -21,7 +22,6 @@ from structgrad_app_common import (
     run_command,
     run_trials,
     save_checkpoint,
-    search_options,
     search_range,
     trial_result,
     write_sweep,
@@ -280,15 +280,15 @@ def test_add_search_flags_defaults_and_help():
         2,
         "loky",
     )
-    assert search_options(args) == {
-        "trials": 5,
-        "seeds": [0, 1, 2],
-        "lr_range": (0.1, 0.1),
-        "tau_range": None,
-        "search_seed": 0,
-        "n_jobs": 2,
-        "backend": "loky",
-    }
+    assert SearchOptions.from_args(args) == SearchOptions(
+        trials=5,
+        seeds=[0, 1, 2],
+        lr_range=(0.1, 0.1),
+        tau_range=None,
+        search_seed=0,
+        n_jobs=2,
+        backend="loky",
+    )
     text = " ".join(parser.format_help().split())
     assert "(0.0001,0.01; LOW=HIGH fixes it)" in text and "each method's τ" in text
 

@@ -12,13 +12,15 @@ same small pieces, kept generic here:
   errors are one line on stderr with exit code 2, the shared flags and types
   (``--resume`` / ``--overwrite``, joblib, ``positive_int``), ``--smoke`` configs
   and the subcommand runner.
-- :mod:`~structgrad_app_common.training`: run-folder checks, ``--resume``
-  loading, resumable RNG state and per-epoch orders (torch, imported lazily).
+- :mod:`~structgrad_app_common.training`: the run-control base of the run
+  configs, run-folder checks, ``--resume`` loading, resumable RNG state and
+  per-epoch orders (torch, imported lazily).
 - :mod:`~structgrad_app_common.sweep`: log-uniform random search, a joblib runner
   (local processes by default, any joblib backend), mean ± standard error
   aggregation, best-trial selection, markdown tables and the sweep outputs.
-- :mod:`~structgrad_app_common.trials`: a sweep's joblib jobs per seed, a job
-  run in a worker, and the run-summarise-write tail.
+- :mod:`~structgrad_app_common.trials`: a whole random-search sweep (its
+  options and groups), its joblib jobs per seed, a job run in a worker, and the
+  run-summarise-write tail.
 - :mod:`~structgrad_app_common.sweep_cli`: the ``sweep`` subcommand's flags,
   name checks, base config and printed tail.
 - :mod:`~structgrad_app_common.plots`: atomic PNG figures (matplotlib, lazily).
@@ -44,7 +46,6 @@ from structgrad_app_common.cli import (
     print_failures,
     run_command,
     run_main,
-    search_options,
 )
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.sweep import (
@@ -67,13 +68,22 @@ from structgrad_app_common.sweep_cli import (
     report_sweep,
     sweep_base,
 )
-from structgrad_app_common.trials import job_result, run_jobs, seed_jobs
+from structgrad_app_common.trials import (
+    SearchGroup,
+    SearchOptions,
+    job_result,
+    run_jobs,
+    run_search,
+    seed_jobs,
+)
 
 __all__ = [
     "ArgumentParser",
     "CLIError",
     "JsonlLogger",
     "LogUniform",
+    "SearchGroup",
+    "SearchOptions",
     "add_joblib_flags",
     "add_resume_flags",
     "add_search_flags",
@@ -100,10 +110,10 @@ __all__ = [
     "run_jobs",
     "run_main",
     "run_parallel",
+    "run_search",
     "run_trials",
     "sample_trials",
     "save_checkpoint",
-    "search_options",
     "search_range",
     "seed_jobs",
     "sweep_base",

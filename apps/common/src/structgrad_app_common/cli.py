@@ -140,7 +140,8 @@ def add_search_flags(
 
     ``--out`` (runs/sweep), ``--trials``, ``--seeds`` (0 1 2), ``--lr-range``,
     ``--tau-range`` (``None``: each method's own τ), ``--search-seed`` (0),
-    ``--n-jobs`` and ``--backend``.
+    ``--n-jobs`` and ``--backend``; all but ``--out`` are read back by
+    ``SearchOptions.from_args`` (:mod:`structgrad_app_common.trials`).
 
     Args:
         parser: a parser or argument group.
@@ -174,12 +175,6 @@ def add_search_flags(
     )
     parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
     add_joblib_flags(parser)
-
-
-def search_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The values of the :func:`add_search_flags` flags but ``--out``, as keyword arguments."""
-    names = ("trials", "seeds", "lr_range", "tau_range", "search_seed", "n_jobs", "backend")
-    return {name: getattr(args, name) for name in names}
 
 
 def config_from_args(

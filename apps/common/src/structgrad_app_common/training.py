@@ -12,6 +12,7 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import JsonlLogger, json_safe
 
 __all__ = [
+    "RunControl",
     "check_run_flags",
     "derived_generator",
     "open_log",
@@ -47,6 +49,40 @@ def check_run_flags(*, resume: bool, overwrite: bool, stop_after: int | None) ->
         raise CLIError("--resume and --overwrite exclude each other")
     if stop_after is not None and stop_after < 1:
         raise CLIError(f"--stop-after must be >= 1, got {stop_after}")
+
+
+@dataclass(kw_only=True)
+class RunControl:
+    """The settings of how a run is carried out, shared by every app's run config.
+
+    A base of the apps' config dataclasses: its fields are keyword-only, so the
+    app's own fields (with or without defaults) come first in ``__init__``, and
+    :func:`write_config` lists them last, after the app's own.
+
+    Attributes:
+        resume: continue from ``<out>/last.pt``.
+        overwrite: start afresh even if ``<out>`` holds a run.
+        stop_after: stop (checkpointed, as if killed) after this step / epoch.
+        threads: torch threads of the run.
+        progress: show a tqdm progress bar.
+    """
+
+    resume: bool = False
+    overwrite: bool = False
+    stop_after: int | None = None
+    threads: int = 1
+    progress: bool = True
+
+    def check_run_flags(self) -> None:
+        """:func:`check_run_flags` of these settings."""
+        check_run_flags(resume=self.resume, overwrite=self.overwrite, stop_after=self.stop_after)
+
+    def stops_at(self, step: int) -> bool:
+        """Whether ``--stop-after`` ends the run once ``step`` (or epoch) is done."""
+        return self.stop_after is not None and step >= self.stop_after
+
+
+_RUN_CONTROL = tuple(f.name for f in dataclasses.fields(RunControl))
 
 
 def _norm(value: Any) -> Any:
@@ -96,8 +132,14 @@ def open_run(
 
 
 def write_config(out: str | os.PathLike[str], config: Any) -> dict[str, Any]:
-    """Write the dataclass ``config`` as ``<out>/config.json``; return it as a JSON-safe dict."""
-    conf = json_safe(dataclasses.asdict(config))
+    """Write the dataclass ``config`` as ``<out>/config.json``; return it as a JSON-safe dict.
+
+    The fields of a :class:`RunControl` base come last, after the app's own.
+    """
+    values = dataclasses.asdict(config)
+    last = _RUN_CONTROL if isinstance(config, RunControl) else ()
+    ordered = {k: v for k, v in values.items() if k not in last} | {k: values[k] for k in last}
+    conf = json_safe(ordered)
     atomic_write_text(Path(out) / "config.json", json.dumps(conf, indent=2) + "\n")
     return conf
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from structgrad_app_common import (
     ArgumentParser,
+    SearchOptions,
     add_resume_flags,
     add_sweep_flags,
     check_names,
@@ -20,7 +21,6 @@ from structgrad_app_common import (
     positive_int,
     report_sweep,
     run_command,
-    search_options,
     sweep_base,
 )
 
@@ -157,7 +157,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     check_names("method", args.methods, method_names())
     base = sweep_base(train_config(args, out=args.out))
-    records, table = run_sweep(base, args.methods, **search_options(args))
+    records, table = run_sweep(base, args.methods, SearchOptions.from_args(args))
     return report_sweep(records, table, args.out)
 
 

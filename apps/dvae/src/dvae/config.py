@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 
 from structgrad_app_common import CLIError
-from structgrad_app_common.training import check_run_flags
+from structgrad_app_common.training import RunControl
 
 from dvae.methods import METHODS, model_of
 
@@ -39,7 +39,7 @@ DEFAULT_LATENT = {"categorical": (30, 10, 1), "k_subset": (20, 20, 10)}
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunControl):
     """Everything one training run needs (JSON-serialisable; see ``train --help``)."""
 
     out: str
@@ -63,11 +63,6 @@ class TrainConfig:
     seed: int = 0
     valid_size: int | None = None
     max_train: int | None = None
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    threads: int = 1
-    progress: bool = True
 
     def resolved(self) -> TrainConfig:
         """A copy with the latent sizes filled in from the method's model defaults."""
@@ -107,7 +102,7 @@ def check(c: TrainConfig) -> None:
             f"--anneal-rate anneals a relaxation temperature; {c.method!r} has a fixed noise "
             "temperature"
         )
-    check_run_flags(resume=c.resume, overwrite=c.overwrite, stop_after=c.stop_after)
+    c.check_run_flags()
     if c.max_train is not None and c.max_train < 1:
         raise CLIError("--max-train must be >= 1")
 

@@ -13,14 +13,13 @@ from typing import Any
 
 from structgrad_app_common import (
     CLIError,
+    SearchGroup,
+    SearchOptions,
     best_trials,
     format_mean_se,
     job_result,
     markdown_table,
-    run_jobs,
-    sample_trials,
-    search_range,
-    seed_jobs,
+    run_search,
 )
 
 from dvae.config import TrainConfig
@@ -70,49 +69,28 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
 
 
 def run_sweep(
-    base: TrainConfig,
-    methods: list[str],
-    *,
-    trials: int,
-    seeds: list[int],
-    lr_range: tuple[float, float],
-    tau_range: tuple[float, float],
-    search_seed: int = 0,
-    n_jobs: int = 2,
-    backend: str = "loky",
+    base: TrainConfig, methods: list[str], search: SearchOptions
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the search; write ``sweep.jsonl``, ``summary.json`` and ``table.md`` in ``base.out``.
 
+    Every method searches (lr, τ) (see :func:`~structgrad_app_common.run_search`);
+    each run goes to ``<out>/<method>/trial<i>/seed<s>``.
+
     Args:
-        base: settings shared by every run (``out`` is the sweep folder; each
-            run goes to ``<out>/<method>/trial<i>/seed<s>``).
+        base: settings shared by every run (``out`` is the sweep folder).
         methods: app method names.
-        trials: (lr, τ) draws per method.
-        seeds: training seeds of every draw.
-        lr_range: log-uniform bounds of the learning rate.
-        tau_range: log-uniform bounds of τ.
-        search_seed: seed of the random search.
-        n_jobs: joblib workers.
-        backend: joblib backend name.
+        search: the random search and joblib settings.
 
     Returns:
         ``(records, markdown table)``.
 
     Raises:
-        CLIError: no seeds, a bad range, no validation split, a failing backend.
+        CLIError: no validation split, a bad range, a failing backend.
     """
-    if not seeds:
-        raise CLIError("--seeds needs at least one seed")
     if base.valid_size == 0:
         raise CLIError("the sweep ranks trials by validation loss: pass --valid-size N > 0")
-    space = {"lr": search_range(lr_range), "tau": search_range(tau_range)}
-    jobs = [
-        job
-        for method in methods
-        for t, point in enumerate(sample_trials(space, trials, seed=search_seed))
-        for job in seed_jobs(base, t, seeds, method, method=method, **point)
-    ]
-    return run_jobs(run_trial, jobs, summarize, base.out, n_jobs=n_jobs, backend=backend)
+    groups = [SearchGroup((method,), {"method": method}) for method in methods]
+    return run_search(run_trial, summarize, base, search, groups)
 
 
 def epoch_table(folder: str | Path, *, every: int = 1) -> str:

@@ -127,7 +127,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     diverged = False
     with log:
         while epoch < c.epochs and not diverged:
-            if c.stop_after is not None and epoch >= c.stop_after:
+            if c.stops_at(epoch):
                 bar.close()
                 return {"stopped_at": epoch}
             epoch += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
+    SearchOptions,
     add_resume_flags,
     add_sweep_flags,
     check_names,
@@ -25,7 +26,6 @@ from structgrad_app_common import (
     positive_int,
     report_sweep,
     run_command,
-    search_options,
     sweep_base,
 )
 
@@ -150,7 +150,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     check_names("task", args.tasks, TASKS, phrase="choose one of")
     base = _config(argparse.Namespace(**vars(args), task=args.tasks[0], method="sst"), args.out)
-    records, table = run_sweep(sweep_base(base), args.tasks, args.methods, **search_options(args))
+    search = SearchOptions.from_args(args)
+    records, table = run_sweep(sweep_base(base), args.tasks, args.methods, search)
     return report_sweep(records, table, args.out)
 
 

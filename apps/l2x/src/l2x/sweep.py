@@ -11,18 +11,17 @@ value, which turns the sweep into a plain multi-seed comparison.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from structgrad_app_common import (
-    CLIError,
+    SearchGroup,
+    SearchOptions,
     best_trials,
     format_mean_se,
     job_result,
     markdown_table,
-    run_jobs,
-    sample_trials,
-    search_range,
-    seed_jobs,
+    run_search,
 )
 
 from l2x.methods import DEFAULT_TAU, resolve
@@ -74,42 +73,30 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
 
 
 def run_sweep(
-    base: TrainConfig,
-    tasks: list[str],
-    methods: list[str],
-    *,
-    trials: int,
-    seeds: list[int],
-    lr_range: tuple[float, float],
-    tau_range: tuple[float, float] | None,
-    search_seed: int = 0,
-    n_jobs: int = 2,
-    backend: str = "loky",
+    base: TrainConfig, tasks: list[str], methods: list[str], search: SearchOptions
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the search; write ``sweep.jsonl``, ``summary.json`` and ``table.md`` in ``base.out``.
 
-    Each run goes to ``<out>/<task>/<method>/trial<i>/seed<s>``.
+    Every (task, method) searches lr and, for methods with a τ when the search
+    has a τ range, τ; the others keep ``base.tau`` (``None``: the method's
+    default). See :func:`~structgrad_app_common.run_search`. Each run goes to
+    ``<out>/<task>/<method>/trial<i>/seed<s>``.
 
     Returns:
         ``(records, markdown table)``.
     """
-    if not seeds:
-        raise CLIError("--seeds needs at least one seed")
-    lr_dist = search_range(lr_range)
-    tau_dist = None if tau_range is None else search_range(tau_range)
-    jobs = []
-    for task in tasks:
-        for method in methods:
-            resolve(
-                method,
-                k=2,
-                n=10,
-                aimle_difference=base.aimle_difference,
-                num_samples=base.num_samples,
-            )
-            has_tau = method in DEFAULT_TAU and tau_dist is not None
-            space = {"lr": lr_dist, "tau": tau_dist if has_tau else None}
-            for t, point in enumerate(sample_trials(space, trials, seed=search_seed)):
-                fields = {"task": task, "method": method, "progress": False, **point}
-                jobs += seed_jobs(base, t, seeds, task, method, **fields)
-    return run_jobs(run_trial, jobs, summarize, base.out, n_jobs=n_jobs, backend=backend)
+
+    def groups() -> Iterator[SearchGroup]:
+        for task in tasks:
+            for method in methods:
+                resolve(
+                    method,
+                    k=2,
+                    n=10,
+                    aimle_difference=base.aimle_difference,
+                    num_samples=base.num_samples,
+                )
+                fields = {"task": task, "method": method, "progress": False}
+                yield SearchGroup((task, method), fields, tau=method in DEFAULT_TAU)
+
+    return run_search(run_trial, summarize, base, search, groups())

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from structgrad_app_common import CLIError, load_checkpoint, read_jsonl
 from structgrad_app_common.training import (
-    check_run_flags,
+    RunControl,
     open_log,
     open_run,
     restore_state,
@@ -42,7 +42,7 @@ _RESUME_KEYS += ("batch_size", "seed", "data_seed", "num_train", "aspect", "max_
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunControl):
     """Everything one run needs (JSON-serialisable; see ``l2x train --help``)."""
 
     out: str
@@ -65,11 +65,6 @@ class TrainConfig:
     num_train: int = 50_000
     num_valid: int = 5_000
     num_test: int = 10_000
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    threads: int = 1
-    progress: bool = True
 
 
 def check(config: TrainConfig) -> None:
@@ -87,7 +82,7 @@ def check(config: TrainConfig) -> None:
         raise CLIError("--num-test must be >= 1")
     if not config.lr > 0:
         raise CLIError(f"--lr must be > 0, got {config.lr}")
-    check_run_flags(resume=config.resume, overwrite=config.overwrite, stop_after=config.stop_after)
+    config.check_run_flags()
 
 
 def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
@@ -145,7 +140,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     diverged = False
     with log:
         while epoch < config.epochs and not diverged:
-            if config.stop_after is not None and epoch >= config.stop_after:
+            if config.stops_at(epoch):
                 return {"stopped_at": epoch}
             epoch += 1
             order = shuffled(len(x_train), seed=config.seed, epoch=epoch)

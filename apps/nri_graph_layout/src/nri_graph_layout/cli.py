@@ -17,6 +17,7 @@ from typing import Any
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
+    SearchOptions,
     add_joblib_flags,
     add_resume_flags,
     add_sweep_flags,
@@ -27,7 +28,6 @@ from structgrad_app_common import (
     read_jsonl,
     report_sweep,
     run_command,
-    search_options,
     sweep_base,
 )
 
@@ -247,7 +247,7 @@ def _sweep(
     check_names("method", methods, method_names())
     out = Path(args.out)
     base = sweep_base(_train_config(args, out=str(out), data=_data_path(args, out)))
-    return run_sweep(base, methods, fixed=fixed, **search_options(args))
+    return run_sweep(base, methods, SearchOptions.from_args(args), fixed=fixed)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:

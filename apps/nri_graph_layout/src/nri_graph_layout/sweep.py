@@ -8,18 +8,17 @@ the table reports its test metrics as mean ± standard error over the seeds.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from structgrad_app_common import (
-    CLIError,
+    SearchGroup,
+    SearchOptions,
     best_trials,
     format_mean_se,
     job_result,
     markdown_table,
-    run_jobs,
-    sample_trials,
-    search_range,
-    seed_jobs,
+    run_search,
 )
 
 from nri_graph_layout.methods import resolve
@@ -90,54 +89,40 @@ def summarize(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]
 def run_sweep(
     base: TrainConfig,
     methods: list[str],
+    search: SearchOptions,
     *,
-    trials: int,
-    seeds: list[int],
-    lr_range: tuple[float, float],
-    tau_range: tuple[float, float],
-    search_seed: int = 0,
-    n_jobs: int = 2,
-    backend: str = "loky",
     fixed: dict[str, dict[str, float]] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the search and write ``sweep.jsonl``, ``summary.json`` and ``table.md`` in ``base.out``.
 
+    Each method searches lr and, if it has one, τ (else it keeps ``base.tau``);
+    see :func:`~structgrad_app_common.run_search`. Each run goes to
+    ``<out>/<method>/trial<i>/seed<s>``.
+
     Args:
-        base: settings shared by every run (``out`` is the sweep folder; each
-            run goes to ``<out>/<method>/trial<i>/seed<s>``).
+        base: settings shared by every run (``out`` is the sweep folder).
         methods: app method names.
-        trials: (lr, τ) draws per method.
-        seeds: training seeds of every draw.
-        lr_range: log-uniform bounds of the learning rate.
-        tau_range: log-uniform bounds of τ (methods without τ keep ``base.tau``).
-        search_seed: seed of the random search.
-        n_jobs: joblib workers.
-        backend: joblib backend name.
+        search: the random search and joblib settings.
         fixed: method → fixed ``{"lr": ..., "tau": ...}``: that method runs
             this one point (with every seed) instead of a random search.
 
     Returns:
         ``(records, markdown table)``.
     """
-    if not seeds:
-        raise CLIError("--seeds needs at least one seed")
-    lr_dist, tau_dist = search_range(lr_range), search_range(tau_range)
-    tasks = []
-    for method in methods:
-        spec = resolve(
-            method,
-            n_nodes=2,
-            tau=base.tau,
-            straight_through=base.straight_through,
-            symmetric=base.symmetric,
-            aimle_difference=base.aimle_difference,
-            num_samples=base.num_samples,
-        )
-        space = {"lr": lr_dist, "tau": tau_dist if spec.has_tau else base.tau}
-        if fixed and method in fixed:
-            points = [{**space, **fixed[method]}]
-        else:
-            points = sample_trials(space, trials, seed=search_seed)
-        for t, point in enumerate(points):
-            tasks += seed_jobs(base, t, seeds, method, method=method, progress=False, **point)
-    return run_jobs(run_trial, tasks, summarize, base.out, n_jobs=n_jobs, backend=backend)
+
+    def groups() -> Iterator[SearchGroup]:
+        for method in methods:
+            spec = resolve(
+                method,
+                n_nodes=2,
+                tau=base.tau,
+                straight_through=base.straight_through,
+                symmetric=base.symmetric,
+                aimle_difference=base.aimle_difference,
+                num_samples=base.num_samples,
+            )
+            fields = {"method": method, "progress": False}
+            point = (fixed or {}).get(method)
+            yield SearchGroup((method,), fields, tau=spec.has_tau, fixed=point)
+
+    return run_search(run_trial, summarize, base, search, groups())

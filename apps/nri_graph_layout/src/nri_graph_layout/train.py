@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from structgrad_app_common import CLIError, load_checkpoint, read_jsonl
 from structgrad_app_common.training import (
-    check_run_flags,
+    RunControl,
     open_log,
     open_run,
     restore_state,
@@ -59,7 +59,7 @@ _RESUME_KEYS = (
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunControl):
     """Everything one training run needs (JSON-serialisable; see ``train --help``)."""
 
     data: str
@@ -83,11 +83,6 @@ class TrainConfig:
     decoder_hidden: int = 256
     var: float = 5e-5
     prediction_steps: int | None = None
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    threads: int = 1
-    progress: bool = True
 
 
 def _check(config: TrainConfig) -> None:
@@ -103,7 +98,7 @@ def _check(config: TrainConfig) -> None:
         raise CLIError(
             "--kl categorical applies to 'indep' only (trees and top-k need the Gumbel KL)"
         )
-    check_run_flags(resume=config.resume, overwrite=config.overwrite, stop_after=config.stop_after)
+    config.check_run_flags()
 
 
 @torch.no_grad()
@@ -260,7 +255,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
             leave=False,
         )
         while step < config.iterations:
-            if config.stop_after is not None and step >= config.stop_after:
+            if config.stops_at(step):
                 checkpoint()
                 bar.close()
                 return {"stopped_at": step}

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from structgrad_app_common import CLIError, read_jsonl, save_checkpoint
 from structgrad_app_common.training import (
-    check_run_flags,
+    RunControl,
     derived_generator,
     open_log,
     open_run,
@@ -42,7 +42,7 @@ _RESUME_KEYS = (
 
 
 @dataclass
-class RunConfig:
+class RunConfig(RunControl):
     """Everything one run needs (JSON-serialisable; see ``run --help``)."""
 
     structure: str
@@ -63,11 +63,6 @@ class RunConfig:
     aimle_target: str = "fixed"
     seed: int = 23
     precision: str = "float"
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    threads: int = 1
-    progress: bool = True
 
     def samples(self) -> int:
         """Independent estimates averaged per step: 3 for plain estimators, 1 for "+"."""
@@ -90,7 +85,7 @@ def _check(config: RunConfig) -> None:
         raise CLIError(f"--lr must be > 0, got {config.lr}")
     if config.precision not in ("float", "double"):
         raise CLIError(f"--precision must be float or double, got {config.precision!r}")
-    check_run_flags(resume=config.resume, overwrite=config.overwrite, stop_after=config.stop_after)
+    config.check_run_flags()
 
 
 def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5) -> int | None:
@@ -206,7 +201,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         )
         running, count = 0.0, 0
         while step < config.iters:
-            if config.stop_after is not None and step >= config.stop_after:
+            if config.stops_at(step):
                 checkpoint()
                 bar.close()
                 return {"stopped_at": step}
