@@ -21,8 +21,9 @@ from structgrad_app_common import (
     run_search,
 )
 
+from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.methods import resolve
-from nri_graph_layout.train import TrainConfig, run
+from nri_graph_layout.train import run
 
 METRICS = ("valid_elbo", "test_elbo", "test_precision", "test_recall", "seconds")
 

@@ -9,139 +9,38 @@ full state (model, optimiser, RNG states, step) goes to ``last.pt`` at every
 evaluation, so ``--resume`` continues where the run stopped and the JSONL log
 is cut back to that step (no duplicated records). At the end the best
 checkpoint is scored on the test set and ``final.json`` and the plots are written.
+
+The settings and their checks are in :mod:`nri_graph_layout.config`, the
+scoring and the end of a run in :mod:`nri_graph_layout.evaluation` (both
+re-exported here).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from structgrad_app_common import CLIError, load_checkpoint, read_jsonl
+from structgrad_app_common import CLIError
 from structgrad_app_common.training import (
-    RunControl,
     open_log,
     open_run,
     restore_state,
     save_if_best,
     save_state,
     write_config,
-    write_final,
 )
 
 from nri_graph_layout import data as data_mod
+from nri_graph_layout.config import RESUME_KEYS, TrainConfig, check
+from nri_graph_layout.evaluation import evaluate, finish, score
 from nri_graph_layout.methods import resolve
 from nri_graph_layout.model import GraphLayoutModel
-from structgrad.models.nri import edge_metrics, matrix_to_edges
 
-# Fields that must not change between a run and its resumption.
-_RESUME_KEYS = (
-    "method",
-    "tau",
-    "lr",
-    "batch_size",
-    "seed",
-    "straight_through",
-    "symmetric",
-    "aimle_difference",
-    "num_samples",
-    "max_range",
-    "kl",
-    "encoder_hidden",
-    "decoder_hidden",
-    "var",
-    "prediction_steps",
-)
-
-
-@dataclass
-class TrainConfig(RunControl):
-    """Everything one training run needs (JSON-serialisable; see ``train --help``)."""
-
-    data: str
-    out: str
-    method: str = "tree-sst"
-    tau: float = 5.0
-    lr: float = 3e-4
-    batch_size: int = 128
-    iterations: int = 50_000
-    eval_every: int = 500
-    eval_batch_size: int = 100
-    log_every: int = 50
-    seed: int = 42
-    straight_through: bool = False
-    symmetric: bool = False
-    aimle_difference: str | None = None
-    num_samples: int | None = None
-    max_range: float | None = 15.0
-    kl: str = "gumbel"
-    encoder_hidden: int = 256
-    decoder_hidden: int = 256
-    var: float = 5e-5
-    prediction_steps: int | None = None
-
-
-def _check(config: TrainConfig) -> None:
-    """One-line errors for impossible settings (before any work)."""
-    for name in ("batch_size", "iterations", "eval_every", "eval_batch_size", "log_every"):
-        if getattr(config, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
-    if not config.lr > 0:
-        raise CLIError(f"--lr must be > 0, got {config.lr}")
-    if config.kl not in ("gumbel", "categorical"):
-        raise CLIError(f"--kl must be gumbel or categorical, got {config.kl!r}")
-    if config.kl == "categorical" and config.method != "indep":
-        raise CLIError(
-            "--kl categorical applies to 'indep' only (trees and top-k need the Gumbel KL)"
-        )
-    config.check_run_flags()
-
-
-@torch.no_grad()
-def evaluate(
-    model: GraphLayoutModel, x: np.ndarray, adj: np.ndarray, batch_size: int, *, seed: int
-) -> dict[str, float]:
-    """Teacher-forced ELBO terms and edge metrics with hard samples, over a whole split.
-
-    Args:
-        model: the model (put in eval mode here).
-        x: float32 ``[S, n, T, 2]`` trajectories.
-        adj: uint8 ``[S, n, n]`` true adjacency.
-        batch_size: evaluation batch size.
-        seed: seed of the hard samples (fixed, so evaluations are comparable).
-
-    Returns:
-        ``elbo``, ``nll``, ``kl`` (means per graph), ``mse`` and edge
-        ``accuracy``, ``precision``, ``recall``.
-    """
-    model.eval()
-    gen = torch.Generator().manual_seed(seed)
-    nll_sum = kl_sum = 0.0
-    samples = []
-    for start in range(0, len(x), batch_size):
-        xb = torch.from_numpy(x[start : start + batch_size])
-        nll, kl, edges = model.evaluate(xb, generator=gen)
-        nll_sum += float(nll.sum())
-        kl_sum += float(kl.sum())
-        samples.append(edges)
-    target = matrix_to_edges(torch.from_numpy(adj).float())
-    metrics = edge_metrics(torch.cat(samples), target)
-    model.train()
-    nll, kl = nll_sum / len(x), kl_sum / len(x)
-    return {
-        "elbo": -(nll + kl),
-        "nll": nll,
-        "kl": kl,
-        # nll = Σ (pred − x)² / (2 var) / n, so the mean squared error per coordinate is:
-        "mse": nll * 2 * model.var / ((x.shape[2] - 1) * x.shape[3]),
-        "accuracy": metrics.accuracy,
-        "precision": metrics.precision,
-        "recall": metrics.recall,
-    }
+__all__ = ["TrainConfig", "evaluate", "finish", "run", "score"]
 
 
 def _batch(step: int, n_train: int, batch_size: int, seed: int) -> torch.Tensor:
@@ -157,20 +56,6 @@ def _batch(step: int, n_train: int, batch_size: int, seed: int) -> torch.Tensor:
     return perm[i * batch_size : (i + 1) * batch_size]
 
 
-def score(
-    model: GraphLayoutModel, data: data_mod.Dataset, split: str, config: TrainConfig
-) -> dict[str, float]:
-    """:func:`evaluate` on ``split`` ("valid": noise seed ``seed + 1``, "test": ``seed + 2``)."""
-    offset = {"valid": 1, "test": 2}[split]
-    return evaluate(
-        model,
-        data.trajectories[split],
-        data.edges[split],
-        config.eval_batch_size,
-        seed=config.seed + offset,
-    )
-
-
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, evaluate and write all outputs of one run.
 
@@ -183,7 +68,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    _check(config)
+    check(config)
     torch.set_num_threads(config.threads)
     data = data_mod.load(config.data)
     n, t = data.num_vertices, data.num_timesteps
@@ -202,7 +87,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     )
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    state = open_run(out, config, _RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
+    state = open_run(out, config, RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
 
     torch.manual_seed(config.seed)
     model = GraphLayoutModel(
@@ -293,52 +178,3 @@ def run(config: TrainConfig) -> dict[str, Any]:
         seconds=elapsed + time.perf_counter() - t0,
         step=step,
     )
-
-
-def finish(
-    config: TrainConfig,
-    model: GraphLayoutModel,
-    data: data_mod.Dataset,
-    best_path: Path,
-    *,
-    diverged: bool,
-    seconds: float,
-    step: int,
-) -> dict[str, Any]:
-    """Score the best checkpoint on the test set; write ``final.json`` and the plots."""
-    from nri_graph_layout import plots
-
-    out = Path(config.out)
-    best = load_checkpoint(best_path)
-    model.load_state_dict(best["model"])
-    test = score(model, data, "test", config)
-    records = read_jsonl(out / "metrics.jsonl")
-    valid = [r for r in records if r.get("split") == "valid"]
-    best_valid = max(valid, key=lambda r: r["elbo"] if r["elbo"] is not None else -math.inf)
-    curves = plots.plot_curves(records, out / "curves.png", title=config.method)
-    x0 = data.trajectories["test"][:1]
-    pred = model.map_edges(torch.from_numpy(x0))
-    graph = plots.plot_graph(
-        x0[0],
-        data.edges["test"][0],
-        pred[0].numpy(),
-        out / "graph.png",
-        title=f"{config.method}: test graph 0",
-    )
-    final = {
-        "method": config.method,
-        "seed": config.seed,
-        "lr": config.lr,
-        "tau": config.tau,
-        "steps": step,
-        "best_step": int(best["step"]),
-        "diverged": diverged,
-        "seconds": round(seconds, 1),
-        "valid_elbo": best_valid["elbo"],
-        "valid_precision": best_valid["precision"],
-        "valid_recall": best_valid["recall"],
-        **{f"test_{k}": v for k, v in test.items()},
-        "plots": {"curves": str(curves), "graph": str(graph)},
-        "metrics": str(out / "metrics.jsonl"),
-    }
-    return write_final(out, final)

@@ -1,0 +1,131 @@
+"""Scoring a model on a split, and the end of a run: the test score, ``final.json``, plots.
+
+A split is scored with hard samples ``MAP(θ + G)`` and teacher forcing: ELBO =
+−(NLL + KL), NLL, KL and edge accuracy / precision / recall (best of the two
+channels). The noise of the samples is fixed by the run's seed, so the
+evaluations of one run are comparable.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from structgrad_app_common import load_checkpoint, read_jsonl
+from structgrad_app_common.training import write_final
+
+from nri_graph_layout import data as data_mod
+from nri_graph_layout.config import TrainConfig
+from nri_graph_layout.model import GraphLayoutModel
+from structgrad.models.nri import edge_metrics, matrix_to_edges
+
+__all__ = ["evaluate", "finish", "score"]
+
+
+@torch.no_grad()
+def evaluate(
+    model: GraphLayoutModel, x: np.ndarray, adj: np.ndarray, batch_size: int, *, seed: int
+) -> dict[str, float]:
+    """Teacher-forced ELBO terms and edge metrics with hard samples, over a whole split.
+
+    Args:
+        model: the model (put in eval mode here).
+        x: float32 ``[S, n, T, 2]`` trajectories.
+        adj: uint8 ``[S, n, n]`` true adjacency.
+        batch_size: evaluation batch size.
+        seed: seed of the hard samples (fixed, so evaluations are comparable).
+
+    Returns:
+        ``elbo``, ``nll``, ``kl`` (means per graph), ``mse`` and edge
+        ``accuracy``, ``precision``, ``recall``.
+    """
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    nll_sum = kl_sum = 0.0
+    samples = []
+    for start in range(0, len(x), batch_size):
+        xb = torch.from_numpy(x[start : start + batch_size])
+        nll, kl, edges = model.evaluate(xb, generator=gen)
+        nll_sum += float(nll.sum())
+        kl_sum += float(kl.sum())
+        samples.append(edges)
+    target = matrix_to_edges(torch.from_numpy(adj).float())
+    metrics = edge_metrics(torch.cat(samples), target)
+    model.train()
+    nll, kl = nll_sum / len(x), kl_sum / len(x)
+    return {
+        "elbo": -(nll + kl),
+        "nll": nll,
+        "kl": kl,
+        # nll = Σ (pred − x)² / (2 var) / n, so the mean squared error per coordinate is:
+        "mse": nll * 2 * model.var / ((x.shape[2] - 1) * x.shape[3]),
+        "accuracy": metrics.accuracy,
+        "precision": metrics.precision,
+        "recall": metrics.recall,
+    }
+
+
+def score(
+    model: GraphLayoutModel, data: data_mod.Dataset, split: str, config: TrainConfig
+) -> dict[str, float]:
+    """:func:`evaluate` on ``split`` ("valid": noise seed ``seed + 1``, "test": ``seed + 2``)."""
+    offset = {"valid": 1, "test": 2}[split]
+    return evaluate(
+        model,
+        data.trajectories[split],
+        data.edges[split],
+        config.eval_batch_size,
+        seed=config.seed + offset,
+    )
+
+
+def finish(
+    config: TrainConfig,
+    model: GraphLayoutModel,
+    data: data_mod.Dataset,
+    best_path: Path,
+    *,
+    diverged: bool,
+    seconds: float,
+    step: int,
+) -> dict[str, Any]:
+    """Score the best checkpoint on the test set; write ``final.json`` and the plots."""
+    from nri_graph_layout import plots
+
+    out = Path(config.out)
+    best = load_checkpoint(best_path)
+    model.load_state_dict(best["model"])
+    test = score(model, data, "test", config)
+    records = read_jsonl(out / "metrics.jsonl")
+    valid = [r for r in records if r.get("split") == "valid"]
+    best_valid = max(valid, key=lambda r: r["elbo"] if r["elbo"] is not None else -math.inf)
+    curves = plots.plot_curves(records, out / "curves.png", title=config.method)
+    x0 = data.trajectories["test"][:1]
+    pred = model.map_edges(torch.from_numpy(x0))
+    graph = plots.plot_graph(
+        x0[0],
+        data.edges["test"][0],
+        pred[0].numpy(),
+        out / "graph.png",
+        title=f"{config.method}: test graph 0",
+    )
+    final = {
+        "method": config.method,
+        "seed": config.seed,
+        "lr": config.lr,
+        "tau": config.tau,
+        "steps": step,
+        "best_step": int(best["step"]),
+        "diverged": diverged,
+        "seconds": round(seconds, 1),
+        "valid_elbo": best_valid["elbo"],
+        "valid_precision": best_valid["precision"],
+        "valid_recall": best_valid["recall"],
+        **{f"test_{k}": v for k, v in test.items()},
+        "plots": {"curves": str(curves), "graph": str(graph)},
+        "metrics": str(out / "metrics.jsonl"),
+    }
+    return write_final(out, final)
