@@ -22,10 +22,8 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-try:  # the lean top-k entry (structgrad-solvers 0.1.x releases after its addition)
-    from structgrad.solvers._topk import top_k_rows as _top_k_rows
-except ImportError:  # pragma: no cover - an older structgrad-solvers: the public call
-    _top_k_rows = None  # type: ignore[assignment]
+# The lean top-k entry; an older structgrad-solvers without it gets the public call.
+_top_k_rows = getattr(solvers, "top_k_rows", None)
 
 __all__ = ["PERTURBATION_STRUCTURES", "BoundSolver", "bind_solver"]
 

@@ -29,6 +29,7 @@ from ._spanning_tree import SpanningTreeTrace as SpanningTreeTrace
 from ._spanning_tree import max_spanning_tree as max_spanning_tree
 from ._topk import TopKTrace as TopKTrace
 from ._topk import top_k as top_k
+from ._topk import top_k_rows as top_k_rows
 
 __version__ = _version("structgrad-solvers")
 
@@ -52,4 +53,5 @@ __all__ = [
     "max_arborescence",
     "max_spanning_tree",
     "top_k",
+    "top_k_rows",
 ]
