@@ -5,9 +5,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import maximum_bipartite_matching
 from scipy.special import logsumexp
 
 from structgrad.solvers import crossing_matching, enumerate_permutations, linear_assignment
+from structgrad.solvers._validate import forbid_neg_inf
 from structgrad.testing import checks, oracles
 
 
@@ -124,3 +128,166 @@ def test_compiled_equals_twin(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input(fn: object, x: np.ndarray, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         fn(x)  # type: ignore[operator]
+
+
+# Adversarial inputs for the Jonker-Volgenant kernel (and its fallback). Ties admit several
+# optimal matchings, so these compare total weights (and -inf counts), not permutations.
+
+
+def _scipy_value(x: np.ndarray) -> np.ndarray:
+    return np.array([m[linear_sum_assignment(m, maximize=True)].sum() for m in x])
+
+
+def _value(x: np.ndarray, perm: np.ndarray) -> np.ndarray:
+    return np.where(perm != 0, x, 0.0).sum(axis=(-2, -1))
+
+
+def _structured(name: str, n: int) -> np.ndarray:
+    """Worst cases for JV's heuristics: ties everywhere, rank-1 and cyclic structure."""
+    rng = np.random.default_rng(n)
+    i = np.arange(n, dtype=np.float64)
+    if name == "all equal":
+        return np.full((2, n, n), 3.0)
+    if name == "zero-one":
+        return rng.integers(0, 2, size=(4, n, n)).astype(np.float64)
+    if name == "small integers":
+        return rng.integers(-3, 4, size=(4, n, n)).astype(np.float64)
+    if name == "i*j":
+        return np.stack([np.outer(i, i), -np.outer(i, i)])
+    if name == "(i+j)%n":
+        return np.stack([np.add.outer(i, i) % n, np.add.outer(i, i[::-1]) % n])
+    if name == "rank-1":
+        return np.einsum("bi,bj->bij", rng.normal(size=(4, n)), rng.normal(size=(4, n)))
+    if name == "row-constant":
+        return np.repeat(rng.normal(size=(4, n, 1)), n, axis=2)
+    if name == "column-constant":
+        return np.repeat(rng.normal(size=(4, 1, n)), n, axis=1)
+    if name == "near ties":
+        return 5.0 + 1e-10 * rng.normal(size=(4, n, n))
+    raise AssertionError(name)
+
+
+STRUCTURED = ["all equal", "zero-one", "small integers", "i*j", "(i+j)%n", "rank-1",
+              "row-constant", "column-constant", "near ties"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+@pytest.mark.parametrize("n", [1, 2, 3, 9])
+def test_assignment_structured_is_optimal(backend: str, name: str, n: int) -> None:
+    x = _structured(name, n)
+    got = linear_assignment(x)
+    assert all(_is_permutation(p) for p in got)
+    np.testing.assert_allclose(_value(x, got), _scipy_value(x), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", STRUCTURED)
+@pytest.mark.parametrize("n", [17, 60])
+def test_assignment_structured_is_optimal_large(name: str, n: int) -> None:
+    x = _structured(name, n)
+    got = linear_assignment(x)
+    assert all(_is_permutation(p) for p in got)
+    np.testing.assert_allclose(_value(x, got), _scipy_value(x), rtol=1e-12, atol=1e-9)
+
+
+@pytest.mark.parametrize("dist", ["uniform", "normal", "integers 0..3", "exponential"])
+@pytest.mark.parametrize("n", [4, 10, 25, 50, 60])
+def test_assignment_random_value_matches_scipy(dist: str, n: int) -> None:
+    rng = np.random.default_rng(n)
+    x = {
+        "uniform": lambda: rng.random((24, n, n)),
+        "normal": lambda: rng.normal(size=(24, n, n)),
+        "integers 0..3": lambda: rng.integers(0, 4, size=(24, n, n)).astype(np.float64),
+        "exponential": lambda: rng.exponential(size=(24, n, n)) ** 3,
+    }[dist]()
+    got = linear_assignment(x)
+    assert all(_is_permutation(p) for p in got)
+    np.testing.assert_allclose(_value(x, got), _scipy_value(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [1e4, 1e12])
+@pytest.mark.parametrize("n", [2, 10, 40])
+def test_assignment_large_magnitudes(backend: str, scale: float, n: int) -> None:
+    if backend == "reference" and n > 10:
+        pytest.skip("the twin is slow at n = 40; n <= 10 covers it")
+    rng = np.random.default_rng(7)
+    x = scale * rng.normal(size=(6, n, n))
+    got = linear_assignment(x)
+    np.testing.assert_allclose(_value(x, got), _scipy_value(x), rtol=1e-12)
+    # A large offset: the differences that decide the optimum are ~1e-12 of the scores.
+    y = scale + rng.normal(size=(6, n, n))
+    got = linear_assignment(y)
+    np.testing.assert_allclose(_value(y - scale, got), _scipy_value(y - scale), atol=1e-3)
+
+
+def _neg_inf_optimum(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per item: fewest -inf entries of a permutation, then the best finite sum (brute force)."""
+    stack = enumerate_permutations(x.shape[-1])
+    forbidden = np.isneginf(x)
+    finite = np.where(forbidden, 0.0, x)
+    counts = np.einsum("pij,bij->bp", stack, forbidden.astype(np.float64))
+    sums = np.einsum("pij,bij->bp", stack, finite)
+    fewest = counts.min(axis=1)
+    best = np.where(counts == fewest[:, None], sums, -np.inf).max(axis=1)
+    return fewest, best
+
+
+def _check_neg_inf_optimum(x: np.ndarray, got: np.ndarray) -> None:
+    fewest, best = _neg_inf_optimum(x)
+    assert all(_is_permutation(p) for p in got)
+    np.testing.assert_array_equal((got * np.isneginf(x)).sum(axis=(1, 2)), fewest)
+    np.testing.assert_allclose(_value(np.where(np.isneginf(x), 0.0, x), got), best, atol=1e-9)
+
+
+@given(
+    st.integers(1, 6).flatmap(
+        lambda n: hnp.arrays(
+            np.float64,
+            (2, n, n),
+            elements=st.sampled_from([-np.inf, -np.inf, -2.0, -1.0, 0.0, 0.5, 1.0, 3.0]),
+        )
+    )
+)
+def test_assignment_neg_inf_and_ties_brute_force(backend: str, x: np.ndarray) -> None:
+    _check_neg_inf_optimum(x, linear_assignment(x))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e12])
+def test_assignment_neg_inf_patterns(backend: str, scale: float) -> None:
+    rng = np.random.default_rng(11)
+    n = 6
+    x = scale * rng.normal(size=(12, n, n))
+    x[0, :, 0] = x[0, 0, :] = -np.inf  # row 0 and column 0 forbidden (one -inf pair needed)
+    x[1, :2, 1:] = -np.inf  # rows 0 and 1 may only use column 0: one -inf pair needed
+    x[2] = np.where(np.eye(n, dtype=bool), x[2], -np.inf)  # only the identity is allowed
+    x[3] = np.where(np.eye(n, dtype=bool), -np.inf, x[3])  # derangements only
+    x[4, :, :] = -np.inf
+    x[4, 0, 0] = scale  # a single finite entry
+    x[5:][rng.random((7, n, n)) < 0.7] = -np.inf  # dense random patterns
+    _check_neg_inf_optimum(x, linear_assignment(x))
+
+
+def test_assignment_neg_inf_large_n() -> None:
+    """-inf at n = 30: fewest forbidden pairs (maximum bipartite matching), then scipy's value."""
+    rng = np.random.default_rng(5)
+    n = 30
+    x = rng.normal(size=(10, n, n))
+    x[rng.random(x.shape) < np.linspace(0.5, 0.97, 10)[:, None, None]] = -np.inf
+    got = linear_assignment(x)
+    for b in range(len(x)):
+        assert _is_permutation(got[b])
+        allowed = csr_matrix(np.isfinite(x[b]).astype(np.int8))
+        fewest = n - int((maximum_bipartite_matching(allowed, perm_type="column") >= 0).sum())
+        assert (got[b] * np.isneginf(x[b])).sum() == fewest
+    values = forbid_neg_inf(x, terms=n)
+    np.testing.assert_allclose(_value(values, got), _scipy_value(values), rtol=1e-12)
+
+
+def test_compiled_equals_twin_on_ties(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled kernel falls back to the twin's algorithm whenever optima are tied."""
+    xs = [_structured(name, n) for name in STRUCTURED for n in (2, 5, 12)]
+    rng = np.random.default_rng(4)
+    xs.append(rng.normal(size=(20, 12, 12)))  # unique optima, solved by JV
+    want = [linear_assignment(x) for x in xs]
+    monkeypatch.setenv("STRUCTGRAD_SOLVERS_PURE_PYTHON", "1")
+    for x, w in zip(xs, want, strict=True):
+        np.testing.assert_array_equal(linear_assignment(x), w)

@@ -26,11 +26,14 @@ class CrossingTrace(NamedTuple):
 def linear_assignment(scores: Any) -> Any:
     """Maximum-weight perfect matching (linear assignment) of square matrices.
 
-    Solved exactly by the O(n^3) shortest augmenting path method with dual
-    potentials, in float64. ``-inf`` entries are forbidden pairs: they are used
-    only when no perfect matching avoids them, and then as few as possible.
-    Among several optimal matchings the one found is deterministic (the same
-    for the compiled kernel and its twin) but otherwise unspecified.
+    Solved exactly in float64 by Jonker-Volgenant (column reduction, augmenting
+    row reduction, then shortest augmenting paths with dual potentials); an
+    answer that the dual prices do not certify as the unique optimum (ties) is
+    solved again by the O(n^3) shortest augmenting path method of the
+    pure-Python twin. ``-inf`` entries are forbidden pairs: they are used only
+    when no perfect matching avoids them, and then as few as possible. Among
+    several optimal matchings the one found is deterministic (the same for the
+    compiled kernel and its twin) but otherwise unspecified.
 
     Args:
         scores: ``[..., n, n]`` scores, ``n >= 1`` (numpy or torch).
@@ -48,8 +51,13 @@ def linear_assignment(scores: Any) -> Any:
     """
     inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
     n = inp.flat.shape[1]
-    values = forbid_neg_inf(inp.flat, terms=n)
-    perm = np.zeros_like(inp.flat)
+    values = inp.flat.astype(np.float64, copy=False)
+    # NaN and +inf are rejected above, so a -inf is present iff it is the minimum: one
+    # reduction instead of forbid_neg_inf's isneginf passes when there is none (it
+    # would return the values unchanged then).
+    if values.size and values.min() == -np.inf:
+        values = forbid_neg_inf(values, terms=n)
+    perm = np.zeros(inp.flat.shape, dtype=inp.flat.dtype)  # calloc'd, unlike zeros_like
     kernel("_assignment", "_assignment_ref").assignment(values, perm)
     return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))
 
