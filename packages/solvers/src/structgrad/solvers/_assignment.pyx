@@ -4,15 +4,18 @@
 Jonker-Volgenant (LAPJV, 1987): column reduction with reduction transfer, two passes of
 augmenting row reduction (each capped at ``n`` re-queued rows, so float64 near-ties can
 never make it cycle), then a shortest augmenting path (Dijkstra over a todo/ready column
-list) for each row still free. Only the column prices ``v`` are stored; a row's dual is
-``u_i = min_j (c_ij - v_j)``.
+list) for each row still free. Only the column prices are stored (as ``p = -v``, so that
+reduced costs ``p_j - s_ij`` need no negation); a row's dual is ``u_i = min_j (p_j - s_ij)``.
+The column reduction and the row scans of the augmenting row reduction are branch-free
+(masks and min/max): their outcomes are data-dependent, and mispredicted branches, not
+instructions, bound this kernel at small n.
 
-Every JV answer then gets a certificate: with ``u_i = c_i,x(i) - v_x(i)`` every reduced cost
-``c_ij - u_i - v_j`` must be ``>= -F``, and the "tight" non-matching pairs (reduced cost
-``<= T = 4nF``) must hold no alternating cycle. That proves the matching the unique
-optimum, by a margin far above float64 rounding (``F = n * 2**-40 * max(|c|, |v|)``).
-When the certificate fails (tied or nearly tied optima, or rounding trouble) the item is
-solved again by the textbook O(n^3) shortest augmenting path (e-maxx form, greedy
+Every JV answer then gets a certificate: with ``u_i = p_x(i) - s_i,x(i)`` every reduced cost
+``p_j - s_ij - u_i`` must be ``>= -F``, and the "tight" non-matching pairs (reduced cost
+``<= T = 4nF``) must hold no alternating cycle (Kahn's algorithm). That proves the matching
+the unique optimum, by a margin far above float64 rounding (``F = n * 2**-40 * max(|p|,
+|u|)``). When the certificate fails (tied or nearly tied optima, or rounding trouble) the
+item is solved again by the textbook O(n^3) shortest augmenting path (e-maxx form, greedy
 row-reduction start), step for step the algorithm of the pure-Python twin
 ``_assignment_ref.py``; so the compiled kernel and its twin return the same matching
 whenever several are optimal, and JV's speed is kept on the (generic) unique optima.
