@@ -18,7 +18,9 @@ the unique optimum, by a margin far above float64 rounding (``F = n * 2**-40 * m
 item is solved again by the textbook O(n^3) shortest augmenting path (e-maxx form, greedy
 row-reduction start), step for step the algorithm of the pure-Python twin
 ``_assignment_ref.py``; so the compiled kernel and its twin return the same matching
-whenever several are optimal, and JV's speed is kept on the (generic) unique optima.
+whenever several are optimal, and JV's speed is kept on the (generic) unique optima. A row
+that exactly ties another column's maximum in the reduction transfer (repeated values, as
+in integer scores) starts the fallback at once, since tied optima are then all but certain.
 
 ``crossing``: the greedy "crossing" matching of the recursive Gumbel-max trick.
 """
@@ -151,6 +153,11 @@ cdef bint _lapjv(const double *s, Py_ssize_t n, Work *w) noexcept nogil:
                 mn = min(mn, p[j] - row[j])
             for j in range(j1 + 1, n):
                 mn = min(mn, p[j] - row[j])
+            if mn == 0.0:
+                # Row i ties another column's maximum exactly: repeated values (integer
+                # scores), where tied optima, hence the fallback, are all but certain.
+                # Starting it now saves the rest of JV and the certificate.
+                return False
             p[j1] += mn - (p[j1] - row[j1])
 
     # Augmenting row reduction, two passes. A free row takes its cheapest column j1 and
