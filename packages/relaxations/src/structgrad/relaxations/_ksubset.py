@@ -84,8 +84,11 @@ def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
     # A max shift keeps every exp in range; it cancels in the ratio below.
     shift = scores.masked_fill(torch.isneginf(scores), 0.0).amax(dim=-1, keepdim=True).detach()
     theta = scores - shift
-    prefix = _prefix(theta, k)  # [..., n + 1, k + 1]
-    suffix = _prefix(theta.flip(-1), k).flip(-2)  # suffix[..., i, j] = log e_j(θ_i .. θ_{n-1})
+    # Both passes in one loop (the reversed scores stacked in front): the DP is
+    # a chain of small ops, so this halves their number.
+    both = _prefix(torch.stack([theta, theta.flip(-1)]), k)  # [2, ..., n + 1, k + 1]
+    prefix = both[0]
+    suffix = both[1].flip(-2)  # suffix[..., i, j] = log e_j(θ_i .. θ_{n-1})
     log_z = prefix[..., -1, k]
     # log e_{k-1}(all but i) = logsumexp_j prefix[i, j] + suffix[i + 1, k - 1 - j]
     left = prefix[..., :n, :k]  # [..., n, k]
