@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
+from numpy.typing import NDArray
 
 from ._backend import kernel
 from ._validate import batched, check_int, check_values
@@ -52,12 +52,9 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
         (top-k as a recursive Gumbel-max algorithm; Plackett-Luce order).
     """
     inp = batched(scores, "scores", core_ndim=1, min_size=1)
-    flat = inp.flat
-    size, n = flat.shape
+    n = inp.flat.shape[1]
     k = check_int(k, "k", 0, n)
-    mask = np.zeros_like(flat)
-    order = np.zeros((size, k), dtype=np.int64)
-    kernel("_sequence", "_sequence_ref").top_k(flat, k, mask, order)
+    mask, order = _solve(inp.flat, k)
     solution = inp.bridge.solution(mask.reshape((*inp.batch_shape, n)))
     if not return_trace:
         return solution
@@ -89,11 +86,13 @@ def top_k_rows(rows: Any, k: int) -> Any:
         and rows.flags.c_contiguous
     ):
         raise ValueError("rows must be a C-contiguous float32/float64 numpy array [B, n]")
-    k = check_int(k, "k", 0, rows.shape[1])
-    # the max is NaN or +inf exactly when check_values has something to say
-    if rows.size and not np.maximum.reduce(rows, axis=None) < math.inf:
-        check_values(rows, "scores")
-    mask = np.zeros(rows.shape, rows.dtype)
-    order = np.empty((rows.shape[0], k), dtype=np.int64)
-    kernel("_sequence", "_sequence_ref").top_k(rows, k, mask, order)
-    return mask
+    check_values(rows, "scores")
+    return _solve(rows, check_int(k, "k", 0, rows.shape[1]))[0]
+
+
+def _solve(flat: NDArray[np.floating[Any]], k: int) -> tuple[NDArray[Any], NDArray[np.int64]]:
+    """The kernel on validated ``[B, n]`` scores: the 0/1 mask and the selection order."""
+    mask = np.zeros(flat.shape, flat.dtype)
+    order = np.empty((flat.shape[0], k), dtype=np.int64)
+    kernel("_sequence", "_sequence_ref").top_k(flat, k, mask, order)
+    return mask, order
