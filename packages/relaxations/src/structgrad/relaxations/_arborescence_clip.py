@@ -13,12 +13,15 @@ Each step ``s`` of the contraction trace (a vertex, or a contracted super-vertex
 every contraction; ``A*`` enters every contracted set once, any arborescence at
 least once, so ``θ(A) − θ(A*) = Σ_{e∈A} r_e + Σ_s y_s (k_s(A) − 1) ≤ 0``.
 
-The clip raises ``r_e`` and the contraction duals ``y_s`` to ``−R`` (the vertex
-duals are per-column shifts, which change nothing) and rebuilds the scores. The
-identity above still holds term by term, so ``A*`` stays a maximum arborescence,
-and as ``τ → 0`` every other arborescence sits at least ``R`` below it (marginals
-``O(n² e^{−R})``). An edge is raised only if ``max_j − θ_e > R``: inputs whose
-columns spread less than ``R`` are exact.
+The clip raises ``r_e`` to ``−R`` and each contraction dual ``y_s`` to
+``−R/c_s``, ``c_s`` the longest chain of nested contracted sets through
+``S_s`` (the vertex duals are per-column shifts, which change nothing), and
+rebuilds the scores. The identity above still holds term by term, so ``A*``
+stays a maximum arborescence; no chain of entered sets costs more than ``R``
+(float64 loses about that many nats to cancellation), and as ``τ → 0`` every
+other arborescence sits at least ``R/depth`` below ``A*`` (marginals
+``O(n² e^{−R/depth})``). An edge is raised only if ``max_j − θ_e > R``: inputs
+whose columns spread less than ``R`` are exact.
 
 References:
     Edmonds, "Optimum branchings", J. Res. NBS 1967 (the dual);
@@ -40,7 +43,7 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
     """Clip arborescence log-potentials ``w`` ``[..., n, n]`` around their maximum.
 
     Args:
-        w: float64 log-potentials of edges ``i → j``, ``-inf`` for absent edges
+        w: float log-potentials of edges ``i → j``, ``-inf`` for absent edges
             (the diagonal, edges into the root, vertices past a length).
         lengths: ``[...]`` graph sizes, or ``None``.
         root: the root vertex.

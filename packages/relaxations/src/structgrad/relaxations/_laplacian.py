@@ -24,7 +24,7 @@ directed ones, ``w_ij (M_ii + M_jj − 2 M_ij)``, and the gradient of the shared
 edge potential is ``G^s_ij μ_ij − w_ij (Q_ii + Q_jj − 2 Q_ij)`` with
 ``G^s = G + Gᵀ`` and ``H = G^s ⊙ w``.
 
-Both autograd functions work on float64 temporaries in place: at ``n = 50`` the
+Both autograd functions update their temporaries in place: at ``n = 50`` the
 elementwise passes, not the ``O(n³)`` products, dominate the time.
 
 References:
@@ -206,7 +206,7 @@ def directed_marginals(a: Tensor, removed: Removed) -> Tensor:
     """Edge marginals ``[..., m, n]`` of arborescences from log-potentials ``a``.
 
     Args:
-        a: ``[..., m, n]`` float64 log-potentials of edges ``i → j`` (``-inf``:
+        a: ``[..., m, n]`` float32/float64 log-potentials of edges ``i → j`` (``-inf``:
             absent), already shifted so that ``exp`` cannot overflow; rows
             ``i >= n`` are virtual roots (their column sums enter the diagonal).
         removed: the vertex (an int, the same for the whole batch) or the
@@ -226,7 +226,7 @@ def undirected_marginals(x: Tensor, removed: Removed, shift: Tensor) -> Tensor:
     """Edge marginals ``[..., n, n]`` of spanning trees from the upper triangle of ``x``.
 
     Args:
-        x: ``[..., n, n]`` float64 log-potentials; only the strict upper
+        x: ``[..., n, n]`` float32/float64 log-potentials; only the strict upper
             triangle is read (``-inf``: absent) and gets gradients.
         removed: the deleted vertex (an int) or ``[..., n]`` bool mask (vertex 0
             and the vertices outside the graph, whose edges must be ``-inf``).

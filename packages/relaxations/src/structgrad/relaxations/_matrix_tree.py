@@ -106,8 +106,9 @@ def spanning_tree_marginals(
     clip = limit < math.inf and spread > limit
     x = x.to(_work_dtype(scores.dtype, 2 * limit if clip else spread))
     if clip:
-        w = torch.where(pair, x, torch.full_like(x, -torch.inf))
-        x = bottleneck_clip(w, pair.expand(w.shape), lens, limit)  # the maximum stays
+        if lens is None:  # the clip reads -inf off the upper triangle
+            x = torch.where(pair, x, torch.full_like(x, -torch.inf))
+        x = bottleneck_clip(x, pair.expand(x.shape), lens, limit)  # the maximum stays
     # Max shift: exp(x - c) <= 1; the shift only rescales Z, not the marginals.
     shift = torch.where(torch.isfinite(hi), hi, torch.zeros_like(hi))[..., None, None]
     out = undirected_marginals(x, removed, shift.to(x.dtype))
@@ -128,10 +129,20 @@ def _work_dtype(dtype: torch.dtype, spread: float) -> torch.dtype:
 def _hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
     """``[...]`` largest entry over the last dim, and the largest (max - min finite) of any row."""
     lo, hi = torch.aminmax(values, dim=-1)
-    if torch.isneginf(lo).any():  # forbidden entries: the minimum over the finite ones
-        lo = values.masked_fill(torch.isneginf(values), torch.inf).amin(dim=-1)
-    gap = torch.where(torch.isfinite(hi), hi - lo, torch.zeros_like(hi))
+    gap = hi - _finite_min(values, -1, lo)
+    gap = torch.where(torch.isfinite(hi), gap, torch.zeros_like(hi))
     return hi, float(gap.max()) if gap.numel() else 0.0
+
+
+def _finite_min(values: Tensor, dim: int, lo: Tensor | None = None) -> Tensor:
+    """Minimum over ``dim`` of the entries that are not ``-inf`` (``inf`` if none).
+
+    ``lo``: the plain minimum over ``dim``, when the caller has it already.
+    """
+    lo = values.amin(dim=dim) if lo is None else lo
+    if torch.isneginf(lo).any():  # forbidden entries: mask them out, one more pass
+        lo = values.masked_fill(torch.isneginf(values), torch.inf).amin(dim=dim)
+    return lo
 
 
 def _range_limit(max_range: float | None, structure: str) -> float:
@@ -150,13 +161,11 @@ def _column_range(w: Tensor) -> tuple[Tensor, float]:
     n = w.shape[-1]
     diag = w[..., :n, :].diagonal(dim1=-2, dim2=-1)
     diag.fill_(torch.inf)  # out of the minimum
-    lo = w.amin(dim=-2, keepdim=True)
-    if torch.isneginf(lo).any():  # forbidden edges: the minimum over the finite ones
-        lo = w.masked_fill(torch.isneginf(w), torch.inf).amin(dim=-2, keepdim=True)
+    lo = _finite_min(w, -2)
     diag.fill_(-torch.inf)
     top = w.amax(dim=-2, keepdim=True)
     # -inf for a column of -inf (top = -inf, lo = inf)
-    return top, float((top - lo).max())
+    return top, float((top - lo.unsqueeze(-2)).max())
 
 
 def _directed(
