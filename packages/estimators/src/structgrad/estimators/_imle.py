@@ -242,19 +242,19 @@ class IMLE(SolverLayer):
             noise = self.noise_for(tuple(theta.shape[theta.ndim - ev :]))
         marginal = self.marginal_samples if noise is not None else 1
         plan = _Plan(
-            self.solver,
-            ev,
-            noise,
-            self.temperature if noise is not None else 0.0,
-            self.target_temperature if noise is not None else 0.0,
-            self.target,
-            self.n_samples,
-            marginal,
-            self.central,
-            self.reduce == "mean",
-            generator,
-            lens,
-            self.n_samples == 1 and marginal == 1,
+            solver=self.solver,
+            event_ndim=ev,
+            noise=noise,
+            temperature=self.temperature if noise is not None else 0.0,
+            target_temperature=self.target_temperature if noise is not None else 0.0,
+            target=self.target,
+            samples=self.n_samples,
+            marginal=marginal,
+            central=self.central,
+            mean=self.reduce == "mean",
+            generator=generator,
+            lengths=lens,
+            single=self.n_samples == 1 and marginal == 1,
         )
         out = _PerturbAndMAP.apply(theta, plan)
         if not plan.single:
