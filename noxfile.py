@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -87,6 +88,19 @@ def _install_package(session: nox.Session, pkg: str, *, extra: str = "test") -> 
     _guard_direct_urls(session)
 
 
+def _release(session: nox.Session) -> None:
+    """Delete the session's virtualenv once its commands have passed.
+
+    Each environment holds its own torch (about 1 GB); CI builds nine of them on
+    a disk shared with other machines, so a passed session gives its space back.
+    A failed session keeps its environment for inspection; set
+    ``STRUCTGRAD_KEEP_VENVS=1`` to keep every one.
+    """
+    location = getattr(session.virtualenv, "location", None)
+    if location and not os.environ.get("STRUCTGRAD_KEEP_VENVS"):
+        shutil.rmtree(location, ignore_errors=True)
+
+
 def _guard_direct_urls(session: nox.Session) -> None:
     """Fail unless every installed structgrad distribution came from this checkout."""
     session.run("python", str(ROOT / "tools" / "check_installed.py"), silent=True)
@@ -100,6 +114,7 @@ def tests(session: nox.Session, pkg: str) -> None:
     session.chdir(PACKAGES_DIR / pkg)
     env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+    _release(session)
 
 
 @nox.session(python=PYTHON)
@@ -111,6 +126,7 @@ def lint(session: nox.Session) -> None:
     pyx = sorted(str(p) for p in PACKAGES_DIR.glob("*/src/**/*.p[yx][xd]"))
     if pyx:
         session.run("cython-lint", "--max-line-length", "100", *pyx)
+    _release(session)
 
 
 @nox.session(python=PYTHON)
@@ -122,6 +138,7 @@ def typecheck(session: nox.Session) -> None:
     session.chdir(session.create_tmp())  # import the installed packages, not the sources
     for pkg in PACKAGES:
         session.run("mypy", "--config-file", config, "-p", f"structgrad.{pkg}")
+    _release(session)
 
 
 @nox.session(python=PYTHON)
@@ -131,6 +148,7 @@ def architecture(session: nox.Session) -> None:
     src = os.pathsep.join(str(PACKAGES_DIR / p / "src") for p in PACKAGES)
     # import-linter reads sources statically, so the packages need not be built.
     session.run("lint-imports", str(ROOT / "pyproject.toml"), env={"PYTHONPATH": src})
+    _release(session)
 
 
 @nox.session(python=False)
@@ -198,6 +216,7 @@ def bench(session: nox.Session, pkg: str) -> None:
         env = {"OMP_NUM_THREADS": threads} if threads else {}
         for script in sorted((PACKAGES_DIR / pkg / "bench").glob("*.py")):
             session.run("python", str(script), *session.posargs, env=env)
+    _release(session)
 
 
 APPS_DIR = ROOT / "apps"
@@ -221,6 +240,7 @@ def apps(session: nox.Session) -> None:
     for app in ("common", *APPS):
         session.chdir(APPS_DIR / app)
         session.run("pytest", "-p", "no:cacheprovider", *session.posargs, env=env)
+    _release(session)
 
 
 @nox.session(python=PYTHON)
@@ -232,6 +252,7 @@ def quickstart(session: nox.Session) -> None:
     _guard_direct_urls(session)
     out = str(ROOT / "runs" / "quickstart")
     session.run("python", "-m", "nri_graph_layout", "quickstart", "--out", out, *session.posargs)
+    _release(session)
 
 
 @nox.session(python=PYTHON)
@@ -242,3 +263,4 @@ def shootout(session: nox.Session) -> None:
     _guard_direct_urls(session)
     out = str(ROOT / "runs" / "shootout")
     session.run("python", "-m", "shootout", "--jobs", "2", "--out", out, *session.posargs)
+    _release(session)
