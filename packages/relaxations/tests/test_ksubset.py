@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -53,6 +54,23 @@ def test_batch_shapes_and_trivial_k() -> None:
     assert torch.equal(k_subset_marginals(scores, 6), torch.ones(2, 3, 6))
 
 
+def test_k_zero_with_neg_inf() -> None:
+    """k = 0 is the empty set also when some items are forbidden (was NaN there)."""
+    scores = torch.tensor([0.3, -torch.inf, 1.0], requires_grad=True)
+    out = k_subset_marginals(scores, 0)
+    assert torch.equal(out, torch.zeros(3))
+    out.sum().backward()
+    assert torch.equal(scores.grad, torch.zeros(3))
+
+
+@pytest.mark.parametrize("k", [np.int64(2), torch.tensor(2), np.int32(2)])
+def test_integer_like_k(k: object) -> None:
+    scores = torch.randn(5, dtype=torch.float64)
+    want = k_subset_marginals(scores, 2)
+    torch.testing.assert_close(k_subset_marginals(scores, k), want)  # type: ignore[arg-type]
+    torch.testing.assert_close(k_subset_log_partition(scores, k), k_subset_log_partition(scores, 2))  # type: ignore[arg-type]
+
+
 def test_memory_is_linear_in_n_times_k() -> None:
     scores = torch.randn(2, 300, dtype=torch.float64)
     out = k_subset_marginals(scores, 30)
@@ -65,6 +83,8 @@ def test_memory_is_linear_in_n_times_k() -> None:
         (torch.zeros(4), 5, "k must be"),
         (torch.zeros(4), -1, "k must be"),
         (torch.zeros(4), 2.0, "k must be"),
+        (torch.zeros(4), True, "k must be"),
+        (torch.zeros(4), torch.tensor(2.0), "k must be"),
         (torch.tensor([0.0, -torch.inf, -torch.inf]), 2, "fewer than k"),
         (torch.tensor([0.0, torch.nan]), 1, "NaN"),
         (torch.tensor(0.0), 1, "shape"),

@@ -284,6 +284,16 @@ def test_float32_matches_float64(scale: float) -> None:
             "root_scores contain NaN",
         ),
         (lambda: arborescence_marginals(torch.full((3, 3), torch.inf)), r"\+inf"),
+        (lambda: arborescence_marginals(torch.zeros(3, 3), root=3), r"root must be .*\[0, 2\]"),
+        (lambda: arborescence_marginals(torch.zeros(3, 3), root=1.0), "root must be"),
+        # Finite scores 2000 nats apart without the clip: underflow, not disconnection.
+        (
+            lambda: spanning_tree_marginals(
+                torch.tensor([[0, 1e3, 0], [0, 0, -1e3], [0, 0, 0.0]], dtype=torch.float64),
+                max_range=math.inf,
+            ),
+            "float64 can hold",
+        ),
     ],
 )
 def test_bad_input(call: object, match: str) -> None:

@@ -1,5 +1,6 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
@@ -98,8 +99,27 @@ def test_lengths_option() -> None:
         ("binary_tree", {}, "no relaxation"),
         ("grid_path", {}, "no relaxation"),
         ("categorical", {"k": 2}, "takes options"),
+        ("k_subset", {}, r"needs the option\(s\) \['k'\]"),
     ],
 )
 def test_bad_structure_or_option(structure: str, options: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         sst(structure, torch.randn(4, 4), 1.0, **options)
+
+
+def test_integer_logits_rejected() -> None:
+    with pytest.raises(ValueError, match="floating-point"):
+        sst("categorical", torch.tensor([1, 2, 3]), 1.0)
+
+
+def test_integer_like_options() -> None:
+    """numpy and 0-d torch integers work wherever an int option is expected."""
+    logits = torch.randn(5, 5, dtype=torch.float64)
+    for root in (np.int64(2), torch.tensor(2)):
+        g = torch.Generator().manual_seed(0)
+        out = sst("arborescence", logits, 1.0, root=root, generator=g)
+        want = sst("arborescence", logits, 1.0, root=2, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(out, want)
+    g = torch.Generator().manual_seed(1)
+    out = sst("k_subset", logits[0], 0.5, k=np.int64(2), straight_through=True, generator=g)
+    assert out.sum().item() == 2

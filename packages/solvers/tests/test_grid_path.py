@@ -59,6 +59,15 @@ def test_batching_layouts_and_torch(backend: str, dtype: type) -> None:
     checks.assert_torch_roundtrip(grid_shortest_path, x)
 
 
+def test_huge_costs_that_fit() -> None:
+    """Costs near the limit whose path totals still fit in float64 give a real path."""
+    x = np.full((4, 4), 1e306)
+    x[1:3, :] = 0.0
+    got = grid_shortest_path(x)
+    assert got[0, 0] == got[3, 3] == 1
+    assert got.sum() == 4  # the diagonal: 4 cells, two of them free
+
+
 def test_compiled_equals_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     x = np.random.default_rng(2).integers(0, 3, size=(100, 9, 8)).astype(np.float32)
     want = grid_shortest_path(x)
@@ -70,10 +79,13 @@ def test_compiled_equals_twin(monkeypatch: pytest.MonkeyPatch) -> None:
     ("x", "match"),
     [
         (np.full((3, 3), np.nan), "NaN"),
-        (np.full((3, 3), np.inf), "inf"),
-        (np.full((3, 3), -np.inf), "inf"),
+        (np.full((3, 3), np.inf), r"\+inf; values must be finite$"),
+        (np.full((3, 3), -np.inf), r"-inf; values must be finite$"),
         (-np.ones((3, 3)), "non-negative"),
-        (np.zeros(3), "shape"),
+        (np.zeros(3), r"shape \[\.\.\., H, W\]"),
+        # Finite costs whose path total overflows float64 (it returned a broken mask).
+        (np.array([[1e308, 0.0, 0.0], [0.0, 0.0, 1e308]]), "too large"),
+        (np.full((2, 50, 50), 1e305), "too large"),
     ],
 )
 def test_bad_input(x: np.ndarray, match: str) -> None:

@@ -235,7 +235,9 @@ def _check_neg_inf_optimum(x: np.ndarray, got: np.ndarray) -> None:
     fewest, best = _neg_inf_optimum(x)
     assert all(_is_permutation(p) for p in got)
     np.testing.assert_array_equal((got * np.isneginf(x)).sum(axis=(1, 2)), fewest)
-    np.testing.assert_allclose(_value(np.where(np.isneginf(x), 0.0, x), got), best, atol=1e-9)
+    np.testing.assert_allclose(
+        _value(np.where(np.isneginf(x), 0.0, x), got), best, rtol=1e-12, atol=1e-9
+    )
 
 
 @given(
@@ -251,7 +253,7 @@ def test_assignment_neg_inf_and_ties_brute_force(backend: str, x: np.ndarray) ->
     _check_neg_inf_optimum(x, linear_assignment(x))
 
 
-@pytest.mark.parametrize("scale", [1.0, 1e12])
+@pytest.mark.parametrize("scale", [1.0, 1e12, 1e20, 1e300])
 def test_assignment_neg_inf_patterns(backend: str, scale: float) -> None:
     rng = np.random.default_rng(11)
     n = 6
@@ -264,6 +266,18 @@ def test_assignment_neg_inf_patterns(backend: str, scale: float) -> None:
     x[4, 0, 0] = scale  # a single finite entry
     x[5:][rng.random((7, n, n)) < 0.7] = -np.inf  # dense random patterns
     _check_neg_inf_optimum(x, linear_assignment(x))
+
+
+@pytest.mark.parametrize("scale", [1e17, 1e20, 1e50, 1e300, 1e307])
+def test_assignment_neg_inf_large_scores(backend: str, scale: float) -> None:
+    """Huge finite scores: the -inf sentinel must stay below them (1e20 - 3 == 1e20)."""
+    x = np.array([[[-np.inf, scale], [-np.inf, -np.inf]], [[-np.inf, -scale], [scale, -np.inf]]])
+    np.testing.assert_array_equal(linear_assignment(x), [[[0, 1], [1, 0]]] * 2)
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 5):
+        y = scale * rng.uniform(-1.0, 1.0, size=(40, n, n))
+        y[rng.random(y.shape) < 0.5] = -np.inf
+        _check_neg_inf_optimum(y, linear_assignment(y))
 
 
 def test_assignment_neg_inf_large_n() -> None:

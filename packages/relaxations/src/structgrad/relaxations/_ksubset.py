@@ -39,12 +39,12 @@ def _prefix(theta: Tensor, k: int) -> Tensor:
     return torch.stack(rows, dim=-2)  # [..., n + 1, k + 1]
 
 
-def _validate(scores: Tensor, k: int) -> int:
-    n = check_subset(scores, k)
+def _validate(scores: Tensor, k: int) -> tuple[int, int]:
+    n, k = check_subset(scores, k)
     finite = torch.isfinite(scores).sum(dim=-1)
     if (finite < k).any():
         raise ValueError(f"some rows have fewer than k = {k} finite scores: no k-subset exists")
-    return n
+    return n, k
 
 
 def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
@@ -57,7 +57,7 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
     Returns:
         ``[...]`` log-partition values.
     """
-    _validate(scores, k)
+    _, k = _validate(scores, k)
     return _prefix(scores, k)[..., -1, k]
 
 
@@ -78,9 +78,13 @@ def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
         ValueError: on NaN or +inf scores, ``k`` outside ``[0, n]``, or a row with
             fewer than ``k`` finite scores.
     """
-    n = _validate(scores, k)
+    n, k = _validate(scores, k)
     if k == 0 or k == n:
-        return torch.full_like(scores, float(k > 0)) + 0.0 * scores
+        # Constant marginals, still attached to the graph (zero gradient); -inf
+        # items are zeroed first since 0 * -inf is NaN (k = n forbids -inf).
+        return torch.full_like(scores, float(k > 0)) + 0.0 * scores.masked_fill(
+            torch.isneginf(scores), 0.0
+        )
     # A max shift keeps every exp in range; it cancels in the ratio below.
     shift = scores.masked_fill(torch.isneginf(scores), 0.0).amax(dim=-1, keepdim=True).detach()
     theta = scores - shift

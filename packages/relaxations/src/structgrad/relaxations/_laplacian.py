@@ -76,7 +76,10 @@ def _inverse(w: Tensor, removed: Removed) -> Tensor:
     """``M``: the inverse of the Laplacian minor, zero on the removed rows and columns."""
     inv, info = torch.linalg.inv_ex(_drop(_in_laplacian(w), removed, 1.0))
     if (info != 0).any():
-        raise ValueError("the finite-score edges do not connect every graph")
+        raise ValueError(
+            "the finite-score edges do not connect every graph, or the scores span more "
+            "than float64 can hold (a finite max_range prevents that)"
+        )
     return _drop(inv, removed, 0.0)
 
 

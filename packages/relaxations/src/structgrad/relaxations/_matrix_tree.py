@@ -22,7 +22,7 @@ from torch import Tensor
 from ._arborescence_clip import dual_clip
 from ._laplacian import Removed, directed_marginals, undirected_marginals
 from ._tree_clip import bottleneck_clip
-from ._utils import check_square, check_values, default_max_range
+from ._utils import as_index, check_square, check_values, default_max_range
 
 __all__ = [
     "arborescence_marginals",
@@ -56,7 +56,10 @@ def _check_finite(out: Tensor, what: str) -> Tensor:
     # One reduction: NaN or inf anywhere makes the sum non-finite (marginals are
     # bounded by 1, so it cannot overflow); isfinite() would cost many passes.
     if not math.isfinite(float(out.detach().sum())):
-        raise ValueError(f"{what}: the finite-score edges do not connect every graph")
+        raise ValueError(
+            f"{what}: the finite-score edges do not connect every graph, or the scores "
+            "span more than float64 can hold (a finite max_range prevents that)"
+        )
     return out
 
 
@@ -249,8 +252,7 @@ def arborescence_marginals(
         ValueError: on bad input or forbidden edges that leave a vertex unreachable.
     """
     n = check_square(scores)
-    if isinstance(root, bool) or not isinstance(root, int) or not 0 <= root < n:
-        raise ValueError(f"root must be an integer in [0, {n}), got {root!r}")
+    root = as_index(root, "root", 0, n - 1)
     inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     if not inside[..., root].all():
         raise ValueError("every length must exceed the root")

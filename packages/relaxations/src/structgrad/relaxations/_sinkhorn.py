@@ -13,7 +13,7 @@ from torch import Tensor
 from structgrad.solvers import linear_assignment
 
 from ._gumbel import sample_gumbel, straight_through
-from ._utils import as_tau, check_square
+from ._utils import as_index, as_tau, check_square
 
 __all__ = ["gumbel_sinkhorn", "sinkhorn"]
 
@@ -38,8 +38,7 @@ def sinkhorn(log_alpha: Tensor, *, n_iters: int = 20, tau: float | Tensor = 1.0)
             or a row or column of ``-inf`` only.
     """
     check_square(log_alpha, "log_alpha", min_size=1)
-    if isinstance(n_iters, bool) or not isinstance(n_iters, int) or n_iters < 1:
-        raise ValueError(f"n_iters must be a positive integer, got {n_iters!r}")
+    n_iters = as_index(n_iters, "n_iters", 1)
     if torch.isneginf(log_alpha).all(-1).any() or torch.isneginf(log_alpha).all(-2).any():
         raise ValueError("log_alpha has a row or column of -inf only: no permutation exists")
     z = log_alpha / as_tau(tau, log_alpha)

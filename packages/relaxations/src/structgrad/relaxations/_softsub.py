@@ -44,7 +44,7 @@ def relaxed_top_k(
     Raises:
         ValueError: on NaN or +inf scores, a bad ``k`` or temperature.
     """
-    check_subset(scores, k)
+    _, k = check_subset(scores, k)
     t = as_tau(tau, scores)
     r = scores
     if noise:

@@ -82,6 +82,7 @@ _OPTIONS = {
     "arborescence": {"root", "lengths", "max_range"},
     "matching": {"n_iters"},
 }
+_REQUIRED = {"k_subset": {"k"}}
 _NO_RELAXATION = {
     "binary_tree": "its split trace has no tractable exponential-family relaxation",
     "grid_path": "shortest paths have no tractable exponential-family relaxation here",
@@ -130,8 +131,9 @@ def sst(
         if asked.
 
     Raises:
-        ValueError: for an unknown structure, one without a relaxation, or an
-            option the structure does not take.
+        ValueError: for an unknown structure, one without a relaxation, an
+            option the structure does not take or a missing one (``k``), or
+            integer logits.
     """
     if structure in _NO_RELAXATION:
         raise ValueError(
@@ -146,6 +148,11 @@ def sst(
         raise ValueError(
             f"sst: {structure} takes options {sorted(_OPTIONS[structure])}, got {sorted(unknown)}"
         )
+    missing = _REQUIRED.get(structure, set()) - set(options)
+    if missing:
+        raise ValueError(f"sst: {structure} needs the option(s) {sorted(missing)}")
+    if not logits.is_floating_point():
+        raise ValueError(f"sst: logits must be a floating-point tensor, got {logits.dtype}")
     t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
     u = logits + sample_gumbel(
         logits.shape, dtype=logits.dtype, device=logits.device, generator=generator

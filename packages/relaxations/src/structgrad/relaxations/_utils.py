@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import operator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -80,12 +82,29 @@ def default_max_range(structure: str) -> float:
     return 20.0 if structure == "arborescence" else 15.0
 
 
-def check_subset(scores: Tensor, k: int) -> int:
-    """Validate ``[..., n]`` scores and a subset size ``k`` in ``[0, n]``; return ``n``."""
+def as_index(value: Any, name: str, lo: int, hi: int | None = None) -> int:
+    """``value`` as a Python int in ``[lo, hi]`` (``hi=None``: no upper bound).
+
+    Accepts anything with ``__index__`` (Python, numpy and 0-d integer torch
+    values), not bools or floats.
+
+    Raises:
+        ValueError: naming ``name`` and the allowed range otherwise.
+    """
+    span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+    try:
+        index = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        index = None
+    if index is None or index < lo or (hi is not None and index > hi):
+        raise ValueError(f"{name} must be an integer {span}, got {value!r}")
+    return index
+
+
+def check_subset(scores: Tensor, k: int) -> tuple[int, int]:
+    """Validate ``[..., n]`` scores and a subset size ``k`` in ``[0, n]``; return ``(n, k)``."""
     if scores.dim() < 1:
         raise ValueError("scores must have shape [..., n]")
     check_values(scores)
     n = scores.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
-        raise ValueError(f"k must be an integer in [0, {n}], got {k!r}")
-    return n
+    return n, as_index(k, "k", 0, n)

@@ -12,6 +12,19 @@ from ._validate import batched
 __all__ = ["grid_shortest_path"]
 
 
+def _check_costs(flat: np.ndarray) -> None:
+    if flat.min() < 0:
+        raise ValueError("costs must be non-negative (Dijkstra needs non-negative vertex costs)")
+    # A path visits at most H * W cells: its float64 total must not overflow, or
+    # distances would compare equal (inf) and the predecessors would break.
+    cells = flat.shape[1] * flat.shape[2]
+    if not np.isfinite(float(flat.max()) * cells):
+        raise ValueError(
+            f"costs too large: a path of up to {cells} cells could cost more than "
+            f"float64 holds (max cost {float(flat.max()):.3g})"
+        )
+
+
 def grid_shortest_path(costs: Any) -> Any:
     """Cheapest 8-neighbour path from the top-left to the bottom-right cell.
 
@@ -29,17 +42,18 @@ def grid_shortest_path(costs: Any) -> Any:
         floating dtype.
 
     Raises:
-        ValueError: on NaN, infinite or negative costs, or a rank below 2.
+        ValueError: on NaN, infinite or negative costs, costs so large that a
+            path's total could overflow float64, or a rank below 2.
 
     References:
         Vlastelica, Paulus et al., "Differentiation of Blackbox Combinatorial
         Solvers", ICLR 2020, https://arxiv.org/abs/1912.02175 (Warcraft maps);
         Niepert et al., "Implicit MLE", NeurIPS 2021, https://arxiv.org/abs/2106.01798.
     """
-    inp = batched(costs, "costs", core_ndim=2, min_size=1, allow_neg_inf=False)
+    inp = batched(costs, "costs", core_ndim=2, min_size=1, allow_neg_inf=False, dims="[..., H, W]")
     flat = inp.flat
-    if (flat < 0).any():
-        raise ValueError("costs must be non-negative (Dijkstra needs non-negative vertex costs)")
+    if flat.size:
+        _check_costs(flat)
     mask = np.zeros_like(flat)
     kernel("_gridpath", "_gridpath_ref").dijkstra(flat, mask)
     return inp.bridge.solution(mask.reshape((*inp.batch_shape, *flat.shape[1:])))

@@ -34,10 +34,11 @@ def check_values(arr: NDArray[Any], name: str, *, allow_neg_inf: bool = True) ->
         return
     if np.isnan(arr).any():
         raise ValueError(f"{name} contains NaN")
+    allowed = "finite or -inf" if allow_neg_inf else "finite"
     if np.isposinf(arr).any():
-        raise ValueError(f"{name} contains +inf; scores must be finite or -inf")
+        raise ValueError(f"{name} contains +inf; values must be {allowed}")
     if not allow_neg_inf and np.isneginf(arr).any():
-        raise ValueError(f"{name} contains -inf; values must be finite")
+        raise ValueError(f"{name} contains -inf; values must be {allowed}")
 
 
 def batched(
@@ -48,6 +49,7 @@ def batched(
     square: bool = False,
     min_size: int = 2,
     allow_neg_inf: bool = True,
+    dims: str | None = None,
 ) -> Batched:
     """Validate ``x`` of shape ``[*batch, *core]`` and flatten it to ``[B, *core]``.
 
@@ -58,11 +60,13 @@ def batched(
         square: whether the two trailing dimensions must be equal.
         min_size: smallest allowed size of the trailing dimensions.
         allow_neg_inf: whether ``-inf`` entries (forbidden choices) are allowed.
+        dims: the expected shape for error messages (default ``[..., n, n]`` or
+            ``[..., n]``).
     """
     bridge = Bridge(x, name)
     arr = bridge.array
     if arr.ndim < core_ndim:
-        dims = "[..., n, n]" if core_ndim == 2 else "[..., n]"
+        dims = dims or ("[..., n, n]" if core_ndim == 2 else "[..., n]")
         raise ValueError(f"{name} must have shape {dims}, got rank {arr.ndim} shape {arr.shape}")
     core = arr.shape[arr.ndim - core_ndim :]
     if square and core[0] != core[1]:
@@ -109,6 +113,11 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
     return v
 
 
+# Largest binary exponent of |score| kept as is by forbid_neg_inf: the sentinel
+# is about 2 * (terms + 1) times the magnitude, so 2**960 leaves 2**63 of room.
+_SENTINEL_EXPONENT = 960
+
+
 def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
     """``flat`` ``[B, ...]`` in float64, ``-inf`` replaced per item by a sentinel (then a copy).
 
@@ -128,8 +137,16 @@ def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.fl
     all_neg = ~np.isfinite(hi)
     hi = np.where(all_neg, 0.0, hi)
     lo = np.where(all_neg, 0.0, lo)
-    # Sum of `terms` finite entries spans at most terms * (hi - lo); go below that.
-    sentinel = lo - (hi - lo + 1.0) * (terms + 1)
+    # Items near the float64 limit are scaled by a power of two (exact, the
+    # optimum is unchanged) so that the sentinel below stays finite.
+    shift = np.maximum(np.frexp(np.maximum(np.abs(hi), np.abs(lo)))[1] - _SENTINEL_EXPONENT, 0)
+    if shift.any():
+        out, hi, lo = np.ldexp(out, -shift), np.ldexp(hi, -shift), np.ldexp(lo, -shift)
+    # Sum of `terms` finite entries spans at most terms * (hi - lo); go below that
+    # by a margin relative to the magnitude too, or rounding at large |scores|
+    # (1e20 - 3 == 1e20) would put the sentinel among the finite scores.
+    magnitude = np.maximum(np.maximum(np.abs(hi), np.abs(lo)), 1.0)
+    sentinel = lo - (hi - lo + magnitude) * (terms + 1)
     if not np.all(np.isfinite(sentinel)):
-        raise ValueError("scores span too large a range to handle -inf entries (overflow)")
+        raise ValueError(f"too many terms ({terms}) to handle -inf entries in float64")
     return np.where(neg, sentinel, out)
