@@ -1,4 +1,5 @@
 import functools
+import io
 import re
 from pathlib import Path
 
@@ -135,10 +136,33 @@ def test_bad_options_are_clear_errors():
         (lambda: E.imle("k_subset", k=2)([1.0, 2.0]), "torch.Tensor"),
         (lambda: E.imle(torch_top3)(torch.ones(4)), "batch dim"),
         (lambda: E.Target(-1.0), "lam"),
+        (
+            lambda: E.imle("k_subset", k=2, foo=1),
+            r"IMLE: unknown option\(s\) \['foo'\]; .*temperature",
+        ),
+        (lambda: E.aimle("k_subset", k=2, lam=1), r"AIMLE: unknown option.*difference"),
+        (lambda: E.blackbox("matching", sigma=1.0), r"Blackbox: unknown option.*lam"),
     ]
     for make, match in cases:
         with pytest.raises(ValueError, match=match):
             make()
+
+
+@pytest.mark.parametrize("cls", ALL)
+@pytest.mark.parametrize("structure", E.PERTURBATION_STRUCTURES)
+def test_bound_layers_pickle(cls, structure):
+    """torch.save(module) and worker processes need picklable layers (no lambdas inside)."""
+    layer = cls(structure, **({"k": 2} if structure == "k_subset" else {}))
+    buffer = io.BytesIO()
+    torch.save(layer, buffer)
+    buffer.seek(0)
+    again = torch.load(buffer, weights_only=False)
+    theta = (
+        torch.rand(2, 5, 5) if structure not in ("k_subset", "categorical") else torch.rand(2, 5)
+    )
+    gen = functools.partial(torch.Generator().manual_seed, 0)
+    assert torch.equal(again(theta, generator=gen()), layer(theta, generator=gen()))
+    assert again.solver.ones((5, 5)) == layer.solver.ones((5, 5))
 
 
 def test_grid_path_takes_costs():

@@ -401,7 +401,7 @@ BAD: list[tuple[str, tuple[int, ...], dict[str, Any], str]] = [
     ("spanning_tree", (4,), {}, "at least 2 dims"),
     ("spanning_tree", (3, 4), {}, "square"),
     ("spanning_tree", (1, 1), {}, "n >= 2"),
-    ("spanning_tree", (2, 4, 4), {"lengths": [4, 1]}, r"lengths must lie in \[2, 4\]"),
+    ("spanning_tree", (2, 4, 4), {"lengths": [4, 0]}, r"lengths must lie in \[1, 4\]"),
     ("spanning_tree", (2, 4, 4), {"lengths": [4, 5]}, "lengths must lie"),
     ("spanning_tree", (2, 4, 4), {"lengths": [4, 3, 3]}, "does not match the batch"),
     ("spanning_tree", (2, 4, 4), {"lengths": [4.5, 3]}, "integers"),
@@ -446,3 +446,19 @@ def test_nan_logits_and_mismatched_trace_raise(name: str) -> None:
         E.trace_log_prob(name, out.trace, torch.zeros((3, *event)), **options)
     with pytest.raises(ValueError, match="floating"):
         E.sample_with_trace(name, np.zeros(event), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("structure", ["spanning_tree", "arborescence", "binary_tree"])
+def test_one_vertex_graphs_in_a_padded_batch(structure):
+    """lengths = 1 (as the solvers accept): an empty structure with probability 1."""
+    shape = (2, 4) if structure == "binary_tree" else (2, 4, 4)
+    logits = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([1, 4])
+    sample = E.sample_with_trace(
+        structure, logits, lengths=lengths, generator=torch.Generator().manual_seed(0)
+    )
+    assert sample.sample[0].sum() == 0 and sample.sample[1].sum() > 0
+    log_p = E.trace_log_prob(structure, sample.trace, logits, lengths=lengths)
+    assert log_p[0] == 0 and log_p[1] < 0
+    log_p.sum().backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[0] == 0).all()

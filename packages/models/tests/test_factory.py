@@ -64,6 +64,39 @@ def test_unsupported_method_lists_supported(structure: str, method: str) -> None
         assert name in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("structure", "method", "reason"),
+    [
+        ("categorical", "sst", "use 'gumbel-softmax'"),
+        ("binary_tree", "sst", "no tractable exponential-family relaxation"),
+        ("binary_tree", "aimle", "not argmax <z, θ>"),
+        ("matching", "st", "categorical variables only"),
+        ("k_subset", "indep", "structure 'edges'"),
+        ("edges", "imle", "'indep'"),
+    ],
+)
+def test_unsupported_method_says_what_is_missing(structure: str, method: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        latent(structure, method, k=2)
+
+
+def test_matching_sst() -> None:
+    """Gumbel-Sinkhorn SST for matchings: doubly stochastic; st-sst forward is the assignment."""
+    theta = torch.randn(3, 5, 5, dtype=torch.float64, requires_grad=True)
+    layer = latent("matching", "sst", tau=0.5, n_iters=50)
+    z = layer(theta, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(z.sum(-2), torch.ones(3, 5, dtype=torch.float64))
+    torch.testing.assert_close(z.sum(-1), torch.ones(3, 5, dtype=torch.float64), atol=1e-3, rtol=0)
+    hard = latent("matching", "st-sst", tau=0.5)
+    z = hard(theta)
+    assert torch.equal(z.detach(), solvers.linear_assignment(hard.utilities.detach()))
+    hard.attach((z * torch.randn(5, 5, dtype=torch.float64)).sum((-1, -2))).sum().backward()
+    assert theta.grad is not None and torch.isfinite(theta.grad).all()
+    assert theta.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="takes tau"):
+        latent("matching", "sst", max_range=3.0)
+
+
 def test_k_subset_needs_k() -> None:
     with pytest.raises(ValueError, match="needs the subset size k"):
         latent("k_subset", "sst")
@@ -129,6 +162,7 @@ def test_pathwise_attach_is_identity_and_refuses_baseline() -> None:
         ("categorical", (3, 7), {}, 1.0),
         ("arborescence", (3, 5, 5), {}, 4.0),
         ("edges", (3, 5, 5), {"symmetric": True}, None),
+        ("matching", (3, 5, 5), {}, 5.0),
     ],
 )
 def test_sample_hard(
@@ -146,6 +180,19 @@ def test_sample_hard(
         assert torch.equal(z, z.transpose(-1, -2))
     plain = layer.sample_hard(theta, noise=False)
     assert torch.equal(plain, map_sample(structure, theta, noise=False, **layer.options))
+
+
+@pytest.mark.parametrize("lengths", [None, torch.tensor([2, 5, 3])])
+def test_sample_hard_binary_tree(lengths: torch.Tensor | None) -> None:
+    """The sample of a binary tree is its [*batch, n, n] adjacency (n - 1 edges)."""
+    opts = {} if lengths is None else {"lengths": lengths}
+    layer = latent("binary_tree", "t-reinforce", **opts)
+    theta = torch.randn(3, 5)
+    z = layer.sample_hard(theta, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (3, 5, 5)
+    sizes = torch.full((3,), 5) if lengths is None else lengths
+    torch.testing.assert_close(z.sum((-1, -2)), (sizes - 1).to(z.dtype))
+    assert torch.equal(layer.sample_hard(theta, noise=False), solvers.binary_tree(theta, **opts))
 
 
 def test_indep_categorical_channels() -> None:

@@ -24,6 +24,42 @@ def test_sinkhorn_gradcheck_and_neg_inf() -> None:
     assert torch.isfinite(out).all() and (out[:, 0, 1] == 0).all()
 
 
+def test_anneal_reaches_the_fixed_point_that_plain_rounds_approach() -> None:
+    scores = torch.randn(6, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    scores = scores * 2
+    # tau above the spread: no stage runs, identical to plain rounds.
+    torch.testing.assert_close(
+        sinkhorn(scores, tau=100.0, anneal=True), sinkhorn(scores, tau=100.0), rtol=0, atol=0
+    )
+    # Same fixed point at tau = 0.5, approached faster with the stages first.
+    limit = sinkhorn(scores, tau=0.5, n_iters=3000)
+    torch.testing.assert_close(limit.sum(-1), torch.ones(6, 5, dtype=torch.float64))
+    torch.testing.assert_close(
+        sinkhorn(scores, tau=0.5, n_iters=3000, anneal=True), limit, atol=1e-12, rtol=0
+    )
+    plain = (sinkhorn(scores, tau=0.5) - limit).abs().max()
+    annealed = (sinkhorn(scores, tau=0.5, anneal=True) - limit).abs().max()
+    assert annealed < plain / 2, (annealed, plain)
+    # At tau = 1e-3 plain rounds stall far from it; annealed ones reach the assignment.
+    want = solvers.linear_assignment(scores)
+    cold = sinkhorn(scores, tau=1e-3, anneal=True)
+    assert (cold - want).abs().max() < 1e-6
+    assert (sinkhorn(scores, tau=1e-3) - want).abs().max() > 0.1
+
+
+def test_anneal_gradcheck_and_temperatures() -> None:
+    scores = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda x: sinkhorn(x, n_iters=3, tau=0.2, anneal=True), (scores,)
+    )
+    # One temperature per matrix works (and equals the scalar case per item).
+    tau = torch.tensor([0.5, 0.01], dtype=torch.float64).view(2, 1, 1)
+    out = sinkhorn(scores.detach(), tau=tau, anneal=True)
+    torch.testing.assert_close(out[1], sinkhorn(scores.detach()[1], tau=0.01, anneal=True))
+    with pytest.raises(ValueError, match="one temperature per matrix"):
+        sinkhorn(scores.detach(), tau=torch.full((4, 4), 0.5, dtype=torch.float64), anneal=True)
+
+
 def test_gumbel_sinkhorn_hard_is_a_permutation() -> None:
     scores = torch.randn(3, 5, 5, requires_grad=True)
     out = gumbel_sinkhorn(scores, 0.5, hard=True, generator=torch.Generator().manual_seed(0))

@@ -16,6 +16,7 @@ Output shapes (all solver-wrapping layers): with scores ``[*batch, *event]``,
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from ._wrap import BoundSolver, Solver, bind_solver, check_count, sog_k
 __all__ = ["SolverLayer", "decorator_or_call"]
 
 _REDUCTIONS = ("none", "mean")
+_SOLVER_OPTIONS = {"k", "root", "minimize", "event_dims"}
 
 
 class SolverLayer(nn.Module):
@@ -56,6 +58,16 @@ class SolverLayer(nn.Module):
         solver_options: dict[str, Any],
     ) -> None:
         super().__init__()
+        unknown = set(solver_options) - _SOLVER_OPTIONS
+        if unknown:
+            own = inspect.signature(type(self).__init__).parameters
+            takes = sorted(
+                {p for p in own if p not in ("self", "solver", "solver_options")} | _SOLVER_OPTIONS
+            )
+            raise ValueError(
+                f"{type(self).__name__}: unknown option(s) {sorted(unknown)}; it takes "
+                f"{', '.join(takes)}"
+            )
         self.solver = bind_solver(solver, **solver_options)
         self.noise = resolve_noise(noise)
         if not temperature >= 0:

@@ -155,9 +155,7 @@ def _check_options(
     if "root" in spec.options:
         out["root"] = _int_option(options.get("root", 0), "root", 0, n - 1, structure)
     if "lengths" in spec.options:
-        lengths = _lengths_option(
-            options.get("lengths"), batch, n, device, spec.min_size, structure
-        )
+        lengths = _lengths_option(options.get("lengths"), batch, n, device, 1, structure)
         shortest = int(lengths.min()) if lengths is not None and lengths.numel() else n
         if "root" in out and shortest <= out["root"]:
             raise ValueError(

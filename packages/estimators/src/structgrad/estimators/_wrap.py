@@ -192,11 +192,33 @@ class BoundSolver:
         return prod.sum(dim=tuple(range(prod.ndim - event_ndim, prod.ndim)))
 
 
+# Typical number of ones of a solution, from the event shape (Sum-of-Gamma's k).
+# Module-level functions, not lambdas, so that bound layers pickle.
+def _constant(value: float, event: tuple[int, ...]) -> float:
+    return value
+
+
+def _edges_of_tree(event: tuple[int, ...]) -> float:
+    return event[-1] - 1.0
+
+
+def _vertices(event: tuple[int, ...]) -> float:
+    return float(event[-1])
+
+
+def _grid_cells(event: tuple[int, ...]) -> float:
+    # 8-neighbour paths from corner to corner visit at least max(H, W) cells;
+    # 1.3·size is the Sum-of-Gamma k used for Warcraft maps by Niepert et al.
+    return 1.3 * max(event[-2], event[-1])
+
+
 def _structure(name: str, k: int | None, root: int) -> BoundSolver:
     if k is not None and name != "k_subset":
         raise ValueError(f"option k is for 'k_subset' only, not {name!r}")
     if name == "categorical":
-        return BoundSolver(_argmax_one_hot, name, 1, ones=lambda e: 1.0, trusted=True)
+        return BoundSolver(
+            _argmax_one_hot, name, 1, ones=functools.partial(_constant, 1.0), trusted=True
+        )
     if name == "k_subset":
         if k is None:
             raise ValueError("structure 'k_subset' needs the subset size k (e.g. k=5)")
@@ -205,7 +227,7 @@ def _structure(name: str, k: int | None, root: int) -> BoundSolver:
             functools.partial(_top_k, k=kk),
             name,
             1,
-            ones=lambda e: float(max(kk, 1)),
+            ones=functools.partial(_constant, float(max(kk, 1))),
             trusted=True,
         )
     if name == "spanning_tree":
@@ -214,26 +236,22 @@ def _structure(name: str, k: int | None, root: int) -> BoundSolver:
             name,
             2,
             upper=True,
-            ones=lambda e: e[-1] - 1.0,
+            ones=_edges_of_tree,
             lengths=True,
             trusted=True,
         )
     if name == "arborescence":
         fn = functools.partial(solvers.max_arborescence, root=root)
-        return BoundSolver(fn, name, 2, ones=lambda e: e[-1] - 1.0, lengths=True, trusted=True)
+        return BoundSolver(fn, name, 2, ones=_edges_of_tree, lengths=True, trusted=True)
     if name == "matching":
-        return BoundSolver(
-            solvers.linear_assignment, name, 2, ones=lambda e: float(e[-1]), trusted=True
-        )
+        return BoundSolver(solvers.linear_assignment, name, 2, ones=_vertices, trusted=True)
     if name == "grid_path":
-        # 8-neighbour paths from corner to corner visit at least max(H, W) cells;
-        # 1.3·size is the Sum-of-Gamma k used for Warcraft maps by Niepert et al.
         return BoundSolver(
             _grid_path,
             name,
             2,
             minimize=True,
-            ones=lambda e: 1.3 * max(e[-2], e[-1]),
+            ones=_grid_cells,
             trusted=True,
         )
     if name == "binary_tree":

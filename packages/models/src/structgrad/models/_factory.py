@@ -22,7 +22,7 @@ METHODS: dict[str, tuple[str, ...]] = {
         "k_subset": (*_SST, *_SOLVER_METHODS),
         "arborescence": (*_SST, *_SOLVER_METHODS),
         "categorical": ("gumbel-softmax", "st", *_SOLVER_METHODS),
-        "matching": _SOLVER_METHODS,
+        "matching": (*_SST, *_SOLVER_METHODS),
         "binary_tree": (),
         "edges": ("indep",),
     }.items()
@@ -32,6 +32,38 @@ _HINTS = {
     "grid_path": "shortest paths have no latent-layer method here; use "
     "structgrad.estimators.imle('grid_path') or aimle directly",
 }
+
+_SCORE_ONLY = f"a score-function method ({', '.join(SCORE_METHODS['binary_tree'])})"
+# Why a method family is missing for a structure: (structure or "*", family) -> reason.
+_MISSING = {
+    ("categorical", "sst"): "the categorical SST is Gumbel-softmax: use 'gumbel-softmax' "
+    "(or 'st' for a one-hot forward)",
+    ("binary_tree", "sst"): "argmax-split trees have no tractable exponential-family "
+    f"relaxation; use {_SCORE_ONLY}",
+    ("binary_tree", "solver"): "its MAP (recursive argmax splits, an [n, n] adjacency from "
+    "[n] scores) is not argmax <z, θ>, which perturbation estimators assume; use "
+    + _SCORE_ONLY,
+    ("*", "gumbel-softmax"): "Gumbel-softmax relaxes categorical variables only; use 'sst' "
+    "(or 'st-sst') for a structured relaxation",
+    ("edges", "*"): "independent edges are trained with 'indep' (binary concrete per edge)",
+    ("*", "indep"): "'indep' is the method of the structure 'edges' (independent edges)",
+}
+
+
+def _family(method: str) -> str:
+    if method in _SST:
+        return "sst"
+    if method in ("gumbel-softmax", "st"):
+        return "gumbel-softmax"
+    return "solver" if method in _SOLVER_METHODS else method
+
+
+def _why_missing(structure: str, method: str) -> str:
+    family = _family(method)
+    for key in ((structure, family), ("*", family), (structure, "*")):
+        if key in _MISSING:
+            return f": {_MISSING[key]}"
+    return ""
 
 
 def _build(structure: str, method: str, options: dict[str, Any]) -> LatentLayer:
@@ -59,7 +91,7 @@ def latent(structure: str, method: str, **options: Any) -> LatentLayer:
 
     Args:
         structure: ``spanning_tree``, ``k_subset``, ``arborescence``,
-            ``categorical`` or ``edges``.
+            ``categorical``, ``matching``, ``binary_tree`` or ``edges``.
         method: a method of ``METHODS[structure]``.
         **options: the method's options, e.g. ``tau``, ``max_range``,
             ``straight_through`` (SST), ``k`` (k-subsets, required), ``difference``
@@ -87,8 +119,8 @@ def latent(structure: str, method: str, **options: Any) -> LatentLayer:
         )
     if method not in METHODS[structure]:
         raise ValueError(
-            f"method {method!r} is not supported for structure {structure!r}; supported: "
-            f"{', '.join(METHODS[structure])}"
+            f"method {method!r} is not supported for structure {structure!r}"
+            f"{_why_missing(structure, method)} (supported: {', '.join(METHODS[structure])})"
         )
     if structure == "k_subset" and "k" not in options:
         raise ValueError("structure 'k_subset' needs the subset size k (e.g. k=n - 1)")

@@ -26,15 +26,17 @@ def map_sample(
 
     Args:
         structure: ``spanning_tree``, ``k_subset`` (option ``k``), ``categorical``,
-            ``arborescence`` (option ``root``), ``matching`` or ``edges``
-            (options ``symmetric``, ``categorical``).
+            ``arborescence`` (option ``root``), ``matching``, ``binary_tree``
+            (the sample is the ``[*batch, n, n]`` adjacency) or ``edges``
+            (options ``symmetric``, ``categorical``); the trees take ``lengths``.
         logits: the structure's scores ``[*batch, *event]``.
         noise: add standard Gumbel noise (``False``: the MAP of ``logits``).
         generator: optional ``torch.Generator`` for the noise.
         **options: the structure options above.
 
     Returns:
-        A 0/1 sample shaped like ``logits`` in their dtype (no gradient).
+        A 0/1 sample shaped like ``logits`` (``binary_tree``: ``[*batch, n, n]``)
+        in their dtype (no gradient).
     """
     with torch.no_grad():
         if structure == "edges":
@@ -46,12 +48,15 @@ def map_sample(
             return F.one_hot(u.argmax(-1), u.shape[-1]).to(u.dtype)
         if structure == "k_subset":
             return solvers.top_k(u, int(options["k"]))
+        lengths = options.get("lengths")
         if structure == "spanning_tree":
-            return solvers.max_spanning_tree(u)
+            return solvers.max_spanning_tree(u, lengths=lengths)
         if structure == "arborescence":
-            return solvers.max_arborescence(u, root=int(options.get("root", 0)))
+            return solvers.max_arborescence(u, root=int(options.get("root", 0)), lengths=lengths)
         if structure == "matching":
             return solvers.linear_assignment(u)
+        if structure == "binary_tree":
+            return solvers.binary_tree(u, lengths=lengths)
     raise ValueError(f"map_sample: unknown structure {structure!r}")
 
 

@@ -27,7 +27,7 @@ _SST_OPTIONS = {
     "spanning_tree": {"max_range"},
     "k_subset": {"k"},
     "arborescence": {"root", "max_range"},
-    "matching": {"n_iters"},
+    "matching": {"n_iters", "anneal"},
 }
 
 
@@ -46,7 +46,8 @@ class SSTLayer(LatentLayer):
         structure: ``spanning_tree``, ``k_subset``, ``arborescence`` or ``matching``.
         tau: temperature τ > 0.
         straight_through: hard forward value, relaxed gradient.
-        **options: ``max_range`` (trees), ``k`` (k-subset), ``root``, ``n_iters``.
+        **options: ``max_range`` (trees), ``k`` (k-subset), ``root``, ``n_iters``
+            and ``anneal`` (matching, see :func:`structgrad.relaxations.sinkhorn`).
 
     References:
         Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",

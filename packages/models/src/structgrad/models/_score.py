@@ -73,7 +73,7 @@ class ScoreLayer(LatentLayer):
     pathwise = False
 
     def __init__(self, structure: str, method: str, **options: Any) -> None:
-        hard_options = {k: v for k, v in options.items() if k in ("k", "root")}
+        hard_options = {k: v for k, v in options.items() if k in ("k", "root", "lengths")}
         super().__init__(structure, method, **hard_options)
         # Any: the estimator's attach is not visible through nn.Module's __getattr__.
         self.estimator: Any

@@ -63,9 +63,10 @@ def _arborescence(
 
 
 def _matching(
-    u: Tensor, tau: Tensor, *, n_iters: int = 20, **_: Any
+    u: Tensor, tau: Tensor, *, n_iters: int = 20, anneal: bool = True, **_: Any
 ) -> tuple[Tensor, Callable[[], Tensor]]:
-    return sinkhorn(u, n_iters=n_iters, tau=tau), lambda: solvers.linear_assignment(u.detach())
+    soft = sinkhorn(u, n_iters=n_iters, tau=tau, anneal=anneal)
+    return soft, lambda: solvers.linear_assignment(u.detach())
 
 
 SUPPORTED: dict[str, Callable[..., tuple[Tensor, Callable[[], Tensor]]]] = {
@@ -80,7 +81,7 @@ _OPTIONS = {
     "k_subset": {"k"},
     "spanning_tree": {"lengths", "max_range"},
     "arborescence": {"root", "lengths", "max_range"},
-    "matching": {"n_iters"},
+    "matching": {"n_iters", "anneal"},
 }
 _REQUIRED = {"k_subset": {"k"}}
 _NO_RELAXATION = {
@@ -112,7 +113,9 @@ def sst(
     spanning_tree  ``[..., n, n]``       Matrix-Tree (``lengths``, ``max_range``)
     arborescence   ``[..., n, n]``       directed Matrix-Tree (``root``, ``lengths``,
                                          ``max_range``)
-    matching       ``[..., n, n]``       Gumbel-Sinkhorn (``n_iters``)
+    matching       ``[..., n, n]``       Gumbel-Sinkhorn (``n_iters``, ``anneal``:
+                                         ε-scaling first, default on; see
+                                         :func:`sinkhorn`)
     ============== ===================== =====================================
 
     Args:
