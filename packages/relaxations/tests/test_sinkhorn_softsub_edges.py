@@ -107,6 +107,26 @@ def test_independent_edges_law() -> None:
         (lambda: sinkhorn(torch.zeros(3, 4)), "shape"),
         (lambda: sinkhorn(torch.zeros(3, 3), n_iters=0), "n_iters"),
         (lambda: sinkhorn(torch.full((2, 2), -torch.inf)), "row or column"),
+        # Two rows that may only use column 0: no permutation, no doubly-stochastic limit.
+        (
+            lambda: sinkhorn(torch.tensor([[0.0, -torch.inf], [0.0, -torch.inf], [0.0, 0.0]])),
+            "shape",
+        ),
+        (
+            lambda: sinkhorn(
+                torch.tensor(
+                    [[0.0, -torch.inf, -torch.inf], [0.0, -torch.inf, -torch.inf], [0.0] * 3]
+                )
+            ),
+            "leave no permutation",
+        ),
+        (
+            lambda: gumbel_sinkhorn(
+                torch.tensor([[[0.0, 1.0], [2.0, 3.0]], [[0.0, -torch.inf], [0.0, -torch.inf]]]),
+                1.0,
+            ),
+            "row or column",
+        ),
         (lambda: relaxed_top_k(torch.zeros(3), 4, 1.0), "k must be"),
         (lambda: relaxed_top_k(torch.zeros(3), 1, 0.0), "tau"),
         (lambda: independent_edges(torch.zeros(3, 4), 1.0), "shape"),

@@ -56,13 +56,12 @@ def sinkhorn(
 
     Raises:
         ValueError: on NaN or +inf scores, a non-square input, ``n_iters < 1``,
-            a row or column of ``-inf`` only, or (with ``anneal``) a temperature
-            that varies within a matrix.
+            ``-inf`` entries that no permutation avoids, or (with ``anneal``) a
+            temperature that varies within a matrix.
     """
     check_square(log_alpha, "log_alpha", min_size=1)
     n_iters = as_index(n_iters, "n_iters", 1)
-    if torch.isneginf(log_alpha).all(-1).any() or torch.isneginf(log_alpha).all(-2).any():
-        raise ValueError("log_alpha has a row or column of -inf only: no permutation exists")
+    _check_support(log_alpha)
     t = as_tau(tau, log_alpha)
     start = log_alpha
     if anneal and t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
@@ -77,6 +76,28 @@ def sinkhorn(
         z = z - torch.logsumexp(z, dim=-1, keepdim=True)
         z = z - torch.logsumexp(z, dim=-2, keepdim=True)
     return z.exp()
+
+
+def _check_support(log_alpha: Tensor) -> None:
+    """Raise unless every matrix has a permutation avoiding its ``-inf`` entries.
+
+    Without one, Sinkhorn has no doubly-stochastic limit and silently returns
+    rows that do not sum to 1. Checked by one assignment on the 0 / ``-inf``
+    pattern (it uses a ``-inf`` pair only when it must).
+    """
+    forbidden = torch.isneginf(log_alpha)
+    if not forbidden.any():
+        return
+    if forbidden.all(-1).any() or forbidden.all(-2).any():
+        raise ValueError("log_alpha has a row or column of -inf only: no permutation exists")
+    pattern = torch.zeros(forbidden.shape, dtype=torch.float64).masked_fill_(
+        forbidden.cpu(), -torch.inf
+    )
+    if (linear_assignment(pattern).bool() & forbidden.cpu()).any():
+        raise ValueError(
+            "the -inf entries of log_alpha leave no permutation (no perfect matching "
+            "avoids them): Sinkhorn has no doubly-stochastic limit"
+        )
 
 
 # ε-scaling schedule: the temperature halves per stage, n // 3 rounds each
