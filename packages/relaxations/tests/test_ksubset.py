@@ -42,9 +42,31 @@ def test_extreme_scores_and_neg_inf(dtype: torch.dtype) -> None:
     (out * torch.randn(6, 10, dtype=dtype)).sum().backward()
     assert torch.isfinite(out).all() and torch.isfinite(scores.grad).all()
     assert (out[torch.isneginf(masked)] == 0).all()
-    # float32 keeps ~7 digits of scores ~1e4: log-space differences are good to ~1e-3.
-    tol = 0.05 if dtype == torch.float32 else 1e-6
+    # The DP runs in float64 for float32 input too: sums are exact to its rounding.
+    tol = 1e-6 if dtype == torch.float32 else 1e-9
     torch.testing.assert_close(out.sum(-1), torch.full((6,), 4.0, dtype=dtype), atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize(("n", "k"), [(45, 9), (100, 50), (200, 199)])
+@pytest.mark.parametrize("scale", [10.0, 100.0, 1000.0])
+def test_float32_matches_float64(n: int, k: int, scale: float) -> None:
+    """float32 input, float32 output, float64 accuracy (SST at tau = 0.01 means scores ~100).
+
+    A float32 DP lost up to 6e-2 here (n = 100, k = 50, scale 1000): each marginal
+    is the exponential of a difference of two sums of ~k scores.
+    """
+    scores = torch.randn(8, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
+    scores = (scores * scale).float().double()  # the same values in both precisions
+    want = k_subset_marginals(scores, k)
+    got = k_subset_marginals(scores.float().requires_grad_(True), k)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        k_subset_log_partition(scores.float(), k).double(),
+        k_subset_log_partition(scores, k),
+        atol=0,
+        rtol=1e-6,
+    )
 
 
 def test_batch_shapes_and_trivial_k() -> None:

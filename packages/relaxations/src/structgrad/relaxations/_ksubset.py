@@ -39,6 +39,18 @@ def _prefix(theta: Tensor, k: int) -> Tensor:
     return torch.stack(rows, dim=-2)  # [..., n + 1, k + 1]
 
 
+def _work(scores: Tensor) -> Tensor:
+    """``scores`` in float64 for the DP (a no-op for float64 input).
+
+    ``log e_k`` is about the sum of the ``k`` largest scores, and a marginal is
+    the exponential of a difference of two such sums: in float32 that cancels
+    ~7 digits of a number ``k`` times the scores' scale (measured: 4e-3 error
+    at n = 100, k = 50, scores ~100, i.e. SST at τ = 0.01). The DP is a chain
+    of small ops, so float64 costs little.
+    """
+    return scores if scores.dtype == torch.float64 else scores.to(torch.float64)
+
+
 def _validate(scores: Tensor, k: int) -> tuple[int, int]:
     n, k = check_subset(scores, k)
     finite = torch.isfinite(scores).sum(dim=-1)
@@ -58,7 +70,7 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
         ``[...]`` log-partition values.
     """
     _, k = _validate(scores, k)
-    return _prefix(scores, k)[..., -1, k]
+    return _prefix(_work(scores), k)[..., -1, k].to(scores.dtype)
 
 
 def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
@@ -72,7 +84,8 @@ def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
         k: subset size in ``[0, n]``.
 
     Returns:
-        ``[..., n]`` marginals in ``[0, 1]`` summing to ``k``, same dtype/device.
+        ``[..., n]`` marginals in ``[0, 1]`` summing to ``k``, same dtype/device
+        (computed in float64 whatever the input's precision).
 
     Raises:
         ValueError: on NaN or +inf scores, ``k`` outside ``[0, n]``, or a row with
@@ -85,9 +98,10 @@ def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
         return torch.full_like(scores, float(k > 0)) + 0.0 * scores.masked_fill(
             torch.isneginf(scores), 0.0
         )
+    work = _work(scores)
     # A max shift keeps every exp in range; it cancels in the ratio below.
-    shift = scores.masked_fill(torch.isneginf(scores), 0.0).amax(dim=-1, keepdim=True).detach()
-    theta = scores - shift
+    shift = work.masked_fill(torch.isneginf(work), 0.0).amax(dim=-1, keepdim=True).detach()
+    theta = work - shift
     # Both passes in one loop (the reversed scores stacked in front): the DP is
     # a chain of small ops, so this halves their number.
     both = _prefix(torch.stack([theta, theta.flip(-1)]), k)  # [2, ..., n + 1, k + 1]
@@ -99,4 +113,4 @@ def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
     right = suffix[..., 1:, :k].flip(-1)  # [..., n, k]
     without = safe_logsumexp(left + right, dim=-1)  # [..., n]
     log_marginal = theta + without - log_z.unsqueeze(-1)
-    return log_marginal.exp()
+    return log_marginal.exp().to(scores.dtype)
