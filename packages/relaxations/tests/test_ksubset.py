@@ -23,6 +23,37 @@ def test_equals_brute_force(n: int, k: int) -> None:
 def test_gradcheck() -> None:
     scores = torch.randn(3, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda s: k_subset_marginals(s, 3), (scores,))
+    # The hand-written reverse pass of the DP, with -inf items and a second order.
+    masked = torch.tensor([[0.3, -torch.inf, 1.2, -0.5, 2.0], [1.0, 0.0, -1.0, 0.5, -torch.inf]])
+    masked = masked.double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda s: k_subset_marginals(s, 2), (masked,))
+    assert torch.autograd.gradcheck(lambda s: k_subset_log_partition(s, 3), (scores,))
+    assert torch.autograd.gradgradcheck(lambda s: k_subset_marginals(s, 3), (scores,))
+
+
+@pytest.mark.parametrize("offset", [-1e4, 1e4, 1e6])
+def test_log_partition_is_shift_equivariant(offset: float) -> None:
+    """log Z(θ + c) = log Z(θ) + k c, for large positive offsets too (the DP's floor)."""
+    scores = torch.randn(4, 9, dtype=torch.float64)
+    want = k_subset_log_partition(scores, 4) + 4 * offset
+    torch.testing.assert_close(k_subset_log_partition(scores + offset, 4), want, atol=0, rtol=1e-12)
+    torch.testing.assert_close(
+        k_subset_marginals(scores + offset, 4), k_subset_marginals(scores, 4)
+    )
+
+
+@pytest.mark.parametrize(("n", "k"), [(10, 3), (45, 9), (60, 30), (100, 5), (200, 10), (1000, 999)])
+@pytest.mark.parametrize("share", [0.2, 0.99, 1.5])
+def test_float32_path_stays_accurate(n: int, k: int, share: float) -> None:
+    """float32 input around the float32 budget, n · (k · spread + log C(n, k)) = 6000."""
+    log_count = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
+    spread = max(share * 6000.0 / n - log_count, 1.0) / k
+    gen = torch.Generator().manual_seed(n)
+    scores = torch.rand(6, n, dtype=torch.float64, generator=gen)
+    scores = (scores * spread / scores.amax(-1, keepdim=True)).float().double()
+    want = k_subset_marginals(scores, k)
+    got = k_subset_marginals(scores.float(), k)
+    torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=0)
 
 
 def test_tends_to_top_k() -> None:
@@ -115,3 +146,15 @@ def test_memory_is_linear_in_n_times_k() -> None:
 def test_bad_input(scores: torch.Tensor, k: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         k_subset_marginals(scores, k)  # type: ignore[arg-type]
+
+
+def test_float32_budget_decides_the_working_dtype() -> None:
+    from structgrad.relaxations._ksubset import _work
+
+    gen = torch.Generator().manual_seed(0)
+    gaussian = torch.randn(128, 45, generator=gen)  # the benchmark's input: float32 is enough
+    assert _work(gaussian, 9).dtype == torch.float32
+    assert _work(gaussian * 10, 9).dtype == torch.float64  # SST at tau = 0.1
+    assert _work(torch.zeros(2, 1000), 500).dtype == torch.float64  # log C(1000, 500) = 689
+    assert _work(gaussian.double(), 9).dtype == torch.float64
+    assert _work(gaussian.half(), 9).dtype == torch.float32

@@ -45,29 +45,6 @@ def check_values(scores: Tensor, name: str = "scores") -> None:
         raise ValueError(f"{name} contain +inf")
 
 
-def safe_logaddexp(a: Tensor, b: Tensor) -> Tensor:
-    """``logaddexp`` whose gradient stays finite (zero) where both inputs are ``-inf``.
-
-    ``torch.logaddexp(-inf, -inf)`` is ``-inf`` but its gradient is NaN; the
-    inputs are replaced by zeros there and the output is masked back to ``-inf``.
-    """
-    both = torch.isneginf(a) & torch.isneginf(b)
-    if not both.any():
-        return torch.logaddexp(a, b)
-    zero = torch.zeros((), dtype=a.dtype, device=a.device)
-    out = torch.logaddexp(torch.where(both, zero, a), torch.where(both, zero, b))
-    return torch.where(both, torch.full_like(out, -torch.inf), out)
-
-
-def safe_logsumexp(x: Tensor, dim: int) -> Tensor:
-    """``logsumexp`` over ``dim`` with a finite (zero) gradient on all ``-inf`` slices."""
-    empty = torch.isneginf(x).all(dim=dim, keepdim=True)
-    if not empty.any():
-        return torch.logsumexp(x, dim=dim)
-    out = torch.logsumexp(torch.where(empty, torch.zeros_like(x), x), dim=dim)
-    return torch.where(empty.squeeze(dim), torch.full_like(out, -torch.inf), out)
-
-
 def default_max_range(structure: str) -> float:
     """Default range ``R`` of log-potentials the Matrix-Tree relaxations keep.
 
