@@ -41,8 +41,7 @@ _MISSING = {
     ("binary_tree", "sst"): "argmax-split trees have no tractable exponential-family "
     f"relaxation; use {_SCORE_ONLY}",
     ("binary_tree", "solver"): "its MAP (recursive argmax splits, an [n, n] adjacency from "
-    "[n] scores) is not argmax <z, θ>, which perturbation estimators assume; use "
-    + _SCORE_ONLY,
+    "[n] scores) is not argmax <z, θ>, which perturbation estimators assume; use " + _SCORE_ONLY,
     ("*", "gumbel-softmax"): "Gumbel-softmax relaxes categorical variables only; use 'sst' "
     "(or 'st-sst') for a structured relaxation",
     ("edges", "*"): "independent edges are trained with 'indep' (binary concrete per edge)",

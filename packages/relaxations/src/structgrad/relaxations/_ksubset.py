@@ -115,7 +115,8 @@ class _Prefix(torch.autograd.Function):
 
 def _prefix(theta: Tensor, k: int) -> Tensor:
     """:func:`_prefix_rows` with the floor of ``theta`` and the fast reverse pass."""
-    return _Prefix.apply(theta, k, _floor(theta, k))  # type: ignore[no-any-return]
+    rows: Tensor = _Prefix.apply(theta, k, _floor(theta, k))
+    return rows
 
 
 # float32 input is worked in float32 while n times the magnitude of the DP's
