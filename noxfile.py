@@ -262,5 +262,7 @@ def shootout(session: nox.Session) -> None:
     _install(session, *libraries, str(APPS_DIR / "common"), str(APPS_DIR / "shootout"))
     _guard_direct_urls(session)
     out = str(ROOT / "runs" / "shootout")
-    session.run("python", "-m", "shootout", "--jobs", "2", "--out", out, *session.posargs)
+    session.run(
+        "python", "-m", "shootout", "--jobs", "2", "--out", out, "--overwrite", *session.posargs
+    )
     _release(session)

@@ -154,3 +154,71 @@ def test_one_line_errors(capsys):
     assert capsys.readouterr().err == "app: error: bad input\n"
     assert run_main(lambda argv: None, [], prog="app") == 0
     assert sys.stderr is not None
+
+
+@pytest.mark.parametrize(
+    ("error", "shown"),
+    [
+        (ValueError("scores contain NaN"), "ValueError: scores contain NaN"),
+        (IsADirectoryError(21, "Is a directory"), "IsADirectoryError"),
+        (EOFError("truncated"), "EOFError: truncated"),
+    ],
+)
+def test_input_errors_are_one_line_unless_traceback_asked(capsys, monkeypatch, error, shown):
+    def main(argv):
+        raise error
+
+    monkeypatch.delenv("STRUCTGRAD_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        run_main(main, [], prog="app")
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(f"app: error: {shown}")
+    assert "STRUCTGRAD_TRACEBACK=1" in err
+    monkeypatch.setenv("STRUCTGRAD_TRACEBACK", "1")
+    with pytest.raises(type(error)):
+        run_main(main, [], prog="app")
+    with pytest.raises(KeyError):  # a programming error keeps its traceback
+        run_main(lambda argv: {}["x"], [], prog="app")
+
+
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo pwned",))
+
+
+def test_bad_checkpoints_are_cli_errors(tmp_path):
+    torch.save({"x": _Evil()}, tmp_path / "evil.pt")
+    (tmp_path / "cut.pt").write_bytes(b"PK\x03\x04 not a whole archive")
+    torch.save([1, 2], tmp_path / "list.pt")
+    for name, match in [("evil.pt", "cannot read"), ("cut.pt", "cannot read"), ("list.pt", "list")]:
+        with pytest.raises(CLIError, match=match):
+            load_checkpoint(tmp_path / name)
+    with pytest.raises(CLIError, match="cannot read"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_atomic_files_get_the_umask_mode(tmp_path):
+    old = os.umask(0o027)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o640
+
+
+def test_float_flag_types():
+    import argparse
+
+    from structgrad_app_common import nonnegative_float, positive_float, positive_range
+
+    assert positive_float("1e-3") == 1e-3 and nonnegative_float("0") == 0.0
+    assert positive_range("inf") == math.inf
+    for kind, bad in [
+        (positive_float, ["0", "-1", "inf", "nan", "x"]),
+        (nonnegative_float, ["-1e-9", "inf", "nan"]),
+        (positive_range, ["0", "-1", "nan"]),
+    ]:
+        for text in bad:
+            with pytest.raises(argparse.ArgumentTypeError):
+                kind(text)

@@ -60,3 +60,11 @@ def test_malformed_files(tmp_path, beer_folder):
     folder = beer_folder("g")
     (folder / "reviews.aspect1.train.txt").write_bytes(b"\xff\xfe\x00bad")
     _fails(folder, "cannot read")
+    for name, rating in [("h", "nan"), ("i", "7.5")]:
+        folder = beer_folder(name)
+        (folder / "reviews.aspect1.heldout.txt").write_text(f"0.5 {rating} 0.5\tsome words\n")
+        _fails(folder, f"rating {float(rating)} outside [0, 1]")
+    folder = beer_folder("j")
+    with open(folder / "review+wiki.filtered.200.txt", "a") as f:
+        f.write("odd 1 nan 2 3\n")
+    _fails(folder, "the vector of 'odd' is not finite")

@@ -41,6 +41,35 @@ def test_resume_reuses_matching_rows(tmp_path, capsys):
     assert (out / "rows.jsonl").read_text() != first
 
 
+def test_existing_rows_need_resume_or_overwrite(tmp_path, capsys):
+    argv = ["--smoke", "--out", str(tmp_path), "--no-progress", "--structures", "categorical"]
+    argv += ["--estimators", "imle,ste"]
+    assert main(argv) == 0
+    _fail(capsys, argv, "already holds rows; pass --resume or --overwrite")
+    assert main([*argv, "--overwrite"]) == 0
+
+
+def test_rows_are_logged_as_pairs_finish(tmp_path, monkeypatch):
+    """An interrupted run keeps the rows of the pairs done so far (for --resume)."""
+    import shootout.run as run_module
+
+    real = run_module.evaluate_pair
+    calls = []
+
+    def flaky(**task):
+        if calls:
+            raise KeyboardInterrupt  # the second pair: interrupted
+        calls.append(task)
+        return real(**task)
+
+    monkeypatch.setattr(run_module, "evaluate_pair", flaky)
+    argv = ["--smoke", "--out", str(tmp_path), "--no-progress", "--structures", "categorical"]
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "--estimators", "imle,ste"])
+    rows = (tmp_path / "rows.jsonl").read_text().splitlines()
+    assert len(rows) == 1 and '"imle"' in rows[0]
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -66,7 +66,7 @@ def test_bad_flags_one_line_errors(tmp_path, capsys):
     _fail(capsys, [*base, "--resume", "--overwrite"], "exclude each other")
     _fail(capsys, [*base, "--iters", "0"], "must be >= 1")
     _fail(capsys, [*base, "--num-mc", "1"], "--num-mc must be >= 2")
-    _fail(capsys, [*base, "--lr", "-1"], "--lr must be > 0")
+    _fail(capsys, [*base, "--lr", "-1"], "argument --lr: must be a finite number > 0")
     _fail(capsys, [*base, "--dim", "x"], "expected an integer")
     sub = ["run", "--smoke", "--out", str(tmp_path / "s"), "--structure", "k_subset"]
     _fail(capsys, [*sub, "--estimator", "sst", "--tau", "0"], "--tau must be > 0")

@@ -18,6 +18,12 @@ from typing import IO, Any
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def _atomic_handle(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     """Yield a binary handle whose content replaces ``path`` only on success."""
@@ -25,6 +31,8 @@ def _atomic_handle(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file 0600; give it the mode open() would (0666 & ~umask).
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -91,7 +99,22 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 
     Uses ``torch.load(weights_only=True)``: only tensors and plain containers
     are unpickled, never arbitrary objects.
+
+    Raises:
+        CLIError: if the file is not such a checkpoint (truncated, another
+            format, or a pickle that needs more than tensors and containers).
     """
+    import pickle
+
     import torch
 
-    return torch.load(path, map_location="cpu", weights_only=True)
+    from .cli import CLIError
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CLIError(f"cannot read checkpoint {str(path)!r}: {first}") from None
+    if not isinstance(state, dict):
+        raise CLIError(f"checkpoint {str(path)!r} holds {type(state).__name__}, not a dict")
+    return state

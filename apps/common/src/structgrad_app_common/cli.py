@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import os
+import pickle
 import sys
+import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
+#: Set to a non-empty value to get the traceback of a failed command.
+TRACEBACK_ENV = "STRUCTGRAD_TRACEBACK"
+# What a command raises for bad input that reached the libraries (a ValueError
+# naming the problem), unreadable or unwritable files, and corrupt archives.
+_INPUT_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
 T = TypeVar("T")
 
 
@@ -36,7 +45,13 @@ def run_main(
     *,
     prog: str,
 ) -> int:
-    """Run ``main(argv)`` and turn a :class:`CLIError` into a one-line exit.
+    """Run ``main(argv)`` and turn user errors into a one-line exit.
+
+    A :class:`CLIError` exits with code 2. A ``ValueError`` (the libraries'
+    message for bad input, e.g. a flag value they reject or data that made the
+    model diverge), an ``OSError`` (a path that cannot be read or written) or a
+    corrupt file exits with code 1 after one line; set ``STRUCTGRAD_TRACEBACK=1``
+    to get the traceback instead.
 
     Args:
         main: the command; returns an exit code or ``None`` (success).
@@ -47,14 +62,22 @@ def run_main(
         The exit code of ``main``.
 
     Raises:
-        SystemExit: with code 2 after printing the error line, on ``CLIError``.
+        SystemExit: with code 2 on ``CLIError``, 1 on the errors above.
     """
     try:
         return int(main(argv) or 0)
     except CLIError as err:
-        message = " ".join(str(err).split())
-        print(f"{prog}: error: {message}", file=sys.stderr)
+        _one_line(prog, str(err))
         raise SystemExit(EXIT_USAGE) from None
+    except _INPUT_ERRORS as err:
+        if os.environ.get(TRACEBACK_ENV):
+            raise
+        _one_line(prog, f"{type(err).__name__}: {err} (set {TRACEBACK_ENV}=1 for the traceback)")
+        raise SystemExit(EXIT_FAILURE) from None
+
+
+def _one_line(prog: str, message: str) -> None:
+    print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
 
 
 def positive_int(text: str) -> int:
@@ -69,6 +92,49 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def positive_float(text: str) -> float:
+    """``argparse`` type: a finite number ``> 0`` (learning rates, variances).
+
+    Raises:
+        argparse.ArgumentTypeError: otherwise.
+    """
+    value = _float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
+    return value
+
+
+def nonnegative_float(text: str) -> float:
+    """``argparse`` type: a finite number ``>= 0``.
+
+    Raises:
+        argparse.ArgumentTypeError: otherwise.
+    """
+    value = _float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
+    return value
+
+
+def positive_range(text: str) -> float:
+    """``argparse`` type: a number ``> 0``, ``inf`` allowed (a clipping range).
+
+    Raises:
+        argparse.ArgumentTypeError: otherwise.
+    """
+    value = _float(text)
+    if not value > 0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be > 0 (or inf), got {text!r}")
     return value
 
 

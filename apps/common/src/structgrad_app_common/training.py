@@ -24,6 +24,7 @@ __all__ = [
     "RunControl",
     "check_run_flags",
     "derived_generator",
+    "load_entry",
     "open_log",
     "open_run",
     "restore_state",
@@ -121,7 +122,9 @@ def open_run(
         if not last.is_file():
             raise CLIError(f"--resume: no checkpoint {str(last)!r} to resume from")
         state = load_checkpoint(last)
-        saved = state["config"]
+        saved = state.get("config")
+        if not isinstance(saved, dict):
+            raise CLIError(f"--resume: {str(last)!r} is not a checkpoint of this app (no config)")
         changed = [k for k in resume_keys if _norm(saved.get(k)) != _norm(getattr(config, k))]
         if changed:
             raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
@@ -188,14 +191,37 @@ def training_state(model: Any, optimizer: Any, generator: Any, **extra: Any) -> 
     }
 
 
-def restore_state(state: dict[str, Any], model: Any, optimizer: Any, generator: Any) -> None:
+def load_entry(target: Any, state: dict[str, Any], key: str, source: str) -> None:
+    """``target.load_state_dict(state[key])``; a missing or mismatched entry is a :class:`CLIError`.
+
+    Args:
+        target: a module or optimiser.
+        state: a loaded checkpoint.
+        key: the entry to load.
+        source: the checkpoint's path, for the message.
+    """
+    if key not in state:
+        raise CLIError(f"checkpoint {source!r} has no {key!r} entry: not a run of this app")
+    try:
+        target.load_state_dict(state[key])
+    except (RuntimeError, KeyError, ValueError, TypeError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise CLIError(f"checkpoint {source!r} does not fit this {key} ({first})") from None
+
+
+def restore_state(
+    state: dict[str, Any], model: Any, optimizer: Any, generator: Any, *, source: str = "last.pt"
+) -> None:
     """Load what :func:`training_state` saved back into the objects (and the global RNG)."""
     import torch
 
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
+    load_entry(model, state, "model", source)
+    load_entry(optimizer, state, "optimizer", source)
+    try:
+        generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+    except (KeyError, RuntimeError, TypeError) as err:
+        raise CLIError(f"checkpoint {source!r} has no usable random state ({err})") from None
 
 
 def save_state(

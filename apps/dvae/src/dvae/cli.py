@@ -18,6 +18,8 @@ from structgrad_app_common import (
     add_sweep_flags,
     check_names,
     config_from_args,
+    nonnegative_float,
+    positive_float,
     positive_int,
     report_sweep,
     run_command,
@@ -80,7 +82,7 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     o.add_argument("--epochs", type=positive_int, default=10, help="training epochs (10)")
     o.add_argument("--batch-size", type=positive_int, default=100, help="batch size (100)")
     if not sweep:
-        o.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+        o.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (1e-3)")
         o.add_argument(
             "--tau",
             type=float,
@@ -129,7 +131,7 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     )
     m.add_argument(
         "--target-nnz",
-        type=float,
+        type=nonnegative_float,
         default=10.0,
         help="aimle-*: target non-zero gradient entries per sample (10)",
     )

@@ -113,6 +113,10 @@ def _reviews(path: Path, aspect: int) -> tuple[list[list[str]], np.ndarray]:
             )
         if aspect >= len(values):
             raise CLIError(f"{path.name}:{no}: no rating column {aspect} (has {len(values)})")
+        if not 0.0 <= values[aspect] <= 1.0:  # NaN fails too
+            raise CLIError(
+                f"{path.name}:{no}: rating {values[aspect]} outside [0, 1] (normalised ratings)"
+            )
         docs.append(text.split())
         ratings.append(values[aspect])
     return docs, np.asarray(ratings, dtype=np.float32)
@@ -126,6 +130,8 @@ def _embeddings(path: Path, vocab: dict[str, int]) -> np.ndarray:
             vec = np.asarray(values, dtype=np.float32)
         except ValueError:
             raise CLIError(f"{path.name}:{no}: non-numeric embedding value") from None
+        if not np.isfinite(vec).all():
+            raise CLIError(f"{path.name}:{no}: the vector of {word!r} is not finite")
         if matrix is None:
             if vec.size == 0:
                 raise CLIError(f"{path.name}:{no}: a word without a vector")

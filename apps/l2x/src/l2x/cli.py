@@ -23,11 +23,13 @@ from structgrad_app_common import (
     config_from_args,
     json_safe,
     load_checkpoint,
+    positive_float,
     positive_int,
     report_sweep,
     run_command,
     sweep_base,
 )
+from structgrad_app_common.training import load_entry
 
 from l2x.methods import method_names
 from l2x.tasks import TASKS
@@ -71,7 +73,7 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
             help="relaxation or noise temperature (default per method, see README)",
         )
         m.add_argument("--seed", type=int, default=0, help="training seed (0)")
-        m.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (1e-3)")
+        m.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (1e-3)")
     m.add_argument(
         "--k",
         type=positive_int,
@@ -135,7 +137,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, data=args.data)
     check(dataclasses.replace(config, resume=False))
     task, spec, model = setup(config)
-    model.load_state_dict(load_checkpoint(ckpt)["model"])
+    load_entry(model, load_checkpoint(ckpt), "model", str(ckpt))
     result = {"run": str(run_dir), "checkpoint": ckpt.name, "task": task.name, "method": spec.name}
     for split in ("valid", "test"):
         res = task.evaluate(model, split, args.eval_batch_size)

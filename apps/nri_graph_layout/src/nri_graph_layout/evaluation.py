@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 from structgrad_app_common import load_checkpoint, read_jsonl
-from structgrad_app_common.training import write_final
+from structgrad_app_common.training import load_entry, write_final
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import TrainConfig
@@ -97,7 +97,7 @@ def finish(
 
     out = Path(config.out)
     best = load_checkpoint(best_path)
-    model.load_state_dict(best["model"])
+    load_entry(model, best, "model", str(best_path))
     test = score(model, data, "test", config)
     records = read_jsonl(out / "metrics.jsonl")
     valid = [r for r in records if r.get("split") == "valid"]

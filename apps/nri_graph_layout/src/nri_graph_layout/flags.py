@@ -10,7 +10,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from structgrad_app_common import CLIError, add_resume_flags, config_from_args, positive_int
+from structgrad_app_common import (
+    CLIError,
+    add_resume_flags,
+    config_from_args,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    positive_range,
+)
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import TrainConfig
@@ -77,7 +85,7 @@ def add_generate_flags(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--noise-std",
-        type=float,
+        type=nonnegative_float,
         default=0.0,
         help="Gaussian noise added before each later frame (0)",
     )
@@ -141,7 +149,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     )
     o = p.add_argument_group("optimisation")
     if not sweep:
-        o.add_argument("--lr", type=float, default=3e-4, help="Adam learning rate (3e-4)")
+        o.add_argument("--lr", type=positive_float, default=3e-4, help="Adam learning rate (3e-4)")
         o.add_argument(
             "--tau",
             type=float,
@@ -162,7 +170,9 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     m.add_argument(
         "--prediction-steps", type=positive_int, help="training rollout length P (default T-1)"
     )
-    m.add_argument("--var", type=float, default=5e-5, help="decoder Gaussian variance (5e-5)")
+    m.add_argument(
+        "--var", type=positive_float, default=5e-5, help="decoder Gaussian variance (5e-5)"
+    )
     m.add_argument(
         "--kl",
         choices=("gumbel", "categorical"),
@@ -172,7 +182,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     )
     m.add_argument(
         "--max-range",
-        type=float,
+        type=positive_range,
         default=15.0,
         help="tree SST: clip scores at max − R (15; 'inf' disables)",
     )

@@ -124,6 +124,12 @@ def parser() -> ArgumentParser:
         help="keep the rows of DIR/rows.jsonl measured with the same settings and "
         "only run the missing pairs",
     )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start afresh even if DIR/rows.jsonl holds rows (without it, or --resume, "
+        "an existing rows.jsonl is an error)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p
 
@@ -198,6 +204,8 @@ def _main(argv: Sequence[str] | None) -> int:
         raise CLIError(f"--out {out} exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     log_path = out / "rows.jsonl"
+    if log_path.exists() and not (args.resume or args.overwrite):
+        raise CLIError(f"{str(log_path)!r} already holds rows; pass --resume or --overwrite")
     kept = _kept(log_path, config, todo) if args.resume else []
     done = {(r["structure"], r["estimator"]) for r in kept}
     missing = [p for p in todo if p not in done]
@@ -209,9 +217,9 @@ def _main(argv: Sequence[str] | None) -> int:
     ):
         for r in kept:
             log.log(r)
-        new = run(missing, config, jobs=args.jobs, progress=bar.update)
-        for r in new:
-            log.log(r)
+        # Rows are logged as each batch of pairs finishes, so an interrupted
+        # run resumes from them.
+        new = run(missing, config, jobs=args.jobs, progress=bar.update, record=log.log)
     by_pair = {(r["structure"], r["estimator"]): r for r in [*kept, *new]}
     rows = [by_pair[p] for p in todo]
     table = markdown(rows)

@@ -163,8 +163,11 @@ def run(
     *,
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    record: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Evaluate ``todo`` pairs (``jobs`` in parallel); ``progress(k)`` after each batch.
+
+    ``record(row)`` is called for each row as soon as its batch is done.
 
     Returns:
         One row per pair, in ``todo`` order.
@@ -185,10 +188,15 @@ def run(
     step = 1 if jobs <= 1 else 3 * jobs  # a few pairs per worker between progress updates
     for i in range(0, len(tasks), step):
         batch = tasks[i : i + step]
-        if jobs <= 1:
-            rows += [evaluate_pair(**t) for t in batch]
-        else:
-            rows += run_parallel(evaluate_pair, batch, n_jobs=jobs)
+        done = (
+            [evaluate_pair(**t) for t in batch]
+            if jobs <= 1
+            else run_parallel(evaluate_pair, batch, n_jobs=jobs)
+        )
+        rows += done
+        if record is not None:
+            for row in done:
+                record(row)
         if progress is not None:
             progress(len(batch))
     return rows

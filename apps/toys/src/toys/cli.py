@@ -18,6 +18,7 @@ from structgrad_app_common import (
     add_joblib_flags,
     add_resume_flags,
     config_from_args,
+    positive_float,
     positive_int,
     print_failures,
     run_command,
@@ -43,7 +44,10 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     )
     o = p.add_argument_group("optimisation and evaluation")
     o.add_argument(
-        "--lr", type=float, default=0.01, help="Adam learning rate, logits and critic (0.01)"
+        "--lr",
+        type=positive_float,
+        default=0.01,
+        help="Adam learning rate, logits and critic (0.01)",
     )
     o.add_argument("--iters", type=positive_int, default=15_000, help="optimiser steps (15000)")
     o.add_argument(
