@@ -52,6 +52,9 @@ def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
     # The interrupted run ends exactly where an uninterrupted one does.
     for a, b in zip(recs, ref_recs, strict=True):
         assert a["mean_loss"] == b["mean_loss"] and a["grad_std"] == pytest.approx(b["grad_std"])
+        # The training-loss window (steps 6..10 here) spans the stop: checkpointed.
+        if b["train_loss"] is not None:  # None at step 0
+            assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-12)
     assert torch.equal(last_checkpoint(out)["theta"], last_checkpoint(ref)["theta"])
 
 

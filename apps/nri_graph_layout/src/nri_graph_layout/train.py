@@ -102,16 +102,30 @@ def run(config: TrainConfig) -> dict[str, Any]:
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     step, best, elapsed = 0, -math.inf, 0.0
+    # The training-loss window (loss, nll, kl sums) since the last log line:
+    # checkpointed, so a resumed run logs the same means as an uninterrupted one.
+    totals, count = np.zeros(3), 0
     if state is not None:
         restore_state(state, model, optimizer, gen)
         step, best, elapsed = int(state["step"]), float(state["best_elbo"]), float(state["elapsed"])
+        totals[:] = state.get("train_totals", [0.0, 0.0, 0.0])
+        count = int(state.get("train_count", 0))
     conf = write_config(out, config)
     log = open_log(out, state)
 
     def checkpoint() -> None:
         seconds = elapsed + time.perf_counter() - t0
         save_state(
-            last, model, optimizer, gen, step=step, best_elbo=best, elapsed=seconds, config=conf
+            last,
+            model,
+            optimizer,
+            gen,
+            step=step,
+            best_elbo=best,
+            elapsed=seconds,
+            config=conf,
+            train_totals=[float(v) for v in totals],
+            train_count=count,
         )
 
     def validate() -> None:
@@ -129,8 +143,6 @@ def run(config: TrainConfig) -> dict[str, Any]:
     with log:
         if state is None:  # a resumed run already scored its earlier steps
             validate()
-        totals = np.zeros(3)
-        count = 0
         bar = tqdm(
             total=config.iterations,
             initial=step,

@@ -137,6 +137,9 @@ def run(config: RunConfig) -> dict[str, Any]:
     optimizer = torch.optim.Adam([theta, *layer.parameters()], lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     step, elapsed = 0, 0.0
+    # The training-loss window since the last evaluation: checkpointed, so a
+    # resumed run logs the same mean as an uninterrupted one.
+    running, count = 0.0, 0
     if state is not None:
         with torch.no_grad():
             theta.copy_(state["theta"])
@@ -144,6 +147,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         optimizer.load_state_dict(state["optimizer"])
         gen.set_state(state["generator"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
+        running, count = float(state.get("running", 0.0)), int(state.get("count", 0))
     conf = write_config(out, config)
     log = open_log(out, state)
     t0 = time.perf_counter()
@@ -161,6 +165,8 @@ def run(config: RunConfig) -> dict[str, Any]:
                 "generator": gen.get_state(),
                 "step": step,
                 "elapsed": seconds(),
+                "running": running,
+                "count": count,
                 "config": conf,
             },
         )
@@ -199,7 +205,6 @@ def run(config: RunConfig) -> dict[str, Any]:
             disable=not config.progress,
             leave=False,
         )
-        running, count = 0.0, 0
         while step < config.iters:
             if config.stops_at(step):
                 checkpoint()
