@@ -95,47 +95,30 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _float(text: str) -> float:
+def _checked_float(text: str, ok: Callable[[float], bool], wanted: str) -> float:
+    """``float(text)`` if ``ok`` accepts it, else an ``ArgumentTypeError`` saying ``wanted``."""
     try:
-        return float(text)
+        value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not ok(value):  # NaN fails every test below
+        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
+    return value
 
 
 def positive_float(text: str) -> float:
-    """``argparse`` type: a finite number ``> 0`` (learning rates, variances).
-
-    Raises:
-        argparse.ArgumentTypeError: otherwise.
-    """
-    value = _float(text)
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+    """``argparse`` type: a finite number ``> 0`` (learning rates, variances)."""
+    return _checked_float(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 
 
 def nonnegative_float(text: str) -> float:
-    """``argparse`` type: a finite number ``>= 0``.
-
-    Raises:
-        argparse.ArgumentTypeError: otherwise.
-    """
-    value = _float(text)
-    if not (math.isfinite(value) and value >= 0):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
+    """``argparse`` type: a finite number ``>= 0``."""
+    return _checked_float(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
 
 
 def positive_range(text: str) -> float:
-    """``argparse`` type: a number ``> 0``, ``inf`` allowed (a clipping range).
-
-    Raises:
-        argparse.ArgumentTypeError: otherwise.
-    """
-    value = _float(text)
-    if not value > 0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be > 0 (or inf), got {text!r}")
-    return value
+    """``argparse`` type: a number ``> 0``, ``inf`` allowed (a clipping range)."""
+    return _checked_float(text, lambda v: v > 0, "> 0 (or inf)")
 
 
 def float_pair(text: str) -> tuple[float, float]:
