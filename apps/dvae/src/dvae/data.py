@@ -58,12 +58,15 @@ class Dataset:
         """Pixels per image."""
         return self.side * self.side
 
-    def describe(self) -> str:
-        """One line: source, sizes and pixel values."""
+    def describe(self, max_train: int | None = None) -> str:
+        """One line: source, sizes and pixel values (and how many train images are used)."""
         pixels = "binarised 0/1 pixels" if self.binarised else "grey levels in [0, 1]"
+        train = f"{len(self.train)} train"
+        if max_train is not None and max_train < len(self.train):
+            train += f" (the first {max_train} used)"
         return (
             f"{self.name}: {self.side}x{self.side} images, {pixels}; "
-            f"{len(self.train)} train / {len(self.valid)} valid / {len(self.test)} test"
+            f"{train} / {len(self.valid)} valid / {len(self.test)} test"
         )
 
 

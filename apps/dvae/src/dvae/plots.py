@@ -114,7 +114,7 @@ def finish(c: TrainConfig, model: DiscreteVAE, data: Dataset, *, diverged: bool)
     }
     final = {
         "method": c.method,
-        "data": data.describe(),
+        "data": data.describe(c.max_train),
         "seed": c.seed,
         "lr": c.lr,
         "tau": c.tau,

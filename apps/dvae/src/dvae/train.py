@@ -113,7 +113,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     conf = write_config(out, c)
     log = open_log(out, state, step_key="epoch")
     if state is None:
-        print(f"data: {data.describe()}", file=sys.stderr)
+        print(f"data: {data.describe(c.max_train)}", file=sys.stderr)
     t0 = time.perf_counter()
     n_batches = math.ceil(len(x_train) / c.batch_size)
     bar = tqdm(

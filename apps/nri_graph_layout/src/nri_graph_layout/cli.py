@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(
         func=cmd_quickstart, search_seed=0, trials=1, lr_range=(1e-3, 1e-3), tau_range=(1.0, 1.0)
     )
-    add_train_flags(p, sweep=True)
+    add_train_flags(p, sweep=True, data=False)
     p.set_defaults(**QUICK_TRAIN)  # after the flags: the preset wins over their defaults
     return parser
 

@@ -111,11 +111,20 @@ def generate_config(args: argparse.Namespace) -> data_mod.GenerateConfig:
     )
 
 
-def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
-    """The training flags (``sweep``: without those set per run: out, method, seed, lr, τ)."""
+def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = True) -> None:
+    """The training flags.
+
+    ``sweep``: without those set per run (out, method, seed, lr, τ); ``data``:
+    with ``--data`` (``quickstart`` makes its own data set).
+    """
     methods = ", ".join(method_names())
     r = p.add_argument_group("run")
-    r.add_argument("--data", help="data set .npz written by 'generate' (required unless --smoke)")
+    if data:
+        r.add_argument(
+            "--data", help="data set .npz written by 'generate' (required unless --smoke)"
+        )
+    else:
+        p.set_defaults(data=None)
     if not sweep:
         r.add_argument("--out", help="output folder (default: runs/<method>-seed<seed>)")
         r.add_argument(

@@ -45,7 +45,9 @@ def heatmap(rows: list[dict[str, Any]], path: str | Path, *, metric: str = "cosi
         grid[structures.index(r["structure"]), estimators.index(r["estimator"])] = v
     finite = grid[np.isfinite(grid)]
     lo, hi = limits or ((float(finite.min()), float(finite.max())) if finite.size else (0, 1))
-    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(estimators), 1.2 + 0.55 * len(structures)))
+    # At least 4 x 2.5 inches: a single pair's title and colour bar must fit too.
+    size = (max(4.0, 1.0 + 0.75 * len(estimators)), max(2.5, 1.2 + 0.55 * len(structures)))
+    fig, ax = plt.subplots(figsize=size)
     image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
     ax.set_xticks(range(len(estimators)), estimators, rotation=45, ha="right")
     ax.set_yticks(range(len(structures)), structures)
