@@ -69,6 +69,8 @@ def test_malformed_files(tmp_path):
     _bad(tmp_path, "magic")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(b"abc")
     _bad(tmp_path, "not an IDX")
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx(np.zeros((5, 0, 0), np.uint8)))
+    _bad(tmp_path, "expected non-empty square images, got 5x0x0")
     (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx(_images(3)))
     (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8bgarbage")
     _bad(tmp_path, "cannot read")

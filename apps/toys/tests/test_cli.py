@@ -97,9 +97,14 @@ def test_all_smoke_table_and_resume(tmp_path, capsys):
     assert main(argv) == 0
     table = (out / "table.md").read_text().splitlines()
     assert len(table) == 2 + 3  # matching/t-reinforce, k_subset/t-reinforce, k_subset/imle
-    assert table[2].startswith("| matching | t-reinforce | -5 |") and "(-5.9)" in table[2]
+    # dim 5 (smoke): the reference numbers (dim 10) are left out of the table.
+    assert table[2].startswith("| matching | t-reinforce | -5 |") and "(-5.9)" not in table[2]
     assert "@20" in table[3] and (out / "matching.png").exists()
-    assert len(json.loads((out / "results.json").read_text())) == 3
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 3
+    from toys.sweep import table as make_table
+
+    assert "(-5.9)" in make_table(results, with_reference=True).splitlines()[2]
     capsys.readouterr()
     _fail(capsys, argv, "already holds a run")
     assert main([*argv, "--resume"]) == 0  # every run finished: nothing to do, same table

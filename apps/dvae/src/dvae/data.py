@@ -131,8 +131,8 @@ def read_idx_images(path: str | Path) -> np.ndarray:
             f"{str(path)!r} is truncated or padded: header says {n}x{rows}x{cols} images "
             f"({16 + n * rows * cols} bytes), file has {len(raw)} bytes"
         )
-    if n == 0 or rows != cols:
-        raise CLIError(f"{str(path)!r}: expected square images, got {n}x{rows}x{cols}")
+    if n == 0 or rows == 0 or rows != cols:
+        raise CLIError(f"{str(path)!r}: expected non-empty square images, got {n}x{rows}x{cols}")
     return np.frombuffer(raw, dtype=np.uint8, offset=16).reshape(n, rows, cols)
 
 

@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="every structure × estimator (× seed) through joblib, with the table",
         description="Runs every applicable (structure, estimator) pair, writes one PNG per "
         "structure and table.md: loss at 1k/2k/5k/final steps and the first step within "
-        "0.5 of the optimum, beside the reference numbers in parentheses.",
+        "0.5 of the optimum, beside the reference numbers in parentheses (--dim 10 only).",
     )
     p.add_argument("--out", default="runs/all", help="sweep folder (runs/all)")
     p.add_argument(

@@ -12,7 +12,10 @@ top-k (the IMLE synthetic problem reports plots only, with SGD, not Adam).
 
 from __future__ import annotations
 
-__all__ = ["REFERENCE", "REFERENCE_STEPS"]
+__all__ = ["REFERENCE", "REFERENCE_DIM", "REFERENCE_STEPS"]
+
+#: The problem size the reference numbers are for (other sizes show none).
+REFERENCE_DIM = 10
 
 #: Steps of the reference columns (14 500 is the reference's last reported value).
 REFERENCE_STEPS = (1000, 2000, 5000, 14500)

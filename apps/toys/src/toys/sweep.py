@@ -30,7 +30,7 @@ from structgrad_app_common import (
 
 from toys.methods import applicable
 from toys.problems import STRUCTURES
-from toys.reference import REFERENCE
+from toys.reference import REFERENCE, REFERENCE_DIM
 from toys.train import RunConfig, run
 
 __all__ = ["loss_at", "plan", "run_all", "table"]
@@ -120,14 +120,18 @@ def _cell(values: list[float | None], ref: float | str | None, *, integer: bool 
     return ours if ref is None else f"{ours} ({ref})"
 
 
-def table(results: list[dict[str, Any]]) -> str:
-    """Markdown table: loss at 1k / 2k / 5k / final and first step within 0.5, "ours (ref)"."""
+def table(results: list[dict[str, Any]], *, with_reference: bool = True) -> str:
+    """Markdown table: loss at 1k / 2k / 5k / final and first step within 0.5, "ours (ref)".
+
+    ``with_reference=False`` (runs of another size than the reference's) leaves
+    the reference numbers out.
+    """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
         groups.setdefault((r["structure"], r["estimator"]), []).append(r)
     rows = []
     for (structure, estimator), recs in groups.items():
-        ref = REFERENCE.get(structure, {}).get(estimator)
+        ref = REFERENCE.get(structure, {}).get(estimator) if with_reference else None
         ok = [r for r in recs if "error" not in r]
         if not ok:
             rows.append([structure, estimator, "", *["error"] * 5])
@@ -202,7 +206,7 @@ def run_all(
                 title=f"{s} (n={base.dim}, seed {seeds[0]})",
                 optimum=optimum,
             )
-    md = table(results)
+    md = table(results, with_reference=base.dim == REFERENCE_DIM)
     atomic_write_text(out / "results.json", json.dumps(json_safe(results), indent=2) + "\n")
     atomic_write_text(out / "table.md", md + "\n")
     return results, md
