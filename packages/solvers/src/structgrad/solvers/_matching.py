@@ -51,12 +51,7 @@ def linear_assignment(scores: Any) -> Any:
     """
     inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
     n = inp.flat.shape[1]
-    values = inp.flat.astype(np.float64, copy=False)
-    # NaN and +inf are rejected above, so a -inf is present iff it is the minimum: one
-    # reduction instead of forbid_neg_inf's isneginf passes when there is none (it
-    # would return the values unchanged then).
-    if values.size and values.min() == -np.inf:
-        values = forbid_neg_inf(values, terms=n)
+    values = forbid_neg_inf(inp.flat, terms=n)
     perm = np.zeros(inp.flat.shape, dtype=inp.flat.dtype)  # calloc'd, unlike zeros_like
     kernel("_assignment", "_assignment_ref").assignment(values, perm)
     return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))
