@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._utils import check_subset
+from ._utils import check_subset, hi_and_spread
 
 __all__ = ["k_subset_log_partition", "k_subset_marginals"]
 
@@ -140,21 +140,18 @@ def _work(scores: Tensor, k: int) -> Tensor:
     """
     if scores.dtype == torch.float64:
         return scores
-    values = scores.detach()
-    forbidden = torch.isneginf(values)
-    hi = values.masked_fill(forbidden, -torch.inf).amax(dim=-1)
-    lo = values.masked_fill(forbidden, torch.inf).amin(dim=-1)
-    spread = float((hi - lo).max()) if values.numel() else 0.0
-    n = values.shape[-1]
+    _, spread = hi_and_spread(scores.detach())
+    n = scores.shape[-1]
     log_count = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
     small = n * (k * spread + log_count) <= _FLOAT32_BUDGET
     return scores.to(torch.float32 if small else torch.float64)
 
 
 def _shifted(scores: Tensor) -> tuple[Tensor, Tensor]:
-    """``(θ − c, c)`` with ``c`` ``[..., 1]`` the largest finite score of each row (detached).
+    """``(θ − c, c)``: ``c`` ``[..., 1]`` is each row's largest score (detached).
 
-    Keeps every ``exp`` in range and ``θ <= 0``, which :func:`_floor` needs.
+    ``-inf`` entries count as 0 there (a row holding one is shifted by at least
+    0). Keeps every ``exp`` in range and ``θ <= 0``, which :func:`_floor` needs.
     """
     shift = scores.masked_fill(torch.isneginf(scores), 0.0).amax(dim=-1, keepdim=True).detach()
     return scores - shift, shift

@@ -41,6 +41,12 @@ from torch import Tensor
 
 __all__ = ["directed_marginals", "undirected_marginals"]
 
+#: What a singular Laplacian or non-finite marginals mean, for the error messages.
+DISCONNECTED = (
+    "the finite-score edges do not connect every graph, or the scores span more than "
+    "float64 can hold (a finite max_range prevents that)"
+)
+
 #: Removed vertices: none, one vertex for the whole batch, or a ``[..., n]`` mask.
 Removed = int | Tensor | None
 
@@ -76,10 +82,7 @@ def _inverse(w: Tensor, removed: Removed) -> Tensor:
     """``M``: the inverse of the Laplacian minor, zero on the removed rows and columns."""
     inv, info = torch.linalg.inv_ex(_drop(_in_laplacian(w), removed, 1.0))
     if (info != 0).any():
-        raise ValueError(
-            "the finite-score edges do not connect every graph, or the scores span more "
-            "than float64 can hold (a finite max_range prevents that)"
-        )
+        raise ValueError(DISCONNECTED)
     return _drop(inv, removed, 0.0)
 
 

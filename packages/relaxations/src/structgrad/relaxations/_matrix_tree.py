@@ -20,9 +20,16 @@ import torch
 from torch import Tensor
 
 from ._arborescence_clip import dual_clip
-from ._laplacian import Removed, directed_marginals, undirected_marginals
+from ._laplacian import DISCONNECTED, Removed, directed_marginals, undirected_marginals
 from ._tree_clip import bottleneck_clip
-from ._utils import as_index, check_square, check_values, default_max_range
+from ._utils import (
+    as_index,
+    check_square,
+    check_values,
+    default_max_range,
+    finite_min,
+    hi_and_spread,
+)
 
 __all__ = [
     "arborescence_marginals",
@@ -56,10 +63,7 @@ def _check_finite(out: Tensor, what: str) -> Tensor:
     # One reduction: NaN or inf anywhere makes the sum non-finite (marginals are
     # bounded by 1, so it cannot overflow); isfinite() would cost many passes.
     if not math.isfinite(float(out.detach().sum())):
-        raise ValueError(
-            f"{what}: the finite-score edges do not connect every graph, or the scores "
-            "span more than float64 can hold (a finite max_range prevents that)"
-        )
+        raise ValueError(f"{what}: {DISCONNECTED}")
     return out
 
 
@@ -104,7 +108,7 @@ def spanning_tree_marginals(
         removed = ~inside
         removed[..., 0] = True
     rows, cols = torch.triu_indices(n, n, 1, device=scores.device)
-    hi, spread = _hi_and_spread(x.detach()[..., rows, cols])  # the edges only
+    hi, spread = hi_and_spread(x.detach()[..., rows, cols])  # the edges only
     limit = _range_limit(max_range, "spanning_tree")
     clip = limit < math.inf and spread > limit
     x = x.to(_work_dtype(scores.dtype, 2 * limit if clip else spread))
@@ -129,25 +133,6 @@ def _work_dtype(dtype: torch.dtype, spread: float) -> torch.dtype:
     return torch.float32 if dtype == torch.float32 and spread <= _FLOAT32_SPREAD else torch.float64
 
 
-def _hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
-    """``[...]`` largest entry over the last dim, and the largest (max - min finite) of any row."""
-    lo, hi = torch.aminmax(values, dim=-1)
-    gap = hi - _finite_min(values, -1, lo)
-    gap = torch.where(torch.isfinite(hi), gap, torch.zeros_like(hi))
-    return hi, float(gap.max()) if gap.numel() else 0.0
-
-
-def _finite_min(values: Tensor, dim: int, lo: Tensor | None = None) -> Tensor:
-    """Minimum over ``dim`` of the entries that are not ``-inf`` (``inf`` if none).
-
-    ``lo``: the plain minimum over ``dim``, when the caller has it already.
-    """
-    lo = values.amin(dim=dim) if lo is None else lo
-    if torch.isneginf(lo).any():  # forbidden entries: mask them out, one more pass
-        lo = values.masked_fill(torch.isneginf(values), torch.inf).amin(dim=dim)
-    return lo
-
-
 def _range_limit(max_range: float | None, structure: str) -> float:
     limit = default_max_range(structure) if max_range is None else float(max_range)
     if not limit > 0:
@@ -164,7 +149,7 @@ def _column_range(w: Tensor) -> tuple[Tensor, float]:
     n = w.shape[-1]
     diag = w[..., :n, :].diagonal(dim1=-2, dim2=-1)
     diag.fill_(torch.inf)  # out of the minimum
-    lo = _finite_min(w, -2)
+    lo = finite_min(w, -2)
     diag.fill_(-torch.inf)
     top = w.amax(dim=-2, keepdim=True)
     # -inf for a column of -inf (top = -inf, lo = inf)

@@ -15,7 +15,7 @@ from torch import Tensor
 from structgrad.solvers import linear_assignment
 
 from ._gumbel import sample_gumbel, straight_through
-from ._utils import as_index, as_tau, check_square
+from ._utils import as_index, as_tau, check_square, finite_min
 
 __all__ = ["gumbel_sinkhorn", "sinkhorn"]
 
@@ -64,12 +64,12 @@ def sinkhorn(
     _check_support(log_alpha)
     t = as_tau(tau, log_alpha)
     start = log_alpha
-    if anneal and t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
-        raise ValueError(
-            f"sinkhorn: anneal needs one temperature per matrix (shape [..., 1, 1]), "
-            f"got tau of shape {tuple(t.shape)}"
-        )
     if anneal:
+        if t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
+            raise ValueError(
+                f"sinkhorn: anneal needs one temperature per matrix (shape [..., 1, 1]), "
+                f"got tau of shape {tuple(t.shape)}"
+            )
         start = log_alpha + _annealed_column_potentials(log_alpha, t)
     z = start / t
     for _ in range(n_iters):
@@ -90,10 +90,9 @@ def _check_support(log_alpha: Tensor) -> None:
         return
     if forbidden.all(-1).any() or forbidden.all(-2).any():
         raise ValueError("log_alpha has a row or column of -inf only: no permutation exists")
-    pattern = torch.zeros(forbidden.shape, dtype=torch.float64).masked_fill_(
-        forbidden.cpu(), -torch.inf
-    )
-    if (linear_assignment(pattern).bool() & forbidden.cpu()).any():
+    forbidden = forbidden.cpu()
+    pattern = torch.zeros(forbidden.shape, dtype=torch.float64).masked_fill_(forbidden, -torch.inf)
+    if (linear_assignment(pattern).bool() & forbidden).any():
         raise ValueError(
             "the -inf entries of log_alpha leave no permutation (no perfect matching "
             "avoids them): Sinkhorn has no doubly-stochastic limit"
@@ -110,13 +109,12 @@ _MAX_STAGES = 64  # spread / tau up to 2**64; beyond, the last stages are skippe
 
 def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     """Column potentials ``g`` ``[..., 1, n]`` (score units) after the ε-scaling stages."""
-    finite = torch.isfinite(log_alpha)
-    hi = log_alpha.masked_fill(~finite, -torch.inf).amax(dim=(-2, -1), keepdim=True)
-    lo = log_alpha.masked_fill(~finite, torch.inf).amin(dim=(-2, -1), keepdim=True)
+    values = log_alpha.detach().flatten(-2)  # no NaN, +inf or all -inf matrix (checked)
+    spread = (values.amax(dim=-1) - finite_min(values, -1))[..., None, None]
     # The schedule starts at the spread rounded up to a power of two: constant
     # under small changes of the scores, so the computation stays one smooth
     # function of them (gradcheck) and needs no gradient of its own.
-    start = torch.exp2(torch.ceil(torch.log2((hi - lo).detach())))
+    start = torch.exp2(torch.ceil(torch.log2(spread)))
     ratio = float((start / tau.detach()).max())
     if ratio <= 1.0:
         return torch.zeros_like(log_alpha[..., :1, :])

@@ -45,6 +45,25 @@ def check_values(scores: Tensor, name: str = "scores") -> None:
         raise ValueError(f"{name} contain +inf")
 
 
+def hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
+    """``[...]`` largest entry over the last dim, and the largest (max - min finite) of any row."""
+    lo, hi = torch.aminmax(values, dim=-1)
+    gap = hi - finite_min(values, -1, lo)
+    gap = torch.where(torch.isfinite(hi), gap, torch.zeros_like(hi))
+    return hi, float(gap.max()) if gap.numel() else 0.0
+
+
+def finite_min(values: Tensor, dim: int, lo: Tensor | None = None) -> Tensor:
+    """Minimum over ``dim`` of the entries that are not ``-inf`` (``inf`` if none).
+
+    ``lo``: the plain minimum over ``dim``, when the caller has it already.
+    """
+    lo = values.amin(dim=dim) if lo is None else lo
+    if torch.isneginf(lo).any():  # forbidden entries: mask them out, one more pass
+        lo = values.masked_fill(torch.isneginf(values), torch.inf).amin(dim=dim)
+    return lo
+
+
 def default_max_range(structure: str) -> float:
     """Default range ``R`` of log-potentials the Matrix-Tree relaxations keep.
 
