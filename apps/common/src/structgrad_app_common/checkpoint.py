@@ -18,6 +18,12 @@ from typing import IO, Any
 import numpy as np
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type name if it has none)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def _umask() -> int:
     mask = os.umask(0o022)  # reading the umask means setting it: put it back at once
     os.umask(mask)
@@ -113,8 +119,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CLIError(f"cannot read checkpoint {str(path)!r}: {first}") from None
+        raise CLIError(f"cannot read checkpoint {str(path)!r}: {first_line(err)}") from None
     if not isinstance(state, dict):
         raise CLIError(f"checkpoint {str(path)!r} holds {type(state).__name__}, not a dict")
     return state

@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common.checkpoint import atomic_write_text, load_checkpoint, save_checkpoint
+from structgrad_app_common.checkpoint import (
+    atomic_write_text,
+    first_line,
+    load_checkpoint,
+    save_checkpoint,
+)
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import JsonlLogger, json_safe
 
@@ -205,8 +210,9 @@ def load_entry(target: Any, state: dict[str, Any], key: str, source: str) -> Non
     try:
         target.load_state_dict(state[key])
     except (RuntimeError, KeyError, ValueError, TypeError) as err:
-        first = str(err).strip().splitlines()[0]
-        raise CLIError(f"checkpoint {source!r} does not fit this {key} ({first})") from None
+        raise CLIError(
+            f"checkpoint {source!r} does not fit this {key} ({first_line(err)})"
+        ) from None
 
 
 def restore_state(

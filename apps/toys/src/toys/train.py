@@ -22,6 +22,7 @@ from structgrad_app_common import CLIError, read_jsonl, save_checkpoint
 from structgrad_app_common.training import (
     RunControl,
     derived_generator,
+    load_entry,
     open_log,
     open_run,
     write_config,
@@ -143,8 +144,8 @@ def run(config: RunConfig) -> dict[str, Any]:
     if state is not None:
         with torch.no_grad():
             theta.copy_(state["theta"])
-        layer.load_state_dict(state["layer"])
-        optimizer.load_state_dict(state["optimizer"])
+        load_entry(layer, state, "layer", str(last))
+        load_entry(optimizer, state, "optimizer", str(last))
         gen.set_state(state["generator"])
         step, elapsed = int(state["step"]), float(state["elapsed"])
         running, count = float(state.get("running", 0.0)), int(state.get("count", 0))
