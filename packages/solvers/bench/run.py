@@ -6,7 +6,8 @@ the same run, then the issue's targets as PASS/MISS. ``--quick`` runs a small
 subset; ``--out FILE`` also writes the rows as JSON.
 
 A networkx loop over many graphs is timed on the first ``--peer-cap`` graphs
-and scaled to the batch (marked ``~``); scipy loops run over the whole batch.
+and scaled to the batch (marked ``~``); scipy loops run over the whole batch;
+a peer named "(batched)" is one call on the whole batch.
 Each measurement repeats the same batch, so branch predictors learn small
 batches: compare the large-batch rows.
 """
@@ -127,6 +128,11 @@ CASES: dict[str, dict[str, Any]] = {
         "peers": {},
         "make": lambda rng, b, n: rng.random((b, n)),
     },
+    "batched inverse": {
+        "ours": lambda x: solvers.batched_inverse(x)[0],
+        "peers": {"numpy.linalg.inv (batched)": np.linalg.inv},
+        "make": lambda rng, b, n: rng.random((b, n, n)) + n * np.eye(n),
+    },
     "grid shortest path (n x n)": {
         "ours": solvers.grid_shortest_path,
         "peers": {"scipy": grid_peer},
@@ -158,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", help="also write the rows to this JSON file")
     parser.add_argument("--peer-cap", type=int, default=64, help="most graphs a peer loop runs")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
+    parser.add_argument("--only", help="run only the solvers whose name contains this text")
     args = parser.parse_args(argv)
     batches = [1, 128] if args.quick else [1, 128, 1024]
     sizes = [10] if args.quick else [10, 50, 100]
@@ -169,9 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     rows = []
     for name, case in CASES.items():
+        if args.only and args.only not in name:
+            continue
         peers = list(case["peers"])
         print(f"\n### {name}\n")
-        header = ["B", "n", "structgrad"] + [f"{p} loop | ratio" for p in peers]
+        header = ["B", "n", "structgrad"] + [
+            f"{p}{'' if p.endswith('(batched)') else ' loop'} | ratio" for p in peers
+        ]
         print("| " + " | ".join(header) + " |")
         print("|---|---|---|" + "---|---|" * len(peers))
         for n in sizes:
@@ -182,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
                 cells = [str(b), str(n), fmt(ours)]
                 for peer in peers:
                     # scipy loops run over the whole batch; slow networkx loops over a subset.
+                    if peer.endswith("(batched)"):
+                        fn = case["peers"][peer]
+                        t = median_time(lambda fn=fn, x=x: fn(x), repeats=args.repeats)
+                        row[peer] = t
+                        cells += [fmt(t), f"{t / ours:.1f}x"]
+                        continue
                     if peer == "scipy":
                         cap = b
                     else:

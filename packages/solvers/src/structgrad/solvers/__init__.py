@@ -22,6 +22,8 @@ from ._enumerate import enumerate_k_subsets as enumerate_k_subsets
 from ._enumerate import enumerate_permutations as enumerate_permutations
 from ._enumerate import enumerate_spanning_trees as enumerate_spanning_trees
 from ._grid_path import grid_shortest_path as grid_shortest_path
+from ._inverse import batched_inverse as batched_inverse
+from ._inverse import inverse_in_place as inverse_in_place
 from ._matching import CrossingTrace as CrossingTrace
 from ._matching import crossing_matching as crossing_matching
 from ._matching import linear_assignment as linear_assignment
@@ -41,6 +43,7 @@ __all__ = [
     "TopKTrace",
     "__version__",
     "backend",
+    "batched_inverse",
     "binary_tree",
     "crossing_matching",
     "enumerate_arborescences",
@@ -49,6 +52,7 @@ __all__ = [
     "enumerate_permutations",
     "enumerate_spanning_trees",
     "grid_shortest_path",
+    "inverse_in_place",
     "linear_assignment",
     "max_arborescence",
     "max_spanning_tree",

@@ -14,7 +14,7 @@ from functools import cache
 from types import ModuleType
 
 ENV_VAR = "STRUCTGRAD_SOLVERS_PURE_PYTHON"
-COMPILED_MODULES = ("_kruskal", "_sequence", "_edmonds", "_assignment", "_gridpath")
+COMPILED_MODULES = ("_kruskal", "_sequence", "_edmonds", "_assignment", "_gridpath", "_linalg")
 
 
 def _forced_reference() -> bool:
