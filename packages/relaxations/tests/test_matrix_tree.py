@@ -5,12 +5,39 @@ import torch
 
 import structgrad.solvers as solvers
 from structgrad.relaxations import (
+    _laplacian,
     arborescence_marginals,
     multi_root_arborescence_marginals,
     spanning_tree_marginals,
 )
 from structgrad.solvers import enumerate_arborescences, enumerate_spanning_trees
 from structgrad.testing.exact import expfamily_marginals
+
+
+@pytest.fixture(autouse=True, params=["kernel", "lapack"])
+def inverse_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both inverses of the Laplacians: the batched kernel
+    of structgrad.solvers (CPU, small n) and one LAPACK call per matrix."""
+    if request.param == "lapack":
+        monkeypatch.setattr(_laplacian, "_KERNEL_MAX_N", 0)
+    return str(request.param)
+
+
+def test_small_cpu_graphs_use_the_kernel(
+    inverse_path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    original = solvers.inverse_in_place
+
+    def counted(matrices: object) -> object:
+        calls.append(1)
+        return original(matrices)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(solvers, "inverse_in_place", counted)
+    spanning_tree_marginals(torch.randn(3, 10, 10))
+    multi_root_arborescence_marginals(torch.randn(3, 10, 10), torch.randn(3, 10))
+    arborescence_marginals(torch.randn(3, 2, 10, 10), lengths=torch.tensor([4, 10]))
+    assert len(calls) == (3 if inverse_path == "kernel" else 0)
 
 
 @pytest.mark.parametrize("n", [2, 3, 4, 5])
@@ -50,6 +77,45 @@ def test_multi_root_is_a_virtual_root_arborescence() -> None:
     )
     torch.testing.assert_close(roots, want[:, n, :n], atol=1e-8, rtol=0)
     torch.testing.assert_close(edges.sum(-2) + roots, torch.ones(2, n).double())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_unread_entries_do_not_matter(dtype: torch.dtype) -> None:
+    # The diagonal (and, with one root, the column of the root) is never read:
+    # NaN, +inf or 1e30 there changes nothing and gets zero gradient, so
+    # torch-struct's layout (root scores on the diagonal) can be passed as is.
+    n = 6
+    scores = torch.randn(3, n, n, dtype=dtype)
+    root_scores = torch.diagonal(scores, dim1=-2, dim2=-1).clone()
+    want_e, want_r = multi_root_arborescence_marginals(scores, root_scores)
+    want_a = arborescence_marginals(scores, root=2)
+    for junk in (torch.nan, torch.inf, -torch.inf, 1e30, -1e30):
+        dirty = scores.clone()
+        dirty.diagonal(dim1=-2, dim2=-1).fill_(junk)
+        leaf = dirty.clone().requires_grad_(True)
+        edges, roots = multi_root_arborescence_marginals(leaf, root_scores)
+        torch.testing.assert_close(edges, want_e)
+        torch.testing.assert_close(roots, want_r)
+        assert torch.equal(torch.diagonal(edges, dim1=-2, dim2=-1), torch.zeros(3, n, dtype=dtype))
+        (grad,) = torch.autograd.grad((edges * torch.randn_like(edges)).sum(), leaf)
+        assert torch.equal(torch.diagonal(grad, dim1=-2, dim2=-1), torch.zeros(3, n, dtype=dtype))
+        dirty[..., 2] = junk  # the edges into the root
+        torch.testing.assert_close(arborescence_marginals(dirty, root=2), want_a)
+    # ... while a NaN that is read is an error.
+    scores[1, 0, 3] = torch.nan
+    with pytest.raises(ValueError, match="scores contain NaN"):
+        multi_root_arborescence_marginals(scores, root_scores)
+
+
+def test_empty_batches() -> None:
+    for dtype in (torch.float32, torch.float64):
+        x = torch.zeros(0, 4, 4, dtype=dtype, requires_grad=True)
+        edges, roots = multi_root_arborescence_marginals(x, torch.zeros(0, 4, dtype=dtype))
+        assert edges.shape == (0, 4, 4) and roots.shape == (0, 4) and edges.dtype == dtype
+        assert arborescence_marginals(x).shape == (0, 4, 4)
+        assert spanning_tree_marginals(x).shape == (0, 4, 4)
+        (edges.sum() + roots.sum()).backward()
+        assert x.grad is not None and x.grad.shape == (0, 4, 4)
 
 
 def test_gradcheck() -> None:
@@ -322,9 +388,15 @@ def test_closed_form_backward_matches_autograd_and_supports_double_backward() ->
     a[2, :, 4] = -torch.inf
     upstream = torch.randn(3, 6, 5, dtype=torch.float64, generator=gen)
     # Graph 2 has vertex 4 outside: only the mask removes it.
-    for rows, removed, size in ((6, mask, 3), (6, None, 2), (5, 2, 2)):
+    # A per-column shift scales each vertex's in-edges alike: same marginals.
+    column_shift = torch.randn(3, 1, 5, dtype=torch.float64, generator=gen)
+    cases = ((6, mask, 3, None), (6, None, 2, column_shift[:2]), (5, 2, 2, None), (5, 2, 2, 3.0))
+    for rows, removed, size, shift_by in cases:
         leaf = a[:size, :rows].clone().requires_grad_(True)
-        fast_mu = directed_marginals(leaf, removed)
+        shift_t = None if shift_by is None else torch.as_tensor(shift_by, dtype=leaf.dtype)
+        edges, virtual = directed_marginals(leaf, removed, shift_t)
+        assert virtual.shape == (size, rows - 5, 5)
+        fast_mu = torch.cat([edges, virtual], -2)
         slow_mu = _directed_reference(leaf, removed)
         torch.testing.assert_close(fast_mu, slow_mu, rtol=1e-10, atol=1e-12)
         (fast,) = torch.autograd.grad(fast_mu, leaf, upstream[:size, :rows])

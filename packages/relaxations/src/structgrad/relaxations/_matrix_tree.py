@@ -29,6 +29,7 @@ from ._utils import (
     default_max_range,
     finite_min,
     hi_and_spread,
+    square_size,
 )
 
 __all__ = [
@@ -40,11 +41,13 @@ __all__ = [
 
 def _vertex_mask(
     lengths: Tensor | None, batch: tuple[int, ...], n: int, like: Tensor
-) -> tuple[Tensor, Tensor | None]:
-    """``[..., n]`` boolean mask of the vertices inside each graph, and the ``[...]`` lengths."""
-    idx = torch.arange(n, device=like.device)
+) -> tuple[Tensor, Tensor] | tuple[None, None]:
+    """``[..., n]`` boolean mask of the vertices inside each graph, and the ``[...]`` lengths.
+
+    ``(None, None)`` without ``lengths``: every vertex is inside.
+    """
     if lengths is None:
-        return torch.ones((*batch, n), dtype=torch.bool, device=like.device), None
+        return None, None
     lens = torch.as_tensor(lengths, device=like.device)
     if lens.is_floating_point() or lens.dtype == torch.bool:
         raise ValueError(f"lengths must hold integers, got {lens.dtype}")
@@ -56,15 +59,14 @@ def _vertex_mask(
         ) from None
     if (lens < 1).any() or (lens > n).any():
         raise ValueError(f"lengths must lie in [1, {n}]")
-    return idx < lens.unsqueeze(-1), lens
+    return torch.arange(n, device=like.device) < lens.unsqueeze(-1), lens
 
 
-def _check_finite(out: Tensor, what: str) -> Tensor:
-    # One reduction: NaN or inf anywhere makes the sum non-finite (marginals are
-    # bounded by 1, so it cannot overflow); isfinite() would cost many passes.
-    if not math.isfinite(float(out.detach().sum())):
+def _check_finite(what: str, *outs: Tensor) -> None:
+    # One reduction each: NaN or inf anywhere makes the sum non-finite (marginals
+    # are bounded by 1, so it cannot overflow); isfinite() would cost many passes.
+    if not math.isfinite(sum(float(out.detach().sum()) for out in outs)):
         raise ValueError(f"{what}: {DISCONNECTED}")
-    return out
 
 
 def spanning_tree_marginals(
@@ -98,12 +100,13 @@ def spanning_tree_marginals(
     n = check_square(scores)
     batch = tuple(scores.shape[:-2])
     inside, lens = _vertex_mask(lengths, batch, n, scores)
-    upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
-    pair = upper & inside.unsqueeze(-1) & inside.unsqueeze(-2)
+    pair = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+    if inside is not None:
+        pair = pair & inside.unsqueeze(-1) & inside.unsqueeze(-2)
     # Deleting vertex 0 (Kirchhoff); vertices outside the graph are deleted too.
     x: Tensor = scores
     removed: Removed = 0
-    if lens is not None:
+    if inside is not None:
         x = torch.where(pair, x, torch.full_like(x, -torch.inf))
         removed = ~inside
         removed[..., 0] = True
@@ -119,7 +122,8 @@ def spanning_tree_marginals(
     # Max shift: exp(x - c) <= 1; the shift only rescales Z, not the marginals.
     shift = torch.where(torch.isfinite(hi), hi, torch.zeros_like(hi))[..., None, None]
     out = undirected_marginals(x, removed, shift.to(x.dtype))
-    return _check_finite(out, "spanning_tree_marginals").to(scores.dtype)
+    _check_finite("spanning_tree_marginals", out)
+    return out.to(scores.dtype)
 
 
 #: Largest spread (nats) of log-potentials computed in float32 for float32 input:
@@ -140,68 +144,93 @@ def _range_limit(max_range: float | None, structure: str) -> float:
     return limit
 
 
-def _column_range(w: Tensor) -> tuple[Tensor, float]:
-    """Column maxima ``[..., 1, n]`` of ``w`` ``[..., m, n]`` (diagonal excluded) and the spread.
+def _column_range(w: Tensor, root: int | None, certain: float) -> tuple[Tensor, float]:
+    """Finite column maxima ``[..., 1, n]`` of ``w`` ``[..., m, n]`` and a bound on their spread.
 
-    Writes ``-inf`` on the diagonal of ``w`` (self-loops are not edges). The
-    spread is the largest (max - min finite) of any column.
+    Writes ``-inf`` on the diagonal of ``w`` (self-loops are not edges) and into
+    column ``root`` (if not ``None``: nothing enters the root). The spread is
+    the largest (max - min finite) of any column: exact, or an upper bound when
+    that bound is at most ``certain`` (every decision taken below ``certain``
+    is then the same). A column without a finite entry gets maximum 0.
+
+    Raises:
+        ValueError: if an entry read is NaN or ``+inf``.
     """
     n = w.shape[-1]
-    diag = w[..., :n, :].diagonal(dim1=-2, dim2=-1)
-    diag.fill_(torch.inf)  # out of the minimum
-    lo = finite_min(w, -2)
-    diag.fill_(-torch.inf)
+    if not w.numel():  # an empty batch
+        return w.new_zeros((*w.shape[:-2], 1, n)), 0.0
+    # Fast path: the global (max - min) bounds every column's spread, in one
+    # reduction; it is not finite on NaN, +inf or -inf entries (even unread
+    # ones), which take the exact path below.
+    lo, hi = torch.aminmax(w)
+    bound = float(hi - lo)
+    w[..., :n, :].diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
+    if root is not None:
+        w[..., root] = -torch.inf
     top = w.amax(dim=-2, keepdim=True)
+    if bound <= certain:
+        if root is not None:
+            top[..., root] = 0.0  # the only column of -inf
+        return top, bound
+    check_values(w[..., :n, :])
+    check_values(w[..., n:, :], "root_scores")
     # -inf for a column of -inf (top = -inf, lo = inf)
-    return top, float((top - lo.unsqueeze(-2)).max())
+    spread = float((top - finite_min(w, -2).unsqueeze(-2)).max())
+    return torch.nan_to_num(top, neginf=0.0), spread
 
 
 def _directed(
     scores: Tensor,
     root_weight: Tensor | None,
     root: int,
-    inside: Tensor,
-    max_range: float | None,
     lengths: Tensor | None,
-) -> Tensor:
-    """Marginals ``[..., n, n]``, or ``[..., n + 1, n]`` with the virtual root's row last."""
+    max_range: float | None,
+) -> tuple[Tensor, Tensor]:
+    """Marginals ``(edges [..., n, n], root [..., n])`` (single root: ``root`` is empty).
+
+    Reads neither the diagonal of ``scores`` nor (single root) its column ``root``.
+    """
     n = scores.shape[-1]
     limit = _range_limit(max_range, "arborescence")
-    rows = n if root_weight is None else n + 1
-    w = scores.new_empty((*scores.shape[:-2], rows, n))  # [..., n (+ 1), n]
-    w[..., :n, :] = scores
-    if root_weight is not None:
-        w[..., n, :] = root_weight
-    if lengths is not None:
+    inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
+    if root_weight is None:
+        if inside is not None and not inside[..., root].all():
+            raise ValueError("every length must exceed the root")
+        w = scores.clone()
+    else:
+        if inside is not None:
+            root_weight = torch.where(inside, root_weight, torch.full_like(root_weight, -torch.inf))
+        rows = root_weight.to(scores.dtype).unsqueeze(-2)
+        w = torch.cat([scores, rows], dim=-2)  # [..., n + 1, n]
+    if inside is not None:
         pair = inside.unsqueeze(-1) & inside.unsqueeze(-2)
-        w[..., :n, :] = torch.where(pair, w[..., :n, :], torch.full_like(scores, -torch.inf))
+        pair = torch.cat([pair, inside.unsqueeze(-2)], -2) if root_weight is not None else pair
+        w = torch.where(pair, w, torch.full_like(w, -torch.inf))
     # Absent edges become -inf in place, under autograd's radar: their weight is
     # 0, so the marginals give them zero gradient anyway.
-    wd = w.detach()
-    if root_weight is None:
-        wd[..., :, root] = -torch.inf  # nothing enters the root
-    top, spread = _column_range(wd)
+    certain = min(limit, _FLOAT32_SPREAD) if scores.dtype == torch.float32 else limit
+    top, spread = _column_range(w.detach(), root if root_weight is None else None, certain)
     clip = spread > limit
     w = w.to(_work_dtype(scores.dtype, limit if clip else spread))
     top = top.to(w.dtype)
     if clip:
         if root_weight is None:
-            w = dual_clip(w, lengths, root, limit)
+            w = dual_clip(w, lens, root, limit)
         else:  # the virtual root as vertex 0 of an (n + 1)-vertex graph
             big = torch.cat([w[..., n:, :], w[..., :n, :]], dim=-2)
             big = torch.cat([torch.full_like(big[..., :1], -torch.inf), big], dim=-1)
-            big = dual_clip(big, None if lengths is None else lengths + 1, 0, limit)
+            big = dual_clip(big, None if lens is None else lens + 1, 0, limit)
             w = torch.cat([big[..., 1:, 1:], big[..., :1, 1:]], dim=-2)
     # Scaling all in-edges of one vertex by a constant scales every arborescence
     # alike: the per-column max shift leaves the marginals exact (and the clip
     # never raises an entry above its column's maximum).
-    top = torch.nan_to_num(top, neginf=0.0)  # a column of -inf: unreachable, reported later
     removed: Removed = root if root_weight is None else None
-    if lengths is not None:
+    if inside is not None:
         removed = ~inside
         if root_weight is None:
             removed[..., root] = True
-    return directed_marginals(w - top, removed)
+    edges, virtual = directed_marginals(w, removed, top)
+    return edges, virtual.squeeze(-2)
 
 
 def arborescence_marginals(
@@ -236,13 +265,11 @@ def arborescence_marginals(
     Raises:
         ValueError: on bad input or forbidden edges that leave a vertex unreachable.
     """
-    n = check_square(scores)
+    n = square_size(scores)
     root = as_index(root, "root", 0, n - 1)
-    inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
-    if not inside[..., root].all():
-        raise ValueError("every length must exceed the root")
-    marginals = _directed(scores, None, root, inside, max_range, lens)
-    return _check_finite(marginals, "arborescence_marginals").to(scores.dtype)
+    marginals, _ = _directed(scores, None, root, lengths, max_range)
+    _check_finite("arborescence_marginals", marginals)
+    return marginals.to(scores.dtype)
 
 
 def multi_root_arborescence_marginals(
@@ -259,7 +286,9 @@ def multi_root_arborescence_marginals(
     dependency-parsing model with several words allowed under the root).
 
     Args:
-        scores: ``[..., n, n]`` log-potentials of the edges ``i → j``.
+        scores: ``[..., n, n]`` log-potentials of the edges ``i → j``; the
+            diagonal is not read, so torch-struct's layout (root scores on the
+            diagonal) can be passed as it is, with its diagonal as ``root_scores``.
         root_scores: ``[..., n]`` log-potentials of ``j`` being a root.
         lengths: optional ``[...]`` integer graph sizes in ``[1, n]``.
         max_range: as in :func:`arborescence_marginals`.
@@ -268,15 +297,12 @@ def multi_root_arborescence_marginals(
         ``(edge_marginals [..., n, n], root_marginals [..., n])``; for every
         vertex its in-marginals plus its root marginal sum to 1.
     """
-    n = check_square(scores)
+    square_size(scores)
     if root_scores.shape != scores.shape[:-1]:
         want, got = tuple(scores.shape[:-1]), tuple(root_scores.shape)
         raise ValueError(f"root_scores must have shape {want}, got {got}")
-    check_values(root_scores, "root_scores")
-    inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
-    rw = root_scores
-    if lens is not None:
-        rw = torch.where(inside, rw, torch.full_like(rw, -torch.inf))
-    mu = _check_finite(_directed(scores, rw, -1, inside, max_range, lens), "multi_root")
-    mu = mu.to(scores.dtype)
-    return mu[..., :n, :], mu[..., n, :]
+    if not root_scores.is_floating_point():
+        raise ValueError(f"root_scores must be a floating-point tensor, got {root_scores.dtype}")
+    edges, roots = _directed(scores, root_scores, -1, lengths, max_range)
+    _check_finite("multi_root_arborescence_marginals", edges, roots)
+    return edges.to(scores.dtype), roots.to(scores.dtype)

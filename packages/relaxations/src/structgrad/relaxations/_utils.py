@@ -23,13 +23,21 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
 
 
 def check_square(scores: Tensor, name: str = "scores", min_size: int = 2) -> int:
-    """Validate a ``[..., n, n]`` tensor and return ``n``."""
+    """Validate a ``[..., n, n]`` tensor and its values; return ``n``."""
+    n = square_size(scores, name, min_size)
+    check_values(scores, name)
+    return n
+
+
+def square_size(scores: Tensor, name: str = "scores", min_size: int = 2) -> int:
+    """``n`` of a floating-point ``[..., n, n]`` tensor (its values are not read)."""
     if scores.dim() < 2 or scores.shape[-1] != scores.shape[-2]:
         raise ValueError(f"{name} must have shape [..., n, n], got {tuple(scores.shape)}")
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
     n = scores.shape[-1]
     if n < min_size:
         raise ValueError(f"{name} needs n >= {min_size}, got n = {n}")
-    check_values(scores, name)
     return n
 
 
