@@ -245,10 +245,10 @@ def directed_marginals(
         removed: the vertex (an int, the same for the whole batch) or the
             ``[..., n]`` bool vertices whose row and column of the Laplacian are
             deleted (the root; vertices outside the graph).
-        shift: optional ``[..., 1, n]`` finite per-column shift, subtracted
-            before ``exp`` so that it cannot overflow (scaling a vertex's
-            in-edges alike leaves the marginals unchanged); ``None``: ``a`` is
-            already shifted.
+        shift: optional finite shift broadcasting to ``[..., 1, n]`` (one per
+            column at most), subtracted before ``exp`` so that it cannot
+            overflow (scaling a vertex's in-edges alike leaves the marginals
+            unchanged); ``None``: ``a`` is already shifted.
 
     Returns:
         ``(edges [..., n, n], virtual [..., m - n, n])``: the marginals

@@ -145,20 +145,22 @@ def _range_limit(max_range: float | None, structure: str) -> float:
 
 
 def _column_range(w: Tensor, root: int | None, certain: float) -> tuple[Tensor, float]:
-    """Finite column maxima ``[..., 1, n]`` of ``w`` ``[..., m, n]`` and a bound on their spread.
+    """A shift for the columns of ``w`` ``[..., m, n]`` and a bound on their spread.
 
     Writes ``-inf`` on the diagonal of ``w`` (self-loops are not edges) and into
     column ``root`` (if not ``None``: nothing enters the root). The spread is
     the largest (max - min finite) of any column: exact, or an upper bound when
     that bound is at most ``certain`` (every decision taken below ``certain``
-    is then the same). A column without a finite entry gets maximum 0.
+    is then the same). The shift is then the global maximum (every entry lies
+    within ``certain`` nats below it), else the ``[..., 1, n]`` column maxima
+    (0 for a column without a finite entry).
 
     Raises:
         ValueError: if an entry read is NaN or ``+inf``.
     """
     n = w.shape[-1]
     if not w.numel():  # an empty batch
-        return w.new_zeros((*w.shape[:-2], 1, n)), 0.0
+        return w.new_zeros(()), 0.0
     # Fast path: the global (max - min) bounds every column's spread, in one
     # reduction; it is not finite on NaN, +inf or -inf entries (even unread
     # ones), which take the exact path below.
@@ -167,11 +169,9 @@ def _column_range(w: Tensor, root: int | None, certain: float) -> tuple[Tensor, 
     w[..., :n, :].diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
     if root is not None:
         w[..., root] = -torch.inf
-    top = w.amax(dim=-2, keepdim=True)
     if bound <= certain:
-        if root is not None:
-            top[..., root] = 0.0  # the only column of -inf
-        return top, bound
+        return hi, bound
+    top = w.amax(dim=-2, keepdim=True)
     check_values(w[..., :n, :])
     check_values(w[..., n:, :], "root_scores")
     # -inf for a column of -inf (top = -inf, lo = inf)
@@ -209,10 +209,10 @@ def _directed(
     # Absent edges become -inf in place, under autograd's radar: their weight is
     # 0, so the marginals give them zero gradient anyway.
     certain = min(limit, _FLOAT32_SPREAD) if scores.dtype == torch.float32 else limit
-    top, spread = _column_range(w.detach(), root if root_weight is None else None, certain)
+    shift, spread = _column_range(w.detach(), root if root_weight is None else None, certain)
     clip = spread > limit
     w = w.to(_work_dtype(scores.dtype, limit if clip else spread))
-    top = top.to(w.dtype)
+    shift = shift.to(w.dtype)
     if clip:
         if root_weight is None:
             w = dual_clip(w, lens, root, limit)
@@ -222,14 +222,15 @@ def _directed(
             big = dual_clip(big, None if lens is None else lens + 1, 0, limit)
             w = torch.cat([big[..., 1:, 1:], big[..., :1, 1:]], dim=-2)
     # Scaling all in-edges of one vertex by a constant scales every arborescence
-    # alike: the per-column max shift leaves the marginals exact (and the clip
-    # never raises an entry above its column's maximum).
+    # alike: a per-column max shift leaves the marginals exact (and the clip
+    # never raises an entry above its column's maximum). Pivoting does not see
+    # column scales, so a global shift is as accurate when it cannot underflow.
     removed: Removed = root if root_weight is None else None
     if inside is not None:
         removed = ~inside
         if root_weight is None:
             removed[..., root] = True
-    edges, virtual = directed_marginals(w, removed, top)
+    edges, virtual = directed_marginals(w, removed, shift)
     return edges, virtual.squeeze(-2)
 
 
