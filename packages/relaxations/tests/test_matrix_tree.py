@@ -101,10 +101,41 @@ def test_unread_entries_do_not_matter(dtype: torch.dtype) -> None:
         assert torch.equal(torch.diagonal(grad, dim1=-2, dim2=-1), torch.zeros(3, n, dtype=dtype))
         dirty[..., 2] = junk  # the edges into the root
         torch.testing.assert_close(arborescence_marginals(dirty, root=2), want_a)
+        # Past a length nothing is read either (the rows, the columns, the root scores).
+        lengths = torch.tensor([6, 4, 2])
+        want_pe, want_pr = multi_root_arborescence_marginals(scores, root_scores, lengths=lengths)
+        want_pa = arborescence_marginals(scores, root=1, lengths=lengths)
+        padded, padded_roots = scores.clone(), root_scores.clone()
+        for b, size in enumerate(lengths.tolist()):
+            padded[b, size:, :] = padded[b, :, size:] = padded_roots[b, size:] = junk
+        edges, roots = multi_root_arborescence_marginals(padded, padded_roots, lengths=lengths)
+        torch.testing.assert_close(edges, want_pe)
+        torch.testing.assert_close(roots, want_pr)
+        assert not roots[2, 2:].any() and not edges[1, 4:].any() and not edges[1, :, 4:].any()
+        padded[..., 1] = junk
+        torch.testing.assert_close(arborescence_marginals(padded, root=1, lengths=lengths), want_pa)
     # ... while a NaN that is read is an error.
     scores[1, 0, 3] = torch.nan
     with pytest.raises(ValueError, match="scores contain NaN"):
         multi_root_arborescence_marginals(scores, root_scores)
+
+
+def test_spanning_trees_read_the_upper_triangle_of_each_graph_only() -> None:
+    n = 6
+    scores = torch.randn(3, n, n, dtype=torch.float64)
+    lengths = torch.tensor([6, 4, 2])
+    want = spanning_tree_marginals(scores, lengths=lengths)
+    for junk in (torch.nan, torch.inf, -torch.inf, 1e30):
+        dirty = scores.clone()
+        lower = torch.ones(n, n, dtype=torch.bool).tril()
+        dirty[:, lower] = junk
+        for b, size in enumerate(lengths.tolist()):
+            dirty[b, size:, :] = dirty[b, :, size:] = junk
+        leaf = dirty.clone().requires_grad_(True)
+        out = spanning_tree_marginals(leaf, lengths=lengths)
+        torch.testing.assert_close(out, want)
+        (grad,) = torch.autograd.grad((out * torch.randn_like(out)).sum(), leaf)
+        assert torch.equal(grad, grad.triu(1)) and torch.isfinite(grad).all()
 
 
 def test_empty_batches() -> None:

@@ -24,7 +24,6 @@ from ._laplacian import DISCONNECTED, Removed, directed_marginals, undirected_ma
 from ._tree_clip import bottleneck_clip
 from ._utils import (
     as_index,
-    check_square,
     check_values,
     default_max_range,
     finite_min,
@@ -75,8 +74,9 @@ def spanning_tree_marginals(
     """Edge marginals of ``p(T) ∝ exp(Σ_{e∈T} θ_e)`` over spanning trees of ``K_n``.
 
     Only the strict upper triangle of ``scores`` is read (as by
-    :func:`structgrad.solvers.max_spanning_tree`); the result is symmetric with a
-    zero diagonal, and its upper triangle sums to ``n - 1``.
+    :func:`structgrad.solvers.max_spanning_tree`), and not past a length; the
+    result is symmetric with a zero diagonal, and its upper triangle sums to
+    ``n - 1``.
 
     Args:
         scores: ``[..., n, n]`` edge log-potentials; ``-inf`` forbids an edge.
@@ -94,10 +94,11 @@ def spanning_tree_marginals(
         ``[..., n, n]`` marginals, same dtype and device as ``scores``.
 
     Raises:
-        ValueError: on NaN or +inf scores, a non-square input, ``n < 2``, bad
-            lengths, or forbidden edges that disconnect a graph.
+        ValueError: on NaN or +inf scores (among those read), a non-square
+            input, ``n < 2``, bad lengths, or forbidden edges that disconnect a
+            graph.
     """
-    n = check_square(scores)
+    n = square_size(scores)
     batch = tuple(scores.shape[:-2])
     inside, lens = _vertex_mask(lengths, batch, n, scores)
     pair = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
@@ -111,7 +112,9 @@ def spanning_tree_marginals(
         removed = ~inside
         removed[..., 0] = True
     rows, cols = torch.triu_indices(n, n, 1, device=scores.device)
-    hi, spread = hi_and_spread(x.detach()[..., rows, cols])  # the edges only
+    edges = x.detach()[..., rows, cols]  # only the edges are read
+    check_values(edges)
+    hi, spread = hi_and_spread(edges)
     limit = _range_limit(max_range, "spanning_tree")
     clip = limit < math.inf and spread > limit
     x = x.to(_work_dtype(scores.dtype, 2 * limit if clip else spread))
@@ -144,31 +147,38 @@ def _range_limit(max_range: float | None, structure: str) -> float:
     return limit
 
 
-def _column_range(w: Tensor, root: int | None, certain: float) -> tuple[Tensor, float]:
-    """A shift for the columns of ``w`` ``[..., m, n]`` and a bound on their spread.
+def _edges_and_range(
+    w: Tensor, root: int | None, inside: Tensor | None, certain: float
+) -> tuple[Tensor, float]:
+    """Mark the non-edges of ``w`` ``[..., m, n]``; a shift for its columns and their spread.
 
-    Writes ``-inf`` on the diagonal of ``w`` (self-loops are not edges) and into
-    column ``root`` (if not ``None``: nothing enters the root). The spread is
-    the largest (max - min finite) of any column: exact, or an upper bound when
-    that bound is at most ``certain`` (every decision taken below ``certain``
-    is then the same). The shift is then the global maximum (every entry lies
-    within ``certain`` nats below it), else the ``[..., 1, n]`` column maxima
-    (0 for a column without a finite entry).
+    Writes ``-inf`` in place over the entries that are not edges: the diagonal
+    (self-loops), column ``root`` (if not ``None``: nothing enters the root),
+    and the rows and columns of vertices outside ``inside`` ``[..., n]``. The
+    spread is the largest (max - min finite) of any column: exact, or an upper
+    bound when that bound is at most ``certain`` (every decision taken below
+    ``certain`` is then the same). The shift is then the global maximum (every
+    entry lies within ``certain`` nats below it), else the ``[..., 1, n]``
+    column maxima (0 for a column without a finite entry).
 
     Raises:
-        ValueError: if an entry read is NaN or ``+inf``.
+        ValueError: if an edge is NaN or ``+inf``.
     """
     n = w.shape[-1]
     if not w.numel():  # an empty batch
         return w.new_zeros(()), 0.0
-    # Fast path: the global (max - min) bounds every column's spread, in one
-    # reduction; it is not finite on NaN, +inf or -inf entries (even unread
-    # ones), which take the exact path below.
+    # Fast path: the global (max - min), taken before the non-edges are marked,
+    # bounds every column's spread in one reduction; it is not finite on NaN,
+    # +inf or -inf entries (even in non-edges), which take the exact path below.
     lo, hi = torch.aminmax(w)
     bound = float(hi - lo)
     w[..., :n, :].diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
     if root is not None:
         w[..., root] = -torch.inf
+    if inside is not None:
+        outside = ~inside
+        w.masked_fill_(outside.unsqueeze(-2), -torch.inf)  # edges into them
+        w[..., :n, :].masked_fill_(outside.unsqueeze(-1), -torch.inf)  # edges out of them
     if bound <= certain:
         return hi, bound
     top = w.amax(dim=-2, keepdim=True)
@@ -198,18 +208,13 @@ def _directed(
             raise ValueError("every length must exceed the root")
         w = scores.clone()
     else:
-        if inside is not None:
-            root_weight = torch.where(inside, root_weight, torch.full_like(root_weight, -torch.inf))
         rows = root_weight.to(scores.dtype).unsqueeze(-2)
         w = torch.cat([scores, rows], dim=-2)  # [..., n + 1, n]
-    if inside is not None:
-        pair = inside.unsqueeze(-1) & inside.unsqueeze(-2)
-        pair = torch.cat([pair, inside.unsqueeze(-2)], -2) if root_weight is not None else pair
-        w = torch.where(pair, w, torch.full_like(w, -torch.inf))
-    # Absent edges become -inf in place, under autograd's radar: their weight is
+    # Non-edges become -inf in place, under autograd's radar: their weight is
     # 0, so the marginals give them zero gradient anyway.
     certain = min(limit, _FLOAT32_SPREAD) if scores.dtype == torch.float32 else limit
-    shift, spread = _column_range(w.detach(), root if root_weight is None else None, certain)
+    one_root = root if root_weight is None else None
+    shift, spread = _edges_and_range(w.detach(), one_root, inside, certain)
     clip = spread > limit
     w = w.to(_work_dtype(scores.dtype, limit if clip else spread))
     shift = shift.to(w.dtype)
