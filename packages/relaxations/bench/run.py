@@ -89,18 +89,20 @@ def logdet_tree_marginals(w: torch.Tensor) -> torch.Tensor:
     return grad
 
 
-def torch_struct_marginals(x: torch.Tensor) -> torch.Tensor:
+def torch_struct_marginals(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     import torch_struct
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return torch_struct.NonProjectiveDependencyCRF(x, multiroot=True).marginals
+        crf = torch_struct.NonProjectiveDependencyCRF(x, lengths=lengths, multiroot=True)
+        return crf.marginals
 
 
-def ours_multi_root(x: torch.Tensor) -> torch.Tensor:
+def ours_multi_root(x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     # torch-struct's layout (root scores on the diagonal) as it is: the diagonal
     # of ``scores`` is not read.
-    edges, roots = multi_root_arborescence_marginals(x, torch.diagonal(x, dim1=-2, dim2=-1))
+    roots = torch.diagonal(x, dim1=-2, dim2=-1)
+    edges, roots = multi_root_arborescence_marginals(x, roots, lengths=lengths)
     return edges + torch.diag_embed(roots)
 
 
@@ -131,17 +133,15 @@ def main() -> None:
             rows.append(
                 ("spanning-tree marginals", n, name, "torch logdet+autograd", *times, ">= 1x")
             )
-            times = compare(fwd_bwd(ours_multi_root, x), fwd_bwd(torch_struct_marginals, x))
-            rows.append(
-                (
-                    "arborescence marginals (multi-root)",
-                    n,
-                    name,
-                    "torch-struct NonProjective",
-                    *times,
-                    ">= 1x",
+            # Padded: random lengths in [n/2, n], as in a batch of sentences.
+            for padded in (False, True):
+                lengths = torch.randint(n // 2, n + 1, (128,)) if padded else None
+                times = compare(
+                    fwd_bwd(lambda t, lens=lengths: ours_multi_root(t, lens), x),
+                    fwd_bwd(lambda t, lens=lengths: torch_struct_marginals(t, lens), x),
                 )
-            )
+                label = "arborescence marginals (multi-root" + (", padded)" if padded else ")")
+                rows.append((label, n, name, "torch-struct NonProjective", *times, ">= 1x"))
     for name, n, dtype, peer_name, ours, peer, ratio, target in rows:
         peer_cell = "skipped (--quick)" if peer is None else f"{peer * 1e3:.2f} ms"
         ratio_cell = "" if ratio is None else f"{ratio:.1f}x"

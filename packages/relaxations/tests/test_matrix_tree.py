@@ -206,6 +206,32 @@ def test_arborescence_columns_are_shifted_exactly() -> None:
     torch.testing.assert_close(cold, solvers.max_arborescence(distinct), atol=0.1, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("max_range", [None, math.inf, 50.0, 5.0])
+def test_huge_per_column_offsets_change_nothing(dtype: torch.dtype, max_range: float) -> None:
+    # Every in-edge of a vertex (the root edge included) moved by the same
+    # offset, 1e6 apart between vertices: the law is the same, and no shift
+    # common to all columns could keep every column from underflowing.
+    # (max_range=5 clips: the same clip on both sides, it is per column too.)
+    scores = torch.randn(4, 7, 7, dtype=torch.float64)
+    root_scores = torch.randn(4, 7, dtype=torch.float64)
+    offsets = (
+        torch.arange(7, dtype=torch.float64) * 1e6 * torch.tensor([1.0, -1.0, 0.5, 2.0])[:, None]
+    )
+    moved = (scores + offsets[:, None, :]).to(dtype)
+    moved_roots = (root_scores + offsets).to(dtype)
+    # The oracle: the scores the (rounded) input holds, offsets taken off exactly.
+    exact, exact_roots = moved.double() - offsets[:, None, :], moved_roots.double() - offsets
+    want = arborescence_marginals(exact, max_range=max_range, root=3)
+    want_e, want_r = multi_root_arborescence_marginals(exact, exact_roots, max_range=max_range)
+    got = arborescence_marginals(moved, max_range=max_range, root=3)
+    got_e, got_r = multi_root_arborescence_marginals(moved, moved_roots, max_range=max_range)
+    tol = 1e-8 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(got.double(), want, atol=tol, rtol=0)
+    torch.testing.assert_close(got_e.double(), want_e, atol=tol, rtol=0)
+    torch.testing.assert_close(got_r.double(), want_r, atol=tol, rtol=0)
+
+
 def _virtual_root(scores: torch.Tensor, root_scores: torch.Tensor) -> torch.Tensor:
     """The multi-root model as an (n + 1)-vertex graph rooted at a virtual vertex 0."""
     n = scores.shape[-1]

@@ -212,7 +212,10 @@ def _directed(
         w = torch.cat([scores, rows], dim=-2)  # [..., n + 1, n]
     # Non-edges become -inf in place, under autograd's radar: their weight is
     # 0, so the marginals give them zero gradient anyway.
-    certain = min(limit, _FLOAT32_SPREAD) if scores.dtype == torch.float32 else limit
+    # The global shift of the fast path must not underflow an edge: it takes
+    # spreads within the float32 budget, or (float64) within the default range.
+    safe = _FLOAT32_SPREAD if scores.dtype == torch.float32 else default_max_range("arborescence")
+    certain = min(limit, safe)
     one_root = root if root_weight is None else None
     shift, spread = _edges_and_range(w.detach(), one_root, inside, certain)
     clip = spread > limit
