@@ -69,15 +69,15 @@ cdef int64_t _invert(floating *a, Py_ssize_t n, Py_ssize_t *swap, floating *pivo
 def inverse(floating[:, :, ::1] matrices, int64_t[::1] info):
     """Invert every ``[n, n]`` matrix of ``matrices`` ``[B, n, n]`` in place; fill ``info``."""
     cdef Py_ssize_t b, n = matrices.shape[1]
-    cdef Py_ssize_t *swap = <Py_ssize_t *> malloc((n + 1) * sizeof(Py_ssize_t))
-    cdef floating *pivot_row = <floating *> malloc((n + 1) * sizeof(floating))
-    if swap == NULL or pivot_row == NULL:
-        free(swap)
-        free(pivot_row)
+    # One block for both work arrays: the row swaps, then the pivot row (its
+    # offset, a multiple of 8 bytes, keeps it aligned).
+    cdef char *block = <char *> malloc((n + 1) * (sizeof(Py_ssize_t) + sizeof(floating)))
+    if block == NULL:
         raise MemoryError()
+    cdef Py_ssize_t *swap = <Py_ssize_t *> block
+    cdef floating *pivot_row = <floating *> (block + (n + 1) * sizeof(Py_ssize_t))
     if n > 0:
         with nogil:
             for b in range(matrices.shape[0]):
                 info[b] = _invert(&matrices[b, 0, 0], n, swap, pivot_row)
-    free(swap)
-    free(pivot_row)
+    free(block)
