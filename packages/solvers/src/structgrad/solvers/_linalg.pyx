@@ -14,7 +14,8 @@ cdef inline floating _magnitude(floating x) noexcept nogil:
     return -x if x < 0 else x
 
 
-cdef int64_t _invert(floating *a, Py_ssize_t n, Py_ssize_t *swap, floating *pivot_row) noexcept nogil:
+cdef int64_t _invert(floating *a, Py_ssize_t n, Py_ssize_t *swap,
+                     floating *pivot_row) noexcept nogil:
     """Gauss-Jordan with partial pivoting on the row-major ``n x n`` matrix at ``a``, in place.
 
     Returns 0, or ``k + 1`` when column ``k`` has no nonzero pivot (``a`` is
