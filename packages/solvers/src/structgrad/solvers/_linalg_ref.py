@@ -19,7 +19,12 @@ def inverse(matrices: NDArray[np.floating[Any]], info: NDArray[np.int64]) -> Non
     info[:] = 0
     if n == 0 or batch == 0:
         return
-    a = matrices
+    with np.errstate(all="ignore"):  # as in C: overflow gives inf, silently
+        _gauss_jordan(matrices, info)
+
+
+def _gauss_jordan(a: NDArray[np.floating[Any]], info: NDArray[np.int64]) -> None:
+    batch, n = a.shape[0], a.shape[1]
     rows = np.arange(batch)
     swaps = np.empty((batch, n), dtype=np.int64)
     for k in range(n):
