@@ -344,6 +344,77 @@ def test_neg_inf_forbids_edges() -> None:
         spanning_tree_marginals(isolated)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_every_cut_graph_raises_and_no_connected_one_does(dtype: torch.dtype) -> None:
+    # A block of vertices without finite edges in from the rest (the root's
+    # side): rounding rarely leaves an exactly zero pivot, so this must be
+    # found on the edge pattern. One edge across the cut connects it again.
+    gen = torch.Generator().manual_seed(3)
+    for trial in range(60):
+        n = int(torch.randint(2, 20, (), generator=gen))
+        k = int(torch.randint(1, n, (), generator=gen))
+        perm = torch.randperm(n, generator=gen)
+        a = torch.randn(n, n, dtype=torch.float64, generator=gen) * (1 + trial % 3)
+        a[:k, k:] = -torch.inf
+        a = a[perm][:, perm].to(dtype)
+        root, across = int((perm == 0).nonzero()), int((perm == k).nonzero())
+        root_scores = torch.where(perm < k, 0.0, -torch.inf).to(dtype)
+        with pytest.raises(ValueError, match="do not connect every graph"):
+            arborescence_marginals(a, root=root)
+        with pytest.raises(ValueError, match="do not connect every graph"):
+            multi_root_arborescence_marginals(a, root_scores)
+        with pytest.raises(ValueError, match="do not connect every graph"):
+            spanning_tree_marginals(torch.minimum(a, a.T))
+        joined = a.clone()
+        joined[root, across] = 0.0
+        sym = torch.minimum(joined, joined.T)
+        sym[root, across] = sym[across, root] = 0.0
+        arborescence_marginals(joined, root=root)
+        multi_root_arborescence_marginals(joined, root_scores)
+        spanning_tree_marginals(sym)
+    # Spanning trees delete vertex 0 for Kirchhoff's theorem: an isolated
+    # vertex 0 leaves a singular minor of the other vertices' Laplacian.
+    alone = torch.zeros(2, 6, 6, dtype=dtype)
+    alone[1, 0, :] = -torch.inf
+    with pytest.raises(ValueError, match="do not connect every graph"):
+        spanning_tree_marginals(alone)
+
+
+def test_float32_falls_back_to_float64_when_rounding_is_amplified() -> None:
+    # Tightly knit pairs weakly attached to the rest: the Laplacian amplifies
+    # float32 rounding by about e^10 within the 10-nat float32 budget (2e-4
+    # errors); the sum identities reveal it and float64 takes over.
+    x = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 10.0], [0.0, 10.0, 0.0]])
+    torch.testing.assert_close(
+        arborescence_marginals(x).double(), arborescence_marginals(x.double()), atol=1e-6, rtol=0
+    )
+    pair = torch.tensor([[0.0, 10.0], [10.0, 0.0]])
+    edges, roots = multi_root_arborescence_marginals(pair, torch.zeros(2))
+    want_e, want_r = multi_root_arborescence_marginals(pair.double(), torch.zeros(2).double())
+    torch.testing.assert_close(edges.double(), want_e, atol=1e-6, rtol=0)
+    torch.testing.assert_close(roots.double(), want_r, atol=1e-6, rtol=0)
+    assert edges.dtype == roots.dtype == torch.float32
+    s = torch.zeros(6, 6)
+    s[0, 1] = s[0, 2] = s[1, 2] = s[3, 4] = s[3, 5] = s[4, 5] = 10.0
+    torch.testing.assert_close(
+        spanning_tree_marginals(s).double(), spanning_tree_marginals(s.double()), atol=1e-6, rtol=0
+    )
+    # Random scores within the budget stay in float32 (no silent float64).
+    calls = []
+    original = _laplacian._DirectedMarginals.apply
+
+    def spy(a: torch.Tensor, *rest: object) -> object:
+        calls.append(a.dtype)
+        return original(a, *rest)
+
+    _laplacian._DirectedMarginals.apply = spy  # type: ignore[method-assign]
+    try:
+        arborescence_marginals(torch.randn(64, 10, 10))
+    finally:
+        _laplacian._DirectedMarginals.apply = original  # type: ignore[method-assign]
+    assert calls == [torch.float32]
+
+
 def test_batch_dims_dtype_device() -> None:
     scores = torch.randn(2, 3, 4, 4)
     for fn in (spanning_tree_marginals, arborescence_marginals):

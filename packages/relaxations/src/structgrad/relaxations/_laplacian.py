@@ -43,10 +43,11 @@ import structgrad.solvers as solvers
 
 __all__ = ["directed_marginals", "undirected_marginals"]
 
-#: What a singular Laplacian or non-finite marginals mean, for the error messages.
-DISCONNECTED = (
-    "the finite-score edges do not connect every graph, or the scores span more than "
-    "float64 can hold (a finite max_range prevents that)"
+#: What a singular Laplacian or non-finite marginals of a connected graph mean
+#: (the callers check connectivity first), for the error messages.
+ILL_CONDITIONED = (
+    "the Laplacian is numerically singular: the scores span more than float64 can hold "
+    "(a finite max_range prevents that)"
 )
 
 #: Removed vertices: none, one vertex for the whole batch, or a ``[..., n]`` mask.
@@ -97,7 +98,7 @@ def _inverse(w: Tensor, removed: Removed) -> Tensor:
         inv, info = torch.linalg.inv_ex(lap)
         failed = bool(info.any())
     if failed:
-        raise ValueError(DISCONNECTED)
+        raise ValueError(ILL_CONDITIONED)
     return _drop(inv, removed, 0.0)
 
 

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from ._arborescence_clip import dual_clip
-from ._laplacian import DISCONNECTED, Removed, directed_marginals, undirected_marginals
+from ._checks import check_reachable, checked, spread_from
+from ._laplacian import Removed, directed_marginals, undirected_marginals
 from ._tree_clip import bottleneck_clip
 from ._utils import (
     as_index,
@@ -59,13 +60,6 @@ def _vertex_mask(
     if (lens < 1).any() or (lens > n).any():
         raise ValueError(f"lengths must lie in [1, {n}]")
     return torch.arange(n, device=like.device) < lens.unsqueeze(-1), lens
-
-
-def _check_finite(what: str, *outs: Tensor) -> None:
-    # One reduction each: NaN or inf anywhere makes the sum non-finite (marginals
-    # are bounded by 1, so it cannot overflow); isfinite() would cost many passes.
-    if not math.isfinite(sum(float(out.detach().sum()) for out in outs)):
-        raise ValueError(f"{what}: {DISCONNECTED}")
 
 
 def spanning_tree_marginals(
@@ -113,19 +107,34 @@ def spanning_tree_marginals(
         removed[..., 0] = True
     rows, cols = torch.triu_indices(n, n, 1, device=scores.device)
     edges = x.detach()[..., rows, cols]  # only the edges are read
-    check_values(edges)
+    if check_values(edges):  # forbidden edges may cut vertices off
+        finite = torch.isfinite(x.detach()) & pair
+        adjacency = finite | finite.transpose(-1, -2)
+        check_reachable(adjacency, _one_hot(0, n, x.device), inside, "spanning_tree_marginals")
     hi, spread = hi_and_spread(edges)
     limit = _range_limit(max_range, "spanning_tree")
     clip = limit < math.inf and spread > limit
-    x = x.to(_work_dtype(scores.dtype, 2 * limit if clip else spread))
+    work = _work_dtype(scores.dtype, 2 * limit if clip else spread)
+    x = x.to(work)
     if clip:
         if lens is None:  # the clip reads -inf off the upper triangle
             x = torch.where(pair, x, torch.full_like(x, -torch.inf))
         x = bottleneck_clip(x, pair.expand(x.shape), lens, limit)  # the maximum stays
     # Max shift: exp(x - c) <= 1; the shift only rescales Z, not the marginals.
     shift = torch.where(torch.isfinite(hi), hi, torch.zeros_like(hi))[..., None, None]
-    out = undirected_marginals(x, removed, shift.to(x.dtype))
-    _check_finite("spanning_tree_marginals", out)
+
+    def solve(dtype: torch.dtype) -> tuple[Tensor, ...]:
+        return (undirected_marginals(x.to(dtype), removed, shift.to(dtype)),)
+
+    def deviation(out: tuple[Tensor, ...]) -> float:
+        # A spanning tree has (size - 1) edges: twice that in the symmetric sum.
+        total = out[0].detach().sum((-2, -1))  # [...]
+        if lens is not None:
+            total += 2 * (n - lens)  # every graph's sum to 2 (n - 1)
+        return spread_from(total, 2.0 * (n - 1)) / (2.0 * (n - 1))
+
+    trusted = (2 * limit if clip else spread) <= 2 * default_max_range("spanning_tree")
+    (out,) = checked(solve, deviation, work, trusted, "spanning_tree_marginals")
     return out.to(scores.dtype)
 
 
@@ -149,7 +158,7 @@ def _range_limit(max_range: float | None, structure: str) -> float:
 
 def _edges_and_range(
     w: Tensor, root: int | None, inside: Tensor | None, certain: float
-) -> tuple[Tensor, float]:
+) -> tuple[Tensor, float, bool]:
     """Mark the non-edges of ``w`` ``[..., m, n]``; a shift for its columns and their spread.
 
     Writes ``-inf`` in place over the entries that are not edges: the diagonal
@@ -159,14 +168,15 @@ def _edges_and_range(
     bound when that bound is at most ``certain`` (every decision taken below
     ``certain`` is then the same). The shift is then the global maximum (every
     entry lies within ``certain`` nats below it), else the ``[..., 1, n]``
-    column maxima (0 for a column without a finite entry).
+    column maxima (0 for a column without a finite entry). The flag is true
+    when every edge is known to be finite (complete graphs).
 
     Raises:
         ValueError: if an edge is NaN or ``+inf``.
     """
     n = w.shape[-1]
     if not w.numel():  # an empty batch
-        return w.new_zeros(()), 0.0
+        return w.new_zeros(()), 0.0, True
     # Fast path: the global (max - min), taken before the non-edges are marked,
     # bounds every column's spread in one reduction; it is not finite on NaN,
     # +inf or -inf entries (even in non-edges), which take the exact path below.
@@ -180,13 +190,13 @@ def _edges_and_range(
         w.masked_fill_(outside.unsqueeze(-2), -torch.inf)  # edges into them
         w[..., :n, :].masked_fill_(outside.unsqueeze(-1), -torch.inf)  # edges out of them
     if bound <= certain:
-        return hi, bound
+        return hi, bound, True
     top = w.amax(dim=-2, keepdim=True)
     check_values(w[..., :n, :])
     check_values(w[..., n:, :], "root_scores")
     # -inf for a column of -inf (top = -inf, lo = inf)
     spread = float((top - finite_min(w, -2).unsqueeze(-2)).max())
-    return torch.nan_to_num(top, neginf=0.0), spread
+    return torch.nan_to_num(top, neginf=0.0), spread, False
 
 
 def _directed(
@@ -217,10 +227,16 @@ def _directed(
     safe = _FLOAT32_SPREAD if scores.dtype == torch.float32 else default_max_range("arborescence")
     certain = min(limit, safe)
     one_root = root if root_weight is None else None
-    shift, spread = _edges_and_range(w.detach(), one_root, inside, certain)
+    shift, spread, complete = _edges_and_range(w.detach(), one_root, inside, certain)
+    what = "arborescence_marginals" if root_weight is None else "multi_root_arborescence_marginals"
+    if not complete:  # forbidden edges may cut vertices off
+        finite = torch.isfinite(w.detach())
+        sources = finite[..., n, :] if root_weight is not None else _one_hot(root, n, w.device)
+        check_reachable(finite[..., :n, :], sources, inside, what)
     clip = spread > limit
-    w = w.to(_work_dtype(scores.dtype, limit if clip else spread))
-    shift = shift.to(w.dtype)
+    work = _work_dtype(scores.dtype, limit if clip else spread)
+    w = w.to(work)
+    shift = shift.to(work)
     if clip:
         if root_weight is None:
             w = dual_clip(w, lens, root, limit)
@@ -238,8 +254,31 @@ def _directed(
         removed = ~inside
         if root_weight is None:
             removed[..., root] = True
-    edges, virtual = directed_marginals(w, removed, shift)
+
+    def solve(dtype: torch.dtype) -> tuple[Tensor, ...]:
+        return directed_marginals(w.to(dtype), removed, shift.to(dtype))
+
+    def deviation(out: tuple[Tensor, ...]) -> float:
+        # Every vertex but the root has in-marginals summing to 1 (0 outside).
+        total = out[0].detach().sum(-2)  # [..., n]
+        if root_weight is not None:
+            total += out[1].detach()[..., 0, :]
+        else:
+            total[..., root] += 1.0
+        if inside is not None:
+            total += ~inside  # outside: 0 -> 1
+        return spread_from(total, 1.0)
+
+    default = default_max_range("arborescence")
+    trusted = (limit if clip else spread) <= default
+    edges, virtual = checked(solve, deviation, work, trusted, what)
     return edges, virtual.squeeze(-2)
+
+
+def _one_hot(index: int, n: int, device: torch.device) -> Tensor:
+    hot = torch.zeros(n, dtype=torch.bool, device=device)
+    hot[index] = True
+    return hot
 
 
 def arborescence_marginals(
@@ -277,7 +316,6 @@ def arborescence_marginals(
     n = square_size(scores)
     root = as_index(root, "root", 0, n - 1)
     marginals, _ = _directed(scores, None, root, lengths, max_range)
-    _check_finite("arborescence_marginals", marginals)
     return marginals.to(scores.dtype)
 
 
@@ -313,5 +351,4 @@ def multi_root_arborescence_marginals(
     if not root_scores.is_floating_point():
         raise ValueError(f"root_scores must be a floating-point tensor, got {root_scores.dtype}")
     edges, roots = _directed(scores, root_scores, -1, lengths, max_range)
-    _check_finite("multi_root_arborescence_marginals", edges, roots)
     return edges.to(scores.dtype), roots.to(scores.dtype)

@@ -41,16 +41,21 @@ def square_size(scores: Tensor, name: str = "scores", min_size: int = 2) -> int:
     return n
 
 
-def check_values(scores: Tensor, name: str = "scores") -> None:
-    """Reject NaN and +inf (``-inf`` marks forbidden choices and is allowed)."""
+def check_values(scores: Tensor, name: str = "scores") -> bool:
+    """Reject NaN and +inf (``-inf`` marks forbidden choices and is allowed).
+
+    Returns:
+        Whether some entry is ``-inf``.
+    """
     if not scores.is_floating_point():
         raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
     if math.isfinite(float(scores.detach().sum())):
-        return  # one reduction in the common case (isfinite() costs several passes)
+        return False  # one reduction in the common case (isfinite() costs several passes)
     if torch.isnan(scores).any():
         raise ValueError(f"{name} contain NaN")
     if torch.isposinf(scores).any():
         raise ValueError(f"{name} contain +inf")
+    return True
 
 
 def hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
