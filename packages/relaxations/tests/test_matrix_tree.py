@@ -380,6 +380,30 @@ def test_every_cut_graph_raises_and_no_connected_one_does(dtype: torch.dtype) ->
         spanning_tree_marginals(alone)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("depth", "cost"), [(2, 15.0), (3, 10.0), (5, 6.0), (5, 8.0), (8, 19.0)])
+def test_nested_cycles_behind_forbidden_edges_stay_accurate(
+    dtype: torch.dtype, depth: int, cost: float
+) -> None:
+    # A path 0 -> 1 -> ... whose forward edges cost `cost` nats, each vertex
+    # also pointing back, every other edge forbidden: the only arborescence is
+    # the path, but the 2-cycles nest `depth` deep and their costs compound in
+    # the Laplacian (e^(depth * cost)) though no column spreads 20 nats.
+    n = depth + 2
+    x = torch.full((n, n), -torch.inf, dtype=dtype)
+    for i in range(n - 1):
+        x[i, i + 1] = -cost if i < depth else 0.0
+        if i > 0:
+            x[i + 1, i] = 0.0
+    path = torch.diag(torch.ones(n - 1, dtype=torch.float64), 1)
+    torch.testing.assert_close(arborescence_marginals(x).double(), path, atol=1e-6, rtol=0)
+    roots = torch.full((n,), -torch.inf, dtype=dtype)
+    roots[0] = 0.0
+    edges, root_marginals = multi_root_arborescence_marginals(x, roots)
+    torch.testing.assert_close(edges.double(), path, atol=1e-6, rtol=0)
+    assert float(root_marginals[0]) == pytest.approx(1.0, abs=1e-6)
+
+
 def test_float32_falls_back_to_float64_when_rounding_is_amplified() -> None:
     # Tightly knit pairs weakly attached to the rest: the Laplacian amplifies
     # float32 rounding by about e^10 within the 10-nat float32 budget (2e-4

@@ -157,47 +157,59 @@ def _range_limit(max_range: float | None, structure: str) -> float:
     return limit
 
 
+def _mark_non_edges(t: Tensor, root: int | None, inside: Tensor | None, value: float) -> None:
+    """Write ``value`` into the entries of ``t`` ``[..., m, n]`` that are not edges, in place.
+
+    The diagonal (self-loops), column ``root`` (if not ``None``: nothing enters
+    the root), and the rows and columns of vertices outside ``inside`` ``[..., n]``.
+    """
+    n = t.shape[-1]
+    t[..., :n, :].diagonal(dim1=-2, dim2=-1).fill_(value)
+    if root is not None:
+        t[..., root] = value
+    if inside is not None:
+        outside = ~inside
+        t.masked_fill_(outside.unsqueeze(-2), value)  # edges into them
+        t[..., :n, :].masked_fill_(outside.unsqueeze(-1), value)  # edges out of them
+
+
 def _edges_and_range(
     w: Tensor, root: int | None, inside: Tensor | None, certain: float
 ) -> tuple[Tensor, float, bool]:
-    """Mark the non-edges of ``w`` ``[..., m, n]``; a shift for its columns and their spread.
+    """Mark the non-edges of ``w`` ``[..., m, n]`` ``-inf``; a shift for its columns, their spread.
 
-    Writes ``-inf`` in place over the entries that are not edges: the diagonal
-    (self-loops), column ``root`` (if not ``None``: nothing enters the root),
-    and the rows and columns of vertices outside ``inside`` ``[..., n]``. The
-    spread is the largest (max - min finite) of any column: exact, or an upper
-    bound when that bound is at most ``certain`` (every decision taken below
-    ``certain`` is then the same). The shift is then the global maximum (every
-    entry lies within ``certain`` nats below it), else the ``[..., 1, n]``
-    column maxima (0 for a column without a finite entry). The flag is true
-    when every edge is known to be finite (complete graphs).
+    The spread is the largest (max - min finite) of any column: exact, or an
+    upper bound when that bound is at most ``certain`` (every decision taken
+    below ``certain`` is then the same). The shift is then the global maximum
+    (every entry lies within ``certain`` nats below it), else the ``[..., 1, n]``
+    column maxima (0 for a column without a finite entry). The flag tells
+    whether some edge is ``-inf`` (forbidden).
 
     Raises:
         ValueError: if an edge is NaN or ``+inf``.
     """
     n = w.shape[-1]
     if not w.numel():  # an empty batch
-        return w.new_zeros(()), 0.0, True
+        return w.new_zeros(()), 0.0, False
     # Fast path: the global (max - min), taken before the non-edges are marked,
     # bounds every column's spread in one reduction; it is not finite on NaN,
     # +inf or -inf entries (even in non-edges), which take the exact path below.
     lo, hi = torch.aminmax(w)
     bound = float(hi - lo)
-    w[..., :n, :].diagonal(dim1=-2, dim2=-1).fill_(-torch.inf)
-    if root is not None:
-        w[..., root] = -torch.inf
-    if inside is not None:
-        outside = ~inside
-        w.masked_fill_(outside.unsqueeze(-2), -torch.inf)  # edges into them
-        w[..., :n, :].masked_fill_(outside.unsqueeze(-1), -torch.inf)  # edges out of them
+    forbidden = not bool(lo > -torch.inf)  # NaN too: it may hide a -inf
+    if forbidden:  # some -inf: is it an edge?
+        neg = torch.isneginf(w)
+        _mark_non_edges(neg, root, inside, False)
+        forbidden = bool(neg.any())
+    _mark_non_edges(w, root, inside, -torch.inf)
     if bound <= certain:
-        return hi, bound, True
+        return hi, bound, False
     top = w.amax(dim=-2, keepdim=True)
     check_values(w[..., :n, :])
     check_values(w[..., n:, :], "root_scores")
     # -inf for a column of -inf (top = -inf, lo = inf)
     spread = float((top - finite_min(w, -2).unsqueeze(-2)).max())
-    return torch.nan_to_num(top, neginf=0.0), spread, False
+    return torch.nan_to_num(top, neginf=0.0), spread, forbidden
 
 
 def _directed(
@@ -228,13 +240,17 @@ def _directed(
     safe = _FLOAT32_SPREAD if scores.dtype == torch.float32 else default_max_range("arborescence")
     certain = min(limit, safe)
     one_root = root if root_weight is None else None
-    shift, spread, complete = _edges_and_range(w.detach(), one_root, inside, certain)
+    shift, spread, forbidden = _edges_and_range(w.detach(), one_root, inside, certain)
     what = "arborescence_marginals" if root_weight is None else "multi_root_arborescence_marginals"
-    if not complete:  # forbidden edges may cut vertices off
+    if forbidden:  # forbidden edges may cut vertices off
         finite = torch.isfinite(w.detach())
         sources = finite[..., n, :] if root_weight is not None else _one_hot(root, n, w.device)
         check_reachable(finite[..., :n, :], sources, inside, what)
-    clip = spread > limit
+    # With forbidden edges the columns' spreads no longer bound the conditioning:
+    # nested cycles compound it (a chain of k cycles, each a nats dear, costs
+    # about k a). Edmonds' dual sees the chains: the dual clip, exact while they
+    # stay within the range, runs whenever some edge is -inf.
+    clip = spread > limit or (forbidden and limit < math.inf)
     work = _work_dtype(scores.dtype, limit if clip else spread)
     w = w.to(work)
     shift = shift.to(work)
@@ -305,8 +321,10 @@ def arborescence_marginals(
             that it stays the MAP and every other arborescence sits at most
             ``R`` per nested cycle chain below it (see ``_arborescence_clip``);
             the ``τ → 0`` limit is the maximum arborescence up to
-            ``O(n² e^{-R/depth})``. Columns spreading less than ``R`` are
-            exact. ``None``: 20; ``math.inf``: no clipping.
+            ``O(n² e^{-R/depth})``. Scores are exact while every chain of
+            nested cycles costs less than ``R`` (always, without forbidden
+            edges, when no column spreads ``R``). ``None``: 20; ``math.inf``:
+            no clipping.
 
     Returns:
         ``[..., n, n]`` marginals: every non-root column sums to 1.
