@@ -6,11 +6,13 @@ checked on the pattern of finite edges instead (only when some edge is
 ``-inf``; complete graphs connect).
 
 Rounding is amplified by the conditioning of the Laplacian, up to about
-``e^spread`` for weakly attached, tightly knit groups of vertices; float32 can
-then lose every digit within its 10-nat budget. The marginals obey exact sum
-identities (arborescences: each vertex's in-marginals sum to 1; spanning trees:
-``n - 1`` edges), which such errors break: a float32 result that misses them
-is computed again in float64, and a float64 one raises.
+``e^spread`` for weakly attached, tightly knit groups of vertices: float32 can
+lose three or four digits within its 10-nat budget. The marginals obey exact
+sum identities (arborescences: each vertex's in-marginals sum to 1; spanning
+trees: ``n - 1`` edges). They measure the residual of the solve, not every
+error (rounding in the Laplacian's diagonal can keep them), but the worst
+cases break them: a float32 result that misses them is computed again in
+float64, and an unclipped float64 one raises.
 """
 
 from __future__ import annotations
