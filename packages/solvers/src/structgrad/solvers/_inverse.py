@@ -38,7 +38,7 @@ def batched_inverse(matrices: Any) -> tuple[Any, Any]:
     """
     inp = batched(matrices, "matrices", core_ndim=2, square=True, min_size=1, allow_neg_inf=False)
     flat = inp.flat
-    if np.shares_memory(flat, inp.bridge.array):  # the kernel works in place
+    if np.may_share_memory(flat, inp.bridge.array):  # the kernel works in place
         flat = flat.copy()
     info = inverse_in_place(flat)
     n = flat.shape[-1]
