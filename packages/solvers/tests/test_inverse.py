@@ -88,6 +88,8 @@ def test_torch_batches_and_devices(backend: str) -> None:
 
 @given(arrays(np.float64, (4, 4), elements=st.floats(-1e3, 1e3)))
 @example(np.full((4, 4), 2.2e-313))  # subnormal pivots: 1 / pivot overflows in both
+@example(np.array([[1.0, 1.0, 2e-309, 2e-309]] + [[2e-309] * 4] * 3))  # then 0 * inf
+@example(np.array([[5e-324, 0, 5e-324, 0]] + [[0.0] * 4] * 3))  # then NaN below a zero pivot
 def test_compiled_equals_twin_bitwise(monkeypatch: pytest.MonkeyPatch, a: np.ndarray) -> None:
     batch = np.stack([a, a.T, a + np.eye(4) * 1e3])
     monkeypatch.delenv(ENV_VAR, raising=False)

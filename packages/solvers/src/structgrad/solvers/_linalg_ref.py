@@ -28,7 +28,12 @@ def _gauss_jordan(a: NDArray[np.floating[Any]], info: NDArray[np.int64]) -> None
     rows = np.arange(batch)
     swaps = np.empty((batch, n), dtype=np.int64)
     for k in range(n):
-        p = k + np.argmax(np.abs(a[:, k:, k]), axis=1)  # the first largest, as the kernel
+        # The kernel's pivot: the first strictly largest |a[i, k]| from i = k on,
+        # so a NaN never wins, unless it sits at (k, k), where nothing beats it.
+        size = np.abs(a[:, k:, k])
+        stays = np.isnan(size[:, 0])
+        size = np.where(np.isnan(size), -np.inf, size)
+        p = k + np.where(stays, 0, np.argmax(size, axis=1))
         swaps[:, k] = p
         pivot = a[rows, p, k]
         bad = ~(np.abs(pivot) > 0) & ~np.isnan(pivot)
@@ -42,7 +47,11 @@ def _gauss_jordan(a: NDArray[np.floating[Any]], info: NDArray[np.int64]) -> None
         factors = a[:, :, k].copy()
         factors[:, k] = 0
         a[:, :, k] = np.where(np.arange(n) == k, a[:, :, k], 0)
-        a -= factors[:, :, None] * a[:, k : k + 1, :]
+        # Rows with a zero factor are left alone, as the kernel skips them
+        # (0 * inf would be NaN once 1 / pivot has overflowed).
+        update = factors[:, :, None] * a[:, k : k + 1, :]
+        update[factors == 0] = 0
+        a -= update
     for k in range(n - 1, -1, -1):
         p = swaps[:, k]
         col = a[:, :, k].copy()
