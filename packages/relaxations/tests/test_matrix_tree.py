@@ -404,6 +404,33 @@ def test_nested_cycles_behind_forbidden_edges_stay_accurate(
     assert float(root_marginals[0]) == pytest.approx(1.0, abs=1e-6)
 
 
+def test_forbidden_edges_clip_only_without_direct_root_edges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # While every vertex keeps a finite edge from the root the columns'
+    # spreads bound the conditioning, and the (costly) dual clip is not needed.
+    from structgrad.relaxations import _matrix_tree
+
+    calls = []
+    original = _matrix_tree.dual_clip
+
+    def counted(*args: object) -> torch.Tensor:
+        calls.append(1)
+        return original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(_matrix_tree, "dual_clip", counted)
+    x = torch.randn(8, 6, 6, dtype=torch.float64)
+    x[:, 1:, 1:] = x[:, 1:, 1:].masked_fill(torch.rand(8, 5, 5) < 0.5, -torch.inf)
+    arborescence_marginals(x)
+    multi_root_arborescence_marginals(x, torch.randn(8, 6, dtype=torch.float64))
+    assert not calls
+    x[:, 0, 3] = -torch.inf  # vertex 3 only through others: nested cycles possible
+    x[:, 1, 3] = 0.0
+    x[:, 0, 1] = 0.0
+    arborescence_marginals(x)
+    assert len(calls) == 1
+
+
 def test_float32_falls_back_to_float64_when_rounding_is_amplified() -> None:
     # Tightly knit pairs weakly attached to the rest: the Laplacian amplifies
     # float32 rounding by about e^10 within the 10-nat float32 budget (2e-4

@@ -243,15 +243,23 @@ def _directed(
     # 0, so the marginals give them zero gradient anyway.
     shift, spread, forbidden = _edges_and_range(w.detach(), one_root, inside, certain)
     what = "arborescence_marginals" if root_weight is None else "multi_root_arborescence_marginals"
-    if forbidden:  # forbidden edges may cut vertices off
+    indirect = False  # some vertex has no finite edge from the root
+    if forbidden:
         finite = torch.isfinite(w.detach())
+        direct = finite[..., n if root_weight is not None else root, :]
+        need = direct.new_ones(direct.shape) if inside is None else inside.clone()
+        if root_weight is None:
+            need[..., root] = False
+        indirect = bool((need & ~direct).any())
+    if indirect:  # forbidden edges may cut vertices off
         sources = finite[..., n, :] if root_weight is not None else _one_hot(root, n, w.device)
         check_reachable(finite[..., :n, :], sources, inside, what)
-    # With forbidden edges the columns' spreads no longer bound the conditioning:
-    # nested cycles compound it (a chain of k cycles, each a nats dear, costs
-    # about k a). Edmonds' dual sees the chains: the dual clip, exact while they
-    # stay within the range, runs whenever some edge is -inf.
-    clip = spread > limit or (forbidden and limit < math.inf)
+    # The columns' spreads bound the conditioning while every vertex has an
+    # edge from the root (its weight is the margin of the Laplacian's column
+    # dominance). Without one, nested cycles compound it (a chain of k cycles,
+    # each a nats dear, costs about k a): Edmonds' dual sees the chains, and the
+    # dual clip, exact while they stay within the range, runs.
+    clip = spread > limit or (indirect and limit < math.inf)
     work = _work_dtype(scores.dtype, limit if clip else spread)
     w = w.to(work)
     shift = shift.to(work)
