@@ -25,7 +25,7 @@ from torch import Tensor
 
 from ._laplacian import ILL_CONDITIONED
 
-__all__ = ["check_reachable", "checked", "spread_from"]
+__all__ = ["check_reachable", "checked", "deviation_from"]
 
 #: Largest deviation from a sum identity (relative to the sum) accepted from
 #: float32 work: random graphs stay below 2e-6 (n = 5 ... 50), with the float32
@@ -99,7 +99,7 @@ def checked(
     raise ValueError(f"{what}: {ILL_CONDITIONED}")
 
 
-def spread_from(values: Tensor, want: float) -> float:
+def deviation_from(values: Tensor, want: float) -> float:
     """``max |values - want|`` from one ``aminmax`` (NaN if any value is NaN; 0 if empty)."""
     if not values.numel():
         return 0.0

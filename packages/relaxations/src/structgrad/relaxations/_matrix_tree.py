@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from ._arborescence_clip import dual_clip
-from ._checks import check_reachable, checked, spread_from
+from ._checks import check_reachable, checked, deviation_from
 from ._laplacian import Removed, directed_marginals, undirected_marginals
 from ._tree_clip import bottleneck_clip
 from ._utils import (
@@ -131,7 +131,7 @@ def spanning_tree_marginals(
         total = out[0].detach().sum((-2, -1))  # [...]
         if lens is not None:
             total += 2 * (n - lens)  # every graph's sum to 2 (n - 1)
-        return spread_from(total, 2.0 * (n - 1)) / (2.0 * (n - 1))
+        return deviation_from(total, 2.0 * (n - 1)) / (2.0 * (n - 1))
 
     trusted = (2 * limit if clip else spread) <= 2 * default_max_range("spanning_tree")
     (out,) = checked(solve, deviation, work, trusted, "spanning_tree_marginals")
@@ -236,7 +236,8 @@ def _directed(
         w = torch.cat([scores, rows], dim=-2)  # [..., n + 1, n]
     # The global shift of the fast path must not underflow an edge: it takes
     # spreads within the float32 budget, or (float64) within the default range.
-    safe = _FLOAT32_SPREAD if scores.dtype == torch.float32 else default_max_range("arborescence")
+    default = default_max_range("arborescence")
+    safe = _FLOAT32_SPREAD if scores.dtype == torch.float32 else default
     certain = min(limit, safe)
     one_root = root if root_weight is None else None
     # Non-edges become -inf in place, under autograd's radar: their weight is
@@ -293,9 +294,8 @@ def _directed(
             total[..., root] += 1.0
         if inside is not None:
             total += ~inside  # outside: 0 -> 1
-        return spread_from(total, 1.0)
+        return deviation_from(total, 1.0)
 
-    default = default_max_range("arborescence")
     trusted = (limit if clip else spread) <= default
     edges, virtual = checked(solve, deviation, work, trusted, what)
     return edges, virtual.squeeze(-2)

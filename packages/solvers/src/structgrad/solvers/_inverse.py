@@ -8,11 +8,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._backend import kernel
+from ._bridge import _KERNEL_DTYPES
 from ._validate import batched
 
 __all__ = ["batched_inverse", "inverse_in_place"]
-
-_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def batched_inverse(matrices: Any) -> tuple[Any, Any]:

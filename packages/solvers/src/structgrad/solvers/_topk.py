@@ -8,11 +8,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._backend import kernel
+from ._bridge import _KERNEL_DTYPES
 from ._validate import batched, check_int, check_values
 
 __all__ = ["TopKTrace", "top_k", "top_k_rows"]
-
-_ROW_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 class TopKTrace(NamedTuple):
@@ -82,7 +81,7 @@ def top_k_rows(rows: Any, k: int) -> Any:
     if not (
         isinstance(rows, np.ndarray)
         and rows.ndim == 2
-        and rows.dtype in _ROW_DTYPES
+        and rows.dtype in _KERNEL_DTYPES
         and rows.flags.c_contiguous
     ):
         raise ValueError("rows must be a C-contiguous float32/float64 numpy array [B, n]")
