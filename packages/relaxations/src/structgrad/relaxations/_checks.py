@@ -50,16 +50,23 @@ def check_reachable(adjacency: Tensor, sources: Tensor, inside: Tensor | None, w
     """
     n = adjacency.shape[-1]
     eye = torch.eye(n, dtype=torch.bool, device=adjacency.device)
+    paths = (adjacency | eye).to(torch.float32)
+    start = sources.to(torch.float32).expand(adjacency.shape[:-1]).unsqueeze(-2)
+
+    def all_reached() -> bool:
+        reached = torch.matmul(start, paths).squeeze(-2) > 0
+        missed = ~reached if inside is None else inside & ~reached
+        return not bool(missed.any())
+
+    if all_reached():  # the common case: every vertex is a neighbour of a source
+        return
     # (A | I)^(2^k) by repeated squaring holds the paths of up to 2^k edges;
     # products of 0/1 float32 matrices count exactly, clamped back to 0/1.
-    paths = (adjacency | eye).to(torch.float32)
     for _ in range(max(1, math.ceil(math.log2(n)))):
         paths = torch.matmul(paths, paths).clamp_(max=1.0)
-    start = sources.to(torch.float32).expand(adjacency.shape[:-1]).unsqueeze(-2)
-    reached = torch.matmul(start, paths).squeeze(-2) > 0
-    missed = ~reached if inside is None else inside & ~reached
-    if bool(missed.any()):
-        raise ValueError(f"{what}: the finite-score edges do not connect every graph")
+    if all_reached():
+        return
+    raise ValueError(f"{what}: the finite-score edges do not connect every graph")
 
 
 def checked(
