@@ -36,6 +36,8 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
+from ._tree_clip import follow
+
 __all__ = ["dual_clip"]
 
 
@@ -50,8 +52,9 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
         limit: the range ``R > 0``.
 
     Returns:
-        ``w`` with the edges described in the module docstring raised (no
-        gradient flows to a raised entry; the others pass through unchanged).
+        ``w`` with the edges described in the module docstring raised (the
+        gradient of a raised entry flows to its column's maximum, which its
+        floor follows; the others pass through unchanged).
     """
     n = w.shape[-1]
     flat = w.detach().reshape(-1, n, n)  # [B, n, n]
@@ -87,5 +90,9 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
         raised |= enters & low.view(-1, 1, 1)
     reduced = flat - dual  # <= 0 up to rounding
     raised = (raised | (reduced < -limit)) & torch.isfinite(flat)
-    floor = reduced.clamp_min(-limit) + clipped
-    return torch.where(raised.view(w.shape), floor.view(w.shape), w)
+    floor = (reduced.clamp_min(-limit) + clipped).view(w.shape)
+    # The floors of column j move with a shift of that column (every arborescence
+    # has one edge into j): let them follow the column's live maximum, so that the
+    # gradient stays orthogonal to per-column shifts, as the law is.
+    floor = floor + follow(w, torch.ones_like(raised).view(w.shape), (-2,))
+    return torch.where(raised.view(w.shape), floor, w)

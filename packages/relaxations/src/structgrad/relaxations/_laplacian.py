@@ -227,7 +227,14 @@ class _UndirectedMarginals(torch.autograd.Function):
             )
             return out, None, None
         gs = grad + grad.transpose(-1, -2)
-        q = inv @ _in_laplacian(gs * w) @ inv
+        # q = M L(gs ⊙ w) M = Σ_e c_e (M b_e)(M b_e)ᵀ, formed from the potentials
+        # M b_e (column differences of M) rather than as (M L) M: when the scores
+        # spread widely, M's entries are large and M b_e's small, and the product
+        # order would multiply the rounding of each difference by M again.
+        n = w.shape[-1]
+        rows, cols = torch.triu_indices(n, n, 1, device=w.device)
+        z = inv[..., :, rows] - inv[..., :, cols]  # [..., n, E] potentials M b_e
+        q = (z * (gs * w)[..., rows, cols].unsqueeze(-2)) @ z.transpose(-1, -2)
         dq = q.diagonal(dim1=-2, dim2=-1)
         tq = torch.add(dq.unsqueeze(-1) + dq.unsqueeze(-2), q, alpha=-2.0).mul_(w)
         # Forbidden edges (w = 0) get exactly zero: both terms carry w.

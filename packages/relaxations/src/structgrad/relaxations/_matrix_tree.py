@@ -15,6 +15,7 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -62,6 +63,17 @@ def _vertex_mask(
     return torch.arange(n, device=like.device) < lens.unsqueeze(-1), lens
 
 
+def _removed_vertices(
+    heavy: Tensor | None, inside: Tensor | None, n: int, batch: tuple[int, ...], device: Any
+) -> Removed:
+    """The ``[..., n]`` vertices to delete: ``heavy`` and those outside the graph."""
+    if heavy is None:
+        return 0
+    mask = torch.zeros(*batch, n, dtype=torch.bool, device=device)
+    mask.scatter_(-1, heavy.unsqueeze(-1), True)
+    return mask if inside is None else mask | ~inside
+
+
 def spanning_tree_marginals(
     scores: Tensor, *, lengths: Tensor | None = None, max_range: float | None = None
 ) -> Tensor:
@@ -98,15 +110,17 @@ def spanning_tree_marginals(
     pair = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
     if inside is not None:
         pair = pair & inside.unsqueeze(-1) & inside.unsqueeze(-2)
-    # Deleting vertex 0 (Kirchhoff); vertices outside the graph are deleted too.
     x: Tensor = scores
-    removed: Removed = 0
     if inside is not None:
         x = torch.where(pair, x, torch.full_like(x, -torch.inf))
-        removed = ~inside
-        removed[..., 0] = True
     rows, cols = torch.triu_indices(n, n, 1, device=scores.device)
     edges = x.detach()[..., rows, cols]  # only the edges are read
+    # Kirchhoff: any vertex may be deleted. Deleting an endpoint of the heaviest
+    # edge (as the reference does) measures every potential from the heaviest
+    # cluster, which keeps the inverse's entries, and the cancellations of the
+    # marginals and their backward, small when the scores spread widely.
+    heavy = rows.to(scores.device)[edges.argmax(-1)] if edges.numel() else None
+    removed: Removed = _removed_vertices(heavy, inside, n, batch, scores.device)
     if check_values(edges):  # forbidden edges may cut vertices off
         finite = torch.isfinite(x.detach()) & pair
         adjacency = finite | finite.transpose(-1, -2)

@@ -34,8 +34,8 @@ def bottleneck_clip(w: Tensor, valid: Tensor, lengths: Tensor | None, limit: flo
         limit: the range ``R``.
 
     Returns:
-        ``w`` with finite entries raised to their floor (gradient flows to the
-        entries that were not raised).
+        ``w`` with finite entries raised to their floor; the gradient of a
+        raised entry flows to the maximum, whose offset it keeps.
     """
     n = w.shape[-1]
     flat = w.detach().reshape(-1, n, n)
@@ -65,4 +65,19 @@ def bottleneck_clip(w: Tensor, valid: Tensor, lengths: Tensor | None, limit: flo
         bott = torch.where(across, weight, bott)
     floor = torch.where(tree, top - limit, bott - limit).reshape(w.shape)
     floor = torch.where(torch.isfinite(floor), floor, torch.full_like(floor, -torch.inf))
-    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor))
+    # The floors sit at fixed offsets below the maximum: let them follow the live
+    # maximum (zero in value, its gradient in backward), so that a global shift of
+    # ``w`` shifts every clipped entry too and the gradient stays orthogonal to it,
+    # as the tree law is (the reference's clip, max(w, max(w) - R), does the same).
+    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor + follow(w, valid, (-2, -1))))
+
+
+def follow(w: Tensor, valid: Tensor, dims: tuple[int, ...]) -> Tensor:
+    """``m - m.detach()`` for the maximum ``m`` of ``w`` over ``valid`` entries along ``dims``.
+
+    Zero in value; adding it to a detached floor makes the floor move with that
+    maximum in backward (0 where nothing is valid).
+    """
+    top = torch.where(valid & torch.isfinite(w), w, -torch.inf).amax(dim=dims, keepdim=True)
+    live = top - top.detach()
+    return torch.where(torch.isfinite(top), live, torch.zeros_like(live))
