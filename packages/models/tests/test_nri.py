@@ -174,6 +174,16 @@ def test_kl_gumbel_sums_all_entries_over_n() -> None:
     assert torch.allclose(nri.kl_gumbel(logits, 4), want)
 
 
+def test_kl_gumbel_is_finite_and_accurate_for_far_logits_in_float32() -> None:
+    # Issue 12: e^{-θ} in float32 overflowed at θ = -89 (the KL went inf/NaN) and
+    # the sum of 90 entries lost digits; the float64 sum is exact.
+    logits = torch.tensor([[-80.0, 450.0, 1e-4, -1e-4]])
+    kl = nri.kl_gumbel(logits, 1)
+    want = sum(t + math.expm1(-t) for t in (-80.0, 450.0, 1e-4, -1e-4))
+    assert kl.dtype == torch.float32 and torch.isfinite(kl).all()
+    assert kl.item() == pytest.approx(want, rel=1e-6)
+
+
 def test_kl_categorical_uniform_by_hand() -> None:
     logits = torch.log(torch.tensor([[[0.25, 0.75], [0.5, 0.5]]]))
     want = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)
@@ -218,6 +228,11 @@ def test_edge_metrics_picks_the_best_channel() -> None:
     assert (m.accuracy, m.precision, m.recall) == pytest.approx((1.0, 1.0, 1.0))
     onehot = torch.stack([1 - flipped, flipped], dim=-1)
     assert nri.edge_metrics(onehot, target, channels=True) == m
+    # A fixed channel: the "edge" channel of the flipped sample finds nothing.
+    edge = nri.edge_metrics(flipped, target, channel=1)
+    assert edge.channel == 1 and (edge.precision, edge.recall) == pytest.approx((0.0, 0.0))
+    with pytest.raises(ValueError, match="channel"):
+        nri.edge_metrics(flipped, target, channel=2)
 
 
 def test_edge_metrics_mean_of_ratios_over_samples_and_graphs() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from structgrad_app_common import CLIError
 from structgrad_app_common.training import RunControl
 
-__all__ = ["RESUME_KEYS", "TrainConfig", "check"]
+__all__ = ["RESUME_KEYS", "SELECT", "TrainConfig", "check"]
 
 # Fields that must not change between a run and its resumption.
 RESUME_KEYS = (
@@ -26,7 +26,16 @@ RESUME_KEYS = (
     "decoder_hidden",
     "var",
     "prediction_steps",
+    "tau_final",
+    "anneal_steps",
+    "decoder_edges",
+    "kl_shift",
+    "select",
 )
+#: Checkpoint criteria: the validation ELBO (the reference), the validation NLL of
+#: hard samples (unsupervised; tracks structure, unlike the ELBO whose KL grows
+#: with the scores), or the edge precision (uses the labels).
+SELECT = {"elbo": ("elbo", True), "nll": ("nll", False), "precision": ("precision", True)}
 
 
 @dataclass
@@ -54,6 +63,18 @@ class TrainConfig(RunControl):
     decoder_hidden: int = 256
     var: float = 5e-5
     prediction_steps: int | None = None
+    tau_final: float | None = None
+    anneal_steps: int = 3000
+    decoder_edges: str = "complement"
+    kl_shift: bool = False
+    select: str = "elbo"
+
+    def tau_at(self, step: int) -> float:
+        """τ at ``step``: geometric from ``tau`` to ``tau_final`` over ``anneal_steps``."""
+        if self.tau_final is None:
+            return self.tau
+        frac = min(1.0, step / self.anneal_steps)
+        return self.tau * (self.tau_final / self.tau) ** frac
 
 
 def check(config: TrainConfig) -> None:
@@ -69,4 +90,10 @@ def check(config: TrainConfig) -> None:
         raise CLIError(
             "--kl categorical applies to 'indep' only (trees and top-k need the Gumbel KL)"
         )
+    if config.tau_final is not None and not 0 < config.tau_final < float("inf"):
+        raise CLIError(f"--tau-final must be positive and finite, got {config.tau_final}")
+    if config.anneal_steps < 1:
+        raise CLIError("--anneal-steps must be >= 1")
+    if config.select not in SELECT:
+        raise CLIError(f"--select must be one of {', '.join(SELECT)}, got {config.select!r}")
     config.check_run_flags()

@@ -8,7 +8,6 @@ evaluations of one run are comparable.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -39,21 +38,25 @@ def evaluate(
         seed: seed of the hard samples (fixed, so evaluations are comparable).
 
     Returns:
-        ``elbo``, ``nll``, ``kl`` (means per graph), ``mse`` and edge
-        ``accuracy``, ``precision``, ``recall``.
+        ``elbo``, ``nll``, ``kl`` (means per graph), ``mse``, edge
+        ``accuracy``, ``precision``, ``recall`` (hard samples, best channel) and
+        ``map_precision``, ``map_recall`` (the noise-free MAP graph, "edge" channel).
     """
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     nll_sum = kl_sum = 0.0
-    samples = []
+    samples, modes = [], []
     for start in range(0, len(x), batch_size):
         xb = torch.from_numpy(x[start : start + batch_size])
         nll, kl, edges = model.evaluate(xb, generator=gen)
         nll_sum += float(nll.sum())
         kl_sum += float(kl.sum())
         samples.append(edges)
+        modes.append(model.map_edges(xb))
     target = matrix_to_edges(torch.from_numpy(adj).float())
     metrics = edge_metrics(torch.cat(samples), target)
+    # The noise-free most likely graph, scored on the "edge" channel only.
+    mode = edge_metrics(torch.cat(modes), target, channel=1)
     model.train()
     nll, kl = nll_sum / len(x), kl_sum / len(x)
     return {
@@ -65,6 +68,8 @@ def evaluate(
         "accuracy": metrics.accuracy,
         "precision": metrics.precision,
         "recall": metrics.recall,
+        "map_precision": mode.precision,
+        "map_recall": mode.recall,
     }
 
 
@@ -88,7 +93,7 @@ def finish(
     data: data_mod.Dataset,
     best_path: Path,
     *,
-    diverged: bool,
+    stopped: str | None,
     seconds: float,
     step: int,
 ) -> dict[str, Any]:
@@ -100,8 +105,9 @@ def finish(
     load_entry(model, best, "model", str(best_path))
     test = score(model, data, "test", config)
     records = read_jsonl(out / "metrics.jsonl")
-    valid = [r for r in records if r.get("split") == "valid"]
-    best_valid = max(valid, key=lambda r: r["elbo"] if r["elbo"] is not None else -math.inf)
+    best_valid = next(
+        r for r in records if r.get("split") == "valid" and r["step"] == int(best["step"])
+    )
     curves = plots.plot_curves(records, out / "curves.png", title=config.method)
     x0 = data.trajectories["test"][:1]
     pred = model.map_edges(torch.from_numpy(x0))
@@ -119,11 +125,15 @@ def finish(
         "tau": config.tau,
         "steps": step,
         "best_step": int(best["step"]),
-        "diverged": diverged,
+        "diverged": stopped is not None,
+        "stopped": stopped,
         "seconds": round(seconds, 1),
         "valid_elbo": best_valid["elbo"],
         "valid_precision": best_valid["precision"],
         "valid_recall": best_valid["recall"],
+        "valid_nll": best_valid["nll"],
+        "valid_map_precision": best_valid["map_precision"],
+        "select": config.select,
         **{f"test_{k}": v for k, v in test.items()},
         "plots": {"curves": str(curves), "graph": str(graph)},
         "metrics": str(out / "metrics.jsonl"),

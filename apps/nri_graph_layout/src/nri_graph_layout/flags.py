@@ -21,7 +21,8 @@ from structgrad_app_common import (
 )
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import TrainConfig
+from nri_graph_layout.config import SELECT, TrainConfig
+from nri_graph_layout.model import DECODER_EDGES
 from nri_graph_layout.methods import method_names
 
 __all__ = [
@@ -165,6 +166,17 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
             default=5.0,
             help="temperature τ of relaxations / perturbations (5.0)",
         )
+    o.add_argument(
+        "--tau-final",
+        type=positive_float,
+        help="anneal τ geometrically from --tau to this value (default: constant τ)",
+    )
+    o.add_argument(
+        "--anneal-steps",
+        type=positive_int,
+        default=3000,
+        help="steps of the τ annealing (3000)",
+    )
     o.add_argument("--batch-size", type=positive_int, default=128, help="training batch size (128)")
     o.add_argument(
         "--eval-batch-size", type=positive_int, default=100, help="evaluation batch size (100)"
@@ -201,6 +213,26 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
         help="hard forward, relaxed backward (SST and indep only)",
     )
     m.add_argument("--symmetric", action="store_true", help="indep: one sample per undirected edge")
+    m.add_argument(
+        "--decoder-edges",
+        choices=DECODER_EDGES,
+        default="complement",
+        help="decoder edge types: [1-x, x] as the reference (complement) "
+        "or [1, x] (base: messages along every pair plus along the sampled edges)",
+    )
+    m.add_argument(
+        "--kl-shift",
+        action="store_true",
+        help="tree / top-k: shift the scores by the constant that minimises the Gumbel KL "
+        "(the laws ignore it; keeps the scores from drifting)",
+    )
+    m.add_argument(
+        "--select",
+        choices=tuple(SELECT),
+        default="elbo",
+        help="checkpoint criterion on the validation set: elbo (the reference), "
+        "nll (hard samples; tracks structure) or precision (uses the true edges)",
+    )
     m.add_argument(
         "--aimle-difference",
         choices=("forward", "central"),

@@ -9,13 +9,19 @@ matrices, upper triangles) as the SST reference does (§2.1, §3.5 of the notes)
 - ``topk``: the upper triangle ``[B, n(n−1)/2]`` of the same matrix, ``k = n − 1``;
 - ``indep``: two edge-type logits per directed pair ``[B, n, n, 2]``.
 
-The decoder always gets two edge types ``[1 − x, x]`` (``skip_first=False``)
-and the KL is the Gumbel KL of the utilities over all directed entries.
+The decoder gets two edge types: ``[1 − x, x]`` (``skip_first=False``) as the
+reference, or ``[1, x]`` with ``decoder_edges="base"`` (messages along every
+pair plus messages along the sampled edges). The KL is the Gumbel KL of the
+utilities over all directed entries; with ``kl_shift`` the tree and top-k scores
+are first shifted by the constant that minimises it (both laws ignore a
+constant shift, so the bound tightens and the model is unchanged).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import math
 
 import torch
 from torch import Tensor, nn
@@ -37,6 +43,9 @@ from structgrad.models.nri import (
 )
 
 EDGE_TYPES = 2
+#: What the decoder's two edge types are: the reference's ``[1 − x, x]``, or an
+#: always-on channel and the sampled edges ``[1, x]``.
+DECODER_EDGES = ("complement", "base")
 
 
 @dataclass
@@ -65,6 +74,9 @@ class GraphLayoutModel(nn.Module):
         decoder_hidden: decoder hidden size (messages and output MLP).
         var: decoder variance.
         kl: ``"gumbel"`` (default) or ``"categorical"`` (indep only).
+        decoder_edges: ``"complement"`` (``[1 − x, x]``, the reference) or
+            ``"base"`` (``[1, x]``).
+        kl_shift: shift tree / top-k scores by the KL-minimising constant.
     """
 
     def __init__(
@@ -78,12 +90,18 @@ class GraphLayoutModel(nn.Module):
         var: float = 5e-5,
         kl: str = "gumbel",
         dims: int = 2,
+        decoder_edges: str = "complement",
+        kl_shift: bool = False,
     ) -> None:
         super().__init__()
+        if decoder_edges not in DECODER_EDGES:
+            raise ValueError(f"decoder_edges must be one of {DECODER_EDGES}, got {decoder_edges!r}")
         self.spec = spec
         self.n = n_nodes
         self.var = var
         self.kl = kl
+        self.decoder_edges = decoder_edges
+        self.kl_shift = bool(kl_shift) and spec.graph != "indep"
         self.encoder = MLPEncoder(
             timesteps * dims,
             encoder_hidden,
@@ -109,6 +127,8 @@ class GraphLayoutModel(nn.Module):
                 logits = matrix_to_edges(mat.permute(0, 3, 1, 2)).transpose(-1, -2)
             return mat, logits, baseline
         mat = symmetrize(edges_to_matrix(logits[..., 0]))  # [B, n, n]
+        if self.kl_shift:
+            mat = mat + kl_optimal_shift(matrix_to_upper(mat))[:, None, None]
         kl_logits = matrix_to_edges(mat).unsqueeze(-1)  # every directed entry, as the reference
         if self.spec.graph == "topk":
             return matrix_to_upper(mat), kl_logits, baseline
@@ -129,7 +149,11 @@ class GraphLayoutModel(nn.Module):
         flat = edges.reshape(-1, edges.shape[-1])  # [K·B, E]
         reps = flat.shape[0] // b
         xs = x.repeat(reps, 1, 1, 1) if reps > 1 else x
-        pred = self.decoder(xs, as_edge_types(flat, EDGE_TYPES), pred_steps)
+        if self.decoder_edges == "base":
+            types = torch.stack([torch.ones_like(flat), flat], dim=-1)  # [K·B, E, 2]
+        else:
+            types = as_edge_types(flat, EDGE_TYPES)
+        pred = self.decoder(xs, types, pred_steps)
         return nll_gaussian(pred, xs[:, :, 1:], self.var).reshape(*lead, b)
 
     def _kl(self, kl_logits: Tensor) -> Tensor:
@@ -175,3 +199,15 @@ class GraphLayoutModel(nn.Module):
         """The most likely graph (MAP of the scores, no noise) ``[B, E]``."""
         layer_in, _, _ = self.scores(x)
         return self.to_edges(self.latent.sample_hard(layer_in, noise=False))
+
+
+def kl_optimal_shift(theta: Tensor) -> Tensor:
+    """The constant ``c`` ``[B]`` minimising ``Σ_e KL(Gumbel(θ_e + c) ‖ Gumbel(0))``.
+
+    ``d/dc Σ (θ_e + c + e^{−θ_e − c} − 1) = m − e^{−c} Σ e^{−θ_e} = 0`` gives
+    ``c = logsumexp(−θ) − log m`` (log-space: no overflow for any θ).
+
+    Args:
+        theta: ``[B, m]`` scores of the ``m`` undirected edges.
+    """
+    return torch.logsumexp(-theta, dim=-1) - math.log(theta.shape[-1])

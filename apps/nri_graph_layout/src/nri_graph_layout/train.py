@@ -18,6 +18,7 @@ re-exported here).
 from __future__ import annotations
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from structgrad_app_common.training import (
 )
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import RESUME_KEYS, TrainConfig, check
+from nri_graph_layout.config import RESUME_KEYS, SELECT, TrainConfig, check
 from nri_graph_layout.evaluation import evaluate, finish, score
 from nri_graph_layout.methods import resolve
 from nri_graph_layout.model import GraphLayoutModel
@@ -98,7 +99,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
         decoder_hidden=config.decoder_hidden,
         var=config.var,
         kl=config.kl,
+        decoder_edges=config.decoder_edges,
+        kl_shift=config.kl_shift,
     )
+    if config.tau_final is not None and not hasattr(model.latent, "tau"):
+        raise CLIError(f"--tau-final needs a method with a temperature; {config.method} has none")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
     step, best, elapsed = 0, -math.inf, 0.0
@@ -128,21 +133,27 @@ def run(config: TrainConfig) -> dict[str, Any]:
             train_count=count,
         )
 
-    def validate() -> None:
+    key, higher = SELECT[config.select]
+
+    def validate() -> str | None:
+        """Score the validation set; the reason to stop if a metric is not finite."""
         nonlocal best
         res = score(model, data, "valid", config)
+        bad = [k for k, v in res.items() if not math.isfinite(v)]
+        if bad:
+            return f"validation {', '.join(bad)} not finite at step {step}"
         log.log({"step": step, "split": "valid", **res})
-        best = save_if_best(
-            best_path, model, res["elbo"], best, higher=True, step=step, elbo=res["elbo"]
-        )
+        value = res[key] if higher else -res[key]
+        best = save_if_best(best_path, model, value, best, higher=True, step=step, **res)
         checkpoint()
+        return None
 
     t0 = time.perf_counter()
     x_train = data.trajectories["train"]
-    diverged = False
+    stopped: str | None = None
     with log:
         if state is None:  # a resumed run already scored its earlier steps
-            validate()
+            stopped = validate()
         bar = tqdm(
             total=config.iterations,
             initial=step,
@@ -151,13 +162,15 @@ def run(config: TrainConfig) -> dict[str, Any]:
             disable=not config.progress,
             leave=False,
         )
-        while step < config.iterations:
+        while step < config.iterations and stopped is None:
             if config.stops_at(step):
                 checkpoint()
                 bar.close()
                 return {"stopped_at": step}
             step += 1
             idx = _batch(step, len(x_train), config.batch_size, config.seed)
+            if config.tau_final is not None:
+                model.latent.tau = config.tau_at(step)
             res = model(
                 torch.from_numpy(x_train[idx.numpy()]), pred_steps=pred_steps, generator=gen
             )
@@ -165,8 +178,8 @@ def run(config: TrainConfig) -> dict[str, Any]:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if not torch.isfinite(loss):
-                diverged = True
-                log.log({"step": step, "split": "train", "loss": math.nan, "diverged": True})
+                nll, kl = float(res.nll.mean()), float(res.kl.mean())
+                stopped = f"training loss not finite at step {step} (nll {nll:.4g}, kl {kl:.4g})"
                 break
             optimizer.step()
             totals += [float(loss.detach()), float(res.nll.mean()), float(res.kl.mean())]
@@ -178,15 +191,22 @@ def run(config: TrainConfig) -> dict[str, Any]:
                 bar.set_postfix(loss=f"{m[0]:.4g}")
                 totals[:], count = 0.0, 0
             if step % config.eval_every == 0 or step == config.iterations:
-                validate()
+                stopped = validate()
         bar.close()
-        checkpoint()
+        if stopped is not None:
+            # No null metrics: the run stops, says why, and ends on its best checkpoint.
+            log.log({"step": step, "split": "stopped", "reason": stopped})
+            print(f"stopped: {stopped}; scoring the best checkpoint", file=sys.stderr)
+        else:
+            checkpoint()
+    if not best_path.exists():
+        raise CLIError(f"stopped before any checkpoint: {stopped}")
     return finish(
         config,
         model,
         data,
         best_path,
-        diverged=diverged,
+        stopped=stopped,
         seconds=elapsed + time.perf_counter() - t0,
         step=step,
     )

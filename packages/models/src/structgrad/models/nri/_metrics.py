@@ -26,7 +26,9 @@ class EdgeMetrics(NamedTuple):
     channel: int
 
 
-def edge_metrics(samples: Tensor, target: Tensor, *, channels: bool = False) -> EdgeMetrics:
+def edge_metrics(
+    samples: Tensor, target: Tensor, *, channels: bool = False, channel: int | None = None
+) -> EdgeMetrics:
     """Accuracy, precision and recall of hard edge samples, best channel by precision.
 
     The reference (``sampling_edge_metrics``) builds two channels ``[1 − s, s]``
@@ -45,6 +47,7 @@ def edge_metrics(samples: Tensor, target: Tensor, *, channels: bool = False) -> 
         target: ``[..., E]`` 0/1 true edges, broadcastable to the samples'
             leading dims (e.g. ``[B, E]``).
         channels: the samples have a trailing edge-type dim.
+        channel: report this channel (1: "edge") instead of the best one.
 
     Returns:
         :class:`EdgeMetrics` of the chosen channel.
@@ -63,5 +66,7 @@ def edge_metrics(samples: Tensor, target: Tensor, *, channels: bool = False) -> 
     precision = (tp / (tp + fp)).reshape(-1, 2).nanmean(0)
     recall = (tp / (tp + fn)).reshape(-1, 2).nanmean(0)
     # NaN precision (no positives anywhere) never wins.
-    best = int(torch.nan_to_num(precision, nan=-1.0).argmax())
+    best = int(torch.nan_to_num(precision, nan=-1.0).argmax()) if channel is None else channel
+    if best not in (0, 1):
+        raise ValueError(f"channel must be 0 or 1, got {channel!r}")
     return EdgeMetrics(float(acc[best]), float(precision[best]), float(recall[best]), channel=best)

@@ -57,9 +57,12 @@ def kl_gumbel(logits: Tensor, n_nodes: int) -> Tensor:
     Returns:
         ``[B]`` KL per graph.
     """
-    # expm1(-θ) - (-θ) = e^{-θ} - 1 + θ, accurate for θ near 0.
-    kl = torch.expm1(-logits) + logits
-    return kl.flatten(1).sum(-1) / n_nodes
+    # expm1(-θ) - (-θ) = e^{-θ} - 1 + θ, accurate for θ near 0; in float64, where
+    # e^{-θ} overflows only below θ = -709 (float32 overflowed at θ = -88 and
+    # summed every entry in float32).
+    t = logits.double()
+    kl = torch.expm1(-t) + t
+    return (kl.flatten(1).sum(-1) / n_nodes).to(logits.dtype)
 
 
 def kl_categorical_uniform(logits: Tensor, n_nodes: int, *, binary: bool = False) -> Tensor:
