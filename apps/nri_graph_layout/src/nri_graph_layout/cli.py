@@ -1,4 +1,4 @@
-"""Command line: ``python -m nri_graph_layout {generate,train,sweep,quickstart} ...``.
+"""Command line: ``python -m nri_graph_layout {generate,train,sweep,reproduce,quickstart} ...``.
 
 Every user error (missing or malformed data file, unknown method, impossible
 flag combination, ``--resume`` without a checkpoint) is one line on stderr and
@@ -8,6 +8,7 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from collections.abc import Sequence
@@ -16,12 +17,12 @@ from typing import Any
 
 from structgrad_app_common import (
     ArgumentParser,
+    CLIError,
     SearchOptions,
     add_joblib_flags,
     add_sweep_flags,
     check_names,
-    print_failures,
-    read_jsonl,
+    positive_int,
     report_sweep,
     run_command,
     sweep_base,
@@ -29,9 +30,6 @@ from structgrad_app_common import (
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.flags import (
-    QUICK_METHODS,
-    QUICK_TRAIN,
-    SMALL,
     add_generate_flags,
     add_train_flags,
     data_path,
@@ -84,31 +82,63 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return report_sweep(records, table, args.out)
 
 
-def cmd_quickstart(args: argparse.Namespace) -> int:
-    """Generate small data, train tree SST and indep briefly, print the comparison."""
-    t0 = time.perf_counter()
-    out = Path(args.out)
-    if not args.smoke:
-        path = out / "data-small.npz"
-        if not path.exists():
-            config = data_mod.GenerateConfig(**SMALL)
-            data_mod.save(path, data_mod.generate(config, progress=not args.no_progress))
-            print(f"generated {path}")
-        args.data = str(path)
-    # Fixed (lr, τ) per method: a one-point "search" through the sweep runner,
-    # so every (method, seed) run is one joblib task.
-    records, table = _sweep(args, list(QUICK_METHODS), fixed=QUICK_METHODS)
-    print_failures(records)
-    print(table)
-    print("\nplots:")
-    for r in read_jsonl(out / "sweep.jsonl"):
-        if "plots" in r:
-            print(
-                f"  {r['method']} seed {r['seed']}: {r['plots']['curves']}  {r['plots']['graph']}"
-            )
-    print(f"table: {out / 'table.md'}")
-    print(f"\ntotal {time.perf_counter() - t0:.0f} s")
+def _recipe(args: argparse.Namespace, base: Any) -> Any:
+    """The recipe of ``reproduce`` / ``quickstart`` with the flags' overrides (``--smoke``)."""
+    from nri_graph_layout import reproduce as rep
+
+    recipe = rep.SMOKE if args.smoke else base
+    changes = {k: getattr(args, k) for k in ("iterations", "restarts", "warmup")}
+    changes = {k: v for k, v in changes.items() if v is not None and not args.smoke}
+    if changes.get("warmup", recipe.warmup) > changes.get("iterations", recipe.iterations):
+        raise CLIError("--warmup must not exceed --iterations")
+    return dataclasses.replace(recipe, **changes)
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """Train the CPU recipe for every method and seed; print and save the table."""
+    from nri_graph_layout import reproduce as rep
+
+    check_names("method", args.methods, method_names())
+    rep.reproduce(
+        _recipe(args, rep.CPU), args.methods, args.seeds, data_seed=args.data_seed,
+        out=Path(args.out), n_jobs=args.n_jobs, backend=args.backend, smoke=args.smoke,
+    )  # fmt: skip
     return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """The reproduction's short version: tree SST and indep, the table and the plots."""
+    from nri_graph_layout import reproduce as rep
+
+    rows = rep.reproduce(
+        _recipe(args, rep.QUICK), ["tree-sst", "indep"], args.seeds, data_seed=args.data_seed,
+        out=Path(args.out), n_jobs=args.n_jobs, backend=args.backend, smoke=args.smoke,
+    )  # fmt: skip
+    print("\nplots:")
+    for r in rows:
+        final = json.loads((Path(r["out"]) / "final.json").read_text())
+        print(f"  {r['method']} seed {r['seed']}: {final['plots']['curves']}  "
+              f"{final['plots']['graph']}")  # fmt: skip
+    return 0
+
+
+def _add_recipe_flags(p: argparse.ArgumentParser, *, out: str, seeds: list[int]) -> None:
+    """Flags shared by ``reproduce`` and ``quickstart``."""
+    p.add_argument("--out", default=out, help=f"output folder ({out})")
+    p.add_argument(
+        "--seeds", type=int, nargs="+", default=seeds,
+        help=f"training seeds ({' '.join(map(str, seeds))})",
+    )  # fmt: skip
+    p.add_argument("--data-seed", type=int, default=42, help="seed of the generated data (42)")
+    p.add_argument("--iterations", type=positive_int, help="steps of each kept run (the recipe's)")
+    p.add_argument("--warmup", type=positive_int, help="steps of each restart (the recipe's)")
+    p.add_argument(
+        "--restarts", type=positive_int, help="runs started per method and seed (the recipe's)"
+    )
+    p.add_argument(
+        "--smoke", action="store_true", help="the whole pipeline on tiny data in seconds"
+    )
+    add_joblib_flags(p)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -148,28 +178,40 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_train_flags(p, sweep=True)
     p.set_defaults(func=cmd_sweep, tau=5.0)
+    from nri_graph_layout import reproduce as rep
+
+    cpu, quick = rep.CPU, rep.QUICK
     p = sub.add_parser(
-        "quickstart",
-        help="the main job: small data, tree SST vs indep, comparison table",
+        "reproduce",
+        help="the paper's comparison with the CPU recipe: table.json, table.md, plots",
         description=(
-            "Generate a small data set (5000/500/500 graphs, n=10, T=10), train tree-sst "
-            f"and indep for {QUICK_TRAIN['iterations']} steps each (reduced model: "
-            f"{QUICK_TRAIN['encoder_hidden']} hidden units, batch {QUICK_TRAIN['batch_size']}) "
-            "with every seed, and print the comparison table and the plot paths. The "
-            "training flags below default to that reduced preset ("
-            + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK_TRAIN.items())
-            + "), not to the values their help shows for 'train'."
+            f"Generate the data ({cpu.num_train}/{cpu.num_valid}/{cpu.num_test} graphs, "
+            f"n=10, T=10) and train each method and seed with the CPU recipe: "
+            f"{cpu.restarts} restarts of {cpu.warmup} steps, the one with the lowest "
+            f"validation NLL trained on to {cpu.iterations} steps "
+            + _describe(cpu.train)
+            + ". Prints the table beside the paper's and writes table.json, table.md and "
+            "precision.png."
         ),
     )
-    p.add_argument("--out", default="runs/quickstart", help="output folder (runs/quickstart)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="training seeds (0 1)")
-    add_joblib_flags(p)
-    p.add_argument("--no-progress", action="store_true", help="no progress bar while generating")
-    p.set_defaults(
-        func=cmd_quickstart, search_seed=0, trials=1, lr_range=(1e-3, 1e-3), tau_range=(1.0, 1.0)
+    p.add_argument(
+        "--methods", nargs="+", default=["tree-sst", "topk-sst", "indep"],
+        help="methods (tree-sst topk-sst indep)",
+    )  # fmt: skip
+    _add_recipe_flags(p, out="runs/reproduce", seeds=[0, 1, 2])
+    p.set_defaults(func=cmd_reproduce)
+    p = sub.add_parser(
+        "quickstart",
+        help="the main job: tree SST against independent edges in a few minutes",
+        description=(
+            f"The reproduction in short: {quick.num_train} training graphs, tree-sst and "
+            f"indep, {quick.restarts} restarts of {quick.warmup} steps, the kept one trained "
+            f"to {quick.iterations} steps ({_describe(quick.train)}); prints the table and "
+            "the plot paths."
+        ),
     )
-    add_train_flags(p, sweep=True, data=False)
-    p.set_defaults(**QUICK_TRAIN)  # after the flags: the preset wins over their defaults
+    _add_recipe_flags(p, out="runs/quickstart", seeds=[0, 1])
+    p.set_defaults(func=cmd_quickstart)
     return parser
 
 
@@ -182,3 +224,12 @@ def _no_infinite_range(args: argparse.Namespace) -> None:
     """``--max-range inf`` disables the clipping (``None``)."""
     if getattr(args, "max_range", None) is not None and args.max_range == float("inf"):
         args.max_range = None
+
+
+def _describe(train: dict[str, Any]) -> str:
+    """The recipe's training settings as flags."""
+    flags = []
+    for key, value in train.items():
+        flag = "--" + key.replace("_", "-")
+        flags.append(flag if value is True else f"{flag} {value}")
+    return " ".join(flags)

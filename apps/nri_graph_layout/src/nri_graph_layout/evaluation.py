@@ -68,7 +68,8 @@ def evaluate(
         "accuracy": metrics.accuracy,
         "precision": metrics.precision,
         "recall": metrics.recall,
-        "map_precision": mode.precision,
+        # No edge predicted in any graph (independent edges can do that): none found.
+        "map_precision": 0.0 if mode.precision != mode.precision else mode.precision,
         "map_recall": mode.recall,
     }
 

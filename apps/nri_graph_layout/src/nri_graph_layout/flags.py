@@ -26,8 +26,6 @@ from nri_graph_layout.model import DECODER_EDGES
 from nri_graph_layout.methods import method_names
 
 __all__ = [
-    "QUICK_METHODS",
-    "QUICK_TRAIN",
     "SMALL",
     "SMOKE_DATA",
     "SMOKE_TRAIN",
@@ -39,6 +37,7 @@ __all__ = [
     "train_config",
 ]
 
+#: ``generate --small``: a quick data set.
 SMALL = {"num_train": 5000, "num_valid": 500, "num_test": 500}
 SMOKE_DATA = {
     "num_train": 32,
@@ -56,22 +55,6 @@ SMOKE_TRAIN = {
     "encoder_hidden": 16,
     "decoder_hidden": 16,
 }
-# The quickstart: a short run of a reduced model (the reference's 256 hidden units
-# cost ~8 s per step on one CPU core).
-QUICK_TRAIN = {
-    "iterations": 300,
-    "eval_every": 50,
-    "log_every": 20,
-    "batch_size": 32,
-    "eval_batch_size": 100,
-    "encoder_hidden": 32,
-    "decoder_hidden": 32,
-}
-# (lr, τ) picked by short probes at this budget (a lower τ than the full-size
-# recipe's 3.86 keeps the relaxed training samples close to the hard ones).
-QUICK_METHODS = {"tree-sst": {"lr": 3e-3, "tau": 1.0}, "indep": {"lr": 3e-3, "tau": 0.5}}
-
-
 def add_generate_flags(p: argparse.ArgumentParser) -> None:
     """The ``generate`` flags: split sizes, graph size, noise, seed, ``--small``."""
     g = p.add_argument_group("data set")

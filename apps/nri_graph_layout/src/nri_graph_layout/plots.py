@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -100,3 +101,31 @@ def plot_graph(
     ax.legend(loc="upper right", fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def plot_precision_vs_time(
+    runs: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str]
+) -> Path:
+    """Validation edge precision (hard samples and MAP) against training seconds, per run.
+
+    Args:
+        runs: label → the JSONL records of a run (validation records need ``seconds``).
+        path: output PNG.
+
+    Returns:
+        ``path``.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    for i, (label, records) in enumerate(runs.items()):
+        valid = [r for r in records if r.get("split") == "valid" and "seconds" in r]
+        minutes = [r["seconds"] / 60 for r in valid]
+        axes[0].plot(minutes, [r["precision"] for r in valid], marker=".", color=f"C{i}",
+                     label=label)  # fmt: skip
+        axes[1].plot(minutes, [r.get("map_precision", math.nan) for r in valid], marker=".",
+                     color=f"C{i}", label=label)  # fmt: skip
+    axes[0].set(title="validation precision (hard samples)", xlabel="minutes", ylim=(0, 1.02))
+    axes[1].set(title="validation MAP precision", xlabel="minutes", ylim=(0, 1.02))
+    for ax in axes:
+        ax.axhline(0.9, color="0.6", ls=":", lw=1)
+    axes[0].legend(loc="lower right", fontsize=7)
+    return save_panels(fig, axes, path, title="edge precision against training time")

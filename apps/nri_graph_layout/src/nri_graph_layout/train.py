@@ -142,7 +142,8 @@ def run(config: TrainConfig) -> dict[str, Any]:
         bad = [k for k, v in res.items() if not math.isfinite(v)]
         if bad:
             return f"validation {', '.join(bad)} not finite at step {step}"
-        log.log({"step": step, "split": "valid", **res})
+        seconds = round(elapsed + time.perf_counter() - t0, 2)
+        log.log({"step": step, "split": "valid", "seconds": seconds, **res})
         value = res[key] if higher else -res[key]
         best = save_if_best(best_path, model, value, best, higher=True, step=step, **res)
         checkpoint()
@@ -196,11 +197,12 @@ def run(config: TrainConfig) -> dict[str, Any]:
         if stopped is not None:
             # No null metrics: the run stops, says why, and ends on its best checkpoint.
             log.log({"step": step, "split": "stopped", "reason": stopped})
-            print(f"stopped: {stopped}; scoring the best checkpoint", file=sys.stderr)
         else:
             checkpoint()
     if not best_path.exists():
         raise CLIError(f"stopped before any checkpoint: {stopped}")
+    if stopped is not None:
+        print(f"stopped: {stopped}; scoring the best checkpoint", file=sys.stderr)
     return finish(
         config,
         model,
