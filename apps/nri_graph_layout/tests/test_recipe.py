@@ -46,6 +46,21 @@ def test_kl_optimal_shift_minimises_the_kl_and_keeps_the_law():
     assert torch.isfinite(kl_optimal_shift(torch.tensor([[-1e4, 1e4, 0.0]]))).all()
 
 
+def test_soft_steps_switch_to_straight_through(tmp_path, monkeypatch):
+    seen = []
+    real = model_mod.GraphLayoutModel.forward
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.latent.straight_through)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(model_mod.GraphLayoutModel, "forward", spy)
+    argv = ["train", "--smoke", "--out", str(tmp_path / "r"), "--no-progress",
+            "--straight-through", "--soft-steps", "2"]  # fmt: skip
+    assert main(argv) == 0
+    assert seen == [False, False, True, True]
+
+
 def test_recipe_flags_train_and_select_by_nll(tmp_path):
     out = tmp_path / "run"
     argv = ["train", "--smoke", "--out", str(out), "--no-progress", "--straight-through",
@@ -96,6 +111,8 @@ def test_a_non_finite_validation_stops_with_one_line(tmp_path, monkeypatch, caps
 def test_recipe_flag_errors(tmp_path, capsys):
     _fail(capsys, ["train", "--smoke", "--tau-final", "0"], "--tau-final")
     _fail(capsys, ["train", "--smoke", "--select", "luck"], "invalid choice")
+    _fail(capsys, ["train", "--smoke", "--soft-steps", "3"], "--straight-through")
+    _fail(capsys, ["train", "--smoke", "--straight-through", "--soft-steps", "-1"], ">= 0")
     _fail(capsys, ["train", "--smoke", "--decoder-edges", "none"], "invalid choice")
     _fail(
         capsys,

@@ -89,9 +89,10 @@ def _recipe(args: argparse.Namespace, base: Any) -> Any:
     recipe = rep.SMOKE if args.smoke else base
     changes = {k: getattr(args, k) for k in ("iterations", "restarts", "warmup")}
     changes = {k: v for k, v in changes.items() if v is not None and not args.smoke}
-    if changes.get("warmup", recipe.warmup) > changes.get("iterations", recipe.iterations):
+    recipe = dataclasses.replace(recipe, **changes)
+    if recipe.restarts > 1 and recipe.warmup > recipe.iterations:
         raise CLIError("--warmup must not exceed --iterations")
-    return dataclasses.replace(recipe, **changes)
+    return recipe
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -187,9 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             f"Generate the data ({cpu.num_train}/{cpu.num_valid}/{cpu.num_test} graphs, "
             f"n=10, T=10) and train each method and seed with the CPU recipe: "
-            f"{cpu.restarts} restarts of {cpu.warmup} steps, the one with the lowest "
-            f"validation NLL trained on to {cpu.iterations} steps "
-            + _describe(cpu.train)
+            + _plan(cpu)
             + ". Prints the table beside the paper's and writes table.json, table.md and "
             "precision.png."
         ),
@@ -205,9 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the main job: tree SST against independent edges in a few minutes",
         description=(
             f"The reproduction in short: {quick.num_train} training graphs, tree-sst and "
-            f"indep, {quick.restarts} restarts of {quick.warmup} steps, the kept one trained "
-            f"to {quick.iterations} steps ({_describe(quick.train)}); prints the table and "
-            "the plot paths."
+            f"indep, {_plan(quick)}; prints the table and the plot paths."
         ),
     )
     _add_recipe_flags(p, out="runs/quickstart", seeds=[0, 1])
@@ -226,10 +223,16 @@ def _no_infinite_range(args: argparse.Namespace) -> None:
         args.max_range = None
 
 
-def _describe(train: dict[str, Any]) -> str:
-    """The recipe's training settings as flags."""
+def _plan(recipe: Any) -> str:
+    """A recipe's restarts, steps and training settings (as ``train`` flags)."""
     flags = []
-    for key, value in train.items():
+    for key, value in recipe.train.items():
         flag = "--" + key.replace("_", "-")
         flags.append(flag if value is True else f"{flag} {value}")
-    return " ".join(flags)
+    runs = (
+        f"{recipe.restarts} restarts of {recipe.warmup} steps, the one with the lowest "
+        f"validation NLL trained on to {recipe.iterations} steps"
+        if recipe.restarts > 1
+        else f"one run of {recipe.iterations} steps"
+    )
+    return f"{runs} ({' '.join(flags)})"

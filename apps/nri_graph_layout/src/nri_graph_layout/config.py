@@ -31,6 +31,7 @@ RESUME_KEYS = (
     "decoder_edges",
     "kl_shift",
     "select",
+    "soft_steps",
 )
 #: Checkpoint criteria: the validation ELBO (the reference), the validation NLL of
 #: hard samples (unsupervised; tracks structure, unlike the ELBO whose KL grows
@@ -68,6 +69,7 @@ class TrainConfig(RunControl):
     decoder_edges: str = "complement"
     kl_shift: bool = False
     select: str = "elbo"
+    soft_steps: int = 0
 
     def tau_at(self, step: int) -> float:
         """τ at ``step``: geometric from ``tau`` to ``tau_final`` over ``anneal_steps``."""
@@ -94,6 +96,10 @@ def check(config: TrainConfig) -> None:
         raise CLIError(f"--tau-final must be positive and finite, got {config.tau_final}")
     if config.anneal_steps < 1:
         raise CLIError("--anneal-steps must be >= 1")
+    if config.soft_steps < 0:
+        raise CLIError("--soft-steps must be >= 0")
+    if config.soft_steps and not config.straight_through:
+        raise CLIError("--soft-steps applies with --straight-through only")
     if config.select not in SELECT:
         raise CLIError(f"--select must be one of {', '.join(SELECT)}, got {config.select!r}")
     config.check_run_flags()

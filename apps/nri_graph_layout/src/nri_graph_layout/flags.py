@@ -195,6 +195,12 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
         action="store_true",
         help="hard forward, relaxed backward (SST and indep only)",
     )
+    m.add_argument(
+        "--soft-steps",
+        type=int,
+        default=0,
+        help="with --straight-through: relaxed forward samples for the first N steps (0)",
+    )
     m.add_argument("--symmetric", action="store_true", help="indep: one sample per undirected edge")
     m.add_argument(
         "--decoder-edges",
