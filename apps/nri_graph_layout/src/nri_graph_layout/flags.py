@@ -22,8 +22,8 @@ from structgrad_app_common import (
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import SELECT, TrainConfig
-from nri_graph_layout.model import DECODER_EDGES
 from nri_graph_layout.methods import method_names
+from nri_graph_layout.model import DECODER_EDGES
 
 __all__ = [
     "SMALL",
@@ -55,6 +55,8 @@ SMOKE_TRAIN = {
     "encoder_hidden": 16,
     "decoder_hidden": 16,
 }
+
+
 def add_generate_flags(p: argparse.ArgumentParser) -> None:
     """The ``generate`` flags: split sizes, graph size, noise, seed, ``--small``."""
     g = p.add_argument_group("data set")

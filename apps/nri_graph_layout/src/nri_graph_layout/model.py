@@ -19,9 +19,8 @@ constant shift, so the bound tightens and the model is unchanged).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn

@@ -245,4 +245,3 @@ def summary_table(rows: list[dict[str, Any]]) -> str:
         target = PAPER_TARGET.get(method, "")
         lines.append([method, len(mine), *cells, f"{seconds:.0f}", target])
     return markdown_table(headers, lines)
-
