@@ -24,6 +24,17 @@ def test_tau_anneals_geometrically_then_stays():
     assert config.tau_at(50) == pytest.approx(1.0)  # the geometric mean
     assert config.tau_at(100) == config.tau_at(10_000) == pytest.approx(0.5)
     assert TrainConfig(data="d", out="o", tau=3.0).tau_at(500) == 3.0
+    lr = TrainConfig(data="d", out="o", lr=1e-2, lr_final=1e-4, lr_decay_steps=10)
+    assert [lr.lr_at(s) for s in (0, 5, 10, 99)] == pytest.approx([1e-2, 1e-3, 1e-4, 1e-4])
+
+
+def test_lr_decay_reaches_the_optimiser(tmp_path):
+    out = tmp_path / "r"
+    argv = ["train", "--smoke", "--out", str(out), "--no-progress", "--lr", "0.01",
+            "--lr-final", "0.0001", "--lr-decay-steps", "4"]  # fmt: skip
+    assert main(argv) == 0
+    state = torch.load(out / "last.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-4)
 
 
 def test_kl_optimal_shift_minimises_the_kl_and_keeps_the_law():
@@ -110,6 +121,7 @@ def test_a_non_finite_validation_stops_with_one_line(tmp_path, monkeypatch, caps
 
 def test_recipe_flag_errors(tmp_path, capsys):
     _fail(capsys, ["train", "--smoke", "--tau-final", "0"], "--tau-final")
+    _fail(capsys, ["train", "--smoke", "--lr-final", "-1"], "--lr-final")
     _fail(capsys, ["train", "--smoke", "--select", "luck"], "invalid choice")
     _fail(capsys, ["train", "--smoke", "--soft-steps", "3"], "--straight-through")
     _fail(capsys, ["train", "--smoke", "--straight-through", "--soft-steps", "-1"], ">= 0")

@@ -32,6 +32,8 @@ RESUME_KEYS = (
     "kl_shift",
     "select",
     "soft_steps",
+    "lr_final",
+    "lr_decay_steps",
 )
 #: Checkpoint criteria: the validation ELBO (the reference), the validation NLL of
 #: hard samples (unsupervised; tracks structure, unlike the ELBO whose KL grows
@@ -70,13 +72,23 @@ class TrainConfig(RunControl):
     kl_shift: bool = False
     select: str = "elbo"
     soft_steps: int = 0
+    lr_final: float | None = None
+    lr_decay_steps: int = 20_000
 
     def tau_at(self, step: int) -> float:
         """τ at ``step``: geometric from ``tau`` to ``tau_final`` over ``anneal_steps``."""
-        if self.tau_final is None:
-            return self.tau
-        frac = min(1.0, step / self.anneal_steps)
-        return self.tau * (self.tau_final / self.tau) ** frac
+        return _geometric(self.tau, self.tau_final, step / self.anneal_steps)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate at ``step``: geometric from ``lr`` to ``lr_final``."""
+        return _geometric(self.lr, self.lr_final, step / self.lr_decay_steps)
+
+
+def _geometric(start: float, end: float | None, frac: float) -> float:
+    """``start (end / start)^min(1, frac)`` (``start`` when ``end`` is None)."""
+    if end is None:
+        return start
+    return start * (end / start) ** min(1.0, frac)
 
 
 def check(config: TrainConfig) -> None:
@@ -96,6 +108,10 @@ def check(config: TrainConfig) -> None:
         raise CLIError(f"--tau-final must be positive and finite, got {config.tau_final}")
     if config.anneal_steps < 1:
         raise CLIError("--anneal-steps must be >= 1")
+    if config.lr_final is not None and not 0 < config.lr_final < float("inf"):
+        raise CLIError(f"--lr-final must be positive and finite, got {config.lr_final}")
+    if config.lr_decay_steps < 1:
+        raise CLIError("--lr-decay-steps must be >= 1")
     if config.soft_steps < 0:
         raise CLIError("--soft-steps must be >= 0")
     if config.soft_steps and not config.straight_through:

@@ -162,6 +162,17 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
         default=3000,
         help="steps of the τ annealing (3000)",
     )
+    o.add_argument(
+        "--lr-final",
+        type=positive_float,
+        help="decay the learning rate geometrically to this value (default: constant)",
+    )
+    o.add_argument(
+        "--lr-decay-steps",
+        type=positive_int,
+        default=20_000,
+        help="steps of the learning-rate decay (20000)",
+    )
     o.add_argument("--batch-size", type=positive_int, default=128, help="training batch size (128)")
     o.add_argument(
         "--eval-batch-size", type=positive_int, default=100, help="evaluation batch size (100)"

@@ -172,6 +172,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
             idx = _batch(step, len(x_train), config.batch_size, config.seed)
             if config.tau_final is not None:
                 model.latent.tau = config.tau_at(step)
+            if config.lr_final is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.lr_at(step)
             if config.soft_steps:  # relaxed forward samples first, then straight-through
                 model.latent.straight_through = step > config.soft_steps
             res = model(
