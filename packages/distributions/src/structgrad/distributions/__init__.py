@@ -1,0 +1,46 @@
+"""Structures and exact structured distributions with the ``torch.distributions`` API.
+
+:func:`structure` resolves a structure name to its :class:`Structure` (checks,
+options, Gumbel noise, MAP, enumeration and, where tractable, log-partition,
+marginals and exact samples). On top: the Gibbs laws ``p(x) ∝ exp(<θ, x>)``
+:class:`KSubset`, :class:`SpanningTree` and :class:`Arborescence` with exact
+samplers, :class:`PlackettLuce` over rankings, and :class:`PerturbAndMAP`.
+
+References:
+    Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",
+    NeurIPS 2020, https://arxiv.org/abs/2006.08063.
+"""
+
+from importlib.metadata import version as _version
+
+from torch.distributions import Categorical as Categorical
+
+from ._gibbs import Arborescence as Arborescence
+from ._gibbs import KSubset as KSubset
+from ._gibbs import SpanningTree as SpanningTree
+from ._perturb import PerturbAndMAP as PerturbAndMAP
+from ._plackett_luce import PlackettLuce as PlackettLuce
+from ._registry import STRUCTURES as STRUCTURES
+from ._registry import structure as structure
+from ._structure import Structure as Structure
+from ._trees import edge_list as edge_list
+from ._trees import from_upper as from_upper
+from ._trees import to_upper as to_upper
+
+__version__ = _version("structgrad-distributions")
+
+__all__ = [
+    "STRUCTURES",
+    "Arborescence",
+    "Categorical",
+    "KSubset",
+    "PerturbAndMAP",
+    "PlackettLuce",
+    "SpanningTree",
+    "Structure",
+    "__version__",
+    "edge_list",
+    "from_upper",
+    "structure",
+    "to_upper",
+]

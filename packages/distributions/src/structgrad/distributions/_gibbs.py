@@ -1,0 +1,242 @@
+"""Gibbs laws ``p(x) ∝ exp(<θ, x>)`` over k-subsets, spanning trees and arborescences.
+
+Each is a :class:`torch.distributions.Distribution` with an exact ``sample``
+(sequential DP for k-subsets, Wilson's algorithm for trees), the stochastic
+softmax trick as ``rsample`` (the marginals of ``(θ + G) / τ``), and the
+exponential-family identities ``H = log Z − <θ, μ>`` and
+``KL(p ‖ q) = log Z_q − log Z_p + <θ_p − θ_q, μ_p>``.
+
+References:
+    Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",
+    NeurIPS 2020, https://arxiv.org/abs/2006.08063.
+    Wainwright and Jordan, "Graphical Models, Exponential Families, and
+    Variational Inference", 2008 (the identities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints, register_kl
+from torch.distributions.utils import lazy_property
+
+from ._registry import structure
+from ._structure import Structure
+from ._utils import check_scores, check_tau
+
+__all__ = ["Arborescence", "KSubset", "SpanningTree"]
+
+
+class _Gibbs(Distribution):
+    """``p(x) ∝ exp(<θ, x>)`` over the structures of :attr:`structure_name`."""
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
+    has_rsample = True
+    structure_name: ClassVar[str]
+
+    def _setup(
+        self, logits: Tensor, tau: float, validate_args: bool | None, **options: Any
+    ) -> None:
+        self.structure: Structure = structure(self.structure_name)
+        check_scores(logits, "logits", self.structure.event_dim, square=self.structure.square)
+        self.options = self.structure.check(logits, **options)
+        self.logits = logits
+        self.tau = check_tau(tau)
+        d = self.structure.event_dim
+        super().__init__(logits.shape[:-d], logits.shape[-d:], validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(constraints.boolean, self.structure.event_dim)
+
+    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> _Gibbs:
+        new = self._get_checked_instance(type(self), _instance)
+        shape = torch.Size(batch_shape)
+        new.structure = self.structure
+        new.options = dict(self.options)
+        if new.options.get("lengths") is not None:
+            new.options["lengths"] = torch.as_tensor(new.options["lengths"]).expand(shape)
+        new.logits = self.logits.expand(shape + self.event_shape)
+        new.tau = self.tau
+        Distribution.__init__(new, shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @lazy_property
+    def log_partition(self) -> Tensor:
+        """``[...]`` ``log Z(θ) = log Σ_x exp(<θ, x>)``."""
+        return self.structure.log_partition(self.logits, **self.options)
+
+    @lazy_property
+    def marginals(self) -> Tensor:
+        """``μ = E[x] = ∂ log Z / ∂ θ``, like ``logits``; differentiable."""
+        return self.structure.marginals(self.logits, **self.options)
+
+    @property
+    def mean(self) -> Tensor:
+        return self.marginals
+
+    @property
+    def mode(self) -> Tensor:
+        """The MAP structure (through structgrad.solvers), 0/1 like ``logits``."""
+        return self.structure.map(self.logits, **self.options)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """``<θ, x> − log Z`` of structures ``value`` ``[*sample, ..., *event]``.
+
+        ``value`` is assumed to be a structure of the support (only its 0/1
+        entries are validated); ``-inf`` is returned where it uses a forbidden entry.
+        """
+        if self._validate_args:
+            self._validate_sample(value)
+        return self.structure.score(self.logits, value, **self.options) - self.log_partition
+
+    def entropy(self) -> Tensor:
+        """``[...]`` ``H = log Z − <θ, μ>``."""
+        return self.log_partition - self.structure.score(
+            self.logits, self.marginals, **self.options
+        )
+
+    def sample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Exact samples of the Gibbs law, ``[*sample_shape, ..., *event]`` 0/1."""
+        with torch.no_grad():
+            return self.structure.sample(
+                self.logits, sample_shape, generator=generator, **self.options
+            )
+
+    def rsample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The stochastic softmax trick: marginals of ``(θ + G) / τ`` (relaxed, differentiable).
+
+        Its law is not the Gibbs law; as ``τ → 0`` it tends to the perturb-and-MAP
+        sample ``MAP(θ + G)``.
+        """
+        shape = self._extended_shape(torch.Size(sample_shape))
+        theta = self.logits.expand(shape)
+        noise = self.structure.gumbel(theta, generator=generator)
+        return self.structure.marginals((theta + noise) / self.tau, **self.options)
+
+
+class KSubset(_Gibbs):
+    """``p(x) ∝ exp(<θ, x>)`` over the subsets of exactly ``k`` of ``n`` items.
+
+    Args:
+        logits: ``[..., n]`` log-potentials θ; ``-inf`` items are never chosen.
+        k: the subset size, in ``[0, n]``.
+        tau: temperature of :meth:`rsample`.
+        validate_args: as for every torch distribution.
+
+    Samples are ``[..., n]`` 0/1 masks; :meth:`sample` is exact (sequential DP).
+    """
+
+    structure_name = "k_subset"
+
+    def __init__(
+        self, logits: Tensor, k: int, tau: float = 1.0, validate_args: bool | None = None
+    ) -> None:
+        self._setup(logits, tau, validate_args, k=k)
+
+    @property
+    def k(self) -> int:
+        """The subset size."""
+        k: int = self.options["k"]
+        return k
+
+
+class SpanningTree(_Gibbs):
+    """``p(T) ∝ exp(Σ_{e∈T} θ_e)`` over the spanning trees of ``K_n``.
+
+    Args:
+        logits: ``[..., n, n]`` edge log-potentials; only the strict upper triangle
+            is read; ``-inf`` forbids an edge.
+        lengths: optional ``[...]`` graph sizes in ``[1, n]`` (vertices past a
+            length are not in the graph).
+        tau: temperature of :meth:`rsample`.
+        validate_args: as for every torch distribution.
+
+    Samples are symmetric ``[..., n, n]`` adjacencies; :meth:`sample` is exact
+    (Wilson's algorithm).
+    """
+
+    structure_name = "spanning_tree"
+
+    def __init__(
+        self,
+        logits: Tensor,
+        lengths: Tensor | None = None,
+        tau: float = 1.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        self._setup(logits, tau, validate_args, lengths=lengths)
+
+
+class Arborescence(_Gibbs):
+    """``p(A) ∝ exp(Σ_{(i→j)∈A} θ_ij)`` over the arborescences rooted at ``root``.
+
+    Args:
+        logits: ``[..., n, n]`` log-potentials, entry ``[i, j]`` for the edge ``i → j``
+            (the diagonal and column ``root`` are not read); ``-inf`` forbids an edge.
+        root: the root vertex.
+        lengths: optional ``[...]`` graph sizes in ``[root + 1, n]``.
+        tau: temperature of :meth:`rsample`.
+        validate_args: as for every torch distribution.
+
+    Samples are ``[..., n, n]`` adjacencies; :meth:`sample` is exact (Wilson's algorithm).
+    """
+
+    structure_name = "arborescence"
+
+    def __init__(
+        self,
+        logits: Tensor,
+        root: int = 0,
+        lengths: Tensor | None = None,
+        tau: float = 1.0,
+        validate_args: bool | None = None,
+    ) -> None:
+        self._setup(logits, tau, validate_args, root=root, lengths=lengths)
+
+
+def _inside(d: _Gibbs) -> Tensor:
+    """``[..., n]`` mask of the vertices inside each graph of ``d`` (all without lengths)."""
+    mask = d.structure.lengths_mask(d.logits, d.options.get("lengths"))
+    return torch.ones(d.event_shape[-1:], dtype=torch.bool) if mask is None else mask.cpu()
+
+
+def _same_support(p: _Gibbs, q: _Gibbs) -> None:
+    if p.event_shape != q.event_shape:
+        raise ValueError(f"kl_divergence: event shapes differ, {p.event_shape} vs {q.event_shape}")
+    for key in ("k", "root"):
+        if p.options.get(key) != q.options.get(key):
+            raise ValueError(f"kl_divergence: {key} differs ({p.options[key]} vs {q.options[key]})")
+    if "lengths" in p.options and not bool((_inside(p) == _inside(q)).all()):
+        raise ValueError("kl_divergence: the two laws have different lengths")
+
+
+def _kl(p: _Gibbs, q: _Gibbs) -> Tensor:
+    """``KL(p ‖ q) = log Z_q − log Z_p + <θ_p − θ_q, μ_p>``.
+
+    ``+inf`` where ``q`` forbids an entry that ``p`` uses.
+    """
+    _same_support(p, q)
+    mu = p.marginals
+    cross = p.structure.score(p.logits, mu, **p.options) - q.structure.score(
+        q.logits, mu, **q.options
+    )
+    return q.log_partition - p.log_partition + cross
+
+
+for _cls in (KSubset, SpanningTree, Arborescence):
+    register_kl(_cls, _cls)(_kl)

@@ -1,0 +1,145 @@
+"""The perturb-and-MAP law: the MAP structure of Gumbel-perturbed scores.
+
+``x = MAP(θ + G)`` is cheap to draw for every structure with a solver, but its
+law is not the Gibbs law ``∝ exp(<θ, x>)`` except for categorical variables
+(Gumbel-max); for spanning trees or arborescences the probability that a given
+structure is the perturbed MAP has no closed form.
+
+References:
+    Papandreou and Yuille, "Perturb-and-MAP Random Fields", ICCV 2011.
+    Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",
+    NeurIPS 2020, https://arxiv.org/abs/2006.08063 (the relaxed sample).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+from ._ksubset import plackett_luce_set_log_prob
+from ._registry import structure as resolve
+from ._structure import Structure
+from ._utils import check_scores, check_tau, dot
+
+__all__ = ["PerturbAndMAP"]
+
+#: Largest k whose Plackett-Luce set probability is computed (a DP over 2^k subsets).
+MAX_SET_K = 10
+
+
+class PerturbAndMAP(Distribution):
+    """``x = MAP(θ + G)`` with i.i.d. standard Gumbel ``G`` (symmetric for undirected graphs).
+
+    Args:
+        structure: a structure name (``"spanning_tree"``, ...) or :class:`Structure`.
+        logits: scores θ of the structure's shape.
+        tau: temperature of :meth:`rsample`.
+        validate_args: as for every torch distribution.
+        **options: the structure's options (``k``, ``root``, ``lengths``).
+
+    ``sample`` is exact for this law; ``rsample`` is the stochastic softmax trick
+    (marginals of ``(θ + G) / τ``) where marginals are tractable; ``log_prob``
+    exists for ``categorical`` (the softmax) and ``k_subset`` (the probability of
+    the first k items of a Plackett-Luce ranking, ``k <= 10``) only.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
+
+    def __init__(
+        self,
+        structure: str | Structure,
+        logits: Tensor,
+        tau: float = 1.0,
+        validate_args: bool | None = None,
+        **options: Any,
+    ) -> None:
+        self.structure = resolve(structure)
+        d = self.structure.event_dim
+        check_scores(logits, "logits", d, square=self.structure.square)
+        self.options = self.structure.check(logits, **options)
+        self.logits = logits
+        self.tau = check_tau(tau)
+        event = self.structure.solution_shape(logits.shape[-d:])
+        super().__init__(logits.shape[:-d], event, validate_args=validate_args)
+
+    @property
+    def has_rsample(self) -> bool:  # type: ignore[override]
+        """Whether the structure has marginals for the relaxed sample."""
+        return self.structure.tractable
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(constraints.boolean, len(self.event_shape))
+
+    @property
+    def mode(self) -> Tensor:
+        """``MAP(θ)``."""
+        return self.structure.map(self.logits, **self.options)
+
+    def _perturbed(self, sample_shape: Sequence[int], generator: torch.Generator | None) -> Tensor:
+        if self.structure.name == "grid_path":
+            raise NotImplementedError(
+                "perturb-and-MAP grid_path: its scores are non-negative costs, which additive "
+                "Gumbel noise does not keep; perturb the costs and call structure('grid_path').map"
+            )
+        d = self.structure.event_dim
+        theta = self.logits.expand(torch.Size(sample_shape) + self.logits.shape)
+        assert theta.dim() >= d
+        return theta + self.structure.gumbel(theta, generator=generator)
+
+    def sample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
+        with torch.no_grad():
+            return self.structure.map(self._perturbed(sample_shape, generator), **self.options)
+
+    def rsample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The SST relaxation: marginals of ``(θ + G) / τ`` (``→ MAP(θ + G)`` as ``τ → 0``).
+
+        Raises:
+            NotImplementedError: for structures without marginals, with the reason.
+        """
+        if not self.structure.tractable:
+            raise NotImplementedError(
+                f"perturb-and-MAP {self.structure.name}: no relaxed sample, because "
+                f"{self.structure.intractable}"
+            )
+        noisy = self._perturbed(sample_shape, generator)
+        return self.structure.marginals(noisy / self.tau, **self.options)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """``log P(MAP(θ + G) = value)`` for ``categorical`` and ``k_subset`` (``k <= 10``).
+
+        Raises:
+            NotImplementedError: for other structures (no closed form), or a larger ``k``.
+        """
+        if self._validate_args:
+            self._validate_sample(value)
+        name = self.structure.name
+        if name == "categorical":  # Gumbel-max: exactly the softmax
+            return dot(torch.log_softmax(self.logits, -1), value, 1)
+        if name == "k_subset" and self.options["k"] <= MAX_SET_K:
+            return plackett_luce_set_log_prob(self.logits, value, self.options["k"])
+        if name == "k_subset":
+            raise NotImplementedError(
+                f"perturb-and-MAP k_subset: the set probability sums k! Plackett-Luce orders "
+                f"(a DP over 2^k subsets), computed for k <= {MAX_SET_K} only"
+            )
+        raise NotImplementedError(
+            f"perturb-and-MAP {name}: the probability that a structure is the MAP of θ + G has "
+            "no closed form; the Gibbs law (SpanningTree, Arborescence, KSubset) has an exact "
+            "log_prob"
+        )

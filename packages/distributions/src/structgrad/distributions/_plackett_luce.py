@@ -1,0 +1,108 @@
+"""The Plackett-Luce law over rankings, sampled by the Gumbel top-n trick.
+
+References:
+    Plackett, "The Analysis of Permutations", J. R. Stat. Soc. C, 1975;
+    Luce, "Individual Choice Behavior", 1959.
+    Kool, van Hoof and Welling, "Stochastic Beams and Where to Find Them: The
+    Gumbel-Top-k Trick for Sampling Sequences Without Replacement", ICML 2019,
+    https://arxiv.org/abs/1903.06059.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+from ._utils import check_scores, gumbel_like
+
+__all__ = ["PlackettLuce"]
+
+#: Below the smallest finite logit by this many nats, an item weighs exp(-1000)
+#: relative to any other: nothing in float64.
+_FAR = 1000.0
+
+
+class _Rankings(constraints.Constraint):
+    """Index tensors ``[..., n]`` holding each of ``0 .. n-1`` once."""
+
+    is_discrete = True
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        n = value.shape[-1]
+        ok = value.sort(-1).values == torch.arange(n, device=value.device)
+        return ok.all(-1)
+
+
+class PlackettLuce(Distribution):
+    """Rankings of ``n`` items: the first is drawn ``∝ exp(θ)``, then the next among the rest.
+
+    A sample is an index tensor ``[..., n]`` (``long``), the first chosen first:
+    ``argsort(θ + G, descending)`` with Gumbel noise ``G`` (exact). Items with
+    ``-inf`` logits come last, in increasing index order (as the sampler puts
+    them); any other placement has probability 0.
+
+    Args:
+        logits: ``[..., n]`` log-weights θ.
+        validate_args: as for every torch distribution.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
+    support = _Rankings()
+    has_rsample = False
+
+    def __init__(self, logits: Tensor, validate_args: bool | None = None) -> None:
+        check_scores(logits, "logits", 1)
+        if logits.shape[-1] < 1:
+            raise ValueError("logits: need n >= 1 items")
+        self.logits = logits
+        super().__init__(logits.shape[:-1], logits.shape[-1:], validate_args=validate_args)
+
+    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> PlackettLuce:
+        new = self._get_checked_instance(PlackettLuce, _instance)
+        shape = torch.Size(batch_shape)
+        new.logits = self.logits.expand(shape + self.event_shape)
+        Distribution.__init__(new, shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    @property
+    def mode(self) -> Tensor:
+        """The most likely ranking: items by decreasing logit (ties by index)."""
+        return self.logits.detach().argsort(dim=-1, descending=True, stable=True)
+
+    def sample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Rankings ``[*sample_shape, ..., n]``: argsort of ``θ + G``, descending."""
+        with torch.no_grad():
+            theta = self.logits.expand(self._extended_shape(torch.Size(sample_shape)))
+            keys = theta + gumbel_like(theta, generator=generator)
+            # -inf keys tie: the stable sort keeps them in index order, at the end.
+            return keys.argsort(dim=-1, descending=True, stable=True)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        """``Σ_t θ_{π_t} − log Σ_{s ≥ t} exp(θ_{π_s})`` of rankings ``value`` ``[..., n]``."""
+        if self._validate_args:
+            self._validate_sample(value)
+        theta, index = torch.broadcast_tensors(self.logits, value)
+        picked = theta.gather(-1, index.long())  # [..., n]: θ in ranking order
+        finite = torch.isfinite(picked)
+        low = torch.where(finite, picked, torch.inf).detach().amin(-1, keepdim=True)
+        # -inf items are replaced by a finite stand-in far below every finite item:
+        # the suffix sums do not change and their gradient is never NaN.
+        fill = torch.where(torch.isfinite(low), low - _FAR, 0.0)
+        safe = torch.where(finite, picked, fill)
+        suffix = torch.logcumsumexp(safe.flip(-1), -1).flip(-1)  # log Σ_{s>=t} exp θ_{π_s}
+        total = torch.where(finite, safe - suffix, 0.0).sum(-1)
+        after = ~finite[..., :-1] & finite[..., 1:]  # a finite item after a -inf one
+        unordered = ~finite[..., :-1] & ~finite[..., 1:] & (index[..., 1:] < index[..., :-1])
+        impossible = (after | unordered).any(-1)
+        return torch.where(impossible, -torch.inf, total)

@@ -1,0 +1,173 @@
+"""Graph structures: undirected spanning trees of ``K_n`` and rooted arborescences.
+
+Undirected scores and trees are symmetric ``[..., n, n]`` matrices of which only
+the strict upper triangle is read; :func:`to_upper`, :func:`from_upper` and
+:func:`edge_list` convert between that layout, the vector of the ``n(n-1)/2``
+edges ``(i, j)``, ``i < j`` in row-major order, and the edge list itself.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+import structgrad.solvers as solvers
+
+from ._matrix_tree import arborescence_log_partition, spanning_tree_log_partition
+from ._structure import Structure
+from ._utils import check_int, dot
+from ._wilson import sample_arborescences
+
+__all__ = [
+    "ArborescenceStructure",
+    "SpanningTreeStructure",
+    "edge_list",
+    "from_upper",
+    "to_upper",
+]
+
+
+def edge_list(n: int, *, device: Any = None) -> Tensor:
+    """The ``[n(n-1)/2, 2]`` edges ``(i, j)``, ``i < j``, in row-major order (int64)."""
+    return torch.triu_indices(n, n, 1, device=device).T.contiguous()
+
+
+def to_upper(matrix: Tensor) -> Tensor:
+    """``[..., n, n]`` → ``[..., n(n-1)/2]``: the strict upper triangle, row-major."""
+    n = matrix.shape[-1]
+    rows, cols = torch.triu_indices(n, n, 1, device=matrix.device)
+    return matrix[..., rows, cols]
+
+
+def from_upper(vector: Tensor, *, diagonal: float = 0.0) -> Tensor:
+    """``[..., n(n-1)/2]`` → the symmetric ``[..., n, n]`` with ``diagonal`` on the diagonal.
+
+    Raises:
+        ValueError: if the last size is not a triangular number ``n(n-1)/2``, ``n >= 2``.
+    """
+    m = vector.shape[-1] if vector.dim() else -1
+    n = (1 + math.isqrt(1 + 8 * m)) // 2 if m >= 0 else 0
+    if n < 2 or n * (n - 1) // 2 != m:
+        raise ValueError(f"vector: last size {m} is not n(n-1)/2 for an n >= 2")
+    rows, cols = torch.triu_indices(n, n, 1, device=vector.device)
+    flat = vector.new_zeros((*vector.shape[:-1], n * n)).index_copy(-1, rows * n + cols, vector)
+    upper = flat.unflatten(-1, (n, n))
+    eye = torch.eye(n, dtype=vector.dtype, device=vector.device)
+    return upper + upper.transpose(-1, -2) + diagonal * eye
+
+
+class SpanningTreeStructure(Structure):
+    """Spanning trees of the complete graph ``K_n`` as symmetric adjacencies ``[..., n, n]``."""
+
+    name = "spanning_tree"
+    event_dim = 2
+    option_names = ("lengths",)
+    defaults: ClassVar[dict[str, Any]] = {"lengths": None}
+    symmetric = True
+    square = True
+    min_size = 2
+
+    edge_list = staticmethod(edge_list)
+    to_upper = staticmethod(to_upper)
+    from_upper = staticmethod(from_upper)
+
+    def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
+        self.lengths_mask(scores, opts["lengths"])
+
+    def _map(self, scores: Tensor, **opts: Any) -> Tensor:
+        out: Tensor = solvers.max_spanning_tree(scores, lengths=opts["lengths"])
+        return out
+
+    def enumerate(self, n: int, **options: Any) -> Tensor:
+        self.options(options)
+        return torch.from_numpy(solvers.enumerate_spanning_trees(n))
+
+    def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
+        inside = self.lengths_mask(scores, opts["lengths"])
+        return spanning_tree_log_partition(scores, inside=inside)
+
+    def _edges(self, scores: Tensor, lengths: Any) -> Tensor:
+        """``[..., n, n]`` True on the upper-triangle edges inside each graph."""
+        n = scores.shape[-1]
+        mask = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+        inside = self.lengths_mask(scores, lengths)
+        return mask if inside is None else mask & inside[..., :, None] & inside[..., None, :]
+
+    def score(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        edges = self._edges(scores, opts.get("lengths"))
+        return dot(torch.where(edges, scores, 0.0), torch.where(edges, x, 0.0), 2)
+
+    def _sample(
+        self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
+    ) -> Tensor:
+        # An undirected tree is one arborescence rooted at 0 with symmetric weights.
+        n = scores.shape[-1]
+        upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+        sym = torch.where(upper, scores, scores.transpose(-1, -2))
+        adjacency = _sample_graphs(
+            sym, 0, self.lengths_mask(scores, opts["lengths"]), shape, generator
+        )
+        return adjacency + adjacency.transpose(-1, -2)
+
+
+class ArborescenceStructure(Structure):
+    """Arborescences rooted at ``root``: ``[..., n, n]``, ``[i, j] = 1`` for the edge ``i → j``."""
+
+    name = "arborescence"
+    event_dim = 2
+    option_names = ("root", "lengths")
+    defaults: ClassVar[dict[str, Any]] = {"root": 0, "lengths": None}
+    square = True
+    min_size = 2
+
+    def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
+        n = scores.shape[-1]
+        opts["root"] = check_int(opts["root"], "root", 0, n - 1)
+        # Every graph must contain its root: lengths start at root + 1.
+        self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+
+    def _map(self, scores: Tensor, **opts: Any) -> Tensor:
+        out: Tensor = solvers.max_arborescence(scores, root=opts["root"], lengths=opts["lengths"])
+        return out
+
+    def enumerate(self, n: int, **options: Any) -> Tensor:
+        root = self.options(options)["root"]
+        return torch.from_numpy(solvers.enumerate_arborescences(n, root))
+
+    def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
+        inside = self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+        return arborescence_log_partition(scores, root=opts["root"], inside=inside)
+
+    def score(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        n = scores.shape[-1]
+        edges = ~torch.eye(n, dtype=torch.bool, device=scores.device)
+        edges[:, opts.get("root", 0)] = False
+        inside = self.lengths_mask(scores, opts.get("lengths"), lo=opts.get("root", 0) + 1)
+        if inside is not None:
+            edges = edges & inside[..., :, None] & inside[..., None, :]
+        return dot(torch.where(edges, scores, 0.0), torch.where(edges, x, 0.0), 2)
+
+    def _sample(
+        self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
+    ) -> Tensor:
+        inside = self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+        return _sample_graphs(scores, opts["root"], inside, shape, generator)
+
+
+def _sample_graphs(
+    scores: Tensor,
+    root: int,
+    inside: Tensor | None,
+    shape: torch.Size,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """Wilson samples ``[*shape, ..., n, n]`` of arborescences of the batch ``[..., n, n]``."""
+    n = scores.shape[-1]
+    batch = scores.shape[:-2]
+    flat = scores.reshape(-1, n, n)
+    flat_inside = None if inside is None else inside.reshape(-1, n)
+    out = sample_arborescences(flat, root, flat_inside, math.prod(shape), generator=generator)
+    return out.reshape(*shape, *batch, n, n)

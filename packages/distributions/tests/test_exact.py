@@ -1,0 +1,172 @@
+"""Every exact quantity of the Gibbs laws against brute-force enumeration (float64, n <= 5)."""
+
+import math
+
+import brute
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+from structgrad.distributions import Arborescence, KSubset, SpanningTree, structure
+
+INF = math.inf
+
+
+def _tree_law(name: str, theta: torch.Tensor, **options: object):  # type: ignore[no-untyped-def]
+    if name == "spanning_tree":
+        return SpanningTree(theta, **options)  # type: ignore[arg-type]
+    return Arborescence(theta, **options)  # type: ignore[arg-type]
+
+
+# scale 1 takes the float64 logdet path, scale 8 the log-space elimination.
+CASES = [
+    ("spanning_tree", {}, 1.0),
+    ("spanning_tree", {}, 8.0),
+    ("arborescence", {"root": 0}, 1.0),
+    ("arborescence", {"root": 2}, 1.0),
+    ("arborescence", {"root": 1}, 8.0),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "scale"), CASES)
+@pytest.mark.parametrize("n", [2, 3, 4, 5])
+def test_trees_match_enumeration(name: str, options: dict, scale: float, n: int) -> None:
+    if options.get("root", 0) >= n:
+        pytest.skip("root outside the graph")
+    theta = torch.randn(3, n, n, dtype=torch.float64) * scale
+    xs = brute.support(name, n, **options)
+    d = _tree_law(name, theta, **options)
+    torch.testing.assert_close(d.log_partition, brute.log_partition(theta, xs, name))
+    torch.testing.assert_close(d.marginals, brute.marginals(theta, xs, name))
+    torch.testing.assert_close(d.entropy(), brute.entropy(theta, xs, name))
+    log_p = d.log_prob(xs[:, None])  # [N, 3]
+    torch.testing.assert_close(log_p.exp().sum(0), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(log_p.T, torch.log(brute.law(theta, xs, name)))
+    best = brute.scores(theta, xs, name).argmax(-1)
+    torch.testing.assert_close(d.mode, xs[best])
+    other = torch.randn(3, n, n, dtype=torch.float64) * scale
+    torch.testing.assert_close(
+        kl_divergence(d, _tree_law(name, other, **options)), brute.kl(theta, other, xs, name)
+    )
+
+
+@pytest.mark.parametrize("name", ["spanning_tree", "arborescence"])
+def test_forbidden_edges_match_enumeration(name: str) -> None:
+    n = 5
+    theta = torch.randn(2, n, n, dtype=torch.float64)
+    theta[0, 1, 2] = theta[0, 2, 1] = -INF
+    theta[0, 0, 3] = theta[0, 3, 0] = -INF
+    theta[1, 0, 4] = theta[1, 4, 0] = theta[1, 2, 4] = theta[1, 4, 2] = -INF
+    xs = brute.support(name, n)
+    d = _tree_law(name, theta)
+    torch.testing.assert_close(d.log_partition, brute.log_partition(theta, xs, name))
+    torch.testing.assert_close(d.marginals, brute.marginals(theta, xs, name))
+    torch.testing.assert_close(d.entropy(), brute.entropy(theta, xs, name))
+    log_p = d.log_prob(xs[:, None])
+    torch.testing.assert_close(log_p.exp().sum(0), torch.ones(2, dtype=torch.float64))
+    assert bool(torch.isneginf(log_p).any())  # trees through a forbidden edge
+    # KL to a law that forbids edges p uses is infinite; the other way it is finite.
+    free = torch.randn(2, n, n, dtype=torch.float64)
+    assert bool(torch.isinf(kl_divergence(_tree_law(name, free), d)).all())
+    torch.testing.assert_close(
+        kl_divergence(d, _tree_law(name, free)), brute.kl(theta, free, xs, name)
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), [("spanning_tree", {}), ("arborescence", {"root": 1})]
+)
+def test_lengths_match_the_smaller_graphs(name: str, options: dict) -> None:
+    n = 5
+    lengths = torch.tensor([2, 3, 5, 4])
+    theta = torch.randn(4, n, n, dtype=torch.float64)
+    theta[0, 3, 4] = torch.nan  # past a length: never read
+    theta[0, 3, 4] = 7.0  # (NaN is rejected up front; any finite value is ignored)
+    d = _tree_law(name, theta, lengths=lengths, **options)
+    for b, size in enumerate(lengths.tolist()):
+        xs = brute.support(name, n, lengths=size, **options)
+        torch.testing.assert_close(d.log_partition[b], brute.log_partition(theta[b], xs, name))
+        torch.testing.assert_close(d.marginals[b], brute.marginals(theta[b], xs, name))
+        torch.testing.assert_close(d.entropy()[b], brute.entropy(theta[b], xs, name))
+        torch.testing.assert_close(d.mode[b], xs[brute.scores(theta[b], xs, name).argmax()])
+        log_p = d.log_prob(xs[:, None])[:, b]
+        torch.testing.assert_close(log_p.exp().sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_single_vertex_graph_has_one_empty_tree() -> None:
+    theta = torch.randn(2, 4, 4, dtype=torch.float64)
+    d = SpanningTree(theta, lengths=torch.tensor([1, 4]))
+    assert float(d.log_partition[0]) == 0.0
+    assert float(d.marginals[0].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (3, 1), (4, 2), (5, 2), (5, 3), (5, 5), (5, 0)])
+def test_k_subset_matches_enumeration(n: int, k: int) -> None:
+    theta = torch.randn(3, n, dtype=torch.float64) * 2
+    theta[0, 0] = -INF if k < n else theta[0, 0]
+    xs = brute.support("k_subset", n, k=k)
+    d = KSubset(theta, k)
+    torch.testing.assert_close(d.log_partition, brute.log_partition(theta, xs, "k_subset"))
+    torch.testing.assert_close(d.marginals, brute.marginals(theta, xs, "k_subset"))
+    torch.testing.assert_close(d.entropy(), brute.entropy(theta, xs, "k_subset"))
+    log_p = d.log_prob(xs[:, None])
+    torch.testing.assert_close(log_p.exp().sum(0), torch.ones(3, dtype=torch.float64))
+    torch.testing.assert_close(d.mode, xs[brute.scores(theta, xs, "k_subset").argmax(-1)])
+    other = torch.randn(3, n, dtype=torch.float64)
+    torch.testing.assert_close(
+        kl_divergence(d, KSubset(other, k)), brute.kl(theta, other, xs, "k_subset")
+    )
+
+
+def test_categorical_structure_is_the_softmax() -> None:
+    theta = torch.randn(3, 5, dtype=torch.float64)
+    s = structure("categorical")
+    torch.testing.assert_close(s.log_partition(theta), torch.logsumexp(theta, -1))
+    torch.testing.assert_close(s.marginals(theta), torch.softmax(theta, -1))
+
+
+def test_spanning_tree_log_partition_matches_networkx() -> None:
+    nx = pytest.importorskip("networkx")
+    n = 7
+    theta = torch.randn(n, n, dtype=torch.float64)
+    graph = nx.Graph()
+    for i in range(n):
+        for j in range(i + 1, n):
+            graph.add_edge(i, j, weight=math.exp(float(theta[i, j])))
+    want = math.log(nx.number_of_spanning_trees(graph, weight="weight"))
+    got = float(structure("spanning_tree").log_partition(theta))
+    assert abs(got - want) < 1e-9
+    # Marginal of an edge e: w_e Z(G / e) / Z(G); contracting 0-1 merges parallel
+    # edges by summing weights (nx.Graph would keep one of them).
+    merged = nx.Graph()
+    for (i, j), w in zip(*_contract(n, theta), strict=True):
+        merged.add_edge(i, j, weight=w)
+    ratio = nx.number_of_spanning_trees(merged, weight="weight") / math.exp(want)
+    mu = structure("spanning_tree").marginals(theta)
+    assert abs(float(mu[0, 1]) - math.exp(float(theta[0, 1])) * ratio) < 1e-9
+
+
+def _contract(n: int, theta: torch.Tensor) -> tuple[list[tuple[int, int]], list[float]]:
+    """Edges and weights of K_n with vertices 0 and 1 merged into 0 (parallel weights summed)."""
+    weights: dict[tuple[int, int], float] = {}
+    for i in range(n):
+        for j in range(i + 1, n):
+            if (i, j) == (0, 1):
+                continue
+            a, b = (0 if i == 1 else i), (0 if j == 1 else j)
+            key = (min(a, b), max(a, b))
+            weights[key] = weights.get(key, 0.0) + math.exp(float(theta[i, j]))
+    return list(weights), list(weights.values())
+
+
+def test_arborescence_log_partition_matches_networkx() -> None:
+    nx = pytest.importorskip("networkx")
+    n, root = 6, 2
+    theta = torch.randn(n, n, dtype=torch.float64)
+    graph = nx.DiGraph()
+    for i in range(n):
+        for j in range(n):
+            if i != j:
+                graph.add_edge(i, j, weight=math.exp(float(theta[i, j])))
+    want = math.log(nx.number_of_spanning_trees(graph, root=root, weight="weight"))
+    assert abs(float(structure("arborescence").log_partition(theta, root=root)) - want) < 1e-9
