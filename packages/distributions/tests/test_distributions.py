@@ -1,0 +1,110 @@
+"""The torch.distributions API: shapes, expand, validation, KL registration, perturb-and-MAP."""
+
+import importlib.metadata
+import math
+
+import pytest
+import torch
+from torch.distributions import kl_divergence
+
+import structgrad.distributions as pkg
+from structgrad.distributions import (
+    Arborescence,
+    Categorical,
+    KSubset,
+    PerturbAndMAP,
+    PlackettLuce,
+    SpanningTree,
+)
+
+
+def test_version_and_categorical_reexport() -> None:
+    assert pkg.__version__ == importlib.metadata.version("structgrad-distributions")
+    assert Categorical is torch.distributions.Categorical
+
+
+def test_shapes_and_expand() -> None:
+    theta = torch.randn(3, 5, 5)
+    d = SpanningTree(theta, lengths=torch.tensor([5, 4, 2]), tau=0.5)
+    assert d.batch_shape == (3,) and d.event_shape == (5, 5)
+    assert d.sample((2, 7)).shape == (2, 7, 3, 5, 5)
+    r = d.rsample((2,))
+    assert r.shape == (2, 3, 5, 5) and r.dtype == theta.dtype
+    torch.testing.assert_close(r.triu(1).sum((-1, -2)), torch.tensor([4.0, 3.0, 1.0]).expand(2, 3))
+    big = d.expand((4, 3))
+    assert big.batch_shape == (4, 3) and big.sample().shape == (4, 3, 5, 5)
+    torch.testing.assert_close(big.log_partition[1], d.log_partition)
+    k = KSubset(torch.randn(2, 6), 2).expand((5, 2))
+    assert k.sample().shape == (5, 2, 6) and k.k == 2
+    a = Arborescence(torch.randn(4, 4), root=1)
+    assert a.mode.sum() == 3 and float(a.mode[:, 1].sum()) == 0
+    assert PlackettLuce(torch.randn(2, 4)).expand((3, 2)).sample().shape == (3, 2, 4)
+
+
+def test_rsample_tends_to_perturb_and_map() -> None:
+    theta = torch.randn(2, 5, 5, dtype=torch.float64)
+    g1, g2 = torch.Generator().manual_seed(9), torch.Generator().manual_seed(9)
+    soft = SpanningTree(theta, tau=1e-3).rsample((3,), generator=g1)
+    hard = PerturbAndMAP("spanning_tree", theta).sample((3,), generator=g2)
+    torch.testing.assert_close(soft, hard, atol=1e-6, rtol=0)
+
+
+def test_validate_args_rejects_non_binary_values() -> None:
+    d = SpanningTree(torch.randn(4, 4), validate_args=True)
+    with pytest.raises(ValueError, match="support"):
+        d.log_prob(torch.full((4, 4), 0.5))
+    pl = PlackettLuce(torch.randn(4), validate_args=True)
+    with pytest.raises(ValueError, match="support"):
+        pl.log_prob(torch.tensor([0, 0, 1, 2]))
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: SpanningTree(torch.tensor([[0.0, math.nan], [0.0, 0.0]])), "logits contains NaN"),
+        (lambda: SpanningTree(torch.randn(3, 4)), "logits must be square"),
+        (lambda: Arborescence(torch.randn(3, 3), root=5), "root"),
+        (lambda: KSubset(torch.randn(3), 4), "k must lie"),
+        (lambda: KSubset(torch.randn(3), 1, tau=0.0), "tau"),
+        (lambda: PlackettLuce(torch.randn(())), "logits must have shape"),
+        (lambda: PerturbAndMAP("k_subset", torch.randn(3), kk=1), "accepted: k"),
+        (lambda: PerturbAndMAP("nope", torch.randn(3)), "unknown name"),
+    ],
+)
+def test_bad_arguments_raise_value_error(make, match: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_kl_requires_the_same_support() -> None:
+    with pytest.raises(ValueError, match="k differs"):
+        kl_divergence(KSubset(torch.randn(5), 2), KSubset(torch.randn(5), 3))
+    with pytest.raises(ValueError, match="lengths"):
+        kl_divergence(SpanningTree(torch.randn(4, 4), lengths=3), SpanningTree(torch.randn(4, 4)))
+    p = Arborescence(torch.randn(4, 4))
+    assert float(kl_divergence(p, p)) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_perturb_and_map() -> None:
+    theta = torch.randn(2, 5, dtype=torch.float64)
+    cat = PerturbAndMAP("categorical", theta)
+    one_hot = torch.eye(5, dtype=torch.float64)[:, None]  # [5, 1, 5]
+    torch.testing.assert_close(
+        cat.log_prob(one_hot), Categorical(logits=theta).log_prob(torch.arange(5)[:, None])
+    )
+    tree = PerturbAndMAP("spanning_tree", torch.randn(5, 5))
+    assert tree.sample((4,)).shape == (4, 5, 5) and tree.has_rsample
+    with pytest.raises(NotImplementedError, match="no closed form"):
+        tree.log_prob(tree.mode)
+    match = PerturbAndMAP("matching", torch.randn(4, 4))
+    assert match.sample((2,)).sum((-1, -2)).tolist() == [4.0, 4.0] and not match.has_rsample
+    with pytest.raises(NotImplementedError, match="permanent"):
+        match.rsample()
+    bt = PerturbAndMAP("binary_tree", torch.randn(3, 6), lengths=torch.tensor([6, 4, 1]))
+    assert bt.event_shape == (6, 6) and bt.sample((2,)).shape == (2, 3, 6, 6)
+    with pytest.raises(NotImplementedError, match="costs"):
+        PerturbAndMAP("grid_path", torch.rand(3, 3)).sample()
+    assert PerturbAndMAP("grid_path", torch.rand(3, 3)).mode.shape == (3, 3)
+    big = PerturbAndMAP("k_subset", torch.randn(14), k=12)
+    with pytest.raises(NotImplementedError, match="k <= 10"):
+        big.log_prob(big.mode)

@@ -1,0 +1,172 @@
+"""Structures: names, options, input checks, Gumbel noise, MAP, enumeration, edge layouts."""
+
+import math
+
+import brute
+import pytest
+import torch
+
+from structgrad.distributions import (
+    STRUCTURES,
+    Structure,
+    edge_list,
+    from_upper,
+    structure,
+    to_upper,
+)
+
+INF = math.inf
+
+
+def test_every_name_resolves_to_one_structure() -> None:
+    assert STRUCTURES == (
+        "categorical",
+        "k_subset",
+        "spanning_tree",
+        "arborescence",
+        "matching",
+        "binary_tree",
+        "grid_path",
+    )
+    for name in STRUCTURES:
+        s = structure(name)
+        assert isinstance(s, Structure) and s.name == name
+        assert structure(name) is s and structure(s) is s
+    with pytest.raises(ValueError, match=r"unknown name 'tree'.*spanning_tree"):
+        structure("tree")
+
+
+def test_options_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"unknown options \['kk'\]; accepted: k"):
+        structure("k_subset").map(torch.randn(5), kk=2)
+    with pytest.raises(ValueError, match="missing required options"):
+        structure("k_subset").map(torch.randn(5))
+    with pytest.raises(ValueError, match="accepted: root, lengths"):
+        structure("arborescence").check(torch.randn(3, 3), k=1)
+    with pytest.raises(ValueError, match="accepted: none"):
+        structure("matching").check(torch.randn(3, 3), root=1)
+
+
+BAD = [
+    ("spanning_tree", torch.tensor([[0.0, math.nan], [0.0, 0.0]]), {}, "scores contains NaN"),
+    ("spanning_tree", torch.tensor([[0.0, INF], [0.0, 0.0]]), {}, r"scores contains \+inf"),
+    ("spanning_tree", torch.randn(4), {}, "scores must have shape"),
+    ("spanning_tree", torch.randn(1, 1), {}, "n >= 2"),
+    ("spanning_tree", torch.randn(3, 4), {}, "square"),
+    ("spanning_tree", torch.randn(3, 3).long(), {}, "floating"),
+    ("spanning_tree", torch.randn(2, 3, 3), {"lengths": torch.tensor([1, 4])}, "lengths"),
+    ("spanning_tree", torch.randn(2, 3, 3), {"lengths": torch.tensor([1.0, 2.0])}, "lengths"),
+    ("spanning_tree", torch.randn(2, 3, 3), {"lengths": torch.tensor([1, 2, 3])}, "lengths"),
+    ("arborescence", torch.randn(3, 3), {"root": 3}, "root"),
+    ("arborescence", torch.randn(3, 3), {"root": -1}, "root"),
+    ("arborescence", torch.randn(2, 3, 3), {"root": 1, "lengths": torch.tensor([1, 3])}, "lengths"),
+    ("k_subset", torch.randn(4), {"k": 5}, "k must lie"),
+    ("k_subset", torch.randn(4), {"k": -1}, "k must lie"),
+    ("k_subset", torch.randn(4), {"k": 1.5}, "k must be an integer"),
+    ("categorical", torch.tensor(1.0), {}, "scores must have shape"),
+    ("matching", torch.randn(2, 3), {}, "square"),
+    ("grid_path", -torch.ones(2, 2), {}, "non-negative"),
+]
+
+
+@pytest.mark.parametrize(("name", "scores", "options", "match"), BAD)
+def test_bad_input_raises_value_error_naming_it(
+    name: str, scores: torch.Tensor, options: dict, match: str
+) -> None:
+    with pytest.raises(ValueError, match=match):
+        structure(name).check(scores, **options)
+
+
+def test_forbidden_scores_leaving_nothing_raise() -> None:
+    theta = torch.randn(4, 4, dtype=torch.float64)
+    theta[0, 1:] = theta[1:, 0] = -INF  # vertex 0 cut off
+    with pytest.raises(ValueError, match="leave no spanning_tree"):
+        structure("spanning_tree").log_partition(theta)
+    with pytest.raises(ValueError, match="leave no k_subset"):
+        structure("k_subset").marginals(torch.tensor([0.0, -INF, -INF]), k=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_gumbel_noise(dtype: torch.dtype) -> None:
+    like = torch.zeros(200, 6, 6, dtype=dtype)
+    g = structure("arborescence").gumbel(like, generator=torch.Generator().manual_seed(0))
+    assert g.dtype == dtype and g.shape == like.shape and bool(torch.isfinite(g).all())
+    assert abs(float(g.mean()) - 0.5772) < 0.02  # Euler-Mascheroni: the Gumbel mean
+    assert not torch.equal(g, g.transpose(-1, -2))
+    s = structure("spanning_tree").gumbel(like)
+    assert torch.equal(s, s.transpose(-1, -2)) and float(s.diagonal(0, -2, -1).abs().max()) == 0
+    same = structure("k_subset").gumbel(like[0], generator=torch.Generator().manual_seed(1))
+    again = structure("k_subset").gumbel(like[0], generator=torch.Generator().manual_seed(1))
+    assert torch.equal(same, again)
+
+
+MAPS = [
+    ("categorical", (3, 5), {}),
+    ("k_subset", (3, 5), {"k": 2}),
+    ("spanning_tree", (3, 5, 5), {}),
+    ("arborescence", (3, 5, 5), {"root": 2}),
+    ("matching", (3, 4, 4), {}),
+]
+
+
+@pytest.mark.parametrize(("name", "shape", "options"), MAPS)
+def test_map_is_the_argmax_over_the_enumeration(name: str, shape: tuple, options: dict) -> None:
+    s = structure(name)
+    theta = torch.randn(shape, dtype=torch.float64)
+    xs = s.enumerate(shape[-1], **options)
+    kind = "spanning_tree" if name == "spanning_tree" else "other"
+    best = brute.scores(theta, xs, kind).argmax(-1)
+    torch.testing.assert_close(s.map(theta, **options), xs[best])
+
+
+def test_binary_tree_map_is_in_its_enumeration() -> None:
+    s = structure("binary_tree")
+    xs = s.enumerate(5)
+    tree = s.map(torch.randn(3, 5, dtype=torch.float64))
+    assert bool((brute.index_of(tree, xs) >= 0).all())
+    path = structure("grid_path").map(torch.rand(2, 3, 4))
+    assert path.shape == (2, 3, 4) and bool((path[:, 0, 0] == 1).all())
+
+
+def test_enumeration_counts() -> None:
+    assert structure("spanning_tree").enumerate(5).shape == (125, 5, 5)
+    assert structure("arborescence").enumerate(4, root=3).shape == (16, 4, 4)
+    assert structure("k_subset").enumerate(6, k=2).shape == (15, 6)
+    assert structure("categorical").enumerate(4).shape == (4, 4)
+    assert structure("matching").enumerate(4).shape == (24, 4, 4)
+    assert structure("binary_tree").enumerate(4).shape == (14, 4, 4)
+    with pytest.raises(NotImplementedError, match="no enumerator"):
+        structure("grid_path").enumerate(3)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [("matching", "permanent"), ("binary_tree", "split points"), ("grid_path", "paths")],
+)
+def test_intractable_laws_say_why(name: str, reason: str) -> None:
+    s = structure(name)
+    assert not s.tractable
+    scores = torch.rand(4, 4)
+    for call in (s.log_partition, s.marginals, s.sample):
+        with pytest.raises(NotImplementedError, match=reason):
+            call(scores)
+
+
+def test_edge_layouts_round_trip() -> None:
+    n = 5
+    sym = torch.randn(2, n, n)
+    sym = sym + sym.transpose(-1, -2)
+    upper = to_upper(sym)
+    assert upper.shape == (2, 10)
+    back = from_upper(upper)
+    torch.testing.assert_close(back, sym - torch.diag_embed(sym.diagonal(0, -2, -1)))
+    edges = edge_list(n)
+    assert edges.shape == (10, 2) and bool((edges[:, 0] < edges[:, 1]).all())
+    torch.testing.assert_close(upper, sym[:, edges[:, 0], edges[:, 1]])
+    st = structure("spanning_tree")
+    torch.testing.assert_close(st.to_upper(sym), upper)  # also on the structure
+    with pytest.raises(ValueError, match="not n\\(n-1\\)/2"):
+        from_upper(torch.randn(4))
+    grad_in = torch.randn(3, requires_grad=True)
+    from_upper(grad_in).sum().backward()
+    torch.testing.assert_close(grad_in.grad, torch.full((3,), 2.0))
