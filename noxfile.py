@@ -25,7 +25,7 @@ PACKAGES_DIR = ROOT / "packages"
 CONSTRAINTS = str(ROOT / "constraints" / "py311.txt")
 PYTHON = "3.11"
 # Lowest layer first; the order in which packages are tested.
-PACKAGES = ["solvers", "testing", "relaxations", "estimators", "models"]
+PACKAGES = ["solvers", "distributions", "testing", "relaxations", "estimators", "models"]
 SIBLING_PREFIX = "structgrad-"
 
 nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests", "apps"]
