@@ -159,6 +159,13 @@ def test_open_run_resume_and_overwrite(tmp_path):
     changed = dataclasses.replace(c, lr=0.2, hidden=(4,))
     with pytest.raises(CLIError, match="settings differ from the checkpoint: lr, hidden"):
         open_run(out, changed, ["lr", "hidden", "epochs"], resume=True, overwrite=False)
+    # A setting the checkpoint predates counts as its default: resuming at the
+    # default works, anything else is a change.
+    older = {k: v for k, v in conf.items() if k != "lr"}
+    save_checkpoint(out / "last.pt", {"config": older, "epoch": 2})
+    assert open_run(out, c, ["lr"], resume=True, overwrite=False)["epoch"] == 2
+    with pytest.raises(CLIError, match="differ from the checkpoint: lr"):
+        open_run(out, dataclasses.replace(c, lr=0.5), ["lr"], resume=True, overwrite=False)
 
 
 def test_open_log_cuts_back_on_resume(tmp_path):

@@ -130,13 +130,31 @@ def open_run(
         saved = state.get("config")
         if not isinstance(saved, dict):
             raise CLIError(f"--resume: {str(last)!r} is not a checkpoint of this app (no config)")
-        changed = [k for k in resume_keys if _norm(saved.get(k)) != _norm(getattr(config, k))]
+        # A key that a checkpoint lacks was written by a version without that
+        # setting, which behaved as its default does.
+        defaults = _defaults(config)
+        changed = [
+            k
+            for k in resume_keys
+            if _norm(saved.get(k, defaults.get(k))) != _norm(getattr(config, k))
+        ]
         if changed:
             raise CLIError(f"--resume: settings differ from the checkpoint: {', '.join(changed)}")
         return state
     if last.exists() and not overwrite:
         raise CLIError(f"{str(out)!r} already holds a run; pass --resume or --overwrite")
     return None
+
+
+def _defaults(config: Any) -> dict[str, Any]:
+    """The default of every field of the dataclass ``config`` that has one."""
+    if not dataclasses.is_dataclass(config):
+        return {}
+    return {
+        f.name: f.default
+        for f in dataclasses.fields(config)
+        if f.default is not dataclasses.MISSING
+    }
 
 
 def write_config(out: str | os.PathLike[str], config: Any) -> dict[str, Any]:

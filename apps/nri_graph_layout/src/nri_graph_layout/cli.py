@@ -207,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"indep, {_plan(quick)}; prints the table and the plot paths."
         ),
     )
-    _add_recipe_flags(p, out="runs/quickstart", seeds=[0, 1])
+    _add_recipe_flags(p, out="runs/quickstart", seeds=[0])
     p.set_defaults(func=cmd_quickstart)
     return parser
 
