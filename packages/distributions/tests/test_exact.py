@@ -169,3 +169,35 @@ def test_arborescence_log_partition_matches_networkx() -> None:
                 graph.add_edge(i, j, weight=math.exp(float(theta[i, j])))
     want = math.log(nx.number_of_spanning_trees(graph, root=root, weight="weight"))
     assert abs(float(structure("arborescence").log_partition(theta, root=root)) - want) < 1e-9
+
+
+def test_log_prob_is_minus_inf_off_the_support() -> None:
+    # Summed over every 0/1 graph (not only the trees), the law has mass 1: every
+    # non-tree, a graph using a vertex past its length included, gets -inf.
+    import itertools
+
+    from structgrad.distributions import Arborescence, KSubset, SpanningTree
+
+    n = 4
+    theta = torch.randn(2, n, n, dtype=torch.float64)
+    lengths = torch.tensor([4, 3])
+    rows, cols = torch.triu_indices(n, n, 1)
+    tree = SpanningTree(theta, lengths=lengths)
+    total = torch.zeros(2, dtype=torch.float64)
+    for bits in itertools.product([0.0, 1.0], repeat=len(rows)):
+        m = torch.zeros(n, n, dtype=torch.float64)
+        m[rows, cols] = torch.tensor(bits, dtype=torch.float64)
+        total += tree.log_prob((m + m.T).expand(2, n, n)).exp()
+    torch.testing.assert_close(total, torch.ones(2, dtype=torch.float64))
+    arb = Arborescence(theta, root=1, lengths=lengths)
+    off = [(i, j) for i in range(n) for j in range(n) if i != j]
+    total = torch.zeros(2, dtype=torch.float64)
+    for bits in itertools.product([0.0, 1.0], repeat=len(off)):
+        m = torch.zeros(n, n, dtype=torch.float64)
+        for b, (i, j) in zip(bits, off, strict=True):
+            m[i, j] = b
+        total += arb.log_prob(m.expand(2, n, n)).exp()
+    torch.testing.assert_close(total, torch.ones(2, dtype=torch.float64))
+    k = KSubset(torch.randn(5, dtype=torch.float64), 2)
+    assert k.log_prob(torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)) == -torch.inf
+    assert torch.isfinite(k.log_prob(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0], dtype=torch.float64)))

@@ -27,7 +27,7 @@ def _laws(scale: float = 1.0, forbid: bool = False):  # type: ignore[no-untyped-
         ("arborescence", lambda t: Arborescence(t, root=0), tree, chain),
         (
             "arborescence_lengths",
-            lambda t: Arborescence(t, lengths=torch.tensor([3, 4])),
+            lambda t: Arborescence(t, lengths=torch.tensor([3, 3])),
             tree,
             chain * (torch.arange(n) < 3)[:, None] * (torch.arange(n) < 3)[None, :],
         ),

@@ -87,12 +87,15 @@ class _Gibbs(Distribution):
     def log_prob(self, value: Tensor) -> Tensor:
         """``<θ, x> − log Z`` of structures ``value`` ``[*sample, ..., *event]``.
 
-        ``value`` is assumed to be a structure of the support (only its 0/1
-        entries are validated); ``-inf`` is returned where it uses a forbidden entry.
+        ``-inf`` where ``value`` is not a structure of the support (not 0/1, the
+        wrong size, not a tree of its graph, an entry past a length) or uses a
+        forbidden entry.
         """
         if self._validate_args:
             self._validate_sample(value)
-        return self.structure.score(self.logits, value, **self.options) - self.log_partition
+        log_p = self.structure.score(self.logits, value, **self.options) - self.log_partition
+        inside = self.structure.contains(self.logits, value, **self.options)
+        return torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))
 
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""

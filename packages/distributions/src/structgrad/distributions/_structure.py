@@ -167,6 +167,14 @@ class Structure:
         """``<θ, x>`` over the entries the structure reads (``-inf · 0 = 0``), ``[...]``."""
         return dot(scores, x, self.event_dim)
 
+    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """``[*sample, ...]`` bool: whether each ``x`` is a structure of the support.
+
+        The base class checks 0/1 entries only; subclasses check the structure.
+        """
+        dims = tuple(range(-self.event_dim, 0))
+        return ((x == 0) | (x == 1)).all(dim=dims)
+
     def sample(
         self,
         scores: Tensor,

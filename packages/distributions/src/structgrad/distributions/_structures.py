@@ -76,6 +76,10 @@ class KSubsetStructure(Structure):
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
         return k_subset_log_partition(scores, opts["k"])
 
+    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """0/1 masks of exactly ``k`` items."""
+        return super().contains(scores, x) & (x.sum(-1) == opts["k"])
+
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:

@@ -100,6 +100,14 @@ class SpanningTreeStructure(Structure):
         edges = self._edges(scores, opts.get("lengths"))
         return dot(torch.where(edges, scores, 0.0), torch.where(edges, x, 0.0), 2)
 
+    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """Spanning trees of each graph (upper triangle read; nothing past a length)."""
+        edges = self._edges(scores, opts.get("lengths"))
+        shape = torch.broadcast_shapes(x.shape, edges.shape)
+        x, edges = x.expand(shape), edges.expand(shape)
+        upper = torch.ones_like(edges).triu(1)
+        return _is_tree(x, edges, upper & ~edges, opts, directed=False)
+
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:
@@ -155,6 +163,51 @@ class ArborescenceStructure(Structure):
     ) -> Tensor:
         inside = self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
         return _sample_graphs(scores, opts["root"], inside, shape, generator)
+
+    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """Arborescences rooted at ``root`` of each graph (no edge past a length)."""
+        n = x.shape[-1]
+        root = opts.get("root", 0)
+        edges = ~torch.eye(n, dtype=torch.bool, device=x.device)
+        edges[:, root] = False
+        inside = self.lengths_mask(scores, opts.get("lengths"), lo=root + 1)
+        if inside is not None:
+            edges = edges & inside[..., :, None] & inside[..., None, :]
+        shape = torch.broadcast_shapes(x.shape, edges.shape)
+        x, edges = x.expand(shape), edges.expand(shape)
+        return _is_tree(x, edges, ~edges, opts, directed=True)
+
+
+def _is_tree(
+    x: Tensor,
+    edges: Tensor,
+    outside: Tensor,
+    opts: dict[str, Any],
+    *,
+    directed: bool,
+) -> Tensor:
+    """``[*sample, ...]``: ``x`` is 0/1, empty on ``outside`` and a tree of its graph.
+
+    A 0/1 ``x`` with ``size − 1`` edges is a spanning tree (arborescence) exactly
+    when the maximum one of the weights ``x`` uses ``size − 1`` of its edges.
+    """
+    n = x.shape[-1]
+    lengths = opts.get("lengths")
+    size = torch.full(x.shape[:-2], n, device=x.device)
+    if lengths is not None:
+        size = torch.as_tensor(lengths, device=x.device).expand(x.shape[:-2])
+    used = torch.where(edges, x, torch.zeros_like(x))
+    ok = ((x == 0) | (x == 1)).all(dim=(-2, -1)) & ~(outside & (x != 0)).any((-2, -1))
+    ok = ok & (used.sum((-2, -1)) == size - 1)
+    weights = used.detach().to(torch.float64).reshape(-1, n, n).cpu()
+    lens = None if lengths is None else size.reshape(-1).cpu()
+    if directed:
+        best = solvers.max_arborescence(weights, root=opts.get("root", 0), lengths=lens)
+    else:
+        best = solvers.max_spanning_tree(weights, lengths=lens)
+        best = best.triu(1)
+    covered = (best * weights).sum((-2, -1)).reshape(size.shape).to(x.device)
+    return ok & (covered == size - 1)
 
 
 def _sample_graphs(
