@@ -8,6 +8,7 @@ evaluations of one run are comparable.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +49,11 @@ def evaluate(
     samples, modes = [], []
     for start in range(0, len(x), batch_size):
         xb = torch.from_numpy(x[start : start + batch_size])
-        nll, kl, edges = model.evaluate(xb, generator=gen)
+        nll, kl, edges, mode_edges = model.evaluate(xb, generator=gen)
         nll_sum += float(nll.sum())
         kl_sum += float(kl.sum())
         samples.append(edges)
-        modes.append(model.map_edges(xb))
+        modes.append(mode_edges)
     target = matrix_to_edges(torch.from_numpy(adj).float())
     metrics = edge_metrics(torch.cat(samples), target)
     # The noise-free most likely graph, scored on the "edge" channel only.
@@ -69,7 +70,7 @@ def evaluate(
         "precision": metrics.precision,
         "recall": metrics.recall,
         # No edge predicted in any graph (independent edges can do that): none found.
-        "map_precision": 0.0 if mode.precision != mode.precision else mode.precision,
+        "map_precision": 0.0 if math.isnan(mode.precision) else mode.precision,
         "map_recall": mode.recall,
     }
 

@@ -182,21 +182,26 @@ class GraphLayoutModel(nn.Module):
     @torch.no_grad()
     def evaluate(
         self, x: Tensor, *, generator: torch.Generator | None = None
-    ) -> tuple[Tensor, Tensor, Tensor]:
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Teacher-forced NLL and KL with a hard sample ``MAP(θ + G)``, as the reference.
 
         Returns:
-            ``(nll [B], kl [B], hard edges [B, E])``.
+            ``(nll [B], kl [B], hard edges [B, E], noise-free MAP edges [B, E])``,
+            from one pass of the encoder.
         """
         layer_in, kl_logits, _ = self.scores(x)
         z = self.latent.sample_hard(layer_in, generator=generator)
         edges = self.to_edges(z)
-        return self._nll(x, edges, 1), self._kl(kl_logits), edges
+        return self._nll(x, edges, 1), self._kl(kl_logits), edges, self._mode(layer_in)
 
     @torch.no_grad()
     def map_edges(self, x: Tensor) -> Tensor:
         """The most likely graph (MAP of the scores, no noise) ``[B, E]``."""
         layer_in, _, _ = self.scores(x)
+        return self._mode(layer_in)
+
+    def _mode(self, layer_in: Tensor) -> Tensor:
+        """Edges ``[B, E]`` of the noise-free MAP of the latent layer's input."""
         return self.to_edges(self.latent.sample_hard(layer_in, noise=False))
 
 

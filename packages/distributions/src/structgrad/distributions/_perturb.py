@@ -86,9 +86,7 @@ class PerturbAndMAP(Distribution):
                 "perturb-and-MAP grid_path: its scores are non-negative costs, which additive "
                 "Gumbel noise does not keep; perturb the costs and call structure('grid_path').map"
             )
-        d = self.structure.event_dim
         theta = self.logits.expand(torch.Size(sample_shape) + self.logits.shape)
-        assert theta.dim() >= d
         return theta + self.structure.gumbel(theta, generator=generator)
 
     def sample(

@@ -94,5 +94,5 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
     # The floors of column j move with a shift of that column (every arborescence
     # has one edge into j): let them follow the column's live maximum, so that the
     # gradient stays orthogonal to per-column shifts, as the law is.
-    floor = floor + follow(w, torch.ones_like(raised).view(w.shape), (-2,))
+    floor = floor + follow(w, (-2,))
     return torch.where(raised.view(w.shape), floor, w)

@@ -69,15 +69,16 @@ def bottleneck_clip(w: Tensor, valid: Tensor, lengths: Tensor | None, limit: flo
     # maximum (zero in value, its gradient in backward), so that a global shift of
     # ``w`` shifts every clipped entry too and the gradient stays orthogonal to it,
     # as the tree law is (the reference's clip, max(w, max(w) - R), does the same).
-    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor + follow(w, valid, (-2, -1))))
+    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor + follow(w, (-2, -1), valid)))
 
 
-def follow(w: Tensor, valid: Tensor, dims: tuple[int, ...]) -> Tensor:
-    """``m - m.detach()`` for the maximum ``m`` of ``w`` over ``valid`` entries along ``dims``.
+def follow(w: Tensor, dims: tuple[int, ...], valid: Tensor | None = None) -> Tensor:
+    """``m - m.detach()`` for the maximum ``m`` of the finite (and ``valid``) ``w`` along ``dims``.
 
     Zero in value; adding it to a detached floor makes the floor move with that
-    maximum in backward (0 where nothing is valid).
+    maximum in backward (0 where nothing is finite and valid).
     """
-    top = torch.where(valid & torch.isfinite(w), w, -torch.inf).amax(dim=dims, keepdim=True)
+    keep = torch.isfinite(w) if valid is None else valid & torch.isfinite(w)
+    top = torch.where(keep, w, -torch.inf).amax(dim=dims, keepdim=True)
     live = top - top.detach()
     return torch.where(torch.isfinite(top), live, torch.zeros_like(live))
