@@ -25,7 +25,7 @@ from torch.distributions.utils import lazy_property
 
 from ._registry import structure
 from ._structure import Structure
-from ._utils import check_scores, check_tau
+from .checks import check_scores, check_tau
 
 __all__ = ["Arborescence", "KSubset", "SpanningTree"]
 

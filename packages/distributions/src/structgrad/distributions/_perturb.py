@@ -23,7 +23,8 @@ from torch.distributions import Distribution, constraints
 from ._ksubset import plackett_luce_set_log_prob
 from ._registry import structure as resolve
 from ._structure import Structure
-from ._utils import check_scores, check_tau, dot
+from ._utils import dot
+from .checks import check_scores, check_tau
 
 __all__ = ["PerturbAndMAP"]
 

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from ._utils import check_scores, gumbel_like
+from ._utils import gumbel_like
+from .checks import check_scores
 
 __all__ = ["PlackettLuce"]
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
-from ._utils import check_scores, dot, gradient, gumbel_like, lengths_mask
+from ._utils import dot, gradient, gumbel_like
+from .checks import as_tau, check_scores, lengths_mask
 
 __all__ = ["Structure"]
 
@@ -30,6 +32,11 @@ class Structure:
         symmetric: undirected (scores read from the strict upper triangle).
         min_size: the smallest ``n``.
         intractable: why it has no tractable exponential family (``None`` if it has one).
+        minimize: its scores are costs and MAP minimises ``<z, c>`` (grid paths).
+        nonlinear: why MAP is not ``argmax_z <z, θ>`` over solutions ``z`` shaped
+            like ``θ`` (``None``: it is, and perturb-and-MAP estimators apply).
+        relax_option_names: the options only :meth:`relax` takes.
+        relax_missing: why it has no regularised-argmax relaxation (``None``: it has one).
     """
 
     name: ClassVar[str]
@@ -41,6 +48,10 @@ class Structure:
     square: ClassVar[bool] = False
     min_size: ClassVar[int] = 1
     intractable: ClassVar[str | None] = None
+    minimize: ClassVar[bool] = False
+    nonlinear: ClassVar[str | None] = None
+    relax_option_names: ClassVar[tuple[str, ...]] = ()
+    relax_missing: ClassVar[str | None] = None
 
     def __repr__(self) -> str:
         return f"structure({self.name!r})"
@@ -49,6 +60,18 @@ class Structure:
     def tractable(self) -> bool:
         """Whether log-partition, marginals and exact Gibbs samples are available."""
         return self.intractable is None
+
+    @property
+    def relaxable(self) -> bool:
+        """Whether :meth:`relax` (the stochastic softmax trick's relaxed argmax) exists."""
+        return self.relax_missing is None
+
+    def ones(self, event_shape: Sequence[int], **options: Any) -> float:
+        """Typical number of ones of a solution for scores of ``event_shape`` (>= 1).
+
+        Sum-of-Gamma noise (Niepert et al. 2021) uses it as its ``k``.
+        """
+        return float(max(event_shape[-1] - 1, 1))
 
     # -- checks ---------------------------------------------------------------
 
@@ -118,6 +141,61 @@ class Structure:
     def enumerate(self, n: int, **options: Any) -> Tensor:
         """Every structure of size ``n`` as a float64 stack ``[N, *event]`` (tiny ``n`` only)."""
         raise NotImplementedError(f"{self.name}: structgrad.solvers has no enumerator for it")
+
+    # -- coordinates and the polytope ------------------------------------------
+
+    def flatten(self, scores: Tensor) -> Tensor:
+        """``[..., d]``: the entries a structure reads, one per coordinate.
+
+        Undirected structures keep the strict upper triangle (row-major ``i < j``);
+        the others flatten their event dims.
+        """
+        return scores.flatten(-self.event_dim) if self.event_dim > 1 else scores
+
+    def unflatten(self, x: Tensor, event_shape: Sequence[int]) -> Tensor:
+        """The inverse of :meth:`flatten`: ``[..., d]`` back to ``[..., *event_shape]``."""
+        return x.unflatten(-1, tuple(event_shape)) if self.event_dim > 1 else x
+
+    def polytope(self, n: int, **options: Any) -> tuple[np.ndarray, ...]:
+        """Linear description of the convex hull of the structures of size ``n``.
+
+        Over the coordinates of :meth:`flatten`: ``conv 𝒳 = {x >= 0 : A_eq x = b_eq,
+        A_ub x <= b_ub}``.
+
+        Returns:
+            ``(A_eq, b_eq, A_ub, b_ub)`` as float64 numpy arrays.
+
+        Raises:
+            NotImplementedError: for a structure without one here.
+        """
+        raise NotImplementedError(f"{self.name}: no linear description of its polytope here")
+
+    # -- the relaxation ---------------------------------------------------------
+
+    def relax(self, scores: Tensor, *, tau: float | Tensor = 1.0, **options: Any) -> Tensor:
+        """The regularised argmax ``argmax_{μ ∈ conv 𝒳} <μ, θ> + τ H(μ)``, like ``scores``.
+
+        For an exponential family this is the marginals of ``p ∝ exp(<θ, x>/τ)``
+        (``H`` its entropy); for matchings, Sinkhorn's doubly stochastic matrix.
+        At ``θ + G`` (Gumbel ``G``) it is the stochastic softmax trick's relaxed
+        sample (Paulus et al. 2020).
+
+        Args:
+            scores: the structure's scores ``[..., *event]``.
+            tau: temperature ``> 0``, a float or a tensor broadcastable to ``scores``.
+            **options: the structure's options and :attr:`relax_option_names`.
+
+        Raises:
+            NotImplementedError: naming why, for a structure without one.
+        """
+        if self.relax_missing is not None:
+            raise NotImplementedError(self.relax_missing)
+        extra = {k: options.pop(k) for k in self.relax_option_names if k in options}
+        opts = self.check(scores, **options)
+        return self._relax(scores, as_tau(tau, scores), **opts, **extra)
+
+    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
+        return self.marginals(scores / tau, **opts)
 
     # -- the exponential family ------------------------------------------------
 

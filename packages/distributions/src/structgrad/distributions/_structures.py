@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
 import structgrad.solvers as solvers
 
 from ._ksubset import k_subset_log_partition, k_subset_sample
+from ._ksubset_marginals import k_subset_marginals
+from ._sinkhorn import sinkhorn
 from ._structure import Structure
-from ._utils import check_int, logsumexp
+from ._utils import logsumexp
+from .checks import check_int
 
 __all__ = [
     "BinaryTreeStructure",
@@ -31,6 +35,12 @@ class CategoricalStructure(Structure):
 
     name = "categorical"
     event_dim = 1
+
+    def ones(self, event_shape: Any, **options: Any) -> float:
+        return 1.0
+
+    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
+        return torch.softmax(scores / tau, dim=-1)
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         out: Tensor = solvers.top_k(scores, 1)
@@ -65,6 +75,19 @@ class KSubsetStructure(Structure):
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         opts["k"] = check_int(opts["k"], "k", 0, scores.shape[-1])
 
+    def ones(self, event_shape: Any, **options: Any) -> float:
+        return float(max(int(self.options(options)["k"]), 1))
+
+    def polytope(self, n: int, **options: Any) -> tuple[np.ndarray, ...]:
+        """``Σ x = k`` (with ``x <= 1``) for ``0 < k < n``."""
+        k = self.options(options)["k"]
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < n:
+            raise ValueError(f"k_subset needs 0 < k < n = {n}, got k = {k!r}")
+        return np.ones((1, n)), np.array([float(k)]), np.eye(n), np.ones(n)
+
+    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
+        return k_subset_marginals(scores / tau, opts["k"])
+
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         out: Tensor = solvers.top_k(scores, opts["k"])
         return out
@@ -98,6 +121,23 @@ class MatchingStructure(Structure):
         "Sinkhorn relaxation (structgrad.relaxations.gumbel_sinkhorn) or perturb-and-MAP"
     )
 
+    relax_option_names = ("n_iters", "anneal")
+
+    def ones(self, event_shape: Any, **options: Any) -> float:
+        return float(event_shape[-1])
+
+    def polytope(self, n: int, **options: Any) -> tuple[np.ndarray, ...]:
+        """The Birkhoff polytope: every row and column of the ``n x n`` matrix sums to 1."""
+        self.options(options)
+        eye = np.eye(n)
+        rows, cols = np.kron(eye, np.ones((1, n))), np.kron(np.ones((1, n)), eye)
+        return np.vstack([rows, cols]), np.ones(2 * n), np.zeros((0, n * n)), np.zeros(0)
+
+    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
+        # Entropy-regularised matching (the permanent makes its marginals intractable).
+        n_iters, anneal = opts.get("n_iters", 20), opts.get("anneal", True)
+        return sinkhorn(scores, n_iters=n_iters, tau=tau, anneal=anneal)
+
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         out: Tensor = solvers.linear_assignment(scores)
         return out
@@ -119,6 +159,12 @@ class BinaryTreeStructure(Structure):
         "tree's edges, so no exponential family over trees is defined; use the recursive-Gumbel "
         "trace (structgrad.solvers.binary_tree(..., return_trace=True)) or perturb-and-MAP"
     )
+    nonlinear = (
+        "binary_tree: its solution (an [n, n] adjacency) does not live in the space of its [n] "
+        "scores, so MAP(θ) is not argmax <z, θ> and perturbation-based estimators do not "
+        "apply; use a score-function estimator over its trace"
+    )
+    relax_missing = "binary_tree: its split trace has no tractable exponential-family relaxation"
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         self.lengths_mask(scores, opts["lengths"])
@@ -143,6 +189,14 @@ class GridPathStructure(Structure):
 
     name = "grid_path"
     event_dim = 2
+    minimize = True
+    relax_missing = "grid_path: shortest paths have no tractable exponential-family relaxation here"
+
+    def ones(self, event_shape: Any, **options: Any) -> float:
+        # 8-neighbour paths from corner to corner visit at least max(H, W) cells;
+        # 1.3·size is the Sum-of-Gamma k used for Warcraft maps by Niepert et al.
+        return 1.3 * max(event_shape[-2], event_shape[-1])
+
     intractable = (
         "grid_path: a sum over all grid paths of exp(-cost) is not implemented (there is no "
         "enumerator or DP for 8-neighbour paths here); use perturb-and-MAP estimators on costs"

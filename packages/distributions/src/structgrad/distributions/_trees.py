@@ -8,9 +8,11 @@ edges ``(i, j)``, ``i < j`` in row-major order, and the edge list itself.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,8 +20,10 @@ import structgrad.solvers as solvers
 
 from ._matrix_tree import arborescence_log_partition, spanning_tree_log_partition
 from ._structure import Structure
-from ._utils import check_int, dot
+from ._tree_marginals import arborescence_marginals, spanning_tree_marginals
+from ._utils import dot
 from ._wilson import sample_arborescences
+from .checks import check_int
 
 __all__ = [
     "ArborescenceStructure",
@@ -73,9 +77,44 @@ class SpanningTreeStructure(Structure):
     edge_list = staticmethod(edge_list)
     to_upper = staticmethod(to_upper)
     from_upper = staticmethod(from_upper)
+    #: The spanning-tree polytope has one constraint per vertex subset.
+    max_polytope_size: ClassVar[int] = 8
+
+    def flatten(self, scores: Tensor) -> Tensor:
+        return to_upper(scores)
+
+    def unflatten(self, x: Tensor, event_shape: Any) -> Tensor:
+        return from_upper(x)
+
+    def polytope(self, n: int, **options: Any) -> tuple[np.ndarray, ...]:
+        """Edmonds' description of the spanning-tree polytope.
+
+        ``Σ x = n - 1`` and ``Σ_{e ⊆ S} x_e <= |S| - 1`` for every vertex subset
+        ``2 <= |S| < n`` (exponentially many, so ``n <= 8``).
+        """
+        self.options(options)
+        if n > self.max_polytope_size:
+            raise ValueError(
+                f"spanning_tree polytope is exponential; n <= {self.max_polytope_size}"
+            )
+        edges = list(itertools.combinations(range(n), 2))
+        rows, bounds = [], []
+        for size in range(2, n):
+            for subset in itertools.combinations(range(n), size):
+                rows.append([float(i in subset and j in subset) for i, j in edges])
+                bounds.append(size - 1.0)
+        a_ub = np.array(rows).reshape(len(rows), len(edges))
+        return np.ones((1, len(edges))), np.array([n - 1.0]), a_ub, np.array(bounds)
+
+    relax_option_names = ("max_range",)
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         self.lengths_mask(scores, opts["lengths"])
+
+    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
+        return spanning_tree_marginals(
+            scores / tau, lengths=opts["lengths"], max_range=opts.get("max_range")
+        )
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         out: Tensor = solvers.max_spanning_tree(scores, lengths=opts["lengths"])
@@ -136,6 +175,16 @@ class ArborescenceStructure(Structure):
         opts["root"] = check_int(opts["root"], "root", 0, n - 1)
         # Every graph must contain its root: lengths start at root + 1.
         self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+
+    relax_option_names = ("max_range",)
+
+    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
+        return arborescence_marginals(
+            scores / tau,
+            root=opts["root"],
+            lengths=opts["lengths"],
+            max_range=opts.get("max_range"),
+        )
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         out: Tensor = solvers.max_arborescence(scores, root=opts["root"], lengths=opts["lengths"])

@@ -1,96 +1,23 @@
-"""Shared helpers: input checks, NaN-free log-space sums, Gumbel noise, autograd marginals."""
+"""Shared helpers: NaN-free log-space sums, Gumbel noise, autograd marginals."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
-    "check_int",
-    "check_scores",
-    "check_tau",
     "dot",
     "gradient",
     "gumbel_like",
-    "lengths_mask",
     "logsumexp",
     "numpy_rng",
+    "sample_gumbel",
+    "sample_uniform",
 ]
-
-
-def check_scores(scores: Any, name: str, event_dim: int, *, square: bool = False) -> Tensor:
-    """Return ``scores`` if it is a floating tensor of rank ``>= event_dim`` without NaN or +inf.
-
-    Raises:
-        ValueError: naming ``name`` and what was wrong.
-    """
-    if not isinstance(scores, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(scores).__name__}")
-    if not scores.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor, got {scores.dtype}")
-    if scores.dim() < event_dim:
-        shape = "[..., n, n]" if event_dim == 2 else "[..., n]"
-        raise ValueError(f"{name} must have shape {shape}, got rank {scores.dim()}")
-    if square and scores.shape[-1] != scores.shape[-2]:
-        raise ValueError(f"{name} must be square in its last two dimensions, got {scores.shape}")
-    if scores.numel():
-        hi = scores.detach().max()  # NaN propagates: one reduction in the common case
-        if not hi < math.inf:
-            if bool(torch.isnan(scores).any()):
-                raise ValueError(f"{name} contains NaN")
-            raise ValueError(f"{name} contains +inf; scores must be finite or -inf")
-    return scores
-
-
-def check_int(value: Any, name: str, lo: int, hi: int) -> int:
-    """``value`` as an ``int`` in ``[lo, hi]``, else a ``ValueError`` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if not lo <= int(value) <= hi:
-        raise ValueError(f"{name} must lie in [{lo}, {hi}], got {value}")
-    return int(value)
-
-
-def check_tau(tau: Any) -> float:
-    """A positive finite temperature."""
-    if isinstance(tau, Tensor):
-        tau = float(tau)
-    if not isinstance(tau, int | float) or not 0 < tau < math.inf:
-        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
-    return float(tau)
-
-
-def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: int = 1) -> Tensor:
-    """``[*batch, n]`` boolean mask of the vertices ``v < lengths`` of each graph.
-
-    Args:
-        lengths: integers broadcastable to ``batch``, each in ``[lo, n]``.
-        batch: the batch shape.
-        n: the padded size.
-        device: device of the mask.
-        lo: the smallest accepted length.
-
-    Raises:
-        ValueError: on non-integer lengths, a shape that does not broadcast, or a
-            length outside ``[lo, n]``.
-    """
-    lens = torch.as_tensor(lengths, device=device)
-    if lens.is_floating_point() or lens.is_complex() or lens.dtype == torch.bool:
-        raise ValueError(f"lengths must hold integers, got {lens.dtype}")
-    try:
-        lens = lens.expand(batch)
-    except RuntimeError:
-        raise ValueError(
-            f"lengths of shape {tuple(lens.shape)} do not match batch {batch}"
-        ) from None
-    if lens.numel() and (bool((lens < lo).any()) or bool((lens > n).any())):
-        raise ValueError(f"lengths must lie in [{lo}, {n}], got {lens.tolist()}")
-    return torch.arange(n, device=device) < lens.unsqueeze(-1)
 
 
 def logsumexp(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
@@ -133,23 +60,50 @@ def gradient(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return grad
 
 
+def sample_uniform(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Uniforms clamped to ``[tiny, 1 - eps]`` so that logs of ``u`` and ``1 - u`` stay finite."""
+    dtype = dtype or torch.get_default_dtype()
+    u = torch.rand(tuple(shape), dtype=dtype, device=device, generator=generator)
+    info = torch.finfo(dtype)
+    return u.clamp(min=info.tiny, max=1.0 - info.eps)
+
+
+def sample_gumbel(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Standard Gumbel noise ``-log(-log U)`` of the given shape, always finite.
+
+    Args:
+        shape: output shape.
+        dtype: floating dtype (default: torch's default dtype).
+        device: device of the result.
+        generator: optional ``torch.Generator`` (on ``device``).
+    """
+    u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
+    return -torch.log(-torch.log(u))
+
+
 def gumbel_like(
     x: Tensor, *, generator: torch.Generator | None = None, symmetric: bool = False
 ) -> Tensor:
-    """Standard Gumbel noise ``-log(-log U)`` with the shape, dtype and device of ``x``.
+    """Standard Gumbel noise with the shape, dtype and device of ``x``.
 
     Args:
         x: a tensor; for ``symmetric`` it has shape ``[..., n, n]``.
         generator: optional ``torch.Generator`` (on ``x``'s device).
         symmetric: one draw per unordered pair ``i < j``, mirrored (zero diagonal).
-
-    Returns:
-        Noise like ``x``, always finite.
     """
-    u = torch.rand(x.shape, dtype=x.dtype, device=x.device, generator=generator)
-    info = torch.finfo(x.dtype)
-    # Clamped uniforms keep both logs finite (as torch's clamp_probs).
-    g = -torch.log(-torch.log(u.clamp(min=info.tiny, max=1.0 - info.eps)))
+    g = sample_gumbel(x.shape, dtype=x.dtype, device=x.device, generator=generator)
     if symmetric:
         g = g.triu(1)
         g = g + g.transpose(-1, -2)

@@ -13,19 +13,24 @@ References:
 
 from importlib.metadata import version as _version
 
+# The exponential-family numerics live with the structures (one home, issue #13);
+# they stay importable from here under the same names.
+from structgrad.distributions import arborescence_marginals as arborescence_marginals
+from structgrad.distributions import k_subset_log_partition as k_subset_log_partition
+from structgrad.distributions import k_subset_marginals as k_subset_marginals
+from structgrad.distributions import (
+    multi_root_arborescence_marginals as multi_root_arborescence_marginals,
+)
+from structgrad.distributions import sinkhorn as sinkhorn
+from structgrad.distributions import spanning_tree_marginals as spanning_tree_marginals
+
 from ._cvx import cvx_relaxation as cvx_relaxation
 from ._edges import independent_edges as independent_edges
 from ._gumbel import binary_concrete as binary_concrete
 from ._gumbel import gumbel_softmax as gumbel_softmax
 from ._gumbel import sample_gumbel as sample_gumbel
 from ._gumbel import straight_through as straight_through
-from ._ksubset import k_subset_log_partition as k_subset_log_partition
-from ._ksubset import k_subset_marginals as k_subset_marginals
-from ._matrix_tree import arborescence_marginals as arborescence_marginals
-from ._matrix_tree import multi_root_arborescence_marginals as multi_root_arborescence_marginals
-from ._matrix_tree import spanning_tree_marginals as spanning_tree_marginals
 from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
-from ._sinkhorn import sinkhorn as sinkhorn
 from ._softsub import relaxed_top_k as relaxed_top_k
 from ._sst import sst as sst
 

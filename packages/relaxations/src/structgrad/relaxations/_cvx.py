@@ -14,17 +14,18 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import itertools
 from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from structgrad.distributions import STRUCTURES, Structure
+from structgrad.distributions import structure as resolve
+
 __all__ = ["cvx_relaxation"]
 
 _EXTRA = "pip install 'structgrad-relaxations[cvx]'"
-_MAX_TREE_VERTICES = 8  # the spanning-tree polytope has one constraint per vertex subset
 
 
 def _require() -> tuple[Any, Any]:
@@ -39,28 +40,12 @@ def _require() -> tuple[Any, Any]:
     return cp, layers.CvxpyLayer
 
 
-def _polytope(cp: Any, structure: str, x: Any, n: int, k: int | None) -> list[Any]:
-    if structure == "k_subset":
-        if k is None or not 0 < k < n:
-            raise ValueError(f"k_subset needs 0 < k < n = {n}, got k = {k!r}")
-        return [cp.sum(x) == k, x >= 0, x <= 1]
-    if structure == "matching":  # the Birkhoff polytope on the flattened n x n matrix
-        m = cp.reshape(x, (n, n), order="C")
-        return [x >= 0, cp.sum(m, axis=0) == 1, cp.sum(m, axis=1) == 1]
-    if structure == "spanning_tree":  # x over the n(n-1)/2 upper-triangle edges
-        if n > _MAX_TREE_VERTICES:
-            raise ValueError(f"spanning_tree polytope is exponential; n <= {_MAX_TREE_VERTICES}")
-        edges = list(itertools.combinations(range(n), 2))
-        cons = [x >= 0, cp.sum(x) == n - 1]
-        for size in range(2, n):
-            for subset in itertools.combinations(range(n), size):
-                inside = [e for e, (i, j) in enumerate(edges) if i in subset and j in subset]
-                cons.append(cp.sum(cp.hstack([x[e] for e in inside])) <= size - 1)
-        return cons
-    raise ValueError(
-        f"cvx_relaxation: no polytope for {structure!r}; supported: k_subset, matching, "
-        "spanning_tree"
-    )
+def _has_polytope(name: str) -> bool:
+    return type(resolve(name)).polytope is not Structure.polytope
+
+
+#: The structures with a linear description of their polytope.
+SUPPORTED: tuple[str, ...] = tuple(name for name in STRUCTURES if _has_polytope(name))
 
 
 def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[..., Tensor]:
@@ -83,33 +68,27 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
         ModuleNotFoundError: if the ``[cvx]`` extra is not installed.
         ValueError: for an unsupported structure or size.
     """
+    if structure not in SUPPORTED:
+        raise ValueError(
+            f"cvx_relaxation: no polytope for {structure!r}; supported: {', '.join(SUPPORTED)}"
+        )
+    s = resolve(structure)
+    a_eq, b_eq, a_ub, b_ub = s.polytope(n, **({} if k is None else {"k": k}))
     cp, layer_cls = _require()
-    size = {"k_subset": n, "matching": n * n, "spanning_tree": n * (n - 1) // 2}.get(structure)
-    theta = cp.Parameter(size or 1)
-    x = cp.Variable(size or 1)
-    constraints = _polytope(cp, structure, x, n, k)
+    theta = cp.Parameter(a_eq.shape[1])
+    x = cp.Variable(a_eq.shape[1])
+    constraints = [x >= 0, a_eq @ x == b_eq]
+    if len(b_ub):
+        constraints.append(a_ub @ x <= b_ub)
     objective = cp.Maximize(theta @ x + cp.sum(cp.entr(x)) + cp.sum(cp.entr(1 - x)))
     problem = cp.Problem(objective, constraints)
     layer = layer_cls(problem, parameters=[theta], variables=[x])
-    iu = torch.triu_indices(n, n, 1)
 
     def relax(
         scores: Tensor, tau: float = 1.0, solver_args: dict[str, Any] | None = None
     ) -> Tensor:
-        if structure == "spanning_tree":
-            flat = scores[..., iu[0], iu[1]]
-        else:
-            flat = scores.reshape(
-                *scores.shape[: scores.dim() - (1 if structure == "k_subset" else 2)], -1
-            )
+        flat = s.flatten(scores)
         (sol,) = layer((flat / tau).to(torch.float64), solver_args=solver_args or {})
-        sol = sol.to(scores.dtype)
-        if structure == "k_subset":
-            return sol
-        if structure == "matching":
-            return sol.reshape(scores.shape)
-        out = scores.new_zeros(scores.shape)
-        out[..., iu[0], iu[1]] = sol
-        return out + out.transpose(-1, -2)
+        return s.unflatten(sol.to(scores.dtype), scores.shape[scores.dim() - s.event_dim :])
 
     return relax

@@ -12,8 +12,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from structgrad.distributions.checks import check_square
+
 from ._gumbel import gumbel_softmax
-from ._utils import check_square
 
 __all__ = ["independent_edges"]
 

@@ -9,50 +9,13 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import Tensor
 
-from ._utils import as_tau
+from structgrad.distributions import sample_gumbel, sample_uniform
+from structgrad.distributions.checks import as_tau
 
 __all__ = ["binary_concrete", "gumbel_softmax", "sample_gumbel", "straight_through"]
-
-
-def sample_uniform(
-    shape: Sequence[int],
-    *,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Uniforms clamped to ``[tiny, 1 - eps]`` so that logs of ``u`` and ``1 - u`` stay finite."""
-    dtype = dtype or torch.get_default_dtype()
-    u = torch.rand(tuple(shape), dtype=dtype, device=device, generator=generator)
-    info = torch.finfo(dtype)
-    return u.clamp(min=info.tiny, max=1.0 - info.eps)
-
-
-def sample_gumbel(
-    shape: Sequence[int],
-    *,
-    dtype: torch.dtype | None = None,
-    device: torch.device | str | None = None,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Standard Gumbel noise ``-log(-log U)`` of the given shape.
-
-    Args:
-        shape: output shape.
-        dtype: floating dtype (default: torch's default dtype).
-        device: device of the result.
-        generator: optional ``torch.Generator`` for reproducibility.
-
-    Returns:
-        A tensor of i.i.d. Gumbel(0, 1) samples, always finite.
-    """
-    u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
-    return -torch.log(-torch.log(u))
 
 
 def straight_through(hard: Tensor, soft: Tensor) -> Tensor:

@@ -1,4 +1,4 @@
-"""Log-space Sinkhorn normalisation and the Gumbel-Sinkhorn relaxation of permutations.
+"""The Gumbel-Sinkhorn relaxation of permutations (Sinkhorn itself: structgrad.distributions).
 
 References:
     Mena, Belanger, Linderman and Snoek, "Learning Latent Permutations with
@@ -7,129 +7,16 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
+from structgrad.distributions import sample_gumbel, sinkhorn
+from structgrad.distributions.checks import check_square
 from structgrad.solvers import linear_assignment
 
-from ._gumbel import sample_gumbel, straight_through
-from ._utils import as_index, as_tau, check_square, finite_min
+from ._gumbel import straight_through
 
-__all__ = ["gumbel_sinkhorn", "sinkhorn"]
-
-
-def sinkhorn(
-    log_alpha: Tensor,
-    *,
-    n_iters: int = 20,
-    tau: float | Tensor = 1.0,
-    anneal: bool = False,
-) -> Tensor:
-    """Doubly-stochastic approximation ``S(log_alpha / tau)`` by alternating normalisation.
-
-    Rows and columns are normalised in log space (``logsumexp``), so large
-    scores and small temperatures do not overflow.
-
-    Plain rounds stall when ``tau`` is far below the spread of the scores: they
-    move the dual potentials by about ``tau`` per round, so 20 rounds at
-    ``tau = 1e-3`` leave most rows far from a permutation. ``anneal=True`` first
-    runs ε-scaling stages (Kosowsky and Yuille 1994; Schmitzer 2019): the
-    temperature starts at the scores' spread (rounded up to a power of two) and
-    halves down to ``tau``, with
-    ``clip(n // 3, 3, 8)`` rounds per stage and the potentials carried from
-    stage to stage; then the ``n_iters`` rounds at ``tau``. The limit (the
-    Sinkhorn fixed point at ``tau``) is the same, reached in
-    ``clip(n // 3, 3, 8) log2(spread / tau)`` extra rounds (all differentiated);
-    when ``tau`` is at least the spread nothing changes.
-
-    Args:
-        log_alpha: ``[..., n, n]`` scores; ``-inf`` entries stay exactly 0.
-        n_iters: number of (row, column) normalisation rounds at ``tau``, ``>= 1``.
-        tau: temperature > 0, a float or a tensor broadcastable to ``[..., 1, 1]``.
-        anneal: run the ε-scaling stages first.
-
-    Returns:
-        ``[..., n, n]`` non-negative matrix whose columns sum to 1 exactly and
-        whose rows sum to 1 up to the convergence of the iterations.
-
-    Raises:
-        ValueError: on NaN or +inf scores, a non-square input, ``n_iters < 1``,
-            ``-inf`` entries that no permutation avoids, or (with ``anneal``) a
-            temperature that varies within a matrix.
-    """
-    check_square(log_alpha, "log_alpha", min_size=1)
-    n_iters = as_index(n_iters, "n_iters", 1)
-    _check_support(log_alpha)
-    t = as_tau(tau, log_alpha)
-    start = log_alpha
-    if anneal:
-        if t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
-            raise ValueError(
-                f"sinkhorn: anneal needs one temperature per matrix (shape [..., 1, 1]), "
-                f"got tau of shape {tuple(t.shape)}"
-            )
-        start = log_alpha + _annealed_column_potentials(log_alpha, t)
-    z = start / t
-    for _ in range(n_iters):
-        z = z - torch.logsumexp(z, dim=-1, keepdim=True)
-        z = z - torch.logsumexp(z, dim=-2, keepdim=True)
-    return z.exp()
-
-
-def _check_support(log_alpha: Tensor) -> None:
-    """Raise unless every matrix has a permutation avoiding its ``-inf`` entries.
-
-    Without one, Sinkhorn has no doubly-stochastic limit and silently returns
-    rows that do not sum to 1. Checked by one assignment on the 0 / ``-inf``
-    pattern (it uses a ``-inf`` pair only when it must).
-    """
-    forbidden = torch.isneginf(log_alpha)
-    if not forbidden.any():
-        return
-    if forbidden.all(-1).any() or forbidden.all(-2).any():
-        raise ValueError("log_alpha has a row or column of -inf only: no permutation exists")
-    forbidden = forbidden.cpu()
-    pattern = torch.zeros(forbidden.shape, dtype=torch.float64).masked_fill_(forbidden, -torch.inf)
-    if (linear_assignment(pattern).bool() & forbidden).any():
-        raise ValueError(
-            "the -inf entries of log_alpha leave no permutation (no perfect matching "
-            "avoids them): Sinkhorn has no doubly-stochastic limit"
-        )
-
-
-# ε-scaling schedule: the temperature halves per stage, n // 3 rounds each
-# (at least 3, at most 8: measured, n = 20 at tau = 1e-3 needs 6 to round to
-# the assignment in 99 % of samples, 3 leave 16 % off).
-_STAGE_FACTOR = 0.5
-_MIN_STAGE_ROUNDS, _MAX_STAGE_ROUNDS = 3, 8
-_MAX_STAGES = 64  # spread / tau up to 2**64; beyond, the last stages are skipped
-
-
-def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
-    """Column potentials ``g`` ``[..., 1, n]`` (score units) after the ε-scaling stages."""
-    values = log_alpha.detach().flatten(-2)  # no NaN, +inf or all -inf matrix (checked)
-    spread = (values.amax(dim=-1) - finite_min(values, -1))[..., None, None]
-    # The schedule starts at the spread rounded up to a power of two: constant
-    # under small changes of the scores, so the computation stays one smooth
-    # function of them (gradcheck) and needs no gradient of its own.
-    start = torch.exp2(torch.ceil(torch.log2(spread)))
-    ratio = float((start / tau.detach()).max())
-    if ratio <= 1.0:
-        return torch.zeros_like(log_alpha[..., :1, :])
-    stages = _MAX_STAGES
-    if math.isfinite(ratio):
-        stages = min(math.ceil(math.log(ratio) / -math.log(_STAGE_FACTOR)), _MAX_STAGES)
-    rounds = min(max(log_alpha.shape[-1] // 3, _MIN_STAGE_ROUNDS), _MAX_STAGE_ROUNDS)
-    g = torch.zeros_like(log_alpha[..., :1, :])
-    for stage in range(stages):
-        t = torch.maximum(start * _STAGE_FACTOR**stage, tau)
-        for _ in range(rounds):
-            # Potentials in score units, so they carry over when t changes.
-            f = -t * torch.logsumexp((log_alpha + g) / t, dim=-1, keepdim=True)
-            g = -t * torch.logsumexp((log_alpha + f) / t, dim=-2, keepdim=True)
-    return g
+__all__ = ["gumbel_sinkhorn"]
 
 
 def gumbel_sinkhorn(

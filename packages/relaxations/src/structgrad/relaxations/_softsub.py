@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._gumbel import sample_gumbel
-from ._utils import as_tau, check_subset
+from structgrad.distributions import sample_gumbel
+from structgrad.distributions.checks import as_tau, check_subset
 
 __all__ = ["relaxed_top_k"]
 

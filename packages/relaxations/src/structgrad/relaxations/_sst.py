@@ -14,84 +14,25 @@ References:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-import structgrad.solvers as solvers
+from structgrad.distributions import STRUCTURES, Structure
+from structgrad.distributions import structure as resolve
+from structgrad.distributions.checks import as_tau
 
-from ._gumbel import sample_gumbel
 from ._gumbel import straight_through as _st
-from ._ksubset import k_subset_marginals
-from ._matrix_tree import arborescence_marginals, spanning_tree_marginals
-from ._sinkhorn import sinkhorn
-from ._utils import as_tau
 
 __all__ = ["SUPPORTED", "sst"]
 
-
-def _categorical(u: Tensor, tau: Tensor, **_: Any) -> tuple[Tensor, Callable[[], Tensor]]:
-    soft = F.softmax(u / tau, dim=-1)
-    return soft, lambda: F.one_hot(u.argmax(-1), u.shape[-1]).to(u.dtype)
-
-
-def _k_subset(u: Tensor, tau: Tensor, *, k: int, **_: Any) -> tuple[Tensor, Callable[[], Tensor]]:
-    return k_subset_marginals(u / tau, k), lambda: solvers.top_k(u.detach(), k)
-
-
-def _spanning_tree(
-    u: Tensor, tau: Tensor, *, lengths: Any = None, max_range: float | None = None, **_: Any
-) -> tuple[Tensor, Callable[[], Tensor]]:
-    soft = spanning_tree_marginals(u / tau, lengths=lengths, max_range=max_range)
-    return soft, lambda: solvers.max_spanning_tree(u.detach(), lengths=lengths)
-
-
-def _arborescence(
-    u: Tensor,
-    tau: Tensor,
-    *,
-    root: int = 0,
-    lengths: Any = None,
-    max_range: float | None = None,
-    **_: Any,
-) -> tuple[Tensor, Callable[[], Tensor]]:
-    soft = arborescence_marginals(u / tau, root=root, lengths=lengths, max_range=max_range)
-    return soft, lambda: solvers.max_arborescence(u.detach(), root=root, lengths=lengths)
-
-
-def _matching(
-    u: Tensor, tau: Tensor, *, n_iters: int = 20, anneal: bool = True, **_: Any
-) -> tuple[Tensor, Callable[[], Tensor]]:
-    soft = sinkhorn(u, n_iters=n_iters, tau=tau, anneal=anneal)
-    return soft, lambda: solvers.linear_assignment(u.detach())
-
-
-SUPPORTED: dict[str, Callable[..., tuple[Tensor, Callable[[], Tensor]]]] = {
-    "categorical": _categorical,
-    "k_subset": _k_subset,
-    "spanning_tree": _spanning_tree,
-    "arborescence": _arborescence,
-    "matching": _matching,
-}
-_OPTIONS = {
-    "categorical": set(),
-    "k_subset": {"k"},
-    "spanning_tree": {"lengths", "max_range"},
-    "arborescence": {"root", "lengths", "max_range"},
-    "matching": {"n_iters", "anneal"},
-}
-_REQUIRED = {"k_subset": {"k"}}
-_NO_RELAXATION = {
-    "binary_tree": "its split trace has no tractable exponential-family relaxation",
-    "grid_path": "shortest paths have no tractable exponential-family relaxation here",
-}
+#: The structures with a relaxation (those whose :class:`Structure` is relaxable).
+SUPPORTED: tuple[str, ...] = tuple(name for name in STRUCTURES if resolve(name).relaxable)
 
 
 def sst(
-    structure: str,
+    structure: str | Structure,
     logits: Tensor,
     tau: float | Tensor,
     *,
@@ -138,28 +79,31 @@ def sst(
             option the structure does not take or a missing one (``k``), or
             integer logits.
     """
-    if structure in _NO_RELAXATION:
+    try:
+        s = resolve(structure)
+    except ValueError:
         raise ValueError(
-            f"sst: {structure} has no relaxation ({_NO_RELAXATION[structure]}); use a "
-            "solver-wrapping estimator (imle, aimle, blackbox) or a score-function "
-            "estimator from structgrad.estimators"
+            f"sst: unknown structure {structure!r}; supported: {', '.join(SUPPORTED)}"
+        ) from None
+    if not s.relaxable:
+        raise ValueError(
+            f"sst: {s.name} has no relaxation ({s.relax_missing}); use a solver-wrapping "
+            "estimator (imle, aimle, blackbox) or a score-function estimator from "
+            "structgrad.estimators"
         )
-    if structure not in SUPPORTED:
-        raise ValueError(f"sst: unknown structure {structure!r}; supported: {sorted(SUPPORTED)}")
-    unknown = set(options) - _OPTIONS[structure]
+    accepted = {*s.option_names, *s.relax_option_names}
+    unknown = set(options) - accepted
     if unknown:
-        raise ValueError(
-            f"sst: {structure} takes options {sorted(_OPTIONS[structure])}, got {sorted(unknown)}"
-        )
-    missing = _REQUIRED.get(structure, set()) - set(options)
+        raise ValueError(f"sst: {s.name} takes options {sorted(accepted)}, got {sorted(unknown)}")
+    missing = set(s.required) - set(options)
     if missing:
-        raise ValueError(f"sst: {structure} needs the option(s) {sorted(missing)}")
+        raise ValueError(f"sst: {s.name} needs the option(s) {sorted(missing)}")
     if not logits.is_floating_point():
         raise ValueError(f"sst: logits must be a floating-point tensor, got {logits.dtype}")
     t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
-    u = logits + sample_gumbel(
-        logits.shape, dtype=logits.dtype, device=logits.device, generator=generator
-    )
-    soft, hard = SUPPORTED[structure](u, t, **options)
-    sample = _st(hard(), soft) if straight_through else soft
+    u = logits + s.gumbel(logits, generator=generator)
+    sample = s.relax(u, tau=t, **options)
+    if straight_through:
+        hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
+        sample = _st(s.map(u.detach(), **hard), sample)
     return (sample, u) if return_utilities else sample

@@ -21,17 +21,11 @@ import torch
 from torch import Tensor
 
 from ._arborescence_clip import dual_clip
-from ._checks import check_reachable, checked, deviation_from
+from ._conditioning import check_reachable, checked, deviation_from
 from ._laplacian import Removed, directed_marginals, undirected_marginals
+from ._numerics import default_max_range, finite_min, hi_and_spread
 from ._tree_clip import bottleneck_clip
-from ._utils import (
-    as_index,
-    check_values,
-    default_max_range,
-    finite_min,
-    hi_and_spread,
-    square_size,
-)
+from .checks import check_int, check_values, lengths_mask, square_size
 
 __all__ = [
     "arborescence_marginals",
@@ -41,7 +35,7 @@ __all__ = [
 
 
 def _vertex_mask(
-    lengths: Tensor | None, batch: tuple[int, ...], n: int, like: Tensor
+    lengths: Any, batch: tuple[int, ...], n: int, like: Tensor
 ) -> tuple[Tensor, Tensor] | tuple[None, None]:
     """``[..., n]`` boolean mask of the vertices inside each graph, and the ``[...]`` lengths.
 
@@ -49,18 +43,8 @@ def _vertex_mask(
     """
     if lengths is None:
         return None, None
-    lens = torch.as_tensor(lengths, device=like.device)
-    if lens.is_floating_point() or lens.dtype == torch.bool:
-        raise ValueError(f"lengths must hold integers, got {lens.dtype}")
-    try:
-        lens = lens.expand(batch)
-    except RuntimeError:
-        raise ValueError(
-            f"lengths of shape {tuple(lens.shape)} do not match batch {batch}"
-        ) from None
-    if (lens < 1).any() or (lens > n).any():
-        raise ValueError(f"lengths must lie in [1, {n}]")
-    return torch.arange(n, device=like.device) < lens.unsqueeze(-1), lens
+    inside = lengths_mask(lengths, batch, n, like.device)
+    return inside, inside.sum(-1)
 
 
 def _removed_vertices(
@@ -126,7 +110,7 @@ def spanning_tree_marginals(
         adjacency = finite | finite.transpose(-1, -2)
         check_reachable(adjacency, _one_hot(0, n, x.device), inside, "spanning_tree_marginals")
     hi, spread = hi_and_spread(edges)
-    limit = _range_limit(max_range, "spanning_tree")
+    limit = _range_limit(max_range, directed=False)
     clip = limit < math.inf and spread > limit
     work = _work_dtype(scores.dtype, 2 * limit if clip else spread)
     x = x.to(work)
@@ -147,7 +131,7 @@ def spanning_tree_marginals(
             total += 2 * (n - lens)  # every graph's sum to 2 (n - 1)
         return deviation_from(total, 2.0 * (n - 1)) / (2.0 * (n - 1))
 
-    trusted = (2 * limit if clip else spread) <= 2 * default_max_range("spanning_tree")
+    trusted = (2 * limit if clip else spread) <= 2 * default_max_range(directed=False)
     (out,) = checked(solve, deviation, work, trusted, "spanning_tree_marginals")
     return out.to(scores.dtype)
 
@@ -155,7 +139,7 @@ def spanning_tree_marginals(
 #: Largest spread (nats) of log-potentials computed in float32 for float32 input:
 #: measured errors on random graphs stay below 1e-6 (spanning trees and
 #: arborescences, n = 10, 50); weakly attached groups lose up to about e^spread
-#: roundings, the worst of which the sum identities catch (``_checks``); wider
+#: roundings, the worst of which the sum identities catch (``_conditioning``); wider
 #: spreads cancel more digits and run in float64.
 _FLOAT32_SPREAD = 10.0
 
@@ -165,8 +149,8 @@ def _work_dtype(dtype: torch.dtype, spread: float) -> torch.dtype:
     return torch.float32 if dtype == torch.float32 and spread <= _FLOAT32_SPREAD else torch.float64
 
 
-def _range_limit(max_range: float | None, structure: str) -> float:
-    limit = default_max_range(structure) if max_range is None else float(max_range)
+def _range_limit(max_range: float | None, directed: bool) -> float:
+    limit = default_max_range(directed) if max_range is None else float(max_range)
     if not limit > 0:
         raise ValueError(f"max_range must be positive, got {max_range!r}")
     return limit
@@ -239,7 +223,7 @@ def _directed(
     Reads neither the diagonal of ``scores`` nor (single root) its column ``root``.
     """
     n = scores.shape[-1]
-    limit = _range_limit(max_range, "arborescence")
+    limit = _range_limit(max_range, directed=True)
     inside, lens = _vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     if root_weight is None:
         if inside is not None and not inside[..., root].all():
@@ -250,7 +234,7 @@ def _directed(
         w = torch.cat([scores, rows], dim=-2)  # [..., n + 1, n]
     # The global shift of the fast path must not underflow an edge: it takes
     # spreads within the float32 budget, or (float64) within the default range.
-    default = default_max_range("arborescence")
+    default = default_max_range(directed=True)
     safe = _FLOAT32_SPREAD if scores.dtype == torch.float32 else default
     certain = min(limit, safe)
     one_root = root if root_weight is None else None
@@ -356,7 +340,7 @@ def arborescence_marginals(
         ValueError: on bad input or forbidden edges that leave a vertex unreachable.
     """
     n = square_size(scores)
-    root = as_index(root, "root", 0, n - 1)
+    root = check_int(root, "root", 0, n - 1)
     marginals, _ = _directed(scores, None, root, lengths, max_range)
     return marginals.to(scores.dtype)
 

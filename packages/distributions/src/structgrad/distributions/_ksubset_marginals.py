@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._utils import check_subset, hi_and_spread
+from ._numerics import hi_and_spread
+from .checks import check_subset
 
 __all__ = ["k_subset_log_partition", "k_subset_marginals"]
 

@@ -1,0 +1,168 @@
+"""Input checks shared by every structgrad package above the solvers.
+
+Each check raises a ``ValueError`` that names the argument and what was wrong.
+Values are read with one reduction in the common (valid) case.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "as_tau",
+    "check_int",
+    "check_scores",
+    "check_square",
+    "check_subset",
+    "check_tau",
+    "check_values",
+    "lengths_mask",
+    "square_size",
+]
+
+
+def check_values(scores: Tensor, name: str = "scores") -> bool:
+    """Reject NaN and ``+inf`` (``-inf`` marks forbidden choices and is allowed).
+
+    Returns:
+        Whether some entry is ``-inf``.
+
+    Raises:
+        ValueError: on a non-floating tensor, NaN or ``+inf``.
+    """
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
+    if math.isfinite(float(scores.detach().sum())):
+        return False  # one reduction in the common case (isfinite() costs several passes)
+    if bool(torch.isnan(scores).any()):
+        raise ValueError(f"{name} contains NaN")
+    if bool(torch.isposinf(scores).any()):
+        raise ValueError(f"{name} contains +inf; scores must be finite or -inf")
+    return True
+
+
+def check_scores(scores: Any, name: str, event_dim: int, *, square: bool = False) -> Tensor:
+    """Return ``scores`` if it is a floating tensor of rank ``>= event_dim`` without NaN or +inf.
+
+    Raises:
+        ValueError: naming ``name`` and what was wrong.
+    """
+    if not isinstance(scores, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(scores).__name__}")
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be a floating tensor, got {scores.dtype}")
+    if scores.dim() < event_dim:
+        shape = "[..., n, n]" if event_dim == 2 else "[..., n]"
+        raise ValueError(f"{name} must have shape {shape}, got rank {scores.dim()}")
+    if square and scores.shape[-1] != scores.shape[-2]:
+        raise ValueError(f"{name} must be square in its last two dimensions, got {scores.shape}")
+    if scores.numel():
+        check_values(scores, name)
+    return scores
+
+
+def square_size(scores: Tensor, name: str = "scores", min_size: int = 2) -> int:
+    """``n`` of a floating-point ``[..., n, n]`` tensor (its values are not read)."""
+    if scores.dim() < 2 or scores.shape[-1] != scores.shape[-2]:
+        raise ValueError(f"{name} must have shape [..., n, n], got {tuple(scores.shape)}")
+    if not scores.is_floating_point():
+        raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
+    n = scores.shape[-1]
+    if n < min_size:
+        raise ValueError(f"{name} needs n >= {min_size}, got n = {n}")
+    return n
+
+
+def check_square(scores: Tensor, name: str = "scores", min_size: int = 2) -> int:
+    """Validate a ``[..., n, n]`` tensor and its values; return ``n``."""
+    n = square_size(scores, name, min_size)
+    check_values(scores, name)
+    return n
+
+
+def check_int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
+    """``value`` as a Python ``int`` in ``[lo, hi]`` (``hi=None``: no upper bound).
+
+    Accepts anything with ``__index__`` (Python, numpy and 0-d integer torch
+    values), not bools or floats.
+
+    Raises:
+        ValueError: naming ``name`` and the allowed range otherwise.
+    """
+    try:
+        index = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        index = None
+    if index is None:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if index < lo or (hi is not None and index > hi):
+        span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must lie in {span}, got {value!r}")
+    return index
+
+
+def check_subset(scores: Tensor, k: Any) -> tuple[int, int]:
+    """Validate ``[..., n]`` scores and a subset size ``k`` in ``[0, n]``; return ``(n, k)``."""
+    if scores.dim() < 1:
+        raise ValueError("scores must have shape [..., n]")
+    check_values(scores)
+    n = scores.shape[-1]
+    return n, check_int(k, "k", 0, n)
+
+
+def check_tau(tau: Any) -> float:
+    """A positive finite temperature as a float.
+
+    Raises:
+        ValueError: naming ``tau`` otherwise.
+    """
+    if isinstance(tau, Tensor) and tau.numel() == 1:
+        tau = float(tau)
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < math.inf:
+        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    return float(tau)
+
+
+def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
+    """A positive temperature (or a tensor of them) in ``like``'s dtype and device.
+
+    Raises:
+        ValueError: if any temperature is not a positive finite number.
+    """
+    t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
+    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    return t
+
+
+def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: int = 1) -> Tensor:
+    """``[*batch, n]`` boolean mask of the vertices ``v < lengths`` of each graph.
+
+    Args:
+        lengths: integers broadcastable to ``batch``, each in ``[lo, n]``.
+        batch: the batch shape.
+        n: the padded size.
+        device: device of the mask.
+        lo: the smallest accepted length.
+
+    Raises:
+        ValueError: on non-integer lengths, a shape that does not broadcast, or a
+            length outside ``[lo, n]``.
+    """
+    lens = torch.as_tensor(lengths, device=device)
+    if lens.is_floating_point() or lens.is_complex() or lens.dtype == torch.bool:
+        raise ValueError(f"lengths must hold integers, got {lens.dtype}")
+    try:
+        lens = lens.expand(batch)
+    except RuntimeError:
+        raise ValueError(
+            f"lengths of shape {tuple(lens.shape)} do not match batch {batch}"
+        ) from None
+    if lens.numel() and (bool((lens < lo).any()) or bool((lens > n).any())):
+        raise ValueError(f"lengths must lie in [{lo}, {n}], got {lens.tolist()}")
+    return torch.arange(n, device=device) < lens.unsqueeze(-1)
