@@ -222,7 +222,7 @@ def bench(session: nox.Session, pkg: str) -> None:
 APPS_DIR = ROOT / "apps"
 # Every app folder under apps/ (apps/common is the shared plumbing, tested first).
 APPS = ["nri_graph_layout", "toys", "shootout", "l2x", "dvae"]
-APP_LIBRARIES = ["solvers", "testing", "relaxations", "estimators", "models"]
+APP_LIBRARIES = ["solvers", "distributions", "testing", "relaxations", "estimators", "models"]
 
 
 @nox.session(python=PYTHON)

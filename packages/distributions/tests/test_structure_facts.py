@@ -103,6 +103,17 @@ def test_facts() -> None:
         "binary_tree": (False, False),
         "grid_path": (True, True),
     }
+    kinds = {name: structure(name).relaxation for name in STRUCTURES}
+    assert kinds == {
+        "categorical": "softmax",
+        "k_subset": "marginals",
+        "spanning_tree": "marginals",
+        "arborescence": "marginals",
+        "matching": "sinkhorn",
+        "binary_tree": None,
+        "grid_path": None,
+    }
+    assert all((kinds[name] is None) == (not structure(name).relaxable) for name in STRUCTURES)
     assert structure("k_subset").ones((10,), k=3) == 3.0
     assert structure("spanning_tree").ones((6, 6)) == 5.0
     assert structure("matching").ones((6, 6)) == 6.0

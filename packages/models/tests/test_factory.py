@@ -82,8 +82,11 @@ def test_unsupported_method_says_what_is_missing(structure: str, method: str, re
 
 def test_matching_sst() -> None:
     """Gumbel-Sinkhorn SST for matchings: doubly stochastic; st-sst forward is the assignment."""
-    theta = torch.randn(3, 5, 5, dtype=torch.float64, requires_grad=True)
-    layer = latent("matching", "sst", tau=0.5, n_iters=50)
+    # Seeded: Sinkhorn's residual after n rounds depends on the instance (at 50
+    # rounds and tau 0.5 it exceeds 1e-3 on a third of random ones; at 300, on 1.5%).
+    gen = torch.Generator().manual_seed(3)
+    theta = torch.randn(3, 5, 5, dtype=torch.float64, generator=gen).requires_grad_(True)
+    layer = latent("matching", "sst", tau=0.5, n_iters=300)
     z = layer(theta, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(z.sum(-2), torch.ones(3, 5, dtype=torch.float64))
     torch.testing.assert_close(z.sum(-1), torch.ones(3, 5, dtype=torch.float64), atol=1e-3, rtol=0)
@@ -98,7 +101,7 @@ def test_matching_sst() -> None:
 
 
 def test_k_subset_needs_k() -> None:
-    with pytest.raises(ValueError, match="needs the subset size k"):
+    with pytest.raises(ValueError, match=r"missing required options \['k'\]"):
         latent("k_subset", "sst")
 
 

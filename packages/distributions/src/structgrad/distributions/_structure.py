@@ -37,6 +37,9 @@ class Structure:
             like ``θ`` (``None``: it is, and perturb-and-MAP estimators apply).
         relax_option_names: the options only :meth:`relax` takes.
         relax_missing: why it has no regularised-argmax relaxation (``None``: it has one).
+        relaxation: what :meth:`relax` computes: ``"marginals"`` (of the
+            exponential family), ``"softmax"`` (categorical: its stochastic
+            softmax trick is Gumbel-softmax), ``"sinkhorn"`` or ``None``.
     """
 
     name: ClassVar[str]
@@ -52,6 +55,7 @@ class Structure:
     nonlinear: ClassVar[str | None] = None
     relax_option_names: ClassVar[tuple[str, ...]] = ()
     relax_missing: ClassVar[str | None] = None
+    relaxation: ClassVar[str | None] = "marginals"
 
     def __repr__(self) -> str:
         return f"structure({self.name!r})"

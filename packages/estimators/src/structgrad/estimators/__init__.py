@@ -12,6 +12,8 @@ from importlib.metadata import version as _version
 from ._aimle import AIMLE as AIMLE
 from ._aimle import aimle as aimle
 from ._baselines import MovingAverage as MovingAverage
+from ._bind import PERTURBATION_STRUCTURES as PERTURBATION_STRUCTURES
+from ._bind import bind_solver as bind_solver
 from ._blackbox import Blackbox as Blackbox
 from ._blackbox import blackbox as blackbox
 from ._imle import IMLE as IMLE
@@ -43,9 +45,7 @@ from ._st import StraightThrough as StraightThrough
 from ._st import straight_through as straight_through
 from ._targets import AdaptiveTarget as AdaptiveTarget
 from ._targets import Target as Target
-from ._wrap import PERTURBATION_STRUCTURES as PERTURBATION_STRUCTURES
 from ._wrap import BoundSolver as BoundSolver
-from ._wrap import bind_solver as bind_solver
 
 __version__ = _version("structgrad-estimators")
 

@@ -23,8 +23,9 @@ from typing import Any, TypeVar
 import torch
 from torch import Tensor, nn
 
+from ._bind import bind_solver
 from ._noise import NoiseDistribution, SumOfGamma, resolve_noise
-from ._wrap import BoundSolver, Solver, bind_solver, check_count, sog_k
+from ._wrap import BoundSolver, Solver, check_count, sog_k
 
 __all__ = ["SolverLayer", "decorator_or_call"]
 

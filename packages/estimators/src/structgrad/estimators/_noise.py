@@ -12,6 +12,9 @@ import math
 import torch
 from torch import Tensor
 
+from structgrad.distributions import sample_uniform
+from structgrad.distributions.checks import check_int
+
 __all__ = ["Gumbel", "NoiseDistribution", "Normal", "SumOfGamma", "resolve_noise"]
 
 
@@ -54,15 +57,6 @@ class NoiseDistribution:
         )
 
 
-def _uniform_open(
-    shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, gen: torch.Generator | None
-) -> Tensor:
-    u = torch.rand(shape, dtype=dtype, device=device, generator=gen)
-    # torch.rand may return exactly 0; keep u in (0, 1) so the logs below stay finite.
-    info = torch.finfo(dtype)
-    return u.clamp_(info.tiny, 1.0 - info.eps)
-
-
 class Gumbel(NoiseDistribution):
     """Gumbel noise with location ``loc`` and scale ``scale``.
 
@@ -89,8 +83,10 @@ class Gumbel(NoiseDistribution):
         generator: torch.Generator | None = None,
     ) -> Tensor:
         """Draw ``loc - scale·log(-log U)`` with ``U ~ Uniform(0, 1)``."""
-        # in place on the clamped uniforms, skipping the identity scale and shift
-        g = _uniform_open(shape, dtype, device, generator).log_().neg_().log_()
+        # torch.rand may return exactly 0: the uniforms are clamped to [tiny, 1 - eps]
+        # so that both logs stay finite. In place, skipping the identity scale and shift.
+        u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
+        g = u.log_().neg_().log_()
         g = g.neg_() if self.scale == 1.0 else g.mul_(-self.scale)
         return g if self.loc == 0.0 else g.add_(self.loc)
 
@@ -161,10 +157,8 @@ class SumOfGamma(NoiseDistribution):
     def __init__(self, k: float | None = None, terms: int = 10) -> None:
         if k is not None and not k > 0:
             raise ValueError(f"SumOfGamma k must be positive, got {k}")
-        if int(terms) != terms or terms < 1:
-            raise ValueError(f"SumOfGamma terms must be an integer >= 1, got {terms}")
         self.k = None if k is None else float(k)
-        self.terms = int(terms)
+        self.terms = check_int(terms, "SumOfGamma terms", 1)
 
     def with_k(self, k: float) -> SumOfGamma:
         """This distribution with ``k`` filled in (itself if ``k`` is already set)."""

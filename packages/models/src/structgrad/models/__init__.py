@@ -15,6 +15,12 @@ API summary (stable names)::
 
     METHODS: dict[str, tuple[str, ...]]  # structure -> method names accepted by `latent`
 
+A structure is a name or a :class:`structgrad.distributions.Structure`
+(``latent(structure("spanning_tree"), "sst")``), resolved once by
+:func:`structgrad.distributions.structure`; which methods it has, its options
+and its noise and MAP all come from that Structure. ``edges`` (independent
+edges) is the one models-level pseudo-structure.
+
 Score-function methods (``reinforce``, ``nvil``, ``t-reinforce+``, ``relax``)
 return detached samples (``[K, *batch, *event]`` with ``samples=K``) and need
 ``attach``; ``nvil`` takes ``attach(loss, baseline=b)`` with ``b`` ``[*batch]``

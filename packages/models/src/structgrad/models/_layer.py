@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-import structgrad.solvers as solvers
-from structgrad.relaxations import independent_edges, sample_gumbel
+from ._structure import IndependentEdges, LatentStructure, resolve
 
 __all__ = ["LatentLayer", "map_sample"]
 
 
 def map_sample(
-    structure: str,
+    structure: str | LatentStructure,
     logits: Tensor,
     *,
     noise: bool = True,
@@ -25,68 +23,39 @@ def map_sample(
     """Perturb-and-MAP sample ``MAP(θ + G)`` (or the plain MAP), without gradient.
 
     Args:
-        structure: ``spanning_tree``, ``k_subset`` (option ``k``), ``categorical``,
-            ``arborescence`` (option ``root``), ``matching``, ``binary_tree``
-            (the sample is the ``[*batch, n, n]`` adjacency) or ``edges``
-            (options ``symmetric``, ``categorical``); the trees take ``lengths``.
+        structure: a name of ``structgrad.distributions.STRUCTURES`` or its
+            :class:`~structgrad.distributions.Structure` (``binary_tree``'s sample
+            is the ``[*batch, n, n]`` adjacency; ``grid_path`` minimises costs and
+            takes ``noise=False`` only), or ``edges`` (options ``symmetric``,
+            ``categorical``).
         logits: the structure's scores ``[*batch, *event]``.
-        noise: add standard Gumbel noise (``False``: the MAP of ``logits``).
+        noise: add the structure's standard Gumbel noise (symmetric for
+            undirected structures; ``False``: the MAP of ``logits``).
         generator: optional ``torch.Generator`` for the noise.
-        **options: the structure options above.
+        **options: the structure's options (``k``, ``root``, ``lengths``, ...).
 
     Returns:
-        A 0/1 sample shaped like ``logits`` (``binary_tree``: ``[*batch, n, n]``)
-        in their dtype (no gradient).
+        A 0/1 sample of the structure's solution shape (``logits``' shape but
+        for ``binary_tree``) in their dtype (no gradient).
+
+    Raises:
+        ValueError: for an unknown structure, bad scores or options (checked by
+            the Structure), or noise on a structure whose MAP minimises costs.
     """
+    s = resolve(structure)
     with torch.no_grad():
-        if structure == "edges":
-            return _edges_map(logits, noise=noise, generator=generator, **options)
+        if isinstance(s, IndependentEdges):
+            return s.map_sample(logits, noise=noise, generator=generator, **options)
         u = logits.detach()
         if noise:
-            u = u + sample_gumbel(u.shape, dtype=u.dtype, device=u.device, generator=generator)
-        if structure == "categorical":
-            return F.one_hot(u.argmax(-1), u.shape[-1]).to(u.dtype)
-        if structure == "k_subset":
-            return solvers.top_k(u, int(options["k"]))
-        lengths = options.get("lengths")
-        if structure == "spanning_tree":
-            return solvers.max_spanning_tree(u, lengths=lengths)
-        if structure == "arborescence":
-            return solvers.max_arborescence(u, root=int(options.get("root", 0)), lengths=lengths)
-        if structure == "matching":
-            return solvers.linear_assignment(u)
-        if structure == "binary_tree":
-            return solvers.binary_tree(u, lengths=lengths)
-    raise ValueError(f"map_sample: unknown structure {structure!r}")
-
-
-def _edges_map(
-    logits: Tensor,
-    *,
-    noise: bool,
-    generator: torch.Generator | None,
-    symmetric: bool = False,
-    categorical: bool = False,
-    **_: Any,
-) -> Tensor:
-    if noise:
-        # The forward value of the straight-through sample is the one-hot argmax.
-        return independent_edges(
-            logits.detach(),
-            1.0,
-            symmetric=symmetric,
-            categorical=categorical,
-            hard=True,
-            generator=generator,
-        )
-    x = logits.detach()
-    if symmetric:
-        x = 0.5 * (x + (x.transpose(-2, -3) if categorical else x.transpose(-1, -2)))
-    n = x.shape[-2] if categorical else x.shape[-1]
-    off = ~torch.eye(n, dtype=torch.bool, device=x.device)
-    if categorical:
-        return F.one_hot(x.argmax(-1), x.shape[-1]).to(x.dtype) * off.unsqueeze(-1)
-    return (x > 0).to(x.dtype) * off
+            if s.minimize:
+                raise ValueError(
+                    f"map_sample: {s.name} minimises non-negative costs, which Gumbel noise "
+                    "does not keep; pass noise=False, or perturb with structgrad.estimators "
+                    f"(e.g. imle({s.name!r}))"
+                )
+            u = u + s.gumbel(u, generator=generator)
+        return s.map(u, **options)
 
 
 class LatentLayer(nn.Module):
@@ -98,7 +67,8 @@ class LatentLayer(nn.Module):
     score-function estimate otherwise.
 
     Attributes:
-        structure: the structure name.
+        structure: the :class:`~structgrad.distributions.Structure` (or the
+            pseudo-structure ``edges``), resolved from the name given.
         method: the method name.
         pathwise: whether the gradient flows through the sample.
         utilities: the perturbed utilities ``U = θ + G`` of the last forward
@@ -110,9 +80,9 @@ class LatentLayer(nn.Module):
 
     pathwise: bool = True
 
-    def __init__(self, structure: str, method: str, **options: Any) -> None:
+    def __init__(self, structure: str | LatentStructure, method: str, **options: Any) -> None:
         super().__init__()
-        self.structure = structure
+        self.structure: LatentStructure = resolve(structure)
         self.method = method
         self.options = options
         self.utilities: Tensor | None = None
@@ -164,4 +134,4 @@ class LatentLayer(nn.Module):
 
     def extra_repr(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
-        return f"structure={self.structure!r}, method={self.method!r}{opts}"
+        return f"structure={self.structure.name!r}, method={self.method!r}{opts}"

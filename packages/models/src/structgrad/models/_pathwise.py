@@ -8,9 +8,11 @@ import torch
 from torch import Tensor, nn
 
 import structgrad.estimators as est
+from structgrad.distributions import Structure
 from structgrad.relaxations import gumbel_softmax, independent_edges, sst
 
 from ._layer import LatentLayer
+from ._structure import IndependentEdges
 
 __all__ = ["ESTIMATORS", "EstimatorLayer", "GumbelSoftmaxLayer", "IndepEdgesLayer", "SSTLayer"]
 
@@ -23,12 +25,10 @@ ESTIMATORS: dict[str, Any] = {
     "perturbed": est.PerturbedOptimizer,
 }
 
-_SST_OPTIONS = {
-    "spanning_tree": {"max_range"},
-    "k_subset": {"k"},
-    "arborescence": {"root", "max_range"},
-    "matching": {"n_iters", "anneal"},
-}
+
+def _hard_options(structure: Structure, options: dict[str, Any]) -> dict[str, Any]:
+    """The structure's own options among ``options`` (what :meth:`sample_hard` passes on)."""
+    return {k: v for k, v in options.items() if k in structure.option_names}
 
 
 class SSTLayer(LatentLayer):
@@ -43,20 +43,26 @@ class SSTLayer(LatentLayer):
     The utilities ``U`` are kept in :attr:`utilities`.
 
     Args:
-        structure: ``spanning_tree``, ``k_subset``, ``arborescence`` or ``matching``.
+        structure: a relaxable structure (``spanning_tree``, ``k_subset``,
+            ``arborescence`` or ``matching``).
+        method: ``sst`` or ``st-sst``.
         tau: temperature τ > 0.
         straight_through: hard forward value, relaxed gradient.
-        **options: ``max_range`` (trees), ``k`` (k-subset), ``root``, ``n_iters``
-            and ``anneal`` (matching, see :func:`structgrad.relaxations.sinkhorn`).
+        **options: the structure's ``option_names`` and ``relax_option_names``:
+            ``max_range`` (trees), ``k`` (k-subset), ``root``, ``lengths`` (trees,
+            fixed for every call), ``n_iters`` and ``anneal`` (matching, see
+            :func:`structgrad.relaxations.sinkhorn`).
 
     References:
         Paulus et al., "Gradient Estimation with Stochastic Softmax Tricks",
         NeurIPS 2020, https://arxiv.org/abs/2006.08063.
     """
 
+    structure: Structure
+
     def __init__(
         self,
-        structure: str,
+        structure: Structure,
         method: str,
         *,
         tau: float = 1.0,
@@ -65,14 +71,14 @@ class SSTLayer(LatentLayer):
     ) -> None:
         if not tau > 0:
             raise ValueError(f"tau must be > 0, got {tau!r}")
-        unknown = set(options) - _SST_OPTIONS[structure]
+        accepted = {*structure.option_names, *structure.relax_option_names}
+        unknown = set(options) - accepted
         if unknown:
             raise ValueError(
-                f"{method} on {structure} takes tau, straight_through and "
-                f"{sorted(_SST_OPTIONS[structure])}; got {sorted(unknown)}"
+                f"{method} on {structure.name} takes tau, straight_through and "
+                f"{sorted(accepted)}; got {sorted(unknown)}"
             )
-        hard_options = {k: v for k, v in options.items() if k in ("k", "root")}
-        super().__init__(structure, method, **hard_options)
+        super().__init__(structure, method, **_hard_options(structure, options))
         self.tau = float(tau)
         self.straight_through = bool(straight_through)
         self.sst_options = options
@@ -80,7 +86,7 @@ class SSTLayer(LatentLayer):
     def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Relaxed (or straight-through) sample shaped like ``logits`` ``[*batch, *event]``."""
         z, u = sst(
-            self.structure,
+            self.structure.name,
             logits,
             self.tau,
             straight_through=self.straight_through,
@@ -99,7 +105,8 @@ class GumbelSoftmaxLayer(LatentLayer):
     """Gumbel-softmax (concrete) categorical sample; ``hard=True`` is straight-through.
 
     Args:
-        structure: ``categorical``.
+        structure: the ``categorical`` structure.
+        method: ``gumbel-softmax`` or ``st``.
         tau: temperature τ > 0.
         hard: one-hot forward value, relaxed gradient (method ``"st"``).
 
@@ -108,7 +115,9 @@ class GumbelSoftmaxLayer(LatentLayer):
         ICLR 2017, https://arxiv.org/abs/1611.01144.
     """
 
-    def __init__(self, structure: str, method: str, *, tau: float = 1.0, hard: bool = False):
+    def __init__(
+        self, structure: Structure, method: str, *, tau: float = 1.0, hard: bool = False
+    ) -> None:
         if not tau > 0:
             raise ValueError(f"tau must be > 0, got {tau!r}")
         super().__init__(structure, method)
@@ -133,7 +142,8 @@ class IndepEdgesLayer(LatentLayer):
     the noise, so the sample is an undirected graph.
 
     Args:
-        structure: ``edges``.
+        structure: the pseudo-structure ``edges`` (:data:`~._structure.EDGES`).
+        method: ``indep``.
         tau: temperature τ > 0.
         symmetric: symmetrise logits and noise.
         categorical: edge-type channels in the last dim.
@@ -148,7 +158,7 @@ class IndepEdgesLayer(LatentLayer):
 
     def __init__(
         self,
-        structure: str,
+        structure: IndependentEdges,
         method: str,
         *,
         tau: float = 1.0,
@@ -190,20 +200,20 @@ class EstimatorLayer(LatentLayer):
     is :attr:`estimator`, so it is in ``state_dict()``.
 
     Args:
-        structure: a structure name of ``structgrad.estimators.PERTURBATION_STRUCTURES``.
+        structure: a structure whose MAP is ``argmax_z <z, θ>`` (``nonlinear`` is
+            ``None``; see ``structgrad.estimators.PERTURBATION_STRUCTURES``).
         method: one of :data:`ESTIMATORS`.
         **options: the estimator's options (``k`` for k-subsets, ``root``, ...).
     """
 
-    def __init__(self, structure: str, method: str, **options: Any) -> None:
-        hard_options = {k: v for k, v in options.items() if k in ("k", "root")}
-        super().__init__(structure, method, **hard_options)
+    def __init__(self, structure: Structure, method: str, **options: Any) -> None:
+        super().__init__(structure, method, **_hard_options(structure, options))
         if method == "ste":
             options = {"noise": "gumbel", **options}
         try:
-            self.estimator: nn.Module = ESTIMATORS[method](structure, **options)
+            self.estimator: nn.Module = ESTIMATORS[method](structure.name, **options)
         except TypeError as err:
-            raise ValueError(f"{method} on {structure}: bad options ({err})") from err
+            raise ValueError(f"{method} on {structure.name}: bad options ({err})") from err
 
     def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Perturbed MAP sample shaped like ``logits`` (``[S, ...]`` with ``samples=S``)."""

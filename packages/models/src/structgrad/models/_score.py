@@ -13,14 +13,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from structgrad.distributions import Structure
 from structgrad.estimators import RECURSIVE_STRUCTURES, RELAX, ScoreFunction
 
 from ._layer import LatentLayer
 
-__all__ = ["SCORE_DEFAULTS", "SCORE_METHODS", "ScoreLayer"]
-
-# Event dims of the *sample* (a binary tree's sample is its [n, n] adjacency).
-_SAMPLE_DIMS = {"categorical": 1, "k_subset": 1, "binary_tree": 2}
+__all__ = ["SCORE_DEFAULTS", "SCORE_METHODS", "ScoreLayer", "has_trace"]
 
 #: Method name → the ``ScoreFunction`` options it stands for (user options override).
 SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -36,11 +34,14 @@ SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
     "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 3},
 }
 
-#: Structure → the score-function methods for it: every structure with a
-#: recursive Gumbel-max trace.
-SCORE_METHODS: dict[str, tuple[str, ...]] = dict.fromkeys(
-    RECURSIVE_STRUCTURES, (*SCORE_DEFAULTS, "relax")
-)
+#: The score-function methods, offered for every structure whose name is in
+#: ``structgrad.estimators.RECURSIVE_STRUCTURES`` (see :func:`has_trace`).
+SCORE_METHODS: tuple[str, ...] = (*SCORE_DEFAULTS, "relax")
+
+
+def has_trace(structure: Structure) -> bool:
+    """Whether the score-function estimators have ``structure``'s recursive Gumbel-max trace."""
+    return structure.name in RECURSIVE_STRUCTURES
 
 
 class ScoreLayer(LatentLayer):
@@ -53,7 +54,7 @@ class ScoreLayer(LatentLayer):
     ``RELAX`` for ``"relax"``) over :data:`SCORE_DEFAULTS`.
 
     Args:
-        structure: a structure with a recursive Gumbel-max trace.
+        structure: a structure with a recursive Gumbel-max trace (:func:`has_trace`).
         method: a key of :data:`SCORE_DEFAULTS` or ``relax``.
         **options: estimator options (``samples``, ``baseline``, ``score``,
             ``ema_decay``, ``k``, ...); ``relax`` needs ``event_shape`` (the
@@ -72,20 +73,24 @@ class ScoreLayer(LatentLayer):
 
     pathwise = False
 
-    def __init__(self, structure: str, method: str, **options: Any) -> None:
-        hard_options = {k: v for k, v in options.items() if k in ("k", "root", "lengths")}
+    structure: Structure
+
+    def __init__(self, structure: Structure, method: str, **options: Any) -> None:
+        hard_options = {k: v for k, v in options.items() if k in structure.option_names}
         super().__init__(structure, method, **hard_options)
         # Any: the estimator's attach is not visible through nn.Module's __getattr__.
         self.estimator: Any
         if method == "relax":
-            self.estimator = RELAX(structure, **options)
+            self.estimator = RELAX(structure.name, **options)
         else:
-            self.estimator = ScoreFunction(structure, **{**SCORE_DEFAULTS[method], **options})
+            self.estimator = ScoreFunction(structure.name, **{**SCORE_DEFAULTS[method], **options})
 
     def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """A detached sample ``[*batch, *event]`` (``[K, *batch, *event]`` with ``samples=K``)."""
         out: Tensor = self.estimator(logits, generator=generator)
-        self._rows = out.shape[: out.ndim - _SAMPLE_DIMS.get(self.structure, 2)]
+        # The sample's event dims: a binary tree's [n] scores give an [n, n] adjacency.
+        event = logits.shape[logits.ndim - self.structure.event_dim :]
+        self._rows = out.shape[: out.ndim - len(self.structure.solution_shape(event))]
         return out
 
     def attach(self, loss: Tensor, *, baseline: Tensor | None = None) -> Tensor:

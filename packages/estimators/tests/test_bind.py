@@ -1,0 +1,89 @@
+"""bind_solver builds structure bindings from structgrad.distributions' Structure."""
+
+import pickle
+import re
+
+import pytest
+import torch
+
+import structgrad.distributions as D
+import structgrad.estimators as E
+
+OPTIONS = {"k_subset": {"k": 3}, "arborescence": {"root": 1}}
+
+
+def _scores(name, shape, gen):
+    s = D.structure(name)
+    x = torch.randn(*shape, generator=gen, dtype=torch.float64)
+    # grid_path scores are costs: non-negative
+    return x.abs() if s.minimize else x
+
+
+def test_perturbation_structures_come_from_the_registry():
+    linear = tuple(n for n in D.STRUCTURES if D.structure(n).nonlinear is None)
+    assert linear == E.PERTURBATION_STRUCTURES
+    assert "binary_tree" not in E.PERTURBATION_STRUCTURES
+
+
+@pytest.mark.parametrize("name", E.PERTURBATION_STRUCTURES)
+def test_binding_is_the_structures_map(name):
+    s = D.structure(name)
+    opts = OPTIONS.get(name, {})
+    bound = E.bind_solver(name, **opts)
+    assert bound.name == name and bound.trusted
+    assert bound.event_ndim == s.event_dim and bound.upper == s.symmetric
+    assert bound.minimize == s.minimize and bound.lengths == ("lengths" in s.option_names)
+    assert bound.ones((6, 6)) == s.ones((6, 6), **opts)
+    gen = torch.Generator().manual_seed(0)
+    shape = (5, 6) if s.event_dim == 1 else (5, 6, 6)
+    scores = _scores(name, shape, gen)
+    x = -scores if bound.minimize else scores  # maximisation form
+    assert torch.equal(bound.solve(x, s.event_dim), s.map(scores, **opts))
+    if bound.lengths:
+        lengths = torch.tensor([6, 2, 4, 3, 5])
+        got = bound.solve(x, s.event_dim, lengths)
+        assert torch.equal(got, s.map(scores, lengths=lengths, **opts))
+
+
+def test_grid_path_clips_negative_costs_at_zero():
+    costs = torch.randn(3, 5, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    bound = E.bind_solver("grid_path")
+    want = D.structure("grid_path").map(costs.clamp(min=0.0))
+    assert torch.equal(bound.solve(-costs, 2), want)
+
+
+def test_options_are_checked_against_the_structure():
+    cases = [
+        (lambda: E.imle("k_subset", k=2, root=1), "option root is for 'arborescence' only"),
+        (lambda: E.bind_solver("spanning_tree", root=0), "option root"),
+        (lambda: E.bind_solver("spanning_tree", k=2), "k is for 'k_subset' only"),
+        (lambda: E.bind_solver("k_subset"), "needs the subset size k"),
+        (lambda: E.bind_solver("k_subset", k=2.5), "k must be an integer"),
+        (lambda: E.bind_solver("k_subset", k=-1), "k must lie in"),
+        (lambda: E.bind_solver("arborescence", root=1.0), "root must be an integer"),
+        (lambda: E.bind_solver(lambda x: x, root=1), "options of structure names"),
+        (lambda: E.bind_solver("tree"), r"unknown structure 'tree': use one of categorical"),
+    ]
+    for make, match in cases:
+        with pytest.raises(ValueError, match=match):
+            make()
+    z = E.bind_solver("arborescence", root=2).solve(torch.randn(3, 5, 5), 2)
+    assert not z[..., :, 2].any() and torch.equal(z.sum((-2, -1)), torch.full((3,), 4.0))
+
+
+def test_binary_tree_is_rejected_with_its_reason():
+    reason = D.structure("binary_tree").nonlinear
+    assert reason is not None
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        E.bind_solver("binary_tree")
+    with pytest.raises(ValueError, match="score-function"):
+        E.imle("binary_tree")
+
+
+def test_a_bound_layer_pickles_and_runs():
+    layer = E.imle("spanning_tree", noise="sog")
+    again = pickle.loads(pickle.dumps(layer))
+    theta = torch.randn(2, 5, 5)
+    out = again(theta, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(out, layer(theta, generator=torch.Generator().manual_seed(0)))
+    assert again.noise_for((5, 5)).k == 4.0
