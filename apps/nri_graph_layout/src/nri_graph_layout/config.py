@@ -34,6 +34,8 @@ RESUME_KEYS = (
     "soft_steps",
     "lr_final",
     "lr_decay_steps",
+    "rws_after",
+    "rws_samples",
 )
 #: Checkpoint criteria: the validation ELBO (the reference), the validation NLL of
 #: hard samples (unsupervised; tracks structure, unlike the ELBO whose KL grows
@@ -74,6 +76,12 @@ class TrainConfig(RunControl):
     soft_steps: int = 0
     lr_final: float | None = None
     lr_decay_steps: int = 20_000
+    rws_after: int | None = None
+    rws_samples: int = 8
+
+    def rws_at(self, step: int) -> bool:
+        """Whether ``step`` trains with reweighted wake-sleep (see :mod:`.rws`)."""
+        return self.rws_after is not None and step > self.rws_after
 
     def tau_at(self, step: int) -> float:
         """τ at ``step``: geometric from ``tau`` to ``tau_final`` over ``anneal_steps``."""
@@ -116,6 +124,10 @@ def check(config: TrainConfig) -> None:
         raise CLIError("--soft-steps must be >= 0")
     if config.soft_steps and not config.straight_through:
         raise CLIError("--soft-steps applies with --straight-through only")
+    if config.rws_after is not None and config.rws_after < 0:
+        raise CLIError("--rws-after must be >= 0")
+    if config.rws_samples < 2:
+        raise CLIError(f"--rws-samples must be >= 2, got {config.rws_samples}")
     if config.select not in SELECT:
         raise CLIError(f"--select must be one of {', '.join(SELECT)}, got {config.select!r}")
     config.check_run_flags()

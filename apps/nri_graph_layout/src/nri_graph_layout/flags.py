@@ -214,6 +214,19 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
         default=0,
         help="with --straight-through: relaxed forward samples for the first N steps (0)",
     )
+    m.add_argument(
+        "--rws-after",
+        type=int,
+        default=None,
+        help="from step N on, train with reweighted wake-sleep over exact samples of the "
+        "latent graph instead of the method's estimator (the recipe's refinement; off)",
+    )
+    m.add_argument(
+        "--rws-samples",
+        type=int,
+        default=8,
+        help="graphs drawn per trajectory in the reweighted wake-sleep steps (8)",
+    )
     m.add_argument("--symmetric", action="store_true", help="indep: one sample per undirected edge")
     m.add_argument(
         "--decoder-edges",

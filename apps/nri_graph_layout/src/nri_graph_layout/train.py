@@ -40,6 +40,7 @@ from nri_graph_layout.config import RESUME_KEYS, SELECT, TrainConfig, check
 from nri_graph_layout.evaluation import evaluate, finish, score
 from nri_graph_layout.methods import resolve
 from nri_graph_layout.model import GraphLayoutModel
+from nri_graph_layout.rws import rws_step
 
 __all__ = ["TrainConfig", "evaluate", "finish", "run", "score"]
 
@@ -177,9 +178,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
                     group["lr"] = config.lr_at(step)
             if config.soft_steps:  # relaxed forward samples first, then straight-through
                 model.latent.straight_through = step > config.soft_steps
-            res = model(
-                torch.from_numpy(x_train[idx.numpy()]), pred_steps=pred_steps, generator=gen
-            )
+            batch = torch.from_numpy(x_train[idx.numpy()])
+            if config.rws_at(step):
+                res = rws_step(
+                    model, batch, samples=config.rws_samples, pred_steps=pred_steps, generator=gen
+                )
+            else:
+                res = model(batch, pred_steps=pred_steps, generator=gen)
             loss = res.loss.mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
