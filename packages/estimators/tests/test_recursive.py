@@ -19,8 +19,8 @@ import torch
 
 import structgrad.estimators as E
 import structgrad.solvers as solvers
-from structgrad.estimators import _rg_registry as R
-from structgrad.estimators._rg_arborescence import _redo, arborescence_solve, neg_exponentials
+from structgrad.distributions import structure
+from structgrad.estimators import _rg_prepare as R
 
 # name -> (event shape, options) at the tiny sizes of the law tests.
 CASES: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {
@@ -99,10 +99,11 @@ def test_perturb_and_map_arborescence_is_a_different_law() -> None:
 
 
 def _used(name: str, logits: torch.Tensor, **options: Any) -> torch.Tensor:
-    spec, logits, event, opts = R._prepare(name, logits, options)
+    s, logits, event, opts = R._prepare(name, logits, options)
     used = torch.ones(event, dtype=torch.bool)
-    if spec.used is not None:
-        used = spec.used(event, logits.device, **opts) & used
+    read = s.trace_used(event, logits.device, **opts)
+    if read is not None:
+        used = read & used
     return used.expand(logits.shape)
 
 
@@ -119,7 +120,7 @@ def test_conditional_reproduces_trace_and_unconditional_law(name: str) -> None:
     )
     assert cond.dtype == torch.float64 and torch.isfinite(cond).all()
     # Re-running the algorithm on them gives back the trace, every time (float64).
-    _, again = R._REGISTRY[name].solve(cond, **R._prepare(name, theta[half:], options)[3])
+    _, again = structure(name).trace_sample(cond, **R._prepare(name, theta[half:], options)[3])
     same = (_keys(name, again, theta[half:], **options) == keys[half:]).all(-1)
     assert same.all(), f"{int((~same).sum())} of {half} traces not reproduced"
     # Averaged over traces, E | T is the unconditional law: compare with the
@@ -143,7 +144,7 @@ def test_float32_reproduction_rate(name: str) -> None:
     out = E.sample_with_trace(name, theta, generator=gen, **options)
     cond = E.conditional_utilities(name, out.trace, theta, generator=gen, **options)
     assert cond.dtype == torch.float32
-    _, again = R._REGISTRY[name].solve(cond, **R._prepare(name, theta, options)[3])
+    _, again = structure(name).trace_sample(cond, **R._prepare(name, theta, options)[3])
     same = (_keys(name, again, theta, **options) == _keys(name, out.trace, theta, **options)).all(
         -1
     )
@@ -203,14 +204,14 @@ def test_padded_instance_equals_the_smaller_instance(name: str) -> None:
         idx = (slice(0, size),) * ndim
         small_u = out.utilities[b][idx]
         small_theta = theta.detach()[b][idx]
-        sample, trace = R._REGISTRY[name].solve(small_u, **options)
+        sample, trace = structure(name).trace_sample(small_u, **options)
         expect = E.trace_log_prob(name, trace, small_theta, **options)
         assert torch.allclose(log_p[b], expect, atol=1e-12)
         sample_idx = (slice(0, size),) * 2  # every sample here is an [n, n] adjacency
         assert torch.equal(out.sample[b][sample_idx], sample)
         assert out.sample[b].sum() == sample.sum()
         # The conditional draw of the padded instance reproduces the small trace.
-        again = R._REGISTRY[name].solve(cond[b][idx].detach(), **options)[1]
+        again = structure(name).trace_sample(cond[b][idx].detach(), **options)[1]
         assert torch.equal(
             _keys(name, again, small_theta, **options), _keys(name, trace, small_theta, **options)
         )
@@ -250,7 +251,7 @@ def test_masked_entries(name: str) -> None:
     # only at a step whose candidates are all masked, where the solver's
     # tie-breaking decides deterministically (log 1 = 0).
     spec, _, event, opts = R._prepare(name, theta, options)
-    raw, candidates = spec.steps(out.trace, event, **opts, device=theta.device)
+    raw, candidates = spec.trace_steps(out.trace, event, device=theta.device, **opts)
     flat_masked = masked.flatten(1)
     picked = flat_masked.gather(1, raw.clamp(min=0)) & (raw >= 0)  # [B, S]
     forced = (raw >= 0) & ~(candidates & ~flat_masked.unsqueeze(1)).any(-1)  # [B, S]
@@ -298,45 +299,8 @@ def test_extreme_arborescence_law_is_exact() -> None:
     cond = E.conditional_utilities(
         "arborescence", out.trace, theta, generator=torch.Generator().manual_seed(13)
     )
-    _, again = arborescence_solve(cond)
+    _, again = structure("arborescence").trace_sample(cond)
     assert torch.equal(_keys("arborescence", again, theta), _keys("arborescence", out.trace, theta))
-
-
-def test_log_space_twin_matches_the_solver() -> None:
-    # Forced on every instance, the log-space CLE reproduces the compiled solver's
-    # trace and tree, except on instances without an arborescence avoiding the -inf
-    # entries (there both break ties among forbidden edges, differently).
-    gen = torch.Generator().manual_seed(14)
-    b, n = 1000, 6
-    theta = 3 * torch.randn(b, n, n, dtype=torch.float64, generator=gen)
-    theta[torch.rand(b, n, n, generator=gen) < 0.1] = -torch.inf
-    lengths = torch.randint(3, n + 1, (b,), generator=gen)
-    out = E.sample_with_trace("arborescence", theta, generator=gen, root=2, lengths=lengths)
-    adj, trace = _redo(
-        out.utilities, 2, lengths, out.sample, out.trace, torch.ones(b, dtype=torch.bool)
-    )
-    edges = out.trace.edges.clamp(min=0)
-    picked = out.utilities.flatten(1).gather(1, edges[..., 0] * n + edges[..., 1])
-    degenerate = ((picked == -torch.inf) & (out.trace.edges[..., 0] >= 0)).any(-1)
-    assert int(degenerate.sum()) < b // 10
-    ok = ~degenerate
-    assert torch.equal(trace.edges[ok], out.trace.edges[ok])
-    assert torch.equal(trace.members[ok], out.trace.members[ok])
-    assert torch.equal(trace.n_steps[ok], out.trace.n_steps[ok])
-    assert torch.equal(adj[ok], out.sample[ok])
-
-
-def test_neg_exponentials_is_scale_free_and_overflow_safe() -> None:
-    u = torch.tensor([[[0.0, -3.0], [2.0, -torch.inf]]], dtype=torch.float64)
-    a, b = neg_exponentials(u), neg_exponentials(u + 1e5)
-    assert torch.equal(a, b)  # a shift of U is a positive rescaling of E: no effect
-    assert a[0, 1, 1] == -torch.inf and torch.isfinite(a[0, :, 0]).all()
-    # Within one instance the ratios are exp(U differences).
-    assert torch.allclose(a[0, 0, 0] / a[0, 1, 0], torch.tensor(math.exp(2.0), dtype=torch.float64))
-    big = torch.tensor([[[0.0, -2000.0], [-500.0, 1.0]]], dtype=torch.float64)
-    w = -neg_exponentials(big)
-    assert w[0, 0, 1] == torch.inf and (w[0].flatten()[[0, 2, 3]] > 0).all()
-    assert torch.isfinite(w[0].flatten()[[0, 2, 3]]).all()
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -386,9 +350,10 @@ def test_utility_log_prob_ignores_unread_entries(name: str) -> None:
     out = E.sample_with_trace(name, theta, generator=gen, lengths=lengths, **options)
     score = E.utility_log_prob(name, out.utilities, theta, lengths=lengths, **options)
     score.sum().backward()
-    used = R._REGISTRY[name].used(
+    used = structure(name).trace_used(
         event, theta.device, **R._prepare(name, theta, {**options, "lengths": lengths})[3]
     )
+    assert used is not None
     used = used.expand(theta.shape)
     assert (theta.grad[~used] == 0).all() and (theta.grad[used] != 0).all()
     if name == "spanning_tree":
@@ -398,28 +363,30 @@ def test_utility_log_prob_ignores_unread_entries(name: str) -> None:
 
 
 BAD: list[tuple[str, tuple[int, ...], dict[str, Any], str]] = [
-    ("spanning_tree", (4,), {}, "at least 2 dims"),
+    ("spanning_tree", (4,), {}, r"must have shape \[\.\.\., n, n\], got rank 1"),
     ("spanning_tree", (3, 4), {}, "square"),
     ("spanning_tree", (1, 1), {}, "n >= 2"),
     ("spanning_tree", (2, 4, 4), {"lengths": [4, 0]}, r"lengths must lie in \[1, 4\]"),
     ("spanning_tree", (2, 4, 4), {"lengths": [4, 5]}, "lengths must lie"),
-    ("spanning_tree", (2, 4, 4), {"lengths": [4, 3, 3]}, "does not match the batch"),
+    ("spanning_tree", (2, 4, 4), {"lengths": [4, 3, 3]}, "do not match batch"),
     ("spanning_tree", (2, 4, 4), {"lengths": [4.5, 3]}, "integers"),
-    ("spanning_tree", (4, 4), {"root": 0}, "takes options"),
+    ("spanning_tree", (4, 4), {"root": 0}, r"unknown options \['root'\]; accepted: lengths"),
     ("arborescence", (4, 4), {"root": 4}, r"root must lie in \[0, 3\]"),
     ("arborescence", (4, 4), {"root": -1}, "root must lie"),
     ("arborescence", (4, 4), {"root": 1.0}, "root must be an integer"),
-    ("arborescence", (2, 4, 4), {"root": 2, "lengths": [4, 2]}, "smaller than every length"),
+    # Every graph holds its root: lengths start at root + 1.
+    ("arborescence", (2, 4, 4), {"root": 2, "lengths": [4, 2]}, r"lengths must lie in \[3, 4\]"),
     ("arborescence", (4, 5), {}, "square"),
-    ("arborescence", (4, 4), {"k": 2}, "takes options"),
+    ("arborescence", (4, 4), {"k": 2}, r"unknown options \['k'\]"),
     ("matching", (3, 4), {}, "square"),
-    ("matching", (3,), {}, "at least 2 dims"),
-    ("matching", (3, 3), {"lengths": 3}, "takes options"),
+    ("matching", (3,), {}, "must have shape"),
+    ("matching", (3, 3), {"lengths": 3}, "unknown options"),
     ("binary_tree", (2, 5), {"lengths": [0, 5]}, "lengths must lie"),
-    ("binary_tree", (2, 5), {"lengths": torch.ones(3, dtype=torch.long)}, "does not match"),
-    ("k_subset", (5,), {}, "needs the option 'k'"),
+    ("binary_tree", (2, 5), {"lengths": torch.ones(3, dtype=torch.long)}, "do not match batch"),
+    ("k_subset", (5,), {}, r"missing required options \['k'\]"),
     ("k_subset", (5,), {"k": 6}, "k must lie"),
-    ("categorical", (5,), {"k": 1}, "takes options"),
+    ("categorical", (5,), {"k": 1}, "unknown options"),
+    ("grid_path", (3, 3), {}, "no recursive Gumbel-max sampler"),
     ("trees", (5,), {}, "no recursive Gumbel-max sampler"),
 ]
 
@@ -444,7 +411,7 @@ def test_nan_logits_and_mismatched_trace_raise(name: str) -> None:
         E.trace_log_prob(name, out.trace, bad, **options)
     with pytest.raises(ValueError, match="batch shape"):
         E.trace_log_prob(name, out.trace, torch.zeros((3, *event)), **options)
-    with pytest.raises(ValueError, match="floating"):
+    with pytest.raises(ValueError, match=r"must be a torch\.Tensor"):
         E.sample_with_trace(name, np.zeros(event), **options)  # type: ignore[arg-type]
 
 

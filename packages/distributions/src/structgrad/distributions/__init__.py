@@ -27,6 +27,7 @@ from ._registry import STRUCTURES as STRUCTURES
 from ._registry import structure as structure
 from ._sinkhorn import sinkhorn as sinkhorn
 from ._structure import Structure as Structure
+from ._trace import CategoricalTrace as CategoricalTrace
 from ._tree_marginals import arborescence_marginals as arborescence_marginals
 from ._tree_marginals import (
     multi_root_arborescence_marginals as multi_root_arborescence_marginals,
@@ -45,6 +46,7 @@ __all__ = [
     "STRUCTURES",
     "Arborescence",
     "Categorical",
+    "CategoricalTrace",
     "KSubset",
     "PerturbAndMAP",
     "PlackettLuce",

@@ -15,13 +15,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ._trace import Tracing
 from ._utils import dot, gradient, gumbel_like
 from .checks import as_tau, check_scores, lengths_mask
 
 __all__ = ["Structure"]
 
 
-class Structure:
+class Structure(Tracing):
     """One combinatorial structure; subclasses set the class attributes and hooks.
 
     Attributes:
@@ -40,6 +41,8 @@ class Structure:
         relaxation: what :meth:`relax` computes: ``"marginals"`` (of the
             exponential family), ``"softmax"`` (categorical: its stochastic
             softmax trick is Gumbel-softmax), ``"sinkhorn"`` or ``None``.
+        has_trace: whether it has a recursive Gumbel-max trace (``trace_sample``,
+            ``trace_steps``, ``trace_used``; see :mod:`._trace`).
     """
 
     name: ClassVar[str]

@@ -14,6 +14,9 @@ from ._ksubset import k_subset_log_partition, k_subset_sample
 from ._ksubset_marginals import k_subset_marginals
 from ._sinkhorn import sinkhorn
 from ._structure import Structure
+from ._trace import CategoricalTracing, KSubsetTracing
+from ._trace_matching import MatchingTracing
+from ._trace_sequence import BinaryTreeTracing
 from ._utils import logsumexp
 from .checks import check_int
 
@@ -56,7 +59,7 @@ def _stack(array: Any) -> Tensor:
     return torch.from_numpy(array).to(torch.float64)
 
 
-class CategoricalStructure(Structure):
+class CategoricalStructure(CategoricalTracing, Structure):
     """One of ``n`` categories as a one-hot ``[..., n]``; ``p ∝ exp(θ)`` is the softmax."""
 
     name = "categorical"
@@ -93,7 +96,7 @@ class CategoricalStructure(Structure):
         return torch.zeros_like(noisy).scatter_(-1, index, 1.0)
 
 
-class KSubsetStructure(Structure):
+class KSubsetStructure(KSubsetTracing, Structure):
     """Subsets of exactly ``k`` of ``n`` items as 0/1 masks ``[..., n]``."""
 
     name = "k_subset"
@@ -137,7 +140,7 @@ class KSubsetStructure(Structure):
         return k_subset_sample(scores, opts["k"], shape, generator=generator)
 
 
-class MatchingStructure(Structure):
+class MatchingStructure(MatchingTracing, Structure):
     """Perfect matchings of ``K_{n,n}`` (permutations) as permutation matrices ``[..., n, n]``."""
 
     name = "matching"
@@ -176,7 +179,7 @@ class MatchingStructure(Structure):
         return _stack(solvers.enumerate_permutations(n))
 
 
-class BinaryTreeStructure(Structure):
+class BinaryTreeStructure(BinaryTreeTracing, Structure):
     """Binary trees by recursive argmax splits of a sequence; adjacency ``[..., n, n]``."""
 
     name = "binary_tree"

@@ -20,6 +20,8 @@ import structgrad.solvers as solvers
 
 from ._matrix_tree import arborescence_log_partition, spanning_tree_log_partition
 from ._structure import Structure
+from ._trace_arborescence import ArborescenceTracing
+from ._trace_tree import SpanningTreeTracing
 from ._tree_marginals import arborescence_marginals, spanning_tree_marginals
 from ._utils import dot
 from ._wilson import sample_arborescences
@@ -63,7 +65,7 @@ def from_upper(vector: Tensor, *, diagonal: float = 0.0) -> Tensor:
     return upper + upper.transpose(-1, -2) + diagonal * eye
 
 
-class SpanningTreeStructure(Structure):
+class SpanningTreeStructure(SpanningTreeTracing, Structure):
     """Spanning trees of the complete graph ``K_n`` as symmetric adjacencies ``[..., n, n]``."""
 
     name = "spanning_tree"
@@ -160,7 +162,7 @@ class SpanningTreeStructure(Structure):
         return adjacency + adjacency.transpose(-1, -2)
 
 
-class ArborescenceStructure(Structure):
+class ArborescenceStructure(ArborescenceTracing, Structure):
     """Arborescences rooted at ``root``: ``[..., n, n]``, ``[i, j] = 1`` for the edge ``i → j``."""
 
     name = "arborescence"

@@ -17,8 +17,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from structgrad.distributions import Structure
+
 from ._recursive import sample_with_trace
-from ._rg_registry import _REGISTRY, RECURSIVE_STRUCTURES, _Structure
+from ._rg_prepare import RECURSIVE_STRUCTURES, traced
 
 __all__ = ["Draw", "MovingAverage", "ScoreLayer", "leave_one_out"]
 
@@ -123,11 +125,12 @@ class ScoreLayer(nn.Module):
                 f"no score-function estimator for structure {structure!r}: it needs a "
                 f"tractable trace; supported: {', '.join(RECURSIVE_STRUCTURES)}"
             )
-        self.spec: _Structure = _REGISTRY[structure]
-        unknown = set(structure_options) - set(self.spec.options)
+        self.traced: Structure = traced(structure)
+        unknown = set(structure_options) - set(self.traced.option_names)
         if unknown:
             raise ValueError(
-                f"{structure} takes options {self.spec.options or '()'}, got {sorted(unknown)}"
+                f"{structure} takes options {self.traced.option_names or '()'}, got "
+                f"{sorted(unknown)}"
             )
         self.structure = structure
         self.structure_options = dict(structure_options)
@@ -146,7 +149,7 @@ class ScoreLayer(nn.Module):
             raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
         # Per-call options (lengths [*batch]) broadcast over the K samples in front.
         opts = {**self.structure_options, **options}
-        ev = self.spec.event_dims
+        ev = self.traced.event_dim
         if self.samples is not None:
             logits = logits.expand(self.samples, *logits.shape)
         drawn = sample_with_trace(self.structure, logits, generator=generator, **opts)

@@ -4,24 +4,22 @@ The public face of the recursive Gumbel-max trick (Struminsky et al. 2021): a
 structure is drawn by running its algorithm on perturbed utilities
 ``U = θ + G`` (equivalently on exponentials ``E = exp(−U)``, rate ``exp θ``);
 its execution trace ``T`` has a tractable probability ``p(T; θ)``, and ``U``
-can be re-drawn exactly from its law given ``T``. Each structure converts its
-trace into the step form of :mod:`._steps`; see :data:`RECURSIVE_STRUCTURES`.
+can be re-drawn exactly from its law given ``T``. Each structure's algorithm and
+the step form of its trace (see :mod:`._steps`) are its
+:class:`~structgrad.distributions.Structure`'s ``trace_sample`` and
+``trace_steps``; see :data:`RECURSIVE_STRUCTURES`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
-from ._rg_registry import (
-    RECURSIVE_STRUCTURES,
-    CategoricalTrace,
-    RecursiveSample,
-    _flat_steps,
-    _prepare,
-)
+from structgrad.distributions import CategoricalTrace
+
+from ._rg_prepare import RECURSIVE_STRUCTURES, _flat_steps, _prepare
 from ._steps import log_uniform_exponential, steps_conditional, steps_log_prob
 
 __all__ = [
@@ -33,6 +31,22 @@ __all__ = [
     "trace_log_prob",
     "utility_log_prob",
 ]
+
+
+class RecursiveSample(NamedTuple):
+    """A structure drawn by the recursive Gumbel-max trick.
+
+    Attributes:
+        sample: ``[*batch, *event]`` 0/1 structure in the scores' dtype.
+        trace: the structure's trace (a NamedTuple of int/bool tensors on the
+            scores' device; see :func:`sample_with_trace`).
+        utilities: ``[*batch, *event]`` perturbed utilities ``U = θ + G`` the
+            algorithm ran on (detached), ``U = −log E``.
+    """
+
+    sample: Tensor
+    trace: Any
+    utilities: Tensor
 
 
 def sample_with_trace(
@@ -57,7 +71,8 @@ def sample_with_trace(
       :class:`structgrad.solvers.SpanningTreeTrace`.
     * ``arborescence`` ``[n, n]`` (``[i, j]`` = edge ``i -> j``), ``root=0``,
       ``lengths``: the **minimum** arborescence of ``E`` (Chu-Liu/Edmonds on
-      ``−E``, rescaled per instance, see :mod:`._rg_arborescence`), a different law
+      ``−E``, rescaled per instance, see ``structgrad.distributions._trace_arborescence``),
+      a different law
       from the perturb-and-MAP maximum arborescence of ``θ + G``; trace
       :class:`structgrad.solvers.ArborescenceTrace`.
     * ``matching`` ``[n, n]``: permutation matrix of the greedy crossing matching;
@@ -85,11 +100,11 @@ def sample_with_trace(
             non-square graphs, a root outside the graph or not below every length,
             lengths of the wrong shape or out of range.
     """
-    spec, logits, _, options = _prepare(structure, logits, options)
+    s, logits, _, options = _prepare(structure, logits, options)
     theta = logits.detach()
     # U = θ + G = θ − log Exp(1): the standard Gumbel-max perturbation.
     u = theta - log_uniform_exponential(theta.shape, theta, generator)
-    sample, trace = spec.solve(u, **options)
+    sample, trace = s.trace_sample(u, **options)
     return RecursiveSample(sample, trace, u)
 
 
@@ -160,14 +175,15 @@ def utility_log_prob(structure: str, utilities: Tensor, logits: Tensor, **option
     Returns:
         ``[*batch]`` log-densities, differentiable in ``logits``.
     """
-    spec, logits, event, options = _prepare(structure, logits, options)
+    s, logits, event, options = _prepare(structure, logits, options)
     utilities = utilities.detach()
     # Masked entries (θ = U = -inf) carry no information, nor do unread ones. They
     # are replaced by z = 0 *before* the exp: a where after it would still send
     # 0 * NaN (or 0 * inf) = NaN back to θ.
     keep = torch.isfinite(logits) & torch.isfinite(utilities)
-    if spec.used is not None:
-        keep = keep & spec.used(event, logits.device, **options)
+    used = s.trace_used(event, logits.device, **options)
+    if used is not None:
+        keep = keep & used
     z = torch.where(keep, logits - torch.where(keep, utilities, 0.0), 0.0)
     terms = torch.where(keep, z - torch.exp(z), 0.0)
-    return terms.reshape(*terms.shape[: terms.ndim - spec.event_dims], -1).sum(-1)
+    return terms.reshape(*terms.shape[: terms.ndim - s.event_dim], -1).sum(-1)

@@ -135,10 +135,8 @@ class RELAX(ScoreLayer):
                     "or pass critic="
                 )
             event = tuple(int(d) for d in event_shape)
-            used = None
-            if self.spec.used is not None:
-                opts = {k: v for k, v in structure_options.items() if k != "lengths"}
-                used = self.spec.used(event, torch.device("cpu"), **opts)
+            opts = {k: v for k, v in structure_options.items() if k != "lengths"}
+            used = self.traced.trace_used(event, torch.device("cpu"), **opts)
             critic = UtilityCritic(event, hidden, used)
         self.critic = critic
         self._terms: _Terms | None = None
@@ -214,7 +212,7 @@ class RELAX(ScoreLayer):
         terms, self._terms = self._terms, None
         if terms is None:  # drawn under no_grad: nothing to differentiate
             return loss
-        ev = self.spec.event_dims
+        ev = self.traced.event_dim
         coeff = (loss.detach() - terms.critic_tilde).reshape(*draw.rows, *([1] * ev))
         g = coeff * terms.score_grad + terms.critic_grad
         # Single-sample estimate of the second moment: its φ-gradient is the variance's.

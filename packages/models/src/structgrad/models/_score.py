@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import Structure
-from structgrad.estimators import RECURSIVE_STRUCTURES, RELAX, ScoreFunction
+from structgrad.estimators import RELAX, ScoreFunction
 
 from ._layer import LatentLayer
 
@@ -34,14 +34,14 @@ SCORE_DEFAULTS: dict[str, dict[str, Any]] = {
     "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 3},
 }
 
-#: The score-function methods, offered for every structure whose name is in
-#: ``structgrad.estimators.RECURSIVE_STRUCTURES`` (see :func:`has_trace`).
+#: The score-function methods, offered for every structure with a recursive
+#: Gumbel-max trace (``structgrad.estimators.RECURSIVE_STRUCTURES``; see :func:`has_trace`).
 SCORE_METHODS: tuple[str, ...] = (*SCORE_DEFAULTS, "relax")
 
 
 def has_trace(structure: Structure) -> bool:
     """Whether the score-function estimators have ``structure``'s recursive Gumbel-max trace."""
-    return structure.name in RECURSIVE_STRUCTURES
+    return structure.has_trace
 
 
 class ScoreLayer(LatentLayer):

@@ -19,7 +19,9 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-__all__ = ["tree_solve", "tree_steps", "tree_used"]
+from ._trace import Tracing
+
+__all__ = ["SpanningTreeTracing", "tree_solve", "tree_steps", "tree_used"]
 
 
 def tree_solve(u: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
@@ -71,3 +73,20 @@ def tree_used(
         return upper
     within = torch.arange(n, device=device) < lengths.unsqueeze(-1)  # [*, n]
     return upper & within.unsqueeze(-1) & within.unsqueeze(-2)
+
+
+class SpanningTreeTracing(Tracing):
+    """Spanning trees: Kruskal's trace (:func:`tree_solve`, :func:`tree_steps`)."""
+
+    def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
+        return tree_solve(u, opts.get("lengths"))
+
+    def trace_steps(
+        self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
+    ) -> tuple[Tensor, Tensor]:
+        return tree_steps(trace, event_shape, device=device)
+
+    def trace_used(
+        self, event_shape: tuple[int, ...], device: torch.device, **opts: Any
+    ) -> Tensor | None:
+        return tree_used(event_shape, device, opts.get("lengths"))

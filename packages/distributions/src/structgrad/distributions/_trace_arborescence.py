@@ -18,7 +18,7 @@ arborescence, and every decision of CLE, is unchanged when all weights of an
 instance are multiplied by one positive constant, so each instance is
 rescaled before exponentiating (see :func:`neg_exponentials`); instances whose
 utilities span more than float64's exponent range (e.g. ``θ = ±1e4``) are redone
-by a log-space twin of the solver (:func:`_log_space_cle`), so the law stays exact
+by a log-space twin of the solver (:mod:`._trace_arborescence_log`), so the law stays exact
 up to rounding at any scale.
 """
 
@@ -26,14 +26,21 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import Tensor
 
 import structgrad.solvers as solvers
 
-__all__ = ["arborescence_solve", "arborescence_steps", "arborescence_used", "neg_exponentials"]
+from ._trace import Tracing
+from ._trace_arborescence_log import redo_in_log_space
+
+__all__ = [
+    "ArborescenceTracing",
+    "arborescence_solve",
+    "arborescence_steps",
+    "arborescence_used",
+    "neg_exponentials",
+]
 
 # E' = exp(x) with x = (max_finite U − U) − _OFFSET ≥ −_OFFSET: the smallest weight,
 # e^-700 ≈ 1e-304, is still a normal float64 (> 2.2e-308), so no weight that CLE
@@ -42,7 +49,7 @@ _OFFSET = 700.0
 # The solver rescales every score of a batch by a power of two when one exceeds
 # 2**512 in magnitude, which would push the e^-700 weights into subnormals. Weights
 # above e^354 < 2**511 are therefore sent to +inf (score -inf), and such instances are
-# then redone in log space by `_log_space_cle` (see `arborescence_solve`).
+# then redone in log space by `redo_in_log_space` (see `arborescence_solve`).
 _MAX_EXPONENT = 354.0
 
 
@@ -75,100 +82,6 @@ def neg_exponentials(u: Tensor, used: Tensor | None = None) -> Tensor:
     return -torch.exp(x)
 
 
-def _log_space_cle(
-    u: NDArray[np.float64], root: int
-) -> tuple[list[tuple[int, int]], list[NDArray[np.bool_]], list[tuple[int, int]]]:
-    """Minimum arborescence of ``E = exp(−u)`` by CLE with every weight kept in log space.
-
-    The same steps, tie-breaking (lowest ``(source, target)``) and contraction order
-    as the solver's kernel (its pure-Python twin ``_edmonds_ref``), but reduced
-    weights ``E_ij − off_j`` are held as logs, ``log E_ij + log1p(−exp(log off_j −
-    log E_ij))``, so no dynamic range is lost. For the instances whose utilities
-    span more than float64's exponent range; a Python loop, one graph of size ``L``.
-
-    Args:
-        u: ``[L, L]`` float64 utilities (``-inf`` forbids an edge).
-        root: root vertex.
-
-    Returns:
-        The steps' edges, the steps' members ``[L]`` and the arborescence's edges.
-    """
-    length = u.shape[0]
-    log_e = -u  # [L, L] log weights; +inf = forbidden
-    log_off = np.full(length, -np.inf)  # log of the amount subtracted from column j
-    cs = np.full(length, -1)  # super-vertex (step) of each vertex
-    leaf = np.full(length, -1)
-    up: list[int] = []
-    alive: list[bool] = []
-    edges: list[tuple[int, int]] = []
-    members: list[NDArray[np.bool_]] = []
-    for v in range(length):
-        if v != root:
-            cs[v] = leaf[v] = len(up)
-            up.append(-1)
-            alive.append(True)
-
-    def choose(t: int) -> None:
-        inside = cs == t
-        rows, cols = np.flatnonzero(~inside), np.flatnonzero(inside)
-        le = log_e[np.ix_(rows, cols)]  # [rows, cols]
-        lo = log_off[cols]
-        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            # log(E − off) = log E + log1p(−off/E); off ≥ E only by rounding: weight 0.
-            reduced = le + np.log1p(-np.exp(lo - le))
-        reduced = np.where(lo >= le, -np.inf, reduced)
-        reduced = np.where(np.isposinf(le), np.inf, reduced)  # forbidden stays last
-        # argmin takes the first minimum in row-major order: the lowest (source, target).
-        k = int(np.argmin(reduced))
-        a, q = divmod(k, cols.size)
-        edges.append((int(rows[a]), int(cols[q])))
-        members.append(inside)
-        if np.isfinite(reduced[a, q]):
-            log_off[cols] = np.logaddexp(log_off[cols], reduced[a, q])
-
-    def find_cycle() -> list[int]:
-        mark = [-1] * len(up)
-        for s0, live in enumerate(alive):
-            if not live or mark[s0] >= 0:
-                continue
-            s = s0
-            while s >= 0 and mark[s] < 0:
-                mark[s] = s0
-                s = int(cs[edges[s][0]])
-            if s >= 0 and mark[s] == s0:
-                cycle = [s]
-                s = int(cs[edges[s][0]])
-                while s != cycle[0]:
-                    cycle.append(s)
-                    s = int(cs[edges[s][0]])
-                return cycle
-        return []
-
-    for s in range(len(up)):
-        choose(s)
-    while cycle := find_cycle():
-        t = len(up)
-        up.append(-1)
-        alive.append(True)
-        for s in cycle:
-            up[s] = t
-            alive[s] = False
-        cs[np.isin(cs, cycle)] = t
-        choose(t)
-    # Expansion, outermost step first: a super-vertex not yet entered keeps its edge.
-    entered = [False] * len(up)
-    tree = []
-    for s in range(len(up) - 1, -1, -1):
-        if entered[s]:
-            continue
-        tree.append(edges[s])
-        t = int(leaf[edges[s][1]])
-        while t >= 0 and not entered[t]:
-            entered[t] = True
-            t = up[t]
-    return edges, members, tree
-
-
 def arborescence_solve(
     u: Tensor, root: int = 0, lengths: Tensor | None = None
 ) -> tuple[Tensor, Any]:
@@ -176,7 +89,7 @@ def arborescence_solve(
 
     The compiled solver runs on ``−c·exp(−U)`` (:func:`neg_exponentials`); the rare
     instances whose read utilities span more than its range (> 1054 nats, e.g.
-    ``θ = ±1e4``) are redone by :func:`_log_space_cle`, which never exponentiates.
+    ``θ = ±1e4``) are redone by :func:`.redo_in_log_space`, which never exponentiates.
 
     Args:
         u: ``[*, n, n]`` utilities, ``[i, j]`` for the edge ``i -> j``.
@@ -197,40 +110,8 @@ def arborescence_solve(
     clipped = (scores == -torch.inf) & torch.isfinite(u) & used
     redo = clipped.flatten(-2).any(-1).flatten()  # [B]
     if redo.any():
-        adjacency, trace = _redo(u, root, lengths, adjacency, trace, redo)
+        adjacency, trace = redo_in_log_space(u, root, lengths, adjacency, trace, redo)
     return adjacency.to(u.dtype), trace
-
-
-def _redo(
-    u: Tensor, root: int, lengths: Tensor | None, adjacency: Tensor, trace: Any, redo: Tensor
-) -> tuple[Tensor, Any]:
-    """Overwrite the instances flagged in ``redo`` ``[B]`` by the log-space CLE."""
-    n = u.shape[-1]
-    uu = u.detach().to(torch.float64).cpu().reshape(-1, n, n).numpy()
-    lens = np.full(uu.shape[0], n) if lengths is None else lengths.cpu().reshape(-1).numpy()
-    adj = adjacency.cpu().reshape(-1, n, n).numpy().copy()
-    edges = trace.edges.cpu().reshape(-1, *trace.edges.shape[-2:]).numpy().copy()
-    members = trace.members.cpu().reshape(-1, *trace.members.shape[-2:]).numpy().copy()
-    n_steps = trace.n_steps.cpu().reshape(-1).numpy().copy()
-    for b in np.flatnonzero(redo.cpu().numpy()):
-        size = int(lens[b])
-        step_edges, step_members, tree = _log_space_cle(uu[b, :size, :size], root)
-        adj[b] = 0
-        for i, j in tree:
-            adj[b, i, j] = 1
-        edges[b], members[b] = -1, False
-        n_steps[b] = len(step_edges)
-        edges[b, : len(step_edges)] = step_edges
-        members[b, : len(step_edges), :size] = step_members
-    shape, device = u.shape[:-2], u.device
-
-    def back(x: NDArray[Any], core: tuple[int, ...]) -> Tensor:
-        return torch.from_numpy(x).reshape((*shape, *core)).to(device)
-
-    new = type(trace)(
-        back(edges, edges.shape[1:]), back(members, members.shape[1:]), back(n_steps, ())
-    )
-    return back(adj, (n, n)).to(adjacency.dtype), new
 
 
 def arborescence_steps(
@@ -282,3 +163,20 @@ def arborescence_used(
         return used
     within = torch.arange(n, device=device) < lengths.unsqueeze(-1)  # [*, n]
     return used & within.unsqueeze(-1) & within.unsqueeze(-2)
+
+
+class ArborescenceTracing(Tracing):
+    """Arborescences: CLE's contraction trace on ``E`` (:func:`arborescence_solve`, ...)."""
+
+    def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
+        return arborescence_solve(u, opts.get("root", 0), opts.get("lengths"))
+
+    def trace_steps(
+        self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
+    ) -> tuple[Tensor, Tensor]:
+        return arborescence_steps(trace, event_shape, opts.get("root", 0), device=device)
+
+    def trace_used(
+        self, event_shape: tuple[int, ...], device: torch.device, **opts: Any
+    ) -> Tensor | None:
+        return arborescence_used(event_shape, device, opts.get("root", 0), opts.get("lengths"))

@@ -18,7 +18,9 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-__all__ = ["binary_tree_solve", "binary_tree_steps", "binary_tree_used"]
+from ._trace import Tracing
+
+__all__ = ["BinaryTreeTracing", "binary_tree_solve", "binary_tree_steps", "binary_tree_used"]
 
 
 def binary_tree_solve(u: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Any]:
@@ -52,3 +54,20 @@ def binary_tree_used(
     if lengths is None:
         return torch.ones(n, dtype=torch.bool, device=device)
     return torch.arange(n, device=device) < lengths.unsqueeze(-1)
+
+
+class BinaryTreeTracing(Tracing):
+    """Binary trees: the argmax-split trace (:func:`binary_tree_solve`, ...)."""
+
+    def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
+        return binary_tree_solve(u, opts.get("lengths"))
+
+    def trace_steps(
+        self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
+    ) -> tuple[Tensor, Tensor]:
+        return binary_tree_steps(trace, event_shape, device=device)
+
+    def trace_used(
+        self, event_shape: tuple[int, ...], device: torch.device, **opts: Any
+    ) -> Tensor | None:
+        return binary_tree_used(event_shape, device, opts.get("lengths"))

@@ -18,7 +18,9 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-__all__ = ["matching_solve", "matching_steps"]
+from ._trace import Tracing
+
+__all__ = ["MatchingTracing", "matching_solve", "matching_steps"]
 
 
 def matching_solve(u: Tensor) -> tuple[Tensor, Any]:
@@ -46,3 +48,15 @@ def matching_steps(
         col_step.unsqueeze(-2).unsqueeze(-2) >= t
     )  # [*, S=n, n rows, n cols]
     return rows * n + cols, free.flatten(-2)
+
+
+class MatchingTracing(Tracing):
+    """Perfect matchings: the greedy crossing trace (:func:`matching_solve`, ...)."""
+
+    def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
+        return matching_solve(u)
+
+    def trace_steps(
+        self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
+    ) -> tuple[Tensor, Tensor]:
+        return matching_steps(trace, event_shape, device=device)
