@@ -196,7 +196,7 @@ def versions(session: nox.Session) -> None:
         session.error("; ".join(bad))
 
 
-BENCH_PACKAGES = ["solvers", "relaxations", "estimators"]
+BENCH_PACKAGES = ["solvers", "distributions", "relaxations", "estimators"]
 
 
 @nox.session(python=PYTHON)

@@ -77,7 +77,7 @@ def test_samplers_with_lengths_and_forbidden_edges() -> None:
 
 def test_conditional_fallback_is_exact(monkeypatch: pytest.MonkeyPatch) -> None:
     """Walks past their budget are redrawn by sequential conditioning: exact as well."""
-    monkeypatch.setattr(wilson, "STEPS_PER_VERTEX", 0)  # every walk is abandoned
+    monkeypatch.setattr(wilson, "STEPS_PER_VERTEX_PAIR", 0)  # every walk is abandoned
     theta = torch.randn(4, 4, dtype=torch.float64)
     xs = brute.support("arborescence", 4, root=0)
     samples = Arborescence(theta).sample((4000,), generator=torch.Generator().manual_seed(3))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -14,7 +13,6 @@ __all__ = [
     "gradient",
     "gumbel_like",
     "logsumexp",
-    "numpy_rng",
     "sample_gumbel",
     "sample_uniform",
 ]
@@ -108,10 +106,3 @@ def gumbel_like(
         g = g.triu(1)
         g = g + g.transpose(-1, -2)
     return g
-
-
-def numpy_rng(generator: torch.Generator | None) -> np.random.Generator:
-    """A numpy ``Generator`` seeded from ``generator`` (or torch's global RNG): reproducible."""
-    device = "cpu" if generator is None else generator.device
-    seed = torch.randint(0, 2**62, (), generator=generator, device=device)
-    return np.random.default_rng(int(seed))

@@ -4,15 +4,16 @@ Wilson's algorithm: from each vertex not yet in the tree, a random walk that
 steps from ``v`` to ``u`` with probability ``∝ exp(θ_uv)`` (toward the root,
 against the edge ``u → v``) runs until it hits the tree; its loop erasure (kept
 implicitly: the last exit from each vertex wins) joins the tree. The result has
-probability ``∝ Π exp(θ)`` exactly. It is written in numpy on the CPU, batched
-over samples and graphs, with all walks in lockstep (a compiled version is
-future work).
+probability ``∝ Π exp(θ)`` exactly. The walks run in the compiled, batched
+kernel :func:`structgrad.solvers.wilson_arborescences` on the CPU, seeded from
+the torch generator.
 
 Its running time is the walks' mean hitting time, which grows like
-``exp(spread)`` when heavy groups of vertices hang on light edges; walks past a
-step budget are abandoned and those samples are drawn by sequential
-conditioning instead (exact too: each vertex's parent from its marginals given
-the parents already drawn), which costs ``n`` log-partition gradients.
+``exp(spread)`` when heavy groups of vertices hang on light edges; samples whose
+walks pass a step budget are abandoned (an event independent of the tree, so the
+others stay exact) and drawn by sequential conditioning instead (exact too: each
+vertex's parent from its marginals given the parents already drawn), which costs
+``n`` log-partition gradients.
 
 References:
     Wilson, "Generating random spanning trees more quickly than the cover
@@ -26,72 +27,18 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
-from numpy.typing import NDArray
 from torch import Tensor
 
+import structgrad.solvers as solvers
+
 from ._matrix_tree import arborescence_log_partition
-from ._utils import gradient, numpy_rng
+from ._utils import gradient
 
 __all__ = ["sample_arborescences"]
 
-#: Steps a lockstep phase of walks may take, per vertex, before its walks are abandoned.
-STEPS_PER_VERTEX = 2000
-
-
-def _wilson(
-    logw: NDArray[np.float64],
-    root: int,
-    inside: NDArray[np.bool_],
-    count: int,
-    rng: np.random.Generator,
-) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
-    """Parents ``[count, B, n]`` (``-1``: root or padding) and a ``[count, B]`` success flag.
-
-    ``logw`` is ``[B, n, n]`` with ``-inf`` on non-edges (entry ``[u, v]``: edge ``u → v``).
-    """
-    size, n, _ = logw.shape
-    # Walk from v to u with probability ∝ exp(θ_uv): the columns, max-shifted.
-    col = np.swapaxes(logw, 1, 2)  # [B, v, u]
-    top = col.max(-1, keepdims=True)
-    # Max shift (0 for an all -inf column): the largest step weight is 1.
-    cdf = np.cumsum(np.exp(col - np.where(np.isfinite(top), top, 0.0)), -1)  # [B, v, u]
-    walkers = count * size
-    graph = np.tile(np.arange(size), count)  # walker m = s * B + b works on graph b
-    in_tree = np.repeat(~inside[None], count, 0).reshape(walkers, n)
-    in_tree[:, root] = True
-    parent = np.full((walkers, n), -1, dtype=np.int64)
-    ok = np.ones(walkers, dtype=bool)
-    budget = STEPS_PER_VERTEX * n
-    for start in range(n):
-        walking = ~in_tree[:, start] & ok
-        cur = np.full(walkers, start, dtype=np.int64)
-        for _ in range(budget):
-            idx = np.flatnonzero(walking)
-            if not idx.size:
-                break
-            c = cdf[graph[idx], cur[idx]]  # [k, n]
-            # u in (0, 1]: the first u with cdf >= u * total, never a zero-weight step.
-            u = (1.0 - rng.random(idx.size)) * c[:, -1]
-            step = np.minimum((c < u[:, None]).sum(-1), n - 1)
-            dead = ~(c[:, -1] > 0)  # no edge into this vertex at all
-            parent[idx, cur[idx]] = step
-            cur[idx] = step
-            walking[idx] = ~in_tree[idx, step] & ~dead
-            ok[idx[dead]] = False
-        ok &= ~walking  # out of budget: abandoned
-        tracing = ~in_tree[:, start] & ok
-        cur[:] = start
-        while tracing.any():  # the loop-erased path joins the tree
-            idx = np.flatnonzero(tracing)
-            in_tree[idx, cur[idx]] = True
-            cur[idx] = parent[idx, cur[idx]]
-            tracing[idx] = ~in_tree[idx, cur[idx]]
-    parent[:, root] = -1
-    parent[~in_tree] = -1
-    parent = np.where(np.repeat(inside[None], count, 0).reshape(walkers, n), parent, -1)
-    return parent.reshape(count, size, n), ok.reshape(count, size)
+#: Step budget of one sample's walks (all of them together), per squared vertex count.
+STEPS_PER_VERTEX_PAIR = 2000
 
 
 def _conditional(x: Tensor, root: int, inside: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -131,7 +78,7 @@ def sample_arborescences(
         root: the root.
         inside: optional ``[B, n]`` mask of the vertices in each graph.
         count: samples per graph.
-        generator: optional ``torch.Generator``; it seeds the numpy walks.
+        generator: optional ``torch.Generator``; it seeds the compiled walks.
 
     Returns:
         ``[count, B, n, n]`` 0/1 adjacencies in ``logits``' dtype and device.
@@ -143,11 +90,18 @@ def sample_arborescences(
     edges[:, root] = False
     edges = edges & inside[:, :, None] & inside[:, None, :]
     x = torch.where(edges, logits.detach().to(torch.float64), -math.inf)
-    parent_np, ok_np = _wilson(
-        x.cpu().numpy(), root, inside.cpu().numpy(), count, numpy_rng(generator)
+    device = "cpu" if generator is None else generator.device
+    seed = int(torch.randint(0, 2**62, (), generator=generator, device=device))
+    walks = solvers.wilson_arborescences(
+        x.cpu().numpy(),
+        root=root,
+        inside=inside.cpu().numpy(),
+        count=count,
+        seed=seed,
+        max_steps=STEPS_PER_VERTEX_PAIR * n * n,
     )
-    parents = torch.from_numpy(parent_np).to(logits.device)
-    failed = ~torch.from_numpy(ok_np).to(logits.device)
+    parents = torch.from_numpy(walks.parents).to(logits.device)
+    failed = ~torch.from_numpy(walks.ok).to(logits.device)
     if bool(failed.any()):
         which = failed.nonzero()  # [K, 2]: (sample, graph)
         graphs = which[:, 1]

@@ -1,4 +1,4 @@
-"""Batched MAP solvers, trace recorders and enumerators for combinatorial structures.
+"""Batched MAP solvers, trace recorders, exact tree samplers and enumerators.
 
 All solvers maximise. Arrays in, the same kind of array out: numpy arrays give
 numpy arrays; torch tensors give torch tensors on the input's device (torch is
@@ -32,6 +32,8 @@ from ._spanning_tree import max_spanning_tree as max_spanning_tree
 from ._topk import TopKTrace as TopKTrace
 from ._topk import top_k as top_k
 from ._topk import top_k_rows as top_k_rows
+from ._tree_sampler import WilsonSamples as WilsonSamples
+from ._tree_sampler import wilson_arborescences as wilson_arborescences
 
 __version__ = _version("structgrad-solvers")
 
@@ -41,6 +43,7 @@ __all__ = [
     "CrossingTrace",
     "SpanningTreeTrace",
     "TopKTrace",
+    "WilsonSamples",
     "__version__",
     "backend",
     "batched_inverse",
@@ -58,4 +61,5 @@ __all__ = [
     "max_spanning_tree",
     "top_k",
     "top_k_rows",
+    "wilson_arborescences",
 ]

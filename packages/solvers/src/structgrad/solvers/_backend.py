@@ -14,7 +14,15 @@ from functools import cache
 from types import ModuleType
 
 ENV_VAR = "STRUCTGRAD_SOLVERS_PURE_PYTHON"
-COMPILED_MODULES = ("_kruskal", "_sequence", "_edmonds", "_assignment", "_gridpath", "_linalg")
+COMPILED_MODULES = (
+    "_kruskal",
+    "_sequence",
+    "_edmonds",
+    "_assignment",
+    "_gridpath",
+    "_linalg",
+    "_wilson",
+)
 
 
 def _forced_reference() -> bool:
