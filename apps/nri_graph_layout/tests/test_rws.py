@@ -114,3 +114,13 @@ def test_rws_flag_errors(tmp_path, capsys):
     base = ["train", "--smoke", "--out", str(tmp_path / "r"), "--no-progress"]
     _fail(capsys, [*base, "--rws-after", "-1"], "--rws-after must be >= 0")
     _fail(capsys, [*base, "--rws-samples", "1"], "--rws-samples must be >= 2")
+
+
+def test_the_rws_phase_starts_from_fresh_adam_moments(tmp_path):
+    out = tmp_path / "r"
+    argv = ["train", "--smoke", "--out", str(out), "--no-progress", "--straight-through",
+            "--iterations", "5", "--rws-after", "3", "--rws-samples", "2"]  # fmt: skip
+    assert main(argv) == 0
+    state = torch.load(out / "last.pt", weights_only=True)["optimizer"]["state"]
+    # Two wake-sleep steps since the moments were cleared at step 4, not five.
+    assert {int(s["step"]) for s in state.values()} == {2}

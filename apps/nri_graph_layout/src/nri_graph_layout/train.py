@@ -179,6 +179,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
             if config.soft_steps:  # relaxed forward samples first, then straight-through
                 model.latent.straight_through = step > config.soft_steps
             batch = torch.from_numpy(x_train[idx.numpy()])
+            if config.rws_after is not None and step == config.rws_after + 1:
+                # A new objective: Adam's moments of the estimator's gradients (the
+                # ELBO's, hundreds of times the tree-CRF term's) would shrink the
+                # wake-sleep steps, so the phase starts from fresh moments.
+                optimizer.state.clear()
             if config.rws_at(step):
                 res = rws_step(
                     model, batch, samples=config.rws_samples, pred_steps=pred_steps, generator=gen
