@@ -201,3 +201,37 @@ def test_log_prob_is_minus_inf_off_the_support() -> None:
     k = KSubset(torch.randn(5, dtype=torch.float64), 2)
     assert k.log_prob(torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0], dtype=torch.float64)) == -torch.inf
     assert torch.isfinite(k.log_prob(torch.tensor([1.0, 0.0, 0.0, 1.0, 0.0], dtype=torch.float64)))
+
+
+def test_support_check_matches_networkx_on_near_trees() -> None:
+    # Trees with one edge moved (a cycle plus a cut-off part, same edge count):
+    # log_prob is finite exactly where networkx says tree / arborescence, n = 12.
+    import networkx as nx
+
+    n, gen = 12, torch.Generator().manual_seed(3)
+    theta = torch.randn(n, n, dtype=torch.float64, generator=gen)
+    tree = SpanningTree(theta + theta.T)
+    arb = Arborescence(theta, root=2)
+    for kind, d in (("tree", tree), ("arborescence", arb)):
+        xs = d.sample((40,), generator=gen)
+        for x in xs:
+            edges = x.nonzero().tolist()
+            i, j = edges[int(torch.randint(len(edges), (1,), generator=gen))]
+            a, b = (int(v) for v in torch.randint(n, (2,), generator=gen))
+            y = x.clone()
+            y[i, j] = 0.0
+            if kind == "tree":
+                y[j, i] = 0.0
+            if a != b:
+                y[a, b] = 1.0
+                if kind == "tree":
+                    y[b, a] = 1.0
+            for z in (x, y):
+                finite = bool(torch.isfinite(d.log_prob(z)))
+                if kind == "tree":
+                    graph = nx.from_numpy_array(z.numpy())
+                    want = graph.number_of_edges() == n - 1 and nx.is_tree(graph)
+                else:
+                    graph = nx.from_numpy_array(z.numpy(), create_using=nx.DiGraph)
+                    want = nx.is_arborescence(graph) and graph.in_degree(2) == 0
+                assert finite == want, (kind, z)

@@ -73,7 +73,10 @@ class _Gibbs(Distribution):
     @lazy_property
     def marginals(self) -> Tensor:
         """``μ = E[x] = ∂ log Z / ∂ θ``, like ``logits``; differentiable."""
-        return self.structure.marginals(self.logits, **self.options)
+        log_z, mu = self.structure.log_partition_and_marginals(self.logits, **self.options)
+        if "log_partition" not in self.__dict__:  # one evaluation serves both (entropy)
+            self.log_partition = log_z
+        return mu
 
     @property
     def mean(self) -> Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ._trace import Tracing
-from ._utils import dot, gradient, gumbel_like
+from ._utils import dot, gumbel_like, value_and_gradient
 from .checks import as_tau, check_scores, lengths_mask
 
 __all__ = ["Structure"]
@@ -242,11 +242,15 @@ class Structure(Tracing):
         Returns:
             A tensor like ``scores`` (symmetric for undirected structures).
         """
+        return self.log_partition_and_marginals(scores, **options)[1]
+
+    def log_partition_and_marginals(self, scores: Tensor, **options: Any) -> tuple[Tensor, Tensor]:
+        """``log Z`` and ``μ`` from one evaluation of the log-partition (see both)."""
         self._require_tractable()
         opts = self.check(scores, **options)
-        self._checked(self._log_partition(scores.detach(), **opts))
-        grad = gradient(lambda s: self._log_partition(s, **opts), scores)
-        return grad + grad.transpose(-1, -2) if self.symmetric else grad
+        log_z, grad = value_and_gradient(lambda s: self._log_partition(s, **opts), scores)
+        self._checked(log_z.detach())
+        return log_z, (grad + grad.transpose(-1, -2) if self.symmetric else grad)
 
     def score(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """``<θ, x>`` over the entries the structure reads (``-inf · 0 = 0``), ``[...]``."""

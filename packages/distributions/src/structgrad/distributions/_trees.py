@@ -240,9 +240,12 @@ def _is_tree(
     """``[*sample, ...]``: ``x`` is 0/1, empty on ``outside`` and a tree of its graph.
 
     A 0/1 ``x`` with ``size − 1`` edges is a spanning tree (arborescence) exactly
-    when the maximum one of the weights ``x`` uses ``size − 1`` of its edges.
+    when it contains one, i.e. when the Matrix-Tree count of the graph ``x`` (the
+    determinant of its Laplacian minor, an integer) is 1 rather than 0: one
+    batched determinant on ``x``'s device.
     """
     n = x.shape[-1]
+    root = opts.get("root", 0)
     lengths = opts.get("lengths")
     size = torch.full(x.shape[:-2], n, device=x.device)
     if lengths is not None:
@@ -250,15 +253,17 @@ def _is_tree(
     used = torch.where(edges, x, torch.zeros_like(x))
     ok = ((x == 0) | (x == 1)).all(dim=(-2, -1)) & ~(outside & (x != 0)).any((-2, -1))
     ok = ok & (used.sum((-2, -1)) == size - 1)
-    weights = used.detach().to(torch.float64).reshape(-1, n, n).cpu()
-    lens = None if lengths is None else size.reshape(-1).cpu()
-    if directed:
-        best = solvers.max_arborescence(weights, root=opts.get("root", 0), lengths=lens)
-    else:
-        best = solvers.max_spanning_tree(weights, lengths=lens)
-        best = best.triu(1)
-    covered = (best * weights).sum((-2, -1)).reshape(size.shape).to(x.device)
-    return ok & (covered == size - 1)
+    w = used.detach().to(torch.float64)
+    if not directed:
+        w = w + w.transpose(-1, -2)
+    lap = torch.diag_embed(w.sum(-2)) - w  # in-degree Laplacian (undirected: the Laplacian)
+    vertex = torch.arange(n, device=x.device)
+    keep = (vertex < size.unsqueeze(-1)) & (vertex != root)  # [..., n]
+    # The root and padding vertices become identity rows: the minor's determinant.
+    eye = torch.eye(n, dtype=torch.float64, device=x.device)
+    lap = torch.where(keep.unsqueeze(-1) & keep.unsqueeze(-2), lap, eye)
+    count = torch.linalg.det(lap) if lap.numel() else lap.new_zeros(lap.shape[:-2])
+    return ok & ((count - 1).abs() < 0.5)
 
 
 def _sample_graphs(

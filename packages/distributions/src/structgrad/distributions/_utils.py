@@ -45,17 +45,23 @@ def dot(theta: Tensor, x: Tensor, event_dim: int) -> Tensor:
     return prod.sum(dims) + forbidden.to(prod.dtype)
 
 
-def gradient(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """``∂ Σ fn(x) / ∂ x`` by autograd, itself differentiable when ``x`` requires grad.
+def value_and_gradient(fn: Callable[[Tensor], Tensor], x: Tensor) -> tuple[Tensor, Tensor]:
+    """``fn(x)`` and ``∂ Σ fn(x) / ∂ x``, from one evaluation of ``fn``.
 
     Marginals of an exponential family are the gradient of its log-partition;
-    ``create_graph`` keeps them differentiable (entropy, KL, SST's backward).
+    ``create_graph`` keeps both differentiable (entropy, KL, SST's backward) when
+    ``x`` requires grad; otherwise both come back detached.
     """
     with torch.enable_grad():
         leaf = x if x.requires_grad else x.detach().requires_grad_(True)
         out = fn(leaf)
         (grad,) = torch.autograd.grad(out.sum(), leaf, create_graph=x.requires_grad)
-    return grad
+    return (out if x.requires_grad else out.detach()), grad
+
+
+def gradient(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
+    """``∂ Σ fn(x) / ∂ x`` by autograd, itself differentiable when ``x`` requires grad."""
+    return value_and_gradient(fn, x)[1]
 
 
 def sample_uniform(

@@ -1,0 +1,233 @@
+"""Benchmark the tree laws' exact quantities against torch-struct and a logdet loop.
+
+Run from packages/distributions (``nox -s bench`` does):
+``OMP_NUM_THREADS=1 python bench/trees.py``. For batches of random scores it times,
+in one run, each quantity three ways where the peer has it:
+
+- ours: ``SpanningTree(θ)`` / ``Arborescence(θ, root=0)`` of structgrad.distributions
+  (a fresh distribution per call, so no cached value is reused; the quantity's
+  backward included, as in training);
+- torch-struct's ``NonProjectiveDependencyCRF(A, multiroot=True)`` (arborescences:
+  the same law, written with the root's arcs on the diagonal of an ``n - 1``
+  square, see :func:`to_torch_struct`); it has no entropy and no undirected trees,
+  and its ``log_prob`` raises in 0.5, so the score minus its partition stands in;
+- a logdet + autograd loop: ``torch.logdet`` of the reduced Laplacian (the
+  Matrix-Tree theorem) one graph at a time, marginals by ``torch.autograd.grad``
+  and the entropy as ``log Z - <θ, μ>``, the way one writes it by hand.
+
+Before timing, every peer's value is checked against ours (``max |Δ|`` column;
+torch-struct adds 1e-5 to every potential, so it agrees only to about that).
+Ratios are the peer's median time over ours (higher is faster for us). Last, the
+count of non-finite log-partitions at growing score scales (torch-struct
+exponentiates without a shift).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+import structgrad.solvers as solvers
+from structgrad.distributions import Arborescence, SpanningTree
+
+try:  # torch-struct is the named peer; without it its column reads "n/a"
+    import torch_struct
+except ImportError:  # pragma: no cover - depends on the bench environment
+    torch_struct = None
+
+CASES = [(256, 10), (64, 30), (16, 60)]  # (B, n)
+QUANTITIES = ("log_partition", "marginals", "log_prob", "entropy")
+
+
+def median_time(fn: Callable[[], Any], *, min_time: float = 0.05, repeats: int = 5) -> float:
+    """Median seconds per call over ``repeats`` runs, each at least ``min_time`` long."""
+    fn()  # warm-up
+    start = time.perf_counter()
+    fn()
+    once = max(time.perf_counter() - start, 1e-7)
+    calls = max(1, int(min_time / once))
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        samples.append((time.perf_counter() - start) / calls)
+    return statistics.median(samples)
+
+
+def fmt(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def with_grad(theta: Tensor, f: Callable[[Tensor], Tensor]) -> Callable[[], Tensor]:
+    """A call computing ``f(θ)`` and, as training does, its backward to ``θ``."""
+
+    def run() -> Tensor:
+        x = theta.detach().requires_grad_(True)
+        out = f(x)
+        out.sum().backward()
+        return out.detach()
+
+    return run
+
+
+# ---- the logdet + autograd loop (one graph at a time) -------------------------------------
+
+
+def laplacian_logdet(theta: Tensor) -> Tensor:
+    """``log Z`` of one graph by the Matrix-Tree theorem (root 0 removed)."""
+    w = theta.exp() * (1 - torch.eye(theta.shape[-1], dtype=theta.dtype))
+    # Column sums are each node's incoming weight: the arborescence Laplacian, and
+    # the undirected one when θ is symmetric.
+    lap = torch.diag(w.sum(0)) - w
+    return torch.logdet(lap[1:, 1:])
+
+
+def loop_quantity(theta: Tensor, name: str, directed: bool, x: Tensor) -> Tensor:
+    """One quantity for a batch, graph by graph, with autograd for the marginals."""
+    out = []
+    for t, xi in zip(theta, x, strict=True):
+        if name == "log_partition":
+            out.append(laplacian_logdet(t))
+            continue
+        tt = t.detach().requires_grad_(True)
+        log_z = laplacian_logdet(tt)
+        (mu,) = torch.autograd.grad(log_z, tt, create_graph=t.requires_grad)
+        if not directed:
+            mu = mu + mu.T  # dlogZ/dθ_ij counts the edge once in each triangle
+            mu = torch.triu(mu, 1)
+        if name == "marginals":
+            out.append(mu if directed else mu + mu.T)
+        elif name == "log_prob":
+            score = (t * xi).sum() if directed else torch.triu(t * xi, 1).sum()
+            out.append(score - log_z)
+        else:  # entropy = log Z - <θ, μ>
+            inner = (t * mu).sum() if directed else (torch.triu(t, 1) * mu).sum()
+            out.append(log_z - inner)
+    return torch.stack(out)
+
+
+# ---- torch-struct's layout for arborescences ----------------------------------------------
+
+
+def to_torch_struct(theta: Tensor) -> Tensor:
+    """Our root-0 arborescence scores ``[B, n, n]`` as torch-struct's ``[B, n-1, n-1]``.
+
+    torch-struct writes the arcs among the ``n - 1`` other nodes off the diagonal
+    (head, child) and the root's arc to node ``j`` at ``[j, j]``; with
+    ``multiroot=True`` the root may have several children, which is our law.
+    """
+    inner = theta[:, 1:, 1:].clone()
+    idx = torch.arange(theta.shape[-1] - 1)
+    inner[:, idx, idx] = theta[:, 0, 1:]
+    return inner
+
+
+def ts_quantity(theta: Tensor, name: str, x: Tensor) -> Tensor:
+    arcs = to_torch_struct(theta)
+    with warnings.catch_warnings():  # its class defines no arg_constraints
+        warnings.simplefilter("ignore", UserWarning)
+        d = torch_struct.NonProjectiveDependencyCRF(arcs, multiroot=True)
+    if name == "log_partition":
+        return d.partition
+    if name == "marginals":
+        return d.marginals
+    # Its log_prob fails in 0.5 (no ``struct`` attribute); the score minus the
+    # partition is what it would compute.
+    return (arcs * to_torch_struct(x)).sum((-1, -2)) - d.partition
+
+
+# ---- ours ---------------------------------------------------------------------------------
+
+
+def our_quantity(theta: Tensor, name: str, directed: bool, x: Tensor) -> Tensor:
+    d = Arborescence(theta, root=0) if directed else SpanningTree(theta)
+    if name == "log_prob":
+        return d.log_prob(x)
+    if name == "entropy":
+        return d.entropy()
+    return getattr(d, name)
+
+
+def compare(theta: Tensor, directed: bool, repeats: int) -> list[str]:
+    """Table rows for one (structure, B, n): ours, the peers, ratios and agreement."""
+    d = Arborescence(theta, root=0) if directed else SpanningTree(theta)
+    x = d.sample((1,), generator=torch.Generator().manual_seed(0))[0]
+    b, n, _ = theta.shape
+    kind = "arborescence" if directed else "spanning tree"
+    rows = []
+    for name in QUANTITIES:
+        ours_fn = with_grad(theta, lambda t, q=name: our_quantity(t, q, directed, x))
+        ref = ours_fn()
+        ours = median_time(ours_fn, repeats=repeats)
+        cells = []
+        ts_ok = directed and torch_struct is not None and name != "entropy"
+        peers: list[Callable[[Tensor], Tensor] | None] = [
+            (lambda t, q=name: ts_quantity(t, q, x)) if ts_ok else None,
+            lambda t, q=name: loop_quantity(t, q, directed, x),
+        ]
+        for peer_fn in peers:
+            if peer_fn is None:
+                cells.append("n/a")
+                continue
+            fn = with_grad(theta, peer_fn)
+            value = fn()
+            if name == "marginals" and directed and value.shape != ref.shape:
+                value_ours = to_torch_struct(ref)  # compare in torch-struct's layout
+            else:
+                value_ours = ref
+            err = (value - value_ours).abs().max().item()
+            peer = median_time(fn, repeats=repeats)
+            cells.append(f"{fmt(peer)} (**{peer / ours:.1f}x**, Δ {err:.0e})")
+        lead = [kind, str(b), str(n), name, fmt(ours)]
+        rows.append("| " + " | ".join(lead + cells) + " |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats per measurement")
+    args, _ = parser.parse_known_args(argv)  # nox passes the same arguments to every script
+    threads = os.environ.get("OMP_NUM_THREADS", "default")
+    ts_version = getattr(torch_struct, "__version__", "installed") if torch_struct else "absent"
+    print(
+        f"structgrad-solvers {solvers.__version__}, torch {torch.__version__}, torch-struct "
+        f"{ts_version}, python {platform.python_version()}, OMP_NUM_THREADS={threads}\n"
+        "float64 scores ~ N(0, 1); each time includes the backward to the scores\n"
+    )
+    print("| structure | B | n | quantity | ours | torch-struct | logdet + autograd loop |")
+    print("|---|---|---|---|---|---|---|")
+    gen = torch.Generator().manual_seed(0)
+    for directed in (False, True):
+        for b, n in CASES:
+            theta = torch.randn(b, n, n, dtype=torch.float64, generator=gen)
+            if not directed:
+                theta = torch.triu(theta, 1) + torch.triu(theta, 1).transpose(-1, -2)
+            for row in compare(theta, directed, args.repeats):
+                print(row)
+    if torch_struct is not None:
+        print("\nnon-finite log-partitions of 256 arborescences, n = 10, scores ~ N(0, s²):")
+        for s in (1.0, 30.0, 100.0, 1000.0):
+            theta = s * torch.randn(256, 10, 10, dtype=torch.float64, generator=gen)
+            ours = Arborescence(theta).log_partition
+            peer = ts_quantity(theta, "log_partition", theta)
+            bad = lambda v: int((~torch.isfinite(v)).sum())  # noqa: E731
+            print(f"- s = {s:g}: ours {bad(ours)}, torch-struct {bad(peer)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
