@@ -27,17 +27,15 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
 import warnings
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torch import Tensor
 
 import structgrad.solvers as solvers
 from structgrad.distributions import Arborescence, SpanningTree
+from structgrad.testing.timing import fmt_seconds, median_time
 
 try:  # torch-struct is the named peer; without it its column reads "n/a"
     import torch_struct
@@ -46,30 +44,6 @@ except ImportError:  # pragma: no cover - depends on the bench environment
 
 CASES = [(256, 10), (64, 30), (16, 60)]  # (B, n)
 QUANTITIES = ("log_partition", "marginals", "log_prob", "entropy")
-
-
-def median_time(fn: Callable[[], Any], *, min_time: float = 0.05, repeats: int = 5) -> float:
-    """Median seconds per call over ``repeats`` runs, each at least ``min_time`` long."""
-    fn()  # warm-up
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    calls = max(1, int(min_time / once))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
-
-
-def fmt(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} µs"
 
 
 def with_grad(theta: Tensor, f: Callable[[Tensor], Tensor]) -> Callable[[], Tensor]:
@@ -191,8 +165,8 @@ def compare(theta: Tensor, directed: bool, repeats: int) -> list[str]:
                 value_ours = ref
             err = (value - value_ours).abs().max().item()
             peer = median_time(fn, repeats=repeats)
-            cells.append(f"{fmt(peer)} (**{peer / ours:.1f}x**, Δ {err:.0e})")
-        lead = [kind, str(b), str(n), name, fmt(ours)]
+            cells.append(f"{fmt_seconds(peer)} (**{peer / ours:.1f}x**, Δ {err:.0e})")
+        lead = [kind, str(b), str(n), name, fmt_seconds(ours)]
         rows.append("| " + " | ".join(lead + cells) + " |")
     return rows
 

@@ -21,10 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
-import time
-from collections.abc import Callable
-from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -32,33 +28,10 @@ import torch
 
 import structgrad.solvers as solvers
 from structgrad.distributions import SpanningTree
+from structgrad.testing.timing import fmt_seconds, median_time
 
 CASES = [(1024, 10), (256, 30)]  # (B, n)
 TARGET = (1024, 10, 50.0)  # B, n, minimum ratio of the networkx loop to SpanningTree.sample
-
-
-def median_time(fn: Callable[[], Any], *, min_time: float = 0.05, repeats: int = 5) -> float:
-    """Median seconds per call over ``repeats`` runs, each at least ``min_time`` long."""
-    fn()  # warm-up
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    calls = max(1, int(min_time / once))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
-
-
-def fmt(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} µs"
 
 
 def graphs(theta: np.ndarray) -> list[nx.Graph]:
@@ -111,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         ours, kernel, peer, scaled = measure(theta, args.peer_cap, args.repeats)
         ratios[(b, n)] = peer / ours
         print(
-            f"| {b} | {n} | {fmt(ours)} | {fmt(kernel)} | {'~' if scaled else ''}{fmt(peer)} "
+            f"| {b} | {n} | {fmt_seconds(ours)} | {fmt_seconds(kernel)} "
+            f"| {'~' if scaled else ''}{fmt_seconds(peer)} "
             f"| **{peer / ours:.0f}x** | {peer / kernel:.0f}x |"
         )
     b, n, target = TARGET

@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,22 +28,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
 
 import structgrad.solvers as solvers
-
-
-def median_time(fn: Callable[[], Any], *, min_time: float = 0.05, repeats: int = 5) -> float:
-    """Median seconds per call over ``repeats`` runs, each at least ``min_time`` long."""
-    fn()  # warm-up
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    calls = max(1, int(min_time / once))
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - start) / calls)
-    return statistics.median(samples)
+from structgrad.testing.timing import fmt_seconds, median_time
 
 
 def peer_loop(
@@ -150,14 +133,6 @@ TARGETS = [  # (case, peer, B, n, minimum ratio)
 ]
 
 
-def fmt(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.2f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.2f} ms"
-    return f"{seconds * 1e6:.1f} µs"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="B in {1, 128}, n in {10}")
@@ -190,14 +165,14 @@ def main(argv: list[str] | None = None) -> int:
                 x = case["make"](rng, b, n)
                 ours = median_time(lambda f=case["ours"], x=x: f(x), repeats=args.repeats)
                 row: dict[str, Any] = {"case": name, "B": b, "n": n, "ours": ours}
-                cells = [str(b), str(n), fmt(ours)]
+                cells = [str(b), str(n), fmt_seconds(ours)]
                 for peer in peers:
                     # scipy loops run over the whole batch; slow networkx loops over a subset.
                     if peer.endswith("(batched)"):
                         fn = case["peers"][peer]
                         t = median_time(lambda fn=fn, x=x: fn(x), repeats=args.repeats)
                         row[peer] = t
-                        cells += [fmt(t), f"{t / ours:.1f}x"]
+                        cells += [fmt_seconds(t), f"{t / ours:.1f}x"]
                         continue
                     if peer == "scipy":
                         cap = b
@@ -205,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                         cap = args.peer_cap if n <= 10 else max(2, args.peer_cap // (n // 10) ** 2)
                     t, scaled = peer_loop(case["peers"][peer], x, cap, args.repeats)
                     row[peer] = t
-                    cells += [("~" if scaled else "") + fmt(t), f"{t / ours:.1f}x"]
+                    cells += [("~" if scaled else "") + fmt_seconds(t), f"{t / ours:.1f}x"]
                 rows.append(row)
                 print("| " + " | ".join(cells) + " |")
     print("\n### targets\n")
