@@ -18,6 +18,7 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
+from ._laplacian import _drop, _in_laplacian
 from ._matrix_tree import arborescence_log_partition, spanning_tree_log_partition
 from ._structure import Structure
 from ._trace_arborescence import ArborescenceTracing
@@ -256,12 +257,11 @@ def _is_tree(
     w = used.detach().to(torch.float64)
     if not directed:
         w = w + w.transpose(-1, -2)
-    lap = torch.diag_embed(w.sum(-2)) - w  # in-degree Laplacian (undirected: the Laplacian)
     vertex = torch.arange(n, device=x.device)
-    keep = (vertex < size.unsqueeze(-1)) & (vertex != root)  # [..., n]
-    # The root and padding vertices become identity rows: the minor's determinant.
-    eye = torch.eye(n, dtype=torch.float64, device=x.device)
-    lap = torch.where(keep.unsqueeze(-1) & keep.unsqueeze(-2), lap, eye)
+    removed = (vertex >= size.unsqueeze(-1)) | (vertex == root)  # [..., n]
+    # The root and padding vertices become identity rows: the minor's determinant
+    # of the in-degree Laplacian (undirected: the Laplacian).
+    lap = _drop(_in_laplacian(w), removed, 1.0)
     count = torch.linalg.det(lap) if lap.numel() else lap.new_zeros(lap.shape[:-2])
     return ok & ((count - 1).abs() < 0.5)
 
