@@ -10,7 +10,6 @@ from structgrad_app_common import (
     ArgumentParser,
     CLIError,
     JsonlLogger,
-    LogUniform,
     aggregate,
     atomic_save_npz,
     atomic_write_text,
@@ -23,6 +22,7 @@ from structgrad_app_common import (
     run_parallel,
     sample_trials,
     save_checkpoint,
+    search_range,
 )
 from structgrad_app_common.checkpoint import atomic_write_with
 
@@ -117,15 +117,17 @@ def test_aggregate_groups_and_table():
 
 
 def test_log_uniform_and_trials():
-    space = {"lr": LogUniform(1e-4, 1e-2), "k": [1, 2], "fixed": 7}
+    space = {"lr": search_range((1e-4, 1e-2)), "k": [1, 2], "fixed": 7}
     trials = sample_trials(space, 200, seed=1)
     lrs = np.array([t["lr"] for t in trials])
     assert lrs.min() >= 1e-4 and lrs.max() <= 1e-2
     assert 0.2 < np.mean(np.log10(lrs) < -3) < 0.8  # log-uniform: half below the log-midpoint
     assert {t["k"] for t in trials} == {1, 2} and all(t["fixed"] == 7 for t in trials)
     assert trials == sample_trials(space, 200, seed=1)
-    with pytest.raises(ValueError):
-        LogUniform(0.0, 1.0)
+    assert list(trials[0]) == ["lr", "k", "fixed"] and type(trials[0]["lr"]) is float
+    assert sample_trials({"lr": search_range((0.1, 0.1))}, 3) == [{"lr": 0.1}] * 3
+    with pytest.raises(CLIError, match="bad search range"):
+        search_range((0.0, 1.0))
 
 
 @pytest.mark.parametrize("backend", ["loky", "threading"])

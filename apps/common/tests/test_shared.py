@@ -218,7 +218,7 @@ def _trial(**kw):
 
 
 def test_search_range_run_trials_and_write_sweep(tmp_path):
-    assert search_range((0.1, 1.0)).high == 1.0
+    assert search_range((0.1, 1.0)).support() == (0.1, 1.0)
     with pytest.raises(CLIError, match="bad search range"):
         search_range((1.0, 0.1))
     tasks = [{"x": 1}, {"x": 2}]

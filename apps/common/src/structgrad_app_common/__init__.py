@@ -15,7 +15,8 @@ same small pieces, kept generic here:
 - :mod:`~structgrad_app_common.training`: the run-control base of the run
   configs, run-folder checks, ``--resume`` loading, resumable RNG state and
   per-epoch orders (torch, imported lazily).
-- :mod:`~structgrad_app_common.sweep`: log-uniform random search, a joblib runner
+- :mod:`~structgrad_app_common.sweep`: log-uniform random search (scipy's ``loguniform``
+  drawn by scikit-learn's ``ParameterSampler``), a joblib runner
   (local processes by default, any joblib backend), mean ± standard error
   aggregation, best-trial selection, markdown tables and the sweep outputs.
 - :mod:`~structgrad_app_common.trials`: a whole random-search sweep (its
@@ -52,7 +53,6 @@ from structgrad_app_common.cli import (
 )
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.sweep import (
-    LogUniform,
     aggregate,
     best_trials,
     format_mean_se,
@@ -84,7 +84,6 @@ __all__ = [
     "ArgumentParser",
     "CLIError",
     "JsonlLogger",
-    "LogUniform",
     "SearchGroup",
     "SearchOptions",
     "add_joblib_flags",

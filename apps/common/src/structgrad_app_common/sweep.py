@@ -11,7 +11,6 @@ import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,56 +21,32 @@ from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import json_safe
 
 
-@dataclass(frozen=True)
-class LogUniform:
-    """A log-uniform distribution on ``[low, high]`` (both > 0).
-
-    Attributes:
-        low: lower bound.
-        high: upper bound, ``>= low``.
-    """
-
-    low: float
-    high: float
-
-    def __post_init__(self) -> None:
-        if not (0 < self.low <= self.high):
-            raise ValueError(f"LogUniform needs 0 < low <= high, got [{self.low}, {self.high}]")
-
-    def sample(self, rng: np.random.Generator) -> float:
-        """One draw: ``exp(U(log low, log high))``."""
-        return float(np.exp(rng.uniform(np.log(self.low), np.log(self.high))))
-
-
 def sample_trials(
     space: Mapping[str, Any], n_trials: int, *, seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Draw ``n_trials`` configurations from a search space.
+    """Draw ``n_trials`` configurations with scikit-learn's ``ParameterSampler``.
 
     Args:
-        space: name → :class:`LogUniform` (sampled), a list or tuple (uniform
-            choice) or any other value (kept fixed).
+        space: name → a scipy distribution (``scipy.stats.loguniform(...)``:
+            sampled), a list (a uniform choice) or any other value (kept fixed).
         n_trials: number of configurations.
         seed: seed of the search itself (independent of the training seeds).
 
     Returns:
         ``n_trials`` dicts with one value per name, in ``space`` order.
     """
+    from sklearn.model_selection import ParameterSampler
+
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    rng = np.random.default_rng(seed)
-    trials = []
-    for _ in range(n_trials):
-        trial: dict[str, Any] = {}
-        for name, dist in space.items():
-            if isinstance(dist, LogUniform):
-                trial[name] = dist.sample(rng)
-            elif isinstance(dist, list | tuple):
-                trial[name] = dist[int(rng.integers(len(dist)))]
-            else:
-                trial[name] = dist
-        trials.append(trial)
-    return trials
+    drawn = {k: v for k, v in space.items() if hasattr(v, "rvs") or isinstance(v, list)}
+    draws = ParameterSampler(drawn, n_trials, random_state=seed) if drawn else [{}] * n_trials
+    return [{k: _plain(d[k]) if k in d else v for k, v in space.items()} for d in draws]
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as a Python number (configs stay plain JSON); anything else as is."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def run_parallel(
@@ -173,16 +148,18 @@ def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def search_range(bounds: tuple[float, float]) -> LogUniform:
-    """A :class:`LogUniform` from ``(low, high)``; a bad range is a one-line CLI error.
+def search_range(bounds: tuple[float, float]) -> Any:
+    """``scipy.stats.loguniform(low, high)``, or ``low`` itself when ``low == high``.
 
     Raises:
         CLIError: ``bad search range: ...`` unless ``0 < low <= high``.
     """
-    try:
-        return LogUniform(*bounds)
-    except ValueError as err:
-        raise CLIError(f"bad search range: {err}") from None
+    from scipy.stats import loguniform
+
+    low, high = bounds
+    if not 0 < low <= high:
+        raise CLIError(f"bad search range: need 0 < LOW <= HIGH, got [{low}, {high}]")
+    return low if low == high else loguniform(low, high)
 
 
 def run_trials(
