@@ -10,21 +10,21 @@ import torch
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
+    Column,
     SearchGroup,
     SearchOptions,
+    Sweep,
     add_resume_flags,
     add_sweep_flags,
     check_names,
-    job_result,
     read_jsonl,
     report_sweep,
     run_command,
-    run_jobs,
     run_search,
     save_checkpoint,
     search_range,
-    seed_jobs,
     sweep_base,
+    sweep_command,
 )
 from structgrad_app_common.testing import (
     PNG_SIGNATURE,
@@ -66,13 +66,7 @@ def _train(cfg):
     return {"loss": cfg.lr * (cfg.seed + 1), "extra": 1}
 
 
-def run_one(**job):
-    return job_result(Run, _train, job, ("method", "trial", "seed", "lr"), ("loss",))
-
-
-def _summarize(records):
-    rows = [{"n": len(records)}]
-    return rows, "| method |\n|---|\n| a ± 1 |"
+SWEEP = Sweep(Run, _train, ("loss",), (Column("loss", "loss"),), score="loss", keep=("extra",))
 
 
 def test_check_names_first_unknown_and_phrase():
@@ -109,34 +103,32 @@ def test_sweep_base_and_report(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("failed: <a>: boom\nT\n")
 
 
-def test_seed_jobs_folders_and_fields(tmp_path):
-    jobs = seed_jobs(Run(out=str(tmp_path)), 2, [0, 5], "t", "m", method="m", lr=0.5)
-    assert [j["seed"] for j in jobs] == [0, 5] and all(j["trial"] == 2 for j in jobs)
-    assert jobs[1]["out"] == str(tmp_path / "t" / "m" / "trial2" / "seed5")
-    assert jobs[0]["method"] == "m" and jobs[0]["lr"] == 0.5 and jobs[0]["tau"] == 1.0
-
-
-def test_job_result_record_order_and_error():
-    job = {**dataclasses.asdict(Run(out="r", seed=1, lr=0.2)), "trial": 3}
-    res = run_one(**job)
-    assert list(res) == ["method", "trial", "seed", "lr", "loss", "out"]
+def test_sweep_record_order_and_error():
+    res = SWEEP.record(Run(out="r", seed=1, lr=0.2), 3)
+    assert list(res) == ["method", "trial", "seed", "lr", "tau", "loss", "extra", "out"]
     assert res["trial"] == 3 and res["loss"] == pytest.approx(0.4) and res["out"] == "r"
-    assert "trial" in job  # the caller's job is left alone
-    bad = run_one(**{**job, "lr": -1.0})
+    bad = SWEEP.record(Run(out="r", lr=-1.0), 0)
     assert bad["error"] == "negative lr" and "loss" not in bad
 
 
-def test_run_jobs_writes_outputs(tmp_path):
-    jobs = seed_jobs(Run(out=str(tmp_path)), 0, [0, 1], "a", lr=0.1)
-    records, table = run_jobs(run_one, jobs, _summarize, tmp_path, n_jobs=1, backend="threading")
-    assert [r["seed"] for r in records] == [0, 1] and table.startswith("| method |")
-    assert read_jsonl(tmp_path / "sweep.jsonl") == records
-    assert json.loads((tmp_path / "summary.json").read_text()) == [{"n": 2}]
-    assert_sweep_outputs(tmp_path, rows=1, first="| a", runs=2)
-    with pytest.raises(AssertionError):
-        assert_sweep_outputs(tmp_path, rows=1, first="| a", runs=3)
-    with pytest.raises(AssertionError):
-        assert_sweep_outputs(tmp_path, rows=2, first="| a", runs=2)
+def test_sweep_summarize_columns_failures_and_default_tau():
+    sweep = Sweep(
+        Run, _train, ("loss", "t", "o"), (Column("loss ×10", "loss", scale=10), Column("s", "t",
+        decimals=0), Column("opt", "o", optional=True)), score="loss", by=("task", "method"),
+        default_tau={"m": 0.5}, failure=None,
+    )  # fmt: skip
+    run = {"task": "x", "method": "m", "trial": 0, "lr": 0.1, "tau": None, "t": 2.0}
+    recs = [{**run, "seed": 0, "loss": 1.0}, {**run, "seed": 1, "loss": 3.0}]
+    recs.append({**run, "method": "n", "seed": 0, "tau": 1, "error": "e"})
+    rows, table = sweep.summarize(recs)
+    assert rows[1] == {"task": "x", "method": "n", "n": 0}
+    assert table.splitlines() == [
+        "| task | method | lr | τ | seeds | loss ×10 | s |",
+        "|---|---|---|---|---|---|---|",
+        "| x | m | 0.1 | 0.5 | 2 | 20 ± 10 | 2 |",
+        "| x | n |  |  | 0 | failed |  |",
+    ]
+    assert "| opt |" in sweep.summarize([{**recs[0], "o": 1.0}])[1]
 
 
 def test_save_state_and_save_if_best(tmp_path):
@@ -322,33 +314,37 @@ def test_search_options_from_args_and_seed_check():
         SearchOptions(trials=1, seeds=[], lr_range=(1.0, 1.0), tau_range=None)
 
 
-def test_run_search_groups_tau_and_fixed_points(tmp_path):
+def test_run_search_groups_tau_and_outputs(tmp_path):
     base = Run(out=str(tmp_path), tau=7.0, progress=False)
     search = SearchOptions(2, [0, 1], (0.01, 0.1), (0.5, 2.0), n_jobs=1, backend="threading")
-    groups = [
-        SearchGroup(("a",), {"method": "a"}),
-        SearchGroup(("b",), {"method": "b"}, tau=False),
-        SearchGroup(("t", "c"), {"method": "c"}, fixed={"lr": 0.02, "tau": 3.0}),
-    ]
-    records, table = run_search(run_tau, _summarize, base, search, groups)
-    assert table.startswith("| method |") and len(records) == 2 * 2 + 2 * 2 + 1 * 2
+    groups = [SearchGroup(("a",), {"method": "a"}), SearchGroup(("t", "b"), {"method": "b"}, False)]
+    records, table = run_search(SWEEP, base, search, groups)
+    assert len(records) == 2 * 2 * 2 and table.startswith("| method | lr | τ | seeds | loss |")
     assert [(r["method"], r["trial"], r["seed"]) for r in records[:4]] == [
         ("a", 0, 0), ("a", 0, 1), ("a", 1, 0), ("a", 1, 1),
     ]  # fmt: skip
-    a, b, c = ([r for r in records if r["method"] == m] for m in "abc")
+    a, b = ([r for r in records if r["method"] == m] for m in "ab")
     # Every group's draws start from the search seed; τ is drawn only where searched.
     assert a[0]["lr"] == b[0]["lr"] and a[0]["lr"] != a[2]["lr"] and b[0]["lr"] != b[2]["lr"]
     assert all(0.01 <= r["lr"] <= 0.1 and 0.5 <= r["tau"] <= 2.0 for r in a)
     assert {r["tau"] for r in b} == {7.0}
-    assert [(r["lr"], r["tau"]) for r in c] == [(0.02, 3.0)] * 2
-    assert c[1]["out"] == str(tmp_path / "t" / "c" / "trial0" / "seed1")
+    assert b[3]["out"] == str(tmp_path / "t" / "b" / "trial1" / "seed1")
     assert read_jsonl(tmp_path / "sweep.jsonl") == records
-    no_tau = dataclasses.replace(search, tau_range=None)
-    records, _ = run_search(run_tau, _summarize, base, no_tau, groups[:1])
-    assert {r["tau"] for r in records} == {7.0}
+    assert [r["n"] for r in json.loads((tmp_path / "summary.json").read_text())] == [2, 2]
+    assert_sweep_outputs(tmp_path, rows=2, first="| a |", runs=8)
+    with pytest.raises(AssertionError):
+        assert_sweep_outputs(tmp_path, rows=1, first="| a", runs=8)
+    no_tau = dataclasses.replace(search, tau_range=None, lr_range=(0.1, 0.1))
+    records, _ = run_search(SWEEP, base, no_tau, groups[:1])
+    assert {(r["lr"], r["tau"]) for r in records} == {(0.1, 7.0)}
     with pytest.raises(CLIError, match="bad search range"):
-        run_search(run_tau, _summarize, base, dataclasses.replace(search, lr_range=(1, 0)), [])
+        run_search(SWEEP, base, dataclasses.replace(search, lr_range=(1, 0)), [])
 
 
-def run_tau(**job):
-    return job_result(Run, _train, job, ("method", "trial", "seed", "lr", "tau"), ("loss",))
+def test_sweep_command_prints_and_writes(tmp_path, capsys):
+    parser = ArgumentParser(prog="x")
+    add_sweep_flags(parser, methods=["a"], trials=1, lr_range=(0.1, 0.1), tau_range=None)
+    args = parser.parse_args(["--seeds", "0", "--backend", "threading", "--n-jobs", "1"])
+    base = Run(out=str(tmp_path))
+    assert sweep_command(SWEEP, base, args, [SearchGroup(("a",), {"method": "a"})]) == 0
+    assert capsys.readouterr().out.endswith(f"table: {tmp_path / 'table.md'}\n")

@@ -23,7 +23,6 @@ from structgrad_app_common import (
     run_trials,
     save_checkpoint,
     search_range,
-    trial_result,
     write_sweep,
 )
 from structgrad_app_common.plots import save_figure, save_panels
@@ -298,15 +297,3 @@ def test_add_search_flags_defaults_and_help():
     )
     text = " ".join(parser.format_help().split())
     assert "(0.0001,0.01; LOW=HIGH fixes it)" in text and "each method's τ" in text
-
-
-def test_trial_result_keeps_metrics_or_error():
-    config = Config(out="o")
-    record = {"method": "m", "trial": 0}
-    done = trial_result(lambda c: {"valid": 1.0, "other": 2}, config, record, ("valid", "gone"))
-    assert done == {"method": "m", "trial": 0, "valid": 1.0, "gone": None, "out": "o"}
-
-    def fails(c):
-        raise CLIError("no data")
-
-    assert trial_result(fails, config, record, ("valid",)) == {**record, "error": "no data"}

@@ -1,7 +1,7 @@
 import math
 
 import pytest
-from nri_graph_layout.sweep import summarize
+from nri_graph_layout.cli import SWEEP
 
 
 def _rec(method, trial, seed, valid, test, prec):
@@ -22,7 +22,7 @@ def test_best_trial_mean_and_standard_error():
         _rec("indep", 0, 0, -20.0, -21.0, 0.2),
         {"method": "indep", "trial": 0, "seed": 1, "lr": 0.01, "tau": 2.0, "error": "boom"},
     ]
-    rows, table = summarize(records)
+    rows, table = SWEEP.summarize(records)
     tree, indep = rows
     assert tree["trial"] == 1 and tree["n"] == 3 and tree["lr"] == 0.02
     assert tree["test_elbo_mean"] == pytest.approx(-8.0)
@@ -38,5 +38,5 @@ def test_best_trial_mean_and_standard_error():
 
 
 def test_all_failed_method():
-    rows, table = summarize([{"method": "tree-nvil", "trial": 0, "seed": 0, "error": "x"}])
+    rows, table = SWEEP.summarize([{"method": "tree-nvil", "trial": 0, "seed": 0, "error": "x"}])
     assert rows[0]["n"] == 0 and "failed" in table

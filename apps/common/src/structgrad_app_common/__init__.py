@@ -19,11 +19,10 @@ same small pieces, kept generic here:
   drawn by scikit-learn's ``ParameterSampler``), a joblib runner
   (local processes by default, any joblib backend), mean ± standard error
   aggregation, best-trial selection, markdown tables and the sweep outputs.
-- :mod:`~structgrad_app_common.trials`: a whole random-search sweep (its
-  options and groups), its joblib jobs per seed, a job run in a worker, and the
-  run-summarise-write tail.
-- :mod:`~structgrad_app_common.sweep_cli`: the ``sweep`` subcommand's flags,
-  name checks, base config and printed tail.
+- :mod:`~structgrad_app_common.trials`: a whole random-search sweep, which an
+  app declares as data (:class:`Sweep`: record fields, metrics, table columns).
+- :mod:`~structgrad_app_common.sweep_cli`: the ``sweep`` subcommand: its flags,
+  name checks, base config, the command itself and its printed tail.
 - :mod:`~structgrad_app_common.plots`: atomic PNG figures (matplotlib, lazily).
 - :mod:`~structgrad_app_common.testing`: the CLI tests' shared assertions.
 """
@@ -62,7 +61,6 @@ from structgrad_app_common.sweep import (
     run_trials,
     sample_trials,
     search_range,
-    trial_result,
     write_sweep,
 )
 from structgrad_app_common.sweep_cli import (
@@ -70,22 +68,24 @@ from structgrad_app_common.sweep_cli import (
     check_names,
     report_sweep,
     sweep_base,
+    sweep_command,
 )
 from structgrad_app_common.trials import (
+    Column,
     SearchGroup,
     SearchOptions,
-    job_result,
-    run_jobs,
+    Sweep,
     run_search,
-    seed_jobs,
 )
 
 __all__ = [
     "ArgumentParser",
     "CLIError",
+    "Column",
     "JsonlLogger",
     "SearchGroup",
     "SearchOptions",
+    "Sweep",
     "add_joblib_flags",
     "add_resume_flags",
     "add_search_flags",
@@ -99,7 +99,6 @@ __all__ = [
     "config_from_args",
     "float_pair",
     "format_mean_se",
-    "job_result",
     "json_safe",
     "load_checkpoint",
     "markdown_table",
@@ -112,7 +111,6 @@ __all__ = [
     "read_jsonl",
     "report_sweep",
     "run_command",
-    "run_jobs",
     "run_main",
     "run_parallel",
     "run_search",
@@ -120,8 +118,7 @@ __all__ = [
     "sample_trials",
     "save_checkpoint",
     "search_range",
-    "seed_jobs",
     "sweep_base",
-    "trial_result",
+    "sweep_command",
     "write_sweep",
 ]

@@ -172,30 +172,6 @@ def run_trials(
         raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
 
 
-def trial_result(
-    run: Callable[[Any], Mapping[str, Any]],
-    config: Any,
-    record: Mapping[str, Any],
-    keep: Sequence[str],
-) -> dict[str, Any]:
-    """Run one sweep trial in a worker; a :class:`CLIError` becomes a record, not a crash.
-
-    Args:
-        run: trains ``config`` and returns its final metrics.
-        config: the run's settings (``config.out`` is its folder).
-        record: the fields naming the trial (method, trial, seed, lr, τ, ...).
-        keep: final metrics copied into the result (missing ones as ``None``).
-
-    Returns:
-        ``record`` plus the kept metrics and ``out``, or plus ``error``.
-    """
-    try:
-        final = run(config)
-    except CLIError as err:
-        return {**record, "error": str(err)}
-    return {**record, **{k: final.get(k) for k in keep}, "out": config.out}
-
-
 def best_trials(
     records: Sequence[Mapping[str, Any]],
     by: Sequence[str],

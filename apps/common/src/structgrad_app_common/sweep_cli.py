@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from structgrad_app_common.cli import CLIError, add_search_flags, print_failures
+from structgrad_app_common.trials import SearchGroup, SearchOptions, Sweep, run_search
 
-__all__ = ["add_sweep_flags", "check_names", "report_sweep", "sweep_base"]
+__all__ = ["add_sweep_flags", "check_names", "report_sweep", "sweep_base", "sweep_command"]
 
 T = TypeVar("T")
 
@@ -88,3 +89,22 @@ def report_sweep(
     print(table)
     print(f"\ntable: {Path(out) / 'table.md'}")
     return 0
+
+
+def sweep_command(
+    sweep: Sweep, base: Any, args: argparse.Namespace, groups: Iterable[SearchGroup]
+) -> int:
+    """The ``sweep`` subcommand: run the search from ``base``, print and save the table.
+
+    Args:
+        sweep: the app's sweep.
+        base: the config of the parsed flags (``base.out`` is the sweep folder).
+        args: the parsed :func:`add_sweep_flags` flags.
+        groups: the groups to search (see :func:`~structgrad_app_common.run_search`).
+
+    Returns:
+        The exit code 0.
+    """
+    search = SearchOptions.from_args(args)
+    records, table = run_search(sweep, sweep_base(base), search, groups)
+    return report_sweep(records, table, base.out)

@@ -1,10 +1,12 @@
-"""One sweep's runs: the search, joblib jobs per seed, a job run in a worker, the tail.
+"""A whole random-search sweep, which an app declares as data: a :class:`Sweep`.
 
-A sweep folder holds ``<out>/<parts...>/trial<t>/seed<s>`` runs; every job is
-the run's config dataclass as a dict plus its ``trial`` index.
-:func:`run_search` is a whole random-search sweep: :class:`SearchOptions` (the
-``sweep`` flags) applied to every :class:`SearchGroup` (a method, or a
-(task, method) pair).
+An app names its run config, its trainer, the fields that name a group, the
+metrics it aggregates and its table columns. :func:`run_search` draws (lr, τ)
+points for every :class:`SearchGroup` (a method, or a (task, method) pair),
+trains each point with every seed through joblib in
+``<out>/<parts...>/trial<t>/seed<s>``, picks each group's best trial (mean
+score over the seeds) and writes ``sweep.jsonl``, ``summary.json`` and
+``table.md`` in ``<out>``.
 """
 
 from __future__ import annotations
@@ -12,22 +14,22 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.sweep import (
+    best_trials,
+    format_mean_se,
+    markdown_table,
     run_trials,
     sample_trials,
     search_range,
-    trial_result,
     write_sweep,
 )
 
-__all__ = ["SearchGroup", "SearchOptions", "job_result", "run_jobs", "run_search", "seed_jobs"]
-
-Summarize = Callable[[list[dict[str, Any]]], tuple[list[dict[str, Any]], str]]
+__all__ = ["Column", "SearchGroup", "SearchOptions", "Sweep", "run_search"]
 
 
 @dataclass(frozen=True)
@@ -74,25 +76,123 @@ class SearchGroup:
 
     Attributes:
         parts: folders between the sweep folder and ``trial<t>`` (``(method,)``...).
-        fields: the group's config fields (``method``, ``task``, ``progress``...).
+        fields: the group's config fields (``method``, ``task``...).
         tau: τ is searched (if the sweep has a τ range); else every run keeps the
             base config's τ.
-        fixed: ``{"lr": ..., "tau": ...}``: this one point (with every seed)
-            instead of the random search.
     """
 
     parts: tuple[str, ...]
     fields: Mapping[str, Any]
     tau: bool = True
-    fixed: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Column:
+    """One metric column of the sweep table.
+
+    Attributes:
+        header: the column's header.
+        metric: an aggregated metric (a row's ``<metric>_mean`` and ``<metric>_se``).
+        digits: significant digits of ``mean ± se``.
+        scale: factor applied to the mean and the SE (``100``: percent).
+        decimals: show the mean alone with this many decimals (times), not ``mean ± se``.
+        optional: shown only when some record holds the metric (a task's own metric).
+    """
+
+    header: str
+    metric: str
+    digits: int = 3
+    scale: float = 1.0
+    decimals: int | None = None
+    optional: bool = False
+
+    def cell(self, row: Mapping[str, Any]) -> str:
+        """The cell of an aggregated row."""
+        mean, se = row[f"{self.metric}_mean"], row[f"{self.metric}_se"]
+        if self.decimals is not None:
+            return f"{mean:.{self.decimals}f}"
+        return format_mean_se(self.scale * mean, self.scale * se, self.digits)
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """An app's sweep, declared as data: what a run is, what it reports, how it ranks.
+
+    A record names its run by ``(*by, trial, seed, lr, tau)`` and holds the
+    final ``metrics`` and ``keep`` fields and ``out`` (or ``error``). The table
+    has the ``by`` fields, lr, τ, the seed count and the ``columns`` of each
+    group's best trial.
+
+    Attributes:
+        config: the run config dataclass (fields ``out``, ``seed``, ``lr``, ``tau``).
+        run: trains a config and returns its final metrics; module-level, so that
+            joblib workers import it.
+        metrics: final metrics aggregated per trial (mean ± standard error).
+        columns: the table's metric columns.
+        score: the metric that ranks the trials (its mean over the seeds).
+        higher: the best trial has the highest score (else the lowest).
+        by: the fields that name a group.
+        keep: further final fields copied into the records.
+        default_tau: method → the τ shown where a record's τ is ``None``.
+        failure: ``error`` of a group whose trials all failed (``None``: no field).
+    """
+
+    config: Callable[..., Any]
+    run: Callable[[Any], Mapping[str, Any]]
+    metrics: tuple[str, ...]
+    columns: tuple[Column, ...]
+    score: str
+    higher: bool = False
+    by: tuple[str, ...] = ("method",)
+    keep: tuple[str, ...] = ("diverged",)
+    default_tau: Mapping[str, float] = field(default_factory=dict)
+    failure: str | None = "every trial failed"
+
+    def record(self, config: Any, trial: int) -> dict[str, Any]:
+        """Train one run (in a worker); a :class:`CLIError` becomes a record, not a crash."""
+        record = {k: getattr(config, k) for k in self.by}
+        record |= {"trial": trial, "seed": config.seed, "lr": config.lr, "tau": config.tau}
+        try:
+            final = self.run(config)
+        except CLIError as err:
+            return {**record, "error": str(err)}
+        kept = {k: final.get(k) for k in (*self.metrics, *self.keep)}
+        return {**record, **kept, "out": config.out}
+
+    def summarize(self, records: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+        """Each group's best trial, aggregated over its seeds, and the markdown table.
+
+        Args:
+            records: one record per (group, trial, seed), see :meth:`record`.
+
+        Returns:
+            ``(rows, table)``: one row per group (see
+            :func:`~structgrad_app_common.best_trials`) and the markdown table.
+        """
+        rows = best_trials(
+            records, self.by, self.metrics, score=self.score, higher=self.higher,
+            failure=self.failure,
+        )  # fmt: skip
+        shown = [c for c in self.columns if not c.optional or _holds(records, c.metric)]
+        lines = []
+        for r in rows:
+            names = [r[k] for k in self.by]
+            if r["n"] == 0:
+                lines.append([*names, "", "", 0, "failed", *[""] * (len(shown) - 1)])
+                continue
+            tau = r["tau"] if r["tau"] is not None else self.default_tau.get(r.get("method", ""))
+            tau_cell = "" if tau is None else f"{tau:.3g}"
+            lines.append([*names, f"{r['lr']:.3g}", tau_cell, r["n"], *(c.cell(r) for c in shown)])
+        headers = [*self.by, "lr", "τ", "seeds", *(c.header for c in shown)]
+        return rows, markdown_table(headers, lines)
+
+
+def _holds(records: Iterable[Mapping[str, Any]], metric: str) -> bool:
+    return any(r.get(metric) is not None for r in records)
 
 
 def run_search(
-    run_trial: Callable[..., dict[str, Any]],
-    summarize: Summarize,
-    base: Any,
-    search: SearchOptions,
-    groups: Iterable[SearchGroup],
+    sweep: Sweep, base: Any, search: SearchOptions, groups: Iterable[SearchGroup]
 ) -> tuple[list[dict[str, Any]], str]:
     """A random-search sweep: every group's draws × seeds, summarised and written.
 
@@ -103,10 +203,8 @@ def run_search(
     ``summary.json`` and ``table.md`` are written in ``base.out``.
 
     Args:
-        run_trial: a module-level function run as ``run_trial(**job)`` (see
-            :func:`job_result`).
-        summarize: records → ``(rows, markdown table)``.
-        base: the config dataclass shared by every run (``base.out`` is the sweep folder).
+        sweep: the app's sweep.
+        base: the config shared by every run (``base.out`` is the sweep folder).
         search: the search and joblib settings.
         groups: the groups, in table order (a generator may check each one as it goes).
 
@@ -122,90 +220,12 @@ def run_search(
     jobs = []
     for group in groups:
         space = {"lr": lr, "tau": tau if group.tau and tau is not None else base.tau}
-        if group.fixed is not None:
-            points = [{**space, **group.fixed}]
-        else:
-            points = sample_trials(space, search.trials, seed=search.search_seed)
-        for t, point in enumerate(points):
-            jobs += seed_jobs(base, t, search.seeds, *group.parts, **group.fields, **point)
-    return run_jobs(
-        run_trial, jobs, summarize, base.out, n_jobs=search.n_jobs, backend=search.backend
-    )
-
-
-def seed_jobs(
-    base: Any, trial: int, seeds: Sequence[int], *parts: str, **fields: Any
-) -> list[dict[str, Any]]:
-    """The jobs of one trial: ``base`` with ``fields``, once per seed.
-
-    Args:
-        base: the sweep's config dataclass (``base.out`` is the sweep folder).
-        trial: the trial index.
-        seeds: training seeds.
-        *parts: folders between ``base.out`` and ``trial<t>`` (method, task...).
-        **fields: config fields of the trial (method, lr, τ...).
-
-    Returns:
-        One dict per seed: the config's fields (``seed`` and ``out`` set) and ``trial``.
-    """
-    jobs = []
-    for seed in seeds:
-        out = Path(base.out).joinpath(*parts, f"trial{trial}", f"seed{seed}")
-        cfg = dataclasses.replace(base, seed=seed, out=str(out), **fields)
-        jobs.append({**dataclasses.asdict(cfg), "trial": trial})
-    return jobs
-
-
-def job_result(
-    cls: Callable[..., Any],
-    run: Callable[[Any], Mapping[str, Any]],
-    job: Mapping[str, Any],
-    names: Sequence[str],
-    keep: Sequence[str],
-) -> dict[str, Any]:
-    """Run one job of :func:`seed_jobs` in a worker through :func:`trial_result`.
-
-    Args:
-        cls: the config dataclass.
-        run: trains a config and returns its final metrics.
-        job: the config's fields plus ``trial``.
-        names: the fields naming the record, in order (``"trial"`` from the job,
-            the others from the config).
-        keep: final metrics copied into the record.
-
-    Returns:
-        The record (with the kept metrics and ``out``, or with ``error``).
-    """
-    job = dict(job)
-    trial = job.pop("trial")
-    cfg = cls(**job)
-    record = {name: trial if name == "trial" else getattr(cfg, name) for name in names}
-    return trial_result(run, cfg, record, keep)
-
-
-def run_jobs(
-    run_trial: Callable[..., dict[str, Any]],
-    jobs: Sequence[Mapping[str, Any]],
-    summarize: Summarize,
-    out: str | Path,
-    *,
-    n_jobs: int,
-    backend: str,
-) -> tuple[list[dict[str, Any]], str]:
-    """Run every job, summarise, write the sweep outputs in ``out``.
-
-    Args:
-        run_trial: a module-level function run as ``run_trial(**job)``.
-        jobs: the jobs.
-        summarize: records → ``(rows, markdown table)``.
-        out: the sweep folder (``sweep.jsonl``, ``summary.json``, ``table.md``).
-        n_jobs: joblib workers.
-        backend: joblib backend name.
-
-    Returns:
-        ``(records, markdown table)``.
-    """
-    records = run_trials(run_trial, jobs, n_jobs=n_jobs, backend=backend)
-    rows, table = summarize(records)
-    write_sweep(out, records, rows, table)
+        for t, point in enumerate(sample_trials(space, search.trials, seed=search.search_seed)):
+            for seed in search.seeds:
+                out = Path(base.out).joinpath(*group.parts, f"trial{t}", f"seed{seed}")
+                fields = {**group.fields, **point, "seed": seed, "out": str(out)}
+                jobs.append({"config": dataclasses.replace(base, **fields), "trial": t})
+    records = run_trials(sweep.record, jobs, n_jobs=search.n_jobs, backend=search.backend)
+    rows, table = sweep.summarize(records)
+    write_sweep(base.out, records, rows, table)
     return records, table

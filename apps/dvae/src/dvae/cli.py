@@ -10,27 +10,48 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 
 from structgrad_app_common import (
     ArgumentParser,
-    SearchOptions,
+    CLIError,
+    Column,
+    SearchGroup,
+    Sweep,
     add_resume_flags,
     add_sweep_flags,
     check_names,
     config_from_args,
+    format_mean_se,
+    markdown_table,
+    mean_se,
     nonnegative_float,
     positive_float,
     positive_int,
-    report_sweep,
+    read_jsonl,
     run_command,
-    sweep_base,
+    sweep_command,
 )
 
 from dvae.config import TrainConfig
 from dvae.methods import method_names
+from dvae.train import run
 
 PROG = "dvae"
 SMOKE = {"epochs": 2, "batch_size": 50, "hidden": (32, 16), "max_train": 200}
+#: The sweep: each method's best (lr, τ) by mean validation loss, its test loss.
+SWEEP = Sweep(
+    TrainConfig,
+    run,
+    metrics=("valid_loss", "test_loss", "train_loss", "train_loss_hard", "seconds"),
+    columns=(
+        Column("test loss", "test_loss", digits=4),
+        Column("valid loss", "valid_loss", digits=4),
+        Column("train (unrelaxed)", "train_loss_hard", digits=4),
+        Column("s", "seconds", decimals=0),
+    ),
+    score="valid_loss",
+)
 
 
 def _sizes(text: str) -> tuple[int, ...]:
@@ -145,8 +166,6 @@ def train_config(args: argparse.Namespace, *, out: str) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method; print the final JSON."""
-    from dvae.train import run
-
     out = args.out or f"runs/{args.method}-seed{args.seed}"
     final = run(train_config(args, out=out))
     print(json.dumps(final, indent=2))
@@ -155,18 +174,45 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Random search; print and save the markdown table."""
-    from dvae.sweep import run_sweep
-
     check_names("method", args.methods, method_names())
-    base = sweep_base(train_config(args, out=args.out))
-    records, table = run_sweep(base, args.methods, SearchOptions.from_args(args))
-    return report_sweep(records, table, args.out)
+    base = train_config(args, out=args.out)
+    if base.valid_size == 0:
+        raise CLIError("the sweep ranks trials by validation loss: pass --valid-size N > 0")
+    groups = [SearchGroup((method,), {"method": method}) for method in args.methods]
+    return sweep_command(SWEEP, base, args, groups)
+
+
+def epoch_table(folder: str | Path, *, every: int = 1) -> str:
+    """Per-epoch mean ± SE over the seed runs ``<folder>/seed*/metrics.jsonl``.
+
+    Args:
+        folder: a trial folder of a sweep (or any folder of ``seed*`` runs).
+        every: keep every ``every``-th epoch (and the last).
+
+    Returns:
+        A markdown table: epoch, training objective, unrelaxed training loss, test loss.
+
+    Raises:
+        CLIError: if the folder holds no run logs.
+    """
+    logs = [read_jsonl(p) for p in sorted(Path(folder).glob("seed*/metrics.jsonl"))]
+    logs = [log for log in logs if log]
+    if not logs:
+        raise CLIError(f"{str(folder)!r} holds no seed*/metrics.jsonl run logs")
+    last = min(len(log) for log in logs)
+    keys = ("train_loss", "train_loss_hard", "test_loss")
+    lines = []
+    for e in range(last):
+        if (e + 1) % every and e + 1 != last:
+            continue
+        cells = [format_mean_se(*mean_se(log[e][k] for log in logs)[:2], 4) for k in keys]
+        lines.append([e + 1, *cells])
+    headers = ["epoch", "train (objective)", "train (unrelaxed)", f"test ({len(logs)} seeds)"]
+    return markdown_table(headers, lines)
 
 
 def cmd_epochs(args: argparse.Namespace) -> int:
     """Print the per-epoch table of a folder of seed runs."""
-    from dvae.sweep import epoch_table
-
     for folder in args.folders:
         print(f"{folder}\n\n{epoch_table(folder, every=args.every)}\n")
     return 0

@@ -16,7 +16,9 @@ from pathlib import Path
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
-    SearchOptions,
+    Column,
+    SearchGroup,
+    Sweep,
     add_resume_flags,
     add_sweep_flags,
     check_names,
@@ -25,18 +27,39 @@ from structgrad_app_common import (
     load_checkpoint,
     positive_float,
     positive_int,
-    report_sweep,
     run_command,
-    sweep_base,
+    sweep_command,
 )
 from structgrad_app_common.training import load_entry
 
-from l2x.methods import method_names
+from l2x.methods import DEFAULT_TAU, method_names, resolve
 from l2x.tasks import TASKS
-from l2x.train import TrainConfig
+from l2x.train import TrainConfig, run
 
 PROG = "l2x"
 SMOKE = {"num_train": 256, "num_valid": 64, "num_test": 128, "epochs": 2, "batch_size": 64}
+#: The sweep: each (task, method)'s best setting by mean validation loss, its
+#: test metrics (the synthetic tasks' or BeerAdvocate's, whichever ran).
+SWEEP = Sweep(
+    TrainConfig,
+    run,
+    metrics=(
+        *("valid_loss", "test_accuracy", "test_precision", "test_median_rank"),
+        *("test_mse", "test_subset_precision", "seconds"),
+    ),
+    columns=(
+        Column("accuracy", "test_accuracy", optional=True),
+        Column("precision", "test_precision", optional=True),
+        Column("median rank", "test_median_rank", optional=True),
+        Column("MSE ×100", "test_mse", scale=100, optional=True),
+        Column("subset precision ×100", "test_subset_precision", scale=100, optional=True),
+        Column("s / run", "seconds", decimals=0),
+    ),
+    score="valid_loss",
+    by=("task", "method"),
+    default_tau=DEFAULT_TAU,
+    failure=None,
+)
 
 
 def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
@@ -113,8 +136,6 @@ def _config(args: argparse.Namespace, out: str) -> TrainConfig:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one (task, method, seed); print ``final.json``."""
-    from l2x.train import run
-
     out = args.out or f"runs/{args.task}-{args.method}-seed{args.seed}"
     print(json.dumps(run(_config(args, out)), indent=2))
     return 0
@@ -147,14 +168,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Random search / multi-seed comparison; print and save the markdown table."""
-    from l2x.sweep import run_sweep
+    """Random search / multi-seed comparison; print and save the markdown table.
 
+    Every (task, method) searches lr and, for methods with a τ when the search
+    has a τ range, τ; the others keep ``--tau`` (none: the method's default).
+    """
     check_names("task", args.tasks, TASKS, phrase="choose one of")
     base = _config(argparse.Namespace(**vars(args), task=args.tasks[0], method="sst"), args.out)
-    search = SearchOptions.from_args(args)
-    records, table = run_sweep(sweep_base(base), args.tasks, args.methods, search)
-    return report_sweep(records, table, args.out)
+    for method in args.methods:  # an unknown method or option: one line, before any run
+        resolve(
+            method, k=2, n=10, aimle_difference=base.aimle_difference, num_samples=base.num_samples
+        )
+    groups = [
+        SearchGroup((task, method), {"task": task, "method": method}, tau=method in DEFAULT_TAU)
+        for task in args.tasks
+        for method in args.methods
+    ]
+    return sweep_command(SWEEP, base, args, groups)
 
 
 def build_parser() -> argparse.ArgumentParser:

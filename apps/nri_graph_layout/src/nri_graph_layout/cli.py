@@ -18,17 +18,19 @@ from typing import Any
 from structgrad_app_common import (
     ArgumentParser,
     CLIError,
-    SearchOptions,
+    Column,
+    SearchGroup,
+    Sweep,
     add_joblib_flags,
     add_sweep_flags,
     check_names,
     positive_int,
-    report_sweep,
     run_command,
-    sweep_base,
+    sweep_command,
 )
 
 from nri_graph_layout import data as data_mod
+from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.flags import (
     add_generate_flags,
     add_train_flags,
@@ -36,9 +38,26 @@ from nri_graph_layout.flags import (
     generate_config,
     train_config,
 )
-from nri_graph_layout.methods import method_names
+from nri_graph_layout.methods import method_names, resolve
+from nri_graph_layout.train import run
 
 PROG = "nri_graph_layout"
+#: The sweep: each method's best (lr, τ) by mean validation ELBO, its test metrics.
+SWEEP = Sweep(
+    TrainConfig,
+    run,
+    metrics=("valid_elbo", "test_elbo", "test_precision", "test_recall", "seconds"),
+    columns=(
+        Column("test ELBO", "test_elbo"),
+        Column("edge precision", "test_precision"),
+        Column("edge recall", "test_recall"),
+        Column("valid ELBO", "valid_elbo"),
+        Column("s / run", "seconds", decimals=0),
+    ),
+    score="valid_elbo",
+    higher=True,
+    keep=("test_accuracy", "diverged", "plots"),
+)
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
@@ -54,8 +73,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one method; print the final JSON."""
-    from nri_graph_layout.train import run
-
     out = Path(args.out or f"runs/{args.method}-seed{args.seed}")
     config = train_config(args, out=str(out), data=data_path(args, out))
     final = run(config)
@@ -63,23 +80,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(
-    args: argparse.Namespace,
-    methods: list[str],
-    fixed: dict[str, dict[str, float]] | None = None,
-) -> tuple[list[dict[str, Any]], str]:
-    from nri_graph_layout.sweep import run_sweep
-
-    check_names("method", methods, method_names())
-    out = Path(args.out)
-    base = sweep_base(train_config(args, out=str(out), data=data_path(args, out)))
-    return run_sweep(base, methods, SearchOptions.from_args(args), fixed=fixed)
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
-    """Random search; print and save the markdown table."""
-    records, table = _sweep(args, args.methods)
-    return report_sweep(records, table, args.out)
+    """Random search; print and save the markdown table.
+
+    Each method searches lr and, if it has one, τ (else it keeps ``--tau``).
+    """
+    check_names("method", args.methods, method_names())
+    out = Path(args.out)
+    base = train_config(args, out=str(out), data=data_path(args, out))
+    flags = ("tau", "straight_through", "symmetric", "aimle_difference", "num_samples")
+    options = {k: getattr(base, k) for k in flags}
+    groups = [
+        SearchGroup((m,), {"method": m}, tau=resolve(m, n_nodes=2, **options).has_tau)
+        for m in args.methods
+    ]
+    return sweep_command(SWEEP, base, args, groups)
 
 
 def _recipe(args: argparse.Namespace, base: Any) -> Any:
