@@ -35,8 +35,8 @@ def test_forward_aimle_with_fixed_target_is_imle(temps, samples, noise, lam):
         "k": 3,
         "samples": samples,
         "noise": noise,
-        "temperature": tau,
-        "target_temperature": tau_t,
+        "tau": tau,
+        "tau_target": tau_t,
     }
     za, ga = grad_of(E.aimle("k_subset", target=E.Target(lam, alpha=alpha), **opts), theta, v, 7)
     zi, gi = grad_of(E.imle("k_subset", target=E.Target(lam, alpha=alpha), **opts), theta, v, 7)

@@ -127,7 +127,10 @@ def test_bad_options_are_clear_errors():
         (lambda: E.imle(torch_top3, event_dims=0), "event_dims"),
         (lambda: E.imle("k_subset", k=2, samples=0), "samples"),
         (lambda: E.imle("k_subset", k=2, reduce="sum"), "reduce"),
-        (lambda: E.imle("k_subset", k=2, temperature=-1), "temperature"),
+        (lambda: E.imle("k_subset", k=2, tau=-1), "tau"),
+        (lambda: E.imle("k_subset", k=2, temperature=0.5), "'temperature' is now called 'tau'"),
+        (lambda: E.perturbed("k_subset", k=2, sigma=0.5), "'sigma' is now called 'tau'"),
+        (lambda: E.aimle("k_subset", k=2, target_temperature=1), "now called 'tau_target'"),
         (lambda: E.imle("k_subset", k=2, target="adaptive"), "target"),
         (lambda: E.imle(3), "structure name or a callable"),
         (lambda: E.imle("k_subset", k=2)(torch.ones(4, dtype=torch.long)), "floating"),
@@ -138,10 +141,16 @@ def test_bad_options_are_clear_errors():
         (lambda: E.Target(-1.0), "lam"),
         (
             lambda: E.imle("k_subset", k=2, foo=1),
-            r"IMLE: unknown option\(s\) \['foo'\]; .*temperature",
+            r"imle\('k_subset'\): unknown option\(s\) foo; it takes .*tau",
         ),
-        (lambda: E.aimle("k_subset", k=2, lam=1), r"AIMLE: unknown option.*difference"),
-        (lambda: E.blackbox("matching", sigma=1.0), r"Blackbox: unknown option.*lam"),
+        (
+            lambda: E.aimle("k_subset", k=2, lam=1),
+            r"aimle\('k_subset'\): unknown option.*difference",
+        ),
+        (
+            lambda: E.blackbox("matching", difference="central"),
+            r"blackbox\('matching'\): unknown.*lam",
+        ),
     ]
     for make, match in cases:
         with pytest.raises(ValueError, match=match):
@@ -167,7 +176,7 @@ def test_bound_layers_pickle(cls, structure):
 
 def test_grid_path_takes_costs():
     costs = torch.rand(2, 5, 5, requires_grad=True)
-    layer = E.aimle("grid_path", noise="sog", temperature=0.5)
+    layer = E.aimle("grid_path", noise="sog", tau=0.5)
     z = layer(costs)
     assert z[:, 0, 0].eq(1).all() and z[:, -1, -1].eq(1).all()
     z.sum().backward()

@@ -43,7 +43,7 @@ def test_user_minimisation_solver_and_perturbed_variant():
     (layer(costs) * torch.tensor([1.0, 0, 0, 0])).sum().backward()
     # w' = [10, 1, 5, 6] selects {1, 2}: -(y - y')/λ
     assert torch.allclose(costs.grad, torch.tensor([[-0.1, 0.0, 0.1, 0.0]]))
-    noisy = E.blackbox("k_subset", k=2, noise="gumbel", temperature=0.01, samples=3)
+    noisy = E.blackbox("k_subset", k=2, noise="gumbel", tau=0.01, samples=3)
     assert noisy(torch.randn(2, 5)).shape == (3, 2, 5)
 
 

@@ -33,8 +33,8 @@ def test_gradient_matches_the_formula_with_the_forward_noise(
         "k_subset",
         k=2,
         target=E.Target(lam, alpha=alpha, scale=scale),
-        temperature=tau,
-        target_temperature=tau_t,
+        tau=tau,
+        tau_target=tau_t,
         samples=samples,
         marginal_samples=marginal,
     )
@@ -65,7 +65,7 @@ def test_single_sample_gradient_matches_the_formula(samples, reduce, alpha, tau,
     b, n, seed = (2, 3), 7, 5
     theta = torch.randn(*b, n, dtype=torch.float64, requires_grad=True)
     target = E.Target(lam, alpha=alpha)
-    opts = {"temperature": tau, "target_temperature": tau_t, "reduce": reduce}
+    opts = {"tau": tau, "tau_target": tau_t, "reduce": reduce}
     layer = E.imle("k_subset", k=2, target=target, samples=samples, **opts)
     z = layer(theta, generator=torch.Generator().manual_seed(seed))
     assert z.shape == ((1, *b, n) if samples and reduce == "none" else (*b, n))
@@ -194,7 +194,7 @@ def test_dtype_and_device_follow_the_input(dtype):
 
 def test_unbatched_scores_and_zero_temperatures():
     theta = torch.tensor([1.0, 3.0, 2.0], requires_grad=True)
-    z = E.imle("categorical", temperature=0.0)(theta)
+    z = E.imle("categorical", tau=0.0)(theta)
     assert torch.equal(z, torch.tensor([0.0, 1.0, 0.0]))
     (-5 * z[2]).backward()  # target θ + 5·e_2 moves the argmax to 2
     assert torch.equal(theta.grad, torch.tensor([0.0, 1.0, -1.0]))

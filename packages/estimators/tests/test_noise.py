@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from structgrad.estimators import Gumbel, Normal, SumOfGamma
-from structgrad.estimators._noise import resolve_noise
+from structgrad.estimators.perturbation._noise import resolve_noise
 
 EULER = 0.5772156649015329
 F64 = {"dtype": torch.float64, "device": torch.device("cpu")}

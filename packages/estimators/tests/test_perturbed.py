@@ -10,7 +10,7 @@ def test_categorical_gumbel_forward_is_softmax_and_jacobian_unbiased():
     sigma = 0.7
     theta = torch.tensor([[0.2, -0.5, 1.0, 0.4]], dtype=torch.float64, requires_grad=True)
     v = torch.tensor([[1.0, -2.0, 0.5, 0.3]], dtype=torch.float64)
-    layer = E.perturbed("categorical", sigma=sigma, noise="gumbel", samples=100_000, baseline=True)
+    layer = E.perturbed("categorical", tau=sigma, noise="gumbel", samples=100_000, baseline=True)
     y = layer(theta, generator=torch.Generator().manual_seed(0))
     soft = torch.softmax(theta.detach() / sigma, -1)
     assert torch.allclose(y, soft, atol=5e-3)
@@ -24,7 +24,7 @@ def test_backward_matches_the_formula():
     theta = torch.randn(2, 6, dtype=torch.float64, requires_grad=True)
     v = torch.randn(2, 6, dtype=torch.float64)
     for baseline in [False, True]:
-        layer = E.perturbed("k_subset", k=2, sigma=0.5, samples=4, baseline=baseline)
+        layer = E.perturbed("k_subset", k=2, tau=0.5, samples=4, baseline=baseline)
         y = layer(theta, generator=torch.Generator().manual_seed(1))
         (y * v).sum().backward()
         eps = E.Normal().sample(
@@ -43,11 +43,11 @@ def test_backward_matches_the_formula():
 def test_fenchel_young_value_and_gradient():
     theta = torch.randn(3, 5, dtype=torch.float64, requires_grad=True)
     y = solvers.top_k(torch.randn(3, 5, dtype=torch.float64), 2)
-    fy = E.FenchelYoungLoss("k_subset", k=2, sigma=0.8, samples=6)
+    fy = E.FenchelYoungLoss("k_subset", k=2, tau=0.8, samples=6)
     loss = fy(theta, y, generator=torch.Generator().manual_seed(4))
     assert loss.shape == (3,)
     loss.sum().backward()
-    po = E.PerturbedOptimizer("k_subset", k=2, sigma=0.8, samples=6)
+    po = E.PerturbedOptimizer("k_subset", k=2, tau=0.8, samples=6)
     mean = po(theta.detach(), generator=torch.Generator().manual_seed(4))
     assert torch.allclose(theta.grad, mean - y)
     eps = E.Normal().sample(
@@ -62,7 +62,7 @@ def test_fenchel_young_value_and_gradient():
 def test_fenchel_young_drives_scores_to_the_target():
     y = torch.tensor([[0.0, 1, 0, 1, 0, 1]])
     theta = torch.zeros(1, 6, requires_grad=True)
-    fy = E.FenchelYoungLoss("k_subset", k=3, sigma=0.5, samples=8)
+    fy = E.FenchelYoungLoss("k_subset", k=3, tau=0.5, samples=8)
     opt = torch.optim.SGD([theta], lr=0.5)
     g = torch.Generator().manual_seed(0)
     for _ in range(50):
@@ -95,7 +95,7 @@ def test_neg_inf_and_options():
     assert torch.isfinite(loss).all()
     with pytest.raises(ValueError, match="density"):
         E.perturbed("k_subset", k=2, noise="sog")
-    with pytest.raises(ValueError, match="sigma"):
-        E.PerturbedOptimizer("k_subset", k=2, sigma=0.0)
+    with pytest.raises(ValueError, match="tau > 0"):
+        E.PerturbedOptimizer("k_subset", k=2, tau=0.0)
     with pytest.raises(ValueError, match="samples >= 2"):
         E.PerturbedOptimizer("k_subset", k=2, samples=1, baseline=True)

@@ -20,7 +20,7 @@ import torch
 import structgrad.estimators as E
 import structgrad.solvers as solvers
 from structgrad.distributions import structure
-from structgrad.estimators import _rg_prepare as R
+from structgrad.estimators.recursive import _prepare as R
 
 # name -> (event shape, options) at the tiny sizes of the law tests.
 CASES: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {

@@ -15,7 +15,7 @@ def test_identity_backward_and_exact_forward():
 
 def test_samples_add_up_and_mean_averages():
     theta = torch.randn(2, 5, dtype=torch.float64, requires_grad=True)
-    layer = E.straight_through("k_subset", k=2, noise="gumbel", temperature=0.5, samples=4)
+    layer = E.straight_through("k_subset", k=2, noise="gumbel", tau=0.5, samples=4)
     z = layer(theta, generator=torch.Generator().manual_seed(0))
     eps = E.Gumbel().sample(
         (4, 2, 5), dtype=torch.float64, device=theta.device,

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from structgrad.distributions import structure
 from structgrad.estimators import AdaptiveTarget, Target
 from structgrad.models import LatentLayer, latent
 from structgrad.relaxations import relaxed_top_k
@@ -94,12 +95,18 @@ class GumbelTopK(LatentLayer):
     """
 
     def __init__(self, k: int, tau: float = 1.0) -> None:
-        super().__init__("k_subset", "gumbel-topk", k=k)
+        super().__init__(structure("k_subset"), {"k": k})
+        self.method = "gumbel-topk"
         self.tau = float(tau)
 
-    def forward(self, logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+    def forward(
+        self, logits: Tensor, *, lengths: Any = None, generator: torch.Generator | None = None
+    ) -> Tensor:
         """Relaxed k-hot sample ``[*batch, n]`` from logits ``[*batch, n]``."""
-        return relaxed_top_k(logits, int(self.options["k"]), self.tau, generator=generator)
+        if lengths is not None:
+            raise ValueError("gumbel-topk takes no lengths")
+        k = int(self.structure_options["k"])
+        return relaxed_top_k(logits, k, self.tau, generator=generator)
 
 
 def build_layer(
@@ -133,12 +140,9 @@ def build_layer(
         opts["k"] = k
     if spec.factory is None:
         return GumbelTopK(k, tau)
-    if spec.perturbation:
-        opts["temperature"] = tau
-        if samples > 1:
-            opts["samples"] = samples
-    else:
-        opts["tau"] = tau
+    opts["tau"] = tau
+    if spec.perturbation and samples > 1:
+        opts["samples"] = samples
     if spec.factory == "aimle":
         opts["target"] = AdaptiveTarget(beta=0.0, step=beta_step, target_nnz=target_nnz)
     elif spec.factory == "imle":

@@ -97,8 +97,7 @@ class DiscreteVAE(nn.Module):
     @property
     def tau(self) -> float:
         """The relaxation / noise temperature in use."""
-        est = getattr(self.layer, "estimator", None)
-        return float(est.temperature if est is not None else getattr(self.layer, "tau", 0.0))
+        return float(getattr(self.layer, "tau", 0.0))
 
     def set_tau(self, tau: float) -> None:
         """Change the relaxation temperature (annealing); perturbation methods ignore it."""
@@ -107,7 +106,7 @@ class DiscreteVAE(nn.Module):
 
     def beta(self) -> float | None:
         """AIMLE's adaptive β (``None`` for the other methods)."""
-        target = getattr(getattr(self.layer, "estimator", None), "target", None)
+        target = getattr(self.layer, "target", None)
         beta = getattr(target, "beta", None)
         return None if beta is None else float(beta)
 

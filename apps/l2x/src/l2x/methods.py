@@ -47,8 +47,8 @@ DEFAULT_TAU = {
     "ste": 1.0,
     "perturbed": 1.0,
 }
-_TAU_OPTION = {"imle": "temperature", "aimle": "temperature", "ste": "temperature"}
-_TAU_OPTION.update(perturbed="sigma", sst="tau", **{"st-sst": "tau"})
+#: The methods whose ``tau`` option is ``--tau`` (a relaxation temperature or a noise scale).
+TAU_METHODS = ("imle", "aimle", "ste", "perturbed", "sst", "st-sst")
 DEFAULT_LAM = {"imle": 10.0, "blackbox": 10.0}
 
 
@@ -110,8 +110,8 @@ def resolve(
         raise CLIError(f"--num-samples applies to score-function methods only, not {name!r}")
     t = DEFAULT_TAU.get(name) if tau is None else float(tau)
     options: dict[str, Any] = {"k": k}
-    if name in _TAU_OPTION:
-        options[_TAU_OPTION[name]] = t
+    if name in TAU_METHODS:
+        options["tau"] = t
     if name == "imle":
         options["target"] = Target(DEFAULT_LAM["imle"] if lam is None else lam)
     if name == "blackbox":

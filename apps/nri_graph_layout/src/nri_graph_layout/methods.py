@@ -32,16 +32,8 @@ GRAPHS = {"tree": "spanning_tree", "topk": "k_subset", "indep": "edges"}
 #: Methods whose gradient flows through the sample; every other method of
 #: ``METHODS`` (REINFORCE, NVIL, E-/T-REINFORCE(+), RELAX, ...) is a score function.
 PATHWISE_METHODS = ("sst", "st-sst", "imle", "aimle", "ste", "blackbox", "perturbed", "indep")
-#: Methods with a temperature τ (``tau`` for relaxations, ``temperature`` for perturbations).
-_TAU_OPTION = {
-    "sst": "tau",
-    "st-sst": "tau",
-    "indep": "tau",
-    "imle": "temperature",
-    "aimle": "temperature",
-    "ste": "temperature",
-    "perturbed": "sigma",
-}
+#: Methods with a temperature or noise scale ``tau``.
+TAU_METHODS = ("sst", "st-sst", "indep", "imle", "aimle", "ste", "perturbed")
 
 
 def method_names() -> list[str]:
@@ -79,7 +71,7 @@ class MethodSpec:
     @property
     def has_tau(self) -> bool:
         """Whether ``--tau`` is used by the method (the sweep tunes it only then)."""
-        return self.method in _TAU_OPTION
+        return self.method in TAU_METHODS
 
     @property
     def n_out(self) -> int:
@@ -127,8 +119,8 @@ def resolve(
     if num_samples is not None and num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {num_samples}")
     options: dict[str, Any] = {}
-    if method in _TAU_OPTION:
-        options[_TAU_OPTION[method]] = tau
+    if method in TAU_METHODS:
+        options["tau"] = tau
     if straight_through:
         options["straight_through"] = True
     if graph == "indep":

@@ -100,7 +100,7 @@ _PATH_ARGS = {
     "blackbox": ("blackbox", {"noise": "gumbel"}, "blackbox (λ=10) on MAP(θ+G)"),
     "perturbed": (
         "perturbed",
-        {"noise": "gumbel", "sigma": 1.0, "samples": 10},
+        {"noise": "gumbel", "tau": 1.0, "samples": 10},
         "perturbed optimizer, mean of 10 MAP(θ+G)",
     ),
     "sst": ("sst", {}, "stochastic softmax trick (Gumbel-softmax, Gumbel-Sinkhorn)"),

@@ -21,6 +21,7 @@ from ._gibbs import KSubset as KSubset
 from ._gibbs import SpanningTree as SpanningTree
 from ._ksubset_marginals import k_subset_log_partition as k_subset_log_partition
 from ._ksubset_marginals import k_subset_marginals as k_subset_marginals
+from ._latent import LatentLayer as LatentLayer
 from ._perturb import PerturbAndMAP as PerturbAndMAP
 from ._plackett_luce import PlackettLuce as PlackettLuce
 from ._registry import STRUCTURES as STRUCTURES
@@ -48,6 +49,7 @@ __all__ = [
     "Categorical",
     "CategoricalTrace",
     "KSubset",
+    "LatentLayer",
     "PerturbAndMAP",
     "PlackettLuce",
     "SpanningTree",

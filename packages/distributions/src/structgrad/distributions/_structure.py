@@ -145,6 +145,38 @@ class Structure(Tracing):
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         raise NotImplementedError
 
+    def map_sample(
+        self,
+        scores: Tensor,
+        *,
+        noise: bool = True,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """Perturb-and-MAP sample ``MAP(θ + G)`` (or the plain MAP), without gradient.
+
+        Args:
+            scores: ``[*batch, *event]`` scores θ.
+            noise: add this structure's standard Gumbel noise (``False``: the MAP).
+            generator: optional ``torch.Generator`` for the noise.
+            **options: the structure's options (``k``, ``root``, ``lengths``, ...).
+
+        Raises:
+            ValueError: for bad scores or options, or noise on a structure whose
+                MAP minimises non-negative costs (Gumbel noise does not keep them so).
+        """
+        with torch.no_grad():
+            u = scores.detach()
+            if noise:
+                if self.minimize:
+                    raise ValueError(
+                        f"{self.name} minimises non-negative costs, which Gumbel noise does "
+                        "not keep; pass noise=False, or perturb with structgrad.estimators "
+                        f"(e.g. imle({self.name!r}))"
+                    )
+                u = u + self.gumbel(u, generator=generator)
+            return self.map(u, **options)
+
     def enumerate(self, n: int, **options: Any) -> Tensor:
         """Every structure of size ``n`` as a float64 stack ``[N, *event]`` (tiny ``n`` only)."""
         raise NotImplementedError(f"{self.name}: structgrad.solvers has no enumerator for it")

@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
 __all__ = [
+    "RENAMED",
     "as_tau",
     "check_int",
+    "check_options",
     "check_scores",
     "check_square",
     "check_subset",
@@ -104,6 +107,41 @@ def check_int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
         span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
         raise ValueError(f"{name} must lie in {span}, got {value!r}")
     return index
+
+
+#: Option names that every structgrad package once took, and the one name each
+#: concept has now (``tau`` for every temperature or noise scale).
+RENAMED: dict[str, str] = {
+    "temperature": "tau",
+    "sigma": "tau",
+    "target_temperature": "tau_target",
+    "temp": "tau",
+}
+
+
+def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> None:
+    """Reject option names that ``owner`` does not take; nothing is swallowed.
+
+    Args:
+        owner: what takes the options, for the message (e.g. ``"imle('k_subset')"``).
+        given: the option names passed.
+        accepted: the option names ``owner`` takes.
+
+    Raises:
+        ValueError: for an old name (saying its new one, e.g. ``temperature`` is
+            now ``tau``), or an unknown name (listing the accepted ones).
+    """
+    accepted = sorted(set(accepted))
+    given = list(given.keys() if isinstance(given, Mapping) else given)
+    for name in given:
+        new = RENAMED.get(name)
+        if new is not None and name not in accepted:
+            raise ValueError(f"{owner}: option {name!r} is now called {new!r}")
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{owner}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
+        )
 
 
 def check_subset(scores: Tensor, k: Any) -> tuple[int, int]:

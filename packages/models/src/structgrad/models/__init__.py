@@ -5,16 +5,19 @@ API summary (stable names)::
     from structgrad.models import latent, METHODS, LatentLayer
 
     layer = latent("spanning_tree", "sst", tau=1.0, max_range=15.0)  # an nn.Module
-    z = layer(logits, generator=None)   # logits [*batch, n, n] -> sample [*batch, n, n]
-    loss = layer.attach(per_sample_loss, baseline=None)  # [*batch]; identity if pathwise
+    z = layer(logits, lengths=None, generator=None)  # [*batch, n, n] -> sample [*batch, n, n]
+    loss = layer.attach(per_sample_loss, z)  # [*batch]; identity if pathwise
     loss.mean().backward()
     layer.pathwise                      # True: gradient through z; False: score function
-    layer.utilities                     # U = θ + G of the last SST forward, else None
+    layer.method                        # "sst"
     z_hard = layer.sample_hard(logits, generator=None, noise=True)  # perturb-and-MAP, no grad
     map_sample(structure, logits, noise=True, generator=None, **options)  # the same, functional
 
     METHODS: dict[str, tuple[str, ...]]  # structure -> method names accepted by `latent`
 
+The layer is the family's own module (``structgrad.relaxations.SSTLayer``,
+``structgrad.estimators.SolverLayer``, ``ScoreFunction``, ``RELAX``, ...); every
+one follows the contract of :class:`structgrad.distributions.LatentLayer`.
 A structure is a name or a :class:`structgrad.distributions.Structure`
 (``latent(structure("spanning_tree"), "sst")``), resolved once by
 :func:`structgrad.distributions.structure`; which methods it has, its options
@@ -48,9 +51,10 @@ References:
 
 from importlib.metadata import version as _version
 
+from structgrad.distributions import LatentLayer as LatentLayer
+
 from ._factory import METHODS as METHODS
 from ._factory import latent as latent
-from ._layer import LatentLayer as LatentLayer
 from ._layer import map_sample as map_sample
 
 __version__ = _version("structgrad-models")

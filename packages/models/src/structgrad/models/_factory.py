@@ -4,19 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from structgrad.distributions import STRUCTURES, Structure, structure
+from structgrad.distributions import STRUCTURES, LatentLayer, Structure, structure
 
-from ._layer import LatentLayer
-from ._methods import (
-    GUMBEL_SOFTMAX_METHODS,
-    SST_METHODS,
-    methods_of,
-    no_methods,
-    why_missing,
-)
-from ._pathwise import ESTIMATORS, EstimatorLayer, GumbelSoftmaxLayer, IndepEdgesLayer, SSTLayer
-from ._score import ScoreLayer
-from ._structure import EDGES, IndependentEdges, LatentStructure, resolve
+from ._registry import REGISTRY, methods_of, no_methods, why_missing
+from ._structure import EDGES, LatentStructure, resolve
 
 __all__ = ["METHODS", "latent"]
 
@@ -32,23 +23,10 @@ def _table() -> dict[str, tuple[str, ...]]:
     return table
 
 
-#: Structure name → the method names :func:`latent` accepts for it, read off
-#: each Structure (see :mod:`._methods`).
+#: Structure name → the method names :func:`latent` accepts for it, derived
+#: from each Structure's capabilities and each method's requirement (see
+#: :mod:`._registry`).
 METHODS: dict[str, tuple[str, ...]] = _table()
-
-
-def _build(s: LatentStructure, method: str, options: dict[str, Any]) -> LatentLayer:
-    if isinstance(s, IndependentEdges):
-        return IndepEdgesLayer(s, method, **options)
-    if method in SST_METHODS:
-        st = method == "st-sst" or bool(options.pop("straight_through", False))
-        return SSTLayer(s, method, straight_through=st, **options)
-    if method in GUMBEL_SOFTMAX_METHODS:
-        hard = method == "st" or bool(options.pop("hard", False))
-        return GumbelSoftmaxLayer(s, method, hard=hard, **options)
-    if method in ESTIMATORS:
-        return EstimatorLayer(s, method, **options)
-    return ScoreLayer(s, method, **options)
 
 
 def _supported(structure: str | LatentStructure) -> LatentStructure:
@@ -118,7 +96,6 @@ def latent(structure: str | LatentStructure, method: str, **options: Any) -> Lat
         )
     if isinstance(s, Structure):
         _check_required(s, method, options)
-    try:
-        return _build(s, method, dict(options))
-    except TypeError as err:
-        raise ValueError(f"{method!r} on {s.name!r}: bad options ({err})") from err
+    layer = REGISTRY[method].build(s, dict(options))  # type: ignore[arg-type]
+    layer.method = method
+    return layer

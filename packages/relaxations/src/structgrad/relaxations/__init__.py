@@ -30,6 +30,8 @@ from ._gumbel import binary_concrete as binary_concrete
 from ._gumbel import gumbel_softmax as gumbel_softmax
 from ._gumbel import sample_gumbel as sample_gumbel
 from ._gumbel import straight_through as straight_through
+from ._layers import GumbelSoftmaxLayer as GumbelSoftmaxLayer
+from ._layers import SSTLayer as SSTLayer
 from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
 from ._softsub import relaxed_top_k as relaxed_top_k
 from ._sst import sst as sst
@@ -37,6 +39,8 @@ from ._sst import sst as sst
 __version__ = _version("structgrad-relaxations")
 
 __all__ = [
+    "GumbelSoftmaxLayer",
+    "SSTLayer",
     "__version__",
     "arborescence_marginals",
     "binary_concrete",

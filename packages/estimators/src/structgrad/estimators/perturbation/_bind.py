@@ -17,7 +17,7 @@ from torch import Tensor
 from structgrad.distributions import STRUCTURES, Structure, structure
 from structgrad.distributions.checks import check_int
 
-from ._wrap import BoundSolver, Solver
+from ._solver import BoundSolver, Solver
 
 __all__ = ["PERTURBATION_STRUCTURES", "bind_solver"]
 

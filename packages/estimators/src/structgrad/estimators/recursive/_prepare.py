@@ -4,7 +4,7 @@ A structure's name is resolved by :func:`structgrad.distributions.structure`; it
 algorithm on the utilities ``U = θ + G``, the step form of its trace (see
 :mod:`._steps`), the entries it reads, its options and every input check are the
 :class:`~structgrad.distributions.Structure`'s (``trace_sample``,
-``trace_steps``, ``trace_used``, ``check``). :mod:`._recursive` is the public face.
+``trace_steps``, ``trace_used``, ``check``). :mod:`._sample` is the public face.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from structgrad.distributions import CategoricalTrace
 
-from ._rg_prepare import RECURSIVE_STRUCTURES, _flat_steps, _prepare
+from ._prepare import RECURSIVE_STRUCTURES, _flat_steps, _prepare
 from ._steps import log_uniform_exponential, steps_conditional, steps_log_prob
 
 __all__ = [

@@ -42,10 +42,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ._baselines import MovingAverage, ScoreLayer, leave_one_out
-from ._recursive import trace_log_prob, utility_log_prob
+from ..recursive import trace_log_prob, utility_log_prob
+from ._baselines import MovingAverage, leave_one_out
+from ._draw import Draw, ScoreLayer
 
 __all__ = [
+    "PRESETS",
     "ScoreFunction",
     "e_reinforce",
     "e_reinforce_plus",
@@ -87,6 +89,8 @@ class ScoreFunction(ScoreLayer):
             than 2 samples; a bad ``ema_decay``.
     """
 
+    own_options = ("score", "baseline", "ema_decay")
+
     def __init__(
         self,
         structure: str,
@@ -116,40 +120,31 @@ class ScoreFunction(ScoreLayer):
         if baseline == "nvil":
             self.nvil_bias = nn.Parameter(torch.zeros(()))
 
-    def forward(
-        self, logits: Tensor, *, generator: torch.Generator | None = None, **options: Any
-    ) -> Tensor:
-        """Draw the structure(s) and remember them for :meth:`attach`.
-
-        Args:
-            logits: ``[*batch, *event]`` scores θ.
-            generator: optional ``torch.Generator`` on the logits' device.
-            **options: per-call structure options (e.g. ``lengths [*batch]``).
-
-        Returns:
-            The detached 0/1 structures, ``[*batch, *event]`` (binary trees:
-            the ``[*batch, n, n]`` adjacency), ``K`` stacked in front with ``samples=K``.
-        """
-        sample, self._pending = self.draw(logits, generator, options)
-        return sample
-
-    def log_score(self, draw: Any) -> Tensor:
+    def log_score(self, draw: Draw) -> Tensor:
         """``log p(T; θ)`` or ``log p(U; θ)`` of a draw, ``[*rows]``, differentiable."""
         if self.score == "trace":
-            return trace_log_prob(self.structure, draw.trace, draw.logits, **draw.options)
+            return trace_log_prob(self.traced.name, draw.trace, draw.logits, **draw.options)
         # Masked entries (θ = U = -inf) would put (-inf) − (-inf) = NaN into the
         # backward pass: give them θ = U = 0 (a constant term, no gradient).
         finite = torch.isfinite(draw.logits)
         logits = torch.where(finite, draw.logits, torch.zeros_like(draw.logits))
         utilities = torch.where(finite, draw.utilities, torch.zeros_like(draw.utilities))
-        return utility_log_prob(self.structure, utilities, logits, **draw.options)
+        return utility_log_prob(self.traced.name, utilities, logits, **draw.options)
 
-    def attach(self, loss: Tensor, *, baseline: Tensor | None = None) -> Tensor:
-        """Add the score-function term to the per-sample loss of the last draw.
+    def check_baseline(self, baseline: Tensor | None) -> None:
+        """A baseline tensor is for ``baseline="nvil"`` only."""
+        if baseline is not None and self.baseline != "nvil":
+            raise ValueError(
+                f"a baseline tensor is only used with baseline='nvil' (this layer has "
+                f"baseline={self.baseline!r})"
+            )
+
+    def estimate(self, loss: Tensor, draw: Draw, baseline: Tensor | None) -> Tensor:
+        """``loss`` plus the zero-valued surrogate ``(f − b) log p``.
 
         Args:
-            loss: ``[*batch]`` (or ``[K, *batch]``) per-sample loss being
-                minimised; it may carry its own graph (decoder parameters).
+            loss: ``[*rows]`` per-sample loss of ``draw``.
+            draw: the draw.
             baseline: with ``baseline="nvil"`` only: an input-dependent learned
                 baseline ``[*batch]`` (broadcast over samples) from the user's
                 network, used instead of the layer's scalar; it must not depend
@@ -158,17 +153,7 @@ class ScoreFunction(ScoreLayer):
         Returns:
             ``loss`` (same value) whose gradient w.r.t. the logits is the
             estimator, plus the baseline's training gradient for ``"nvil"``.
-
-        Raises:
-            ValueError: no pending draw, a loss of the wrong shape, or a
-                ``baseline`` tensor without ``baseline="nvil"``.
         """
-        if baseline is not None and self.baseline != "nvil":
-            raise ValueError(
-                f"a baseline tensor is only used with baseline='nvil' (this layer has "
-                f"baseline={self.baseline!r})"
-            )
-        draw, loss = self.take(loss)
         f = loss.detach()
         train: Tensor | None = None
         if self.baseline == "loo":
@@ -212,53 +197,36 @@ class ScoreFunction(ScoreLayer):
         return f"{super().extra_repr()}, score={self.score!r}, baseline={self.baseline!r}"
 
 
-def reinforce(
-    structure: str,
-    *,
-    score: str = "trace",
-    baseline: str | None = "ema",
-    samples: int | None = None,
-    ema_decay: float = 0.99,
-    **structure_options: Any,
-) -> ScoreFunction:
-    """REINFORCE with a baseline (an EMA of the loss by default); see :class:`ScoreFunction`."""
-    return ScoreFunction(
-        structure,
-        score=score,
-        baseline=baseline,
-        samples=samples,
-        ema_decay=ema_decay,
-        **structure_options,
-    )
+#: Method name → the :class:`ScoreFunction` configuration it stands for
+#: (score kind × baseline; user options override).
+PRESETS: dict[str, dict[str, Any]] = {
+    # The reference's REINFORCE: log-density of the Gumbel utilities U, EMA baseline.
+    "reinforce": {"score": "noise", "baseline": "ema"},
+    # NVIL: a learned, input-dependent baseline on top of the EMA.
+    "nvil": {"score": "noise", "baseline": "nvil"},
+    # Struminsky et al.'s estimators: score of the noise (E) or of the trace (T),
+    # without a baseline or with the leave-one-out baseline over K samples ("+").
+    "e-reinforce": {"score": "noise"},
+    "t-reinforce": {"score": "trace"},
+    "e-reinforce+": {"score": "noise", "baseline": "loo", "samples": 3},
+    "t-reinforce+": {"score": "trace", "baseline": "loo", "samples": 3},
+}
 
 
-def e_reinforce(
-    structure: str, *, samples: int | None = None, **structure_options: Any
-) -> ScoreFunction:
-    """E-REINFORCE: score of the noise, no baseline (Struminsky et al. 2021)."""
-    return ScoreFunction(structure, score="noise", samples=samples, **structure_options)
+def _preset(name: str) -> Any:
+    def build(structure: str, **options: Any) -> ScoreFunction:
+        layer = ScoreFunction(structure, **{**PRESETS[name], **options})
+        layer.method = name
+        return layer
+
+    config = ", ".join(f"{k}={v!r}" for k, v in PRESETS[name].items())
+    build.__name__ = build.__qualname__ = name.replace("-", "_").replace("+", "_plus")
+    build.__doc__ = f"A :class:`ScoreFunction` with {config} (options override); see its docs."
+    return build
 
 
-def t_reinforce(
-    structure: str, *, samples: int | None = None, **structure_options: Any
-) -> ScoreFunction:
-    """T-REINFORCE: score of the trace, no baseline (Struminsky et al. 2021)."""
-    return ScoreFunction(structure, score="trace", samples=samples, **structure_options)
-
-
-def e_reinforce_plus(
-    structure: str, *, samples: int = 3, **structure_options: Any
-) -> ScoreFunction:
-    """E-REINFORCE+: score of the noise with the leave-one-out baseline over ``samples``."""
-    return ScoreFunction(
-        structure, score="noise", baseline="loo", samples=samples, **structure_options
-    )
-
-
-def t_reinforce_plus(
-    structure: str, *, samples: int = 3, **structure_options: Any
-) -> ScoreFunction:
-    """T-REINFORCE+: score of the trace with the leave-one-out baseline over ``samples``."""
-    return ScoreFunction(
-        structure, score="trace", baseline="loo", samples=samples, **structure_options
-    )
+reinforce = _preset("reinforce")
+e_reinforce = _preset("e-reinforce")
+t_reinforce = _preset("t-reinforce")
+e_reinforce_plus = _preset("e-reinforce+")
+t_reinforce_plus = _preset("t-reinforce+")

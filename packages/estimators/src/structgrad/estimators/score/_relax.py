@@ -24,8 +24,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from ._baselines import ScoreLayer
-from ._recursive import conditional_utilities, trace_log_prob
+from ..recursive import conditional_utilities, trace_log_prob
+from ._draw import Draw, ScoreLayer
 
 __all__ = ["RELAX", "UtilityCritic", "relax"]
 
@@ -111,6 +111,8 @@ class RELAX(ScoreLayer):
             ``event_shape``.
     """
 
+    own_options = ("critic", "event_shape", "hidden", "baseline")
+
     def __init__(
         self,
         structure: str,
@@ -139,30 +141,12 @@ class RELAX(ScoreLayer):
             used = self.traced.trace_used(event, torch.device("cpu"), **opts)
             critic = UtilityCritic(event, hidden, used)
         self.critic = critic
-        self._terms: _Terms | None = None
 
-    def forward(
-        self, logits: Tensor, *, generator: torch.Generator | None = None, **options: Any
-    ) -> Tensor:
-        """Draw the structure(s), the conditional utilities and the critic's gradients.
+    def at_draw(self, draw: Draw, generator: torch.Generator | None) -> _Terms | None:
+        """The conditional utilities and the critic's gradients (none under no_grad)."""
+        return self._critic_terms(draw, generator) if torch.is_grad_enabled() else None
 
-        Args:
-            logits: ``[*batch, *event]`` scores θ.
-            generator: optional ``torch.Generator`` (used for both draws).
-            **options: per-call structure options (e.g. ``lengths [*batch]``).
-
-        Returns:
-            The detached 0/1 structures, ``[*batch, *event]`` (binary trees:
-            the ``[*batch, n, n]`` adjacency), ``K`` stacked in front with ``samples=K``.
-        """
-        sample, draw = self.draw(logits, generator, options)
-        self._pending = draw
-        self._terms = None
-        if torch.is_grad_enabled():
-            self._terms = self._critic_terms(draw, generator)
-        return sample
-
-    def _critic_terms(self, draw: Any, generator: torch.Generator | None) -> _Terms:
+    def _critic_terms(self, draw: Draw, generator: torch.Generator | None) -> _Terms:
         # A detached leaf copy: the create_graph terms below reach the critic only.
         theta = draw.logits.detach().requires_grad_(True)
         finite = torch.isfinite(theta)
@@ -170,10 +154,10 @@ class RELAX(ScoreLayer):
         # z = U re-attached to θ with G fixed; θ0 avoids (-inf) − (-inf) = NaN.
         z = draw.utilities + (theta0 - theta0.detach())
         z_tilde = conditional_utilities(
-            self.structure, draw.trace, theta, generator=generator, **draw.options
+            self.traced.name, draw.trace, theta, generator=generator, **draw.options
         )
         c_z, c_tilde = self._critic(z, draw.rows), self._critic(z_tilde, draw.rows)
-        log_p = trace_log_prob(self.structure, draw.trace, theta, **draw.options)
+        log_p = trace_log_prob(self.traced.name, draw.trace, theta, **draw.options)
         # Rows are independent, so the gradient of a sum over rows is per row.
         (score_grad,) = torch.autograd.grad(log_p.sum(), theta)
         # create_graph: g must stay differentiable in the critic's parameters.
@@ -195,21 +179,18 @@ class RELAX(ScoreLayer):
         (grad,) = torch.autograd.grad(value.sum(), theta, create_graph=True, allow_unused=True)
         return torch.zeros_like(theta) if grad is None else grad
 
-    def attach(self, loss: Tensor) -> Tensor:
-        """Add the RELAX estimator and the critic's variance gradient to the loss.
+    def check_baseline(self, baseline: Tensor | None) -> None:
+        """RELAX takes no baseline tensor: its critic is the control variate."""
+        if baseline is not None:
+            raise ValueError("'relax' takes no baseline: its critic is the control variate")
 
-        Args:
-            loss: ``[*batch]`` (or ``[K, *batch]``) per-sample loss.
+    def estimate(self, loss: Tensor, draw: Draw, baseline: Tensor | None) -> Tensor:
+        """``loss`` plus the RELAX estimator and the critic's variance gradient.
 
-        Returns:
-            ``loss`` (same value); gradients: the RELAX estimate for the logits,
-            ``∇_φ Σ_event g²`` per row for the critic's parameters.
-
-        Raises:
-            ValueError: no pending draw or a loss of the wrong shape.
+        Gradients: the RELAX estimate for the logits, ``∇_φ Σ_event g²`` per row
+        for the critic's parameters ``φ``, both through zero-valued terms.
         """
-        draw, loss = self.take(loss)
-        terms, self._terms = self._terms, None
+        terms = draw.extra
         if terms is None:  # drawn under no_grad: nothing to differentiate
             return loss
         ev = self.traced.event_dim
@@ -225,15 +206,8 @@ class RELAX(ScoreLayer):
         return loss + (surrogate - surrogate.detach())
 
 
-def relax(
-    structure: str,
-    *,
-    critic: nn.Module | Callable[[Tensor], Tensor] | None = None,
-    event_shape: tuple[int, ...] | None = None,
-    samples: int | None = None,
-    **structure_options: Any,
-) -> RELAX:
+def relax(structure: str, **options: Any) -> RELAX:
     """RELAX with the conditional reparameterisation; see :class:`RELAX`."""
-    return RELAX(
-        structure, critic=critic, event_shape=event_shape, samples=samples, **structure_options
-    )
+    layer = RELAX(structure, **options)
+    layer.method = "relax"
+    return layer

@@ -1,0 +1,234 @@
+""":class:`SolverLayer`: the one perturbation-based layer, configured by its presets.
+
+Output shapes: with scores ``[*batch, *event]``,
+
+- ``samples=None`` (default): one perturbed solution, ``[*batch, *event]``;
+- ``samples=S``: ``S`` solutions stacked in front, ``[S, *batch, *event]``; a
+  loss written for ``[*batch, *event]`` broadcasts over the sample dim, so
+  targets never need repeating. Gradients of the ``S`` samples add up, as for
+  any ``expand`` in autograd: average the loss over dim 0 to get the Monte
+  Carlo mean;
+- ``reduce="mean"``: the average of the ``S`` solutions, ``[*batch, *event]``
+  (an estimate of the marginals); every sample then gets the whole incoming
+  gradient and the estimates are averaged.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from structgrad.distributions import LatentLayer, Structure, structure
+
+from ._bind import bind_solver
+from ._core import FiniteDifference, GradientRule, Identity, NoiseScore, Plan, perturb_and_map
+from ._noise import NoiseDistribution, SumOfGamma, resolve_noise
+from ._solver import BoundSolver, Solver, check_count, sog_k
+
+__all__ = ["SolverLayer"]
+
+_REDUCTIONS = ("none", "mean")
+
+
+def _structure_of(bound: BoundSolver) -> Structure | None:
+    """The Structure a layer bound to a structure name samples (``None`` for a callable)."""
+    return structure(bound.name) if bound.trusted else None
+
+
+class SolverLayer(LatentLayer):
+    """Perturb-and-MAP through a solver: ``MAP(θ + τε)`` forward, ``gradient``'s backward.
+
+    Build it with a preset (:func:`~structgrad.estimators.imle`, ``aimle``,
+    ``blackbox``, ``straight_through``, ``perturbed``) or directly with a rule.
+
+    Args:
+        solver: structure name or batched solver callable (see
+            :func:`structgrad.estimators.bind_solver`), or a bound solver.
+        gradient: the backward rule: :class:`FiniteDifference`,
+            :class:`Identity` or :class:`NoiseScore`.
+        noise: ``"gumbel"``, ``"sog"``, ``"normal"``, ``None`` or a
+            :class:`NoiseDistribution`.
+        tau: noise scale τ ≥ 0 on the scores.
+        samples: number ``S`` of perturbed solutions; ``None`` for one without
+            a sample dim.
+        reduce: ``"none"`` or ``"mean"`` (see the module docstring).
+        solver_options: ``k``, ``root``, ``minimize``, ``event_dims``.
+
+    Raises:
+        ValueError: for a bad option value (the presets also reject unknown names).
+    """
+
+    def __init__(
+        self,
+        solver: str | Solver | BoundSolver,
+        *,
+        gradient: GradientRule,
+        noise: NoiseDistribution | str | None = "gumbel",
+        tau: float = 1.0,
+        samples: int | None = None,
+        reduce: str = "none",
+        solver_options: dict[str, Any] | None = None,
+    ) -> None:
+        bound = bind_solver(solver, **(solver_options or {}))
+        own = {k: v for k, v in (solver_options or {}).items() if k in ("k", "root")}
+        super().__init__(_structure_of(bound), own)
+        self.solver = bound
+        self.noise = resolve_noise(noise)
+        if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 <= tau < float("inf"):
+            raise ValueError(f"tau must be a finite number >= 0, got {tau!r}")
+        self.tau = float(tau)
+        self.n_samples = check_count(samples, "samples")
+        self.sample_dim = samples is not None
+        if reduce not in _REDUCTIONS:
+            raise ValueError(f"reduce must be one of {_REDUCTIONS}, got {reduce!r}")
+        self.reduce = reduce
+        self.gradient = gradient
+        self._check_rule(gradient)
+
+    def _check_rule(self, rule: GradientRule) -> None:
+        if isinstance(rule, FiniteDifference):
+            # The target is a submodule: AIMLE's adaptive state is in state_dict().
+            self.target = rule.target
+            tt = rule.tau_target
+            if tt is not None and (isinstance(tt, bool) or not 0 <= tt < float("inf")):
+                raise ValueError(f"tau_target must be a finite number >= 0, got {tt!r}")
+            check_count(rule.marginal_samples, "marginal_samples")
+            if rule.marginal_samples > 1 and self.noise is None:
+                raise ValueError("marginal_samples > 1 needs noise")
+        elif isinstance(rule, NoiseScore):
+            if self.noise is None or not self.tau > 0:
+                raise ValueError("the perturbed optimizer needs noise and tau > 0")
+            self.noise.score(torch.zeros(()))  # fail early on noise without a density gradient
+            if self.reduce != "mean":
+                raise ValueError("the perturbed optimizer returns the mean: reduce='mean'")
+            if rule.baseline and self.n_samples < 2:
+                raise ValueError("baseline=True needs samples >= 2")
+        elif not isinstance(rule, Identity):
+            raise ValueError(
+                f"gradient must be a FiniteDifference, Identity or NoiseScore rule, got {rule!r}"
+            )
+
+    def noise_for(self, event_shape: tuple[int, ...]) -> NoiseDistribution | None:
+        """The noise to draw for problems of this event shape (``None``: no noise)."""
+        if self.noise is None:
+            return None
+        if isinstance(self.noise, SumOfGamma) and self.noise.k is None:
+            return self.noise.with_k(sog_k(self.solver, event_shape))
+        return self.noise
+
+    def prepare(self, scores: Tensor, lengths: Any) -> tuple[Tensor, int, Tensor | None]:
+        """Maximisation-form scores, event dims and validated lengths.
+
+        Args:
+            scores: ``[*batch, *event]`` scores (costs if the solver minimises).
+            lengths: optional ``[*batch]`` problem sizes.
+
+        Returns:
+            ``(theta, event_ndim, lengths)`` with ``theta = -scores`` for a
+            minimisation solver (autograd flips the gradient back).
+        """
+        if not isinstance(scores, Tensor):
+            raise ValueError(f"scores must be a torch.Tensor, got {type(scores).__name__}")
+        ev = self.solver.event_dims(scores)
+        theta = -scores if self.solver.minimize else scores
+        if lengths is None:
+            return theta, ev, None
+        if not self.solver.lengths:
+            raise ValueError(f"{self.solver.name} does not take lengths")
+        lens = torch.as_tensor(lengths, device=scores.device)
+        batch = scores.shape[: scores.ndim - ev]
+        try:
+            lens = lens.expand(batch)
+        except RuntimeError:
+            raise ValueError(
+                f"lengths of shape {tuple(lens.shape)} do not broadcast to the batch shape "
+                f"{tuple(batch)}"
+            ) from None
+        return theta, ev, lens
+
+    def plan(self, theta: Tensor, event_ndim: int, lengths: Tensor | None, generator: Any) -> Plan:
+        """The autograd function's plan for one call on ``theta``."""
+        rule = self.gradient
+        tau_target = self.tau
+        marginal = 1
+        if isinstance(rule, FiniteDifference):
+            tau_target = self.tau if rule.tau_target is None else float(rule.tau_target)
+            marginal = rule.marginal_samples
+        noise = None
+        if self.noise is not None and (self.tau > 0 or tau_target > 0):
+            noise = self.noise_for(tuple(theta.shape[theta.ndim - event_ndim :]))
+        return Plan(
+            solver=self.solver,
+            rule=rule,
+            event_ndim=event_ndim,
+            noise=noise,
+            tau=self.tau if noise is not None else 0.0,
+            tau_target=tau_target if noise is not None else 0.0,
+            samples=self.n_samples,
+            marginal=marginal if noise is not None else 1,
+            mean=self.reduce == "mean",
+            generator=generator,
+            lengths=lengths,
+        )
+
+    def forward(
+        self,
+        scores: Tensor,
+        *,
+        lengths: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Perturbed MAP solutions with the rule's backward.
+
+        Args:
+            scores: ``[*batch, *event]`` scores (costs for a minimisation solver).
+            lengths: optional ``[*batch]`` sizes (spanning trees, arborescences).
+            generator: source of the noise.
+
+        Returns:
+            Solutions, shaped as described in the module docstring.
+        """
+        theta, ev, lens = self.prepare(scores, lengths)
+        plan = self.plan(theta, ev, lens, generator)
+        out = perturb_and_map(theta, plan)
+        if plan.single:
+            # [*batch, *event]: the sample dim of samples=1 goes back in front
+            return out[None] if self.sample_dim and not plan.mean else out
+        if self.reduce == "none" and not self.sample_dim:
+            return out.squeeze(0)
+        return out
+
+    def sample_hard(
+        self,
+        logits: Tensor,
+        *,
+        lengths: Any = None,
+        generator: torch.Generator | None = None,
+        noise: bool = True,
+    ) -> Tensor:
+        """``MAP(θ + G)`` (the MAP with ``noise=False``) without gradient; see the base class.
+
+        A layer around a user's solver perturbs with its own noise at its τ.
+        """
+        if self.structure is not None:
+            return super().sample_hard(logits, lengths=lengths, generator=generator, noise=noise)
+        with torch.no_grad():
+            theta, ev, lens = self.prepare(logits.detach(), lengths)
+            x = theta
+            if noise and self.noise is not None and self.tau > 0:
+                eps = self.noise_for(tuple(theta.shape[theta.ndim - ev :]))
+                assert eps is not None
+                draw = eps.sample(
+                    tuple(theta.shape), dtype=theta.dtype, device=theta.device, generator=generator
+                )
+                x = theta + self.tau * draw
+            return self.solver.solve(x, ev, lens)
+
+    def extra_repr(self) -> str:
+        samples = self.n_samples if self.sample_dim else None
+        return (
+            f"solver={self.solver.name}, gradient={self.gradient}, noise={self.noise}, "
+            f"tau={self.tau}, samples={samples}, reduce={self.reduce!r}"
+        )

@@ -1,0 +1,70 @@
+"""The baselines of the score-function estimators: a moving average and leave-one-out."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["MovingAverage", "leave_one_out"]
+
+
+def leave_one_out(loss: Tensor) -> Tensor:
+    """``loss_k − mean_{j≠k} loss_j`` over dim 0 (Kool et al. 2019, "Buy 4 REINFORCE samples").
+
+    Equal to ``K/(K−1) (loss_k − mean_j loss_j)``: averaged over the ``K``
+    samples, ``Σ_k (·) ∇log p_k / K`` is the reference's
+    ``1/(K−1) Σ_k (loss_k − mean loss) ∇log p_k``.
+
+    Args:
+        loss: ``[K, *batch]`` detached per-sample losses, ``K ≥ 2``.
+
+    Returns:
+        ``[K, *batch]`` centred learning signals.
+    """
+    k = loss.shape[0]
+    # Sum minus self avoids building the K x K matrix of "others".
+    return loss - (loss.sum(0, keepdim=True) - loss) / (k - 1)
+
+
+class MovingAverage(nn.Module):
+    """Bias-corrected exponential moving average of the mean loss (buffers).
+
+    ``value`` is ``0`` before the first update, then
+    ``avg_t / (1 − decay^t)`` (the Adam correction, so the first batches are
+    not pulled towards 0). It is read before it is updated with the current
+    losses, so a baseline built from it is independent of the current draw.
+
+    Args:
+        decay: weight of the past, ``0 ≤ decay < 1``.
+    """
+
+    average: Tensor
+    steps: Tensor
+
+    def __init__(self, decay: float) -> None:
+        super().__init__()
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
+        self.decay = float(decay)
+        # float64 accumulation: the average of many float32 batches drifts otherwise.
+        self.register_buffer("average", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+
+    def value(self, like: Tensor) -> Tensor:
+        """The current (bias-corrected) average, a 0-dim tensor like ``like``."""
+        steps = int(self.steps)
+        if steps == 0:
+            return torch.zeros((), dtype=like.dtype, device=like.device)
+        corrected = self.average / (1.0 - self.decay**steps)
+        assert isinstance(corrected, Tensor)
+        return corrected.to(dtype=like.dtype, device=like.device)
+
+    @torch.no_grad()
+    def update(self, loss: Tensor) -> None:
+        """Fold the mean of ``loss`` (any shape) into the average."""
+        mean = loss.detach().to(dtype=torch.float64, device=self.average.device).mean()
+        self.average.mul_(self.decay).add_((1.0 - self.decay) * mean)
+        self.steps.add_(1)
+
+    def extra_repr(self) -> str:
+        return f"decay={self.decay}"

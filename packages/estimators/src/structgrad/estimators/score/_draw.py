@@ -1,0 +1,219 @@
+"""What score-function layers share: the draw object and the ``attach`` plumbing.
+
+``layer.draw(logits)`` returns a :class:`Draw`: the sample and everything the
+estimator needs once the per-sample loss is known (the logits the draw came
+from, the trace, the utilities). ``attach(loss, draw)`` turns the loss into the
+loss to backpropagate. ``forward`` is ``draw(...).sample`` and keeps that draw
+in :attr:`ScoreLayer.last_draw`, so the plain ``z = layer(logits)`` then
+``layer.attach(f(z))`` loop works; pass the sample or the draw to ``attach`` to
+say which draw a loss belongs to.
+
+Shapes: logits ``[*batch, *event]``; with ``samples=None`` one draw per row,
+per-sample loss ``[*batch]``; with ``samples=K`` the logits are expanded to
+``[K, *batch, *event]`` (so their gradients add up over ``K``, as for any
+``expand``) and the per-sample loss is ``[K, *batch]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+
+from structgrad.distributions import LatentLayer, Structure
+from structgrad.distributions.checks import check_options
+
+from ..recursive import sample_with_trace
+from ..recursive._prepare import RECURSIVE_STRUCTURES, traced
+
+__all__ = ["Draw", "ScoreLayer"]
+
+
+class Draw(NamedTuple):
+    """One draw of a score-function layer.
+
+    Attributes:
+        sample: ``[*rows, *event]`` detached 0/1 structures (binary trees: the
+            ``[*rows, n, n]`` adjacency).
+        logits: ``[*rows, *event]`` scores the draw came from, still attached
+            to the caller's graph (expanded to ``K`` samples in front if asked).
+        trace: the structure's trace, batch shape ``rows``.
+        utilities: ``[*rows, *event]`` detached utilities ``U = θ + G``.
+        options: the structure options of the draw.
+        rows: ``[K, *batch]`` or ``[*batch]``: the per-sample loss shape.
+        extra: what the estimator computed at draw time (RELAX's critic terms).
+    """
+
+    sample: Tensor
+    logits: Tensor
+    trace: Any
+    utilities: Tensor
+    options: dict[str, Any]
+    rows: torch.Size
+    extra: Any = None
+
+
+class ScoreLayer(LatentLayer):
+    """Base of the score-function layers: structure, samples, draws and ``attach``.
+
+    Args:
+        structure: one of :data:`RECURSIVE_STRUCTURES`.
+        samples: ``None`` for one draw per row without a sample dim, or ``K``.
+        structure_options: ``k``, ``root``, ... (``lengths`` may also be given
+            per call).
+    """
+
+    pathwise = False
+    #: The subclass's own option names (for the unknown-option message).
+    own_options: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        structure: str | Structure,
+        *,
+        samples: int | None,
+        structure_options: dict[str, Any],
+    ) -> None:
+        if isinstance(structure, Structure):
+            structure = structure.name
+        if structure not in RECURSIVE_STRUCTURES:
+            raise ValueError(
+                f"no score-function estimator for structure {structure!r}: it needs a "
+                f"tractable trace; supported: {', '.join(RECURSIVE_STRUCTURES)}"
+            )
+        s = traced(structure)
+        # The estimator's own options were taken by the subclass; name them too.
+        check_options(
+            f"{type(self).__name__}({structure!r})",
+            structure_options,
+            (*s.option_names, *self.own_options, "samples"),
+        )
+        super().__init__(s, structure_options)
+        self.traced = s
+        if samples is not None and (
+            isinstance(samples, bool) or int(samples) != samples or samples < 1
+        ):
+            raise ValueError(f"samples must be a positive integer or None, got {samples!r}")
+        self.samples = None if samples is None else int(samples)
+        #: The draw of the last :meth:`forward` call (``None`` before the first).
+        self.last_draw: Draw | None = None
+
+    def draw(
+        self,
+        logits: Tensor,
+        *,
+        lengths: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Draw:
+        """Draw the structure(s); the layer keeps nothing.
+
+        Args:
+            logits: ``[*batch, *event]`` scores θ.
+            lengths: optional ``[*batch]`` sizes (structures that take them).
+            generator: optional ``torch.Generator`` on the logits' device.
+        """
+        if not isinstance(logits, Tensor):
+            raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+        opts = dict(self.structure_options)
+        if lengths is not None:
+            # Per-call lengths [*batch] broadcast over the K samples in front.
+            opts["lengths"] = lengths
+        ev = self.traced.event_dim
+        if self.samples is not None:
+            logits = logits.expand(self.samples, *logits.shape)
+        drawn = sample_with_trace(self.traced.name, logits, generator=generator, **opts)
+        rows = logits.shape[: logits.ndim - ev]
+        draw = Draw(drawn.sample, logits, drawn.trace, drawn.utilities, opts, rows)
+        return draw._replace(extra=self.at_draw(draw, generator))
+
+    def at_draw(self, draw: Draw, generator: torch.Generator | None) -> Any:
+        """Hook: what the estimator computes when drawing (stored in ``draw.extra``)."""
+        return None
+
+    def forward(
+        self,
+        logits: Tensor,
+        *,
+        lengths: Any = None,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """The detached sample of :meth:`draw`, ``[*batch, *event]`` (``K`` in front).
+
+        The draw is kept in :attr:`last_draw` for :meth:`attach`.
+        """
+        self.last_draw = self.draw(logits, lengths=lengths, generator=generator)
+        return self.last_draw.sample
+
+    def attach(self, loss: Tensor, draw: Any = None, *, baseline: Tensor | None = None) -> Tensor:
+        """Add the score-function term to the per-sample loss of a draw.
+
+        Args:
+            loss: ``[*rows]`` per-sample loss (``[K, *batch]`` with ``samples=K``)
+                being minimised; it may carry its own graph (decoder parameters). A
+                loss over a prefix of the rows (e.g. ``[B]`` for categorical edge
+                types ``[B, E, C]``) is shared by the rows it covers: their
+                structures are independent parts of one sample.
+            draw: the :class:`Draw` (from :meth:`draw`) or the sample tensor
+                returned by :meth:`forward`; ``None``: :attr:`last_draw`.
+            baseline: a learned baseline ``[*batch]`` (``baseline="nvil"`` only).
+
+        Returns:
+            ``loss`` (same value) whose gradient w.r.t. the logits is the estimator.
+
+        Raises:
+            ValueError: no draw, a sample that is not the last draw's, a loss of
+                the wrong shape, or a baseline the estimator does not take.
+        """
+        self.check_baseline(baseline)
+        d = self._resolve(draw)
+        if not isinstance(loss, Tensor) or not loss.is_floating_point():
+            raise ValueError(f"loss must be a floating torch.Tensor, got {type(loss).__name__}")
+        rows = d.rows
+        extra = len(rows) - loss.ndim
+        if extra > 0 and tuple(rows[: loss.ndim]) == tuple(loss.shape):
+            # Several independent rows per loss (e.g. one categorical per edge of a
+            # graph): log p of the whole is the sum over its rows, so every row gets
+            # the loss; the zero-valued surrogates are summed back per loss entry.
+            def spread(t: Tensor) -> Tensor:
+                return t.reshape(*t.shape, *([1] * extra)).expand(rows)
+
+            wide = spread(loss)
+            out = self.estimate(wide, d, None if baseline is None else spread(baseline))
+            return (out - wide).flatten(loss.ndim).sum(-1) + loss
+        if loss.shape != rows:
+            want = "[K, *batch]" if self.samples is not None else "[*batch]"
+            raise ValueError(
+                f"attach takes the per-sample loss of shape {want} = {tuple(rows)}, got "
+                f"{tuple(loss.shape)}: reduce over the event dims only, not over samples or batch"
+            )
+        return self.estimate(loss, d, baseline)
+
+    def _resolve(self, draw: Any) -> Draw:
+        if isinstance(draw, Draw):
+            return draw
+        last = self.last_draw
+        if last is None:
+            raise ValueError(
+                f"{type(self).__name__}.attach needs a draw: call the layer on the logits "
+                "first, or pass the Draw from layer.draw(...)"
+            )
+        if draw is not None and draw is not last.sample:
+            raise ValueError(
+                "attach got a sample that is not this layer's last draw: pass the Draw from "
+                "layer.draw(...) to attach losses of earlier draws"
+            )
+        return last
+
+    def check_baseline(self, baseline: Tensor | None) -> None:
+        """Raise ``ValueError`` for a baseline tensor the estimator does not take."""
+        if baseline is not None:
+            raise ValueError(f"{type(self).__name__} takes no baseline tensor")
+
+    def estimate(self, loss: Tensor, draw: Draw, baseline: Tensor | None) -> Tensor:
+        """The estimator: ``loss`` plus its zero-valued surrogate (subclasses)."""
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        options = "".join(f", {k}={v!r}" for k, v in self.structure_options.items())
+        return f"structure={self.traced.name!r}, samples={self.samples}{options}"
