@@ -211,3 +211,23 @@ def test_readme_example_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, str(readme), "exec"), {})
+
+
+def test_presets_are_configurations_of_one_layer():
+    layers = [E.imle, E.aimle, E.blackbox, E.straight_through, E.perturbed]
+    rules = [E.FiniteDifference, E.FiniteDifference, E.FiniteDifference, E.Identity, E.NoiseScore]
+    for preset, rule in zip(layers, rules, strict=True):
+        layer = preset("k_subset", k=2)
+        assert type(layer) is E.SolverLayer and isinstance(layer.gradient, rule)
+    # AIMLE is IMLE with an adaptive target: same noise, same estimate
+    theta = torch.randn(5, 6)
+    grads = []
+    for preset in (E.imle, E.aimle):
+        t = theta.clone().requires_grad_(True)
+        layer = preset("k_subset", k=2, target=E.AdaptiveTarget(0.5), difference="central")
+        z = layer(t, generator=torch.Generator().manual_seed(3))
+        (z * torch.arange(6.0)).sum().backward()
+        grads.append(t.grad)
+    torch.testing.assert_close(grads[0], grads[1])
+    # the class-style names are the same presets
+    assert E.IMLE is E.imle and E.PerturbedOptimizer is E.perturbed

@@ -1,0 +1,54 @@
+"""The option vocabulary and the latent-layer contract's defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from structgrad.distributions import LatentLayer, structure
+from structgrad.distributions.checks import RENAMED, check_options
+
+
+def test_check_options_accepts_known_names() -> None:
+    check_options("f", {"tau": 1.0, "k": 2}, ("tau", "k", "root"))
+    check_options("f", [], ())
+
+
+@pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
+def test_old_names_say_the_new_one(old: str, new: str) -> None:
+    with pytest.raises(ValueError, match=f"^f: option '{old}' is now called '{new}'$"):
+        check_options("f", {old: 1.0}, ("tau", "tau_target"))
+
+
+def test_an_old_name_that_is_accepted_is_not_renamed() -> None:
+    check_options("f", {"temperature": 1.0}, ("temperature",))
+
+
+def test_unknown_names_list_the_accepted_ones_sorted() -> None:
+    with pytest.raises(ValueError, match=r"^f: unknown option\(s\) a, z; it takes k, tau$"):
+        check_options("f", {"z": 1, "a": 2, "k": 3}, ("tau", "k"))
+
+
+def test_latent_layer_defaults() -> None:
+    layer = LatentLayer(structure("k_subset"), {"k": 2})
+    loss = torch.randn(3)
+    assert layer.pathwise and layer.attach(loss) is loss
+    with pytest.raises(ValueError, match="takes no baseline"):
+        layer.attach(loss, baseline=torch.zeros(3))
+    with pytest.raises(NotImplementedError):
+        layer(torch.randn(3, 5))
+    theta = torch.randn(3, 5)
+    hard = layer.sample_hard(theta, noise=False)
+    assert torch.equal(hard, structure("k_subset").map(theta, k=2))
+    noisy = layer.sample_hard(theta, generator=torch.Generator().manual_seed(0))
+    assert torch.all(noisy.sum(-1) == 2) and not noisy.requires_grad
+    with pytest.raises(ValueError, match="no structure"):
+        LatentLayer().sample_hard(theta)
+
+
+def test_map_sample_refuses_noise_on_costs() -> None:
+    costs = torch.rand(2, 4, 4)
+    with pytest.raises(ValueError, match="noise=False"):
+        structure("grid_path").map_sample(costs)
+    path = structure("grid_path").map_sample(costs, noise=False)
+    assert path.shape == costs.shape and path[:, 0, 0].eq(1).all()

@@ -1,0 +1,82 @@
+"""Every (structure, method) of METHODS follows the one latent-layer contract."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from structgrad.distributions import LatentLayer
+from structgrad.models import METHODS, latent
+
+from ._nri_setup import N_NODES, options_for
+
+PAIRS = [(s, m) for s, methods in METHODS.items() for m in methods]
+SHAPES = {
+    "categorical": (3, 4),
+    "k_subset": (3, 6),
+    "binary_tree": (3, 5),
+    "edges": (3, N_NODES, N_NODES),
+}
+
+
+def _options(structure: str, method: str) -> dict:
+    opts = options_for(structure, method)
+    if structure == "k_subset":
+        opts["k"] = 2
+    if method == "relax":
+        opts["event_shape"] = SHAPES.get(structure, (3, N_NODES, N_NODES))[1:]
+    return opts
+
+
+@pytest.mark.parametrize(("structure", "method"), PAIRS)
+def test_contract(structure: str, method: str) -> None:
+    layer = latent(structure, method, **_options(structure, method))
+    # the family's own layer, not a wrapper, with its method name
+    assert isinstance(layer, LatentLayer) and layer.method == method
+    assert not any(isinstance(m, LatentLayer) for m in layer.children())
+    theta = torch.randn(SHAPES.get(structure, (3, N_NODES, N_NODES)), dtype=torch.float64)
+    theta.requires_grad_(True)
+    z = layer(theta, lengths=None, generator=torch.Generator().manual_seed(0))
+    event_ndim = 1 if structure in ("categorical", "k_subset") else 2  # of the sample
+    loss = (
+        (z * torch.randn(z.shape[z.ndim - event_ndim :], dtype=z.dtype))
+        .flatten(z.ndim - event_ndim)
+        .sum(-1)
+    )
+    out = layer.attach(loss, z)
+    assert out.shape == loss.shape and torch.equal(out.detach(), loss.detach())
+    out.sum().backward()
+    assert theta.grad is not None and torch.isfinite(theta.grad).all()
+    # state round-trips through state_dict
+    other = latent(structure, method, **_options(structure, method))
+    other.load_state_dict(layer.state_dict())
+    hard = layer.sample_hard(theta, generator=torch.Generator().manual_seed(1))
+    assert not hard.requires_grad and set(hard.unique().tolist()) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize(("structure", "method"), PAIRS)
+def test_unknown_options_list_the_accepted_ones(structure: str, method: str) -> None:
+    match = r"unknown option\(s\) no_such_option; it takes .*(tau|samples)"
+    with pytest.raises(ValueError, match=match):
+        latent(structure, method, **_options(structure, method), no_such_option=1)
+
+
+@pytest.mark.parametrize("method", ["sst", "imle", "aimle", "ste", "perturbed"])
+@pytest.mark.parametrize("old", ["temperature", "sigma"])
+def test_old_names_say_tau(method: str, old: str) -> None:
+    with pytest.raises(ValueError, match=f"'{old}' is now called 'tau'"):
+        latent("spanning_tree", method, **{old: 0.5})
+
+
+def test_score_attach_takes_the_draw_and_keeps_nothing_hidden() -> None:
+    layer = latent("k_subset", "t-reinforce+", k=2)
+    theta = torch.randn(4, 6, requires_grad=True)
+    first = layer.draw(theta, generator=torch.Generator().manual_seed(0))
+    z = layer(theta, generator=torch.Generator().manual_seed(1))
+    assert layer.last_draw is not None and layer.last_draw.sample is z
+    # the earlier draw's loss is attached through its Draw, not the layer's last
+    loss = (first.sample * torch.arange(6.0)).sum(-1)
+    layer.attach(loss, first).mean(0).sum().backward()
+    assert theta.grad is not None and theta.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="not this layer's last draw"):
+        layer.attach(loss, first.sample)
