@@ -476,7 +476,7 @@ def test_forbidden_edges_clip_only_without_direct_root_edges(
 ) -> None:
     # While every vertex keeps a finite edge from the root the columns'
     # spreads bound the conditioning, and the (costly) dual clip is not needed.
-    from structgrad.distributions import _tree_marginals as _matrix_tree
+    from structgrad.distributions import _arborescence_marginals as _matrix_tree
 
     calls = []
     original = _matrix_tree.dual_clip

@@ -16,6 +16,10 @@ from importlib.metadata import version as _version
 from torch.distributions import Categorical as Categorical
 
 from . import checks as checks
+from ._arborescence_marginals import arborescence_marginals as arborescence_marginals
+from ._arborescence_marginals import (
+    multi_root_arborescence_marginals as multi_root_arborescence_marginals,
+)
 from ._gibbs import Arborescence as Arborescence
 from ._gibbs import KSubset as KSubset
 from ._gibbs import SpanningTree as SpanningTree
@@ -29,10 +33,6 @@ from ._registry import structure as structure
 from ._sinkhorn import sinkhorn as sinkhorn
 from ._structure import Structure as Structure
 from ._trace import CategoricalTrace as CategoricalTrace
-from ._tree_marginals import arborescence_marginals as arborescence_marginals
-from ._tree_marginals import (
-    multi_root_arborescence_marginals as multi_root_arborescence_marginals,
-)
 from ._tree_marginals import spanning_tree_marginals as spanning_tree_marginals
 from ._trees import edge_list as edge_list
 from ._trees import from_upper as from_upper

@@ -13,19 +13,24 @@ trees: ``n - 1`` edges). They measure the residual of the solve, not every
 error (rounding in the Laplacian's diagonal can keep them), but the worst
 cases break them: a float32 result that misses them is computed again in
 float64, and an unclipped float64 one raises.
+
+Also here: the vertex masks both checks read (the vertices inside each padded
+graph, and the single-vertex sources).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ._laplacian import ILL_CONDITIONED
+from .checks import lengths_mask
 
-__all__ = ["check_reachable", "checked", "deviation_from"]
+__all__ = ["check_reachable", "checked", "deviation_from", "one_hot", "vertex_mask"]
 
 #: Largest deviation from a sum identity (relative to the sum) accepted from
 #: float32 work: random graphs stay below 2e-6 (n = 5 ... 50), with the float32
@@ -67,6 +72,26 @@ def check_reachable(adjacency: Tensor, sources: Tensor, inside: Tensor | None, w
     if all_reached():
         return
     raise ValueError(f"{what}: the finite-score edges do not connect every graph")
+
+
+def vertex_mask(
+    lengths: Any, batch: tuple[int, ...], n: int, like: Tensor
+) -> tuple[Tensor, Tensor] | tuple[None, None]:
+    """``[..., n]`` boolean mask of the vertices inside each graph, and the ``[...]`` lengths.
+
+    ``(None, None)`` without ``lengths``: every vertex is inside.
+    """
+    if lengths is None:
+        return None, None
+    inside = lengths_mask(lengths, batch, n, like.device)
+    return inside, inside.sum(-1)
+
+
+def one_hot(index: int, n: int, device: torch.device) -> Tensor:
+    """``[n]`` boolean mask of the single vertex ``index`` (a source of :func:`check_reachable`)."""
+    hot = torch.zeros(n, dtype=torch.bool, device=device)
+    hot[index] = True
+    return hot
 
 
 def checked(

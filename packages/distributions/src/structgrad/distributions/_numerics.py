@@ -5,7 +5,21 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["default_max_range", "finite_min", "hi_and_spread"]
+__all__ = [
+    "FLOAT32_SPREAD",
+    "default_max_range",
+    "finite_min",
+    "hi_and_spread",
+    "range_limit",
+    "work_dtype",
+]
+
+#: Largest spread (nats) of log-potentials computed in float32 for float32 input:
+#: measured errors on random graphs stay below 1e-6 (spanning trees and
+#: arborescences, n = 10, 50); weakly attached groups lose up to about e^spread
+#: roundings, the worst of which the sum identities catch (``_conditioning``); wider
+#: spreads cancel more digits and run in float64.
+FLOAT32_SPREAD = 10.0
 
 
 def hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
@@ -42,3 +56,20 @@ def default_max_range(directed: bool) -> float:
         directed: arborescences (``True``) or undirected spanning trees.
     """
     return 20.0 if directed else 15.0
+
+
+def range_limit(max_range: float | None, directed: bool) -> float:
+    """The clip range ``R``: ``max_range``, or the default when ``None``.
+
+    Raises:
+        ValueError: unless the range is positive.
+    """
+    limit = default_max_range(directed) if max_range is None else float(max_range)
+    if not limit > 0:
+        raise ValueError(f"max_range must be positive, got {max_range!r}")
+    return limit
+
+
+def work_dtype(dtype: torch.dtype, spread: float) -> torch.dtype:
+    """The dtype of the Laplacian: float32 inputs of moderate spread stay float32."""
+    return torch.float32 if dtype == torch.float32 and spread <= FLOAT32_SPREAD else torch.float64

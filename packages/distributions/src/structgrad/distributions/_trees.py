@@ -18,12 +18,13 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
+from ._arborescence_marginals import arborescence_marginals
 from ._laplacian import _drop, _in_laplacian
 from ._matrix_tree import arborescence_log_partition, spanning_tree_log_partition
 from ._structure import Structure
 from ._trace_arborescence import ArborescenceTracing
 from ._trace_tree import SpanningTreeTracing
-from ._tree_marginals import arborescence_marginals, spanning_tree_marginals
+from ._tree_marginals import spanning_tree_marginals
 from ._utils import dot
 from ._wilson import sample_arborescences
 from .checks import check_int
