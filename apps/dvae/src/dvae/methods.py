@@ -94,17 +94,15 @@ class GumbelTopK(LatentLayer):
         Relaxations", IJCAI 2019, https://arxiv.org/abs/1901.10517.
     """
 
+    takes_lengths = False
+
     def __init__(self, k: int, tau: float = 1.0) -> None:
         super().__init__(structure("k_subset"), {"k": k})
         self.method = "gumbel-topk"
         self.tau = float(tau)
 
-    def forward(
-        self, logits: Tensor, *, lengths: Any = None, generator: torch.Generator | None = None
-    ) -> Tensor:
+    def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Relaxed k-hot sample ``[*batch, n]`` from logits ``[*batch, n]``."""
-        if lengths is not None:
-            raise ValueError("gumbel-topk takes no lengths")
         k = int(self.structure_options["k"])
         return relaxed_top_k(logits, k, self.tau, generator=generator)
 

@@ -39,6 +39,8 @@ class LatentLayer(nn.Module):
     """
 
     pathwise: bool = True
+    #: Whether the layer takes per-call ``lengths`` (padded batches).
+    takes_lengths: bool = True
 
     def __init__(
         self, structure: Structure | None = None, structure_options: dict[str, Any] | None = None
@@ -55,8 +57,23 @@ class LatentLayer(nn.Module):
         lengths: Any = None,
         generator: torch.Generator | None = None,
     ) -> Tensor:
-        """Draw a sample ``[*batch, *event]`` (``[S, *batch, *event]`` with samples)."""
+        """Draw a sample ``[*batch, *event]`` (``[S, *batch, *event]`` with samples).
+
+        Args:
+            logits: ``[*batch, *event]`` scores θ.
+            lengths: optional ``[*batch]`` sizes (structures that take them).
+            generator: optional ``torch.Generator`` on the logits' device.
+        """
+        return self._sample(logits, self._lengths(lengths), generator)
+
+    def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
+        """Hook: the sample (subclasses)."""
         raise NotImplementedError
+
+    def _lengths(self, lengths: Any) -> Any:
+        if lengths is not None and not self.takes_lengths:
+            raise ValueError(f"{self._name()} takes no lengths: mask entries with -inf logits")
+        return lengths
 
     def attach(self, loss: Tensor, draw: Any = None, *, baseline: Tensor | None = None) -> Tensor:
         """The loss to backpropagate: ``loss`` itself for a pathwise layer.
@@ -101,6 +118,12 @@ class LatentLayer(nn.Module):
         Returns:
             ``[*batch, *event]`` 0/1 structure in the logits' dtype.
         """
+        return self._sample_hard(logits, self._lengths(lengths), generator, noise)
+
+    def _sample_hard(
+        self, logits: Tensor, lengths: Any, generator: torch.Generator | None, noise: bool
+    ) -> Tensor:
+        """Hook: the structure's perturb-and-MAP sample with the layer's options."""
         if self.structure is None:
             raise ValueError(f"{self._name()} has no structure to take a MAP of")
         options = dict(self.structure_options)

@@ -38,6 +38,8 @@ class IndepEdgesLayer(LatentLayer):
         https://arxiv.org/abs/1611.00712.
     """
 
+    takes_lengths = False
+
     def __init__(
         self,
         *,
@@ -51,16 +53,8 @@ class IndepEdgesLayer(LatentLayer):
         self.tau = check_tau(tau)
         self.straight_through = bool(straight_through)
 
-    def forward(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Sample shaped like ``logits`` with a zero diagonal."""
-        if lengths is not None:
-            raise ValueError("independent edges take no lengths: mask edges with -inf logits")
         return independent_edges(
             logits,
             self.tau,
@@ -69,17 +63,10 @@ class IndepEdgesLayer(LatentLayer):
             **self.structure_options,
         )
 
-    def sample_hard(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-        noise: bool = True,
+    def _sample_hard(
+        self, logits: Tensor, lengths: Any, generator: torch.Generator | None, noise: bool
     ) -> Tensor:
         """The straight-through sample's forward value (or the MAP), zero diagonal."""
-        if lengths is not None:
-            raise ValueError("independent edges take no lengths: mask edges with -inf logits")
         with torch.no_grad():
             return self.edges.map_sample(
                 logits, noise=noise, generator=generator, **self.structure_options

@@ -63,13 +63,7 @@ class SSTLayer(LatentLayer):
         self.straight_through = bool(straight_through)
         self.sst_options = options
 
-    def forward(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Relaxed (or straight-through) sample shaped like ``logits`` ``[*batch, *event]``."""
         options = dict(self.sst_options)
         if lengths is not None:
@@ -114,21 +108,15 @@ class GumbelSoftmaxLayer(LatentLayer):
         https://arxiv.org/abs/1611.00712.
     """
 
+    takes_lengths = False
+
     def __init__(self, *, tau: float = 1.0, hard: bool = False) -> None:
         super().__init__(structure("categorical"))
         self.tau = check_tau(tau)
         self.hard = bool(hard)
 
-    def forward(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Sample ``[*batch, n]`` summing to 1 over the last dim."""
-        if lengths is not None:
-            raise ValueError("categorical takes no lengths: mask entries with -inf logits")
         return gumbel_softmax(logits, self.tau, hard=self.hard, generator=generator)
 
     def extra_repr(self) -> str:

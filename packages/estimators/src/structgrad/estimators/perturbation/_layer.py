@@ -173,22 +173,10 @@ class SolverLayer(LatentLayer):
             lengths=lengths,
         )
 
-    def forward(
-        self,
-        scores: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
-        """Perturbed MAP solutions with the rule's backward.
+    def _sample(self, scores: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
+        """Perturbed MAP solutions (module docstring's shapes) with the rule's backward.
 
-        Args:
-            scores: ``[*batch, *event]`` scores (costs for a minimisation solver).
-            lengths: optional ``[*batch]`` sizes (spanning trees, arborescences).
-            generator: source of the noise.
-
-        Returns:
-            Solutions, shaped as described in the module docstring.
+        ``scores`` are costs for a minimisation solver.
         """
         theta, ev, lens = self.prepare(scores, lengths)
         plan = self.plan(theta, ev, lens, generator)
@@ -200,20 +188,12 @@ class SolverLayer(LatentLayer):
             return out.squeeze(0)
         return out
 
-    def sample_hard(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-        noise: bool = True,
+    def _sample_hard(
+        self, logits: Tensor, lengths: Any, generator: torch.Generator | None, noise: bool
     ) -> Tensor:
-        """``MAP(θ + G)`` (the MAP with ``noise=False``) without gradient; see the base class.
-
-        A layer around a user's solver perturbs with its own noise at its τ.
-        """
+        """``MAP(θ + G)`` of the structure; around a user's solver, its own noise at its τ."""
         if self.structure is not None:
-            return super().sample_hard(logits, lengths=lengths, generator=generator, noise=noise)
+            return super()._sample_hard(logits, lengths, generator, noise)
         with torch.no_grad():
             theta, ev, lens = self.prepare(logits.detach(), lengths)
             x = theta

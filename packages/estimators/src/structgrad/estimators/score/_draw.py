@@ -131,13 +131,7 @@ class ScoreLayer(LatentLayer):
         """Hook: what the estimator computes when drawing (stored in ``draw.extra``)."""
         return None
 
-    def forward(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """The detached sample of :meth:`draw`, ``[*batch, *event]`` (``K`` in front).
 
         The draw is kept in :attr:`last_draw` for :meth:`attach`.
