@@ -3,7 +3,9 @@
 A structure owns the event shape of its scores and their checks, its options,
 Gumbel noise, MAP (through :mod:`structgrad.solvers`), exhaustive enumeration
 for tiny sizes and, where tractable, the exponential family
-``p(x) ∝ exp(<θ, x>)``: log-partition, marginals and exact samples.
+``p(x) ∝ exp(<θ, x>)``: log-partition, marginals and exact samples. Its
+recursive Gumbel-max trace comes from ``_trace``, its coordinates and polytope
+from ``_coordinates``.
 """
 
 from __future__ import annotations
@@ -11,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from ._coordinates import Coordinates
 from ._trace import Tracing
 from ._utils import dot, gumbel_like, value_and_gradient
 from .checks import as_tau, check_scores, lengths_mask
@@ -22,7 +24,7 @@ from .checks import as_tau, check_scores, lengths_mask
 __all__ = ["Structure"]
 
 
-class Structure(Tracing):
+class Structure(Tracing, Coordinates):
     """One combinatorial structure; subclasses set the class attributes and hooks.
 
     Attributes:
@@ -180,34 +182,6 @@ class Structure(Tracing):
     def enumerate(self, n: int, **options: Any) -> Tensor:
         """Every structure of size ``n`` as a float64 stack ``[N, *event]`` (tiny ``n`` only)."""
         raise NotImplementedError(f"{self.name}: structgrad.solvers has no enumerator for it")
-
-    # -- coordinates and the polytope ------------------------------------------
-
-    def flatten(self, scores: Tensor) -> Tensor:
-        """``[..., d]``: the entries a structure reads, one per coordinate.
-
-        Undirected structures keep the strict upper triangle (row-major ``i < j``);
-        the others flatten their event dims.
-        """
-        return scores.flatten(-self.event_dim) if self.event_dim > 1 else scores
-
-    def unflatten(self, x: Tensor, event_shape: Sequence[int]) -> Tensor:
-        """The inverse of :meth:`flatten`: ``[..., d]`` back to ``[..., *event_shape]``."""
-        return x.unflatten(-1, tuple(event_shape)) if self.event_dim > 1 else x
-
-    def polytope(self, n: int, **options: Any) -> tuple[np.ndarray, ...]:
-        """Linear description of the convex hull of the structures of size ``n``.
-
-        Over the coordinates of :meth:`flatten`: ``conv 𝒳 = {x >= 0 : A_eq x = b_eq,
-        A_ub x <= b_ub}``.
-
-        Returns:
-            ``(A_eq, b_eq, A_ub, b_ub)`` as float64 numpy arrays.
-
-        Raises:
-            NotImplementedError: for a structure without one here.
-        """
-        raise NotImplementedError(f"{self.name}: no linear description of its polytope here")
 
     # -- the relaxation ---------------------------------------------------------
 
