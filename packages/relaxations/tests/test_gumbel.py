@@ -3,7 +3,12 @@ import math
 import pytest
 import torch
 
-from structgrad.relaxations import binary_concrete, gumbel_softmax, sample_gumbel, straight_through
+from structgrad.relaxations import (
+    binary_concrete,
+    gumbel_softmax,
+    hard_with_soft_gradient,
+    sample_gumbel,
+)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -58,10 +63,10 @@ def test_finite_at_tiny_temperature_and_with_neg_inf(scale: float) -> None:
         assert torch.isfinite(z).all()
 
 
-def test_straight_through_values_and_gradients() -> None:
+def test_hard_with_soft_gradient_values_and_gradients() -> None:
     soft = torch.tensor([0.2, 0.8], requires_grad=True)
     hard = torch.tensor([0.0, 1.0])
-    out = straight_through(hard, soft)
+    out = hard_with_soft_gradient(hard, soft)
     assert torch.equal(out, hard)
     out.sum().backward()
     assert torch.equal(soft.grad, torch.ones(2))

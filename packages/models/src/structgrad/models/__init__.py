@@ -55,7 +55,7 @@ from structgrad.distributions import LatentLayer as LatentLayer
 
 from ._factory import METHODS as METHODS
 from ._factory import latent as latent
-from ._layer import map_sample as map_sample
+from ._map_sample import map_sample as map_sample
 
 __version__ = _version("structgrad-models")
 

@@ -28,8 +28,8 @@ from ._cvx import cvx_relaxation as cvx_relaxation
 from ._edges import independent_edges as independent_edges
 from ._gumbel import binary_concrete as binary_concrete
 from ._gumbel import gumbel_softmax as gumbel_softmax
+from ._gumbel import hard_with_soft_gradient as hard_with_soft_gradient
 from ._gumbel import sample_gumbel as sample_gumbel
-from ._gumbel import straight_through as straight_through
 from ._layers import GumbelSoftmaxLayer as GumbelSoftmaxLayer
 from ._layers import SSTLayer as SSTLayer
 from ._sinkhorn import gumbel_sinkhorn as gumbel_sinkhorn
@@ -47,6 +47,7 @@ __all__ = [
     "cvx_relaxation",
     "gumbel_sinkhorn",
     "gumbel_softmax",
+    "hard_with_soft_gradient",
     "independent_edges",
     "k_subset_log_partition",
     "k_subset_marginals",
@@ -56,5 +57,4 @@ __all__ = [
     "sinkhorn",
     "spanning_tree_marginals",
     "sst",
-    "straight_through",
 ]

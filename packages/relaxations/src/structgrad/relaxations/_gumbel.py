@@ -15,10 +15,10 @@ from torch import Tensor
 from structgrad.distributions import sample_gumbel, sample_uniform
 from structgrad.distributions.checks import as_tau
 
-__all__ = ["binary_concrete", "gumbel_softmax", "sample_gumbel", "straight_through"]
+__all__ = ["binary_concrete", "gumbel_softmax", "hard_with_soft_gradient", "sample_gumbel"]
 
 
-def straight_through(hard: Tensor, soft: Tensor) -> Tensor:
+def hard_with_soft_gradient(hard: Tensor, soft: Tensor) -> Tensor:
     """Forward value ``hard``, gradient of ``soft``: ``hard - soft.detach() + soft``."""
     return hard - soft.detach() + soft
 
@@ -60,7 +60,7 @@ def gumbel_softmax(
         return soft
     index = (logits + noise).argmax(dim=dim, keepdim=True)
     one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
-    return straight_through(one_hot, soft)
+    return hard_with_soft_gradient(one_hot, soft)
 
 
 def binary_concrete(
@@ -94,7 +94,7 @@ def binary_concrete(
     soft = torch.sigmoid(perturbed / t)
     if not hard:
         return soft
-    return straight_through((perturbed > 0).to(soft.dtype), soft)
+    return hard_with_soft_gradient((perturbed > 0).to(soft.dtype), soft)
 
 
 def _check_logits(logits: Tensor, dim: int) -> None:

@@ -14,7 +14,7 @@ from structgrad.distributions import sample_gumbel, sinkhorn
 from structgrad.distributions.checks import check_square
 from structgrad.solvers import linear_assignment
 
-from ._gumbel import straight_through
+from ._gumbel import hard_with_soft_gradient
 
 __all__ = ["gumbel_sinkhorn"]
 
@@ -51,4 +51,4 @@ def gumbel_sinkhorn(
     soft = sinkhorn(perturbed, n_iters=n_iters, tau=tau, anneal=anneal)
     if not hard:
         return soft
-    return straight_through(linear_assignment(perturbed.detach()), soft)
+    return hard_with_soft_gradient(linear_assignment(perturbed.detach()), soft)

@@ -23,7 +23,7 @@ from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
 from structgrad.distributions.checks import as_tau
 
-from ._gumbel import straight_through as _st
+from ._gumbel import hard_with_soft_gradient
 
 __all__ = ["SUPPORTED", "sst"]
 
@@ -105,5 +105,5 @@ def sst(
     sample = s.relax(u, tau=t, **options)
     if straight_through:
         hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
-        sample = _st(s.map(u.detach(), **hard), sample)
+        sample = hard_with_soft_gradient(s.map(u.detach(), **hard), sample)
     return (sample, u) if return_utilities else sample
