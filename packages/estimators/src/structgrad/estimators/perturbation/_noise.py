@@ -8,6 +8,7 @@ global random state unless no generator is passed.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import torch
 from torch import Tensor
@@ -18,8 +19,19 @@ from structgrad.distributions.checks import check_int
 __all__ = ["Gumbel", "NoiseDistribution", "Normal", "SumOfGamma", "resolve_noise"]
 
 
+class Placement(TypedDict):
+    """The keyword arguments of torch's samplers that :meth:`NoiseDistribution.sample` passes on."""
+
+    dtype: torch.dtype
+    device: torch.device
+    generator: torch.Generator | None
+
+
 class NoiseDistribution:
-    """Base class: a distribution of i.i.d. noise added to the scores."""
+    """Base class: a distribution of i.i.d. noise added to the scores.
+
+    Subclasses implement :meth:`_draw` (or override :meth:`sample` whole).
+    """
 
     def sample(
         self,
@@ -40,6 +52,10 @@ class NoiseDistribution:
         Returns:
             Noise ``shape``.
         """
+        return self._draw(shape, {"dtype": dtype, "device": device, "generator": generator})
+
+    def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
+        """The distribution's own draw, for :meth:`sample`."""
         raise NotImplementedError
 
     def score(self, eps: Tensor) -> Tensor:
@@ -74,18 +90,11 @@ class Gumbel(NoiseDistribution):
         self.loc = float(loc)
         self.scale = float(scale)
 
-    def sample(
-        self,
-        shape: tuple[int, ...],
-        *,
-        dtype: torch.dtype,
-        device: torch.device,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """Draw ``loc - scale·log(-log U)`` with ``U ~ Uniform(0, 1)``."""
         # torch.rand may return exactly 0: the uniforms are clamped to [tiny, 1 - eps]
         # so that both logs stay finite. In place, skipping the identity scale and shift.
-        u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
+        u = sample_uniform(shape, **at)
         g = u.log_().neg_().log_()
         g = g.neg_() if self.scale == 1.0 else g.mul_(-self.scale)
         return g if self.loc == 0.0 else g.add_(self.loc)
@@ -111,16 +120,9 @@ class Normal(NoiseDistribution):
             raise ValueError(f"Normal std must be positive, got {std}")
         self.std = float(std)
 
-    def sample(
-        self,
-        shape: tuple[int, ...],
-        *,
-        dtype: torch.dtype,
-        device: torch.device,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """Draw ``std · N(0, 1)``."""
-        z = torch.randn(shape, dtype=dtype, device=device, generator=generator)
+        z = torch.randn(shape, **at)
         return z.mul_(self.std)
 
     def score(self, eps: Tensor) -> Tensor:
@@ -164,14 +166,7 @@ class SumOfGamma(NoiseDistribution):
         """This distribution with ``k`` filled in (itself if ``k`` is already set)."""
         return self if self.k is not None else SumOfGamma(k, self.terms)
 
-    def sample(
-        self,
-        shape: tuple[int, ...],
-        *,
-        dtype: torch.dtype,
-        device: torch.device,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """Draw Sum-of-Gamma noise (one Gamma tensor per term, summed in place)."""
         if self.k is None:
             raise ValueError(
@@ -180,10 +175,10 @@ class SumOfGamma(NoiseDistribution):
             )
         k = self.k
         # Γ(1/k) draws can underflow to 0 in float32; that only drops a tiny term.
-        conc = torch.full(shape, 1.0 / k, dtype=dtype, device=device)
-        total = torch.zeros(shape, dtype=dtype, device=device)
+        conc = torch.full(shape, 1.0 / k, dtype=at["dtype"], device=at["device"])
+        total = torch.zeros_like(conc)
         for i in range(1, self.terms + 1):
-            gamma = torch._standard_gamma(conc, generator=generator)  # rate 1
+            gamma = torch._standard_gamma(conc, generator=at["generator"])  # rate 1
             total.add_(gamma, alpha=1.0 / i)  # Γ(1/k, rate i/k) / k = Γ(1/k, 1) / i
         return total.sub_(math.log(self.terms) / k)
 
