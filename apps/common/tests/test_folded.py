@@ -11,6 +11,7 @@ from structgrad_app_common import (
     ArgumentParser,
     CLIError,
     Column,
+    RunControl,
     SearchGroup,
     SearchOptions,
     Sweep,
@@ -40,7 +41,6 @@ from structgrad_app_common.testing import (
     run_interrupted,
 )
 from structgrad_app_common.training import (
-    RunControl,
     open_log,
     open_run,
     save_if_best,
@@ -292,13 +292,13 @@ def test_run_control_base_fields_checks_and_config_order(tmp_path):
     cfg = Controlled("o", stop_after=2)
     assert (cfg.out, cfg.lr, cfg.resume, cfg.threads, cfg.progress) == ("o", 0.1, False, 1, True)
     assert not cfg.stops_at(1) and cfg.stops_at(2) and not Controlled("o").stops_at(10**6)
-    cfg.check_run_flags()
+    cfg.check_settings()
     with pytest.raises(CLIError, match="exclude each other"):
-        Controlled("o", resume=True, overwrite=True).check_run_flags()
+        Controlled("o", resume=True, overwrite=True).check_settings()
     with pytest.raises(CLIError, match="--stop-after must be >= 1"):
-        Controlled("o", stop_after=0).check_run_flags()
+        Controlled("o", stop_after=0).check_settings()
     conf = write_config(tmp_path, Controlled(str(tmp_path), lr=0.5))
-    keys = ["out", "lr", "resume", "overwrite", "stop_after", "threads", "progress"]
+    keys = ["out", "lr", "resume", "overwrite", "stop_after", "threads", "device", "progress"]
     assert list(conf) == keys  # the app's fields first, as written before the base
     assert list(json.loads((tmp_path / "config.json").read_text())) == keys
     job = {**dataclasses.asdict(cfg), "progress": False}

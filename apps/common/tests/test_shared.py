@@ -26,9 +26,9 @@ from structgrad_app_common import (
     write_sweep,
 )
 from structgrad_app_common.plots import save_figure, save_panels
+from structgrad_app_common.runcontrol import check_run_flags
 from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
 from structgrad_app_common.training import (
-    check_run_flags,
     derived_generator,
     open_log,
     open_run,

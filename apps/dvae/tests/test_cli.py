@@ -8,6 +8,7 @@ from dvae.cli import build_parser, main
 from dvae.methods import method_names
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
+    assert_config_and_device,
     assert_every_flag_has_help,
     assert_png,
     assert_records_match,
@@ -37,6 +38,11 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
     assert {"train_loss", "train_loss_hard", "test_loss", "tau"} <= set(recs[0])
     assert json.loads((out / "config.json").read_text())["hidden"] == [32, 16]
     assert last_checkpoint(out)["epoch"] == 2
+
+
+def test_config_read_back_and_device(tmp_path, capsys):
+    argv = ["train", "--smoke", "--epochs", "1", "--method", "sst", "--no-progress"]
+    assert_config_and_device(capsys, main, argv, tmp_path, prog="dvae")
 
 
 @pytest.mark.parametrize("method", [m for m in method_names() if m != "gumbel-softmax"])

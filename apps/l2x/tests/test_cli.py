@@ -5,6 +5,7 @@ from l2x.cli import build_parser, main
 from l2x.methods import method_names
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
+    assert_config_and_device,
     assert_every_flag_has_help,
     assert_files,
     assert_records_match,
@@ -43,6 +44,11 @@ def test_smoke_every_method(tmp_path, method):
     assert main(argv) == 0
     final = json.loads((out / "final.json").read_text())
     assert final["method"] == method and final["k"] == 5 and not final["diverged"]
+
+
+def test_config_read_back_and_device(tmp_path, capsys):
+    argv = ["train", *TINY, "--task", "xor", "--method", "imle", "--epochs", "1"]
+    assert_config_and_device(capsys, main, argv, tmp_path, prog="l2x")
 
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):

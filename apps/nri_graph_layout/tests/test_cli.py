@@ -6,6 +6,7 @@ import pytest
 from nri_graph_layout.cli import build_parser, main
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
+    assert_config_and_device,
     assert_every_flag_has_help,
     assert_files,
     assert_subprocess_error,
@@ -35,6 +36,11 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["method"] == "tree-sst"
     # Checkpoints load with weights_only=True (no pickled objects).
     assert last_checkpoint(out)["step"] == 4
+
+
+def test_config_read_back_and_device(tmp_path, capsys):
+    argv = ["train", "--smoke", "--method", "indep", "--no-progress"]
+    assert_config_and_device(capsys, main, argv, tmp_path, prog="nri_graph_layout")
 
 
 @pytest.mark.parametrize("method", ["indep", "tree-reinforce", "topk-sst"])

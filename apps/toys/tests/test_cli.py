@@ -6,6 +6,7 @@ import pytest
 import torch
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
+    assert_config_and_device,
     assert_every_flag_has_help,
     assert_png,
     assert_subprocess_error,
@@ -37,6 +38,11 @@ def test_smoke_every_structure_and_estimator(tmp_path, capsys, structure, estima
     state = last_checkpoint(out)  # no pickled objects
     assert state["step"] == 20 and state["theta"].shape[-1] == 5
     assert not torch.equal(state["theta"], torch.zeros_like(state["theta"])) or estimator == "ste"
+
+
+def test_config_read_back_and_device(tmp_path, capsys):
+    argv = ["run", "--smoke", "--structure", "k_subset", "--estimator", "relax", "--no-progress"]
+    assert_config_and_device(capsys, main, argv, tmp_path, prog="toys")
 
 
 @pytest.mark.parametrize("estimator", ["t-reinforce+", "relax"])

@@ -9,12 +9,15 @@ same small pieces, kept generic here:
 - :mod:`~structgrad_app_common.jsonl`: an append-only JSONL metrics log that, on
   resume, drops the records written after the checkpoint it resumes from.
 - :mod:`~structgrad_app_common.cli`: ``CLIError``, an ``argparse`` parser whose
-  errors are one line on stderr with exit code 2, the shared flags and types
-  (``--resume`` / ``--overwrite``, joblib, ``positive_int``), ``--smoke`` configs
-  and the subcommand runner.
-- :mod:`~structgrad_app_common.training`: the run-control base of the run
-  configs, run-folder checks, ``--resume`` loading, resumable RNG state and
-  per-epoch orders (torch, imported lazily).
+  errors are one line on stderr with exit code 2, the subcommand runner and
+  ``--config FILE`` (a run's saved config.json read back as the defaults).
+- :mod:`~structgrad_app_common.flags`: the shared flags and types (``--threads``,
+  ``--device``, ``--config``, ``--resume`` / ``--overwrite``, joblib,
+  ``positive_int``) and ``--smoke`` configs.
+- :mod:`~structgrad_app_common.runcontrol`: the run-control base of the run
+  configs (resume, threads, device; field bounds and resume-checked fields as data).
+- :mod:`~structgrad_app_common.training`: run-folder checks, ``--resume``
+  loading, resumable RNG state and per-epoch orders (torch, imported lazily).
 - :mod:`~structgrad_app_common.sweep`: log-uniform random search (scipy's ``loguniform``
   drawn by scikit-learn's ``ParameterSampler``), a joblib runner
   (local processes by default, any joblib backend), mean ± standard error
@@ -37,8 +40,14 @@ from structgrad_app_common.checkpoint import (
 from structgrad_app_common.cli import (
     ArgumentParser,
     CLIError,
+    print_failures,
+    run_command,
+    run_main,
+)
+from structgrad_app_common.flags import (
     add_joblib_flags,
     add_resume_flags,
+    add_run_flags,
     add_search_flags,
     config_from_args,
     float_pair,
@@ -46,11 +55,9 @@ from structgrad_app_common.cli import (
     positive_float,
     positive_int,
     positive_range,
-    print_failures,
-    run_command,
-    run_main,
 )
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
+from structgrad_app_common.runcontrol import RunControl, check_bounds
 from structgrad_app_common.sweep import (
     aggregate,
     best_trials,
@@ -83,11 +90,13 @@ __all__ = [
     "CLIError",
     "Column",
     "JsonlLogger",
+    "RunControl",
     "SearchGroup",
     "SearchOptions",
     "Sweep",
     "add_joblib_flags",
     "add_resume_flags",
+    "add_run_flags",
     "add_search_flags",
     "add_sweep_flags",
     "aggregate",
@@ -95,6 +104,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "best_trials",
+    "check_bounds",
     "check_names",
     "config_from_args",
     "float_pair",

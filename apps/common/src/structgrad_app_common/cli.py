@@ -1,16 +1,17 @@
-"""One-line CLI errors with a non-zero exit code, and the flags every app shares."""
+"""One-line CLI errors with a non-zero exit code, the subcommand runner and ``--config``."""
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import math
+import itertools
+import json
 import os
 import pickle
 import sys
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import Any, NoReturn
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -19,7 +20,8 @@ TRACEBACK_ENV = "STRUCTGRAD_TRACEBACK"
 # What a command raises for bad input that reached the libraries (a ValueError
 # naming the problem), unreadable or unwritable files, and corrupt archives.
 _INPUT_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
-T = TypeVar("T")
+#: Settings of a saved config.json that ``--config`` does not read back.
+NOT_READ_BACK = ("resume", "overwrite", "stop_after")
 
 
 class CLIError(Exception):
@@ -80,176 +82,6 @@ def _one_line(prog: str, message: str) -> None:
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
 
 
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer ``>= 1``.
-
-    Raises:
-        argparse.ArgumentTypeError: for a non-integer or a value below 1.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _checked_float(text: str, ok: Callable[[float], bool], wanted: str) -> float:
-    """``float(text)`` if ``ok`` accepts it, else an ``ArgumentTypeError`` saying ``wanted``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not ok(value):  # NaN fails every test below
-        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """``argparse`` type: a finite number ``> 0`` (learning rates, variances)."""
-    return _checked_float(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-
-
-def nonnegative_float(text: str) -> float:
-    """``argparse`` type: a finite number ``>= 0``."""
-    return _checked_float(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
-
-
-def positive_range(text: str) -> float:
-    """``argparse`` type: a number ``> 0``, ``inf`` allowed (a clipping range)."""
-    return _checked_float(text, lambda v: v > 0, "> 0 (or inf)")
-
-
-def float_pair(text: str) -> tuple[float, float]:
-    """``argparse`` type: ``LOW,HIGH`` as two floats (a search range).
-
-    Raises:
-        argparse.ArgumentTypeError: unless the text is two comma-separated floats.
-    """
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    return low, high
-
-
-def add_resume_flags(
-    group: argparse._ActionsContainer,
-    *,
-    unit: str,
-    stop_after: bool = True,
-    progress: bool = True,
-) -> None:
-    """Add ``--resume``, ``--overwrite`` and optionally ``--stop-after``, ``--no-progress``.
-
-    Args:
-        group: a parser or argument group.
-        unit: what a run counts (``"step"`` or ``"epoch"``), used in the help.
-        stop_after: add ``--stop-after N`` (stop, checkpointed, after N units).
-        progress: add ``--no-progress`` (no tqdm bar).
-    """
-    group.add_argument(
-        "--resume",
-        action="store_true",
-        help=f"continue from <out>/last.pt (metrics.jsonl is cut back to its {unit})",
-    )
-    group.add_argument(
-        "--overwrite", action="store_true", help="start afresh even if <out> holds a run"
-    )
-    if stop_after:
-        group.add_argument(
-            "--stop-after",
-            type=positive_int,
-            help=f"stop (checkpointed, as if killed) after this {unit}; continue with --resume",
-        )
-    if progress:
-        group.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-
-
-def add_joblib_flags(parser: argparse._ActionsContainer) -> None:
-    """Add ``--n-jobs`` (2) and ``--backend`` (loky) for a joblib sweep."""
-    parser.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
-    parser.add_argument(
-        "--backend",
-        default="loky",
-        help="joblib backend: loky (local processes), multiprocessing, threading, "
-        "or a registered one such as dask / ray (loky)",
-    )
-
-
-def add_search_flags(
-    parser: argparse._ActionsContainer,
-    *,
-    trials: int,
-    lr_range: tuple[float, float],
-    tau_range: tuple[float, float] | None,
-) -> None:
-    """Add the flags of a random search over (lr, τ) with seeds, and the joblib flags.
-
-    ``--out`` (runs/sweep), ``--trials``, ``--seeds`` (0 1 2), ``--lr-range``,
-    ``--tau-range`` (``None``: each method's own τ), ``--search-seed`` (0),
-    ``--n-jobs`` and ``--backend``; all but ``--out`` are read back by
-    ``SearchOptions.from_args`` (:mod:`structgrad_app_common.trials`).
-
-    Args:
-        parser: a parser or argument group.
-        trials: default draws per method.
-        lr_range: default log-uniform bounds of the learning rate.
-        tau_range: default log-uniform bounds of τ, or ``None``.
-    """
-
-    def bounds(pair: tuple[float, float]) -> str:
-        return f"{pair[0]:g},{pair[1]:g}"
-
-    tau_default = "default: each method's τ" if tau_range is None else bounds(tau_range)
-    parser.add_argument("--out", default="runs/sweep", help="sweep folder (runs/sweep)")
-    parser.add_argument(
-        "--trials", type=positive_int, default=trials, help=f"(lr, τ) draws per method ({trials})"
-    )
-    parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
-    )
-    parser.add_argument(
-        "--lr-range",
-        type=float_pair,
-        default=lr_range,
-        help=f"log-uniform lr bounds LOW,HIGH ({bounds(lr_range)}; LOW=HIGH fixes it)",
-    )
-    parser.add_argument(
-        "--tau-range",
-        type=float_pair,
-        default=tau_range,
-        help=f"log-uniform τ bounds LOW,HIGH ({tau_default}; LOW=HIGH fixes it)",
-    )
-    parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
-    add_joblib_flags(parser)
-
-
-def config_from_args(
-    cls: type[T], args: argparse.Namespace, smoke: Mapping[str, Any], **fields: Any
-) -> T:
-    """Build a config dataclass from parsed arguments, with ``--smoke`` presets.
-
-    Args:
-        cls: the dataclass; every argument named like one of its fields is used.
-        args: parsed arguments (``args.smoke`` turns the presets on).
-        smoke: field → value applied under ``--smoke`` where the field still
-            has its default (a flag set to a non-default value wins).
-        **fields: values that override the arguments (``out=...``).
-
-    Returns:
-        ``cls(**values)``.
-    """
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {k: v for k, v in vars(args).items() if k in names}
-    values.update(fields)
-    if getattr(args, "smoke", False):
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        values.update({k: v for k, v in smoke.items() if values.get(k) == defaults[k]})
-    return cls(**values)
-
-
 def print_failures(
     records: Iterable[Mapping[str, Any]],
     describe: Callable[[Mapping[str, Any]], str] | None = None,
@@ -293,7 +125,9 @@ def run_command(
     """
 
     def _main(argv: Sequence[str] | None) -> int:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        read_back(parser, sys.argv[1:] if argv is None else argv)
+        args = parser.parse_args(argv)
         if prepare is not None:
             prepare(args)
         if single_thread_env:
@@ -301,3 +135,39 @@ def run_command(
         return int(args.func(args))
 
     return run_main(_main, argv, prog=prog)
+
+
+def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
+    """Make the settings of ``<command> --config FILE`` that subcommand's defaults.
+
+    Flags given on the command line win over the file; the file's settings
+    that the subcommand has no flag for, and :data:`NOT_READ_BACK`, are
+    ignored; a flag the file gives is no longer required. Without
+    ``--config`` nothing changes.
+
+    Args:
+        parser: the app's parser (subcommands in ``command``).
+        argv: the arguments.
+
+    Raises:
+        CLIError: a file that is not a JSON object.
+    """
+    argv = list(argv)
+    paths = [b for a, b in itertools.pairwise(argv) if a == "--config"]
+    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    subs = next((a.choices for a in parser._actions if a.dest == "command"), {})
+    sub = subs.get(argv[0]) if argv else None  # the subcommand comes first
+    if not paths or sub is None:
+        return
+    path = Path(paths[-1])
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CLIError(f"--config {str(path)!r}: not a readable config.json ({err})") from None
+    if not isinstance(saved, dict):
+        raise CLIError(f"--config {str(path)!r}: not a run's config.json (no settings)")
+    actions = {a.dest: a for a in sub._actions}
+    values = {k: v for k, v in saved.items() if k in actions and k not in NOT_READ_BACK}
+    for name in values:
+        actions[name].required = False  # the file gives it
+    sub.set_defaults(**values)

@@ -8,7 +8,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from structgrad_app_common.cli import CLIError, add_search_flags, print_failures
+from structgrad_app_common.cli import CLIError, print_failures
+from structgrad_app_common.flags import add_search_flags
 from structgrad_app_common.trials import SearchGroup, SearchOptions, Sweep, run_search
 
 __all__ = ["add_sweep_flags", "check_names", "report_sweep", "sweep_base", "sweep_command"]

@@ -17,6 +17,7 @@ __all__ = [
     "PNG_SIGNATURE",
     "append_record",
     "assert_cli_error",
+    "assert_config_and_device",
     "assert_every_flag_has_help",
     "assert_files",
     "assert_png",
@@ -230,3 +231,44 @@ def run_interrupted(
         argv_changed = [*argv, "--out", str(out), "--resume", *changed]
         assert_cli_error(capsys, main, argv_changed, "settings differ", prog=prog)
     return read_jsonl(out / "metrics.jsonl"), read_jsonl(ref / "metrics.jsonl")
+
+
+def assert_config_and_device(
+    capsys: Any,
+    main: Callable[[Sequence[str]], Any],
+    argv: Sequence[str],
+    folder: Path,
+    *,
+    prog: str,
+) -> None:
+    """``--config FILE`` reruns a run with its settings; ``--device`` picks the device.
+
+    ``<argv> --out <folder>/a`` is run, then ``<command> --config
+    <folder>/a/config.json --out <folder>/b``: both config.json files hold the
+    same settings but ``out`` and ``progress``. Then ``--device nope`` is a one-line error, and
+    so is ``--device cuda`` without CUDA; with CUDA, the run on ``cuda`` works.
+
+    Args:
+        capsys: the pytest fixture.
+        main: the app's entry point.
+        argv: a short training command without ``--out`` (its subcommand first).
+        folder: an empty folder.
+        prog: the program name.
+    """
+    import torch
+
+    a, b = folder / "a", folder / "b"
+    assert main([*argv, "--out", str(a)]) == 0
+    assert main([argv[0], "--config", str(a / "config.json"), "--out", str(b)]) == 0
+    first, again = (json.loads((p / "config.json").read_text()) for p in (a, b))
+    assert {**first, "out": None, "progress": None} == {**again, "out": None, "progress": None}
+    assert first["device"] == "cpu"
+    capsys.readouterr()
+    assert_cli_error(
+        capsys, main, [*argv, "--device", "nope", "--out", str(b)], "--device", prog=prog
+    )
+    cuda = [*argv, "--device", "cuda", "--out", str(folder / "cuda")]
+    if torch.cuda.is_available():
+        assert main(cuda) == 0
+    else:
+        assert_cli_error(capsys, main, cuda, "CUDA is not available", prog=prog)

@@ -12,7 +12,6 @@ import dataclasses
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +23,9 @@ from structgrad_app_common.checkpoint import (
 )
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import JsonlLogger, json_safe
+from structgrad_app_common.runcontrol import RUN_CONTROL, RunControl
 
 __all__ = [
-    "RunControl",
-    "check_run_flags",
     "derived_generator",
     "load_entry",
     "open_log",
@@ -36,6 +34,7 @@ __all__ = [
     "save_if_best",
     "save_state",
     "shuffled",
+    "start_run",
     "training_state",
     "write_config",
     "write_final",
@@ -43,52 +42,6 @@ __all__ = [
 
 # Spreads (seed, index) pairs over distinct generator seeds.
 _SEED_STRIDE = 1_000_003
-
-
-def check_run_flags(*, resume: bool, overwrite: bool, stop_after: int | None) -> None:
-    """One-line errors for ``--resume`` with ``--overwrite`` and ``--stop-after < 1``.
-
-    Raises:
-        CLIError: on either mistake.
-    """
-    if resume and overwrite:
-        raise CLIError("--resume and --overwrite exclude each other")
-    if stop_after is not None and stop_after < 1:
-        raise CLIError(f"--stop-after must be >= 1, got {stop_after}")
-
-
-@dataclass(kw_only=True)
-class RunControl:
-    """The settings of how a run is carried out, shared by every app's run config.
-
-    A base of the apps' config dataclasses: its fields are keyword-only, so the
-    app's own fields (with or without defaults) come first in ``__init__``, and
-    :func:`write_config` lists them last, after the app's own.
-
-    Attributes:
-        resume: continue from ``<out>/last.pt``.
-        overwrite: start afresh even if ``<out>`` holds a run.
-        stop_after: stop (checkpointed, as if killed) after this step / epoch.
-        threads: torch threads of the run.
-        progress: show a tqdm progress bar.
-    """
-
-    resume: bool = False
-    overwrite: bool = False
-    stop_after: int | None = None
-    threads: int = 1
-    progress: bool = True
-
-    def check_run_flags(self) -> None:
-        """:func:`check_run_flags` of these settings."""
-        check_run_flags(resume=self.resume, overwrite=self.overwrite, stop_after=self.stop_after)
-
-    def stops_at(self, step: int) -> bool:
-        """Whether ``--stop-after`` ends the run once ``step`` (or epoch) is done."""
-        return self.stop_after is not None and step >= self.stop_after
-
-
-_RUN_CONTROL = tuple(f.name for f in dataclasses.fields(RunControl))
 
 
 def _norm(value: Any) -> Any:
@@ -146,6 +99,25 @@ def open_run(
     return None
 
 
+def start_run(config: RunControl) -> dict[str, Any] | None:
+    """Check the settings, set torch's threads and open the run folder (see :func:`open_run`).
+
+    Returns:
+        The checkpoint on ``--resume``, else ``None``.
+
+    Raises:
+        CLIError: bad settings, no checkpoint to resume from, changed settings,
+            or an existing run without ``--resume`` / ``--overwrite``.
+    """
+    import torch
+
+    config.check_settings()
+    torch.set_num_threads(config.threads)
+    out = config.out  # type: ignore[attr-defined]
+    keys = config.resume_keys()
+    return open_run(out, config, keys, resume=config.resume, overwrite=config.overwrite)
+
+
 def _defaults(config: Any) -> dict[str, Any]:
     """The default of every field of the dataclass ``config`` that has one."""
     if not dataclasses.is_dataclass(config):
@@ -163,7 +135,7 @@ def write_config(out: str | os.PathLike[str], config: Any) -> dict[str, Any]:
     The fields of a :class:`RunControl` base come last, after the app's own.
     """
     values = dataclasses.asdict(config)
-    last = _RUN_CONTROL if isinstance(config, RunControl) else ()
+    last = RUN_CONTROL if isinstance(config, RunControl) else ()
     ordered = {k: v for k, v in values.items() if k not in last} | {k: values[k] for k in last}
     conf = json_safe(ordered)
     atomic_write_text(Path(out) / "config.json", json.dumps(conf, indent=2) + "\n")
@@ -184,11 +156,11 @@ def open_log(
     return JsonlLogger(Path(out) / "metrics.jsonl", resume_step=resume_step, step_key=step_key)
 
 
-def derived_generator(seed: int, index: int) -> Any:
-    """A ``torch.Generator`` seeded by ``(seed, index)`` alone (resumable noise)."""
+def derived_generator(seed: int, index: int, device: Any = "cpu") -> Any:
+    """A ``torch.Generator`` on ``device`` seeded by ``(seed, index)`` alone (resumable noise)."""
     import torch
 
-    return torch.Generator().manual_seed(seed * _SEED_STRIDE + index)
+    return torch.Generator(device).manual_seed(seed * _SEED_STRIDE + index)
 
 
 def shuffled(n: int, *, seed: int, epoch: int) -> Any:

@@ -18,7 +18,7 @@ from structgrad_app_common import (
     Column,
     SearchGroup,
     Sweep,
-    add_resume_flags,
+    add_run_flags,
     add_sweep_flags,
     check_names,
     config_from_args,
@@ -81,7 +81,7 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     r.add_argument(
         "--max-train", type=positive_int, help="use only the first N training images (all)"
     )
-    r.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
+    add_run_flags(r, unit=None if sweep else "epoch")
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -98,7 +98,6 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
             f"{', '.join(method_names('k_subset'))}",
         )
         r.add_argument("--seed", type=int, default=0, help="training seed (0)")
-        add_resume_flags(r, unit="epoch")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=positive_int, default=10, help="training epochs (10)")
     o.add_argument("--batch-size", type=positive_int, default=100, help="batch size (100)")

@@ -5,42 +5,28 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
-from structgrad_app_common import CLIError
-from structgrad_app_common.training import RunControl
+from structgrad_app_common import CLIError, RunControl
 
 from dvae.methods import METHODS, model_of
 
-__all__ = ["DEFAULT_LATENT", "RESUME_KEYS", "TrainConfig", "check", "tau_at"]
+__all__ = ["DEFAULT_LATENT", "TrainConfig", "check", "tau_at"]
 
-# Fields that must not change between a run and its resumption.
-RESUME_KEYS = (
-    "data",
-    "method",
-    "latent_m",
-    "latent_n",
-    "k",
-    "hidden",
-    "batch_size",
-    "lr",
-    "tau",
-    "tau_min",
-    "anneal_rate",
-    "anneal_every",
-    "samples",
-    "lam",
-    "beta_step",
-    "target_nnz",
-    "seed",
-    "valid_size",
-    "max_train",
-)
 DEFAULT_LATENT = {"categorical": (30, 10, 1), "k_subset": (20, 20, 10)}
 
 
 @dataclass
 class TrainConfig(RunControl):
     """Everything one training run needs (JSON-serialisable; see ``train --help``)."""
+
+    BOUNDS: ClassVar = {
+        **dict.fromkeys(("epochs", "batch_size", "samples", "anneal_every"), ">= 1"),
+        **dict.fromkeys(("latent_m", "latent_n", "max_train"), ">= 1"),
+        **dict.fromkeys(("lr", "tau", "tau_min", "lam"), "> 0"),
+        "anneal_rate": ">= 0",
+    }
+    FREE: ClassVar = ("epochs",)
 
     out: str
     data: str | None = None
@@ -79,16 +65,8 @@ class TrainConfig(RunControl):
 
 
 def check(c: TrainConfig) -> None:
-    """One-line errors for impossible settings (before any work)."""
-    ints = ("epochs", "batch_size", "samples", "anneal_every", "latent_m", "latent_n", "threads")
-    for name in ints:
-        if getattr(c, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(c, name)}")
-    for name in ("lr", "tau", "tau_min", "lam"):
-        if not getattr(c, name) > 0:
-            raise CLIError(f"--{name.replace('_', '-')} must be > 0, got {getattr(c, name)}")
-    if c.anneal_rate < 0:
-        raise CLIError(f"--anneal-rate must be >= 0, got {c.anneal_rate}")
+    """One-line errors for impossible settings of a resolved config (before any work)."""
+    c.check_settings()
     if not c.hidden or min(c.hidden) < 1:
         raise CLIError(f"--hidden needs positive sizes, got {list(c.hidden)}")
     model = model_of(c.method)
@@ -102,9 +80,6 @@ def check(c: TrainConfig) -> None:
             f"--anneal-rate anneals a relaxation temperature; {c.method!r} has a fixed noise "
             "temperature"
         )
-    c.check_run_flags()
-    if c.max_train is not None and c.max_train < 1:
-        raise CLIError("--max-train must be >= 1")
 
 
 def tau_at(c: TrainConfig, step: int) -> float:

@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from structgrad_app_common.training import (
     open_log,
-    open_run,
     restore_state,
     save_state,
     shuffled,
+    start_run,
     write_config,
 )
 
 from dvae import data as data_mod
-from dvae.config import RESUME_KEYS, TrainConfig, check, tau_at
+from dvae.config import TrainConfig, check, tau_at
 from dvae.model import DiscreteVAE
 
 
@@ -52,10 +52,11 @@ def evaluate(model: DiscreteVAE, x: np.ndarray, batch_size: int, *, seed: int) -
     """
     if len(x) == 0:
         return {"loss": math.nan, "bce": math.nan, "kl": math.nan}
-    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
     sums = np.zeros(3)
     for start in range(0, len(x), batch_size):
-        xb = torch.from_numpy(x[start : start + batch_size])
+        xb = torch.from_numpy(x[start : start + batch_size]).to(device)
         logits = model.logits(xb)
         terms = model.loss(xb, model.sample_hard(logits, generator=gen), logits)
         sums += [float(t.sum()) for t in terms]
@@ -95,17 +96,16 @@ def run(config: TrainConfig) -> dict[str, Any]:
 
     c = config.resolved()
     check(c)
-    torch.set_num_threads(c.threads)
     data = data_mod.load(c.data, c.valid_size)
     x_train = data.train[: c.max_train]
     out = Path(c.out)
     last = out / "last.pt"
-    state = open_run(out, c, RESUME_KEYS, resume=c.resume, overwrite=c.overwrite)
+    state = start_run(c)
 
     torch.manual_seed(c.seed)
-    model = build_model(c, data.dim)
+    model = build_model(c, data.dim).to(c.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
-    gen = torch.Generator().manual_seed(c.seed)
+    gen = torch.Generator(c.device).manual_seed(c.seed)
     epoch, step, elapsed = 0, 0, 0.0
     if state is not None:
         restore_state(state, model, optimizer, gen)
@@ -135,7 +135,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
             for idx in shuffled(len(x_train), seed=c.seed, epoch=epoch).split(c.batch_size):
                 step += 1
                 model.set_tau(tau_at(c, step))
-                xb = torch.from_numpy(x_train[idx.numpy()])
+                xb = torch.from_numpy(x_train[idx.numpy()]).to(c.device)
                 loss = model(xb, generator=gen).loss.mean()
                 if not torch.isfinite(loss):
                     diverged = True
@@ -173,4 +173,4 @@ def run(config: TrainConfig) -> dict[str, Any]:
     bar.close()
     from dvae.plots import finish
 
-    return finish(c, model, data, diverged=diverged)
+    return finish(c, model.cpu(), data, diverged=diverged)  # the plots sample on the CPU

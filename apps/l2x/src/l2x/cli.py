@@ -19,7 +19,7 @@ from structgrad_app_common import (
     Column,
     SearchGroup,
     Sweep,
-    add_resume_flags,
+    add_run_flags,
     add_sweep_flags,
     check_names,
     config_from_args,
@@ -118,7 +118,7 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     r.add_argument(
         "--eval-batch-size", type=positive_int, default=1000, help="evaluation batch (1000)"
     )
-    r.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
+    add_run_flags(r, unit=None if sweep else "epoch")
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -126,7 +126,6 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
     )
     if not sweep:
         r.add_argument("--out", help="output folder (default runs/<task>-<method>-seed<seed>)")
-        add_resume_flags(r, unit="epoch")
 
 
 def _config(args: argparse.Namespace, out: str) -> TrainConfig:

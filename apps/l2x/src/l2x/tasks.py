@@ -75,12 +75,13 @@ class Task:
         was_training = model.training
         model.eval()
         x, y = self.splits[split]
+        device = next(model.parameters()).device
         preds, logits, sels = [], [], []
         for start in range(0, len(x), batch_size):
-            p, z, lg = model(x[start : start + batch_size])
-            preds.append(p)
-            logits.append(lg)
-            sels.append(z)
+            p, z, lg = model(x[start : start + batch_size].to(device))
+            preds.append(p.cpu())
+            logits.append(lg.cpu())
+            sels.append(z.cpu())
         pred = torch.cat(preds)
         out = {"loss": float(self.loss(pred, y).mean())}
         if self.is_synthetic:
@@ -96,7 +97,10 @@ class Task:
             if split == "test":
                 xa = torch.from_numpy(self.extra["x_annotated"])
                 sel = torch.cat(
-                    [model(xa[s : s + batch_size])[1] for s in range(0, len(xa), batch_size)]
+                    [
+                        model(xa[s : s + batch_size].to(device))[1].cpu()
+                        for s in range(0, len(xa), batch_size)
+                    ]
                 ).numpy()
                 out["subset_precision"] = metrics.subset_precision(
                     sel, self.extra["annotated_tokens"], self.extra["annotated_spans"], model.k

@@ -16,18 +16,17 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from structgrad_app_common import CLIError, load_checkpoint, read_jsonl
+from structgrad_app_common import CLIError, RunControl, load_checkpoint, read_jsonl
 from structgrad_app_common.training import (
-    RunControl,
     open_log,
-    open_run,
     restore_state,
     save_if_best,
     save_state,
     shuffled,
+    start_run,
     write_config,
     write_final,
 )
@@ -36,14 +35,17 @@ from l2x.methods import MethodSpec, Selector, resolve
 from l2x.model import L2XModel
 from l2x.tasks import TASKS, Task, build_task
 
-# Settings that must not change between a run and its resumption.
-_RESUME_KEYS = ("task", "method", "k", "tau", "lam", "aimle_difference", "num_samples", "lr")
-_RESUME_KEYS += ("batch_size", "seed", "data_seed", "num_train", "aspect", "max_len")
-
 
 @dataclass
 class TrainConfig(RunControl):
     """Everything one run needs (JSON-serialisable; see ``l2x train --help``)."""
+
+    BOUNDS: ClassVar = {
+        **dict.fromkeys(("epochs", "batch_size", "eval_batch_size"), ">= 1"),
+        **dict.fromkeys(("num_train", "num_valid", "num_test"), ">= 1"),
+        "lr": "> 0",
+    }
+    FREE: ClassVar = ("data", "epochs", "eval_batch_size", "num_valid", "num_test")
 
     out: str
     task: str = "orange_skin"
@@ -75,14 +77,7 @@ def check(config: TrainConfig) -> None:
         raise CLIError("--data is required for the beer task (a BeerAdvocate folder)")
     if config.task != "beer" and config.data:
         raise CLIError(f"--data applies to the beer task only ({config.task!r} is generated)")
-    for name in ("epochs", "batch_size", "eval_batch_size", "num_train", "num_valid"):
-        if getattr(config, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
-    if config.num_test < 1:
-        raise CLIError("--num-test must be >= 1")
-    if not config.lr > 0:
-        raise CLIError(f"--lr must be > 0, got {config.lr}")
-    config.check_run_flags()
+    config.check_settings()
 
 
 def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
@@ -122,13 +117,13 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     check(config)
-    torch.set_num_threads(config.threads)
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    state = open_run(out, config, _RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
+    state = start_run(config)
     task, spec, model = setup(config)
+    model.to(config.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator(config.device).manual_seed(config.seed)
     epoch, best, elapsed = 0, math.inf, 0.0
     if state is not None:
         restore_state(state, model, optimizer, gen)
@@ -155,8 +150,9 @@ def run(config: TrainConfig) -> dict[str, Any]:
             total, count = 0.0, 0
             for start in bar:
                 idx = order[start : start + config.batch_size]
-                pred, _, _ = model(x_train[idx], generator=gen)
-                per_sample = task.loss(pred, y_train[idx])  # [*S, B]
+                x, y = x_train[idx].to(config.device), y_train[idx].to(config.device)
+                pred, _, _ = model(x, generator=gen)
+                per_sample = task.loss(pred, y)  # [*S, B]
                 loss = model.selector.attach(per_sample).mean()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -195,7 +191,7 @@ def finish(
     out = Path(config.out)
     best = load_checkpoint(out / "best.pt") if (out / "best.pt").exists() else None
     if best is not None:
-        model.load_state_dict(best["model"])
+        model.load_state_dict(best["model"])  # onto the model's device
     test = task.evaluate(model, "test", config.eval_batch_size)
     valid = task.evaluate(model, "valid", config.eval_batch_size)
     records = read_jsonl(out / "metrics.jsonl")

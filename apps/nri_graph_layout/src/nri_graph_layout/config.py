@@ -3,40 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
-from structgrad_app_common import CLIError
-from structgrad_app_common.training import RunControl
+from structgrad_app_common import CLIError, RunControl
 
-__all__ = ["RESUME_KEYS", "SELECT", "TrainConfig", "check"]
+__all__ = ["SELECT", "TrainConfig", "check"]
 
-# Fields that must not change between a run and its resumption.
-RESUME_KEYS = (
-    "method",
-    "tau",
-    "lr",
-    "batch_size",
-    "seed",
-    "straight_through",
-    "symmetric",
-    "aimle_difference",
-    "num_samples",
-    "max_range",
-    "kl",
-    "encoder_hidden",
-    "decoder_hidden",
-    "var",
-    "prediction_steps",
-    "tau_final",
-    "anneal_steps",
-    "decoder_edges",
-    "kl_shift",
-    "select",
-    "soft_steps",
-    "lr_final",
-    "lr_decay_steps",
-    "rws_after",
-    "rws_samples",
-)
 #: Checkpoint criteria: the validation ELBO (the reference), the validation NLL of
 #: hard samples (unsupervised; tracks structure, unlike the ELBO whose KL grows
 #: with the scores), or the edge precision (uses the labels).
@@ -46,6 +18,15 @@ SELECT = {"elbo": ("elbo", True), "nll": ("nll", False), "precision": ("precisio
 @dataclass
 class TrainConfig(RunControl):
     """Everything one training run needs (JSON-serialisable; see ``train --help``)."""
+
+    BOUNDS: ClassVar = {
+        **dict.fromkeys(("batch_size", "iterations", "eval_every", "eval_batch_size"), ">= 1"),
+        **dict.fromkeys(("log_every", "anneal_steps", "lr_decay_steps"), ">= 1"),
+        **dict.fromkeys(("soft_steps", "rws_after"), ">= 0"),
+        "lr": "> 0",
+        "rws_samples": ">= 2",
+    }
+    FREE: ClassVar = ("data", "iterations", "eval_every", "eval_batch_size", "log_every")
 
     data: str
     out: str
@@ -101,33 +82,18 @@ def _geometric(start: float, end: float | None, frac: float) -> float:
 
 def check(config: TrainConfig) -> None:
     """One-line errors for impossible settings (before any work)."""
-    for name in ("batch_size", "iterations", "eval_every", "eval_batch_size", "log_every"):
-        if getattr(config, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
-    if not config.lr > 0:
-        raise CLIError(f"--lr must be > 0, got {config.lr}")
+    config.check_settings()
     if config.kl not in ("gumbel", "categorical"):
         raise CLIError(f"--kl must be gumbel or categorical, got {config.kl!r}")
     if config.kl == "categorical" and config.method != "indep":
         raise CLIError(
             "--kl categorical applies to 'indep' only (trees and top-k need the Gumbel KL)"
         )
-    if config.tau_final is not None and not 0 < config.tau_final < float("inf"):
-        raise CLIError(f"--tau-final must be positive and finite, got {config.tau_final}")
-    if config.anneal_steps < 1:
-        raise CLIError("--anneal-steps must be >= 1")
-    if config.lr_final is not None and not 0 < config.lr_final < float("inf"):
-        raise CLIError(f"--lr-final must be positive and finite, got {config.lr_final}")
-    if config.lr_decay_steps < 1:
-        raise CLIError("--lr-decay-steps must be >= 1")
-    if config.soft_steps < 0:
-        raise CLIError("--soft-steps must be >= 0")
+    for name in ("tau_final", "lr_final"):
+        value = getattr(config, name)
+        if value is not None and not 0 < value < float("inf"):
+            raise CLIError(f"--{name.replace('_', '-')} must be positive and finite, got {value}")
     if config.soft_steps and not config.straight_through:
         raise CLIError("--soft-steps applies with --straight-through only")
-    if config.rws_after is not None and config.rws_after < 0:
-        raise CLIError("--rws-after must be >= 0")
-    if config.rws_samples < 2:
-        raise CLIError(f"--rws-samples must be >= 2, got {config.rws_samples}")
     if config.select not in SELECT:
         raise CLIError(f"--select must be one of {', '.join(SELECT)}, got {config.select!r}")
-    config.check_run_flags()

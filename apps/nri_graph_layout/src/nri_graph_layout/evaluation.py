@@ -44,16 +44,17 @@ def evaluate(
         ``map_precision``, ``map_recall`` (the noise-free MAP graph, "edge" channel).
     """
     model.eval()
-    gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
+    gen = torch.Generator(device).manual_seed(seed)
     nll_sum = kl_sum = 0.0
     samples, modes = [], []
     for start in range(0, len(x), batch_size):
-        xb = torch.from_numpy(x[start : start + batch_size])
+        xb = torch.from_numpy(x[start : start + batch_size]).to(device)
         nll, kl, edges, mode_edges = model.evaluate(xb, generator=gen)
         nll_sum += float(nll.sum())
         kl_sum += float(kl.sum())
-        samples.append(edges)
-        modes.append(mode_edges)
+        samples.append(edges.cpu())
+        modes.append(mode_edges.cpu())
     target = matrix_to_edges(torch.from_numpy(adj).float())
     metrics = edge_metrics(torch.cat(samples), target)
     # The noise-free most likely graph, scored on the "edge" channel only.
@@ -112,7 +113,7 @@ def finish(
     )
     curves = plots.plot_curves(records, out / "curves.png", title=config.method)
     x0 = data.trajectories["test"][:1]
-    pred = model.map_edges(torch.from_numpy(x0))
+    pred = model.map_edges(torch.from_numpy(x0).to(next(model.parameters()).device)).cpu()
     graph = plots.plot_graph(
         x0[0],
         data.edges["test"][0],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from structgrad_app_common import (
     CLIError,
-    add_resume_flags,
+    add_run_flags,
     config_from_args,
     nonnegative_float,
     positive_float,
@@ -119,7 +119,6 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
             help=f"latent graph and estimator (tree-sst); one of: {methods}",
         )
         r.add_argument("--seed", type=int, default=42, help="training seed (42)")
-        add_resume_flags(r, unit="step")
     r.add_argument(
         "--iterations", type=positive_int, default=50_000, help="optimiser steps (50000)"
     )
@@ -135,7 +134,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
         default=50,
         help="log the mean training loss every N steps (50)",
     )
-    r.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
+    add_run_flags(r, unit=None if sweep else "step")
     r.add_argument(
         "--smoke",
         action="store_true",

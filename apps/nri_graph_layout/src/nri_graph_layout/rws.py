@@ -89,7 +89,10 @@ def rws_step(
     with torch.no_grad():
         if isinstance(q, Independent):  # exact too (Gumbel-max), with the generator
             logits = q.base_dist.logits  # [B, E, 2]
-            noise = sample_gumbel((samples, *logits.shape), dtype=logits.dtype, generator=generator)
+            noise = sample_gumbel(
+                (samples, *logits.shape), dtype=logits.dtype, device=logits.device,
+                generator=generator,
+            )  # fmt: skip
             graphs = (logits + noise).argmax(-1)  # [K, B, E]
         else:
             graphs = q.sample((samples,), generator=generator)  # exact

@@ -28,15 +28,15 @@ import torch
 from structgrad_app_common import CLIError
 from structgrad_app_common.training import (
     open_log,
-    open_run,
     restore_state,
     save_if_best,
     save_state,
+    start_run,
     write_config,
 )
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import RESUME_KEYS, SELECT, TrainConfig, check
+from nri_graph_layout.config import SELECT, TrainConfig, check
 from nri_graph_layout.evaluation import evaluate, finish, score
 from nri_graph_layout.methods import resolve
 from nri_graph_layout.model import GraphLayoutModel
@@ -71,7 +71,6 @@ def run(config: TrainConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     check(config)
-    torch.set_num_threads(config.threads)
     data = data_mod.load(config.data)
     n, t = data.num_vertices, data.num_timesteps
     pred_steps = config.prediction_steps or t - 1
@@ -89,7 +88,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     )
     out = Path(config.out)
     last, best_path = out / "last.pt", out / "best.pt"
-    state = open_run(out, config, RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
+    state = start_run(config)
 
     torch.manual_seed(config.seed)
     model = GraphLayoutModel(
@@ -102,11 +101,11 @@ def run(config: TrainConfig) -> dict[str, Any]:
         kl=config.kl,
         decoder_edges=config.decoder_edges,
         kl_shift=config.kl_shift,
-    )
+    ).to(config.device)
     if config.tau_final is not None and not hasattr(model.latent, "tau"):
         raise CLIError(f"--tau-final needs a method with a temperature; {config.method} has none")
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator(config.device).manual_seed(config.seed)
     step, best, elapsed = 0, -math.inf, 0.0
     # The training-loss window (loss, nll, kl sums) since the last log line:
     # checkpointed, so a resumed run logs the same means as an uninterrupted one.
@@ -178,7 +177,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
                     group["lr"] = config.lr_at(step)
             if config.soft_steps:  # relaxed forward samples first, then straight-through
                 model.latent.straight_through = step > config.soft_steps
-            batch = torch.from_numpy(x_train[idx.numpy()])
+            batch = torch.from_numpy(x_train[idx.numpy()]).to(config.device)
             if config.rws_after is not None and step == config.rws_after + 1:
                 # A new objective: Adam's moments of the estimator's gradients (the
                 # ELBO's, hundreds of times the tree-CRF term's) would shrink the

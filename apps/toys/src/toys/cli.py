@@ -17,6 +17,7 @@ from structgrad_app_common import (
     ArgumentParser,
     add_joblib_flags,
     add_resume_flags,
+    add_run_flags,
     config_from_args,
     positive_float,
     positive_int,
@@ -35,7 +36,7 @@ PROG = "toys"
 SMOKE = {"dim": 5, "iters": 20, "eval_every": 10, "num_mc": 4}
 
 
-def _add_run_flags(p: argparse.ArgumentParser) -> None:
+def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
     t = p.add_argument_group("toy problem")
     t.add_argument("--dim", type=positive_int, default=10, help="vertices / items n (10)")
     t.add_argument("--k", type=positive_int, help="k_subset: subset size (default dim // 2)")
@@ -81,7 +82,6 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         default="float",
         help="float32 or float64 (float)",
     )
-    o.add_argument("--threads", type=positive_int, default=1, help="torch threads per run (1)")
     e = p.add_argument_group("estimator options")
     e.add_argument("--hidden", type=positive_int, default=32, help="RELAX critic hidden units (32)")
     e.add_argument("--tau", type=float, default=1.0, help="SST / ST-SST temperature (1.0)")
@@ -99,7 +99,11 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
         "zero start, so the logits never move (fixed)",
     )
     r = p.add_argument_group("run control")
-    add_resume_flags(r, unit="step", stop_after=False, progress=False)
+    if run:  # one run: --config FILE, --stop-after, --no-progress too
+        add_run_flags(r, unit="step")
+    else:
+        add_run_flags(r)
+        add_resume_flags(r, unit="step", stop_after=False, progress=False)
     r.add_argument(
         "--smoke",
         action="store_true",
@@ -178,13 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         f"{' and '.join(PATHWISE_STRUCTURES)})",
     )
     p.add_argument("--out", help="output folder (default runs/<structure>/<estimator>-seed<seed>)")
-    p.add_argument(
-        "--stop-after",
-        type=positive_int,
-        help="stop (checkpointed, as if killed) after this step; continue with --resume",
-    )
-    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    _add_run_flags(p)
+    _add_run_flags(p, run=True)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "all",
@@ -207,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
     add_joblib_flags(p)
-    _add_run_flags(p)
+    _add_run_flags(p, run=False)
     p.set_defaults(func=cmd_all)
     return parser
 

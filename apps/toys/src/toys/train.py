@@ -15,16 +15,15 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from structgrad_app_common import CLIError, read_jsonl, save_checkpoint
+from structgrad_app_common import CLIError, RunControl, read_jsonl, save_checkpoint
 from structgrad_app_common.training import (
-    RunControl,
     derived_generator,
     load_entry,
     open_log,
-    open_run,
+    start_run,
     write_config,
     write_final,
 )
@@ -35,16 +34,16 @@ from toys.problems import make_problem
 
 __all__ = ["RunConfig", "first_within", "run"]
 
-# Fields that must not change between a run and its resumption.
-_RESUME_KEYS = (
-    "structure", "estimator", "dim", "k", "target_seed", "lr", "num_samples",
-    "plus_samples", "hidden", "tau", "lam", "aimle_target", "seed", "precision",
-)  # fmt: skip
-
 
 @dataclass
 class RunConfig(RunControl):
     """Everything one run needs (JSON-serialisable; see ``run --help``)."""
+
+    BOUNDS: ClassVar = {
+        **dict.fromkeys(("iters", "eval_every", "plus_samples", "hidden", "num_samples"), ">= 1"),
+        "lr": "> 0",
+    }
+    FREE: ClassVar = ("iters", "eval_every", "num_mc")
 
     structure: str
     estimator: str
@@ -73,20 +72,13 @@ class RunConfig(RunControl):
 
 
 def _check(config: RunConfig) -> None:
-    for name in ("iters", "eval_every", "num_mc", "plus_samples", "hidden", "threads"):
-        if getattr(config, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(config, name)}")
-    if config.num_samples is not None and config.num_samples < 1:
-        raise CLIError(f"--num-samples must be >= 1, got {config.num_samples}")
+    config.check_settings()
     if config.num_mc < 2:
         raise CLIError(
             f"--num-mc must be >= 2 (a standard deviation needs two), got {config.num_mc}"
         )
-    if not config.lr > 0:
-        raise CLIError(f"--lr must be > 0, got {config.lr}")
     if config.precision not in ("float", "double"):
         raise CLIError(f"--precision must be float or double, got {config.precision!r}")
-    config.check_run_flags()
 
 
 def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5) -> int | None:
@@ -110,7 +102,6 @@ def run(config: RunConfig) -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     _check(config)
-    torch.set_num_threads(config.threads)
     try:
         problem = make_problem(
             config.structure, config.dim, k=config.k, target_seed=config.target_seed
@@ -119,7 +110,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         raise CLIError(str(err)) from None
     out = Path(config.out)
     last = out / "last.pt"
-    state = open_run(out, config, _RESUME_KEYS, resume=config.resume, overwrite=config.overwrite)
+    state = start_run(config)
 
     dtype = torch.float64 if config.precision == "double" else torch.float32
     torch.manual_seed(config.seed)  # the RELAX critic's initialisation
@@ -132,11 +123,12 @@ def run(config: RunConfig) -> dict[str, Any]:
         lam=config.lam,
         aimle_target=config.aimle_target,
     )
+    layer = layer.to(config.device)
     if dtype == torch.float64:
         layer = layer.double()
-    theta = torch.zeros(problem.event_shape, dtype=dtype, requires_grad=True)
+    theta = torch.zeros(problem.event_shape, dtype=dtype, device=config.device, requires_grad=True)
     optimizer = torch.optim.Adam([theta, *layer.parameters()], lr=config.lr)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator(config.device).manual_seed(config.seed)
     step, elapsed = 0, 0.0
     # The training-loss window since the last evaluation: checkpointed, so a
     # resumed run logs the same mean as an uninterrupted one.
@@ -178,7 +170,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             layer,
             problem,
             num_mc=config.num_mc,
-            generator=derived_generator(config.seed, step + 1),
+            generator=derived_generator(config.seed, step + 1, config.device),
         )
         log.log(
             {

@@ -1,0 +1,114 @@
+"""Run control as data (bounds, resume-checked fields, device) and ``--config FILE``."""
+
+import dataclasses
+import json
+import math
+from typing import ClassVar
+
+import pytest
+import torch
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    RunControl,
+    add_run_flags,
+    check_bounds,
+    config_from_args,
+    run_command,
+)
+from structgrad_app_common.runcontrol import check_device
+from structgrad_app_common.testing import assert_cli_error
+from structgrad_app_common.training import start_run, write_config
+
+
+@dataclasses.dataclass
+class Cfg(RunControl):
+    BOUNDS: ClassVar = {"lr": "> 0", "epochs": ">= 1", "extra": ">= 0"}
+    FREE: ClassVar = ("epochs",)
+
+    out: str
+    lr: float = 0.1
+    epochs: int = 2
+    extra: float | None = None
+    sizes: tuple[int, ...] = (2, 3)
+
+
+def test_check_bounds_messages_none_and_nan():
+    check_bounds(Cfg("o"), Cfg.BOUNDS)
+    for field, value, message in (
+        ("lr", 0.0, "--lr must be > 0, got 0.0"),
+        ("lr", math.nan, "--lr must be > 0, got nan"),
+        ("epochs", 0, "--epochs must be >= 1, got 0"),
+        ("extra", -1.0, "--extra must be >= 0, got -1.0"),
+    ):
+        with pytest.raises(CLIError, match=f"^{message}$"):
+            check_bounds(Cfg("o", **{field: value}), Cfg.BOUNDS)
+    with pytest.raises(CLIError, match="--threads must be >= 1"):
+        Cfg("o", threads=0).check_settings()
+
+
+def test_resume_keys_leave_out_free_and_run_control():
+    assert Cfg("o").resume_keys() == ("lr", "extra", "sizes")
+
+
+def test_check_device():
+    check_device("cpu")
+    with pytest.raises(CLIError, match="--device 'nope'"):
+        check_device("nope")
+    if not torch.cuda.is_available():
+        with pytest.raises(CLIError, match="CUDA is not available"):
+            check_device("cuda")
+
+
+def test_start_run_checks_sets_threads_and_resumes(tmp_path):
+    cfg = Cfg(str(tmp_path), threads=2)
+    assert start_run(cfg) is None and torch.get_num_threads() == 2
+    torch.set_num_threads(1)
+    torch.save({"config": write_config(tmp_path, cfg)}, tmp_path / "last.pt")
+    assert start_run(Cfg(str(tmp_path), epochs=5, resume=True)) is not None  # epochs is free
+    with pytest.raises(CLIError, match="settings differ from the checkpoint: lr"):
+        start_run(Cfg(str(tmp_path), lr=0.5, resume=True))
+    with pytest.raises(CLIError, match="--lr must be > 0"):
+        start_run(Cfg(str(tmp_path), lr=-1.0))
+
+
+def _main(argv):
+    def train(args):
+        cfg = config_from_args(Cfg, args, {}, out=args.out, progress=not args.no_progress)
+        print(json.dumps(dataclasses.asdict(cfg)))
+        return 0
+
+    def build():
+        parser = ArgumentParser(prog="app")
+        sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+        p = sub.add_parser("train", help="train")
+        p.add_argument("--out", required=True, help="run folder")
+        p.add_argument("--lr", type=float, default=0.1, help="learning rate")
+        p.add_argument("--epochs", type=int, default=2, help="epochs")
+        add_run_flags(p, unit="epoch")
+        p.set_defaults(func=train)
+        p = sub.add_parser("sweep", help="sweep")
+        add_run_flags(p)
+        p.set_defaults(func=lambda args: 0)
+        return parser
+
+    return run_command(build, argv, prog="app", single_thread_env=False)
+
+
+def test_add_run_flags_and_config_read_back(tmp_path, capsys):
+    assert _main(["train", "--out", "a", "--lr", "0.5", "--device", "cpu", "--threads", "3"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert (first["lr"], first["device"], first["threads"]) == (0.5, "cpu", 3)
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({**first, "epochs": 7, "resume": True, "stop_after": 1}))
+    # --out is read back too (no longer required); given flags win; run flags are not read.
+    assert _main(["train", "--config", str(saved), "--epochs", "9"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again == {**first, "epochs": 9}
+    with pytest.raises(SystemExit):
+        _main(["sweep", "--config", str(saved)])  # a sweep reads no run's config
+    capsys.readouterr()
+    (tmp_path / "bad.json").write_text("[1]")
+    for path, needle in ((tmp_path / "none.json", "not a readable"), (tmp_path / "bad.json",
+                         "no settings")):  # fmt: skip
+        assert_cli_error(capsys, _main, ["train", "--config", str(path)], needle, prog="app")
