@@ -11,9 +11,11 @@ from structgrad_app_common import (
     ArgumentParser,
     CLIError,
     RunControl,
+    add_config_flags,
     add_run_flags,
     check_bounds,
     config_from_args,
+    opt,
     run_command,
 )
 from structgrad_app_common.runcontrol import check_device
@@ -112,3 +114,27 @@ def test_add_run_flags_and_config_read_back(tmp_path, capsys):
     for path, needle in ((tmp_path / "none.json", "not a readable"), (tmp_path / "bad.json",
                          "no settings")):  # fmt: skip
         assert_cli_error(capsys, _main, ["train", "--config", str(path)], needle, prog="app")
+
+
+@dataclasses.dataclass
+class Flagged:
+    out: str
+    lr: float = opt(0.1, "learning rate (0.1)", group="opt", sweep=False)
+    k: int | None = opt(None, "size", type=int)
+    fast: bool = opt(False, "go fast", group="opt")
+    kind: str = opt("a", "kind", choices=("a", "b"))
+    plain: int = 3
+
+
+def test_opt_fields_become_flags():
+    parser = ArgumentParser(prog="app")
+    add_config_flags(parser, Flagged)
+    args = parser.parse_args(["--lr", "0.5", "--k", "2", "--fast"])
+    assert (args.lr, args.k, args.fast, args.kind) == (0.5, 2, True, "a")
+    assert not hasattr(args, "plain") and not hasattr(args, "out")
+    assert Flagged("o") == Flagged("o", 0.1, None, False, "a", 3)  # plain defaults
+    groups = {g.title: [a.dest for a in g._group_actions] for g in parser._action_groups}
+    assert groups["opt"] == ["lr", "fast"] and "kind" in groups["options"]
+    sweep = ArgumentParser(prog="app")
+    add_config_flags(sweep, Flagged, sweep=True)
+    assert not hasattr(sweep.parse_args([]), "lr")

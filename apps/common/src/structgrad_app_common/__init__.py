@@ -45,6 +45,7 @@ from structgrad_app_common.cli import (
     run_main,
 )
 from structgrad_app_common.flags import (
+    add_config_flags,
     add_joblib_flags,
     add_resume_flags,
     add_run_flags,
@@ -52,6 +53,7 @@ from structgrad_app_common.flags import (
     config_from_args,
     float_pair,
     nonnegative_float,
+    opt,
     positive_float,
     positive_int,
     positive_range,
@@ -94,6 +96,7 @@ __all__ = [
     "SearchGroup",
     "SearchOptions",
     "Sweep",
+    "add_config_flags",
     "add_joblib_flags",
     "add_resume_flags",
     "add_run_flags",
@@ -114,6 +117,7 @@ __all__ = [
     "markdown_table",
     "mean_se",
     "nonnegative_float",
+    "opt",
     "positive_float",
     "positive_int",
     "positive_range",

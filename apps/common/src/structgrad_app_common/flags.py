@@ -9,12 +9,14 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 __all__ = [
+    "add_config_flags",
     "add_joblib_flags",
     "add_run_flags",
     "add_search_flags",
     "config_from_args",
     "float_pair",
     "nonnegative_float",
+    "opt",
     "positive_float",
     "positive_int",
     "positive_range",
@@ -201,6 +203,53 @@ def add_search_flags(
     )
     parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
     add_joblib_flags(parser)
+
+
+def opt(
+    default: Any, help: str, *, group: str | None = None, sweep: bool = True, **flag: Any
+) -> Any:
+    """A config dataclass field that is also the flag ``--field-name``.
+
+    Args:
+        default: the field's default (and the flag's).
+        help: the flag's help.
+        group: the title of the ``--help`` group it is listed in.
+        sweep: the ``sweep`` subcommand has it too (``False``: set per run).
+        **flag: further ``add_argument`` keywords (``type``, ``choices``...); the
+            type defaults to the default's (``store_true`` for a ``False`` default).
+
+    Returns:
+        A ``dataclasses.field`` (see :func:`add_config_flags`).
+    """
+    return dataclasses.field(
+        default=default, metadata={"help": help, "group": group, "sweep": sweep, **flag}
+    )
+
+
+def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, sweep: bool = False) -> None:
+    """Add a flag for every field of the dataclass ``cls`` declared with :func:`opt`.
+
+    Args:
+        parser: the subcommand's parser; a field's group is the parser's group of
+            that title (made if missing).
+        cls: the config dataclass.
+        sweep: for the ``sweep`` subcommand: without the fields set per run.
+    """
+    for f in dataclasses.fields(cls):
+        flag = dict(f.metadata)
+        if "help" not in flag or (sweep and not flag["sweep"]):
+            continue
+        title = flag.pop("group")
+        del flag["sweep"]
+        groups = [g for g in parser._action_groups if g.title == title]
+        target = (
+            parser if title is None else groups[0] if groups else parser.add_argument_group(title)
+        )
+        if f.default is False:
+            flag.setdefault("action", "store_true")
+        elif f.default is not None and not {"type", "choices", "action"} & set(flag):
+            flag["type"] = type(f.default)
+        target.add_argument("--" + f.name.replace("_", "-"), default=f.default, **flag)
 
 
 def config_from_args(

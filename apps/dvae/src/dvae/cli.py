@@ -18,6 +18,7 @@ from structgrad_app_common import (
     Column,
     SearchGroup,
     Sweep,
+    add_config_flags,
     add_run_flags,
     add_sweep_flags,
     check_names,
@@ -25,15 +26,13 @@ from structgrad_app_common import (
     format_mean_se,
     markdown_table,
     mean_se,
-    nonnegative_float,
-    positive_float,
     positive_int,
     read_jsonl,
     run_command,
     sweep_command,
 )
 
-from dvae.config import TrainConfig
+from dvae.config import RUN, TrainConfig
 from dvae.methods import method_names
 from dvae.train import run
 
@@ -54,33 +53,10 @@ SWEEP = Sweep(
 )
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected sizes like 512,256, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {text!r}")
-    return sizes
-
-
 def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
-    r = p.add_argument_group("data and run")
-    r.add_argument(
-        "--data",
-        help="MNIST: a folder with train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz], "
-        "or a .npz with uint8/float arrays x_train, x_test ([N,28,28] or [N,784]); "
-        "default: scikit-learn's bundled 8x8 digits, binarised",
-    )
-    r.add_argument(
-        "--valid-size",
-        type=int,
-        help="validation images carved from the end of the training set "
-        "(default 200 for digits, 0 for --data)",
-    )
-    r.add_argument(
-        "--max-train", type=positive_int, help="use only the first N training images (all)"
-    )
+    r = p.add_argument_group(RUN)
+    if not sweep:
+        r.add_argument("--out", help="output folder (default: runs/<method>-seed<seed>)")
     add_run_flags(r, unit=None if sweep else "epoch")
     r.add_argument(
         "--smoke",
@@ -88,73 +64,7 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
         help="seconds-long run of the whole pipeline: 2 epochs on 200 digits, hidden 32,16, "
         "batch 50 (flags set to non-default values win)",
     )
-    if not sweep:
-        r.add_argument("--out", help="output folder (default: runs/<method>-seed<seed>)")
-        r.add_argument(
-            "--method",
-            default="gumbel-softmax",
-            help="latent model and estimator (gumbel-softmax); categorical: "
-            f"{', '.join(method_names('categorical'))}; k-subset: "
-            f"{', '.join(method_names('k_subset'))}",
-        )
-        r.add_argument("--seed", type=int, default=0, help="training seed (0)")
-    o = p.add_argument_group("optimisation")
-    o.add_argument("--epochs", type=positive_int, default=10, help="training epochs (10)")
-    o.add_argument("--batch-size", type=positive_int, default=100, help="batch size (100)")
-    if not sweep:
-        o.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (1e-3)")
-        o.add_argument(
-            "--tau",
-            type=float,
-            default=1.0,
-            help="relaxation temperature (gumbel-softmax, st, sst, st-sst, gumbel-topk) or noise "
-            "temperature (imle, aimle-*, ste) (1.0)",
-        )
-    o.add_argument(
-        "--anneal-rate",
-        type=float,
-        default=0.0,
-        help="relaxed methods: tau = max(tau0*exp(-rate*step), tau-min), updated every "
-        "--anneal-every batches (0: fixed tau, as the tutorial; the AIMLE reference uses 3e-5)",
-    )
-    o.add_argument("--tau-min", type=float, default=0.5, help="annealing floor (0.5)")
-    o.add_argument(
-        "--anneal-every", type=positive_int, default=1000, help="annealing period (1000)"
-    )
-    m = p.add_argument_group("model and estimator")
-    m.add_argument(
-        "--latent-m", type=positive_int, help="latent variables M (categorical 30, k-subset 20)"
-    )
-    m.add_argument(
-        "--latent-n",
-        type=positive_int,
-        help="categories / positions N per variable (categorical 10, k-subset 20)",
-    )
-    m.add_argument("--k", type=positive_int, help="subset size k (k-subset methods; 10)")
-    m.add_argument(
-        "--hidden", type=_sizes, default=(512, 256), help="encoder hidden sizes (512,256)"
-    )
-    m.add_argument(
-        "--samples",
-        type=positive_int,
-        default=1,
-        help="samples per image in training; the reconstruction term is averaged (1)",
-    )
-    m.add_argument(
-        "--lam", type=float, default=10.0, help="imle: fixed λ, gradient divided by λ (10)"
-    )
-    m.add_argument(
-        "--beta-step",
-        type=float,
-        default=1e-3,
-        help="aimle-*: β increment per batch (1e-3; β starts at 0)",
-    )
-    m.add_argument(
-        "--target-nnz",
-        type=nonnegative_float,
-        default=10.0,
-        help="aimle-*: target non-zero gradient entries per sample (10)",
-    )
+    add_config_flags(p, TrainConfig, sweep=sweep)
 
 
 def train_config(args: argparse.Namespace, *, out: str) -> TrainConfig:
@@ -245,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, methods=["gumbel-softmax", "st"], trials=8, lr_range=(3e-4, 3e-3), tau_range=(0.3, 3.0)
     )
     _add_train_flags(p, sweep=True)
-    p.set_defaults(func=cmd_sweep, lr=1e-3, tau=1.0, seed=0)
+    p.set_defaults(func=cmd_sweep)
     p = sub.add_parser(
         "epochs",
         help="per-epoch losses (mean ± SE over seeds) of sweep trial folders",

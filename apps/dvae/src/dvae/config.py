@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from structgrad_app_common import CLIError, RunControl
+from structgrad_app_common import (
+    CLIError,
+    RunControl,
+    nonnegative_float,
+    opt,
+    positive_float,
+    positive_int,
+)
 
-from dvae.methods import METHODS, model_of
+from dvae.methods import METHODS, method_names, model_of
 
-__all__ = ["DEFAULT_LATENT", "TrainConfig", "check", "tau_at"]
+__all__ = ["DEFAULT_LATENT", "TrainConfig", "check", "sizes", "tau_at"]
 
 DEFAULT_LATENT = {"categorical": (30, 10, 1), "k_subset": (20, 20, 10)}
+# The groups of ``train --help``.
+RUN, OPT, MODEL = "data and run", "optimisation", "model and estimator"
+
+
+def sizes(text: str) -> tuple[int, ...]:
+    """``argparse`` type: comma-separated sizes ``>= 1`` (``512,256``)."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 512,256, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be >= 1, got {text!r}")
+    return values
 
 
 @dataclass
@@ -29,26 +50,81 @@ class TrainConfig(RunControl):
     FREE: ClassVar = ("epochs",)
 
     out: str
-    data: str | None = None
-    method: str = "gumbel-softmax"
-    latent_m: int | None = None
-    latent_n: int | None = None
-    k: int | None = None
-    hidden: tuple[int, ...] = (512, 256)
-    epochs: int = 10
-    batch_size: int = 100
-    lr: float = 1e-3
-    tau: float = 1.0
-    tau_min: float = 0.5
-    anneal_rate: float = 0.0
-    anneal_every: int = 1000
-    samples: int = 1
-    lam: float = 10.0
-    beta_step: float = 1e-3
-    target_nnz: float = 10.0
-    seed: int = 0
-    valid_size: int | None = None
-    max_train: int | None = None
+    data: str | None = opt(
+        None,
+        "MNIST: a folder with train-images-idx3-ubyte[.gz] and t10k-images-idx3-ubyte[.gz], "
+        "or a .npz with uint8/float arrays x_train, x_test ([N,28,28] or [N,784]); "
+        "default: scikit-learn's bundled 8x8 digits, binarised",
+        group=RUN,
+    )
+    method: str = opt(
+        "gumbel-softmax",
+        "latent model and estimator (gumbel-softmax); categorical: "
+        f"{', '.join(method_names('categorical'))}; k-subset: "
+        f"{', '.join(method_names('k_subset'))}",
+        group=RUN,
+        sweep=False,
+    )
+    latent_m: int | None = opt(
+        None, "latent variables M (categorical 30, k-subset 20)", group=MODEL, type=positive_int
+    )
+    latent_n: int | None = opt(
+        None,
+        "categories / positions N per variable (categorical 10, k-subset 20)",
+        group=MODEL,
+        type=positive_int,
+    )
+    k: int | None = opt(
+        None, "subset size k (k-subset methods; 10)", group=MODEL, type=positive_int
+    )
+    hidden: tuple[int, ...] = opt(
+        (512, 256), "encoder hidden sizes (512,256)", group=MODEL, type=sizes
+    )
+    epochs: int = opt(10, "training epochs (10)", group=OPT, type=positive_int)
+    batch_size: int = opt(100, "batch size (100)", group=OPT, type=positive_int)
+    lr: float = opt(1e-3, "Adam learning rate (1e-3)", group=OPT, sweep=False, type=positive_float)
+    tau: float = opt(
+        1.0,
+        "relaxation temperature (gumbel-softmax, st, sst, st-sst, gumbel-topk) or noise "
+        "temperature (imle, aimle-*, ste) (1.0)",
+        group=OPT,
+        sweep=False,
+    )
+    tau_min: float = opt(0.5, "annealing floor (0.5)", group=OPT)
+    anneal_rate: float = opt(
+        0.0,
+        "relaxed methods: tau = max(tau0*exp(-rate*step), tau-min), updated every "
+        "--anneal-every batches (0: fixed tau, as the tutorial; the AIMLE reference uses 3e-5)",
+        group=OPT,
+    )
+    anneal_every: int = opt(1000, "annealing period (1000)", group=OPT, type=positive_int)
+    samples: int = opt(
+        1,
+        "samples per image in training; the reconstruction term is averaged (1)",
+        group=MODEL,
+        type=positive_int,
+    )
+    lam: float = opt(10.0, "imle: fixed λ, gradient divided by λ (10)", group=MODEL)
+    beta_step: float = opt(
+        1e-3, "aimle-*: β increment per batch (1e-3; β starts at 0)", group=MODEL
+    )
+    target_nnz: float = opt(
+        10.0,
+        "aimle-*: target non-zero gradient entries per sample (10)",
+        group=MODEL,
+        type=nonnegative_float,
+    )
+    seed: int = opt(0, "training seed (0)", group=RUN, sweep=False)
+    valid_size: int | None = opt(
+        None,
+        "validation images carved from the end of the training set "
+        "(default 200 for digits, 0 for --data)",
+        group=RUN,
+        type=int,
+    )
+    max_train: int | None = opt(
+        None, "use only the first N training images (all)", group=RUN, type=positive_int
+    )
 
     def resolved(self) -> TrainConfig:
         """A copy with the latent sizes filled in from the method's model defaults."""

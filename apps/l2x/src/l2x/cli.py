@@ -19,22 +19,23 @@ from structgrad_app_common import (
     Column,
     SearchGroup,
     Sweep,
+    add_config_flags,
     add_run_flags,
     add_sweep_flags,
     check_names,
     config_from_args,
     json_safe,
     load_checkpoint,
-    positive_float,
     positive_int,
     run_command,
     sweep_command,
 )
 from structgrad_app_common.training import load_entry
 
-from l2x.methods import DEFAULT_TAU, method_names, resolve
+from l2x.config import DATA, METHOD, RUN, TrainConfig
+from l2x.methods import DEFAULT_TAU, resolve
 from l2x.tasks import TASKS
-from l2x.train import TrainConfig, run
+from l2x.train import run
 
 PROG = "l2x"
 SMOKE = {"num_train": 256, "num_valid": 64, "num_test": 128, "epochs": 2, "batch_size": 64}
@@ -63,69 +64,18 @@ SWEEP = Sweep(
 
 
 def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
-    d = p.add_argument_group("data")
+    for title in (DATA, METHOD):  # the groups in --help order
+        p.add_argument_group(title)
+    r = p.add_argument_group(RUN)
     if not sweep:
-        d.add_argument(
-            "--task", default="orange_skin", help=f"task (orange_skin); one of: {', '.join(TASKS)}"
-        )
-    d.add_argument("--data", help="beer only: folder with the BeerAdvocate files (see README)")
-    d.add_argument("--aspect", type=int, default=1, help="beer: rating column / aspect (1, aroma)")
-    d.add_argument(
-        "--max-len", type=positive_int, default=350, help="beer: tokens per review (350)"
-    )
-    d.add_argument(
-        "--num-train", type=positive_int, default=50_000, help="synthetic train size (50000)"
-    )
-    d.add_argument(
-        "--num-valid", type=positive_int, default=5_000, help="synthetic valid size (5000)"
-    )
-    d.add_argument(
-        "--num-test", type=positive_int, default=10_000, help="synthetic test size (10000)"
-    )
-    d.add_argument("--data-seed", type=int, default=0, help="synthetic data seed (0)")
-    m = p.add_argument_group("method")
-    if not sweep:
-        m.add_argument(
-            "--method",
-            default="sst",
-            help=f"k-subset method (sst); one of: {', '.join(method_names())}",
-        )
-        m.add_argument(
-            "--tau",
-            type=float,
-            help="relaxation or noise temperature (default per method, see README)",
-        )
-        m.add_argument("--seed", type=int, default=0, help="training seed (0)")
-        m.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (1e-3)")
-    m.add_argument(
-        "--k",
-        type=positive_int,
-        help="features / tokens to select (task default: xor 2, orange_skin 4, "
-        "nonlinear_additive 4, switch 5, beer 10)",
-    )
-    m.add_argument("--lam", type=float, help="λ of imle and blackbox (10)")
-    m.add_argument(
-        "--aimle-difference",
-        choices=("forward", "central"),
-        help="AIMLE finite difference (central)",
-    )
-    m.add_argument(
-        "--num-samples", type=positive_int, help="samples per input (score-function methods)"
-    )
-    r = p.add_argument_group("run")
-    r.add_argument("--epochs", type=positive_int, default=10, help="training epochs (10)")
-    r.add_argument("--batch-size", type=positive_int, default=100, help="batch size (100)")
-    r.add_argument(
-        "--eval-batch-size", type=positive_int, default=1000, help="evaluation batch (1000)"
-    )
+        r.add_argument("--out", help="output folder (default runs/<task>-<method>-seed<seed>)")
     add_run_flags(r, unit=None if sweep else "epoch")
     r.add_argument(
         "--smoke",
         action="store_true",
         help="seconds-long run: 256/64/128 synthetic instances, 2 epochs, batch 64",
     )
-    if not sweep:
-        r.add_argument("--out", help="output folder (default runs/<task>-<method>-seed<seed>)")
+    add_config_flags(p, TrainConfig, sweep=sweep)
 
 
 def _config(args: argparse.Namespace, out: str) -> TrainConfig:
@@ -142,7 +92,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score a finished run's checkpoint on validation and test; print JSON."""
-    from l2x.train import check, setup
+    from l2x.config import check
+    from l2x.train import setup
 
     run_dir = Path(args.run)
     ckpt = run_dir / f"{args.checkpoint}.pt"

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
-from structgrad_app_common import CLIError, RunControl, load_checkpoint, read_jsonl
+from structgrad_app_common import load_checkpoint, read_jsonl
 from structgrad_app_common.training import (
     open_log,
     restore_state,
@@ -31,53 +30,10 @@ from structgrad_app_common.training import (
     write_final,
 )
 
+from l2x.config import TrainConfig, check
 from l2x.methods import MethodSpec, Selector, resolve
 from l2x.model import L2XModel
-from l2x.tasks import TASKS, Task, build_task
-
-
-@dataclass
-class TrainConfig(RunControl):
-    """Everything one run needs (JSON-serialisable; see ``l2x train --help``)."""
-
-    BOUNDS: ClassVar = {
-        **dict.fromkeys(("epochs", "batch_size", "eval_batch_size"), ">= 1"),
-        **dict.fromkeys(("num_train", "num_valid", "num_test"), ">= 1"),
-        "lr": "> 0",
-    }
-    FREE: ClassVar = ("data", "epochs", "eval_batch_size", "num_valid", "num_test")
-
-    out: str
-    task: str = "orange_skin"
-    method: str = "sst"
-    data: str | None = None
-    aspect: int = 1
-    max_len: int = 350
-    k: int | None = None
-    tau: float | None = None
-    lam: float | None = None
-    aimle_difference: str | None = None
-    num_samples: int | None = None
-    epochs: int = 10
-    batch_size: int = 100
-    eval_batch_size: int = 1000
-    lr: float = 1e-3
-    seed: int = 0
-    data_seed: int = 0
-    num_train: int = 50_000
-    num_valid: int = 5_000
-    num_test: int = 10_000
-
-
-def check(config: TrainConfig) -> None:
-    """One-line errors for impossible settings, before any work."""
-    if config.task not in TASKS:
-        raise CLIError(f"unknown task {config.task!r}; choose one of: {', '.join(TASKS)}")
-    if config.task == "beer" and not config.data:
-        raise CLIError("--data is required for the beer task (a BeerAdvocate folder)")
-    if config.task != "beer" and config.data:
-        raise CLIError(f"--data applies to the beer task only ({config.task!r} is generated)")
-    config.check_settings()
+from l2x.tasks import Task, build_task
 
 
 def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:

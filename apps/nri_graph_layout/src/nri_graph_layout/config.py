@@ -5,9 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from structgrad_app_common import CLIError, RunControl
+from structgrad_app_common import (
+    CLIError,
+    RunControl,
+    opt,
+    positive_float,
+    positive_int,
+    positive_range,
+)
+
+from nri_graph_layout.methods import method_names
+from nri_graph_layout.model import DECODER_EDGES
 
 __all__ = ["SELECT", "TrainConfig", "check"]
+
+# The groups of ``train --help``.
+RUN, OPT, MODEL = "run", "optimisation", "model and estimator"
 
 #: Checkpoint criteria: the validation ELBO (the reference), the validation NLL of
 #: hard samples (unsupervised; tracks structure, unlike the ELBO whose KL grows
@@ -30,35 +43,103 @@ class TrainConfig(RunControl):
 
     data: str
     out: str
-    method: str = "tree-sst"
-    tau: float = 5.0
-    lr: float = 3e-4
-    batch_size: int = 128
-    iterations: int = 50_000
-    eval_every: int = 500
-    eval_batch_size: int = 100
-    log_every: int = 50
-    seed: int = 42
-    straight_through: bool = False
-    symmetric: bool = False
-    aimle_difference: str | None = None
-    num_samples: int | None = None
-    max_range: float | None = 15.0
-    kl: str = "gumbel"
-    encoder_hidden: int = 256
-    decoder_hidden: int = 256
-    var: float = 5e-5
-    prediction_steps: int | None = None
-    tau_final: float | None = None
-    anneal_steps: int = 3000
-    decoder_edges: str = "complement"
-    kl_shift: bool = False
-    select: str = "elbo"
-    soft_steps: int = 0
-    lr_final: float | None = None
-    lr_decay_steps: int = 20_000
-    rws_after: int | None = None
-    rws_samples: int = 8
+    method: str = opt(
+        "tree-sst",
+        f"latent graph and estimator (tree-sst); one of: {', '.join(method_names())}",
+        group=RUN,
+        sweep=False,
+    )
+    tau: float = opt(
+        5.0, "temperature τ of relaxations / perturbations (5.0)", group=OPT, sweep=False
+    )
+    lr: float = opt(3e-4, "Adam learning rate (3e-4)", group=OPT, sweep=False, type=positive_float)
+    batch_size: int = opt(128, "training batch size (128)", group=OPT, type=positive_int)
+    iterations: int = opt(50_000, "optimiser steps (50000)", group=RUN, type=positive_int)
+    eval_every: int = opt(
+        500, "validate every N steps, and at steps 0 and last (500)", group=RUN, type=positive_int
+    )
+    eval_batch_size: int = opt(100, "evaluation batch size (100)", group=OPT, type=positive_int)
+    log_every: int = opt(
+        50, "log the mean training loss every N steps (50)", group=RUN, type=positive_int
+    )
+    seed: int = opt(42, "training seed (42)", group=RUN, sweep=False)
+    straight_through: bool = opt(
+        False, "hard forward, relaxed backward (SST and indep only)", group=MODEL
+    )
+    symmetric: bool = opt(False, "indep: one sample per undirected edge", group=MODEL)
+    aimle_difference: str | None = opt(
+        None, "AIMLE finite difference (forward)", group=MODEL, choices=("forward", "central")
+    )
+    num_samples: int | None = opt(
+        None, "samples per input (score-function methods only)", group=MODEL, type=positive_int
+    )
+    max_range: float | None = opt(
+        15.0, "tree SST: clip scores at max − R (15; 'inf' disables)", group=MODEL,
+        type=positive_range,
+    )  # fmt: skip
+    kl: str = opt(
+        "gumbel",
+        "KL term: Gumbel KL of the utilities (all methods) or NRI's categorical KL (indep only)",
+        group=MODEL,
+        choices=("gumbel", "categorical"),
+    )
+    encoder_hidden: int = opt(256, "encoder hidden units (256)", group=MODEL, type=positive_int)
+    decoder_hidden: int = opt(256, "decoder hidden units (256)", group=MODEL, type=positive_int)
+    var: float = opt(5e-5, "decoder Gaussian variance (5e-5)", group=MODEL, type=positive_float)
+    prediction_steps: int | None = opt(
+        None, "training rollout length P (default T-1)", group=MODEL, type=positive_int
+    )
+    tau_final: float | None = opt(
+        None,
+        "anneal τ geometrically from --tau to this value (default: constant τ)",
+        group=OPT,
+        type=positive_float,
+    )
+    anneal_steps: int = opt(3000, "steps of the τ annealing (3000)", group=OPT, type=positive_int)
+    decoder_edges: str = opt(
+        "complement",
+        "decoder edge types: [1-x, x] as the reference (complement) "
+        "or [1, x] (base: messages along every pair plus along the sampled edges)",
+        group=MODEL,
+        choices=DECODER_EDGES,
+    )
+    kl_shift: bool = opt(
+        False,
+        "tree / top-k: shift the scores by the constant that minimises the Gumbel KL "
+        "(the laws ignore it; keeps the scores from drifting)",
+        group=MODEL,
+    )
+    select: str = opt(
+        "elbo",
+        "checkpoint criterion on the validation set: elbo (the reference), "
+        "nll (hard samples; tracks structure) or precision (uses the true edges)",
+        group=MODEL,
+        choices=tuple(SELECT),
+    )
+    soft_steps: int = opt(
+        0,
+        "with --straight-through: relaxed forward samples for the first N steps (0)",
+        group=MODEL,
+    )
+    lr_final: float | None = opt(
+        None,
+        "decay the learning rate geometrically to this value (default: constant)",
+        group=OPT,
+        type=positive_float,
+    )
+    lr_decay_steps: int = opt(
+        20_000, "steps of the learning-rate decay (20000)", group=OPT, type=positive_int
+    )
+    rws_after: int | None = opt(
+        None,
+        "from step N on, train with reweighted wake-sleep over exact samples of the "
+        "latent graph instead of the method's estimator (the recipe's refinement; off)",
+        group=MODEL,
+        type=int,
+    )
+    rws_samples: int = opt(
+        8, "graphs drawn per trajectory in the reweighted wake-sleep steps (8)", group=MODEL
+    )
 
     def rws_at(self, step: int) -> bool:
         """Whether ``step`` trains with reweighted wake-sleep (see :mod:`.rws`)."""

@@ -12,18 +12,15 @@ from pathlib import Path
 
 from structgrad_app_common import (
     CLIError,
+    add_config_flags,
     add_run_flags,
     config_from_args,
     nonnegative_float,
-    positive_float,
     positive_int,
-    positive_range,
 )
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import SELECT, TrainConfig
-from nri_graph_layout.methods import method_names
-from nri_graph_layout.model import DECODER_EDGES
+from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
 
 __all__ = [
     "SMALL",
@@ -97,43 +94,12 @@ def generate_config(args: argparse.Namespace) -> data_mod.GenerateConfig:
     )
 
 
-def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = True) -> None:
-    """The training flags.
-
-    ``sweep``: without those set per run (out, method, seed, lr, τ); ``data``:
-    with ``--data`` (``quickstart`` makes its own data set).
-    """
-    methods = ", ".join(method_names())
-    r = p.add_argument_group("run")
-    if data:
-        r.add_argument(
-            "--data", help="data set .npz written by 'generate' (required unless --smoke)"
-        )
-    else:
-        p.set_defaults(data=None)
+def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
+    """The training flags (``sweep``: without those set per run: out, method, seed, lr, τ)."""
+    r = p.add_argument_group(RUN)
+    r.add_argument("--data", help="data set .npz written by 'generate' (required unless --smoke)")
     if not sweep:
         r.add_argument("--out", help="output folder (default: runs/<method>-seed<seed>)")
-        r.add_argument(
-            "--method",
-            default="tree-sst",
-            help=f"latent graph and estimator (tree-sst); one of: {methods}",
-        )
-        r.add_argument("--seed", type=int, default=42, help="training seed (42)")
-    r.add_argument(
-        "--iterations", type=positive_int, default=50_000, help="optimiser steps (50000)"
-    )
-    r.add_argument(
-        "--eval-every",
-        type=positive_int,
-        default=500,
-        help="validate every N steps, and at steps 0 and last (500)",
-    )
-    r.add_argument(
-        "--log-every",
-        type=positive_int,
-        default=50,
-        help="log the mean training loss every N steps (50)",
-    )
     add_run_flags(r, unit=None if sweep else "step")
     r.add_argument(
         "--smoke",
@@ -141,120 +107,9 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool, data: bool = Tru
         help="seconds-long run of the whole pipeline: tiny generated data (unless --data), "
         "tiny model, 4 steps",
     )
-    o = p.add_argument_group("optimisation")
-    if not sweep:
-        o.add_argument("--lr", type=positive_float, default=3e-4, help="Adam learning rate (3e-4)")
-        o.add_argument(
-            "--tau",
-            type=float,
-            default=5.0,
-            help="temperature τ of relaxations / perturbations (5.0)",
-        )
-    o.add_argument(
-        "--tau-final",
-        type=positive_float,
-        help="anneal τ geometrically from --tau to this value (default: constant τ)",
-    )
-    o.add_argument(
-        "--anneal-steps",
-        type=positive_int,
-        default=3000,
-        help="steps of the τ annealing (3000)",
-    )
-    o.add_argument(
-        "--lr-final",
-        type=positive_float,
-        help="decay the learning rate geometrically to this value (default: constant)",
-    )
-    o.add_argument(
-        "--lr-decay-steps",
-        type=positive_int,
-        default=20_000,
-        help="steps of the learning-rate decay (20000)",
-    )
-    o.add_argument("--batch-size", type=positive_int, default=128, help="training batch size (128)")
-    o.add_argument(
-        "--eval-batch-size", type=positive_int, default=100, help="evaluation batch size (100)"
-    )
-    m = p.add_argument_group("model and estimator")
-    m.add_argument(
-        "--encoder-hidden", type=positive_int, default=256, help="encoder hidden units (256)"
-    )
-    m.add_argument(
-        "--decoder-hidden", type=positive_int, default=256, help="decoder hidden units (256)"
-    )
-    m.add_argument(
-        "--prediction-steps", type=positive_int, help="training rollout length P (default T-1)"
-    )
-    m.add_argument(
-        "--var", type=positive_float, default=5e-5, help="decoder Gaussian variance (5e-5)"
-    )
-    m.add_argument(
-        "--kl",
-        choices=("gumbel", "categorical"),
-        default="gumbel",
-        help="KL term: Gumbel KL of the utilities (all methods) "
-        "or NRI's categorical KL (indep only)",
-    )
-    m.add_argument(
-        "--max-range",
-        type=positive_range,
-        default=15.0,
-        help="tree SST: clip scores at max − R (15; 'inf' disables)",
-    )
-    m.add_argument(
-        "--straight-through",
-        action="store_true",
-        help="hard forward, relaxed backward (SST and indep only)",
-    )
-    m.add_argument(
-        "--soft-steps",
-        type=int,
-        default=0,
-        help="with --straight-through: relaxed forward samples for the first N steps (0)",
-    )
-    m.add_argument(
-        "--rws-after",
-        type=int,
-        default=None,
-        help="from step N on, train with reweighted wake-sleep over exact samples of the "
-        "latent graph instead of the method's estimator (the recipe's refinement; off)",
-    )
-    m.add_argument(
-        "--rws-samples",
-        type=int,
-        default=8,
-        help="graphs drawn per trajectory in the reweighted wake-sleep steps (8)",
-    )
-    m.add_argument("--symmetric", action="store_true", help="indep: one sample per undirected edge")
-    m.add_argument(
-        "--decoder-edges",
-        choices=DECODER_EDGES,
-        default="complement",
-        help="decoder edge types: [1-x, x] as the reference (complement) "
-        "or [1, x] (base: messages along every pair plus along the sampled edges)",
-    )
-    m.add_argument(
-        "--kl-shift",
-        action="store_true",
-        help="tree / top-k: shift the scores by the constant that minimises the Gumbel KL "
-        "(the laws ignore it; keeps the scores from drifting)",
-    )
-    m.add_argument(
-        "--select",
-        choices=tuple(SELECT),
-        default="elbo",
-        help="checkpoint criterion on the validation set: elbo (the reference), "
-        "nll (hard samples; tracks structure) or precision (uses the true edges)",
-    )
-    m.add_argument(
-        "--aimle-difference",
-        choices=("forward", "central"),
-        help="AIMLE finite difference (forward)",
-    )
-    m.add_argument(
-        "--num-samples", type=positive_int, help="samples per input (score-function methods only)"
-    )
+    for title in (OPT, MODEL):  # the groups in --help order
+        p.add_argument_group(title)
+    add_config_flags(p, TrainConfig, sweep=sweep)
 
 
 def train_config(args: argparse.Namespace, *, out: str, data: str) -> TrainConfig:

@@ -15,19 +15,18 @@ from pathlib import Path
 
 from structgrad_app_common import (
     ArgumentParser,
+    add_config_flags,
     add_joblib_flags,
     add_resume_flags,
     add_run_flags,
     config_from_args,
-    positive_float,
-    positive_int,
     print_failures,
     run_command,
 )
 
+from toys.config import EST, OPT, TOY, RunConfig
 from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES
 from toys.problems import STRUCTURES
-from toys.train import RunConfig
 
 __all__ = ["build_parser", "main"]
 
@@ -37,67 +36,9 @@ SMOKE = {"dim": 5, "iters": 20, "eval_every": 10, "num_mc": 4}
 
 
 def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
-    t = p.add_argument_group("toy problem")
-    t.add_argument("--dim", type=positive_int, default=10, help="vertices / items n (10)")
-    t.add_argument("--k", type=positive_int, help="k_subset: subset size (default dim // 2)")
-    t.add_argument(
-        "--target-seed", type=int, default=0, help="k_subset: seed of the target b = |N(0, I)| (0)"
-    )
-    o = p.add_argument_group("optimisation and evaluation")
-    o.add_argument(
-        "--lr",
-        type=positive_float,
-        default=0.01,
-        help="Adam learning rate, logits and critic (0.01)",
-    )
-    o.add_argument("--iters", type=positive_int, default=15_000, help="optimiser steps (15000)")
-    o.add_argument(
-        "--eval-every",
-        type=positive_int,
-        default=500,
-        help="evaluate and checkpoint every N steps, and at steps 0 and last (500)",
-    )
-    o.add_argument(
-        "--num-mc",
-        type=positive_int,
-        default=10,
-        help="evaluation: single gradient estimates for the std; num-mc × K samples "
-        "for the expected loss (10)",
-    )
-    o.add_argument(
-        "--num-samples",
-        type=positive_int,
-        help="independent estimates averaged per step (default 3; 1 for the '+' estimators)",
-    )
-    o.add_argument(
-        "--plus-samples",
-        type=positive_int,
-        default=3,
-        help="K samples of one E-/T-REINFORCE+ estimate, leave-one-out baseline (3)",
-    )
-    o.add_argument("--seed", type=int, default=23, help="training seed, torch.Generator (23)")
-    o.add_argument(
-        "--precision",
-        choices=("float", "double"),
-        default="float",
-        help="float32 or float64 (float)",
-    )
-    e = p.add_argument_group("estimator options")
-    e.add_argument("--hidden", type=positive_int, default=32, help="RELAX critic hidden units (32)")
-    e.add_argument("--tau", type=float, default=1.0, help="SST / ST-SST temperature (1.0)")
-    e.add_argument(
-        "--lam",
-        type=float,
-        default=1.0,
-        help="IMLE / AIMLE perturbation size λ, fixed target (1.0)",
-    )
-    e.add_argument(
-        "--aimle-target",
-        choices=("fixed", "adaptive"),
-        default="fixed",
-        help="AIMLE λ: fixed (--lam) or adaptive λ = β‖θ‖/‖dL/dz‖, which is 0 at the "
-        "zero start, so the logits never move (fixed)",
-    )
+    for title in (TOY, OPT, EST):  # the groups in --help order
+        p.add_argument_group(title)
+    add_config_flags(p, RunConfig)
     r = p.add_argument_group("run control")
     if run:  # one run: --config FILE, --stop-after, --no-progress too
         add_run_flags(r, unit="step")

@@ -28,10 +28,11 @@ from structgrad_app_common import (
     run_parallel,
 )
 
+from toys.config import RunConfig
 from toys.methods import applicable
 from toys.problems import STRUCTURES
 from toys.reference import REFERENCE, REFERENCE_DIM
-from toys.train import RunConfig, run
+from toys.train import run
 
 __all__ = ["loss_at", "plan", "run_all", "table"]
 

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
-from structgrad_app_common import CLIError, RunControl, read_jsonl, save_checkpoint
+from structgrad_app_common import CLIError, read_jsonl, save_checkpoint
 from structgrad_app_common.training import (
     derived_generator,
     load_entry,
@@ -28,57 +27,12 @@ from structgrad_app_common.training import (
     write_final,
 )
 
+from toys.config import RunConfig, check
 from toys.evaluation import evaluate, train_step
-from toys.methods import PLUS, build
+from toys.methods import build
 from toys.problems import make_problem
 
 __all__ = ["RunConfig", "first_within", "run"]
-
-
-@dataclass
-class RunConfig(RunControl):
-    """Everything one run needs (JSON-serialisable; see ``run --help``)."""
-
-    BOUNDS: ClassVar = {
-        **dict.fromkeys(("iters", "eval_every", "plus_samples", "hidden", "num_samples"), ">= 1"),
-        "lr": "> 0",
-    }
-    FREE: ClassVar = ("iters", "eval_every", "num_mc")
-
-    structure: str
-    estimator: str
-    out: str
-    dim: int = 10
-    k: int | None = None
-    target_seed: int = 0
-    lr: float = 0.01
-    iters: int = 15_000
-    eval_every: int = 500
-    num_mc: int = 10
-    num_samples: int | None = None
-    plus_samples: int = 3
-    hidden: int = 32
-    tau: float = 1.0
-    lam: float = 1.0
-    aimle_target: str = "fixed"
-    seed: int = 23
-    precision: str = "float"
-
-    def samples(self) -> int:
-        """Independent estimates averaged per step: 3 for plain estimators, 1 for "+"."""
-        if self.num_samples is not None:
-            return self.num_samples
-        return 1 if self.estimator in PLUS else 3
-
-
-def _check(config: RunConfig) -> None:
-    config.check_settings()
-    if config.num_mc < 2:
-        raise CLIError(
-            f"--num-mc must be >= 2 (a standard deviation needs two), got {config.num_mc}"
-        )
-    if config.precision not in ("float", "double"):
-        raise CLIError(f"--precision must be float or double, got {config.precision!r}")
 
 
 def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5) -> int | None:
@@ -101,7 +55,7 @@ def run(config: RunConfig) -> dict[str, Any]:
     """
     from tqdm.auto import tqdm
 
-    _check(config)
+    check(config)
     try:
         problem = make_problem(
             config.structure, config.dim, k=config.k, target_seed=config.target_seed
