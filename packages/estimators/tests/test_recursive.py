@@ -411,7 +411,7 @@ def test_nan_logits_and_mismatched_trace_raise(name: str) -> None:
         E.trace_log_prob(name, out.trace, bad, **options)
     with pytest.raises(ValueError, match="batch shape"):
         E.trace_log_prob(name, out.trace, torch.zeros((3, *event)), **options)
-    with pytest.raises(ValueError, match=r"must be a torch\.Tensor"):
+    with pytest.raises(TypeError, match=r"expects a torch\.Tensor"):
         E.sample_with_trace(name, np.zeros(event), **options)  # type: ignore[arg-type]
 
 

@@ -121,8 +121,12 @@ def test_bad_structure_or_option(structure: str, options: dict, match: str) -> N
 
 
 def test_integer_logits_rejected() -> None:
-    with pytest.raises(ValueError, match="floating-point"):
+    with pytest.raises(TypeError, match=r"logits must be a floating tensor \(float32 or float64\)"):
         sst("categorical", torch.tensor([1, 2, 3]), 1.0)
+    with pytest.raises(TypeError, match="float16, which is not supported"):
+        sst("categorical", torch.randn(3).half(), 1.0)
+    with pytest.raises(TypeError, match="logits expects a torch.Tensor, got ndarray"):
+        sst("categorical", torch.randn(3).numpy(), 1.0)
 
 
 def test_integer_like_options() -> None:

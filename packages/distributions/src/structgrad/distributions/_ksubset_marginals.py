@@ -38,6 +38,8 @@ def _floor(theta: Tensor, k: int) -> float:
     0. With ``-inf`` instead, every ``logaddexp(-inf, -inf)`` would need masking
     to keep its gradient from being NaN: three extra ops per DP step.
     """
+    if not theta.numel():  # an empty batch: nothing to bound
+        return torch.finfo(theta.dtype).min / 8
     lowest = float(theta.detach().masked_fill(torch.isneginf(theta), 0.0).min().clamp_max(0.0))
     floor = (k + 1) * lowest - 1000.0 - theta.shape[-1]
     return max(floor, torch.finfo(theta.dtype).min / 8)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._structure import Structure
+from .checks import check_tensor
 
 __all__ = ["LatentLayer"]
 
@@ -64,6 +65,7 @@ class LatentLayer(nn.Module):
             lengths: optional ``[*batch]`` sizes (structures that take them).
             generator: optional ``torch.Generator`` on the logits' device.
         """
+        check_tensor(logits, "logits")
         return self._sample(logits, self._lengths(lengths), generator)
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
@@ -118,6 +120,7 @@ class LatentLayer(nn.Module):
         Returns:
             ``[*batch, *event]`` 0/1 structure in the logits' dtype.
         """
+        check_tensor(logits, "logits")
         return self._sample_hard(logits, self._lengths(lengths), generator, noise)
 
     def _sample_hard(

@@ -63,6 +63,12 @@ def sinkhorn(
     n_iters = check_int(n_iters, "n_iters", 1)
     _check_support(log_alpha)
     t = as_tau(tau, log_alpha)
+    if not log_alpha.numel():  # an empty batch
+        return log_alpha.exp()
+    # Sinkhorn is invariant to a constant per matrix: shifting by the max keeps
+    # log_alpha / tau finite for scores up to the dtype's largest value.
+    top = log_alpha.detach().amax(dim=(-1, -2), keepdim=True)
+    log_alpha = log_alpha - torch.where(torch.isfinite(top), top, 0.0)
     start = log_alpha
     if anneal:
         if t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
@@ -114,7 +120,10 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     # The schedule starts at the spread rounded up to a power of two: constant
     # under small changes of the scores, so the computation stays one smooth
     # function of them (gradcheck) and needs no gradient of its own.
-    start = torch.exp2(torch.ceil(torch.log2(spread)))
+    # (capped below the dtype's largest power of two: a spread of ~1e38 in
+    # float32 would round up to 2**128 = inf)
+    cap = math.ldexp(1.0, math.frexp(torch.finfo(log_alpha.dtype).max)[1] - 1)
+    start = torch.exp2(torch.ceil(torch.log2(spread))).clamp(max=cap)
     ratio = float((start / tau.detach()).max())
     if ratio <= 1.0:
         return torch.zeros_like(log_alpha[..., :1, :])

@@ -69,8 +69,13 @@ class CategoricalStructure(CategoricalTracing, Structure):
     def ones(self, event_shape: Any, **options: Any) -> float:
         return 1.0
 
+    def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
+        if scores.numel() and bool(torch.isneginf(scores).all(-1).any()):
+            raise ValueError("scores: some row is all -inf: no category can be chosen")
+
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
-        return torch.softmax(scores / tau, dim=-1)
+        # shift-invariant: subtracting the max keeps scores / tau finite
+        return torch.softmax((scores - scores.detach().amax(-1, keepdim=True)) / tau, dim=-1)
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         # One-hot argmax in torch (ties to the lowest index, as solvers.top_k): it

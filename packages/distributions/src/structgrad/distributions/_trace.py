@@ -32,9 +32,23 @@ class CategoricalTrace(NamedTuple):
 
     Attributes:
         index: ``[*batch]`` int64 chosen category.
+        size: ``[*batch]`` int64 number ``n`` of categories (``None`` when
+            unknown), so that a trace is not read against other scores.
     """
 
     index: Tensor  # type: ignore[assignment]  # shadows tuple.index, as NamedTuples may
+    size: Tensor | None = None
+
+
+def check_trace_size(trace: Any, n: int, name: str) -> None:
+    """Raise ``ValueError`` if ``trace`` records an item count other than ``n``."""
+    size = getattr(trace, "size", None)
+    if size is not None and bool((torch.as_tensor(size) != n).any()):
+        drawn = sorted({int(v) for v in torch.as_tensor(size).flatten().tolist()})
+        raise ValueError(
+            f"{name}: the trace was drawn for n = {drawn[0] if len(drawn) == 1 else drawn}, "
+            f"the scores have n = {n}"
+        )
 
 
 class Tracing:
@@ -100,11 +114,14 @@ class CategoricalTracing(Tracing):
 
     def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
         index = u.argmax(-1)
-        return torch.nn.functional.one_hot(index, u.shape[-1]).to(u.dtype), CategoricalTrace(index)
+        size = torch.full_like(index, u.shape[-1])
+        one_hot = torch.nn.functional.one_hot(index, u.shape[-1]).to(u.dtype)
+        return one_hot, CategoricalTrace(index, size)
 
     def trace_steps(
         self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
     ) -> tuple[Tensor, Tensor]:
+        check_trace_size(trace, event_shape[-1], "categorical")
         chosen = torch.as_tensor(trace.index, device=device).unsqueeze(-1)
         candidates = torch.ones((*chosen.shape, event_shape[-1]), dtype=torch.bool, device=device)
         return chosen, candidates
@@ -121,6 +138,7 @@ class KSubsetTracing(Tracing):
     ) -> tuple[Tensor, Tensor]:
         order = torch.as_tensor(trace.order, device=device)  # [*, k]
         n = event_shape[-1]
+        check_trace_size(trace, n, "k_subset")
         steps = torch.arange(order.shape[-1], device=device)
         # position[j] = the step at which j was taken (k if never): j is a candidate
         # of step s iff it was not taken before s.

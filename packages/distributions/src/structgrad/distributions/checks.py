@@ -16,17 +16,83 @@ from torch import Tensor
 
 __all__ = [
     "RENAMED",
+    "InputTypeError",
     "as_tau",
+    "check_float",
     "check_int",
     "check_options",
     "check_scores",
     "check_square",
     "check_subset",
     "check_tau",
+    "check_tensor",
     "check_values",
     "lengths_mask",
+    "set_validation",
     "square_size",
+    "validation_enabled",
 ]
+
+
+class InputTypeError(TypeError, ValueError):
+    """An argument of the wrong type or dtype.
+
+    A ``TypeError``, and a ``ValueError`` too, so that code written against the
+    earlier ``ValueError`` still catches it.
+    """
+
+
+_VALIDATE = [True]
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the value checks (NaN, +inf, negative costs) of the layers on or off.
+
+    Value checks read the data (a host synchronisation on a GPU); shape, dtype
+    and option checks stay on. They are skipped while ``torch.compile`` traces.
+    """
+    _VALIDATE[0] = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    """Whether value checks run now (on, and not inside ``torch.compile`` tracing)."""
+    return _VALIDATE[0] and not torch.compiler.is_compiling()
+
+
+#: The dtypes the torch layers compute in (half precision overflows in the
+#: log-space and Matrix-Tree numerics, so it is refused up front).
+FLOAT_DTYPES = (torch.float32, torch.float64)
+
+
+def check_tensor(x: Any, name: str = "scores") -> Tensor:
+    """``x`` if it is a ``torch.Tensor`` of dtype float32 or float64.
+
+    One rule for every torch layer: numpy arrays, lists and scalars are not
+    converted (their dtype and device would be guesses).
+
+    Raises:
+        InputTypeError: naming ``name``, what was expected and what was given.
+    """
+    if not isinstance(x, Tensor):
+        hint = (
+            " (convert with torch.as_tensor)"
+            if isinstance(x, list | tuple) or (type(x).__module__ == "numpy")
+            else ""
+        )
+        raise InputTypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}{hint}")
+    check_float(x, name)
+    return x
+
+
+def check_float(x: Tensor, name: str = "scores") -> None:
+    """Raise :class:`InputTypeError` unless ``x`` is float32 or float64."""
+    if x.dtype in FLOAT_DTYPES:
+        return
+    if x.is_floating_point():
+        raise InputTypeError(
+            f"{name} has dtype {x.dtype}, which is not supported: use float32 or float64"
+        )
+    raise InputTypeError(f"{name} must be a floating tensor (float32 or float64), got {x.dtype}")
 
 
 def check_values(scores: Tensor, name: str = "scores") -> bool:
@@ -36,10 +102,10 @@ def check_values(scores: Tensor, name: str = "scores") -> bool:
         Whether some entry is ``-inf``.
 
     Raises:
-        ValueError: on a non-floating tensor, NaN or ``+inf``.
+        InputTypeError: on a dtype other than float32 / float64.
+        ValueError: on NaN or ``+inf``.
     """
-    if not scores.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
+    check_float(scores, name)
     if math.isfinite(float(scores.detach().sum())):
         return False  # one reduction in the common case (isfinite() costs several passes)
     if bool(torch.isnan(scores).any()):
@@ -53,12 +119,10 @@ def check_scores(scores: Any, name: str, event_dim: int, *, square: bool = False
     """Return ``scores`` if it is a floating tensor of rank ``>= event_dim`` without NaN or +inf.
 
     Raises:
+        InputTypeError: for a non-tensor or a dtype other than float32 / float64.
         ValueError: naming ``name`` and what was wrong.
     """
-    if not isinstance(scores, Tensor):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(scores).__name__}")
-    if not scores.is_floating_point():
-        raise ValueError(f"{name} must be a floating tensor, got {scores.dtype}")
+    check_tensor(scores, name)
     if scores.dim() < event_dim:
         shape = "[..., n, n]" if event_dim == 2 else "[..., n]"
         raise ValueError(f"{name} must have shape {shape}, got rank {scores.dim()}")
@@ -71,10 +135,9 @@ def check_scores(scores: Any, name: str, event_dim: int, *, square: bool = False
 
 def square_size(scores: Tensor, name: str = "scores", min_size: int = 2) -> int:
     """``n`` of a floating-point ``[..., n, n]`` tensor (its values are not read)."""
+    check_tensor(scores, name)
     if scores.dim() < 2 or scores.shape[-1] != scores.shape[-2]:
         raise ValueError(f"{name} must have shape [..., n, n], got {tuple(scores.shape)}")
-    if not scores.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {scores.dtype}")
     n = scores.shape[-1]
     if n < min_size:
         raise ValueError(f"{name} needs n >= {min_size}, got n = {n}")
@@ -146,6 +209,7 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
 
 def check_subset(scores: Tensor, k: Any) -> tuple[int, int]:
     """Validate ``[..., n]`` scores and a subset size ``k`` in ``[0, n]``; return ``(n, k)``."""
+    check_tensor(scores)
     if scores.dim() < 1:
         raise ValueError("scores must have shape [..., n]")
     check_values(scores)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import check_square
+from structgrad.distributions.checks import check_square, check_tensor
 
 from ._gumbel import gumbel_softmax
 
@@ -54,6 +54,7 @@ def independent_edges(
     Returns:
         A tensor shaped like ``logits``.
     """
+    check_tensor(logits, "logits")
     if categorical and logits.dim() < 3:
         raise ValueError(f"categorical logits must be [..., n, n, C], got {tuple(logits.shape)}")
     # A binary edge is a two-way choice between "no edge" (logit 0) and "edge".

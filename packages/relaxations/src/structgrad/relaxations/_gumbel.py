@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import sample_gumbel, sample_uniform
-from structgrad.distributions.checks import as_tau
+from structgrad.distributions.checks import as_tau, check_tensor, check_values
 
 __all__ = ["binary_concrete", "gumbel_softmax", "hard_with_soft_gradient", "sample_gumbel"]
 
@@ -54,6 +54,9 @@ def gumbel_softmax(
     noise = sample_gumbel(
         logits.shape, dtype=logits.dtype, device=logits.device, generator=generator
     )
+    # Softmax is shift-invariant: subtracting the max keeps logits + noise and
+    # its division by tau finite up to the dtype's largest value.
+    logits = logits - logits.detach().amax(dim=dim, keepdim=True)
     # log_softmax subtracts the max before exponentiating: finite at tiny tau.
     soft = torch.log_softmax((logits + noise) / t, dim=dim).exp()
     if not hard:
@@ -84,8 +87,9 @@ def binary_concrete(
     Raises:
         ValueError: on a non-positive temperature or NaN logits.
     """
-    if torch.isnan(logits).any():
-        raise ValueError("logits contain NaN")
+    check_tensor(logits, "logits")
+    if logits.numel():
+        check_values(logits, "logits")
     t = as_tau(tau, logits)
     u = sample_uniform(logits.shape, dtype=logits.dtype, device=logits.device, generator=generator)
     # Logistic noise log(u) - log(1 - u); log1p keeps precision near u = 0.
@@ -98,8 +102,11 @@ def binary_concrete(
 
 
 def _check_logits(logits: Tensor, dim: int) -> None:
+    check_tensor(logits, "logits")
     if logits.dim() == 0:
         raise ValueError("logits must have at least one dimension")
+    if logits.shape[dim] == 0:
+        raise ValueError("logits need at least one category (n >= 1), got n = 0")
     if torch.isnan(logits).any():
         raise ValueError("logits contain NaN")
     if torch.isposinf(logits).any():

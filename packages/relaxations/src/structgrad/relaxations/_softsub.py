@@ -46,7 +46,11 @@ def relaxed_top_k(
     """
     _, k = check_subset(scores, k)
     t = as_tau(tau, scores)
-    r = scores
+    if scores.numel() and bool(((scores > -torch.inf).sum(-1) < k).any()):
+        raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")
+    # softmax is shift-invariant: subtracting the max keeps r / tau finite.
+    top = scores.detach().amax(dim=-1, keepdim=True) if scores.numel() else 0.0
+    r = scores - top
     if noise:
         r = r + sample_gumbel(
             scores.shape, dtype=scores.dtype, device=scores.device, generator=generator

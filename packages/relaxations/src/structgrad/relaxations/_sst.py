@@ -21,7 +21,7 @@ from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
-from structgrad.distributions.checks import as_tau
+from structgrad.distributions.checks import as_tau, check_tensor
 
 from ._gumbel import hard_with_soft_gradient
 
@@ -98,12 +98,12 @@ def sst(
     missing = set(s.required) - set(options)
     if missing:
         raise ValueError(f"sst: {s.name} needs the option(s) {sorted(missing)}")
-    if not logits.is_floating_point():
-        raise ValueError(f"sst: logits must be a floating-point tensor, got {logits.dtype}")
+    check_tensor(logits, "logits")
     t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
+    hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
+    s.check(logits, **hard)  # rank, shape and values, before the noise reads them
     u = logits + s.gumbel(logits, generator=generator)
     sample = s.relax(u, tau=t, **options)
     if straight_through:
-        hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
         sample = hard_with_soft_gradient(s.map(u.detach(), **hard), sample)
     return (sample, u) if return_utilities else sample

@@ -19,9 +19,12 @@ class TopKTrace(NamedTuple):
 
     Attributes:
         order: ``[..., k]`` int64, the selected indices in decreasing score order.
+        size: ``[...]`` int64, the number ``n`` of items the order was drawn from
+            (``None`` when unknown), so that a trace is not read against other scores.
     """
 
     order: Any
+    size: Any = None
 
 
 @overload
@@ -57,7 +60,10 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
     solution = inp.bridge.solution(mask.reshape((*inp.batch_shape, n)))
     if not return_trace:
         return solution
-    return solution, TopKTrace(inp.bridge.index(order.reshape((*inp.batch_shape, k))))
+    size = np.full(inp.batch_shape, n, dtype=np.int64)
+    return solution, TopKTrace(
+        inp.bridge.index(order.reshape((*inp.batch_shape, k))), inp.bridge.index(size)
+    )
 
 
 def top_k_rows(rows: Any, k: int) -> Any:

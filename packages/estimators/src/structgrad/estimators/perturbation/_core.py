@@ -235,10 +235,11 @@ def _finite_difference(
         if eps is not None:
             base = _perturb(base, plan.tau_target, eps)  # the forward noise, reused
     step = dy if isinstance(lam, float) and lam == 1.0 else dy * lam
-    right = plan.solve(base - step)  # [S, M, *batch, *event] or [*batch, *event]
+    bounded = isinstance(lam, Tensor)  # an adaptive λ can be as large as the dtype allows
+    right = plan.solve(_move(base, -step, bounded))  # [S, M, *batch, *event] or [*batch, *event]
     if rule.central:
         # central difference: (MAP(x + λdy) − MAP(x − λdy)) / 2
-        g = (plan.solve(base + step) - right) * 0.5
+        g = (plan.solve(_move(base, step, bounded)) - right) * 0.5
     elif plan.reuses_forward():
         g = z - right  # MAP(θ + τε) is the forward sample
     else:
@@ -257,6 +258,16 @@ def _finite_difference(
     if single:
         return g
     return g.mean(0) if plan.mean else g.sum(0)
+
+
+def _move(base: Tensor, step: Tensor, bounded: bool) -> Tensor:
+    """``base + step``; ``bounded``: overflow is capped at the dtype's range, -inf stays."""
+    if not bounded:
+        return base + step
+    big = torch.finfo(base.dtype).max
+    moved = (base + step).clamp(-big, big)
+    # forbidden (-inf) entries stay forbidden; -inf + inf would be NaN
+    return torch.where(torch.isneginf(base), base, moved)
 
 
 def perturb_and_map(theta: Tensor, plan: Plan) -> Tensor:

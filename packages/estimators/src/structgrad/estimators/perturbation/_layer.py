@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure, structure
+from structgrad.distributions.checks import check_tensor, check_values, validation_enabled
 
 from ._bind import bind_solver
 from ._core import FiniteDifference, GradientRule, Identity, NoiseScore, Plan, perturb_and_map
@@ -129,9 +130,10 @@ class SolverLayer(LatentLayer):
             ``(theta, event_ndim, lengths)`` with ``theta = -scores`` for a
             minimisation solver (autograd flips the gradient back).
         """
-        if not isinstance(scores, Tensor):
-            raise ValueError(f"scores must be a torch.Tensor, got {type(scores).__name__}")
+        check_tensor(scores, "scores")
         ev = self.solver.event_dims(scores)
+        if self.structure is not None:
+            self._check_structure_input(scores, ev)
         theta = -scores if self.solver.minimize else scores
         if lengths is None:
             return theta, ev, None
@@ -147,6 +149,23 @@ class SolverLayer(LatentLayer):
                 f"{tuple(batch)}"
             ) from None
         return theta, ev, lens
+
+    def _check_structure_input(self, scores: Tensor, ev: int) -> None:
+        """Shape and values of scores for one of our structures (its solver is not re-checked)."""
+        s = self.structure
+        assert s is not None
+        n = scores.shape[-1]
+        if n < s.min_size:
+            raise ValueError(f"{s.name}: scores need n >= {s.min_size}, got n = {n}")
+        if s.square and scores.shape[-2] != n:
+            raise ValueError(
+                f"{s.name}: scores must be square [..., n, n], got {tuple(scores.shape)}"
+            )
+        if not scores.numel() or not validation_enabled():
+            return
+        check_values(scores, "costs" if s.minimize else "scores")
+        # the structure's own value checks (all -inf rows, negative costs, k <= n)
+        s._check_options(scores, {**s.defaults, **self.structure_options})
 
     def plan(self, theta: Tensor, event_ndim: int, lengths: Tensor | None, generator: Any) -> Plan:
         """The autograd function's plan for one call on ``theta``."""

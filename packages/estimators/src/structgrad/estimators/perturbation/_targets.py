@@ -28,7 +28,13 @@ __all__ = ["AdaptiveTarget", "Target"]
 def _norms(x: Tensor, event_ndim: int) -> Tensor:
     """Euclidean norm over the last ``event_ndim`` dims, kept as size-1 dims."""
     dims = tuple(range(x.ndim - event_ndim, x.ndim))
-    return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+    if not x.numel():
+        return torch.linalg.vector_norm(x, dim=dims, keepdim=True)
+    # Scaled by the largest entry: the squares of 1e30 (float32) or 1e200
+    # (float64) would overflow to inf.
+    top = x.abs().amax(dim=dims, keepdim=True)
+    top = torch.where(top > 0, top, 1.0)
+    return top * torch.linalg.vector_norm(x / top, dim=dims, keepdim=True)
 
 
 class Target(nn.Module):
@@ -155,8 +161,11 @@ class AdaptiveTarget(Target):
         finite = torch.where(torch.isfinite(theta), theta, 0.0)
         num = _norms(finite, event_ndim) * self.beta.to(dy.dtype)
         den = _norms(dy, event_ndim)
-        # where ‖dy‖ = 0 the estimate is 0 whatever λ is; avoid 0/0.
-        return torch.where(den > 0, num / den.clamp_min(torch.finfo(dy.dtype).tiny), 0.0)
+        # where ‖dy‖ = 0 the estimate is 0 whatever λ is; avoid 0/0. A ratio
+        # beyond the dtype's range is capped at its largest value (not inf).
+        info = torch.finfo(dy.dtype)
+        lam = (num / den.clamp_min(info.tiny)).clamp(max=info.max)
+        return torch.where(den > 0, lam, 0.0)
 
     @torch.no_grad()
     def update(self, g: Tensor, event_ndim: int) -> None:

@@ -9,6 +9,7 @@ algorithm on the utilities ``U = θ + G``, the step form of its trace (see
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -72,7 +73,9 @@ def _as_torch(trace: Any, device: torch.device) -> Any:
             f"trace must be a trace NamedTuple (e.g. from sample_with_trace), got "
             f"{type(trace).__name__}"
         )
-    return type(trace)(*(torch.as_tensor(field, device=device) for field in trace))
+    return type(trace)(
+        *(None if field is None else torch.as_tensor(field, device=device) for field in trace)
+    )
 
 
 def _flat_steps(
@@ -80,14 +83,23 @@ def _flat_steps(
 ) -> tuple[Tensor, Tensor, Tensor]:
     s, logits, event, options = _prepare(name, logits, options)
     trace = _as_torch(trace, logits.device)
-    chosen, candidates = s.trace_steps(trace, event, device=logits.device, **options)
     batch = logits.shape[: logits.ndim - s.event_dim]
+    mismatch = (
+        f"{s.name}: the trace does not fit logits of shape {tuple(logits.shape)} (was it "
+        "drawn for logits of another shape?)"
+    )
+    try:
+        chosen, candidates = s.trace_steps(trace, event, device=logits.device, **options)
+    except (RuntimeError, IndexError):
+        raise ValueError(mismatch) from None
+    if candidates.shape[-1] != math.prod(event) or (chosen >= candidates.shape[-1]).any():
+        raise ValueError(mismatch)
     if chosen.shape[:-1] != batch:
         raise ValueError(
             f"{s.name}: the trace has batch shape {tuple(chosen.shape[:-1])}, the "
             f"logits {tuple(batch)}"
         )
-    flat = logits.reshape(*batch, -1)
+    flat = logits.flatten(len(batch))  # (not reshape(*batch, -1): empty batches)
     # A step whose candidates are all masked (-inf) is decided by the solver's
     # deterministic tie-breaking, not by the noise: mark it padded (log 1 = 0), which
     # also keeps -inf - (-inf) out of the sums (e.g. a binary-tree element with a

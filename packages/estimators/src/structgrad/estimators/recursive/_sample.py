@@ -176,6 +176,11 @@ def utility_log_prob(structure: str, utilities: Tensor, logits: Tensor, **option
         ``[*batch]`` log-densities, differentiable in ``logits``.
     """
     s, logits, event, options = _prepare(structure, logits, options)
+    if not isinstance(utilities, Tensor) or utilities.shape != logits.shape:
+        got = tuple(utilities.shape) if isinstance(utilities, Tensor) else type(utilities).__name__
+        raise ValueError(
+            f"utilities must be a tensor shaped like the logits {tuple(logits.shape)}, got {got}"
+        )
     utilities = utilities.detach()
     # Masked entries (θ = U = -inf) carry no information, nor do unread ones. They
     # are replaced by z = 0 *before* the exp: a where after it would still send
@@ -186,4 +191,4 @@ def utility_log_prob(structure: str, utilities: Tensor, logits: Tensor, **option
         keep = keep & used
     z = torch.where(keep, logits - torch.where(keep, utilities, 0.0), 0.0)
     terms = torch.where(keep, z - torch.exp(z), 0.0)
-    return terms.reshape(*terms.shape[: terms.ndim - s.event_dim], -1).sum(-1)
+    return terms.flatten(terms.ndim - s.event_dim).sum(-1)

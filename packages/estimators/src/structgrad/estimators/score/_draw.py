@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure
-from structgrad.distributions.checks import check_options
+from structgrad.distributions.checks import check_options, check_tensor
 
 from ..recursive import sample_with_trace
 from ..recursive._prepare import RECURSIVE_STRUCTURES, traced
@@ -113,13 +113,17 @@ class ScoreLayer(LatentLayer):
             lengths: optional ``[*batch]`` sizes (structures that take them).
             generator: optional ``torch.Generator`` on the logits' device.
         """
-        if not isinstance(logits, Tensor):
-            raise ValueError(f"logits must be a torch.Tensor, got {type(logits).__name__}")
+        check_tensor(logits, "logits")
+        ev = self.traced.event_dim
+        if logits.ndim < ev:  # before the K samples are stacked in front
+            raise ValueError(
+                f"logits of {self.traced.name} need {ev} event dim(s), got shape "
+                f"{tuple(logits.shape)}"
+            )
         opts = dict(self.structure_options)
         if lengths is not None:
             # Per-call lengths [*batch] broadcast over the K samples in front.
             opts["lengths"] = lengths
-        ev = self.traced.event_dim
         if self.samples is not None:
             logits = logits.expand(self.samples, *logits.shape)
         drawn = sample_with_trace(self.traced.name, logits, generator=generator, **opts)

@@ -67,7 +67,7 @@ class UtilityCritic(nn.Module):
         keep = torch.isfinite(utilities) & self.used.to(utilities.device)
         # where (not multiply): 0 * -inf would be NaN.
         x = torch.where(keep, utilities, torch.zeros_like(utilities))
-        x = x.reshape(*x.shape[: x.ndim - ev], -1).to(self.input.weight.dtype)
+        x = x.flatten(x.ndim - ev).to(self.input.weight.dtype)
         value = self.output(torch.relu(self.input(x))).squeeze(-1)
         return value.to(utilities.dtype)
 
@@ -197,11 +197,11 @@ class RELAX(ScoreLayer):
         coeff = (loss.detach() - terms.critic_tilde).reshape(*draw.rows, *([1] * ev))
         g = coeff * terms.score_grad + terms.critic_grad
         # Single-sample estimate of the second moment: its φ-gradient is the variance's.
-        variance = g.pow(2).reshape(*draw.rows, -1).sum(-1)
+        variance = g.pow(2).flatten(len(draw.rows)).sum(-1)
         theta = draw.logits
         theta0 = torch.where(torch.isfinite(theta), theta, torch.zeros_like(theta))
         # Route the (detached) estimate to the real logits: ∂/∂θ Σ g·θ = g.
-        routed = (g.detach() * theta0).reshape(*draw.rows, -1).sum(-1)
+        routed = (g.detach() * theta0).flatten(len(draw.rows)).sum(-1)
         surrogate = routed + variance
         return loss + (surrogate - surrogate.detach())
 
