@@ -125,7 +125,7 @@ def test_integer_logits_rejected() -> None:
         sst("categorical", torch.tensor([1, 2, 3]), 1.0)
     with pytest.raises(TypeError, match="float16, which is not supported"):
         sst("categorical", torch.randn(3).half(), 1.0)
-    with pytest.raises(TypeError, match="logits expects a torch.Tensor, got ndarray"):
+    with pytest.raises(TypeError, match=r"logits expects a torch\.Tensor, got ndarray"):
         sst("categorical", torch.randn(3).numpy(), 1.0)
 
 

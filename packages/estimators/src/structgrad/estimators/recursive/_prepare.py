@@ -73,9 +73,10 @@ def _as_torch(trace: Any, device: torch.device) -> Any:
             f"trace must be a trace NamedTuple (e.g. from sample_with_trace), got "
             f"{type(trace).__name__}"
         )
-    return type(trace)(
-        *(None if field is None else torch.as_tensor(field, device=device) for field in trace)
-    )
+    fields: list[Any] = [
+        None if field is None else torch.as_tensor(field, device=device) for field in trace
+    ]
+    return type(trace)(*fields)
 
 
 def _flat_steps(
