@@ -2,7 +2,7 @@ import json
 
 import pytest
 from shootout.cli import main
-from structgrad_app_common.testing import assert_png, cli_error_checker
+from structgrad_app_common.testing import assert_config_and_device, assert_png, cli_error_checker
 
 _fail = cli_error_checker(main, prog="shootout")
 
@@ -19,6 +19,12 @@ def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
     for name in ("heatmap_cosine.png", "heatmap_logvar.png"):
         assert_png(out / name)
     assert "| estimator |" in capsys.readouterr().out
+
+
+def test_config_read_back_and_device(tmp_path, capsys):
+    pair = ["--structures", "categorical", "--estimators", "ste", "--no-progress"]
+    argv = ["--smoke", "--draws", "50", *pair]
+    assert_config_and_device(capsys, main, argv, tmp_path, prog="shootout", command=[], extra=pair)
 
 
 def test_resume_reuses_matching_rows(tmp_path, capsys):

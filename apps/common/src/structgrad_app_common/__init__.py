@@ -41,10 +41,12 @@ from structgrad_app_common.cli import (
     ArgumentParser,
     CLIError,
     print_failures,
+    read_back,
     run_command,
     run_main,
 )
 from structgrad_app_common.flags import (
+    add_config_flag,
     add_config_flags,
     add_joblib_flags,
     add_resume_flags,
@@ -96,6 +98,7 @@ __all__ = [
     "SearchGroup",
     "SearchOptions",
     "Sweep",
+    "add_config_flag",
     "add_config_flags",
     "add_joblib_flags",
     "add_resume_flags",
@@ -122,6 +125,7 @@ __all__ = [
     "positive_int",
     "positive_range",
     "print_failures",
+    "read_back",
     "read_jsonl",
     "report_sweep",
     "run_command",

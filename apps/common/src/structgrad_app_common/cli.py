@@ -138,15 +138,15 @@ def run_command(
 
 
 def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
-    """Make the settings of ``<command> --config FILE`` that subcommand's defaults.
+    """Make the settings of ``[<command>] --config FILE`` the (sub)command's defaults.
 
     Flags given on the command line win over the file; the file's settings
-    that the subcommand has no flag for, and :data:`NOT_READ_BACK`, are
+    that the (sub)command has no flag for, and :data:`NOT_READ_BACK`, are
     ignored; a flag the file gives is no longer required. Without
     ``--config`` nothing changes.
 
     Args:
-        parser: the app's parser (subcommands in ``command``).
+        parser: the app's parser (subcommands, if any, in ``command``, first in ``argv``).
         argv: the arguments.
 
     Raises:
@@ -155,9 +155,9 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     argv = list(argv)
     paths = [b for a, b in itertools.pairwise(argv) if a == "--config"]
     paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-    subs = next((a.choices for a in parser._actions if a.dest == "command"), {})
-    sub = subs.get(argv[0]) if argv else None  # the subcommand comes first
-    if not paths or sub is None:
+    subs = next((a.choices for a in parser._actions if a.dest == "command"), None)
+    target = parser if subs is None else subs.get(argv[0]) if argv else None
+    if not paths or target is None:
         return
     path = Path(paths[-1])
     try:
@@ -166,8 +166,8 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         raise CLIError(f"--config {str(path)!r}: not a readable config.json ({err})") from None
     if not isinstance(saved, dict):
         raise CLIError(f"--config {str(path)!r}: not a run's config.json (no settings)")
-    actions = {a.dest: a for a in sub._actions}
+    actions = {a.dest: a for a in target._actions}
     values = {k: v for k, v in saved.items() if k in actions and k not in NOT_READ_BACK}
     for name in values:
         actions[name].required = False  # the file gives it
-    sub.set_defaults(**values)
+    target.set_defaults(**values)

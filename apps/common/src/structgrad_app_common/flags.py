@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 __all__ = [
+    "add_config_flag",
     "add_config_flags",
     "add_joblib_flags",
     "add_run_flags",
@@ -137,13 +138,22 @@ def add_run_flags(
     )
     if unit is None:
         return
+    add_config_flag(group)
+    add_resume_flags(group, unit=unit, stop_after=stop_after, progress=progress)
+
+
+def add_config_flag(group: argparse._ActionsContainer) -> None:
+    """Add ``--config FILE``: a run's saved config.json read back as the defaults.
+
+    The reading is :func:`~structgrad_app_common.cli.read_back`, done by
+    :func:`~structgrad_app_common.run_command` before the arguments are parsed.
+    """
     group.add_argument(
         "--config",
         metavar="FILE",
         help="read the settings back from a run's config.json (flags given here win; "
         "--resume, --overwrite and --stop-after are not read back)",
     )
-    add_resume_flags(group, unit=unit, stop_after=stop_after, progress=progress)
 
 
 def add_joblib_flags(parser: argparse._ActionsContainer) -> None:

@@ -240,13 +240,16 @@ def assert_config_and_device(
     folder: Path,
     *,
     prog: str,
+    command: Sequence[str] | None = None,
+    extra: Sequence[str] = (),
 ) -> None:
     """``--config FILE`` reruns a run with its settings; ``--device`` picks the device.
 
     ``<argv> --out <folder>/a`` is run, then ``<command> --config
-    <folder>/a/config.json --out <folder>/b``: both config.json files hold the
-    same settings but ``out`` and ``progress``. Then ``--device nope`` is a one-line error, and
-    so is ``--device cuda`` without CUDA; with CUDA, the run on ``cuda`` works.
+    <folder>/a/config.json --out <folder>/b <extra>``: both config.json files
+    hold the same settings but ``out`` and ``progress``. Then ``--device nope``
+    is a one-line error, and so is ``--device cuda`` without CUDA; with CUDA,
+    the run on ``cuda`` works.
 
     Args:
         capsys: the pytest fixture.
@@ -254,12 +257,15 @@ def assert_config_and_device(
         argv: a short training command without ``--out`` (its subcommand first).
         folder: an empty folder.
         prog: the program name.
+        command: the rerun's subcommand (default ``argv[:1]``; ``[]``: none).
+        extra: further flags of the rerun (settings that config.json does not hold).
     """
     import torch
 
     a, b = folder / "a", folder / "b"
     assert main([*argv, "--out", str(a)]) == 0
-    assert main([argv[0], "--config", str(a / "config.json"), "--out", str(b)]) == 0
+    command = argv[:1] if command is None else command
+    assert main([*command, "--config", str(a / "config.json"), "--out", str(b), *extra]) == 0
     first, again = (json.loads((p / "config.json").read_text()) for p in (a, b))
     assert {**first, "out": None, "progress": None} == {**again, "out": None, "progress": None}
     assert first["device"] == "cpu"

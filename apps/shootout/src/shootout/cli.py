@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common.checkpoint import atomic_write_text
-from structgrad_app_common.cli import ArgumentParser, CLIError, run_main
-from structgrad_app_common.jsonl import JsonlLogger, read_jsonl
+from structgrad_app_common import (
+    ArgumentParser,
+    CLIError,
+    JsonlLogger,
+    add_config_flag,
+    add_config_flags,
+    atomic_write_text,
+    check_bounds,
+    config_from_args,
+    read_back,
+    read_jsonl,
+    run_main,
+)
+from structgrad_app_common.runcontrol import check_device
 from tqdm import tqdm
 
 from .estimators import ESTIMATORS
@@ -22,6 +34,8 @@ __all__ = ["main", "parser"]
 
 PROG = "shootout"
 SMOKE_STRUCTURES = ("categorical", "arborescence")
+#: ``--smoke``: a run of a few seconds (flags set to other values win).
+SMOKE = {"draws": 200, "warmup": 5, "reference_samples": 20_000}
 
 
 def _names(values: list[str] | None) -> list[str] | None:
@@ -41,14 +55,8 @@ def parser() -> ArgumentParser:
         prog=PROG,
         description="Bias (cosine, relative bias, max |z|), variance and time of every gradient "
         "estimator on every structure, against exact gradients of E[f(X)] for a fixed random "
-        "linear-plus-quadratic f. Writes DIR/shootout.md, DIR/rows.jsonl and "
+        "linear-plus-quadratic f. Writes DIR/shootout.md, DIR/rows.jsonl, DIR/config.json and "
         "DIR/heatmap_cosine.png, DIR/heatmap_logvar.png.",
-    )
-    p.add_argument(
-        "--draws",
-        type=int,
-        default=None,
-        help=f"independent single estimates per pair (default {Config().draws}; 200 with --smoke)",
     )
     p.add_argument(
         "--structures",
@@ -85,39 +93,8 @@ def parser() -> ArgumentParser:
         metavar="J",
         help="pairs evaluated in parallel by joblib processes (default 1)",
     )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="seed of the problems (θ, f), the draws, warm-ups and critics (default 0)",
-    )
-    p.add_argument(
-        "--tau",
-        type=float,
-        default=1.0,
-        help="temperature of sst / st-sst / Gumbel-softmax (default 1.0)",
-    )
-    p.add_argument(
-        "--warmup",
-        type=int,
-        default=None,
-        help="training steps before freezing the EMA baseline, AIMLE's λ and the "
-        "relax-trained critic (default 200; 5 with --smoke)",
-    )
-    p.add_argument(
-        "--reference-samples",
-        type=int,
-        default=None,
-        metavar="M",
-        help="Monte Carlo samples of the perturb-and-MAP reference gradients "
-        "(arborescence, matching; default 4000000, 20000 with --smoke)",
-    )
-    p.add_argument(
-        "--chunk",
-        type=int,
-        default=1000,
-        help="estimates per batched estimator call (default 1000)",
-    )
+    add_config_flags(p, Config)
+    add_config_flag(p)
     p.add_argument(
         "--resume",
         action="store_true",
@@ -135,28 +112,11 @@ def parser() -> ArgumentParser:
 
 
 def _config(args: Any) -> Config:
-    smoke = args.smoke
-    config = Config(
-        draws=args.draws if args.draws is not None else (200 if smoke else Config().draws),
-        seed=args.seed,
-        tau=args.tau,
-        warmup=args.warmup if args.warmup is not None else (5 if smoke else 200),
-        reference_samples=args.reference_samples
-        if args.reference_samples is not None
-        else (20_000 if smoke else 4_000_000),
-        chunk=args.chunk,
-    )
-    checks = [
-        (config.draws >= 2, f"--draws must be >= 2, got {config.draws}"),
-        (config.tau > 0, f"--tau must be > 0, got {config.tau}"),
-        (config.warmup >= 0, f"--warmup must be >= 0, got {config.warmup}"),
-        (config.reference_samples >= 2, "--reference-samples must be >= 2"),
-        (config.chunk >= 1, f"--chunk must be >= 1, got {config.chunk}"),
-        (args.jobs >= 1, f"--jobs must be >= 1, got {args.jobs}"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise CLIError(message)
+    config = config_from_args(Config, args, SMOKE)
+    check_bounds(config, Config.BOUNDS)
+    check_device(config.device)
+    if args.jobs < 1:
+        raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
     return config
 
 
@@ -196,7 +156,9 @@ def _kept(path: Path, config: Config, todo: list[tuple[str, str]]) -> list[dict[
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    read_back(p, sys.argv[1:] if argv is None else argv)
+    args = p.parse_args(argv)
     config = _config(args)
     todo = _selection(args)
     out: Path = args.out
@@ -231,6 +193,7 @@ def _main(argv: Sequence[str] | None) -> int:
         f"{config.reference_samples}\n\n"
     )
     atomic_write_text(out / "shootout.md", header + table + "\n")
+    atomic_write_text(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
     heatmap(rows, out / "heatmap_cosine.png", metric="cosine")
     heatmap(rows, out / "heatmap_logvar.png", metric="logvar")
     print(table)

@@ -26,6 +26,7 @@ Reference gradients of ``E[f(X)]``, one per law:
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,11 @@ class Problem:
         """``f(x) = a·v + (b·v)²`` with ``v = vec(x)``: ``[*batch, *structure]`` → ``[*batch]``."""
         v = x.flatten(start_dim=x.ndim - self.structure_ndim).to(self.a.dtype)
         return v @ self.a + (v @ self.b).square()
+
+    def to(self, device: torch.device | str) -> Problem:
+        """This instance with θ and the objective's weights on ``device``."""
+        move = {k: getattr(self, k).to(device) for k in ("logits", "a", "b")}
+        return dataclasses.replace(self, **move)
 
     def read_mask(self) -> Tensor:
         """Bool ``[*event]``: the logits the MAP solver and the traces read."""

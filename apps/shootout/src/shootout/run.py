@@ -15,10 +15,10 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-from structgrad_app_common.sweep import markdown_table, run_parallel
+from structgrad_app_common import markdown_table, opt, run_parallel
 
 from structgrad.testing import conformance
 
@@ -32,6 +32,8 @@ __all__ = ["COLUMNS", "Config", "evaluate_pair", "law_of", "markdown", "pairs", 
 class Config:
     """What a run measures (stored in every JSONL row; ``--resume`` reuses matching rows).
 
+    Each field is also a flag (see :func:`~structgrad_app_common.opt`).
+
     Attributes:
         draws: single estimates per pair.
         seed: seed of the problems, the draws, the warm-ups and the critics.
@@ -39,14 +41,30 @@ class Config:
         warmup: warm-up steps of the stateful estimators.
         reference_samples: Monte Carlo samples of the perturb-and-MAP references.
         chunk: estimates per batched call.
+        device: torch device of the measured draws (warm-ups and references run on the CPU).
     """
 
-    draws: int = 5000
-    seed: int = 0
-    tau: float = 1.0
-    warmup: int = 200
-    reference_samples: int = 4_000_000
-    chunk: int = 1000
+    BOUNDS: ClassVar = {
+        "draws": ">= 2", "tau": "> 0", "warmup": ">= 0", "reference_samples": ">= 2",
+        "chunk": ">= 1",
+    }  # fmt: skip
+
+    draws: int = opt(5000, "independent single estimates per pair (default 5000; 200 with --smoke)")
+    seed: int = opt(0, "seed of the problems (θ, f), the draws, warm-ups and critics (default 0)")
+    tau: float = opt(1.0, "temperature of sst / st-sst / Gumbel-softmax (default 1.0)")
+    warmup: int = opt(
+        200,
+        "training steps before freezing the EMA baseline, AIMLE's λ and the "
+        "relax-trained critic (default 200; 5 with --smoke)",
+    )
+    reference_samples: int = opt(
+        4_000_000,
+        "Monte Carlo samples of the perturb-and-MAP reference gradients "
+        "(arborescence, matching; default 4000000, 20000 with --smoke)",
+        metavar="M",
+    )
+    chunk: int = opt(1000, "estimates per batched estimator call (default 1000)")
+    device: str = opt("cpu", "torch device of the measured draws: cpu, cuda... (default cpu)")
 
 
 def law_of(estimator: str, structure: str) -> str:
@@ -82,15 +100,16 @@ def evaluate_pair(
     torch.set_num_threads(1)  # one core per pair: the pairs run in parallel
     problem = make_problem(structure, config.seed)
     settings = Settings(tau=config.tau, warmup=config.warmup, seed=_seed(config, structure, "w"))
-    layer = build(estimator, problem, settings)
+    layer = build(estimator, problem, settings).to(config.device)  # warmed up on the CPU
+    problem = problem.to(config.device)
     draw = make_draw(layer, problem)
-    gen = torch.Generator().manual_seed(_seed(config, structure, estimator))
-    exact = torch.tensor(ref["grad"], dtype=torch.float64)
+    gen = torch.Generator(config.device).manual_seed(_seed(config, structure, estimator))
+    exact = torch.tensor(ref["grad"], dtype=torch.float64, device=config.device)
     report = conformance.evaluate(
         draw, problem.logits, exact, n_draws=config.draws, generator=gen, chunk=config.chunk
     )
     # z-scores with the reference's own Monte Carlo error (zero when exact).
-    ref_se = torch.tensor(ref["stderr"], dtype=torch.float64)
+    ref_se = torch.tensor(ref["stderr"], dtype=torch.float64, device=config.device)
     se = (report.stderr.square() + ref_se.square()).sqrt()
     err = (report.mean - exact).abs()
     z = torch.where(se > report.tolerance, err / se.clamp(min=1e-300), err * 0.0)
@@ -99,6 +118,8 @@ def evaluate_pair(
     for _ in range(7):
         start = time.perf_counter()
         draw(problem.logits, 1, gen)
+        if problem.logits.is_cuda:
+            torch.cuda.synchronize()  # the call's own time, not its launch
         calls.append(time.perf_counter() - start)
     return {
         "structure": structure,
