@@ -10,7 +10,6 @@ from structgrad_app_common import (
     ArgumentParser,
     CLIError,
     JsonlLogger,
-    aggregate,
     atomic_save_npz,
     atomic_write_text,
     format_mean_se,
@@ -20,11 +19,10 @@ from structgrad_app_common import (
     read_jsonl,
     run_main,
     run_parallel,
-    sample_trials,
     save_checkpoint,
-    search_range,
 )
 from structgrad_app_common.checkpoint import atomic_write_with
+from structgrad_app_common.sweep import aggregate, sample_trials, search_range
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -19,14 +19,13 @@ from structgrad_app_common import (
     add_sweep_flags,
     check_names,
     read_jsonl,
-    report_sweep,
     run_command,
     run_search,
     save_checkpoint,
-    search_range,
-    sweep_base,
     sweep_command,
 )
+from structgrad_app_common.sweep import search_range
+from structgrad_app_common.sweep_cli import report_sweep, sweep_base
 from structgrad_app_common.testing import (
     PNG_SIGNATURE,
     append_record,

@@ -11,10 +11,7 @@ from structgrad_app_common import (
     SearchOptions,
     add_joblib_flags,
     add_resume_flags,
-    add_search_flags,
-    best_trials,
     config_from_args,
-    float_pair,
     load_checkpoint,
     positive_int,
     print_failures,
@@ -22,11 +19,11 @@ from structgrad_app_common import (
     run_command,
     run_trials,
     save_checkpoint,
-    search_range,
-    write_sweep,
 )
+from structgrad_app_common.flags import add_search_flags, float_pair
 from structgrad_app_common.plots import save_figure, save_panels
 from structgrad_app_common.runcontrol import check_run_flags
+from structgrad_app_common.sweep import best_trials, search_range, write_sweep
 from structgrad_app_common.testing import assert_cli_error, assert_every_flag_has_help
 from structgrad_app_common.training import (
     derived_generator,

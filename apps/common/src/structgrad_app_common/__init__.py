@@ -32,7 +32,6 @@ same small pieces, kept generic here:
 
 from structgrad_app_common.checkpoint import (
     atomic_save_npz,
-    atomic_write_bytes,
     atomic_write_text,
     load_checkpoint,
     save_checkpoint,
@@ -51,9 +50,7 @@ from structgrad_app_common.flags import (
     add_joblib_flags,
     add_resume_flags,
     add_run_flags,
-    add_search_flags,
     config_from_args,
-    float_pair,
     nonnegative_float,
     opt,
     positive_float,
@@ -63,22 +60,15 @@ from structgrad_app_common.flags import (
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.runcontrol import RunControl, check_bounds
 from structgrad_app_common.sweep import (
-    aggregate,
-    best_trials,
     format_mean_se,
     markdown_table,
     mean_se,
     run_parallel,
     run_trials,
-    sample_trials,
-    search_range,
-    write_sweep,
 )
 from structgrad_app_common.sweep_cli import (
     add_sweep_flags,
     check_names,
-    report_sweep,
-    sweep_base,
     sweep_command,
 )
 from structgrad_app_common.trials import (
@@ -103,17 +93,12 @@ __all__ = [
     "add_joblib_flags",
     "add_resume_flags",
     "add_run_flags",
-    "add_search_flags",
     "add_sweep_flags",
-    "aggregate",
     "atomic_save_npz",
-    "atomic_write_bytes",
     "atomic_write_text",
-    "best_trials",
     "check_bounds",
     "check_names",
     "config_from_args",
-    "float_pair",
     "format_mean_se",
     "json_safe",
     "load_checkpoint",
@@ -127,16 +112,11 @@ __all__ = [
     "print_failures",
     "read_back",
     "read_jsonl",
-    "report_sweep",
     "run_command",
     "run_main",
     "run_parallel",
     "run_search",
     "run_trials",
-    "sample_trials",
     "save_checkpoint",
-    "search_range",
-    "sweep_base",
     "sweep_command",
-    "write_sweep",
 ]

@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
         p, methods=["tree-sst", "indep"], trials=20, lr_range=(1e-4, 1e-2), tau_range=(0.1, 10.0)
     )
     add_train_flags(p, sweep=True)
-    p.set_defaults(func=cmd_sweep, tau=5.0)
+    p.set_defaults(func=cmd_sweep)
     from nri_graph_layout import reproduce as rep
 
     cpu, quick = rep.CPU, rep.QUICK
