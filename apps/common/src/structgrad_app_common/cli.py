@@ -157,8 +157,8 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
     subs = next((a.choices for a in parser._actions if a.dest == "command"), None)
     target = parser if subs is None else subs.get(argv[0]) if argv else None
-    if not paths or target is None:
-        return
+    if not paths or target is None or "config" not in {a.dest for a in target._actions}:
+        return  # nothing to read, or a command without --config: its parser says so
     path = Path(paths[-1])
     try:
         saved = json.loads(path.read_text())
