@@ -76,7 +76,7 @@ def test_start_run_checks_sets_threads_and_resumes(tmp_path):
 
 def _main(argv):
     def train(args):
-        cfg = config_from_args(Cfg, args, {}, out=args.out, progress=not args.no_progress)
+        cfg = config_from_args(Cfg, args, {}, out=args.out)  # --no-progress: progress
         print(json.dumps(dataclasses.asdict(cfg)))
         return 0
 
@@ -98,9 +98,16 @@ def _main(argv):
 
 
 def test_add_run_flags_and_config_read_back(tmp_path, capsys):
-    assert _main(["train", "--out", "a", "--lr", "0.5", "--device", "cpu", "--threads", "3"]) == 0
+    argv = ["train", "--out", "a", "--lr", "0.5", "--device", "cpu", "--threads", "3"]
+    assert _main([*argv, "--no-progress"]) == 0
     first = json.loads(capsys.readouterr().out)
-    assert (first["lr"], first["device"], first["threads"]) == (0.5, "cpu", 3)
+    assert (first["lr"], first["device"], first["threads"], first["progress"]) == (
+        0.5,
+        "cpu",
+        3,
+        False,
+    )
+    first["progress"] = True  # not read back
     saved = tmp_path / "config.json"
     saved.write_text(json.dumps({**first, "epochs": 7, "resume": True, "stop_after": 1}))
     # --out is read back too (no longer required); given flags win; run flags are not read.

@@ -267,6 +267,8 @@ def config_from_args(
 ) -> T:
     """Build a config dataclass from parsed arguments, with ``--smoke`` presets.
 
+    ``--no-progress`` sets a ``progress`` field.
+
     Args:
         cls: the dataclass; every argument named like one of its fields is used.
         args: parsed arguments (``args.smoke`` turns the presets on).
@@ -279,6 +281,8 @@ def config_from_args(
     """
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     values = {k: v for k, v in vars(args).items() if k in names}
+    if "progress" in names and hasattr(args, "no_progress"):
+        values["progress"] = not args.no_progress
     values.update(fields)
     if getattr(args, "smoke", False):
         defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]

@@ -69,8 +69,7 @@ def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
 
 def train_config(args: argparse.Namespace, *, out: str) -> TrainConfig:
     """The :class:`TrainConfig` of parsed arguments (``--smoke`` presets applied)."""
-    progress = not getattr(args, "no_progress", False)
-    return config_from_args(TrainConfig, args, SMOKE, out=out, progress=progress)
+    return config_from_args(TrainConfig, args, SMOKE, out=out)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -79,8 +79,7 @@ def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
 
 
 def _config(args: argparse.Namespace, out: str) -> TrainConfig:
-    progress = not getattr(args, "no_progress", False)
-    return config_from_args(TrainConfig, args, SMOKE, out=out, progress=progress)
+    return config_from_args(TrainConfig, args, SMOKE, out=out)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -114,8 +114,7 @@ def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
 
 def train_config(args: argparse.Namespace, *, out: str, data: str) -> TrainConfig:
     """The :class:`TrainConfig` of parsed training flags (``--smoke`` presets applied)."""
-    progress = not getattr(args, "no_progress", False)
-    return config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=data, progress=progress)
+    return config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=data)
 
 
 def smoke_data(out: Path) -> str:

@@ -65,13 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check(args.structure, args.estimator)
     out = args.out or f"runs/{args.structure}/{args.estimator}-seed{args.seed}"
-    config = _config(
-        args,
-        structure=args.structure,
-        estimator=args.estimator,
-        out=out,
-        progress=not args.no_progress,
-    )
+    config = _config(args, structure=args.structure, estimator=args.estimator, out=out)
     print(json.dumps(run(config), indent=2))
     return 0
 
