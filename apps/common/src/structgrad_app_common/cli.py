@@ -13,6 +13,16 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+__all__ = [
+    "NOT_READ_BACK",
+    "ArgumentParser",
+    "CLIError",
+    "print_failures",
+    "read_back",
+    "run_command",
+    "run_main",
+]
+
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
 #: Set to a non-empty value to get the traceback of a failed command.

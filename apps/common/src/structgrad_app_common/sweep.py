@@ -20,6 +20,19 @@ from structgrad_app_common.checkpoint import atomic_write_text
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import json_safe
 
+__all__ = [
+    "aggregate",
+    "best_trials",
+    "format_mean_se",
+    "markdown_table",
+    "mean_se",
+    "run_parallel",
+    "run_trials",
+    "sample_trials",
+    "search_range",
+    "write_sweep",
+]
+
 
 def sample_trials(
     space: Mapping[str, Any], n_trials: int, *, seed: int = 0
