@@ -28,7 +28,7 @@ PYTHON = "3.11"
 PACKAGES = ["solvers", "distributions", "testing", "relaxations", "estimators", "models"]
 SIBLING_PREFIX = "structgrad-"
 
-nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests", "apps"]
+nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests", "fuzz", "apps"]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
@@ -223,6 +223,18 @@ APPS_DIR = ROOT / "apps"
 # Every app folder under apps/ (apps/common is the shared plumbing, tested first).
 APPS = ["nri_graph_layout", "toys", "shootout", "l2x", "dvae"]
 APP_LIBRARIES = ["solvers", "distributions", "testing", "relaxations", "estimators", "models"]
+
+
+@nox.session(python=PYTHON)
+def fuzz(session: nox.Session) -> None:
+    """Every public entry point x every bad input (tests/fuzz): clean errors or finite results."""
+    libraries = [str(PACKAGES_DIR / p) for p in APP_LIBRARIES]
+    _install(session, *libraries, "pytest", "hypothesis")
+    _guard_direct_urls(session)
+    session.chdir(ROOT / "tests")
+    env = {"OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    session.run("pytest", "-p", "no:cacheprovider", "fuzz", *session.posargs, env=env)
+    _release(session)
 
 
 @nox.session(python=PYTHON)

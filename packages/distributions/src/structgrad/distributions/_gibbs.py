@@ -94,7 +94,7 @@ class _Gibbs(Distribution):
         wrong size, not a tree of its graph, an entry past a length) or uses a
         forbidden entry.
         """
-        if self._validate_args:
+        if self._validate_args and value.numel():  # torch's check cannot reshape empties
             self._validate_sample(value)
         log_p = self.structure.score(self.logits, value, **self.options) - self.log_partition
         inside = self.structure.contains(self.logits, value, **self.options)
@@ -102,9 +102,15 @@ class _Gibbs(Distribution):
 
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""
-        return self.log_partition - self.structure.score(
-            self.logits, self.marginals, **self.options
-        )
+        logits = self.logits
+        finite = logits.detach()[torch.isfinite(logits.detach())]
+        if logits.dtype == torch.float32 and finite.numel() and float(finite.abs().max()) > 1e6:
+            # log Z and <θ, μ> are two numbers of θ's size whose difference is
+            # small: in float32 their gradients cancel to inf - inf. Work in float64.
+            wide = logits.double()
+            log_z, mu = self.structure.log_partition_and_marginals(wide, **self.options)
+            return (log_z - self.structure.score(wide, mu, **self.options)).to(logits.dtype)
+        return self.log_partition - self.structure.score(logits, self.marginals, **self.options)
 
     def sample(
         self,

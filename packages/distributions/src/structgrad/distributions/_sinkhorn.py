@@ -76,8 +76,17 @@ def sinkhorn(
                 f"sinkhorn: anneal needs one temperature per matrix (shape [..., 1, 1]), "
                 f"got tau of shape {tuple(t.shape)}"
             )
-        start = log_alpha + _annealed_column_potentials(log_alpha, t)
+        # The stages run in float64: at float32 the potentials of scores ~1e30
+        # apart lose every digit to cancellation (and their gradients turn NaN).
+        wide = torch.float64 if log_alpha.dtype == torch.float32 else log_alpha.dtype
+        g = _annealed_column_potentials(log_alpha.to(wide), t.to(wide))
+        start = log_alpha + g.to(log_alpha.dtype)
     z = start / t
+    # Scores a float32 range apart overflow to -inf once divided by tau, and a
+    # row of -inf only would make the normalisation NaN: finite entries stay
+    # above -max/4 (exp of the difference is 0 all the same); -inf stays -inf.
+    low = -torch.finfo(z.dtype).max / 4
+    z = torch.where(torch.isneginf(log_alpha), z, z.clamp(min=low))
     for _ in range(n_iters):
         z = z - torch.logsumexp(z, dim=-1, keepdim=True)
         z = z - torch.logsumexp(z, dim=-2, keepdim=True)
@@ -115,6 +124,14 @@ _MAX_STAGES = 64  # spread / tau up to 2**64; beyond, the last stages are skippe
 
 def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     """Column potentials ``g`` ``[..., 1, n]`` (score units) after the ε-scaling stages."""
+    # The scores are max-shifted (<= 0). Entries more than 2**60 τ below the max
+    # weigh nothing at the temperatures that matter; floored there, the schedule
+    # stays within _MAX_STAGES and its numbers in range (a -1e30 masking value
+    # would otherwise start it at 2**100). -inf entries stay -inf.
+    floor = tau.detach() * -(2.0**60)
+    log_alpha = torch.where(
+        torch.isneginf(log_alpha), log_alpha, torch.maximum(log_alpha, floor)
+    )
     values = log_alpha.detach().flatten(-2)  # no NaN, +inf or all -inf matrix (checked)
     spread = (values.amax(dim=-1) - finite_min(values, -1))[..., None, None]
     # The schedule starts at the spread rounded up to a power of two: constant

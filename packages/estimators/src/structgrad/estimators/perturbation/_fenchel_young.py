@@ -85,23 +85,29 @@ class FenchelYoungLoss(nn.Module):
                 f"target of shape {tuple(y.shape)} does not broadcast to the scores' shape "
                 f"{tuple(theta.shape)}"
             ) from None
+        if bool(((y != 0) & torch.isneginf(theta)).any()):
+            raise ValueError(
+                "target puts weight on a -inf (forbidden) score: its loss would be +inf"
+            )
         plan = layer.plan(theta, ev, lens, generator)
         with torch.no_grad():
             _, x, z = draw_and_solve(plan, theta.detach())
-            lead = 0 if plan.single else 2
             solver = layer.solver
-            # F_τ(θ) ≈ mean_s max_z <z, θ + τZ_s> = mean_s <z_s, x_s> (one value per problem).
-            f = solver.inner(z, x, ev)
+            # F_τ(θ) ≈ mean_s max_z <z, θ + τZ_s> = mean_s <z_s, x_s> (one value per
+            # problem), summed in float64: S values near the dtype's largest would overflow.
+            f = solver.inner(z.double(), x.double(), ev)
             mean_z = z
-            if lead:
+            if not plan.single:
                 f, mean_z = f.mean((0, 1)), z.mean((0, 1))
-            value = f - solver.inner(y, theta.detach(), ev)
+            value = (f - solver.inner(y.double(), theta.detach().double(), ev)).to(theta.dtype)
             diff = solver.mask(mean_z - y)
-        # -inf scores get no gradient (and 0 · -inf must not reach the sum).
+        # -inf scores get no gradient (and 0 · -inf must not reach the sum);
+        # diff · (θ − θ.detach()) is 0 in value even where diff · θ would overflow.
         finite = torch.where(torch.isfinite(theta), theta, 0.0)
-        surrogate = (diff * finite).sum(dim=tuple(range(finite.ndim - ev, finite.ndim)))
+        zero = diff * (finite - finite.detach())
+        surrogate = zero.sum(dim=tuple(range(finite.ndim - ev, finite.ndim)))
         # value in the forward pass, gradient E[MAP(θ + τZ)] − y in the backward.
-        return value + (surrogate - surrogate.detach())
+        return value + surrogate
 
     def extra_repr(self) -> str:
         return f"noise={self.layer.noise}, tau={self.layer.tau}, samples={self.layer.n_samples}"

@@ -170,11 +170,13 @@ class ScoreFunction(ScoreLayer):
                 self.ema.update(f)
         else:
             signal = f
-        surrogate = signal * self.log_score(draw)
+        log_p = self.log_score(draw)
+        # signal · (log p − log p.detach()) is exactly 0 in value, even where
+        # signal · log p would overflow, and its gradient is signal · ∇ log p.
+        surrogate = signal.detach() * (log_p - log_p.detach())
         if train is not None:
-            surrogate = surrogate + train
-        # x − x.detach() is exactly 0 in value and carries x's gradient.
-        return loss + (surrogate - surrogate.detach())
+            surrogate = surrogate + (train - train.detach())
+        return loss + surrogate
 
     def _learned(self, baseline: Tensor | None, f: Tensor) -> Tensor:
         if baseline is None:

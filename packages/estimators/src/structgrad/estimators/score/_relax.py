@@ -30,6 +30,9 @@ from ._draw import Draw, ScoreLayer
 __all__ = ["RELAX", "UtilityCritic", "relax"]
 
 
+_CLIP = 1e6
+
+
 class UtilityCritic(nn.Module):
     """The default RELAX critic: an MLP on the utilities the algorithm reads.
 
@@ -65,8 +68,10 @@ class UtilityCritic(nn.Module):
                 f"of shape {tuple(utilities.shape)}"
             )
         keep = torch.isfinite(utilities) & self.used.to(utilities.device)
-        # where (not multiply): 0 * -inf would be NaN.
-        x = torch.where(keep, utilities, torch.zeros_like(utilities))
+        # where (not multiply): 0 * -inf would be NaN. Utilities beyond ±1e6
+        # (logits of 1e30) are clipped there: any critic keeps RELAX unbiased,
+        # and a bounded one keeps the estimator and its square finite.
+        x = torch.where(keep, utilities, torch.zeros_like(utilities)).clamp(-_CLIP, _CLIP)
         x = x.flatten(x.ndim - ev).to(self.input.weight.dtype)
         value = self.output(torch.relu(self.input(x))).squeeze(-1)
         return value.to(utilities.dtype)
@@ -196,14 +201,16 @@ class RELAX(ScoreLayer):
         ev = self.traced.event_dim
         coeff = (loss.detach() - terms.critic_tilde).reshape(*draw.rows, *([1] * ev))
         g = coeff * terms.score_grad + terms.critic_grad
-        # Single-sample estimate of the second moment: its φ-gradient is the variance's.
-        variance = g.pow(2).flatten(len(draw.rows)).sum(-1)
+        # Single-sample estimate of the second moment Σ g²: its φ-gradient is the
+        # variance's. Written as 2g·(g − g.detach()): the same gradient, value 0
+        # even where g² would overflow.
+        variance = (2.0 * g.detach() * (g - g.detach())).flatten(len(draw.rows)).sum(-1)
         theta = draw.logits
         theta0 = torch.where(torch.isfinite(theta), theta, torch.zeros_like(theta))
-        # Route the (detached) estimate to the real logits: ∂/∂θ Σ g·θ = g.
-        routed = (g.detach() * theta0).flatten(len(draw.rows)).sum(-1)
-        surrogate = routed + variance
-        return loss + (surrogate - surrogate.detach())
+        # Route the (detached) estimate to the real logits: ∂/∂θ Σ g·θ = g,
+        # as g·(θ − θ.detach()), exactly 0 in value.
+        routed = (g.detach() * (theta0 - theta0.detach())).flatten(len(draw.rows)).sum(-1)
+        return loss + (routed + variance)
 
 
 def relax(structure: str, **options: Any) -> RELAX:

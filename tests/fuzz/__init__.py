@@ -1,0 +1,1 @@
+"""The fuzz suite: every public entry point × every input mutation (issue 17)."""
