@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from structgrad_app_common.cli import CLIError
 
-__all__ = ["RunControl", "check_bounds", "check_device", "check_run_flags"]
+__all__ = ["RUN_CONTROL", "RunControl", "check_bounds", "check_device", "check_run_flags"]
 
 
 def check_run_flags(*, resume: bool, overwrite: bool, stop_after: int | None) -> None:
