@@ -37,7 +37,9 @@ class Entry:
         square: the event is ``[n, n]``.
         options: ``label -> call(x)`` calls with a bad option value (must raise).
         paired: another argument is shaped like ``x`` (a trace, a target), so a
-            mutation that changes ``x``'s shape may be refused.
+            mutation that changes ``x``'s shape is bad input.
+        fixed_event: the entry was built for one event shape (RELAX's critic), so
+            a mutation that changes the event shape is bad input.
     """
 
     name: str
@@ -50,6 +52,7 @@ class Entry:
     square: bool = False
     options: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     paired: bool = False
+    fixed_event: bool = False
 
 
 def _sq(name: str, call: Callable[[Any], Any], **kw: Any) -> Entry:

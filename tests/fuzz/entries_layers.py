@@ -105,7 +105,7 @@ def _score() -> list[Entry]:
             lambda name=name, opts=opts, shape=shape: E.relax(name, event_shape=shape[1:], **opts),
             sample_event,
         )
-        entries.append(_entry(f"estimators.relax({name})", shape, relax, paired=True))
+        entries.append(_entry(f"estimators.relax({name})", shape, relax, fixed_event=True))
         entries.append(
             _entry(
                 f"estimators.sample_with_trace({name})",
@@ -197,8 +197,10 @@ def _models() -> list[Entry]:
                 ),
                 sample_event,
             )
-            paired = method == "relax"  # the default critic is built for one event shape
-            entries.append(_entry(f"models.latent({name}, {method})", shape, layer, paired=paired))
+            fixed = method == "relax"  # the default critic is built for one event shape
+            entries.append(
+                _entry(f"models.latent({name}, {method})", shape, layer, fixed_event=fixed)
+            )
     return entries
 
 

@@ -62,12 +62,17 @@ def _const(kind: str) -> Callable[[Entry], str]:
 
 
 def _reshaped(kind: str) -> Callable[[Entry], str]:
-    """A new shape: refusing it is right where another argument is shaped like ``x``."""
-    return lambda entry: "either" if entry.paired and kind == "ok" else kind
+    """A new shape: bad input where another argument (a trace, a target) is shaped like ``x``."""
+    return lambda entry: "error" if entry.paired else kind
 
 
 def _n_rule(n: int) -> Callable[[Entry], str]:
-    return lambda entry: "either" if n >= entry.min_n or entry.event == 0 else "error"
+    def rule(entry: Entry) -> str:
+        if entry.paired or entry.fixed_event:
+            return "error"
+        return "either" if n >= entry.min_n or entry.event == 0 else "error"
+
+    return rule
 
 
 def _neg(entry: Entry) -> str:
@@ -96,7 +101,7 @@ MUTATIONS: list[Mutation] = [
     Mutation("noncontiguous", _noncontiguous, _const("ok")),
     Mutation("batch=1", lambda e, x: x[:1], _reshaped("ok")),
     Mutation("batch=0", lambda e, x: x[:0], _reshaped("ok")),
-    Mutation("unbatched", lambda e, x: x[0], _const("either")),
+    Mutation("unbatched", lambda e, x: x[0], lambda e: "error" if e.paired else "either"),
     Mutation("n=2", lambda e, x: _with_n(e, 2), _n_rule(2)),
     Mutation("n=1", lambda e, x: _with_n(e, 1), _n_rule(1)),
     Mutation("n=0", lambda e, x: _with_n(e, 0), _n_rule(0)),
@@ -109,7 +114,7 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "flattened",
         lambda e, x: x.flatten(),
-        lambda e: "error" if e.event == 2 else _reshaped("ok")(e),
+        lambda e: "error" if e.event == 2 or e.fixed_event else _reshaped("ok")(e),
     ),
     Mutation("nan entry", lambda e, x: _set(x, float("nan")), _const("error")),
     Mutation("+inf entry", lambda e, x: _set(x, float("inf")), _const("error")),

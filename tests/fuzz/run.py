@@ -15,6 +15,7 @@ import sys
 import warnings
 from typing import Any
 
+from .constructors import NONSENSE
 from .entries import ENTRIES
 from .entries_layers import LAYER_ENTRIES
 from .mutations import MUTATIONS, base_input
@@ -45,6 +46,9 @@ def main(prefix: str = "") -> collections.Counter[str]:
         record = {"entry": entry, "case": case, "verdict": verdict, "detail": detail}
         print(json.dumps(record), flush=True)
 
+    for label, call in NONSENSE.items():
+        if f"constructors.{label}".startswith(prefix):
+            report("constructors", label, *_option_case(lambda _, call=call: call(), None))
     for entry in (*ENTRIES, *LAYER_ENTRIES):
         if not entry.name.startswith(prefix):
             continue

@@ -28,7 +28,7 @@ from .entries_layers import LAYER_ENTRIES
 from .mutations import Mutation
 from .outcome import FAILURES, classify
 
-GROUPS = ["solvers", "relaxations", "estimators", "distributions", "models"]
+GROUPS = ["solvers", "relaxations", "estimators", "distributions", "models", "constructors"]
 ALL = [*ENTRIES, *LAYER_ENTRIES]
 
 

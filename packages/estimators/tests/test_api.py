@@ -139,6 +139,7 @@ def test_bad_options_are_clear_errors():
         (lambda: E.imle("k_subset", k=2)([1.0, 2.0]), "torch.Tensor"),
         (lambda: E.imle(torch_top3)(torch.ones(4)), "batch dim"),
         (lambda: E.Target(-1.0), "lam"),
+        (lambda: E.Target(0.0), "lam must be a finite number > 0"),
         (
             lambda: E.imle("k_subset", k=2, foo=1),
             r"imle\('k_subset'\): unknown option\(s\) foo; it takes .*tau",

@@ -129,9 +129,7 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     # stays within _MAX_STAGES and its numbers in range (a -1e30 masking value
     # would otherwise start it at 2**100). -inf entries stay -inf.
     floor = tau.detach() * -(2.0**60)
-    log_alpha = torch.where(
-        torch.isneginf(log_alpha), log_alpha, torch.maximum(log_alpha, floor)
-    )
+    log_alpha = torch.where(torch.isneginf(log_alpha), log_alpha, torch.maximum(log_alpha, floor))
     values = log_alpha.detach().flatten(-2)  # no NaN, +inf or all -inf matrix (checked)
     spread = (values.amax(dim=-1) - finite_min(values, -1))[..., None, None]
     # The schedule starts at the spread rounded up to a power of two: constant

@@ -40,6 +40,10 @@ def binary_tree_steps(
     n = event[-1]
     spans = torch.as_tensor(trace.spans, device=device)  # [*, n, 2]
     depth = torch.as_tensor(trace.depth, device=device)  # [*, n]
+    if depth.shape[-1:] != (n,) or spans.shape[-2:] != (n, 2):
+        raise ValueError(
+            f"binary_tree: the trace was drawn for n = {depth.shape[-1]}, the scores have n = {n}"
+        )
     j = torch.arange(n, device=device)
     candidates = (spans[..., 0:1] <= j) & (j < spans[..., 1:2])  # [*, n, n]
     chosen = torch.where(depth >= 0, j, -1)

@@ -21,6 +21,7 @@ __all__ = [
     "check_float",
     "check_int",
     "check_options",
+    "check_real",
     "check_scores",
     "check_square",
     "check_subset",
@@ -205,6 +206,24 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
         raise ValueError(
             f"{owner}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
+
+
+def check_real(value: Any, name: str, *, lo: float = -math.inf, strict: bool = False) -> float:
+    """A finite real number ``>= lo`` (``> lo`` with ``strict``) as a float.
+
+    Raises:
+        TypeError: for a non-number (a bool included).
+        ValueError: naming ``name`` for NaN, an infinity or a value out of range.
+    """
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputTypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < lo or (strict and value == lo):
+        bound = "" if lo == -math.inf else f" {'>' if strict else '>='} {lo:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return value
 
 
 def check_subset(scores: Tensor, k: Any) -> tuple[int, int]:

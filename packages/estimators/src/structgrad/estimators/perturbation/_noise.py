@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import sample_uniform
-from structgrad.distributions.checks import check_int
+from structgrad.distributions.checks import check_int, check_real
 
 __all__ = ["Gumbel", "NoiseDistribution", "Normal", "SumOfGamma", "resolve_noise"]
 
@@ -85,10 +85,8 @@ class Gumbel(NoiseDistribution):
     """
 
     def __init__(self, loc: float = 0.0, scale: float = 1.0) -> None:
-        if not scale > 0:
-            raise ValueError(f"Gumbel scale must be positive, got {scale}")
-        self.loc = float(loc)
-        self.scale = float(scale)
+        self.loc = check_real(loc, "Gumbel loc")
+        self.scale = check_real(scale, "Gumbel scale", lo=0.0, strict=True)
 
     def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """Draw ``loc - scale·log(-log U)`` with ``U ~ Uniform(0, 1)``."""
@@ -116,9 +114,7 @@ class Normal(NoiseDistribution):
     """
 
     def __init__(self, std: float = 1.0) -> None:
-        if not std > 0:
-            raise ValueError(f"Normal std must be positive, got {std}")
-        self.std = float(std)
+        self.std = check_real(std, "Normal std", lo=0.0, strict=True)
 
     def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """Draw ``std · N(0, 1)``."""

@@ -22,6 +22,8 @@ import math
 import torch
 from torch import Tensor, nn
 
+from structgrad.distributions.checks import check_real
+
 __all__ = ["AdaptiveTarget", "Target"]
 
 
@@ -53,10 +55,8 @@ class Target(nn.Module):
 
     def __init__(self, lam: float = 1.0, *, alpha: float = 1.0, scale: bool = True) -> None:
         super().__init__()
-        if not lam >= 0:
-            raise ValueError(f"lam must be >= 0, got {lam}")
-        self.lam_value = float(lam)
-        self.alpha = float(alpha)
+        self.lam_value = check_real(lam, "lam", lo=0.0, strict=True)
+        self.alpha = check_real(alpha, "alpha")
         self.scale = bool(scale)
 
     def lam(self, theta: Tensor, dy: Tensor, event_ndim: int) -> Tensor | float:
@@ -128,19 +128,16 @@ class AdaptiveTarget(Target):
         initial_nnz: float = 1.0,
         scale: bool = True,
     ) -> None:
-        super().__init__(0.0, alpha=alpha, scale=scale)
-        if not beta >= 0:
-            raise ValueError(f"beta must be >= 0, got {beta}")
-        if not step >= 0:
-            raise ValueError(f"step must be >= 0, got {step}")
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must be in [0, 1), got {decay}")
-        if not 0 <= momentum < 1:
-            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
-        self.step = float(step)
-        self.momentum = float(momentum)
-        self.decay = float(decay)
-        self.target_nnz = float(target_nnz)
+        # (λ is computed per call; the fixed λ of the base class is not used)
+        super().__init__(1.0, alpha=alpha, scale=scale)
+        beta = check_real(beta, "beta", lo=0.0)
+        self.step = check_real(step, "step", lo=0.0)
+        self.momentum = check_real(momentum, "momentum", lo=0.0)
+        self.decay = check_real(decay, "decay", lo=0.0)
+        if self.decay >= 1 or self.momentum >= 1:
+            raise ValueError(f"decay and momentum must be in [0, 1), got {decay}, {momentum}")
+        self.target_nnz = check_real(target_nnz, "target_nnz", lo=0.0)
+        initial_nnz = check_real(initial_nnz, "initial_nnz", lo=0.0)
         f64 = torch.float64
         self.register_buffer("beta", torch.tensor(float(beta), dtype=f64))
         self.register_buffer("nnz", torch.tensor(float(initial_nnz), dtype=f64))

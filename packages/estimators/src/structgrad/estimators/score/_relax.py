@@ -24,6 +24,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from structgrad.distributions.checks import check_int
+
 from ..recursive import conditional_utilities, trace_log_prob
 from ._draw import Draw, ScoreLayer
 
@@ -53,7 +55,13 @@ class UtilityCritic(nn.Module):
         self, event_shape: tuple[int, ...], hidden: int = 32, used: Tensor | None = None
     ) -> None:
         super().__init__()
-        self.event_shape = tuple(int(d) for d in event_shape)
+        shape = tuple(event_shape) if isinstance(event_shape, tuple | list) else None
+        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
+            raise ValueError(
+                f"event_shape must be a non-empty tuple of positive ints, got {event_shape!r}"
+            )
+        self.event_shape = shape
+        hidden = check_int(hidden, "hidden", 1)
         self.input = nn.Linear(math.prod(self.event_shape), hidden)
         self.output = nn.Linear(hidden, 1)
         mask = torch.ones(self.event_shape, dtype=torch.bool) if used is None else used.bool()

@@ -1,0 +1,109 @@
+"""Nonsense options and constructor arguments: each call must raise a clean error."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+import structgrad.distributions as D
+import structgrad.estimators as E
+import structgrad.models as M
+import structgrad.relaxations as R
+
+__all__ = ["NONSENSE"]
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _x(*shape: int) -> torch.Tensor:
+    return torch.randn(shape, generator=torch.Generator().manual_seed(0))
+
+
+def _layer(structure: str, method: str, **options: Any) -> Callable[[], Any]:
+    return lambda: M.latent(structure, method, **options)
+
+
+def _call(make: Callable[[], Any], x: torch.Tensor, **kw: Any) -> Callable[[], Any]:
+    return lambda: make()(x, **kw)
+
+
+#: label -> a call that must raise a clean ValueError / TypeError.
+NONSENSE: dict[str, Callable[[], Any]] = {
+    "UtilityCritic(())": lambda: E.UtilityCritic(()),
+    "UtilityCritic(hidden=0)": lambda: E.UtilityCritic((5,), hidden=0),
+    "UtilityCritic((0,))": lambda: E.UtilityCritic((0,)),
+    "Target(lam=0)": lambda: E.Target(lam=0.0),
+    "Target(lam=nan)": lambda: E.Target(lam=NAN),
+    "Target(lam=inf)": lambda: E.Target(lam=INF),
+    "Target(alpha=nan)": lambda: E.Target(alpha=NAN),
+    "AdaptiveTarget(target_nnz=-1)": lambda: E.AdaptiveTarget(target_nnz=-1.0),
+    "AdaptiveTarget(beta=nan)": lambda: E.AdaptiveTarget(beta=NAN),
+    "AdaptiveTarget(step=inf)": lambda: E.AdaptiveTarget(step=INF),
+    "AdaptiveTarget(alpha=nan)": lambda: E.AdaptiveTarget(alpha=NAN),
+    "Gumbel(loc=nan)": lambda: E.Gumbel(loc=NAN),
+    "Gumbel(scale=0)": lambda: E.Gumbel(scale=0.0),
+    "Normal(std=0)": lambda: E.Normal(std=0.0),
+    "Normal(std=nan)": lambda: E.Normal(std=NAN),
+    "SumOfGamma(k=nan)": lambda: E.SumOfGamma(k=NAN),
+    "SumOfGamma(terms=0)": lambda: E.SumOfGamma(terms=0),
+    "imle(k_subset, root=1)": lambda: E.imle("k_subset", k=2, root=1),
+    "imle(samples=0)": lambda: E.imle("k_subset", k=2, samples=0),
+    "imle(samples=True)": lambda: E.imle("k_subset", k=2, samples=True),
+    "imle(marginal_samples=0)": lambda: E.imle("k_subset", k=2, marginal_samples=0),
+    "imle(reduce=sum)": lambda: E.imle("k_subset", k=2, reduce="sum"),
+    "imle(tau=nan)": lambda: E.imle("k_subset", k=2, tau=NAN),
+    "imle(tau=inf)": lambda: E.imle("k_subset", k=2, tau=INF),
+    "imle(tau_target=-1)": lambda: E.imle("k_subset", k=2, tau_target=-1.0),
+    "imle(noise=foo)": lambda: E.imle("k_subset", k=2, noise="foo"),
+    "imle(target=1.0)": lambda: E.imle("k_subset", k=2, target=1.0),
+    "imle(temperature=)": lambda: E.imle("k_subset", k=2, temperature=1.0),
+    "aimle(difference=backward)": lambda: E.aimle("k_subset", k=2, difference="backward"),
+    "blackbox(lam=0)": lambda: E.blackbox("k_subset", k=2, lam=0.0),
+    "perturbed(samples=1, baseline)": lambda: E.perturbed(
+        "k_subset", k=2, samples=1, baseline=True
+    ),
+    "perturbed(noise=sog)": lambda: E.perturbed("k_subset", k=2, noise="sog"),
+    "perturbed(sigma=)": lambda: E.perturbed("k_subset", k=2, sigma=1.0),
+    "FenchelYoungLoss(tau=0)": lambda: E.FenchelYoungLoss("k_subset", k=2, tau=0.0),
+    "ScoreFunction(ema_decay=1.5)": lambda: E.ScoreFunction(
+        "categorical", baseline="ema", ema_decay=1.5
+    ),
+    "ScoreFunction(score=x)": lambda: E.ScoreFunction("categorical", score="x"),
+    "ScoreFunction(samples=0)": lambda: E.ScoreFunction("categorical", samples=0),
+    "relax() without event_shape": lambda: E.relax("categorical"),
+    "relax(hidden=0)": lambda: E.relax("categorical", event_shape=(5,), hidden=0),
+    "latent(sst, tau=0)": _layer("spanning_tree", "sst", tau=0.0),
+    "latent(sst, tau=nan)": _layer("spanning_tree", "sst", tau=NAN),
+    "latent(sst, tau='a')": _layer("spanning_tree", "sst", tau="a"),
+    "latent(k_subset, sst) without k": _layer("k_subset", "sst"),
+    "latent(k_subset, sst, k=-1)": _layer("k_subset", "sst", k=-1),
+    "latent(sst, max_range=-1)": _call(_layer("spanning_tree", "sst", max_range=-1.0), _x(2, 4, 4)),
+    "latent(gumbel-softmax, tau=-1)": _layer("categorical", "gumbel-softmax", tau=-1.0),
+    "latent(indep, tau=0)": _layer("edges", "indep", tau=0.0),
+    "latent(arborescence, sst, root=9)": _call(_layer("arborescence", "sst", root=9), _x(2, 4, 4)),
+    "latent(sst) lengths of another batch": _call(
+        _layer("spanning_tree", "sst"), _x(2, 4, 4), lengths=torch.tensor([2, 3, 4])
+    ),
+    "latent(sst) float lengths": _call(
+        _layer("spanning_tree", "sst"), _x(2, 4, 4), lengths=torch.tensor([2.0, 3.0])
+    ),
+    "latent(imle) lengths out of range": _call(
+        _layer("spanning_tree", "imle"), _x(2, 4, 4), lengths=torch.tensor([2, 9])
+    ),
+    "latent(t-reinforce) lengths of 0": _call(
+        _layer("spanning_tree", "t-reinforce"), _x(2, 4, 4), lengths=torch.tensor([0, 3])
+    ),
+    "sinkhorn(n_iters=0)": lambda: R.sinkhorn(_x(2, 3, 3), n_iters=0),
+    "gumbel_softmax(tau='a')": lambda: R.gumbel_softmax(_x(2, 3), "a"),
+    "gumbel_softmax(tau=None)": lambda: R.gumbel_softmax(_x(2, 3), None),
+    "k_subset_marginals(k=True)": lambda: R.k_subset_marginals(_x(2, 5), True),
+    "sst(unknown option)": lambda: R.sst("k_subset", _x(2, 5), 1.0, k=2, foo=1),
+    "SpanningTree(lengths=[0, 4])": lambda: D.SpanningTree(
+        _x(2, 4, 4), lengths=torch.tensor([0, 4])
+    ),
+    "KSubset(k=9)": lambda: D.KSubset(_x(2, 5), 9),
+    "Arborescence(root=-1)": lambda: D.Arborescence(_x(2, 4, 4), root=-1),
+    "PerturbAndMAP(tau=0)": lambda: D.PerturbAndMAP("spanning_tree", _x(2, 4, 4), tau=0.0),
+}
