@@ -109,7 +109,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     _fail(
         capsys,
         ["train", "--smoke", "--out", out, "--data", str(tmp_path / "bad.npz")],
-        "cannot read",
+        "is not a structgrad data file (expected an .npz with x_train and x_test",
     )
     _fail(capsys, ["train", "--smoke", "--out", out, "--method", "sst", "--k", "20"], "--k must")
     _fail(capsys, ["train", "--smoke", "--out", out, "--k", "3"], "k-subset methods only")

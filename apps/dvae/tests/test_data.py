@@ -88,7 +88,7 @@ def test_malformed_files(tmp_path):
     np.savez(npz, x_train=_images(2).astype(np.int64), x_test=_images(2))
     _bad(npz, "uint8 or float")
     np.savez(npz, x_train=np.array([{"a": 1}], dtype=object), x_test=_images(2))
-    _bad(npz, "without pickle")
+    _bad(npz, "not a structgrad data file")
     (tmp_path / "text.npz").write_text("not a zip")
     _bad(tmp_path / "text.npz", "cannot read")
     np.savez(npz, x_train=_images(3), x_test=_images(2))

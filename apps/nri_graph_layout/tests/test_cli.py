@@ -93,7 +93,11 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     _fail(capsys, ["train", "--data", str(tmp_path / "none.npz")], "not found")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    _fail(capsys, ["train", "--data", str(bad)], "not a readable .npz")
+    _fail(
+        capsys,
+        ["train", "--data", str(bad)],
+        "not a structgrad data file (expected an .npz written by `generate`)",
+    )
     _fail(capsys, ["train"], "--data is required")
     _fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
     _fail(capsys, ["frobnicate"], "invalid choice")

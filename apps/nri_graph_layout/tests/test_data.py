@@ -98,9 +98,24 @@ def test_unreadable_files(tmp_path):
     garbage.write_bytes(b"not a zip file at all")
     with pytest.raises(CLIError) as err:
         D.load(garbage)
-    assert "not a readable .npz" in _one_line(err)
+    assert "not a structgrad data file (expected an .npz written by `generate`)" in _one_line(err)
     pickled = tmp_path / "pickled.npz"
     np.savez(pickled, train_trajectories=np.array([{"a": 1}], dtype=object))
     with pytest.raises(CLIError) as err:
         D.load(pickled)
-    assert "not a readable .npz" in _one_line(err)
+    assert "not a structgrad data file (expected an .npz written by `generate`)" in _one_line(err)
+    assert "pickled objects, which are never loaded" in _one_line(err)
+    readme = tmp_path / "README.md"
+    readme.write_text("# not data\n")
+    with pytest.raises(CLIError) as err:
+        D.load(readme)
+    assert _one_line(err).endswith(
+        "is not a structgrad data file (expected an .npz written by `generate`)"
+    )
+    import pickle
+
+    raw = tmp_path / "raw.pkl"
+    raw.write_bytes(pickle.dumps({"train_trajectories": [1, 2]}))
+    with pytest.raises(CLIError) as err:
+        D.load(raw)
+    assert "not a structgrad data file" in _one_line(err)

@@ -34,6 +34,7 @@ from structgrad_app_common.checkpoint import (
     atomic_save_npz,
     atomic_write_text,
     load_checkpoint,
+    load_npz,
     save_checkpoint,
 )
 from structgrad_app_common.cli import (
@@ -102,6 +103,7 @@ __all__ = [
     "format_mean_se",
     "json_safe",
     "load_checkpoint",
+    "load_npz",
     "markdown_table",
     "mean_se",
     "nonnegative_float",

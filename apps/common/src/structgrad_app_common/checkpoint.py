@@ -87,6 +87,44 @@ def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray])
     atomic_write_with(path, lambda handle: np.savez(handle, **arrays))
 
 
+_ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive (an empty one: PK\x05\x06)
+
+
+def load_npz(path: str | os.PathLike[str], *, expected: str) -> dict[str, np.ndarray]:
+    """Every array of a ``.npz``, read without pickle, or a one-line error.
+
+    Args:
+        path: the file.
+        expected: what the file should be, for the message (e.g. "an .npz
+            written by `generate`").
+
+    Raises:
+        CLIError: ``<path> is not a structgrad data file (expected ...)`` when
+            the file is missing, not an ``.npz`` (a README, a pickle, a truncated
+            archive) or holds pickled objects, which are never loaded.
+    """
+    from structgrad_app_common.cli import CLIError
+
+    p = Path(path)
+    if not p.is_file():
+        raise CLIError(f"data file {str(p)!r} not found (expected {expected})")
+    bad = f"{str(p)!r} is not a structgrad data file (expected {expected})"
+    with p.open("rb") as handle:
+        magic = handle.read(4)
+    if magic not in (_ZIP_MAGIC, b"PK\x05\x06"):
+        raise CLIError(bad)
+    try:
+        with np.load(p, allow_pickle=False) as npz:
+            return {key: npz[key] for key in npz.files}
+    except ValueError as err:
+        if "pickle" in str(err):
+            raise CLIError(f"{bad}: it holds pickled objects, which are never loaded") from None
+        raise CLIError(f"{bad}: {' '.join(str(err).split())}") from None
+    except Exception as err:  # a truncated or corrupt archive
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise CLIError(f"{bad}: {reason}") from None
+
+
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
     """``torch.save`` a checkpoint atomically.
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from structgrad_app_common import CLIError
+from structgrad_app_common import CLIError, load_npz
 
 __all__ = ["DIGITS_TEST", "Dataset", "load", "load_digits", "load_mnist", "read_idx_images"]
 
@@ -163,19 +163,10 @@ def _as_images(arr: np.ndarray, key: str, source: str) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in ("x_train", "x_test") if k not in npz.files]
-            if missing:
-                raise CLIError(
-                    f"{str(path)!r} lacks {', '.join(missing)} (has: {', '.join(npz.files)})"
-                )
-            arrays = {k: npz[k] for k in ("x_train", "x_test")}
-    except CLIError:
-        raise
-    except (OSError, ValueError, EOFError) as err:  # not a zip, object arrays, ...
-        msg = " ".join(str(err).split())
-        raise CLIError(f"cannot read {str(path)!r} as a .npz without pickle: {msg}") from None
+    arrays = load_npz(path, expected="an .npz with x_train and x_test, read without pickle")
+    missing = [k for k in ("x_train", "x_test") if k not in arrays]
+    if missing:
+        raise CLIError(f"{str(path)!r} lacks {', '.join(missing)} (has: {', '.join(arrays)})")
     src = repr(str(path))
     train = _as_images(arrays["x_train"], "x_train", src)
     return train, _as_images(arrays["x_test"], "x_test", src)

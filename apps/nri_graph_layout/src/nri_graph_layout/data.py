@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from structgrad_app_common import CLIError, atomic_save_npz
+from structgrad_app_common import CLIError, atomic_save_npz, load_npz
 
 from structgrad.solvers import max_spanning_tree
 
@@ -236,14 +236,7 @@ def load(path: str | os.PathLike[str]) -> Dataset:
             ``.npz`` (or would need pickle), or has wrong keys, shapes or dtypes.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CLIError(f"data file {str(path)!r} not found (create it with the 'generate' command)")
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except Exception as err:  # zipfile, pickle refusal, truncated file, ...
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise CLIError(f"{str(path)!r} is not a readable .npz data file: {reason}") from None
+    arrays = load_npz(path, expected="an .npz written by `generate`")
     _validate(arrays, str(path))
     return Dataset(
         trajectories={s: arrays[f"{s}_trajectories"] for s in SPLITS},
