@@ -90,6 +90,6 @@ def test_malformed_files(tmp_path):
     np.savez(npz, x_train=np.array([{"a": 1}], dtype=object), x_test=_images(2))
     _bad(npz, "not a structgrad data file")
     (tmp_path / "text.npz").write_text("not a zip")
-    _bad(tmp_path / "text.npz", "cannot read")
+    _bad(tmp_path / "text.npz", "is not a structgrad data file")
     np.savez(npz, x_train=_images(3), x_test=_images(2))
     _bad(npz, "--valid-size", valid_size=3)
