@@ -107,3 +107,118 @@ NONSENSE: dict[str, Callable[[], Any]] = {
     "Arborescence(root=-1)": lambda: D.Arborescence(_x(2, 4, 4), root=-1),
     "PerturbAndMAP(tau=0)": lambda: D.PerturbAndMAP("spanning_tree", _x(2, 4, 4), tau=0.0),
 }
+
+
+def _bad_k() -> dict[str, Callable[[], Any]]:
+    """Every k-taking entry point with k out of range or not an integer."""
+    x = _x(2, 5)
+    calls: dict[str, Callable[[], Any]] = {}
+    for k in (-1, 6, 2.5, "2", None, True):
+        calls[f"k_subset_marginals(k={k!r})"] = lambda k=k: R.k_subset_marginals(x, k)
+        calls[f"relaxed_top_k(k={k!r})"] = lambda k=k: R.relaxed_top_k(x, k, 0.5)
+        calls[f"sst(k_subset, k={k!r})"] = lambda k=k: R.sst("k_subset", x, 0.5, k=k)
+        calls[f"KSubset(k={k!r})"] = lambda k=k: D.KSubset(x, k).log_partition
+        calls[f"sample_with_trace(k={k!r})"] = lambda k=k: E.sample_with_trace("k_subset", x, k=k)
+        for method in ("sst", "imle", "t-reinforce"):
+            calls[f"latent(k_subset, {method}, k={k!r})"] = _call(
+                lambda k=k, m=method: M.latent("k_subset", m, k=k), x
+            )
+    return calls
+
+
+def _bad_lengths() -> dict[str, Callable[[], Any]]:
+    """Every lengths-taking layer with lengths of the wrong shape, range or dtype."""
+    x = _x(2, 4, 4)
+    bad = {
+        "3 for a batch of 2": torch.tensor([2, 3, 4]),
+        "5 > n": torch.tensor([2, 5]),
+        "0": torch.tensor([0, 3]),
+        "-1": torch.tensor([-1, 3]),
+        "float": torch.tensor([2.0, 3.0]),
+        "bool": torch.tensor([True, True]),
+        "string": "2",
+    }
+    calls: dict[str, Callable[[], Any]] = {}
+    for label, lens in bad.items():
+        for structure in ("spanning_tree", "arborescence"):
+            for method in ("sst", "imle", "t-reinforce", "relax"):
+                extra = {"event_shape": (4, 4)} if method == "relax" else {}
+                calls[f"latent({structure}, {method}) lengths {label}"] = _call(
+                    lambda s=structure, m=method, e=extra: M.latent(s, m, **e), x, lengths=lens
+                )
+            calls[f"sample_with_trace({structure}) lengths {label}"] = (
+                lambda s=structure, lens=lens: E.sample_with_trace(s, x, lengths=lens)
+            )
+        calls[f"spanning_tree_marginals lengths {label}"] = lambda lens=lens: (
+            R.spanning_tree_marginals(x, lengths=lens)
+        )
+        calls[f"SpanningTree lengths {label}"] = lambda lens=lens: (
+            D.SpanningTree(x, lengths=lens).log_partition
+        )
+    return calls
+
+
+def _bad_misc() -> dict[str, Callable[[], Any]]:
+    x = _x(2, 5)
+    sq = _x(2, 4, 4)
+    calls: dict[str, Callable[[], Any]] = {
+        "gumbel_softmax(dim=5)": lambda: R.gumbel_softmax(x, 0.5, dim=5),
+        "gumbel_softmax(dim='a')": lambda: R.gumbel_softmax(x, 0.5, dim="a"),
+        "sinkhorn(n_iters=2.5)": lambda: R.sinkhorn(sq, n_iters=2.5),
+        "sinkhorn(tau=0)": lambda: R.sinkhorn(sq, tau=0.0),
+        "arborescence_marginals(root=4)": lambda: R.arborescence_marginals(sq, root=4),
+        "arborescence_marginals(root=-1)": lambda: R.arborescence_marginals(sq, root=-1),
+        "latent(arborescence, imle, root=4)": _call(
+            lambda: M.latent("arborescence", "imle", root=4), sq
+        ),
+        "sample_with_trace(arborescence, root=4)": lambda: E.sample_with_trace(
+            "arborescence", sq, root=4
+        ),
+        "trace_log_prob(not a trace)": lambda: E.trace_log_prob("categorical", (1, 2), x),
+        "trace_log_prob(None)": lambda: E.trace_log_prob("categorical", None, x),
+        "trace_log_prob(tree trace on arborescence)": lambda: E.trace_log_prob(
+            "arborescence", E.sample_with_trace("spanning_tree", sq).trace, sq
+        ),
+        "trace_log_prob(categorical n5 on n8)": lambda: E.trace_log_prob(
+            "categorical", E.sample_with_trace("categorical", x).trace, _x(2, 8)
+        ),
+        "conditional_utilities(k_subset n5 on n8)": lambda: E.conditional_utilities(
+            "k_subset", E.sample_with_trace("k_subset", x, k=2).trace, _x(2, 8), k=2
+        ),
+        "utility_log_prob(shape)": lambda: E.utility_log_prob("categorical", _x(2, 4), x),
+        "attach(loss of another shape)": lambda: _attach(
+            M.latent("categorical", "reinforce"), x, _x(3)
+        ),
+        "attach(loss None)": lambda: _attach(M.latent("categorical", "reinforce"), x, None),
+        "attach(int loss)": lambda: _attach(
+            M.latent("categorical", "reinforce"), x, torch.zeros(2, dtype=torch.long)
+        ),
+        "attach(nvil baseline of another shape)": lambda: _attach(
+            M.latent("categorical", "nvil"), x, _x(2), baseline=_x(3)
+        ),
+        "attach before any draw": lambda: M.latent("categorical", "t-reinforce").attach(_x(2)),
+        "FenchelYoungLoss(target shape)": lambda: E.FenchelYoungLoss("k_subset", k=2)(x, _x(3, 5)),
+        "imle(solver returns numpy)": lambda: E.imle(lambda s: s.detach().numpy())(x),
+        "imle(solver returns wrong shape)": lambda: E.imle(lambda s: s[:, :2])(x),
+        "imle(solver=3)": lambda: E.imle(3),
+        "latent(unknown structure)": lambda: M.latent("tree", "sst"),
+        "latent(unknown method)": lambda: M.latent("spanning_tree", "sgd"),
+        "latent(structure=None)": lambda: M.latent(None, "sst"),
+        "map_sample(grid_path, noise)": lambda: M.map_sample("grid_path", _x(2, 3, 3).abs()),
+        "SpanningTree(numpy)": lambda: D.SpanningTree(sq.numpy()),
+        "KSubset(list)": lambda: D.KSubset(x.tolist(), 2),
+        "PlackettLuce(None)": lambda: D.PlackettLuce(None),
+        "SpanningTree.log_prob(wrong shape)": lambda: D.SpanningTree(sq).log_prob(_x(2, 3, 3)),
+        "PerturbAndMAP(unknown)": lambda: D.PerturbAndMAP("tree", sq),
+    }
+    return calls
+
+
+def _attach(layer: Any, x: torch.Tensor, loss: Any, **kw: Any) -> Any:
+    z = layer(x)
+    return layer.attach(loss, z, **kw)
+
+
+NONSENSE.update(_bad_k())
+NONSENSE.update(_bad_lengths())
+NONSENSE.update(_bad_misc())

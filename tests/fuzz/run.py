@@ -19,7 +19,7 @@ from .constructors import NONSENSE
 from .entries import ENTRIES
 from .entries_layers import LAYER_ENTRIES
 from .mutations import MUTATIONS, base_input
-from .outcome import classify
+from .outcome import _ours, classify
 
 __all__ = ["main"]
 
@@ -29,6 +29,8 @@ def _option_case(call: Any, x: Any) -> tuple[str, str]:
     try:
         call(x)
     except (ValueError, TypeError) as err:
+        if not _ours(err):
+            return "cryptic", f"{type(err).__name__}: {str(err)[:160]}"
         return "pass", str(err)[:160]
     except Exception as err:
         return "wrong-type", f"{type(err).__name__}: {str(err)[:160]}"

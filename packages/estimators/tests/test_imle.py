@@ -165,7 +165,7 @@ def test_lengths_pad_spanning_trees():
     assert theta.grad[0, 3:].abs().sum() == 0 and theta.grad[0, :, 3:].abs().sum() == 0
     with pytest.raises(ValueError, match="lengths"):
         E.imle("k_subset", k=2)(torch.randn(2, 4), lengths=torch.tensor([2, 3]))
-    with pytest.raises(ValueError, match="broadcast"):
+    with pytest.raises(ValueError, match="do not match batch"):
         E.imle("spanning_tree")(theta, lengths=torch.tensor([3, 4, 5]))
 
 

@@ -94,6 +94,13 @@ class _Gibbs(Distribution):
         wrong size, not a tree of its graph, an entry past a length) or uses a
         forbidden entry.
         """
+        if not isinstance(value, Tensor):
+            raise TypeError(f"value expects a torch.Tensor, got {type(value).__name__}")
+        event = tuple(self.event_shape)
+        if tuple(value.shape[value.dim() - len(event) :]) != event or value.dim() < len(event):
+            raise ValueError(
+                f"value must end in the event shape {event}, got shape {tuple(value.shape)}"
+            )
         if self._validate_args and value.numel():  # torch's check cannot reshape empties
             self._validate_sample(value)
         log_p = self.structure.score(self.logits, value, **self.options) - self.log_partition

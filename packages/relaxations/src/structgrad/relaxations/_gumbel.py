@@ -105,6 +105,8 @@ def _check_logits(logits: Tensor, dim: int) -> None:
     check_tensor(logits, "logits")
     if logits.dim() == 0:
         raise ValueError("logits must have at least one dimension")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -logits.dim() <= dim < logits.dim():
+        raise ValueError(f"dim must be an int in [{-logits.dim()}, {logits.dim()}), got {dim!r}")
     if logits.shape[dim] == 0:
         raise ValueError("logits need at least one category (n >= 1), got n = 0")
     if torch.isnan(logits).any():

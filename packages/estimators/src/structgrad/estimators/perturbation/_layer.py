@@ -21,7 +21,12 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure, structure
-from structgrad.distributions.checks import check_tensor, check_values, validation_enabled
+from structgrad.distributions.checks import (
+    check_tensor,
+    check_values,
+    lengths_mask,
+    validation_enabled,
+)
 
 from ._bind import bind_solver
 from ._core import FiniteDifference, GradientRule, Identity, NoiseScore, Plan, perturb_and_map
@@ -139,15 +144,10 @@ class SolverLayer(LatentLayer):
             return theta, ev, None
         if not self.solver.lengths:
             raise ValueError(f"{self.solver.name} does not take lengths")
-        lens = torch.as_tensor(lengths, device=scores.device)
-        batch = scores.shape[: scores.ndim - ev]
-        try:
-            lens = lens.expand(batch)
-        except RuntimeError:
-            raise ValueError(
-                f"lengths of shape {tuple(lens.shape)} do not broadcast to the batch shape "
-                f"{tuple(batch)}"
-            ) from None
+        batch = tuple(scores.shape[: scores.ndim - ev])
+        # integers in [1, n] that broadcast to the batch (a ValueError naming lengths)
+        lengths_mask(lengths, batch, scores.shape[-1], scores.device)
+        lens = torch.as_tensor(lengths, device=scores.device).expand(batch)
         return theta, ev, lens
 
     def _check_structure_input(self, scores: Tensor, ev: int) -> None:

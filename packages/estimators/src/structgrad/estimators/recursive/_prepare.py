@@ -91,8 +91,8 @@ def _flat_steps(
     )
     try:
         chosen, candidates = s.trace_steps(trace, event, device=logits.device, **options)
-    except (RuntimeError, IndexError):
-        raise ValueError(mismatch) from None
+    except (RuntimeError, IndexError, AttributeError):  # another shape or trace type
+        raise ValueError(f"{mismatch}; or is it the trace of another structure?") from None
     if candidates.shape[-1] != math.prod(event) or (chosen >= candidates.shape[-1]).any():
         raise ValueError(mismatch)
     if chosen.shape[:-1] != batch:
