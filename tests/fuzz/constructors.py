@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 import structgrad.distributions as D
@@ -222,3 +223,33 @@ def _attach(layer: Any, x: torch.Tensor, loss: Any, **kw: Any) -> Any:
 NONSENSE.update(_bad_k())
 NONSENSE.update(_bad_lengths())
 NONSENSE.update(_bad_misc())
+
+
+def _bad_generators() -> dict[str, Callable[[], Any]]:
+    """Every randomised entry point with a generator that is not a torch.Generator."""
+    x, sq = _x(2, 5), _x(2, 4, 4)
+    draws: dict[str, Callable[[Any], Any]] = {
+        "gumbel_softmax": lambda g: R.gumbel_softmax(x, 0.5, generator=g),
+        "binary_concrete": lambda g: R.binary_concrete(x, 0.5, generator=g),
+        "sst(spanning_tree)": lambda g: R.sst("spanning_tree", sq, 0.5, generator=g),
+        "gumbel_sinkhorn": lambda g: R.gumbel_sinkhorn(sq, 0.5, generator=g),
+        "relaxed_top_k": lambda g: R.relaxed_top_k(x, 2, 0.5, generator=g),
+        "imle": lambda g: E.imle("k_subset", k=2)(x, generator=g),
+        "perturbed": lambda g: E.perturbed("k_subset", k=2)(x, generator=g),
+        "t_reinforce": lambda g: E.t_reinforce("spanning_tree")(sq, generator=g),
+        "sample_with_trace": lambda g: E.sample_with_trace("categorical", x, generator=g),
+        "SpanningTree.sample": lambda g: D.SpanningTree(sq).sample(generator=g),
+        "KSubset.rsample": lambda g: D.KSubset(x, 2).rsample(generator=g),
+        "PlackettLuce.sample": lambda g: D.PlackettLuce(x).sample(generator=g),
+        "latent.sample_hard": lambda g: M.latent("k_subset", "sst", k=2).sample_hard(
+            x, generator=g
+        ),
+    }
+    return {
+        f"{name}(generator={g!r})": (lambda draw=draw, g=g: draw(g))
+        for name, draw in draws.items()
+        for g in (5, "seed", np.random.default_rng(0))
+    }
+
+
+NONSENSE.update(_bad_generators())

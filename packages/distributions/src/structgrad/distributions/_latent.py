@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._structure import Structure
-from .checks import check_tensor
+from .checks import check_generator, check_tensor
 
 __all__ = ["LatentLayer"]
 
@@ -66,6 +66,7 @@ class LatentLayer(nn.Module):
             generator: optional ``torch.Generator`` on the logits' device.
         """
         check_tensor(logits, "logits")
+        check_generator(generator, logits.device)
         return self._sample(logits, self._lengths(lengths), generator)
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
@@ -121,6 +122,7 @@ class LatentLayer(nn.Module):
             ``[*batch, *event]`` 0/1 structure in the logits' dtype.
         """
         check_tensor(logits, "logits")
+        check_generator(generator, logits.device)
         return self._sample_hard(logits, self._lengths(lengths), generator, noise)
 
     def _sample_hard(

@@ -91,8 +91,13 @@ class PlackettLuce(Distribution):
 
     def log_prob(self, value: Tensor) -> Tensor:
         """``Σ_t θ_{π_t} − log Σ_{s ≥ t} exp(θ_{π_s})`` of rankings ``value`` ``[..., n]``."""
-        if self._validate_args:
-            self._validate_sample(value)
+        if not isinstance(value, Tensor):
+            raise TypeError(f"value expects a torch.Tensor, got {type(value).__name__}")
+        if self._validate_args and value.numel() and not bool(self.support.check(value).all()):
+            raise ValueError(
+                f"value must hold rankings (permutations of range({self.logits.shape[-1]})) "
+                f"in its last dim, got {value.tolist() if value.numel() <= 20 else 'others'}"
+            )
         theta, index = torch.broadcast_tensors(self.logits, value)
         picked = theta.gather(-1, index.long())  # [..., n]: θ in ranking order
         finite = torch.isfinite(picked)

@@ -19,7 +19,7 @@ from torch import Tensor
 from ._coordinates import Coordinates
 from ._trace import Tracing
 from ._utils import dot, gumbel_like, value_and_gradient
-from .checks import as_tau, check_scores, lengths_mask
+from .checks import as_tau, check_generator, check_scores, lengths_mask
 
 __all__ = ["Structure"]
 
@@ -285,6 +285,7 @@ class Structure(Tracing, Coordinates):
         """
         self._require_tractable()
         opts = self.check(scores, **options)
+        check_generator(generator, scores.device)
         self._checked(self._log_partition(scores.detach(), **opts))
         shape = torch.Size(sample_shape)
         return self._sample(scores.detach(), shape, generator, **opts)

@@ -8,6 +8,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
+from .checks import check_generator
+
 __all__ = [
     "dot",
     "gradient",
@@ -73,6 +75,7 @@ def sample_uniform(
 ) -> Tensor:
     """Uniforms clamped to ``[tiny, 1 - eps]`` so that logs of ``u`` and ``1 - u`` stay finite."""
     dtype = dtype or torch.get_default_dtype()
+    check_generator(generator, device if device is not None else "cpu")
     u = torch.rand(tuple(shape), dtype=dtype, device=device, generator=generator)
     info = torch.finfo(dtype)
     return u.clamp(min=info.tiny, max=1.0 - info.eps)

@@ -19,6 +19,7 @@ __all__ = [
     "InputTypeError",
     "as_tau",
     "check_float",
+    "check_generator",
     "check_int",
     "check_options",
     "check_real",
@@ -208,6 +209,28 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
         )
 
 
+def check_generator(generator: Any, device: Any = None) -> Any:
+    """``generator`` if it is ``None`` or a ``torch.Generator`` on ``device``'s type.
+
+    Raises:
+        InputTypeError: for anything else (e.g. an int seed: pass
+            ``torch.Generator().manual_seed(seed)``).
+        ValueError: for a generator on another device type than the tensors.
+    """
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise InputTypeError(
+            f"generator expects a torch.Generator or None, got {type(generator).__name__} "
+            "(for a seed use torch.Generator().manual_seed(seed))"
+        )
+    if device is not None and generator.device.type != torch.device(device).type:
+        raise ValueError(
+            f"generator is on {generator.device.type}, the tensors on {torch.device(device).type}"
+        )
+    return generator
+
+
 def check_real(value: Any, name: str, *, lo: float = -math.inf, strict: bool = False) -> float:
     """A finite real number ``>= lo`` (``> lo`` with ``strict``) as a float.
 
@@ -255,9 +278,17 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
     Raises:
         ValueError: if any temperature is not a positive finite number.
     """
+    if isinstance(tau, bool) or not isinstance(tau, int | float | Tensor):
+        raise InputTypeError(f"tau must be a number or a tensor, got {type(tau).__name__}")
     t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
     if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
         raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    try:
+        torch.broadcast_shapes(t.shape, like.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"tau of shape {tuple(t.shape)} does not broadcast to the shape {tuple(like.shape)}"
+        ) from None
     return t
 
 

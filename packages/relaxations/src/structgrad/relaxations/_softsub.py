@@ -45,6 +45,8 @@ def relaxed_top_k(
         ValueError: on NaN or +inf scores, a bad ``k`` or temperature.
     """
     _, k = check_subset(scores, k)
+    if not isinstance(noise, bool):
+        raise TypeError(f"noise must be True or False, got {noise!r}")
     t = as_tau(tau, scores)
     if scores.numel() and bool(((scores > -torch.inf).sum(-1) < k).any()):
         raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")

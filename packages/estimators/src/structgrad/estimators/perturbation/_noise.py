@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import sample_uniform
-from structgrad.distributions.checks import check_int, check_real
+from structgrad.distributions.checks import check_generator, check_int, check_real
 
 __all__ = ["Gumbel", "NoiseDistribution", "Normal", "SumOfGamma", "resolve_noise"]
 
@@ -52,6 +52,7 @@ class NoiseDistribution:
         Returns:
             Noise ``shape``.
         """
+        check_generator(generator, device)
         return self._draw(shape, {"dtype": dtype, "device": device, "generator": generator})
 
     def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:

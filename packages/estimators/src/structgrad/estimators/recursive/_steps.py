@@ -24,6 +24,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from structgrad.distributions.checks import check_generator
+
 __all__ = ["log_uniform_exponential", "safe_logsumexp", "steps_conditional", "steps_log_prob"]
 
 
@@ -39,6 +41,7 @@ def log_uniform_exponential(
         like: tensor whose dtype and device the result takes.
         generator: optional ``torch.Generator``.
     """
+    check_generator(generator, like.device)
     u = torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
     # Clamp away from 0 and 1 so both logs stay finite.
     info = torch.finfo(like.dtype)
