@@ -253,3 +253,38 @@ def _bad_generators() -> dict[str, Callable[[], Any]]:
 
 
 NONSENSE.update(_bad_generators())
+
+
+def _bad_sizes() -> dict[str, Callable[[], Any]]:
+    """Size arguments: negative, fractional, strings, None (far too large for enumerators)."""
+    import structgrad.solvers as S
+
+    makers: dict[str, Callable[[Any], Any]] = {
+        "enumerate_spanning_trees": S.enumerate_spanning_trees,
+        "enumerate_arborescences": S.enumerate_arborescences,
+        "enumerate_k_subsets(n, 2)": lambda n: S.enumerate_k_subsets(n, 2),
+        "enumerate_permutations": S.enumerate_permutations,
+        "enumerate_binary_trees": S.enumerate_binary_trees,
+        "edge_list": D.edge_list,
+        "cvx_relaxation(k_subset, n)": lambda n: R.cvx_relaxation("k_subset", n, k=1),
+        "sample_gumbel(shape)": lambda n: D.sample_gumbel((n,)),
+        "sample_uniform(shape)": lambda n: D.sample_uniform((n,)),
+    }
+    calls = {
+        f"{name}({n!r})": (lambda make=make, n=n: make(n))
+        for name, make in makers.items()
+        for n in (-1, 2.5, "3", None)
+    }
+    for name in list(makers)[:5]:
+        calls[f"{name}(10**6)"] = lambda make=makers[name]: make(10**6)
+    calls["hard_with_soft_gradient(shapes)"] = lambda: R.hard_with_soft_gradient(_x(2, 3), _x(3, 2))
+    calls["bind_solver(nonsense)"] = lambda: E.bind_solver(3.5)
+    calls["bind_solver(k for a callable)"] = lambda: E.bind_solver(lambda s: s, k=2)
+    calls["MovingAverage(decay=2)"] = lambda: E.MovingAverage(2.0)
+    calls["MovingAverage(decay=nan)"] = lambda: E.MovingAverage(NAN)
+    calls["structure(unknown)"] = lambda: D.structure("tree")
+    calls["structure(None)"] = lambda: D.structure(None)
+    return calls
+
+
+NONSENSE.update(_bad_sizes())

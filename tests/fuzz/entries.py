@@ -40,6 +40,9 @@ class Entry:
             mutation that changes ``x``'s shape is bad input.
         fixed_event: the entry was built for one event shape (RELAX's critic), so
             a mutation that changes the event shape is bad input.
+        finite: ``-inf`` entries are bad input (a matrix inverse).
+        shape_only: the values are not read (noise like ``x``, layouts), so
+            NaN and infinities are not bad input.
     """
 
     name: str
@@ -53,6 +56,8 @@ class Entry:
     options: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     paired: bool = False
     fixed_event: bool = False
+    finite: bool = False
+    shape_only: bool = False
 
 
 def _sq(name: str, call: Callable[[Any], Any], **kw: Any) -> Entry:

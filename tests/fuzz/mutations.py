@@ -75,17 +75,29 @@ def _n_rule(n: int) -> Callable[[Entry], str]:
     return rule
 
 
+def _nonfinite(entry: Entry) -> str:
+    """NaN / +inf values: bad input, unless the entry does not read the values."""
+    return "either" if entry.shape_only else "error"
+
+
 def _neg(entry: Entry) -> str:
-    """Negative or -inf values: forbidden choices for scores, bad input for costs.
+    """Large negative values: fine for scores, bad input for costs.
 
     Where another argument is fixed (a trace, a target), it may need the entry.
     """
-    return "error" if entry.costs else "either" if entry.paired else "ok"
+    if entry.costs:
+        return "error"
+    return "either" if entry.paired or entry.shape_only else "ok"
+
+
+def _neginf(entry: Entry) -> str:
+    """-inf: a forbidden choice for scores, bad input for costs and matrices to invert."""
+    return "error" if entry.finite else _neg(entry)
 
 
 def _neg_either(entry: Entry) -> str:
     """Rows of -inf: maybe infeasible (a clean error), maybe fine; bad input for costs."""
-    return "error" if entry.costs else "either"
+    return "error" if entry.costs or entry.finite else "either"
 
 
 def _noncontiguous(entry: Entry, x: torch.Tensor) -> torch.Tensor:
@@ -114,12 +126,18 @@ MUTATIONS: list[Mutation] = [
     Mutation(
         "flattened",
         lambda e, x: x.flatten(),
-        lambda e: "error" if e.event == 2 or e.fixed_event else _reshaped("ok")(e),
+        lambda e: (
+            "either"
+            if e.shape_only
+            else "error"
+            if e.event == 2 or e.fixed_event
+            else _reshaped("ok")(e)
+        ),
     ),
-    Mutation("nan entry", lambda e, x: _set(x, float("nan")), _const("error")),
-    Mutation("+inf entry", lambda e, x: _set(x, float("inf")), _const("error")),
-    Mutation("-inf entry", lambda e, x: _set(x, float("-inf")), _neg),
-    Mutation("nan row", lambda e, x: _set(x, float("nan"), "row"), _const("error")),
+    Mutation("nan entry", lambda e, x: _set(x, float("nan")), _nonfinite),
+    Mutation("+inf entry", lambda e, x: _set(x, float("inf")), _nonfinite),
+    Mutation("-inf entry", lambda e, x: _set(x, float("-inf")), _neginf),
+    Mutation("nan row", lambda e, x: _set(x, float("nan"), "row"), _nonfinite),
     Mutation("-inf row", lambda e, x: _set(x, float("-inf"), "row"), _neg_either),
     Mutation("all -inf", lambda e, x: _set(x, float("-inf"), "all"), _neg_either),
     Mutation("+1e30 entry", lambda e, x: _set(x, 1e30), _const("ok")),

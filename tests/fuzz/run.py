@@ -18,6 +18,7 @@ from typing import Any
 from .constructors import NONSENSE
 from .entries import ENTRIES
 from .entries_layers import LAYER_ENTRIES
+from .entries_more import MORE_ENTRIES
 from .mutations import MUTATIONS, base_input
 from .outcome import _ours, classify
 
@@ -51,7 +52,7 @@ def main(prefix: str = "") -> collections.Counter[str]:
     for label, call in NONSENSE.items():
         if f"constructors.{label}".startswith(prefix):
             report("constructors", label, *_option_case(lambda _, call=call: call(), None))
-    for entry in (*ENTRIES, *LAYER_ENTRIES):
+    for entry in (*ENTRIES, *LAYER_ENTRIES, *MORE_ENTRIES):
         if not entry.name.startswith(prefix):
             continue
         for mutation in MUTATIONS:

@@ -27,7 +27,7 @@ from ._trace_tree import SpanningTreeTracing
 from ._tree_marginals import spanning_tree_marginals
 from ._utils import dot
 from ._wilson import sample_arborescences
-from .checks import check_int
+from .checks import check_int, check_tensor, square_size
 
 __all__ = [
     "ArborescenceStructure",
@@ -40,12 +40,13 @@ __all__ = [
 
 def edge_list(n: int, *, device: Any = None) -> Tensor:
     """The ``[n(n-1)/2, 2]`` edges ``(i, j)``, ``i < j``, in row-major order (int64)."""
+    n = check_int(n, "n", 0, 100_000)
     return torch.triu_indices(n, n, 1, device=device).T.contiguous()
 
 
 def to_upper(matrix: Tensor) -> Tensor:
     """``[..., n, n]`` → ``[..., n(n-1)/2]``: the strict upper triangle, row-major."""
-    n = matrix.shape[-1]
+    n = square_size(matrix, "matrix", min_size=0)
     rows, cols = torch.triu_indices(n, n, 1, device=matrix.device)
     return matrix[..., rows, cols]
 
@@ -56,6 +57,7 @@ def from_upper(vector: Tensor, *, diagonal: float = 0.0) -> Tensor:
     Raises:
         ValueError: if the last size is not a triangular number ``n(n-1)/2``, ``n >= 2``.
     """
+    check_tensor(vector, "vector")
     m = vector.shape[-1] if vector.dim() else -1
     n = (1 + math.isqrt(1 + 8 * m)) // 2 if m >= 0 else 0
     if n < 2 or n * (n - 1) // 2 != m:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from .checks import check_generator
+from .checks import check_generator, check_shape, check_tensor
 
 __all__ = [
     "dot",
@@ -75,8 +75,9 @@ def sample_uniform(
 ) -> Tensor:
     """Uniforms clamped to ``[tiny, 1 - eps]`` so that logs of ``u`` and ``1 - u`` stay finite."""
     dtype = dtype or torch.get_default_dtype()
+    shape = check_shape(shape)
     check_generator(generator, device if device is not None else "cpu")
-    u = torch.rand(tuple(shape), dtype=dtype, device=device, generator=generator)
+    u = torch.rand(shape, dtype=dtype, device=device, generator=generator)
     info = torch.finfo(dtype)
     return u.clamp(min=info.tiny, max=1.0 - info.eps)
 
@@ -110,6 +111,7 @@ def gumbel_like(
         generator: optional ``torch.Generator`` (on ``x``'s device).
         symmetric: one draw per unordered pair ``i < j``, mirrored (zero diagonal).
     """
+    check_tensor(x, "x")
     g = sample_gumbel(x.shape, dtype=x.dtype, device=x.device, generator=generator)
     if symmetric:
         g = g.triu(1)

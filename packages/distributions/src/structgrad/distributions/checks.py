@@ -24,6 +24,7 @@ __all__ = [
     "check_options",
     "check_real",
     "check_scores",
+    "check_shape",
     "check_square",
     "check_subset",
     "check_tau",
@@ -229,6 +230,24 @@ def check_generator(generator: Any, device: Any = None) -> Any:
             f"generator is on {generator.device.type}, the tensors on {torch.device(device).type}"
         )
     return generator
+
+
+def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """A shape: a sequence of non-negative ints (a ``torch.Size`` included).
+
+    Raises:
+        InputTypeError: for something else than a sequence of ints.
+        ValueError: for a negative size.
+    """
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, str) or not isinstance(shape, tuple | list | torch.Size):
+        raise InputTypeError(f"{name} must be a sequence of ints, got {type(shape).__name__}")
+    if any(isinstance(d, bool) or not isinstance(d, int) for d in shape):
+        raise InputTypeError(f"{name} must be a sequence of ints, got {tuple(shape)!r}")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{name} must have non-negative sizes, got {tuple(shape)}")
+    return tuple(shape)
 
 
 def check_real(value: Any, name: str, *, lo: float = -math.inf, strict: bool = False) -> float:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
+from structgrad.distributions.checks import check_int
 
 __all__ = ["cvx_relaxation"]
 
@@ -72,6 +73,8 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
         raise ValueError(
             f"cvx_relaxation: no polytope for {structure!r}; supported: {', '.join(SUPPORTED)}"
         )
+    # (cvxpylayers solves a dense conic program: a few hundred items at most)
+    n = check_int(n, "n", 1, 500)
     s = resolve(structure)
     a_eq, b_eq, a_ub, b_ub = s.polytope(n, **({} if k is None else {"k": k}))
     cp, layer_cls = _require()

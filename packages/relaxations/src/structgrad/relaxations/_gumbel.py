@@ -20,6 +20,10 @@ __all__ = ["binary_concrete", "gumbel_softmax", "hard_with_soft_gradient", "samp
 
 def hard_with_soft_gradient(hard: Tensor, soft: Tensor) -> Tensor:
     """Forward value ``hard``, gradient of ``soft``: ``hard - soft.detach() + soft``."""
+    check_tensor(hard, "hard")
+    check_tensor(soft, "soft")
+    if hard.shape != soft.shape:
+        raise ValueError(f"hard {tuple(hard.shape)} and soft {tuple(soft.shape)} must match")
     return hard - soft.detach() + soft
 
 

@@ -1,0 +1,55 @@
+"""The remaining public array functions: solver utilities and layout helpers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+import structgrad.distributions as D
+import structgrad.relaxations as R
+import structgrad.solvers as S
+
+from .entries import B, Entry
+from .entries import N as SIZE
+
+__all__ = ["MORE_ENTRIES"]
+
+
+def _sq(name: str, call: Any, **kw: Any) -> Entry:
+    return Entry(name, (B, SIZE, SIZE), call, event=2, square=True, **{"min_n": 2, **kw})
+
+
+def _numpy(x: Any) -> Any:
+    """The numpy-only kernels take arrays: a valid tensor is handed over as one."""
+    return np.ascontiguousarray(x.detach().numpy()) if isinstance(x, torch.Tensor) else x
+
+
+def _with_roots(fn: Any) -> Any:
+    def call(x: Any) -> Any:
+        roots = torch.zeros(x.shape[:-1], dtype=x.dtype) if isinstance(x, torch.Tensor) else x
+        return fn(x, roots)
+
+    return call
+
+
+MORE_ENTRIES: list[Entry] = [
+    # rows [B, n] only (no unbatched form): two dims
+    Entry("solvers.top_k_rows", (B, SIZE), lambda x: S.top_k_rows(_numpy(x), 2), 2, True),
+    _sq("solvers.batched_inverse", S.batched_inverse, arrays=True, min_n=1, finite=True),
+    _sq("solvers.wilson_arborescences", lambda x: S.wilson_arborescences(x).parents, arrays=True),
+    _sq("distributions.to_upper", D.to_upper, min_n=0, shape_only=True),
+    Entry("distributions.from_upper", (B, 10), D.from_upper, shape_only=True),
+    Entry("distributions.gumbel_like", (B, SIZE), D.gumbel_like, event=0, shape_only=True),
+    _sq(
+        "distributions.multi_root_arborescence_marginals",
+        _with_roots(D.multi_root_arborescence_marginals),
+        min_n=1,
+    ),
+    _sq(
+        "relaxations.multi_root_arborescence_marginals",
+        _with_roots(R.multi_root_arborescence_marginals),
+        min_n=1,
+    ),
+]
