@@ -34,10 +34,17 @@ def _with_roots(fn: Any) -> Any:
     return call
 
 
+def _inverse(x: Any) -> Any:
+    """The inverses the solver reports as found (``info == 0``); singular ones are flagged."""
+    inverse, info = S.batched_inverse(x)
+    inverse, info = torch.as_tensor(inverse), torch.as_tensor(info)
+    return torch.where((info == 0)[..., None, None], inverse, torch.zeros_like(inverse))
+
+
 MORE_ENTRIES: list[Entry] = [
     # rows [B, n] only (no unbatched form): two dims
     Entry("solvers.top_k_rows", (B, SIZE), lambda x: S.top_k_rows(_numpy(x), 2), 2, True),
-    _sq("solvers.batched_inverse", S.batched_inverse, arrays=True, min_n=1, finite=True),
+    _sq("solvers.batched_inverse", _inverse, arrays=True, min_n=1, finite=True),
     _sq("solvers.wilson_arborescences", lambda x: S.wilson_arborescences(x).parents, arrays=True),
     _sq("distributions.to_upper", D.to_upper, min_n=0, shape_only=True),
     Entry("distributions.from_upper", (B, 10), D.from_upper, shape_only=True),

@@ -30,7 +30,9 @@ from .mutations import Mutation
 from .outcome import FAILURES, classify
 
 GROUPS = ["solvers", "relaxations", "estimators", "distributions", "models", "constructors"]
-ALL = [*ENTRIES, *LAYER_ENTRIES, *MORE_ENTRIES]
+# (a matrix inverse is left out of the random values: random matrices are often
+# numerically singular, where its contract, LAPACK's, leaves the inverse unspecified)
+ALL = [e for e in (*ENTRIES, *LAYER_ENTRIES, *MORE_ENTRIES) if not e.finite]
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -61,7 +63,7 @@ _VALUES = st.one_of(
 
 
 @settings(
-    max_examples=300,
+    max_examples=1500,
     deadline=None,
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],

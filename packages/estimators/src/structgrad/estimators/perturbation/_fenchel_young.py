@@ -99,7 +99,11 @@ class FenchelYoungLoss(nn.Module):
             mean_z = z
             if not plan.single:
                 f, mean_z = f.mean((0, 1)), z.mean((0, 1))
-            value = (f - solver.inner(y.double(), theta.detach().double(), ev)).to(theta.dtype)
+            value = f - solver.inner(y.double(), theta.detach().double(), ev)
+            # a loss beyond the dtype's range (scores near ±3e38 in float32) is
+            # reported as the largest finite value rather than inf
+            big = torch.finfo(theta.dtype).max
+            value = value.clamp(-big, big).to(theta.dtype)
             diff = solver.mask(mean_z - y)
         # -inf scores get no gradient (and 0 · -inf must not reach the sum);
         # diff · (θ − θ.detach()) is 0 in value even where diff · θ would overflow.
