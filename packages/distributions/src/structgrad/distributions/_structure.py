@@ -40,6 +40,8 @@ class Structure(Tracing, Coordinates):
             like ``θ`` (``None``: it is, and perturb-and-MAP estimators apply).
         relax_option_names: the options only :meth:`relax` takes.
         relax_missing: why it has no regularised-argmax relaxation (``None``: it has one).
+        map_checks_values: whether its MAP solver rejects NaN / +inf (and the
+            structure's value constraints) itself, so callers need not read the values.
         relaxation: what :meth:`relax` computes: ``"marginals"`` (of the
             exponential family), ``"softmax"`` (categorical: its stochastic
             softmax trick is Gumbel-softmax), ``"sinkhorn"`` or ``None``.
@@ -61,6 +63,7 @@ class Structure(Tracing, Coordinates):
     relax_option_names: ClassVar[tuple[str, ...]] = ()
     relax_missing: ClassVar[str | None] = None
     relaxation: ClassVar[str | None] = "marginals"
+    map_checks_values: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         return f"structure({self.name!r})"

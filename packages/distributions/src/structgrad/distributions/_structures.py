@@ -65,6 +65,7 @@ class CategoricalStructure(CategoricalTracing, Structure):
     name = "categorical"
     event_dim = 1
     relaxation = "softmax"
+    map_checks_values = False  # its MAP is torch's argmax, which reads NaN as a maximum
 
     def ones(self, event_shape: Any, **options: Any) -> float:
         return 1.0
@@ -228,6 +229,7 @@ class GridPathStructure(Structure):
     name = "grid_path"
     event_dim = 2
     minimize = True
+    map_checks_values = False  # perturbed costs are clipped at 0 before Dijkstra
     relax_missing = "grid_path: shortest paths have no tractable exponential-family relaxation here"
     relaxation = None
 

@@ -161,7 +161,9 @@ class SolverLayer(LatentLayer):
             raise ValueError(
                 f"{s.name}: scores must be square [..., n, n], got {tuple(scores.shape)}"
             )
-        if not scores.numel() or not validation_enabled():
+        # Solver-backed structures check values themselves (in the kernel's
+        # input pass); reading them here too would cost a reduction per call.
+        if s.map_checks_values or not scores.numel() or not validation_enabled():
             return
         check_values(scores, "costs" if s.minimize else "scores")
         # the structure's own value checks (all -inf rows, negative costs, k <= n)
