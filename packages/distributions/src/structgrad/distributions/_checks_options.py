@@ -1,0 +1,181 @@
+"""Option and argument checks: integers, reals, shapes, generators, tau and names.
+
+Part of :mod:`structgrad.distributions.checks` (which re-exports every name).
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "RENAMED",
+    "InputTypeError",
+    "as_tau",
+    "check_generator",
+    "check_int",
+    "check_options",
+    "check_real",
+    "check_shape",
+    "check_tau",
+]
+
+
+class InputTypeError(TypeError, ValueError):
+    """An argument of the wrong type or dtype.
+
+    A ``TypeError``, and a ``ValueError`` too, so that code written against the
+    earlier ``ValueError`` still catches it.
+    """
+
+
+def check_int(value: Any, name: str, lo: int, hi: int | None = None) -> int:
+    """``value`` as a Python ``int`` in ``[lo, hi]`` (``hi=None``: no upper bound).
+
+    Accepts anything with ``__index__`` (Python, numpy and 0-d integer torch
+    values), not bools or floats.
+
+    Raises:
+        ValueError: naming ``name`` and the allowed range otherwise.
+    """
+    try:
+        index = None if isinstance(value, bool) else operator.index(value)
+    except TypeError:
+        index = None
+    if index is None:
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if index < lo or (hi is not None and index > hi):
+        span = f"[{lo}, {hi}]" if hi is not None else f">= {lo}"
+        raise ValueError(f"{name} must lie in {span}, got {value!r}")
+    return index
+
+
+#: Option names that every structgrad package once took, and the one name each
+#: concept has now (``tau`` for every temperature or noise scale).
+RENAMED: dict[str, str] = {
+    "temperature": "tau",
+    "sigma": "tau",
+    "target_temperature": "tau_target",
+    "temp": "tau",
+}
+
+
+def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> None:
+    """Reject option names that ``owner`` does not take; nothing is swallowed.
+
+    Args:
+        owner: what takes the options, for the message (e.g. ``"imle('k_subset')"``).
+        given: the option names passed.
+        accepted: the option names ``owner`` takes.
+
+    Raises:
+        ValueError: for an old name (saying its new one, e.g. ``temperature`` is
+            now ``tau``), or an unknown name (listing the accepted ones).
+    """
+    accepted = sorted(set(accepted))
+    given = list(given.keys() if isinstance(given, Mapping) else given)
+    for name in given:
+        new = RENAMED.get(name)
+        if new is not None and name not in accepted:
+            raise ValueError(f"{owner}: option {name!r} is now called {new!r}")
+    unknown = sorted(set(given) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"{owner}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
+        )
+
+
+def check_generator(generator: Any, device: Any = None) -> Any:
+    """``generator`` if it is ``None`` or a ``torch.Generator`` on ``device``'s type.
+
+    Raises:
+        InputTypeError: for anything else (e.g. an int seed: pass
+            ``torch.Generator().manual_seed(seed)``).
+        ValueError: for a generator on another device type than the tensors.
+    """
+    if generator is None:
+        return None
+    if not isinstance(generator, torch.Generator):
+        raise InputTypeError(
+            f"generator expects a torch.Generator or None, got {type(generator).__name__} "
+            "(for a seed use torch.Generator().manual_seed(seed))"
+        )
+    if device is not None and generator.device.type != torch.device(device).type:
+        raise ValueError(
+            f"generator is on {generator.device.type}, the tensors on {torch.device(device).type}"
+        )
+    return generator
+
+
+def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
+    """A shape: a sequence of non-negative ints (a ``torch.Size`` included).
+
+    Raises:
+        InputTypeError: for something else than a sequence of ints.
+        ValueError: for a negative size.
+    """
+    if isinstance(shape, int) and not isinstance(shape, bool):
+        shape = (shape,)
+    if isinstance(shape, str) or not isinstance(shape, tuple | list | torch.Size):
+        raise InputTypeError(f"{name} must be a sequence of ints, got {type(shape).__name__}")
+    if any(isinstance(d, bool) or not isinstance(d, int) for d in shape):
+        raise InputTypeError(f"{name} must be a sequence of ints, got {tuple(shape)!r}")
+    if any(d < 0 for d in shape):
+        raise ValueError(f"{name} must have non-negative sizes, got {tuple(shape)}")
+    return tuple(shape)
+
+
+def check_real(value: Any, name: str, *, lo: float = -math.inf, strict: bool = False) -> float:
+    """A finite real number ``>= lo`` (``> lo`` with ``strict``) as a float.
+
+    Raises:
+        TypeError: for a non-number (a bool included).
+        ValueError: naming ``name`` for NaN, an infinity or a value out of range.
+    """
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InputTypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < lo or (strict and value == lo):
+        bound = "" if lo == -math.inf else f" {'>' if strict else '>='} {lo:g}"
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return value
+
+
+def check_tau(tau: Any) -> float:
+    """A positive finite temperature as a float.
+
+    Raises:
+        ValueError: naming ``tau`` otherwise.
+    """
+    if isinstance(tau, Tensor) and tau.numel() == 1:
+        tau = float(tau)
+    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < math.inf:
+        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    return float(tau)
+
+
+def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
+    """A positive temperature (or a tensor of them) in ``like``'s dtype and device.
+
+    Raises:
+        ValueError: if any temperature is not a positive finite number.
+    """
+    if isinstance(tau, bool) or not isinstance(tau, int | float | Tensor):
+        raise InputTypeError(f"tau must be a number or a tensor, got {type(tau).__name__}")
+    t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
+    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+        raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    try:
+        torch.broadcast_shapes(t.shape, like.shape)
+    except RuntimeError:
+        raise ValueError(
+            f"tau of shape {tuple(t.shape)} does not broadcast to the shape {tuple(like.shape)}"
+        ) from None
+    return t
