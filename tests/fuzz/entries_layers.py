@@ -116,34 +116,23 @@ def _score() -> list[Entry]:
             )
         )
         base = E.sample_with_trace(name, torch.randn(shape), generator=_gen(), **opts)
-        entries.append(
-            _entry(
-                f"estimators.trace_log_prob({name})",
-                shape,
-                lambda x, name=name, opts=opts, t=base.trace: E.trace_log_prob(name, t, x, **opts),
-                paired=True,
+        # the recursive functions read a trace or utilities drawn for the base shape
+        paired = {
+            "trace_log_prob": lambda x, n, o, b: E.trace_log_prob(n, b.trace, x, **o),
+            "conditional_utilities": lambda x, n, o, b: E.conditional_utilities(
+                n, b.trace, x, generator=_gen(), **o
+            ),
+            "utility_log_prob": lambda x, n, o, b: E.utility_log_prob(n, b.utilities, x, **o),
+        }
+        for fn, call in paired.items():
+            entries.append(
+                _entry(
+                    f"estimators.{fn}({name})",
+                    shape,
+                    lambda x, call=call, n=name, o=opts, b=base: call(x, n, o, b),
+                    paired=True,
+                )
             )
-        )
-        entries.append(
-            _entry(
-                f"estimators.conditional_utilities({name})",
-                shape,
-                lambda x, name=name, opts=opts, t=base.trace: E.conditional_utilities(
-                    name, t, x, generator=_gen(), **opts
-                ),
-                paired=True,
-            )
-        )
-        entries.append(
-            _entry(
-                f"estimators.utility_log_prob({name})",
-                shape,
-                lambda x, name=name, opts=opts, u=base.utilities: E.utility_log_prob(
-                    name, u, x, **opts
-                ),
-                paired=True,
-            )
-        )
     return entries
 
 
