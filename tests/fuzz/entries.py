@@ -43,6 +43,8 @@ class Entry:
         finite: ``-inf`` entries are bad input (a matrix inverse).
         shape_only: the values are not read (noise like ``x``, layouts), so
             NaN and infinities are not bad input.
+        reads_diagonal: ``False`` where a square input's diagonal is documented
+            as not read (any value there is fine).
     """
 
     name: str
@@ -58,6 +60,7 @@ class Entry:
     fixed_event: bool = False
     finite: bool = False
     shape_only: bool = False
+    reads_diagonal: bool = True
 
 
 def _sq(name: str, call: Callable[[Any], Any], **kw: Any) -> Entry:

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 import structgrad.distributions as D
+import structgrad.models.nri as NRI
 import structgrad.relaxations as R
 import structgrad.solvers as S
 
@@ -53,10 +54,50 @@ MORE_ENTRIES: list[Entry] = [
         "distributions.multi_root_arborescence_marginals",
         _with_roots(D.multi_root_arborescence_marginals),
         min_n=1,
+        reads_diagonal=False,
     ),
     _sq(
         "relaxations.multi_root_arborescence_marginals",
         _with_roots(R.multi_root_arborescence_marginals),
         min_n=1,
+        reads_diagonal=False,
+    ),
+    # The NRI helpers run at every training step and never read values (NaN in,
+    # NaN out: shape_only); their types, ranks and shapes are checked.
+    _sq("models.nri.symmetrize", NRI.symmetrize, min_n=0, shape_only=True),
+    _sq("models.nri.matrix_to_edges", NRI.matrix_to_edges, min_n=0, shape_only=True),
+    _sq("models.nri.matrix_to_upper", NRI.matrix_to_upper, min_n=0, shape_only=True),
+    Entry("models.nri.edges_to_matrix", (B, 20), NRI.edges_to_matrix, shape_only=True),
+    Entry(
+        "models.nri.upper_to_matrix",
+        (B, 10),
+        lambda x: NRI.upper_to_matrix(x, SIZE),
+        shape_only=True,
+    ),
+    Entry(
+        "models.nri.as_edge_types", (B, 20), lambda x: NRI.as_edge_types(x, 2), 0, shape_only=True
+    ),
+    Entry(
+        "models.nri.kl_gumbel",
+        (B, 20, 1),
+        lambda x: NRI.kl_gumbel(x, SIZE),
+        2,
+        min_n=0,
+        shape_only=True,
+    ),
+    Entry(
+        "models.nri.kl_categorical_uniform",
+        (B, 20, 2),
+        lambda x: NRI.kl_categorical_uniform(x, SIZE),
+        2,
+        shape_only=True,
+    ),
+    Entry(
+        "models.nri.nll_gaussian",
+        (B, SIZE, 4, 2),
+        lambda x: NRI.nll_gaussian(x, torch.zeros_like(x) if isinstance(x, torch.Tensor) else x),
+        3,
+        min_n=0,
+        shape_only=True,
     ),
 ]

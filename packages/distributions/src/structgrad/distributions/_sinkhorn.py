@@ -68,7 +68,10 @@ def sinkhorn(
     # Sinkhorn is invariant to a constant per matrix: shifting by the max keeps
     # log_alpha / tau finite for scores up to the dtype's largest value.
     top = log_alpha.detach().amax(dim=(-1, -2), keepdim=True)
-    log_alpha = log_alpha - torch.where(torch.isfinite(top), top, 0.0)
+    shifted = (log_alpha - torch.where(torch.isfinite(top), top, 0.0)).clamp(
+        min=-torch.finfo(log_alpha.dtype).max  # (-3e38 minus 3e38 must not become -inf)
+    )
+    log_alpha = torch.where(torch.isneginf(log_alpha), log_alpha, shifted)
     start = log_alpha
     if anneal:
         if t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):

@@ -3,9 +3,8 @@
 A structure owns the event shape of its scores and their checks, its options,
 Gumbel noise, MAP (through :mod:`structgrad.solvers`), exhaustive enumeration
 for tiny sizes and, where tractable, the exponential family
-``p(x) ∝ exp(<θ, x>)``: log-partition, marginals and exact samples. Its
-recursive Gumbel-max trace comes from ``_trace``, its coordinates and polytope
-from ``_coordinates``.
+``p(x) ∝ exp(<θ, x>)``: log-partition, marginals and exact samples (its trace
+hooks come from ``_trace``, its coordinates and polytope from ``_coordinates``).
 """
 
 from __future__ import annotations
@@ -235,11 +234,13 @@ class Structure(Tracing, Coordinates):
         return self._checked(self._log_partition(scores, **opts))
 
     def _checked(self, log_z: Tensor) -> Tensor:
-        if bool(torch.isneginf(log_z).any()):
-            raise ValueError(
-                f"scores: the -inf (forbidden) entries leave no {self.name} with positive "
-                "probability"
+        if bool(torch.isinf(log_z).any()):
+            why = (
+                f"the log-partition overflows {log_z.dtype} (rescale, or use float64)"
+                if bool(torch.isposinf(log_z).any())
+                else f"the -inf (forbidden) entries leave no {self.name} with positive probability"
             )
+            raise ValueError(f"scores: {why}")
         return log_z
 
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:

@@ -17,9 +17,12 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from structgrad.distributions.checks import check_int
 
 __all__ = [
     "as_edge_types",
@@ -29,8 +32,28 @@ __all__ = [
     "n_nodes_from_edges",
     "off_diagonal_indices",
     "symmetrize",
+    "tensor_arg",
     "upper_to_matrix",
 ]
+
+
+def tensor_arg(x: Any, name: str, min_ndim: int, *, square: bool = False) -> Tensor:
+    """``x`` if it is a real (not complex) tensor of rank ``>= min_ndim`` (square last dims).
+
+    Shapes and types only: these helpers run at every training step, so they
+    never read values (NaN in gives NaN out).
+
+    Raises:
+        TypeError: for a non-tensor or a complex tensor.
+        ValueError: for a rank or shape that does not fit.
+    """
+    if not isinstance(x, Tensor) or x.is_complex():
+        got = f"complex {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise TypeError(f"{name} expects a real torch.Tensor, got {got}")
+    if x.ndim < min_ndim or (square and x.shape[-1] != x.shape[-2]):
+        want = "[..., n, n]" if square else f"rank >= {min_ndim}"
+        raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
+    return x
 
 
 def n_nodes_from_edges(n_edges: int) -> int:
@@ -39,6 +62,7 @@ def n_nodes_from_edges(n_edges: int) -> int:
     Raises:
         ValueError: if ``n_edges`` is not of that form with ``n ≥ 2``.
     """
+    n_edges = check_int(n_edges, "n_edges", 0)
     n = (1 + math.isqrt(1 + 4 * n_edges)) // 2
     if n < 2 or n * (n - 1) != n_edges:
         raise ValueError(f"{n_edges} is not n(n-1) directed edges for any n >= 2")
@@ -55,7 +79,7 @@ def off_diagonal_indices(n: int, device: torch.device | str | None = None) -> tu
     Returns:
         ``(receivers, senders)``, two int64 ``[n(n−1)]`` tensors.
     """
-    off = ~torch.eye(n, dtype=torch.bool, device=device)
+    off = ~torch.eye(check_int(n, "n", 0, 100_000), dtype=torch.bool, device=device)
     receivers, senders = torch.nonzero(off, as_tuple=True)  # row-major: NRI's order
     return receivers, senders
 
@@ -72,6 +96,7 @@ def edges_to_matrix(edges: Tensor, *, channels: bool = False) -> Tensor:
     Returns:
         ``[..., n, n]`` (or ``[..., n, n, C]``).
     """
+    tensor_arg(edges, "edges", 2 if channels else 1)
     if channels:
         return edges_to_matrix(edges.movedim(-1, 0)).movedim(0, -1)
     n = n_nodes_from_edges(edges.shape[-1])
@@ -92,29 +117,31 @@ def matrix_to_edges(matrix: Tensor, *, channels: bool = False) -> Tensor:
     Returns:
         ``[..., n(n−1)]`` (or ``[..., n(n−1), C]``).
     """
+    tensor_arg(matrix, "matrix", 3 if channels else 2)
     if channels:
         return matrix_to_edges(matrix.movedim(-1, 0)).movedim(0, -1)
-    n = matrix.shape[-1]
-    if matrix.ndim < 2 or matrix.shape[-2] != n:
-        raise ValueError(f"expected [..., n, n], got {tuple(matrix.shape)}")
+    n = tensor_arg(matrix, "matrix", 2, square=True).shape[-1]
     off = ~torch.eye(n, dtype=torch.bool, device=matrix.device)
     return matrix[..., off]
 
 
 def symmetrize(matrix: Tensor) -> Tensor:
     """``(M + Mᵀ) / 2`` over the last two dims (the SST code's ``maybe_make_logits_symmetric``)."""
+    tensor_arg(matrix, "matrix", 2, square=True)
     return 0.5 * (matrix + matrix.transpose(-1, -2))
 
 
 def matrix_to_upper(matrix: Tensor) -> Tensor:
     """Strict upper triangle ``[..., n(n−1)/2]`` of ``[..., n, n]`` in ``triu_indices`` order."""
-    n = matrix.shape[-1]
+    n = tensor_arg(matrix, "matrix", 2, square=True).shape[-1]
     rows, cols = torch.triu_indices(n, n, 1, device=matrix.device)
     return matrix[..., rows, cols]
 
 
 def upper_to_matrix(upper: Tensor, n: int) -> Tensor:
     """Symmetric ``[..., n, n]`` (zero diagonal) from upper-triangle values ``[..., n(n−1)/2]``."""
+    tensor_arg(upper, "upper", 1)
+    n = check_int(n, "n", 0, 100_000)
     if upper.shape[-1] != n * (n - 1) // 2:
         want = n * (n - 1) // 2
         raise ValueError(f"expected {want} upper-triangle values, got {upper.shape[-1]}")
@@ -137,6 +164,9 @@ def as_edge_types(edges: Tensor, edge_types: int) -> Tensor:
     Returns:
         ``[..., E, edge_types]``.
     """
+    tensor_arg(edges, "edges", 0)
+    if not edges.is_floating_point():  # 0/1 indicators given as bool or int
+        edges = edges.to(torch.get_default_dtype())
     if edge_types == 1:
         return edges.unsqueeze(-1)
     if edge_types == 2:

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from ._layout import tensor_arg
+
 __all__ = ["EdgeMetrics", "edge_metrics"]
 
 
@@ -52,12 +54,20 @@ def edge_metrics(
     Returns:
         :class:`EdgeMetrics` of the chosen channel.
     """
+    tensor_arg(samples, "samples", 2 if channels else 1)
     if not channels:
         samples = torch.stack([1.0 - samples, samples], dim=-1)
     if samples.shape[-1] != 2:
         raise ValueError(f"expected 2 edge-type channels, got {samples.shape[-1]}")
+    tensor_arg(target, "target", 1)
     pred = samples.detach() > 0.5  # [..., E, 2]
-    truth = (target.detach() > 0.5).unsqueeze(-1).expand(pred.shape)  # [..., E, 2]
+    try:
+        truth = (target.detach() > 0.5).unsqueeze(-1).expand(pred.shape)  # [..., E, 2]
+    except RuntimeError:
+        raise ValueError(
+            f"target {tuple(target.shape)} does not broadcast to the samples' edges "
+            f"{tuple(pred.shape[:-1])}"
+        ) from None
     tp = (pred & truth).sum(-2).double()  # [..., 2]
     tn = (~pred & ~truth).sum(-2).double()
     fp = (pred & ~truth).sum(-2).double()

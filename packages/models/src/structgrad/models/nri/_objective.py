@@ -18,6 +18,10 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from structgrad.distributions.checks import check_int, check_real, check_tensor
+
+from ._layout import tensor_arg
+
 __all__ = ["ELBOTerms", "elbo", "kl_categorical_uniform", "kl_gumbel", "nll_gaussian"]
 
 #: The reference's fixed decoder variance (``--var 5e-5``).
@@ -35,10 +39,15 @@ def nll_gaussian(pred: Tensor, target: Tensor, var: float = VARIANCE) -> Tensor:
     Returns:
         ``[B]`` negative log-likelihood per graph, divided by ``n``.
     """
+    check_tensor(pred, "pred")
+    check_tensor(target, "target")
+    tensor_arg(pred, "pred", 2)
+    var = check_real(var, "var", lo=0.0, strict=True)
     if pred.shape != target.shape:
         raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
     sq = (pred - target).pow(2) / (2.0 * var)
-    return sq.flatten(1).sum(-1) / pred.shape[1]
+    # a likelihood beyond the dtype's range is reported as its largest value
+    return (sq.flatten(1).sum(-1) / pred.shape[1]).clamp(max=torch.finfo(sq.dtype).max)
 
 
 def kl_gumbel(logits: Tensor, n_nodes: int) -> Tensor:
@@ -57,12 +66,17 @@ def kl_gumbel(logits: Tensor, n_nodes: int) -> Tensor:
     Returns:
         ``[B]`` KL per graph.
     """
+    check_tensor(logits, "logits")
+    tensor_arg(logits, "logits", 2)
+    n_nodes = check_int(n_nodes, "n_nodes", 1)
     # expm1(-θ) - (-θ) = e^{-θ} - 1 + θ, accurate for θ near 0; in float64, where
     # e^{-θ} overflows only below θ = -709 (float32 overflowed at θ = -88 and
     # summed every entry in float32).
-    t = logits.double()
+    # θ below -700 would overflow e^{-θ} even in float64 (and its gradient to -inf)
+    t = logits.double().clamp(min=-700.0)
     kl = torch.expm1(-t) + t
-    return (kl.flatten(1).sum(-1) / n_nodes).to(logits.dtype)
+    kl = (kl.flatten(1).sum(-1) / n_nodes).clamp(max=torch.finfo(logits.dtype).max)
+    return kl.to(logits.dtype)  # (a KL beyond the dtype's range: its largest value)
 
 
 def kl_categorical_uniform(logits: Tensor, n_nodes: int, *, binary: bool = False) -> Tensor:
@@ -79,6 +93,9 @@ def kl_categorical_uniform(logits: Tensor, n_nodes: int, *, binary: bool = False
     Returns:
         ``[B]`` KL per graph.
     """
+    check_tensor(logits, "logits")
+    tensor_arg(logits, "logits", 1 if binary else 2)
+    n_nodes = check_int(n_nodes, "n_nodes", 1)
     if binary:
         logits = torch.stack([torch.zeros_like(logits), logits], dim=-1)
     logp = torch.log_softmax(logits, dim=-1)
