@@ -288,3 +288,46 @@ def _bad_sizes() -> dict[str, Callable[[], Any]]:
 
 
 NONSENSE.update(_bad_sizes())
+
+
+def _bad_nri() -> dict[str, Callable[[], Any]]:
+    """The NRI modules' sizes and inputs."""
+    import structgrad.models.nri as N
+
+    enc = N.MLPEncoder(8, 16, 2, n_nodes=5)
+    dec = N.MLPDecoder(2, 2, 16, 16, 16)
+    x = _x(2, 5, 4, 2)  # [B, n, T, dims]
+    rel = torch.full((2, 20, 2), 0.5)
+    calls: dict[str, Callable[[], Any]] = {
+        f"{name}({label})": make
+        for name, cls in (("MLP", N.MLP), ("MLPEncoder", N.MLPEncoder))
+        for label, make in (
+            ("n_in=0", lambda cls=cls: cls(0, 16, 2)),
+            ("n_hid=-1", lambda cls=cls: cls(8, -1, 2)),
+            ("n_out=2.5", lambda cls=cls: cls(8, 16, 2.5)),
+            ("dropout=1.5", lambda cls=cls: cls(8, 16, 2, dropout=1.5)),
+        )
+    }
+    calls.update(
+        {
+            "MLPEncoder(n_nodes=1)": lambda: N.MLPEncoder(8, 16, 2, n_nodes=1),
+            "MLPDecoder(edge_types=0)": lambda: N.MLPDecoder(2, 0),
+            "MLPDecoder(n_rounds=0)": lambda: N.MLPDecoder(2, n_rounds=0),
+            "MLPDecoder(dropout=nan)": lambda: N.MLPDecoder(2, dropout=NAN),
+            "MLPEncoder(numpy)": lambda: enc(x.numpy()),
+            "MLPEncoder(rank 3)": lambda: enc(x[0]),
+            "MLPEncoder(wrong steps x dims)": lambda: enc(_x(2, 5, 3, 2)),
+            "MLPEncoder(wrong n)": lambda: enc(_x(2, 4, 4, 2)),
+            "MLPEncoder(int)": lambda: enc(x.long()),
+            "MLPDecoder(rel of another n)": lambda: dec(x, torch.full((2, 12, 2), 0.5)),
+            "MLPDecoder(rel types)": lambda: dec(x, torch.full((2, 20, 3), 0.5)),
+            "MLPDecoder(pred_steps=0)": lambda: dec(x, rel, pred_steps=0),
+            "MLPDecoder(x None)": lambda: dec(None, rel),
+            "elbo(kl=foo)": lambda: N.elbo(x, x, _x(2, 20, 1), kl="foo"),
+            "elbo(shapes)": lambda: N.elbo(x, x[:1], _x(2, 20, 1)),
+        }
+    )
+    return calls
+
+
+NONSENSE.update(_bad_nri())

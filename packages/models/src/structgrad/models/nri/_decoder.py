@@ -6,7 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._layout import off_diagonal_indices
+from structgrad.distributions.checks import check_int, check_tensor
+
+from ._layout import check_probability, off_diagonal_indices
 
 __all__ = ["MLPDecoder"]
 
@@ -49,8 +51,17 @@ class MLPDecoder(nn.Module):
         n_rounds: int = 1,
     ) -> None:
         super().__init__()
-        if n_rounds < 1:
-            raise ValueError(f"n_rounds must be >= 1, got {n_rounds}")
+        n_in_node, edge_types, msg_hid, msg_out, n_hid, n_rounds = (
+            check_int(v, k, 1)
+            for k, v in (
+                ("n_in_node", n_in_node),
+                ("edge_types", edge_types),
+                ("msg_hid", msg_hid),
+                ("msg_out", msg_out),
+                ("n_hid", n_hid),
+                ("n_rounds", n_rounds),
+            )
+        )
         self.msg_fc1 = nn.ModuleList(nn.Linear(2 * n_in_node, msg_hid) for _ in range(edge_types))
         self.msg_fc2 = nn.ModuleList(nn.Linear(msg_hid, msg_out) for _ in range(edge_types))
         self.out_fc1 = nn.Linear(n_in_node + msg_out, n_hid)
@@ -58,7 +69,8 @@ class MLPDecoder(nn.Module):
         self.out_fc3 = nn.Linear(n_hid, n_in_node)
         self.edge_types = edge_types
         self.msg_out = msg_out
-        self.dropout = float(dropout)
+        self.dropout = check_probability(dropout)
+        self.n_in_node = n_in_node
         self.skip_first = bool(skip_first)
         self.n_rounds = int(n_rounds)
 
@@ -103,8 +115,19 @@ class MLPDecoder(nn.Module):
         Returns:
             ``[B, n, T−1, dims]`` predictions of frames ``1..T−1``.
         """
-        if pred_steps < 1:
-            raise ValueError(f"pred_steps must be >= 1, got {pred_steps}")
+        pred_steps = check_int(pred_steps, "pred_steps", 1)
+        check_tensor(x, "x")
+        check_tensor(rel_type, "rel_type")
+        if x.ndim != 4 or x.shape[-1] != self.n_in_node or x.shape[1] < 2:
+            raise ValueError(
+                f"x must be [B, n >= 2, T, dims = {self.n_in_node}], got shape {tuple(x.shape)}"
+            )
+        edges = x.shape[1] * (x.shape[1] - 1)
+        if rel_type.ndim != 3 or rel_type.shape[:2] != (x.shape[0], edges):
+            raise ValueError(
+                f"rel_type must be [B, n(n-1), C] = [{x.shape[0]}, {edges}, C], got shape "
+                f"{tuple(rel_type.shape)}"
+            )
         if rel_type.shape[-1] != self.edge_types:
             raise ValueError(
                 f"rel_type has {rel_type.shape[-1]} edge types, the decoder {self.edge_types}"

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._layout import off_diagonal_indices
+from structgrad.distributions.checks import check_int, check_tensor
+
+from ._layout import check_probability, off_diagonal_indices
 
 __all__ = ["MLP", "MLPEncoder"]
 
@@ -26,10 +30,13 @@ class MLP(nn.Module):
 
     def __init__(self, n_in: int, n_hid: int, n_out: int, dropout: float = 0.0) -> None:
         super().__init__()
+        n_in, n_hid, n_out = (
+            check_int(v, k, 1) for k, v in (("n_in", n_in), ("n_hid", n_hid), ("n_out", n_out))
+        )
         self.fc1 = nn.Linear(n_in, n_hid)
         self.fc2 = nn.Linear(n_hid, n_out)
         self.bn = nn.BatchNorm1d(n_out)
-        self.dropout = float(dropout)
+        self.dropout = check_probability(dropout)
         for fc in (self.fc1, self.fc2):
             nn.init.xavier_normal_(fc.weight)
             nn.init.constant_(fc.bias, 0.1)
@@ -85,6 +92,9 @@ class MLPEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.factor = bool(factor)
+        self.n_in = check_int(n_in, "n_in", 1)
+        n_out = check_int(n_out, "n_out", 1)
+        self.n_nodes = None if n_nodes is None else check_int(n_nodes, "n_nodes", 2)
         self.mlp1 = MLP(n_in, n_hid, n_hid, dropout)
         self.mlp2 = MLP(2 * n_hid, n_hid, n_hid, dropout)
         self.mlp3 = MLP(n_hid, n_hid, n_hid, dropout)
@@ -113,7 +123,16 @@ class MLPEncoder(nn.Module):
             ``(logits [B, n(n−1), n_out], baseline [B] or None)``, edges in NRI
             order (see :func:`structgrad.models.nri.off_diagonal_indices`).
         """
+        check_tensor(x, "x")
+        if x.ndim not in (3, 4) or math.prod(x.shape[2:]) != self.n_in:
+            raise ValueError(
+                f"x must be [B, n, T, dims] with T·dims = n_in = {self.n_in}, got shape "
+                f"{tuple(x.shape)}"
+            )
         b, n = x.shape[0], x.shape[1]
+        if n < 2 or (self.n_nodes is not None and n != self.n_nodes):
+            want = self.n_nodes if self.n_nodes is not None else ">= 2"
+            raise ValueError(f"x has {n} nodes, the encoder expects {want}")
         receivers, senders = off_diagonal_indices(n, x.device)
         h = self.mlp1(x.reshape(b, n, -1))  # [B, n, H]
         h = self.mlp2(torch.cat([h[:, senders], h[:, receivers]], dim=-1))  # [B, E, H]

@@ -22,10 +22,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import check_int
+from structgrad.distributions.checks import check_int, check_real
 
 __all__ = [
     "as_edge_types",
+    "check_probability",
     "edges_to_matrix",
     "matrix_to_edges",
     "matrix_to_upper",
@@ -54,6 +55,14 @@ def tensor_arg(x: Any, name: str, min_ndim: int, *, square: bool = False) -> Ten
         want = "[..., n, n]" if square else f"rank >= {min_ndim}"
         raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
     return x
+
+
+def check_probability(p: Any, name: str = "dropout") -> float:
+    """A probability in ``[0, 1)`` (a dropout rate) as a float."""
+    p = check_real(p, name, lo=0.0)
+    if p >= 1.0:
+        raise ValueError(f"{name} must be in [0, 1), got {p}")
+    return p
 
 
 def n_nodes_from_edges(n_edges: int) -> int:
