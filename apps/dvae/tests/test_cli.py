@@ -86,7 +86,7 @@ def test_samples_and_annealing(tmp_path, capsys):
 
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):
-    args = ["train", "--smoke", "--no-progress", "--epochs", "3", "--method", "aimle-forward"]
+    args = ["train", "--smoke", "--no-progress", "--epochs", "3", "--method", "aimle"]
     recs, ref_recs = run_interrupted(
         capsys, main, args, tmp_path / "run", tmp_path / "ref", prog="dvae", unit="epoch",
         stop_after=1, killed={"epoch": 2, "train_loss": 1.0}, changed=["--lr", "0.01"],
@@ -201,4 +201,18 @@ def test_help_explains_every_flag():
         text=True,
         check=True,
     )
-    assert "--resume" in res.stdout and "aimle-central" in res.stdout
+    assert "--resume" in res.stdout and "--aimle-difference" in res.stdout
+
+
+@pytest.mark.parametrize(
+    ("old", "difference"), [("aimle-forward", "forward"), ("aimle-central", "central")]
+)
+def test_renamed_aimle_methods_name_the_new_spelling(tmp_path, capsys, old, difference):
+    with pytest.raises(SystemExit) as exc:
+        main(["train", "--smoke", "--no-progress", "--method", old, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and f"is now 'aimle' with --aimle-difference {difference}" in err
+    from dvae.methods import build_layer
+
+    layer = build_layer("aimle", k=3, tau=1.0, aimle_difference=difference)
+    assert layer.gradient.central == (difference == "central")

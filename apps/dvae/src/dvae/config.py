@@ -17,7 +17,7 @@ from structgrad_app_common import (
     positive_int,
 )
 
-from dvae.methods import METHODS, method_names, model_of
+from dvae.methods import METHODS, RENAMED, method_names, model_of
 
 __all__ = ["DEFAULT_LATENT", "TrainConfig", "check", "sizes", "tau_at"]
 
@@ -86,7 +86,7 @@ class TrainConfig(RunControl):
     tau: float = opt(
         1.0,
         "relaxation temperature (gumbel-softmax, st, sst, st-sst, gumbel-topk) or noise "
-        "temperature (imle, aimle-*, ste) (1.0)",
+        "temperature (imle, aimle, ste) (1.0)",
         group=OPT,
         sweep=False,
     )
@@ -105,12 +105,13 @@ class TrainConfig(RunControl):
         type=positive_int,
     )
     lam: float = opt(10.0, "imle: fixed λ, gradient divided by λ (10)", group=MODEL)
-    beta_step: float = opt(
-        1e-3, "aimle-*: β increment per batch (1e-3; β starts at 0)", group=MODEL
+    beta_step: float = opt(1e-3, "aimle: β increment per batch (1e-3; β starts at 0)", group=MODEL)
+    aimle_difference: str = opt(
+        "forward", "aimle: finite difference, forward or central (forward)", group=MODEL
     )
     target_nnz: float = opt(
         10.0,
-        "aimle-*: target non-zero gradient entries per sample (10)",
+        "aimle: target non-zero gradient entries per sample (10)",
         group=MODEL,
         type=nonnegative_float,
     )
@@ -128,8 +129,17 @@ class TrainConfig(RunControl):
 
     def resolved(self) -> TrainConfig:
         """A copy with the latent sizes filled in from the method's model defaults."""
+        if self.method in RENAMED:
+            raise CLIError(
+                f"method {self.method!r} is now 'aimle' with --aimle-difference "
+                f"{RENAMED[self.method]}"
+            )
         if self.method not in METHODS:
             raise CLIError(f"unknown method {self.method!r}; choose among: {', '.join(METHODS)}")
+        if self.aimle_difference not in ("forward", "central"):
+            raise CLIError(
+                f"--aimle-difference must be forward or central, got {self.aimle_difference!r}"
+            )
         m, n, k = DEFAULT_LATENT[model_of(self.method)]
         return dataclasses.replace(
             self,

@@ -6,15 +6,17 @@ Two latent models:
   categories; ``gumbel-softmax`` (relaxed sample, Jang et al. 2017) and ``st``
   (one-hot forward, Gumbel-softmax gradient).
 - ``k_subset`` (the AIMLE paper's DVAE): ``M`` variables, each a ``k``-subset of
-  ``N`` positions; ``aimle-forward`` / ``aimle-central`` (adaptive target,
-  Sum-of-Gamma noise, as the reference's run), ``imle`` (fixed λ), ``sst``
+  ``N`` positions; ``aimle`` (adaptive target, Sum-of-Gamma noise, as the
+  reference's run; ``--aimle-difference forward|central``), ``imle`` (fixed λ), ``sst``
   (exact k-subset marginals of ``(θ+G)/τ``), ``st-sst`` (top-k forward, SST
   gradient), ``ste`` (top-k of ``θ+G``, identity backward) and ``gumbel-topk``
   (Xie & Ermon's relaxed top-k, :func:`structgrad.relaxations.relaxed_top_k`,
   which the factory does not wrap).
 
 ``--tau`` is the relaxation temperature of the relaxed methods and the noise
-temperature of the perturb-and-MAP ones (``imle``, ``aimle-*``, ``ste``).
+temperature of the perturb-and-MAP ones (``imle``, ``aimle``, ``ste``). Every
+method name but ``gumbel-topk`` (an app layer) is a name of
+``structgrad.models.METHODS``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,18 @@ from structgrad.estimators import AdaptiveTarget, Target
 from structgrad.models import LatentLayer, latent
 from structgrad.relaxations import relaxed_top_k
 
-__all__ = ["METHODS", "GumbelTopK", "MethodSpec", "build_layer", "method_names", "model_of"]
+__all__ = [
+    "METHODS",
+    "RENAMED",
+    "GumbelTopK",
+    "MethodSpec",
+    "build_layer",
+    "method_names",
+    "model_of",
+]
+
+#: Method names of earlier versions → the ``--aimle-difference`` they stand for.
+RENAMED = {"aimle-forward": "forward", "aimle-central": "central"}
 
 
 @dataclass(frozen=True)
@@ -55,12 +68,7 @@ class MethodSpec:
 METHODS: dict[str, MethodSpec] = {
     "gumbel-softmax": MethodSpec("categorical", "gumbel-softmax", relaxed=True),
     "st": MethodSpec("categorical", "st", relaxed=False),
-    "aimle-forward": MethodSpec(
-        "k_subset", "aimle", False, True, (("difference", "forward"), ("noise", "sog"))
-    ),
-    "aimle-central": MethodSpec(
-        "k_subset", "aimle", False, True, (("difference", "central"), ("noise", "sog"))
-    ),
+    "aimle": MethodSpec("k_subset", "aimle", False, True, (("noise", "sog"),)),
     "imle": MethodSpec("k_subset", "imle", False, True, (("noise", "sog"),)),
     "ste": MethodSpec("k_subset", "ste", False, True),
     "sst": MethodSpec("k_subset", "sst", relaxed=True),
@@ -116,6 +124,7 @@ def build_layer(
     lam: float = 10.0,
     beta_step: float = 1e-3,
     target_nnz: float = 10.0,
+    aimle_difference: str = "forward",
 ) -> LatentLayer:
     """Build the latent layer of an app method.
 
@@ -128,6 +137,7 @@ def build_layer(
         lam: IMLE's fixed λ (the gradient is divided by λ, as in the tf-imle DVAE).
         beta_step: AIMLE's β increment per backward pass (reference 1e-3; β starts at 0).
         target_nnz: AIMLE's target non-zero gradient entries per sample (reference 10).
+        aimle_difference: AIMLE's ``"forward"`` or ``"central"`` finite difference.
 
     Returns:
         The layer.
@@ -143,6 +153,7 @@ def build_layer(
         opts["samples"] = samples
     if spec.factory == "aimle":
         opts["target"] = AdaptiveTarget(beta=0.0, step=beta_step, target_nnz=target_nnz)
+        opts["difference"] = aimle_difference
     elif spec.factory == "imle":
         opts["target"] = Target(lam)
     return latent(spec.model, spec.factory, **opts)

@@ -79,6 +79,7 @@ def build_model(c: TrainConfig, dim: int) -> DiscreteVAE:
         lam=c.lam,
         beta_step=c.beta_step,
         target_nnz=c.target_nnz,
+        aimle_difference=c.aimle_difference,
     )
 
 
