@@ -81,6 +81,8 @@ def test_rows_are_logged_as_pairs_finish(tmp_path, monkeypatch):
     [
         (["--structures", "grid"], "unknown structure 'grid'"),
         (["--estimators", "magic"], "unknown estimator 'magic'"),
+        (["--estimators", "aimle-fwd"], "estimator 'aimle-fwd' is now called 'aimle'"),
+        (["--estimators", "reinforce-ema"], "estimator 'reinforce-ema' is now called 'reinforce'"),
         (["--structures", "binary_tree", "--estimators", "imle"], "no estimator of imle"),
         (["--draws", "1"], "--draws must be >= 2"),
         (["--jobs", "0"], "--jobs must be >= 1"),

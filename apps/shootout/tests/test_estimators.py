@@ -27,7 +27,7 @@ def test_binary_tree_has_score_function_estimators_only():
         E.build("magic", P.make_problem("categorical"), SETTINGS)
 
 
-@pytest.mark.parametrize("name", ["t-reinforce", "t-reinforce+", "reinforce-ema", "relax"])
+@pytest.mark.parametrize("name", ["t-reinforce", "t-reinforce+", "reinforce", "relax"])
 def test_unbiased_estimators_agree_with_enumeration(name):
     problem = P.make_problem("k_subset", 0)
     ref = P.rg_reference(problem)
@@ -44,7 +44,7 @@ def test_unbiased_estimators_agree_with_enumeration(name):
 
 def test_frozen_ema_baseline_does_not_move():
     problem = P.make_problem("categorical", 0)
-    layer = E.build("reinforce-ema", problem, SETTINGS)
+    layer = E.build("reinforce", problem, SETTINGS)
     before = {k: v.clone() for k, v in layer.state_dict().items()}
     E.make_draw(layer, problem)(problem.logits, 16, torch.Generator().manual_seed(0))
     after = layer.state_dict()

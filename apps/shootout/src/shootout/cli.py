@@ -26,6 +26,9 @@ from structgrad_app_common.runcontrol import check_device
 from tqdm import tqdm
 
 from .estimators import ESTIMATORS
+
+#: Estimator names of earlier versions → their one spelling (structgrad.models.METHODS).
+RENAMED = {"aimle-fwd": "aimle", "reinforce-ema": "reinforce"}
 from .plots import heatmap
 from .problems import SIZES, STRUCTURES
 from .run import Config, markdown, pairs, run
@@ -127,6 +130,8 @@ def _selection(args: Any) -> list[tuple[str, str]]:
         if s not in SIZES:
             raise CLIError(f"unknown structure {s!r}; choose from {', '.join(STRUCTURES)}")
     for e in estimators:
+        if e in RENAMED:
+            raise CLIError(f"estimator {e!r} is now called {RENAMED[e]!r}")
         if e not in ESTIMATORS:
             raise CLIError(f"unknown estimator {e!r}; choose from {', '.join(ESTIMATORS)}")
     todo = pairs(dict.fromkeys(structures), dict.fromkeys(estimators))

@@ -9,7 +9,7 @@ attached loss of one row; :func:`make_draw` batches ``m`` independent rows.
 
 Stateful estimators are warmed up in training mode, then frozen with ``eval()``
 so that the draws being measured are independent (a baseline that moves with the
-draws being averaged makes them dependent): the EMA baseline of ``reinforce-ema``
+draws being averaged makes them dependent): the EMA baseline of ``reinforce``
 and AIMLE's adaptive λ. RELAX is measured with its default critic untrained
 (``relax``) and after a short Adam training of the critic on the variance
 (``relax-trained``).
@@ -80,7 +80,7 @@ class Spec:
 
 
 _SCORE_ARGS = {
-    "reinforce-ema": ("reinforce", {}, "E-score (Gumbel density of U), EMA baseline (frozen)"),
+    "reinforce": ("reinforce", {}, "E-score (Gumbel density of U), EMA baseline (frozen)"),
     "e-reinforce": ("reinforce", {"baseline": None}, "E-score, no baseline"),
     "t-reinforce": ("reinforce", {"score": "trace", "baseline": None}, "trace score, no baseline"),
     "e-reinforce+": (
@@ -95,7 +95,7 @@ _SCORE_ARGS = {
 _PATH_ARGS = {
     "ste": ("ste", {}, "MAP(θ+G) forward, identity backward"),
     "imle": ("imle", {}, "I-MLE, Gumbel noise, λ default target"),
-    "aimle-fwd": ("aimle", {"difference": "forward"}, "AIMLE forward difference, λ frozen"),
+    "aimle": ("aimle", {"difference": "forward"}, "AIMLE forward difference, λ frozen"),
     "aimle-central": ("aimle", {"difference": "central"}, "AIMLE central difference, λ frozen"),
     "blackbox": ("blackbox", {"noise": "gumbel"}, "blackbox (λ=10) on MAP(θ+G)"),
     "perturbed": (
@@ -204,7 +204,7 @@ def build(name: str, problem: Problem, settings: Settings) -> nn.Module:
 
 
 def _warm_up(name: str, layer: nn.Module, problem: Problem, settings: Settings) -> None:
-    if name not in ("reinforce-ema", "aimle-fwd", "aimle-central", "relax-trained"):
+    if name not in ("reinforce", "aimle", "aimle-central", "relax-trained"):
         return
     gen = torch.Generator().manual_seed(settings.seed + 7)
     draw = make_draw(layer, problem)
