@@ -26,14 +26,14 @@ from structgrad_app_common.runcontrol import check_device
 from tqdm import tqdm
 
 from .estimators import ESTIMATORS
-
-#: Estimator names of earlier versions → their one spelling (structgrad.models.METHODS).
-RENAMED = {"aimle-fwd": "aimle", "reinforce-ema": "reinforce"}
 from .plots import heatmap
 from .problems import SIZES, STRUCTURES
 from .run import Config, markdown, pairs, run
 
 __all__ = ["main", "parser"]
+
+#: Estimator names of earlier versions → their one spelling (structgrad.models.METHODS).
+RENAMED = {"aimle-fwd": "aimle", "reinforce-ema": "reinforce"}
 
 PROG = "shootout"
 SMOKE_STRUCTURES = ("categorical", "arborescence")
