@@ -12,8 +12,9 @@ References:
     NeurIPS 2021, https://arxiv.org/abs/2110.15072.
 """
 
-from ._sample import RECURSIVE_STRUCTURES as RECURSIVE_STRUCTURES
-from ._sample import CategoricalTrace as CategoricalTrace
+from structgrad.distributions import CategoricalTrace as CategoricalTrace
+
+from ._prepare import RECURSIVE_STRUCTURES as RECURSIVE_STRUCTURES
 from ._sample import RecursiveSample as RecursiveSample
 from ._sample import conditional_utilities as conditional_utilities
 from ._sample import sample_with_trace as sample_with_trace

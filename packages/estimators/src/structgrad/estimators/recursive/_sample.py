@@ -17,14 +17,10 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from structgrad.distributions import CategoricalTrace
-
-from ._prepare import RECURSIVE_STRUCTURES, _flat_steps, _prepare
+from ._prepare import _flat_steps, _prepare
 from ._steps import log_uniform_exponential, steps_conditional, steps_log_prob
 
 __all__ = [
-    "RECURSIVE_STRUCTURES",
-    "CategoricalTrace",
     "RecursiveSample",
     "conditional_utilities",
     "sample_with_trace",
