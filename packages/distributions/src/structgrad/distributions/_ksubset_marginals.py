@@ -180,7 +180,10 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
     """
     _, k = _validate(scores, k)
     theta, shift = _shifted(_work(scores, k))
-    return (_prefix(theta, k)[..., -1, k] + k * shift.squeeze(-1)).to(scores.dtype)
+    out = (_prefix(theta, k)[..., -1, k] + k * shift.squeeze(-1)).to(scores.dtype)
+    if bool(torch.isposinf(out).any()):
+        raise ValueError(f"scores: the k-subset log-partition overflows {scores.dtype}")
+    return out
 
 
 def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
