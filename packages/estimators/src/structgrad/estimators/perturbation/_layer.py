@@ -22,6 +22,7 @@ from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure, structure
 from structgrad.distributions.checks import (
+    check_real,
     check_tensor,
     check_values,
     lengths_mask,
@@ -82,9 +83,7 @@ class SolverLayer(LatentLayer):
         super().__init__(_structure_of(bound), own)
         self.solver = bound
         self.noise = resolve_noise(noise)
-        if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 <= tau < float("inf"):
-            raise ValueError(f"tau must be a finite number >= 0, got {tau!r}")
-        self.tau = float(tau)
+        self.tau = check_real(tau, "tau", lo=0.0)
         self.n_samples = check_count(samples, "samples")
         self.sample_dim = samples is not None
         if reduce not in _REDUCTIONS:
@@ -97,9 +96,8 @@ class SolverLayer(LatentLayer):
         if isinstance(rule, FiniteDifference):
             # The target is a submodule: AIMLE's adaptive state is in state_dict().
             self.target = rule.target
-            tt = rule.tau_target
-            if tt is not None and (isinstance(tt, bool) or not 0 <= tt < float("inf")):
-                raise ValueError(f"tau_target must be a finite number >= 0, got {tt!r}")
+            if rule.tau_target is not None:
+                check_real(rule.tau_target, "tau_target", lo=0.0)
             check_count(rule.marginal_samples, "marginal_samples")
             if rule.marginal_samples > 1 and self.noise is None:
                 raise ValueError("marginal_samples > 1 needs noise")

@@ -88,9 +88,7 @@ def _finite_difference(
 
 def _blackbox_rule(*, lam: float = 10.0) -> FiniteDifference:
     # Vlastelica et al.'s interpolation in maximisation form: IMLE without noise,
-    # scaled by 1/λ: (MAP(θ) − MAP(θ − λ dL/dz)) / λ.
-    if isinstance(lam, bool) or not isinstance(lam, int | float) or not 0 < lam < float("inf"):
-        raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
+    # scaled by 1/λ: (MAP(θ) − MAP(θ − λ dL/dz)) / λ. Target checks λ > 0.
     return FiniteDifference(Target(lam, alpha=1.0, scale=True))
 
 
