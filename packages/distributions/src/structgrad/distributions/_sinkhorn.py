@@ -68,10 +68,10 @@ def sinkhorn(
     # Sinkhorn is invariant to a constant per matrix: shifting by the max keeps
     # log_alpha / tau finite for scores up to the dtype's largest value.
     top = log_alpha.detach().amax(dim=(-1, -2), keepdim=True)
-    shifted = (log_alpha - torch.where(torch.isfinite(top), top, 0.0)).clamp(
-        min=-torch.finfo(log_alpha.dtype).max  # (-3e38 minus 3e38 must not become -inf)
-    )
-    log_alpha = torch.where(torch.isneginf(log_alpha), log_alpha, shifted)
+    forbidden = torch.isneginf(log_alpha)
+    shifted = log_alpha - torch.where(torch.isfinite(top), top, 0.0)
+    # (-3e38 minus 3e38 must not become -inf)
+    log_alpha = _floor_allowed(shifted, -torch.finfo(log_alpha.dtype).max, forbidden)
     start = log_alpha
     if anneal:
         if t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
@@ -88,12 +88,16 @@ def sinkhorn(
     # Scores a float32 range apart overflow to -inf once divided by tau, and a
     # row of -inf only would make the normalisation NaN: finite entries stay
     # above -max/4 (exp of the difference is 0 all the same); -inf stays -inf.
-    low = -torch.finfo(z.dtype).max / 4
-    z = torch.where(torch.isneginf(log_alpha), z, z.clamp(min=low))
+    z = _floor_allowed(z, -torch.finfo(z.dtype).max / 4, forbidden)
     for _ in range(n_iters):
         z = z - torch.logsumexp(z, dim=-1, keepdim=True)
         z = z - torch.logsumexp(z, dim=-2, keepdim=True)
     return z.exp()
+
+
+def _floor_allowed(x: Tensor, floor: float | Tensor, forbidden: Tensor) -> Tensor:
+    """``x`` floored at ``floor`` except where ``forbidden`` (those stay ``-inf``)."""
+    return torch.where(forbidden, -torch.inf, torch.clamp(x, min=floor))
 
 
 def _check_support(log_alpha: Tensor) -> None:
@@ -131,8 +135,7 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     # weigh nothing at the temperatures that matter; floored there, the schedule
     # stays within _MAX_STAGES and its numbers in range (a -1e30 masking value
     # would otherwise start it at 2**100). -inf entries stay -inf.
-    floor = tau.detach() * -(2.0**60)
-    log_alpha = torch.where(torch.isneginf(log_alpha), log_alpha, torch.maximum(log_alpha, floor))
+    log_alpha = _floor_allowed(log_alpha, tau.detach() * -(2.0**60), torch.isneginf(log_alpha))
     values = log_alpha.detach().flatten(-2)  # no NaN, +inf or all -inf matrix (checked)
     spread = (values.amax(dim=-1) - finite_min(values, -1))[..., None, None]
     # The schedule starts at the spread rounded up to a power of two: constant
