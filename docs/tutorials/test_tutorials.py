@@ -1,0 +1,44 @@
+"""Run every tutorial (``docs/tutorials/NN_*.py``) as a script; each asserts its own result.
+
+``nox -s docs`` runs this file before building the site; by hand, from the
+repository root: ``pytest docs/tutorials``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+TUTORIALS = sorted(HERE.glob("[0-9][0-9]_*.py"))
+# Each tutorial runs in seconds on one CPU core; this is a guard against a hang.
+TIME_LIMIT_S = 120
+
+
+def test_there_are_three_tutorials() -> None:
+    """The site's navigation (mkdocs.yml) lists three tutorial pages."""
+    assert len(TUTORIALS) == 3, [t.name for t in TUTORIALS]
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=[t.stem for t in TUTORIALS])
+def test_tutorial_runs(script: Path) -> None:
+    """The script exits 0: it trained and its own assertions on the result held."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    start = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=TIME_LIMIT_S,
+        env=env,
+        cwd=HERE.parent.parent,
+        check=False,
+    )
+    elapsed = time.perf_counter() - start
+    print(proc.stdout)
+    assert proc.returncode == 0, f"{script.name} failed after {elapsed:.1f} s:\n{proc.stderr}"
