@@ -278,3 +278,39 @@ def shootout(session: nox.Session) -> None:
         "python", "-m", "shootout", "--jobs", "2", "--out", out, "--overwrite", *session.posargs
     )
     _release(session)
+
+
+DOCS_REQUIREMENTS = [
+    "mkdocs",
+    "mkdocs-material",
+    "mkdocstrings[python]",
+    "mkdocs-gen-files",
+    "ruff",  # mkdocstrings formats the rendered signatures with it
+    "pytest",
+]
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """The documentation site: run the tutorials, then ``mkdocs build --strict`` into site/.
+
+    Installs the library packages (non-editable, through the constraints file)
+    and the pinned docs tools; the tutorials (``docs/tutorials``) run as
+    scripts under pytest, each asserting its own result. The API pages are
+    read from the sources (``mkdocs.yml``: mkdocstrings' ``paths``).
+    """
+    libraries = [str(PACKAGES_DIR / p) for p in APP_LIBRARIES]
+    _install(session, *libraries, *DOCS_REQUIREMENTS)
+    _guard_direct_urls(session)
+    env = {
+        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+        # mkdocs-material and properdocs print banners about mkdocs' future.
+        "NO_MKDOCS_2_WARNING": "1",
+        "DISABLE_MKDOCS_2_WARNING": "true",
+    }
+    session.chdir(ROOT)
+    tutorials = str(ROOT / "docs" / "tutorials")
+    session.run("pytest", "-p", "no:cacheprovider", tutorials, *session.posargs, env=env)
+    site = str(ROOT / "site")
+    session.run("mkdocs", "build", "--strict", "--config-file", "mkdocs.yml", "-d", site, env=env)
+    _release(session)
