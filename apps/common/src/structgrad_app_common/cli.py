@@ -31,7 +31,7 @@ TRACEBACK_ENV = "STRUCTGRAD_TRACEBACK"
 # naming the problem), unreadable or unwritable files, and corrupt archives.
 _INPUT_ERRORS = (ValueError, OSError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError)
 #: Settings of a saved config.json that ``--config`` does not read back.
-NOT_READ_BACK = ("resume", "overwrite", "stop_after")
+NOT_READ_BACK = ("resume", "overwrite", "stop_after", "tensorboard")
 
 
 class CLIError(Exception):

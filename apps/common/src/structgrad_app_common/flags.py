@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -16,6 +17,7 @@ __all__ = [
     "add_search_flags",
     "config_from_args",
     "float_pair",
+    "joblib_backend",
     "nonnegative_float",
     "opt",
     "positive_float",
@@ -120,13 +122,15 @@ def add_run_flags(
     stop_after: bool = True,
     progress: bool = True,
 ) -> None:
-    """Add ``--threads`` and ``--device``; with ``unit``, ``--config`` and the resume flags.
+    """Add ``--threads``, ``--device``; with ``unit``, the flags of a command that writes a run.
 
     Args:
         group: a parser or argument group.
         unit: what a run counts (``"step"`` or ``"epoch"``): the command writes
-            run folders, so it also gets ``--config FILE`` and
-            :func:`add_resume_flags`; ``None`` (a sweep): neither.
+            run folders, so it also gets ``--config FILE``,
+            :func:`add_resume_flags` and ``--tensorboard DIR`` (the
+            ``tensorboard`` field of :class:`~structgrad_app_common.RunControl`);
+            ``None`` (a sweep): none of them.
         stop_after: with ``unit``, add ``--stop-after N``.
         progress: with ``unit``, add ``--no-progress``.
     """
@@ -140,6 +144,12 @@ def add_run_flags(
         return
     add_config_flag(group)
     add_resume_flags(group, unit=unit, stop_after=stop_after, progress=progress)
+    group.add_argument(
+        "--tensorboard",
+        metavar="DIR",
+        help="also write every numeric metric of metrics.jsonl as a TensorBoard scalar in "
+        "DIR (needs: pip install tensorboard); metrics.jsonl stays the record",
+    )
 
 
 def add_config_flag(group: argparse._ActionsContainer) -> None:
@@ -152,18 +162,74 @@ def add_config_flag(group: argparse._ActionsContainer) -> None:
         "--config",
         metavar="FILE",
         help="read the settings back from a run's config.json (flags given here win; "
-        "--resume, --overwrite and --stop-after are not read back)",
+        "--resume, --overwrite, --stop-after and --tensorboard are not read back)",
     )
 
 
-def add_joblib_flags(parser: argparse._ActionsContainer) -> None:
-    """Add ``--n-jobs`` (2) and ``--backend`` (loky) for a joblib sweep."""
-    parser.add_argument("--n-jobs", type=int, default=2, help="parallel runs (2; -1: all cores)")
+def joblib_backend(name: str, *, scheduler: bool = False) -> str:
+    """``argparse`` type of ``--backend``: one of the local joblib backends.
+
+    Args:
+        name: the flag's value.
+        scheduler: the command also has ``--scheduler`` (named in the messages).
+
+    Raises:
+        argparse.ArgumentTypeError: for another name; ``dask`` and ``ray`` (once
+            accepted, never set up) say what to use instead.
+    """
+    from structgrad_app_common.sweep import LOCAL_BACKENDS
+
+    if name in LOCAL_BACKENDS:
+        return name
+    local = ", ".join(LOCAL_BACKENDS)
+    cluster = (
+        "run on a Dask cluster with --scheduler ADDRESS (or DASK_SCHEDULER_ADDRESS)"
+        if scheduler
+        else "this command runs on this machine only"
+    )
+    if name in ("dask", "ray"):
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is no longer a backend: {cluster}; local joblib backends: {local}"
+        )
+    more = "; or --scheduler ADDRESS for a Dask cluster" if scheduler else ""
+    raise argparse.ArgumentTypeError(f"unknown joblib backend {name!r}; choose {local}{more}")
+
+
+def add_joblib_flags(parser: argparse._ActionsContainer, *, scheduler: bool = False) -> None:
+    """Add ``--n-jobs`` (2) and ``--backend`` (loky); with ``scheduler``, ``--scheduler``.
+
+    Args:
+        parser: a parser or argument group.
+        scheduler: add ``--scheduler ADDRESS`` (default: the environment
+            variable ``DASK_SCHEDULER_ADDRESS``): the runs go to that Dask
+            cluster through joblib's ``dask`` backend.
+    """
+    from structgrad_app_common.sweep import LOCAL_BACKENDS
+
+    on_cluster = "; on a Dask cluster every worker thread takes runs" if scheduler else ""
+    parser.add_argument(
+        "--n-jobs",
+        type=int,
+        default=2,
+        help=f"parallel runs (2; -1: all cores{on_cluster})",
+    )
     parser.add_argument(
         "--backend",
+        type=lambda name: joblib_backend(name, scheduler=scheduler),
         default="loky",
-        help="joblib backend: loky (local processes), multiprocessing, threading, "
-        "or a registered one such as dask / ray (loky)",
+        metavar="{" + ",".join(LOCAL_BACKENDS) + "}",
+        help="joblib backend on this machine: loky (local processes), threading or "
+        "multiprocessing (loky)",
+    )
+    if not scheduler:
+        return
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        default=os.environ.get("DASK_SCHEDULER_ADDRESS") or None,
+        help="address of a Dask scheduler (tcp://HOST:8786): run the trials on its cluster "
+        "through joblib's dask backend (needs: pip install 'dask[distributed]'; default: "
+        "$DASK_SCHEDULER_ADDRESS; unset: on this machine)",
     )
 
 
@@ -178,8 +244,9 @@ def add_search_flags(
 
     ``--out`` (runs/sweep), ``--trials``, ``--seeds`` (0 1 2), ``--lr-range``,
     ``--tau-range`` (``None``: each method's own τ), ``--search-seed`` (0),
-    ``--n-jobs`` and ``--backend``; all but ``--out`` are read back by
-    ``SearchOptions.from_args`` (:mod:`structgrad_app_common.trials`).
+    ``--resume``, ``--n-jobs``, ``--backend`` and ``--scheduler``; all but
+    ``--out`` are read back by ``SearchOptions.from_args``
+    (:mod:`structgrad_app_common.trials`).
 
     Args:
         parser: a parser or argument group.
@@ -212,7 +279,13 @@ def add_search_flags(
         help=f"log-uniform τ bounds LOW,HIGH ({tau_default}; LOW=HIGH fixes it)",
     )
     parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
-    add_joblib_flags(parser)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the sweep in --out: the runs its sweep.jsonl records are not run again "
+        "(the others start afresh); the training settings must be those of the sweep",
+    )
+    add_joblib_flags(parser, scheduler=True)
 
 
 def opt(

@@ -1,4 +1,10 @@
-"""Append-only JSONL metrics with resume-safe truncation."""
+"""Append-only JSONL metrics with resume-safe truncation, optionally mirrored to TensorBoard.
+
+The JSONL file is the record of a run. :class:`TensorBoardMirror` (``--tensorboard
+DIR``) writes each numeric field of each record as a TensorBoard scalar beside
+it, for watching a run live; it needs the ``tensorboard`` package and torch's
+``SummaryWriter``, imported only when a mirror is made.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from structgrad_app_common.checkpoint import atomic_write_text
+from structgrad_app_common.cli import CLIError
+
+__all__ = ["JsonlLogger", "TensorBoardMirror", "json_safe", "read_jsonl", "require_tensorboard"]
+
+TENSORBOARD_INSTALL = "pip install tensorboard"
 
 
 def json_safe(value: Any) -> Any:
@@ -40,6 +51,74 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
+def require_tensorboard() -> None:
+    """A one-line error unless TensorBoard event files can be written.
+
+    Raises:
+        CLIError: ``--tensorboard needs the tensorboard package: pip install tensorboard``.
+    """
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise CLIError(
+            f"--tensorboard needs the tensorboard package: {TENSORBOARD_INSTALL}"
+        ) from None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class TensorBoardMirror:
+    """Each numeric field of each record as a TensorBoard scalar at the record's step.
+
+    A record's tag is the field's name, prefixed by the record's ``split``
+    (``valid/nll``) when it has one. The step field itself, booleans, ``None``
+    (a NaN or inf in the JSONL) and non-numeric fields are not written; records
+    without an integer step are skipped.
+
+    Args:
+        log_dir: the folder of the event files (created if missing).
+        step_key: the record field holding the step.
+        purge_step: on resume, the first step written again: TensorBoard
+            drops the events of the earlier files from that step on (as the
+            JSONL is cut back), so the resumed steps are not shown twice.
+
+    Raises:
+        CLIError: the ``tensorboard`` package is not installed.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        *,
+        step_key: str = "step",
+        purge_step: int | None = None,
+    ) -> None:
+        require_tensorboard()
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.step_key = step_key
+        self._writer = SummaryWriter(str(log_dir), purge_step=purge_step)
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Write a (JSON-safe) record's numeric fields and flush."""
+        step = record.get(self.step_key)
+        if not isinstance(step, int) or isinstance(step, bool):
+            return
+        split = record.get("split")
+        prefix = f"{split}/" if isinstance(split, str) else ""
+        for key, value in record.items():
+            if key != self.step_key and _is_number(value):
+                self._writer.add_scalar(prefix + key, value, global_step=step)
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self._writer.close()
+
+
 class JsonlLogger:
     """One JSON object per line, flushed after every record.
 
@@ -50,6 +129,11 @@ class JsonlLogger:
             run that died) are dropped first, so the resumed run does not
             duplicate them. ``None`` starts a fresh log (the file is emptied).
         step_key: the record field holding the step.
+        tensorboard: also write every record to a :class:`TensorBoardMirror`
+            in this folder (``None``: no mirror).
+
+    Raises:
+        CLIError: ``tensorboard`` without the ``tensorboard`` package.
     """
 
     def __init__(
@@ -58,9 +142,14 @@ class JsonlLogger:
         *,
         resume_step: int | None = None,
         step_key: str = "step",
+        tensorboard: str | os.PathLike[str] | None = None,
     ) -> None:
         self.path = Path(path)
         self.step_key = step_key
+        self.mirror = None
+        if tensorboard is not None:
+            purge = None if resume_step is None else resume_step + 1
+            self.mirror = TensorBoardMirror(tensorboard, step_key=step_key, purge_step=purge)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if resume_step is None:
             kept: list[dict[str, Any]] = []
@@ -70,13 +159,18 @@ class JsonlLogger:
         self._handle = self.path.open("a", encoding="utf-8")
 
     def log(self, record: dict[str, Any]) -> None:
-        """Append one record (NaN and inf are written as ``null``)."""
-        self._handle.write(json.dumps(json_safe(record)) + "\n")
+        """Append one record (NaN and inf are written as ``null``), and mirror it."""
+        safe = json_safe(record)
+        self._handle.write(json.dumps(safe) + "\n")
         self._handle.flush()
+        if self.mirror is not None:
+            self.mirror.write(safe)
 
     def close(self) -> None:
-        """Close the file."""
+        """Close the file (and the mirror)."""
         self._handle.close()
+        if self.mirror is not None:
+            self.mirror.close()
 
     def __enter__(self) -> JsonlLogger:
         return self

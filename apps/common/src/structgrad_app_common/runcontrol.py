@@ -2,7 +2,7 @@
 
 :class:`RunControl` holds how a run is carried out (``--resume``,
 ``--overwrite``, ``--stop-after``, ``--threads``, ``--device``, the progress
-bar); an app's config subclasses it and declares, as data, the bounds of its
+bar, ``--tensorboard``); an app's config subclasses it and declares, as data, the bounds of its
 numeric fields (``BOUNDS``) and the fields a resumed run may change (``FREE``).
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from structgrad_app_common.cli import CLIError
+from structgrad_app_common.jsonl import require_tensorboard
 
 __all__ = ["RUN_CONTROL", "RunControl", "check_bounds", "check_device", "check_run_flags"]
 
@@ -79,6 +80,9 @@ class RunControl:
         threads: torch threads of the run.
         device: torch device of the model and the data (``cpu``, ``cuda``, ``cuda:1``).
         progress: show a tqdm progress bar.
+        tensorboard: also write the metrics as TensorBoard scalars in this
+            folder (``None``: only ``metrics.jsonl``); read by
+            :func:`~structgrad_app_common.training.open_log` from ``config.json``.
         BOUNDS: field → bound (``"> 0"``, ``">= 1"``) checked by :meth:`check_settings`.
         FREE: fields a resumed run may change (besides ``out`` and these run
             controls); every other field must equal the checkpoint's.
@@ -93,12 +97,17 @@ class RunControl:
     threads: int = 1
     device: str = "cpu"
     progress: bool = True
+    tensorboard: str | None = None
 
     def check_settings(self) -> None:
-        """One-line errors for fields out of ``BOUNDS``, the run flags and the device."""
+        """One-line errors: ``BOUNDS``, the run flags, the device, ``--tensorboard``."""
         check_bounds(self, {**self.BOUNDS, "threads": ">= 1"})
         check_run_flags(resume=self.resume, overwrite=self.overwrite, stop_after=self.stop_after)
         check_device(self.device)
+        if self.tensorboard is not None:
+            if not str(self.tensorboard).strip():
+                raise CLIError("--tensorboard needs a folder")
+            require_tensorboard()
 
     def resume_keys(self) -> tuple[str, ...]:
         """The fields that must not change between a run and its resumption."""

@@ -65,8 +65,15 @@ def add_sweep_flags(
 
 
 def sweep_base(config: T) -> T:
-    """The settings every sweep run starts from: ``config`` without a bar, overwriting."""
-    return dataclasses.replace(config, progress=False, overwrite=True)  # type: ignore[type-var]
+    """The settings every sweep run starts from: ``config`` without a bar, overwriting.
+
+    A run of the sweep never resumes (``resume=False``): a sweep's ``--resume``
+    skips the runs it recorded and starts the others afresh.
+    """
+    changes: dict[str, Any] = {"progress": False, "overwrite": True}
+    if any(f.name == "resume" for f in dataclasses.fields(config)):  # type: ignore[arg-type]
+        changes["resume"] = False
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
 
 
 def report_sweep(

@@ -149,11 +149,41 @@ def write_final(out: str | os.PathLike[str], final: dict[str, Any]) -> dict[str,
 
 
 def open_log(
-    out: str | os.PathLike[str], state: dict[str, Any] | None, *, step_key: str = "step"
+    out: str | os.PathLike[str],
+    state: dict[str, Any] | None,
+    *,
+    step_key: str = "step",
+    tensorboard: str | os.PathLike[str] | None = None,
 ) -> JsonlLogger:
-    """``<out>/metrics.jsonl``, cut back to the checkpoint's ``step_key`` on resume."""
+    """``<out>/metrics.jsonl``, cut back to the checkpoint's ``step_key`` on resume.
+
+    Args:
+        out: the run folder.
+        state: the checkpoint a resumed run starts from, else ``None``.
+        step_key: the record field holding the step (or epoch).
+        tensorboard: mirror the records as TensorBoard scalars in this folder;
+            ``None``: the ``tensorboard`` setting of ``<out>/config.json``
+            (:func:`write_config` of a :class:`RunControl` with ``--tensorboard``),
+            if any.
+    """
     resume_step = None if state is None else int(state[step_key])
-    return JsonlLogger(Path(out) / "metrics.jsonl", resume_step=resume_step, step_key=step_key)
+    if tensorboard is None:
+        tensorboard = _saved_setting(out, "tensorboard")
+    return JsonlLogger(
+        Path(out) / "metrics.jsonl",
+        resume_step=resume_step,
+        step_key=step_key,
+        tensorboard=tensorboard,
+    )
+
+
+def _saved_setting(out: str | os.PathLike[str], key: str) -> Any:
+    """The ``key`` setting of ``<out>/config.json`` (``None``: no file, no such setting)."""
+    try:
+        saved = json.loads((Path(out) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return saved.get(key) if isinstance(saved, dict) else None
 
 
 def derived_generator(seed: int, index: int, device: Any = "cpu") -> Any:

@@ -3,26 +3,34 @@
 An app names its run config, its trainer, the fields that name a group, the
 metrics it aggregates and its table columns. :func:`run_search` draws (lr, τ)
 points for every :class:`SearchGroup` (a method, or a (task, method) pair),
-trains each point with every seed through joblib in
-``<out>/<parts...>/trial<t>/seed<s>``, picks each group's best trial (mean
-score over the seeds) and writes ``sweep.jsonl``, ``summary.json`` and
-``table.md`` in ``<out>``.
+trains each point with every seed through joblib (on this machine, or on a
+Dask cluster) in ``<out>/<parts...>/trial<t>/seed<s>``, picks each group's
+best trial (mean score over the seeds) and writes ``sweep.jsonl``,
+``summary.json`` and ``table.md`` in ``<out>``.
+
+``sweep.jsonl`` grows by one record as each run finishes (and is rewritten in
+run order at the end), so a sweep stopped midway is continued with
+``--resume``: the runs it records are not run again.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from structgrad_app_common.checkpoint import atomic_write_text
 from structgrad_app_common.cli import CLIError
+from structgrad_app_common.jsonl import json_safe, read_jsonl
 from structgrad_app_common.sweep import (
     best_trials,
     format_mean_se,
     markdown_table,
+    require_dask,
     run_trials,
     sample_trials,
     search_range,
@@ -45,11 +53,15 @@ class SearchOptions:
         lr_range: log-uniform bounds of the learning rate.
         tau_range: log-uniform bounds of τ, or ``None`` (no group searches τ).
         search_seed: seed of the random search.
-        n_jobs: joblib workers.
-        backend: joblib backend name.
+        n_jobs: joblib workers (on a Dask cluster: every worker thread).
+        backend: joblib backend name (on this machine).
+        scheduler: address of a Dask scheduler: the runs go to its cluster
+            through joblib's ``dask`` backend (``None``: this machine).
+        resume: continue the sweep of ``<out>/sweep.jsonl`` (see :func:`run_search`).
 
     Raises:
-        CLIError: ``--seeds needs at least one seed`` when ``seeds`` is empty.
+        CLIError: ``--seeds needs at least one seed`` when ``seeds`` is empty;
+            ``scheduler`` with another backend than ``loky`` or without Dask.
     """
 
     trials: int
@@ -59,10 +71,18 @@ class SearchOptions:
     search_seed: int = 0
     n_jobs: int = 2
     backend: str = "loky"
+    scheduler: str | None = None
+    resume: bool = False
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise CLIError("--seeds needs at least one seed")
+        if self.scheduler is not None:
+            if self.backend != "loky":
+                raise CLIError(
+                    f"--scheduler runs the trials on a Dask cluster: drop --backend {self.backend}"
+                )
+            require_dask()
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SearchOptions:
@@ -148,10 +168,18 @@ class Sweep:
     default_tau: Mapping[str, float] = field(default_factory=dict)
     failure: str | None = "every trial failed"
 
+    def head(self, config: Any, trial: int) -> dict[str, Any]:
+        """The fields that name a run: ``(*by, trial, seed, lr, tau)``."""
+        head = {k: getattr(config, k) for k in self.by}
+        return head | {"trial": trial, "seed": config.seed, "lr": config.lr, "tau": config.tau}
+
+    def key(self, record: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The run a record (or a :meth:`head`) names, as a hashable key."""
+        return tuple(record.get(k) for k in (*self.by, "trial", "seed", "lr", "tau"))
+
     def record(self, config: Any, trial: int) -> dict[str, Any]:
         """Train one run (in a worker); a :class:`CLIError` becomes a record, not a crash."""
-        record = {k: getattr(config, k) for k in self.by}
-        record |= {"trial": trial, "seed": config.seed, "lr": config.lr, "tau": config.tau}
+        record = self.head(config, trial)
         try:
             final = self.run(config)
         except CLIError as err:
@@ -191,6 +219,34 @@ def _holds(records: Iterable[Mapping[str, Any]], metric: str) -> bool:
     return any(r.get(metric) is not None for r in records)
 
 
+#: The training settings of a sweep, checked on ``--resume``.
+SETTINGS = "sweep_config.json"
+
+
+def _settings(base: Any) -> dict[str, Any]:
+    """The base config's settings that shape a run (JSON values), see :data:`SETTINGS`."""
+    if hasattr(base, "resume_keys"):
+        keys = base.resume_keys()
+    else:
+        keys = tuple(f.name for f in dataclasses.fields(base) if f.name != "out")
+    return json.loads(json.dumps(json_safe({k: getattr(base, k) for k in keys})))
+
+
+def _done_runs(sweep: Sweep, out: Path, base: Any) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """The runs ``<out>/sweep.jsonl`` records, by key, after checking the settings."""
+    log = out / "sweep.jsonl"
+    if not log.is_file():
+        raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
+    saved_path = out / SETTINGS
+    if saved_path.is_file():
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        now = _settings(base)
+        changed = [k for k in now if k in saved and saved[k] != now[k]]
+        if changed:
+            raise CLIError(f"--resume: settings differ from the sweep's: {', '.join(changed)}")
+    return {sweep.key(r): r for r in read_jsonl(log)}
+
+
 def run_search(
     sweep: Sweep, base: Any, search: SearchOptions, groups: Iterable[SearchGroup]
 ) -> tuple[list[dict[str, Any]], str]:
@@ -202,6 +258,13 @@ def run_search(
     ``<base.out>/<parts...>/trial<t>/seed<s>``; then ``sweep.jsonl``,
     ``summary.json`` and ``table.md`` are written in ``base.out``.
 
+    Each record is appended to ``sweep.jsonl`` as its run finishes. With
+    ``search.resume``, the runs that ``sweep.jsonl`` already records (same
+    group, trial, seed, lr and τ) are not run again; the base config's settings
+    must equal those saved in ``sweep_config.json``. With ``search.scheduler``
+    the runs go to the Dask cluster, and ``base.out`` is made absolute (the
+    workers must see it, on a shared file system).
+
     Args:
         sweep: the app's sweep.
         base: the config shared by every run (``base.out`` is the sweep folder).
@@ -212,20 +275,42 @@ def run_search(
         ``(records, markdown table)``.
 
     Raises:
-        CLIError: a bad search range or a failing joblib backend (and whatever
+        CLIError: a bad search range, a failing joblib backend or Dask scheduler,
+            a ``--resume`` without a sweep or with other settings (and whatever
             ``groups`` raises).
     """
     lr = search_range(search.lr_range)
     tau = None if search.tau_range is None else search_range(search.tau_range)
+    if search.scheduler is not None:
+        base = dataclasses.replace(base, out=str(Path(base.out).resolve()))
+    out = Path(base.out)
     jobs = []
     for group in groups:
         space = {"lr": lr, "tau": tau if group.tau and tau is not None else base.tau}
         for t, point in enumerate(sample_trials(space, search.trials, seed=search.search_seed)):
             for seed in search.seeds:
-                out = Path(base.out).joinpath(*group.parts, f"trial{t}", f"seed{seed}")
-                fields = {**group.fields, **point, "seed": seed, "out": str(out)}
+                run_out = out.joinpath(*group.parts, f"trial{t}", f"seed{seed}")
+                fields = {**group.fields, **point, "seed": seed, "out": str(run_out)}
                 jobs.append({"config": dataclasses.replace(base, **fields), "trial": t})
-    records = run_trials(sweep.record, jobs, n_jobs=search.n_jobs, backend=search.backend)
+    keys = [sweep.key(sweep.head(job["config"], job["trial"])) for job in jobs]
+    done = _done_runs(sweep, out, base) if search.resume else {}
+    done = {k: done[k] for k in keys if k in done}
+    atomic_write_text(out / SETTINGS, json.dumps(_settings(base), indent=2) + "\n")
+    log = out / "sweep.jsonl"
+    atomic_write_text(log, "".join(json.dumps(json_safe(r)) + "\n" for r in done.values()))
+    todo = [job for job, k in zip(jobs, keys, strict=True) if k not in done]
+    with log.open("a", encoding="utf-8") as handle:
+
+        def append(_: int, record: dict[str, Any]) -> None:
+            handle.write(json.dumps(json_safe(record)) + "\n")
+            handle.flush()
+            done[sweep.key(record)] = record
+
+        run_trials(
+            sweep.record, todo, n_jobs=search.n_jobs, backend=search.backend,
+            scheduler=search.scheduler, on_result=append,
+        )  # fmt: skip
+    records = [done[k] for k in keys]
     rows, table = sweep.summarize(records)
-    write_sweep(base.out, records, rows, table)
+    write_sweep(out, records, rows, table)
     return records, table
