@@ -307,6 +307,8 @@ def docs(session: nox.Session) -> None:
         # mkdocs-material and properdocs print banners about mkdocs' future.
         "NO_MKDOCS_2_WARNING": "1",
         "DISABLE_MKDOCS_2_WARNING": "true",
+        # The tutorials' printed output, shown on their pages.
+        "STRUCTGRAD_TUTORIAL_OUTPUT": session.create_tmp(),
     }
     session.chdir(ROOT)
     tutorials = str(ROOT / "docs" / "tutorials")
