@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import os
 import posixpath
 import re
 from pathlib import Path
@@ -306,12 +307,17 @@ def tutorial_page(script: Path) -> str:
         lines = source.splitlines(keepends=True)
         body = "".join(lines[first.end_lineno :]).lstrip("\n")
     rel = script.relative_to(ROOT).as_posix()
-    return (
+    page = (
         f"{doc}\n\n"
         f"Run it from the repository root with `python {rel}` (it asserts its own\n"
         f"result; `nox -s docs` runs every tutorial before building this site).\n\n"
         f"```python\n{body}```\n"
     )
+    # The output of the run that `nox -s docs` made just before this build.
+    out = Path(os.environ.get("STRUCTGRAD_TUTORIAL_OUTPUT", "/nonexistent")) / f"{script.stem}.txt"
+    if out.is_file():
+        page += f"\nWhat it printed when this site was built:\n\n```text\n{out.read_text()}```\n"
+    return page
 
 
 def write_tutorials() -> None:

@@ -1,7 +1,9 @@
 """Run every tutorial (``docs/tutorials/NN_*.py``) as a script; each asserts its own result.
 
 ``nox -s docs`` runs this file before building the site; by hand, from the
-repository root: ``pytest docs/tutorials``.
+repository root: ``pytest docs/tutorials``. With ``STRUCTGRAD_TUTORIAL_OUTPUT``
+set to a folder, each script's output is saved there as ``NN_name.txt``, and
+the site shows it under the tutorial's code (``docs/gen_pages.py``).
 """
 
 from __future__ import annotations
@@ -41,4 +43,7 @@ def test_tutorial_runs(script: Path) -> None:
     )
     elapsed = time.perf_counter() - start
     print(proc.stdout)
+    if out := os.environ.get("STRUCTGRAD_TUTORIAL_OUTPUT"):
+        Path(out).mkdir(parents=True, exist_ok=True)
+        (Path(out) / f"{script.stem}.txt").write_text(proc.stdout, encoding="utf-8")
     assert proc.returncode == 0, f"{script.name} failed after {elapsed:.1f} s:\n{proc.stderr}"
