@@ -297,7 +297,8 @@ def test_run_control_base_fields_checks_and_config_order(tmp_path):
     with pytest.raises(CLIError, match="--stop-after must be >= 1"):
         Controlled("o", stop_after=0).check_settings()
     conf = write_config(tmp_path, Controlled(str(tmp_path), lr=0.5))
-    keys = ["out", "lr", "resume", "overwrite", "stop_after", "threads", "device", "progress"]
+    keys = ["out", "lr", "resume", "overwrite", "stop_after", "threads", "device", "progress",
+            "tensorboard"]  # fmt: skip
     assert list(conf) == keys  # the app's fields first, as written before the base
     assert list(json.loads((tmp_path / "config.json").read_text())) == keys
     job = {**dataclasses.asdict(cfg), "progress": False}
