@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import math
 import os
 import posixpath
@@ -22,6 +23,8 @@ from pathlib import Path
 
 import mkdocs_gen_files
 
+# A warning on a logger under "mkdocs" fails `mkdocs build --strict`.
+log = logging.getLogger("mkdocs.plugins.structgrad_gen_pages")
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 SHOOTOUT_ROWS = ROOT / "apps" / "shootout" / "results" / "rows.jsonl"
@@ -45,8 +48,10 @@ def readme_pages() -> dict[str, str]:
 
 
 PAGES = readme_pages()
-# A Markdown link or image: [text](target) / ![alt](target), target without spaces.
-LINK = re.compile(r"(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^()\s]+)\)")
+# A Markdown link or image, [text](target) / ![alt](target) with a target
+# without spaces; or an inline code span, which is skipped (scanning left to
+# right, a span that starts first wins, so links whose text is code still match).
+LINK = re.compile(r"(`+)[^`]*?\1|(!?)\[((?:[^\[\]]|\[[^\]]*\])*)\]\(([^()\s]+)\)")
 FENCE = re.compile(r"^(```|~~~)")
 
 
@@ -70,6 +75,8 @@ def _rewrite_target(bang: str, text: str, target: str, folder: str, page: str) -
         with mkdocs_gen_files.open(site_path, "wb") as out:
             out.write(file.read_bytes())
         return f"{bang}[{text}]({posixpath.relpath(site_path, page_dir)})"
+    if inside and not file.exists():
+        log.warning("%s/README.md: link to a missing path: %s", folder or ".", target)
     # Anything else (a source file, a results folder, a file outside the
     # repository): not part of the site. Keep the text and name the path.
     shown = repo_path if inside else target
@@ -85,7 +92,8 @@ def rewrite_links(markdown: str, folder: str, page: str) -> str:
     Links to a folder or file holding a README go to that README's page;
     images are copied into the site; any other repository path (a source file,
     a results folder, ``../shared/...``) becomes inline code naming the path
-    from the repository root. Fenced code blocks are left alone.
+    from the repository root. A link to a repository path that does not exist
+    is a warning (so ``--strict`` fails). Fenced code blocks are left alone.
     """
     out, fenced = [], False
     for line in markdown.splitlines(keepends=True):
@@ -93,7 +101,7 @@ def rewrite_links(markdown: str, folder: str, page: str) -> str:
             fenced = not fenced
         if not fenced:
             line = LINK.sub(
-                lambda m: _rewrite_target(m[1], m[2], m[3], folder, page),
+                lambda m: m[0] if m[1] else _rewrite_target(m[2], m[3], m[4], folder, page),
                 line,
             )
         out.append(line)
