@@ -140,6 +140,24 @@ def _load_rows() -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+def _summary(rows: list[dict], consistent: set[tuple[str, str]]) -> list[str]:
+    """Bullet points computed from the rows: bias and variance of each kind."""
+    out = []
+    for kind, label in (("score", "score-function"), ("pathwise", "pathwise")):
+        rs = [r for r in rows if r["kind"] == kind]
+        if not rs:
+            continue
+        ok = sum((r["structure"], r["estimator"]) in consistent for r in rs)
+        var = sorted(r["total_var"] for r in rs)
+        cost = sorted(r["ms_per_call"] for r in rs)
+        out.append(
+            f"- {label}: {ok} of {len(rs)} (structure, estimator) pairs are consistent "
+            f"with zero bias (`max |z|` ≤ {Z_UNBIASED:g}); median variance "
+            f"{_fmt(var[len(var) // 2])}, median {cost[len(cost) // 2]:.2f} ms per call."
+        )
+    return out
+
+
 def choose_page(rows: list[dict]) -> str:
     """The "Choose an estimator" page from the shootout rows (one dict per pair)."""
     structures = list(dict.fromkeys(r["structure"] for r in rows))
@@ -186,7 +204,9 @@ def choose_page(rows: list[dict]) -> str:
         "baseline (`t-reinforce+`) or a trained RELAX critic their variance is low",
         "too, at the price of `K` samples or a critic. **Pathwise estimators are",
         "biased but often have a much lower variance**; among them, the ones with a",
-        "small `max |z|` point in the right direction.",
+        "small `max |z|` point in the right direction. In the recorded table:",
+        "",
+        *_summary(rows, consistent),
         "",
         "## Recommendations from the recorded table",
         "",

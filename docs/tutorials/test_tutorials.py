@@ -22,9 +22,12 @@ TUTORIALS = sorted(HERE.glob("[0-9][0-9]_*.py"))
 TIME_LIMIT_S = 120
 
 
-def test_there_are_three_tutorials() -> None:
-    """The site's navigation (mkdocs.yml) lists three tutorial pages."""
+def test_every_tutorial_is_in_the_navigation() -> None:
+    """The site's navigation (mkdocs.yml) lists a page for each of the three tutorials."""
     assert len(TUTORIALS) == 3, [t.name for t in TUTORIALS]
+    nav = (HERE.parent.parent / "mkdocs.yml").read_text(encoding="utf-8")
+    missing = [t.name for t in TUTORIALS if f"tutorials/{t.stem}.md" not in nav]
+    assert not missing, f"not in mkdocs.yml's nav: {missing}"
 
 
 @pytest.mark.parametrize("script", TUTORIALS, ids=[t.stem for t in TUTORIALS])
