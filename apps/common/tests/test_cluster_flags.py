@@ -246,3 +246,21 @@ def test_sweep_flags_do_not_clash_with_run_flags():
     parser = _sweep_parser()
     add_run_flags(parser)
     assert parser.parse_args(["--resume", "--threads", "2"]).resume is True
+
+
+def test_cluster_runs_get_absolute_paths(tmp_path, monkeypatch):
+    from structgrad_app_common.trials import _absolute
+
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        out: str
+        data: str | None = None
+        method: str = "indep"
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.npz").write_bytes(b"")
+    (tmp_path / "indep").mkdir()  # a folder named like a method is left alone
+    cfg = _absolute(Cfg("runs/s", "d.npz"), ("data",))
+    assert cfg == Cfg(str(tmp_path / "runs" / "s"), str(tmp_path / "d.npz"), "indep")
+    assert _absolute(Cfg("/abs", "missing.npz"), ("data",)) == Cfg("/abs", "missing.npz")
+    assert _absolute(Cfg("o"), ("data", "nope")).data is None

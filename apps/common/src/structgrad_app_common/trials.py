@@ -155,6 +155,9 @@ class Sweep:
         keep: further final fields copied into the records.
         default_tau: method → the τ shown where a record's τ is ``None``.
         failure: ``error`` of a group whose trials all failed (``None``: no field).
+        paths: config fields that may hold a file or folder: on a Dask cluster
+            an existing relative path is made absolute (the workers' working
+            folder is not the client's).
     """
 
     config: Callable[..., Any]
@@ -167,6 +170,7 @@ class Sweep:
     keep: tuple[str, ...] = ("diverged",)
     default_tau: Mapping[str, float] = field(default_factory=dict)
     failure: str | None = "every trial failed"
+    paths: tuple[str, ...] = ("data",)
 
     def head(self, config: Any, trial: int) -> dict[str, Any]:
         """The fields that name a run: ``(*by, trial, seed, lr, tau)``."""
@@ -247,6 +251,17 @@ def _done_runs(sweep: Sweep, out: Path, base: Any) -> dict[tuple[Any, ...], dict
     return {sweep.key(r): r for r in read_jsonl(log)}
 
 
+def _absolute(base: Any, paths: Sequence[str]) -> Any:
+    """``base`` with ``out`` and the existing relative paths of ``paths`` made absolute."""
+    changes = {"out": str(Path(base.out).resolve())}
+    for name in paths:
+        value = getattr(base, name, None)
+        relative = isinstance(value, str) and value and not Path(value).is_absolute()
+        if relative and Path(value).exists():
+            changes[name] = str(Path(value).resolve())
+    return dataclasses.replace(base, **changes)
+
+
 def run_search(
     sweep: Sweep, base: Any, search: SearchOptions, groups: Iterable[SearchGroup]
 ) -> tuple[list[dict[str, Any]], str]:
@@ -262,8 +277,9 @@ def run_search(
     ``search.resume``, the runs that ``sweep.jsonl`` already records (same
     group, trial, seed, lr and τ) are not run again; the base config's settings
     must equal those saved in ``sweep_config.json``. With ``search.scheduler``
-    the runs go to the Dask cluster, and ``base.out`` is made absolute (the
-    workers must see it, on a shared file system).
+    the runs go to the Dask cluster, and ``base.out`` and the existing relative
+    paths of ``sweep.paths`` are made absolute (the workers must see them, on a
+    shared file system).
 
     Args:
         sweep: the app's sweep.
@@ -282,7 +298,7 @@ def run_search(
     lr = search_range(search.lr_range)
     tau = None if search.tau_range is None else search_range(search.tau_range)
     if search.scheduler is not None:
-        base = dataclasses.replace(base, out=str(Path(base.out).resolve()))
+        base = _absolute(base, sweep.paths)
     out = Path(base.out)
     jobs = []
     for group in groups:
