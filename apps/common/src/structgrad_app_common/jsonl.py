@@ -58,7 +58,7 @@ def require_tensorboard() -> None:
         CLIError: ``--tensorboard needs the tensorboard package: pip install tensorboard``.
     """
     try:
-        import tensorboard  # noqa: F401
+        import tensorboard  # type: ignore[import-untyped,import-not-found,unused-ignore]  # noqa: F401
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
         raise CLIError(

@@ -256,9 +256,9 @@ def _absolute(base: Any, paths: Sequence[str]) -> Any:
     changes = {"out": str(Path(base.out).resolve())}
     for name in paths:
         value = getattr(base, name, None)
-        relative = isinstance(value, str) and value and not Path(value).is_absolute()
-        if relative and Path(value).exists():
-            changes[name] = str(Path(value).resolve())
+        path = Path(value) if isinstance(value, str) and value else None
+        if path is not None and not path.is_absolute() and path.exists():
+            changes[name] = str(path.resolve())
     return dataclasses.replace(base, **changes)
 
 
