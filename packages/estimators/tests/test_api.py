@@ -194,7 +194,7 @@ def test_module_behaviour():
     assert not layer.target.training
 
 
-@pytest.mark.gpu
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_round_trip():
     layer = E.aimle("k_subset", k=2).cuda()

@@ -65,7 +65,7 @@ def test_dtype_device_and_generator(noise, dtype):
     assert torch.isfinite(a).all()
 
 
-@pytest.mark.gpu
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_noise_on_cuda():
     dev = torch.device("cuda")

@@ -57,13 +57,35 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
         floor follows; the others pass through unchanged).
     """
     n = w.shape[-1]
-    flat = w.detach().reshape(-1, n, n)  # [B, n, n]
-    lens = None if lengths is None else lengths.reshape(-1).cpu()
+    lens = None if lengths is None else lengths.reshape(-1)
+    floor, raised = dual_clip_floor(w.detach().reshape(-1, n, n), lens, root, limit)
+    # The floors of column j move with a shift of that column (every arborescence
+    # has one edge into j): let them follow the column's live maximum, so that the
+    # gradient stays orthogonal to per-column shifts, as the law is.
+    floor = floor.view(w.shape) + follow(w, (-2,))
+    return torch.where(raised.view(w.shape), floor, w)
+
+
+# An opaque op for torch.compile: the floors come from Edmonds' trace on the
+# host (no gradient flows through them), traced as one call of known shapes.
+@torch.library.custom_op("structgrad::dual_clip_floor", mutates_args=())
+def dual_clip_floor(
+    flat: Tensor, lengths: Tensor | None, root: int, limit: float
+) -> tuple[Tensor, Tensor]:
+    """``([B, n, n] floors, [B, n, n] raised mask)`` of :func:`dual_clip`.
+
+    Args:
+        flat: detached log-potentials ``[B, n, n]`` (``-inf`` for absent edges).
+        lengths: ``[B]`` graph sizes or None.
+        root: the root vertex.
+        limit: the range ``R``.
+    """
+    lens = None if lengths is None else lengths.cpu()
     _, trace = solvers.max_arborescence(flat, root=root, lengths=lens, return_trace=True)
-    edges, members = trace.edges.to(w.device), trace.members.to(w.device)  # [B,S,2], [B,S,n]
-    n_steps = trace.n_steps.to(w.device)  # [B]
-    rows = torch.arange(flat.shape[0], device=w.device)
-    live = torch.arange(edges.shape[1], device=w.device) < n_steps.unsqueeze(-1)  # [B, S]
+    edges, members = trace.edges.to(flat.device), trace.members.to(flat.device)  # [B,S,2], [B,S,n]
+    n_steps = trace.n_steps.to(flat.device)  # [B]
+    rows = torch.arange(flat.shape[0], device=flat.device)
+    live = torch.arange(edges.shape[1], device=flat.device) < n_steps.unsqueeze(-1)  # [B, S]
     inside = members & live.unsqueeze(-1)  # [B, S, n]
     contraction = inside.sum(-1) > 1  # [B, S]
     # Entering a chain of nested contracted sets costs the sum of their duals,
@@ -75,7 +97,7 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
     budget = limit / chain.to(flat.dtype)  # [B, S]
     dual = torch.zeros_like(flat)  # Σ y_s over the sets each edge enters
     clipped = torch.zeros_like(flat)  # the same sum with the contraction duals clipped
-    raised = torch.zeros(flat.shape, dtype=torch.bool, device=w.device)
+    raised = torch.zeros(flat.shape, dtype=torch.bool, device=flat.device)
     for s in range(edges.shape[1]):
         now = inside[:, s]  # [B, n]
         enters = ~now.unsqueeze(-1) & now.unsqueeze(-2)  # [B, n, n]: i out, j in
@@ -90,9 +112,9 @@ def dual_clip(w: Tensor, lengths: Tensor | None, root: int, limit: float) -> Ten
         raised |= enters & low.view(-1, 1, 1)
     reduced = flat - dual  # <= 0 up to rounding
     raised = (raised | (reduced < -limit)) & torch.isfinite(flat)
-    floor = (reduced.clamp_min(-limit) + clipped).view(w.shape)
-    # The floors of column j move with a shift of that column (every arborescence
-    # has one edge into j): let them follow the column's live maximum, so that the
-    # gradient stays orthogonal to per-column shifts, as the law is.
-    floor = floor + follow(w, (-2,))
-    return torch.where(raised.view(w.shape), floor, w)
+    return reduced.clamp_min(-limit) + clipped, raised
+
+
+@dual_clip_floor.register_fake
+def _(flat: Tensor, lengths: Tensor | None, root: int, limit: float) -> tuple[Tensor, Tensor]:
+    return torch.empty_like(flat), torch.empty(flat.shape, dtype=torch.bool, device=flat.device)

@@ -23,8 +23,15 @@ from torch import Tensor
 from ._arborescence_clip import dual_clip
 from ._conditioning import check_reachable, checked, deviation_from, one_hot, vertex_mask
 from ._laplacian import Removed, directed_marginals
-from ._numerics import FLOAT32_SPREAD, default_max_range, finite_min, range_limit, work_dtype
-from .checks import check_int, check_values, square_size
+from ._numerics import (
+    FLOAT32_SPREAD,
+    default_max_range,
+    finite_min,
+    range_limit,
+    tracing,
+    work_dtype,
+)
+from .checks import check_int, check_values, square_size, validation_enabled
 
 __all__ = ["arborescence_marginals", "multi_root_arborescence_marginals"]
 
@@ -63,6 +70,9 @@ def _edges_and_range(
     n = w.shape[-1]
     if not w.numel():  # an empty batch
         return w.new_zeros(()), 0.0, False
+    if tracing():  # nothing is read: the exact path's shift, an unbounded spread
+        _mark_non_edges(w, root, inside, -torch.inf)
+        return torch.nan_to_num(w.amax(dim=-2, keepdim=True), neginf=0.0), math.inf, False
     # Fast path: the global (max - min), taken before the non-edges are marked,
     # bounds every column's spread in one reduction; it is not finite on NaN,
     # +inf or -inf entries (even in non-edges), which take the exact path below.
@@ -99,7 +109,7 @@ def _directed(
     limit = range_limit(max_range, directed=True)
     inside, lens = vertex_mask(lengths, tuple(scores.shape[:-2]), n, scores)
     if root_weight is None:
-        if inside is not None and not inside[..., root].all():
+        if inside is not None and validation_enabled() and not inside[..., root].all():
             raise ValueError("every length must exceed the root")
         w = scores.clone()
     else:

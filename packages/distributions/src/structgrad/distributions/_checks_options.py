@@ -23,7 +23,25 @@ __all__ = [
     "check_real",
     "check_shape",
     "check_tau",
+    "set_validation",
+    "validation_enabled",
 ]
+
+_VALIDATE = [True]
+
+
+def set_validation(enabled: bool) -> None:
+    """Turn the value checks (NaN, +inf, negative costs) of the layers on or off.
+
+    Value checks read the data (a host synchronisation on a GPU); shape, dtype
+    and option checks stay on. They are skipped while ``torch.compile`` traces.
+    """
+    _VALIDATE[0] = bool(enabled)
+
+
+def validation_enabled() -> bool:
+    """Whether value checks run now (on, and not inside ``torch.compile`` tracing)."""
+    return _VALIDATE[0] and not torch.compiler.is_compiling()
 
 
 class InputTypeError(TypeError, ValueError):
@@ -169,9 +187,15 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
     """
     if isinstance(tau, bool) or not isinstance(tau, int | float | Tensor):
         raise InputTypeError(f"tau must be a number or a tensor, got {type(tau).__name__}")
-    t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
-    if not bool(torch.isfinite(t).all()) or bool((t <= 0).any()):
+    if isinstance(tau, Tensor):
+        bad = validation_enabled() and (
+            not bool(torch.isfinite(tau).all()) or bool((tau <= 0).any())
+        )
+    else:  # a Python number: checked without a tensor (no device synchronisation)
+        bad = not 0 < tau < math.inf
+    if bad:
         raise ValueError(f"tau must be a positive finite number, got {tau!r}")
+    t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
     try:
         torch.broadcast_shapes(t.shape, like.shape)
     except RuntimeError:

@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._numerics import hi_and_spread
-from .checks import check_subset
+from ._numerics import hi_and_spread, tracing
+from .checks import check_subset, validation_enabled
 
 __all__ = ["k_subset_log_partition", "k_subset_marginals"]
 
@@ -38,7 +38,9 @@ def _floor(theta: Tensor, k: int) -> float:
     0. With ``-inf`` instead, every ``logaddexp(-inf, -inf)`` would need masking
     to keep its gradient from being NaN: three extra ops per DP step.
     """
-    if not theta.numel():  # an empty batch: nothing to bound
+    if not theta.numel() or tracing():
+        # Nothing to bound (an empty batch), or nothing can be read: the dtype's
+        # floor, exactly as far out of exp's range (the DP runs in float64 then).
         return torch.finfo(theta.dtype).min / 8
     lowest = float(theta.detach().masked_fill(torch.isneginf(theta), 0.0).min().clamp_max(0.0))
     floor = (k + 1) * lowest - 1000.0 - theta.shape[-1]
@@ -141,8 +143,8 @@ def _work(scores: Tensor, k: int) -> Tensor:
     float32 is ~30 % faster; beyond it the DP runs in float64. float64 input
     always runs in float64.
     """
-    if scores.dtype == torch.float64:
-        return scores
+    if scores.dtype == torch.float64 or tracing():
+        return scores.to(torch.float64)
     _, spread = hi_and_spread(scores.detach())
     n = scores.shape[-1]
     log_count = math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
@@ -162,8 +164,7 @@ def _shifted(scores: Tensor) -> tuple[Tensor, Tensor]:
 
 def _validate(scores: Tensor, k: int) -> tuple[int, int]:
     n, k = check_subset(scores, k)
-    finite = torch.isfinite(scores).sum(dim=-1)
-    if (finite < k).any():
+    if validation_enabled() and (torch.isfinite(scores).sum(dim=-1) < k).any():
         raise ValueError(f"some rows have fewer than k = {k} finite scores: no k-subset exists")
     return n, k
 
@@ -181,7 +182,7 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
     _, k = _validate(scores, k)
     theta, shift = _shifted(_work(scores, k))
     out = (_prefix(theta, k)[..., -1, k] + k * shift.squeeze(-1)).to(scores.dtype)
-    if bool(torch.isposinf(out).any()):
+    if validation_enabled() and bool(torch.isposinf(out).any()):
         raise ValueError(f"scores: the k-subset log-partition overflows {scores.dtype}")
     return out
 

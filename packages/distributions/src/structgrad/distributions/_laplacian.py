@@ -41,6 +41,8 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
+from ._numerics import tracing
+
 __all__ = ["directed_marginals", "undirected_marginals"]
 
 #: What a singular Laplacian or non-finite marginals of a connected graph mean
@@ -91,6 +93,9 @@ def _inverse(w: Tensor, removed: Removed) -> Tensor:
     """``M``: the inverse of the Laplacian minor, zero on the removed rows and columns."""
     lap = _drop(_in_laplacian(w), removed, 1.0)
     n = lap.shape[-1]
+    if tracing():  # traced: torch's kernel, and a singular minor is not read back
+        inv, _ = torch.linalg.inv_ex(lap)
+        return _drop(inv, removed, 0.0)
     if lap.device.type == "cpu" and n <= _KERNEL_MAX_N:
         inv = lap.contiguous()  # a fresh temporary: inverted in place
         failed = bool(solvers.inverse_in_place(inv.view(-1, n, n).numpy()).any())
@@ -185,9 +190,7 @@ class _DirectedMarginals(torch.autograd.Function):
         q = inv @ _in_laplacian(grad * w) @ inv
         diag_q = q.diagonal(dim1=-2, dim2=-1).unsqueeze(-2)
         # -inf potentials (w = 0) get exactly zero gradient: both terms carry w.
-        out = torch.empty_like(w)
-        torch.mul(grad_edges, edges, out=out[..., :n, :])
-        torch.mul(grad_virtual, virtual, out=out[..., n:, :])
+        out = torch.cat([grad_edges * edges, grad_virtual * virtual], -2)
         out.addcmul_(w, diag_q, value=-1.0)
         out[..., :n, :].addcmul_(w[..., :n, :], q.transpose(-1, -2))
         return out, None, None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -11,6 +13,7 @@ __all__ = [
     "finite_min",
     "hi_and_spread",
     "range_limit",
+    "tracing",
     "work_dtype",
 ]
 
@@ -22,9 +25,25 @@ __all__ = [
 FLOAT32_SPREAD = 10.0
 
 
+def tracing() -> bool:
+    """Whether ``torch.compile`` is tracing the call.
+
+    A traced call cannot read values on the host, so the choices that read
+    them take their safe side without looking: the spread counts as unbounded
+    (the work dtype is float64, the range clip runs and leaves narrow scores
+    unchanged) and the conditioning retry is not needed.
+    """
+    return torch.compiler.is_compiling()
+
+
 def hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
-    """``[...]`` largest entry over the last dim, and the largest (max - min finite) of any row."""
+    """``[...]`` largest entry over the last dim, and the largest (max - min finite) of any row.
+
+    While tracing the spread is not read: it is ``inf`` (see :func:`tracing`).
+    """
     lo, hi = torch.aminmax(values, dim=-1)
+    if tracing():
+        return hi, math.inf
     gap = hi - finite_min(values, -1, lo)
     gap = torch.where(torch.isfinite(hi), gap, torch.zeros_like(hi))
     return hi, float(gap.max()) if gap.numel() else 0.0
@@ -36,7 +55,7 @@ def finite_min(values: Tensor, dim: int, lo: Tensor | None = None) -> Tensor:
     ``lo``: the plain minimum over ``dim``, when the caller has it already.
     """
     lo = values.amin(dim=dim) if lo is None else lo
-    if torch.isneginf(lo).any():  # forbidden entries: mask them out, one more pass
+    if tracing() or torch.isneginf(lo).any():  # forbidden entries: mask them out, one more pass
         lo = values.masked_fill(torch.isneginf(values), torch.inf).amin(dim=dim)
     return lo
 

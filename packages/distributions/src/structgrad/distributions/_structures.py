@@ -43,6 +43,7 @@ def _top_k(scores: Tensor, k: int) -> Tensor:
     """
     if (
         _top_k_rows is not None
+        and not torch.compiler.is_compiling()  # traced: the solver's registered op
         and scores.ndim == 2
         and scores.dtype in _ROW_DTYPES
         and scores.is_cpu

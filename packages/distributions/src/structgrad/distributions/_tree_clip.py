@@ -38,10 +38,32 @@ def bottleneck_clip(w: Tensor, valid: Tensor, lengths: Tensor | None, limit: flo
         raised entry flows to the maximum, whose offset it keeps.
     """
     n = w.shape[-1]
-    flat = w.detach().reshape(-1, n, n)
-    lens = None if lengths is None else lengths.reshape(-1).cpu()
+    lens = None if lengths is None else lengths.reshape(-1)
+    floor = tree_clip_floor(w.detach().reshape(-1, n, n), valid.reshape(-1, n, n), lens, limit)
+    # The floors sit at fixed offsets below the maximum: let them follow the live
+    # maximum (zero in value, its gradient in backward), so that a global shift of
+    # ``w`` shifts every clipped entry too and the gradient stays orthogonal to it,
+    # as the tree law is (the reference's clip, max(w, max(w) - R), does the same).
+    floor = floor.reshape(w.shape) + follow(w, (-2, -1), valid)
+    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor))
+
+
+# An opaque op for torch.compile: the floors come from Kruskal's trace on the
+# host (no gradient flows through them), traced as one call of known shape.
+@torch.library.custom_op("structgrad::tree_clip_floor", mutates_args=())
+def tree_clip_floor(flat: Tensor, valid: Tensor, lengths: Tensor | None, limit: float) -> Tensor:
+    """``[B, n, n]`` floors of :func:`bottleneck_clip` (``-inf`` where nothing is floored).
+
+    Args:
+        flat: detached log-potentials ``[B, n, n]``, ``-inf`` off the valid pairs.
+        valid: ``[B, n, n]`` mask of the pairs that exist.
+        lengths: ``[B]`` graph sizes or None.
+        limit: the range ``R``.
+    """
+    n = flat.shape[-1]
+    lens = None if lengths is None else lengths.cpu()
     tree, trace = solvers.max_spanning_tree(flat, lengths=lens, return_trace=True)
-    tree = tree.to(torch.bool) & valid.reshape(-1, n, n)
+    tree = tree.to(torch.bool) & valid
     top = torch.where(tree, flat, -torch.inf).amax(dim=(-2, -1), keepdim=True)
     top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
     tree_w = torch.where(tree, torch.maximum(flat, top - limit), torch.inf)
@@ -63,13 +85,13 @@ def bottleneck_clip(w: Tensor, valid: Tensor, lengths: Tensor | None, limit: flo
         across = across & live.view(-1, 1, 1)
         weight = tree_w[rows, u, v].view(-1, 1, 1)
         bott = torch.where(across, weight, bott)
-    floor = torch.where(tree, top - limit, bott - limit).reshape(w.shape)
-    floor = torch.where(torch.isfinite(floor), floor, torch.full_like(floor, -torch.inf))
-    # The floors sit at fixed offsets below the maximum: let them follow the live
-    # maximum (zero in value, its gradient in backward), so that a global shift of
-    # ``w`` shifts every clipped entry too and the gradient stays orthogonal to it,
-    # as the tree law is (the reference's clip, max(w, max(w) - R), does the same).
-    return torch.where(torch.isneginf(w), w, torch.maximum(w, floor + follow(w, (-2, -1), valid)))
+    floor = torch.where(tree, top - limit, bott - limit)
+    return torch.where(torch.isfinite(floor), floor, torch.full_like(floor, -torch.inf))
+
+
+@tree_clip_floor.register_fake
+def _(flat: Tensor, valid: Tensor, lengths: Tensor | None, limit: float) -> Tensor:
+    return torch.empty_like(flat)
 
 
 def follow(w: Tensor, dims: tuple[int, ...], valid: Tensor | None = None) -> Tensor:

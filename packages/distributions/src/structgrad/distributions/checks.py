@@ -22,6 +22,8 @@ from ._checks_options import (
     check_real,
     check_shape,
     check_tau,
+    set_validation,
+    validation_enabled,
 )
 
 __all__ = [
@@ -45,23 +47,6 @@ __all__ = [
     "square_size",
     "validation_enabled",
 ]
-
-
-_VALIDATE = [True]
-
-
-def set_validation(enabled: bool) -> None:
-    """Turn the value checks (NaN, +inf, negative costs) of the layers on or off.
-
-    Value checks read the data (a host synchronisation on a GPU); shape, dtype
-    and option checks stay on. They are skipped while ``torch.compile`` traces.
-    """
-    _VALIDATE[0] = bool(enabled)
-
-
-def validation_enabled() -> bool:
-    """Whether value checks run now (on, and not inside ``torch.compile`` tracing)."""
-    return _VALIDATE[0] and not torch.compiler.is_compiling()
 
 
 #: The dtypes the torch layers compute in (half precision overflows in the
@@ -104,13 +89,16 @@ def check_values(scores: Tensor, name: str = "scores") -> bool:
     """Reject NaN and ``+inf`` (``-inf`` marks forbidden choices and is allowed).
 
     Returns:
-        Whether some entry is ``-inf``.
+        Whether some entry is ``-inf`` (``False``, without reading the values,
+        when value checks are off: see :func:`validation_enabled`).
 
     Raises:
         InputTypeError: on a dtype other than float32 / float64.
         ValueError: on NaN or ``+inf``.
     """
     check_float(scores, name)
+    if not validation_enabled():
+        return False
     if math.isfinite(float(scores.detach().sum())):
         return False  # one reduction in the common case (isfinite() costs several passes)
     if bool(torch.isnan(scores).any()):
@@ -189,6 +177,7 @@ def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: 
         raise ValueError(
             f"lengths of shape {tuple(lens.shape)} do not match batch {batch}"
         ) from None
-    if lens.numel() and (bool((lens < lo).any()) or bool((lens > n).any())):
+    lens_read = lens.numel() and validation_enabled()
+    if lens_read and (bool((lens < lo).any()) or bool((lens > n).any())):
         raise ValueError(f"lengths must lie in [{lo}, {n}], got {lens.tolist()}")
     return torch.arange(n, device=device) < lens.unsqueeze(-1)

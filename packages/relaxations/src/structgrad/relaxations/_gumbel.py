@@ -13,7 +13,12 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import sample_gumbel, sample_uniform
-from structgrad.distributions.checks import as_tau, check_tensor, check_values
+from structgrad.distributions.checks import (
+    as_tau,
+    check_tensor,
+    check_values,
+    validation_enabled,
+)
 
 __all__ = ["binary_concrete", "gumbel_softmax", "hard_with_soft_gradient", "sample_gumbel"]
 
@@ -61,11 +66,20 @@ def gumbel_softmax(
     # Softmax is shift-invariant: subtracting the max keeps logits + noise and
     # its division by tau finite up to the dtype's largest value.
     logits = logits - logits.detach().amax(dim=dim, keepdim=True)
+    perturbed = logits + noise
+    if t.requires_grad:
+        # A learned tau: -inf categories are divided as 0 and put back, since a
+        # -inf numerator makes tau's gradient NaN (0 · inf in the division's backward).
+        impossible = torch.isneginf(perturbed)
+        scaled = torch.where(impossible, 0.0, perturbed) / t
+        scaled = torch.where(impossible, -torch.inf, scaled)
+    else:
+        scaled = perturbed / t
     # log_softmax subtracts the max before exponentiating: finite at tiny tau.
-    soft = torch.log_softmax((logits + noise) / t, dim=dim).exp()
+    soft = torch.log_softmax(scaled, dim=dim).exp()
     if not hard:
         return soft
-    index = (logits + noise).argmax(dim=dim, keepdim=True)
+    index = perturbed.argmax(dim=dim, keepdim=True)
     one_hot = torch.zeros_like(soft).scatter_(dim, index, 1.0)
     return hard_with_soft_gradient(one_hot, soft)
 
@@ -113,6 +127,8 @@ def _check_logits(logits: Tensor, dim: int) -> None:
         raise ValueError(f"dim must be an int in [{-logits.dim()}, {logits.dim()}), got {dim!r}")
     if logits.shape[dim] == 0:
         raise ValueError("logits need at least one category (n >= 1), got n = 0")
+    if not validation_enabled():
+        return
     if torch.isnan(logits).any():
         raise ValueError("logits contain NaN")
     if torch.isposinf(logits).any():

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from . import _backend, _validate
+from ._bridge import traced_op
 
 __all__ = ["ArborescenceTrace", "max_arborescence"]
 
@@ -105,6 +106,9 @@ def max_arborescence(
         Recursive Gumbel-Max Trick for Approximate Inference in Combinatorial Spaces",
         NeurIPS 2021, https://arxiv.org/abs/2110.15072 (the contraction trace).
     """
+    op = None if return_trace else traced_op(scores, "max_arborescence")
+    if op is not None:
+        return op(scores, root, lengths)
     batch = _validate.batched(scores, "scores", core_ndim=2, square=True, min_size=2)
     n = batch.flat.shape[-1]
     root = _validate.check_int(root, "root", 0, n - 1)

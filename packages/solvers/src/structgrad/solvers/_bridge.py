@@ -18,6 +18,23 @@ def _is_torch(x: object) -> bool:
     return type(x).__module__.partition(".")[0] == "torch"
 
 
+def traced_op(x: object, name: str) -> Any:
+    """The registered torch op ``name`` if ``torch.compile`` is tracing a call on ``x``, else None.
+
+    A traced call cannot convert to numpy; the solver calls its op of
+    :mod:`structgrad.solvers._torch_ops` instead (registered at first use).
+    """
+    if not _is_torch(x):
+        return None
+    import torch
+
+    if not torch.compiler.is_compiling():
+        return None
+    from . import _torch_ops
+
+    return getattr(_torch_ops, name)
+
+
 class Bridge:
     """Converts one input to numpy and converts results back to its kind.
 

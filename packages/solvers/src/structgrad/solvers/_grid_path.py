@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from ._backend import kernel
+from ._bridge import traced_op
 from ._validate import batched
 
 __all__ = ["grid_shortest_path"]
@@ -50,6 +51,9 @@ def grid_shortest_path(costs: Any) -> Any:
         Solvers", ICLR 2020, https://arxiv.org/abs/1912.02175 (Warcraft maps);
         Niepert et al., "Implicit MLE", NeurIPS 2021, https://arxiv.org/abs/2106.01798.
     """
+    op = traced_op(costs, "grid_shortest_path")
+    if op is not None:
+        return op(costs)
     inp = batched(costs, "costs", core_ndim=2, min_size=1, allow_neg_inf=False, dims="[..., H, W]")
     flat = inp.flat
     if flat.size:

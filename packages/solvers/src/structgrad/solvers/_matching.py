@@ -7,6 +7,7 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 
 from ._backend import kernel
+from ._bridge import traced_op
 from ._validate import batched, forbid_neg_inf
 
 __all__ = ["CrossingTrace", "crossing_matching", "linear_assignment"]
@@ -49,6 +50,9 @@ def linear_assignment(scores: Any) -> Any:
         Jonker and Volgenant, "A shortest augmenting path algorithm for dense
         and sparse linear assignment problems", Computing 38, 1987.
     """
+    op = traced_op(scores, "linear_assignment")
+    if op is not None:
+        return op(scores)
     inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
     n = inp.flat.shape[1]
     values = forbid_neg_inf(inp.flat, terms=n)

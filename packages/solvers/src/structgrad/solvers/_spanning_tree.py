@@ -7,6 +7,7 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 
 from ._backend import kernel
+from ._bridge import traced_op
 from ._validate import batched, check_lengths
 
 __all__ = ["SpanningTreeTrace", "max_spanning_tree"]
@@ -67,6 +68,9 @@ def max_spanning_tree(
         Approximate Inference in Combinatorial Spaces", NeurIPS 2021,
         https://arxiv.org/abs/2110.15072 (the trace).
     """
+    op = None if return_trace else traced_op(scores, "max_spanning_tree")
+    if op is not None:
+        return op(scores, lengths)
     inp = batched(scores, "scores", core_ndim=2, square=True)
     flat = inp.flat
     size, n = flat.shape[0], flat.shape[1]

@@ -8,7 +8,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._backend import kernel
-from ._bridge import _KERNEL_DTYPES
+from ._bridge import _KERNEL_DTYPES, traced_op
 from ._validate import batched, check_int, check_values
 
 __all__ = ["TopKTrace", "top_k", "top_k_rows"]
@@ -53,6 +53,9 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072
         (top-k as a recursive Gumbel-max algorithm; Plackett-Luce order).
     """
+    op = None if return_trace else traced_op(scores, "top_k")
+    if op is not None:
+        return op(scores, k)
     inp = batched(scores, "scores", core_ndim=1, min_size=1)
     n = inp.flat.shape[1]
     k = check_int(k, "k", 0, n)

@@ -1,0 +1,84 @@
+"""The Matrix-Tree and k-subset marginals inside ``torch.compile(fullgraph=True)``.
+
+Traced calls read no values: they work in float64 and always run the range
+clips (exact on narrow scores), so they match eager on narrow and wide scores.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from structgrad.distributions import (
+    arborescence_marginals,
+    k_subset_marginals,
+    multi_root_arborescence_marginals,
+    spanning_tree_marginals,
+)
+from structgrad.distributions.checks import validation_enabled
+from structgrad.testing.compiled import assert_compiles
+
+DTYPES = [torch.float32, torch.float64]
+# Narrow scores take eager's float32 fast path; wide ones (x 100) its clips.
+SCALES = [1.0, 100.0]
+
+
+def _scores(*shape: int, dtype: torch.dtype, scale: float) -> torch.Tensor:
+    g = torch.Generator().manual_seed(sum(shape))
+    return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def _tol(dtype: torch.dtype, scale: float) -> float:
+    # float32 eager works in float32 on narrow scores (the traced call in float64);
+    # wide scores lose digits to the Laplacian's cancellation in either.
+    return (1e-5 if dtype == torch.float32 else 1e-9) * (1e3 if scale > 1 else 1.0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", SCALES)
+def test_k_subset_marginals(dtype: torch.dtype, scale: float) -> None:
+    x = _scores(5, 12, dtype=dtype, scale=scale)
+    x[0, 3] = -torch.inf
+    tol = _tol(dtype, scale)
+    assert_compiles(lambda x: k_subset_marginals(x, 4), x, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", SCALES)
+def test_spanning_tree_marginals(dtype: torch.dtype, scale: float) -> None:
+    w = _scores(4, 7, 7, dtype=dtype, scale=scale)
+    tol = _tol(dtype, scale)
+    assert_compiles(spanning_tree_marginals, w, rtol=tol, atol=tol)
+    lengths = torch.tensor([7, 5, 3, 2])
+    assert_compiles(
+        lambda w, n: spanning_tree_marginals(w, lengths=n), w, lengths, rtol=tol, atol=tol
+    )
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", SCALES)
+def test_arborescence_marginals(dtype: torch.dtype, scale: float) -> None:
+    w = _scores(4, 6, 6, dtype=dtype, scale=scale)
+    w[1, 0, 4] = -torch.inf  # vertex 4 is reached through another vertex
+    tol = _tol(dtype, scale)
+    assert_compiles(lambda w: arborescence_marginals(w, root=2), w, rtol=tol, atol=tol)
+    assert_compiles(
+        lambda w: arborescence_marginals(w, lengths=torch.tensor([6, 4, 3, 2])),
+        w,
+        rtol=tol,
+        atol=tol,
+    )
+    root = _scores(4, 6, dtype=dtype, scale=scale)
+    assert_compiles(multi_root_arborescence_marginals, w, root, rtol=tol, atol=tol)
+
+
+def test_value_checks_off_shape_checks_on_while_tracing() -> None:
+    """Traced calls skip the value checks (no host read) and keep the shape checks."""
+    seen = torch.compile(
+        lambda x: x + float(validation_enabled()), backend="aot_eager", fullgraph=True
+    )
+    assert validation_enabled() and float(seen(torch.zeros(()))) == 0.0
+    f = torch.compile(spanning_tree_marginals, backend="aot_eager", fullgraph=True)
+    # fullgraph: dynamo reports the ValueError raised while tracing, with its message.
+    with pytest.raises(Exception, match=r"must have shape \[\.\.\., n, n\]"):
+        f(torch.randn(2, 5, 4))

@@ -1,0 +1,66 @@
+"""The solvers inside ``torch.compile(fullgraph=True)``: registered ops, eager results."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import structgrad.solvers as solvers  # noqa: E402
+from structgrad.testing.compiled import assert_compiles  # noqa: E402
+
+DTYPES = [torch.float32, torch.float64]
+
+
+def _scores(*shape: int, dtype: torch.dtype, ties: bool = False) -> torch.Tensor:
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    return (x.round() if ties else x).to(dtype)  # rounding makes many ties
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_top_k(dtype: torch.dtype, ties: bool) -> None:
+    assert_compiles(lambda x: solvers.top_k(x, 3), _scores(5, 9, dtype=dtype, ties=ties), grad=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_max_spanning_tree(dtype: torch.dtype, ties: bool) -> None:
+    w = _scores(4, 6, 6, dtype=dtype, ties=ties)
+    assert_compiles(solvers.max_spanning_tree, w, grad=False)
+    lengths = torch.tensor([6, 5, 2, 1])
+    assert_compiles(lambda w, n: solvers.max_spanning_tree(w, lengths=n), w, lengths, grad=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_max_arborescence(dtype: torch.dtype) -> None:
+    w = _scores(4, 6, 6, dtype=dtype)
+    w[0, :, 3] = -torch.inf  # forbidden edges into vertex 3
+    assert_compiles(lambda w: solvers.max_arborescence(w, root=2), w, grad=False)
+    assert_compiles(lambda w: solvers.max_arborescence(w, lengths=[6, 4, 3, 2]), w, grad=False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_assignment_and_grid(dtype: torch.dtype) -> None:
+    assert_compiles(solvers.linear_assignment, _scores(3, 5, 5, dtype=dtype), grad=False)
+    costs = _scores(2, 4, 7, dtype=dtype).abs()
+    assert_compiles(solvers.grid_shortest_path, costs, grad=False)
+
+
+def test_compiled_errors_are_the_solvers() -> None:
+    """Bad input to a traced call gets the solver's own message when it runs."""
+    f = torch.compile(lambda x: solvers.top_k(x, 4), backend="aot_eager", fullgraph=True)
+    with pytest.raises(ValueError, match="k"):
+        f(torch.randn(2, 3))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_compiled_matches_cpu() -> None:
+    w = _scores(64, 10, 10, dtype=torch.float32)
+    want = solvers.max_spanning_tree(w)
+    f = torch.compile(solvers.max_spanning_tree, fullgraph=True)
+    got = f(w.cuda())
+    assert got.device.type == "cuda"
+    assert torch.equal(got.cpu(), want)
