@@ -71,7 +71,7 @@ def tree_clip_floor(flat: Tensor, valid: Tensor, lengths: Tensor | None, limit: 
     # them has that edge as its bottleneck (later edges are lighter).
     bott = torch.full_like(flat, torch.inf)
     edges, comps = trace.edges, trace.components  # [B, n-1, 2], [B, n-1, n]
-    rows = torch.arange(flat.shape[0])
+    rows = torch.arange(flat.shape[0], device=flat.device)
     for t in range(n - 1):
         u, v = edges[:, t, 0], edges[:, t, 1]
         live = u >= 0

@@ -109,6 +109,11 @@ def max_arborescence(
     op = None if return_trace else traced_op(scores, "max_arborescence")
     if op is not None:
         return op(scores, root, lengths)
+    return _on_host(scores, root, lengths, return_trace)
+
+
+def _on_host(scores: Any, root: int, lengths: Any, return_trace: bool) -> Any:
+    """The numpy path of :func:`max_arborescence` (torch tensors convert through the host)."""
     batch = _validate.batched(scores, "scores", core_ndim=2, square=True, min_size=2)
     n = batch.flat.shape[-1]
     root = _validate.check_int(root, "root", 0, n - 1)

@@ -19,16 +19,17 @@ def _is_torch(x: object) -> bool:
 
 
 def traced_op(x: object, name: str) -> Any:
-    """The registered torch op ``name`` if ``torch.compile`` is tracing a call on ``x``, else None.
+    """The registered torch op ``name`` for a call on ``x``, or None for the numpy path.
 
-    A traced call cannot convert to numpy; the solver calls its op of
-    :mod:`structgrad.solvers._torch_ops` instead (registered at first use).
+    A call that ``torch.compile`` traces cannot convert to numpy, and a CUDA
+    tensor has device-resident kernels: both go to the op of
+    :mod:`structgrad.solvers._torch_ops` (registered at first use).
     """
     if not _is_torch(x):
         return None
     import torch
 
-    if not torch.compiler.is_compiling():
+    if not (torch.compiler.is_compiling() or x.device.type == "cuda"):  # type: ignore[attr-defined]
         return None
     from . import _torch_ops
 
@@ -55,7 +56,7 @@ class Bridge:
             t = x.detach()
             if t.dtype in (torch.float16, torch.bfloat16):
                 t = t.float()  # numpy has no bfloat16; the kernels run in float32
-            arr = t.cpu().numpy()
+            arr = _to_host(t)
         else:
             arr = np.asarray(x)
         if (
@@ -84,8 +85,8 @@ class Bridge:
             return out
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(out)).to(
-            device=self.device, dtype=self.torch_dtype
+        return _to_device(torch.from_numpy(np.ascontiguousarray(out)), self.device).to(
+            self.torch_dtype
         )
 
     def index(self, arr: NDArray[Any]) -> Any:
@@ -94,7 +95,32 @@ class Bridge:
             return arr
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(arr)).to(device=self.device)
+        return _to_device(torch.from_numpy(np.ascontiguousarray(arr)), self.device)
+
+
+def _to_host(t: Any) -> NDArray[Any]:
+    """A tensor's values as a numpy array.
+
+    The one place where CUDA tensors meet the host kernels (Chu-Liu/Edmonds,
+    the assignment and the traces have no device twin): the copy goes into
+    pinned memory without blocking, then waits on the stream once.
+    """
+    if t.device.type != "cuda":
+        return np.asarray(t.cpu().numpy())
+    import torch
+
+    host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+    host.copy_(t, non_blocking=True)
+    torch.cuda.current_stream(t.device).synchronize()
+    return np.asarray(host.numpy())
+
+
+def _to_device(t: Any, device: Any) -> Any:
+    """A host tensor on ``device``: from pinned memory without blocking for CUDA."""
+    if device.type != "cuda":
+        return t.to(device)
+    # The caching host allocator keeps the pinned block alive until the copy ends.
+    return t.pin_memory().to(device, non_blocking=True)
 
 
 def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:

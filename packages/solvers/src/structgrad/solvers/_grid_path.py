@@ -54,6 +54,11 @@ def grid_shortest_path(costs: Any) -> Any:
     op = traced_op(costs, "grid_shortest_path")
     if op is not None:
         return op(costs)
+    return _on_host(costs)
+
+
+def _on_host(costs: Any) -> Any:
+    """The numpy path of :func:`grid_shortest_path` (torch tensors convert through the host)."""
     inp = batched(costs, "costs", core_ndim=2, min_size=1, allow_neg_inf=False, dims="[..., H, W]")
     flat = inp.flat
     if flat.size:

@@ -53,12 +53,7 @@ def linear_assignment(scores: Any) -> Any:
     op = traced_op(scores, "linear_assignment")
     if op is not None:
         return op(scores)
-    inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
-    n = inp.flat.shape[1]
-    values = forbid_neg_inf(inp.flat, terms=n)
-    perm = np.zeros(inp.flat.shape, dtype=inp.flat.dtype)  # calloc'd, unlike zeros_like
-    kernel("_assignment", "_assignment_ref").assignment(values, perm)
-    return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))
+    return _on_host(scores)
 
 
 @overload
@@ -101,3 +96,13 @@ def crossing_matching(
     if not return_trace:
         return solution
     return solution, CrossingTrace(inp.bridge.index(edges.reshape((*shape, n, 2))))
+
+
+def _on_host(scores: Any) -> Any:
+    """The numpy path of :func:`linear_assignment` (torch tensors convert through the host)."""
+    inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
+    n = inp.flat.shape[1]
+    values = forbid_neg_inf(inp.flat, terms=n)
+    perm = np.zeros(inp.flat.shape, dtype=inp.flat.dtype)  # calloc'd, unlike zeros_like
+    kernel("_assignment", "_assignment_ref").assignment(values, perm)
+    return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))

@@ -71,6 +71,11 @@ def max_spanning_tree(
     op = None if return_trace else traced_op(scores, "max_spanning_tree")
     if op is not None:
         return op(scores, lengths)
+    return _on_host(scores, lengths, return_trace)
+
+
+def _on_host(scores: Any, lengths: Any, return_trace: bool) -> Any:
+    """The numpy path of :func:`max_spanning_tree` (torch tensors convert through the host)."""
     inp = batched(scores, "scores", core_ndim=2, square=True)
     flat = inp.flat
     size, n = flat.shape[0], flat.shape[1]

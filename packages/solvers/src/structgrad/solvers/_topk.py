@@ -56,17 +56,7 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
     op = None if return_trace else traced_op(scores, "top_k")
     if op is not None:
         return op(scores, k)
-    inp = batched(scores, "scores", core_ndim=1, min_size=1)
-    n = inp.flat.shape[1]
-    k = check_int(k, "k", 0, n)
-    mask, order = _solve(inp.flat, k)
-    solution = inp.bridge.solution(mask.reshape((*inp.batch_shape, n)))
-    if not return_trace:
-        return solution
-    size = np.full(inp.batch_shape, n, dtype=np.int64)
-    return solution, TopKTrace(
-        inp.bridge.index(order.reshape((*inp.batch_shape, k))), inp.bridge.index(size)
-    )
+    return _on_host(scores, k, return_trace)
 
 
 def top_k_rows(rows: Any, k: int) -> Any:
@@ -104,3 +94,18 @@ def _solve(flat: NDArray[np.floating[Any]], k: int) -> tuple[NDArray[Any], NDArr
     order = np.empty((flat.shape[0], k), dtype=np.int64)
     kernel("_sequence", "_sequence_ref").top_k(flat, k, mask, order)
     return mask, order
+
+
+def _on_host(scores: Any, k: int, return_trace: bool) -> Any:
+    """The numpy path of :func:`top_k` (torch tensors convert through the host)."""
+    inp = batched(scores, "scores", core_ndim=1, min_size=1)
+    n = inp.flat.shape[1]
+    k = check_int(k, "k", 0, n)
+    mask, order = _solve(inp.flat, k)
+    solution = inp.bridge.solution(mask.reshape((*inp.batch_shape, n)))
+    if not return_trace:
+        return solution
+    size = np.full(inp.batch_shape, n, dtype=np.int64)
+    return solution, TopKTrace(
+        inp.bridge.index(order.reshape((*inp.batch_shape, k))), inp.bridge.index(size)
+    )

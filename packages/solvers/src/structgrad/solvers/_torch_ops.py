@@ -1,13 +1,16 @@
 """The solvers as registered torch ops, so that ``torch.compile`` traces them.
 
 Imported only once a torch tensor reaches a solver (torch stays optional). A
-solver called on a tensor while ``torch.compile`` traces (see
-:func:`structgrad.solvers._bridge.traced`) calls its op here instead of
-converting to numpy: the op is opaque to the tracer, and its fake
-implementation gives the output's shape, dtype and device without running
-it. At run time each op runs the solver's usual path (the compiled kernel on
-the host, results back on the input's device), so compiled and eager calls
-return the same solutions. Trace-returning calls are not ops: they stay eager.
+solver called on a CUDA tensor, or on any tensor while ``torch.compile``
+traces (see :func:`structgrad.solvers._bridge.traced_op`), calls its op here:
+the op is opaque to the tracer, and its fake implementation gives the
+output's shape, dtype and device without running it. On the CPU each op runs
+the solver's usual path (the compiled kernel), so compiled and eager calls
+return the same solutions. On CUDA, top-k, the spanning tree and the grid
+path run the device-resident twins of :mod:`structgrad.solvers._torch_native`
+(shapes are checked, values are not read); the assignment and the
+arborescence copy through the host. Trace-returning calls are not ops: they
+stay eager.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+from . import _torch_native as _native
 
 __all__ = [
     "grid_shortest_path",
@@ -33,52 +38,89 @@ def _like(scores: Tensor) -> Tensor:
     return torch.empty(scores.shape, dtype=dtype, device=scores.device)
 
 
-def _register(name: str, solve: Callable[..., Tensor]) -> Any:
-    """``solve`` as the op ``structgrad::<name>`` with the fake output :func:`_like`."""
+def _register(
+    name: str, solve: Callable[..., Tensor], cuda: Callable[..., Tensor] | None = None
+) -> Any:
+    """``solve`` as the op ``structgrad::<name>`` with the fake output :func:`_like`.
+
+    ``cuda``: the op's CUDA kernel (default: ``solve``, through the host).
+    """
     op = torch.library.custom_op(f"structgrad::{name}", solve, mutates_args=())
     op.register_fake(lambda scores, *args: _like(scores))
+    if cuda is not None:
+        op.register_kernel("cuda", cuda)
     return op
 
 
-def _top_k(scores: Tensor, k: int) -> Tensor:
-    from ._topk import top_k as solve
+def _rank(scores: Tensor, core: int, *, square: bool = False, min_size: int = 1) -> int:
+    """The checks of the native kernels that read no values: rank, squareness, ``n``."""
+    if not scores.is_floating_point():
+        raise ValueError(f"scores must be a floating tensor, got {scores.dtype}")
+    if scores.dim() < core or (square and scores.shape[-1] != scores.shape[-2]):
+        shape = "[..., n, n]" if square else "[..., n]" if core == 1 else "[..., H, W]"
+        raise ValueError(f"scores must have shape {shape}, got {tuple(scores.shape)}")
+    if min(scores.shape[-core:]) < min_size:
+        raise ValueError(f"scores need n >= {min_size}, got shape {tuple(scores.shape)}")
+    return scores.shape[-1]
 
-    out: Tensor = solve(scores, k)
+
+def _cuda_top_k(scores: Tensor, k: int) -> Tensor:
+    n = _rank(scores, 1)
+    if not 0 <= k <= n:
+        raise ValueError(f"k must be in [0, {n}], got {k}")
+    return _native.top_k(scores, k)
+
+
+def _cuda_max_spanning_tree(scores: Tensor, lengths: Tensor | None) -> Tensor:
+    _rank(scores, 2, square=True, min_size=2)
+    return _native.max_spanning_tree(scores, lengths)
+
+
+def _cuda_grid_shortest_path(scores: Tensor) -> Tensor:
+    _rank(scores, 2)
+    return _native.grid_shortest_path(scores)
+
+
+# The CPU kernels: each solver's numpy path (its compiled kernel on the host).
+def _top_k(scores: Tensor, k: int) -> Tensor:
+    from ._topk import _on_host
+
+    out: Tensor = _on_host(scores, k, False)
     return out
 
 
 def _max_spanning_tree(scores: Tensor, lengths: Tensor | None) -> Tensor:
-    from ._spanning_tree import max_spanning_tree as solve
+    from ._spanning_tree import _on_host
 
-    out: Tensor = solve(scores, lengths=lengths)
+    out: Tensor = _on_host(scores, lengths, False)
     return out
 
 
 def _max_arborescence(scores: Tensor, root: int, lengths: Tensor | None) -> Tensor:
-    from ._arborescence import max_arborescence as solve
+    from ._arborescence import _on_host
 
-    out: Tensor = solve(scores, root=root, lengths=lengths)
+    out: Tensor = _on_host(scores, root, lengths, False)
     return out
 
 
 def _linear_assignment(scores: Tensor) -> Tensor:
-    from ._matching import linear_assignment as solve
+    from ._matching import _on_host
 
-    out: Tensor = solve(scores)
+    out: Tensor = _on_host(scores)
     return out
 
 
 def _grid_shortest_path(scores: Tensor) -> Tensor:
-    from ._grid_path import grid_shortest_path as solve
+    from ._grid_path import _on_host
 
-    out: Tensor = solve(scores)
+    out: Tensor = _on_host(scores)
     return out
 
 
-top_k = _register("top_k", _top_k)
+top_k = _register("top_k", _top_k, _cuda_top_k)
 linear_assignment = _register("linear_assignment", _linear_assignment)
-grid_shortest_path = _register("grid_shortest_path", _grid_shortest_path)
-_tree_op = _register("max_spanning_tree", _max_spanning_tree)
+grid_shortest_path = _register("grid_shortest_path", _grid_shortest_path, _cuda_grid_shortest_path)
+_tree_op = _register("max_spanning_tree", _max_spanning_tree, _cuda_max_spanning_tree)
 _arborescence_op = _register("max_arborescence", _max_arborescence)
 
 
