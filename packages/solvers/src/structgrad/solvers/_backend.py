@@ -52,7 +52,15 @@ def kernel(compiled: str, reference: str) -> ModuleType:
 
 
 def backend() -> str:
-    """``"reference"`` when the pure-Python twins are in use, else ``"compiled"``."""
+    """``"reference"`` when the pure-Python twins are in use, else ``"compiled"``.
+
+    The twins are in use when ``STRUCTGRAD_SOLVERS_PURE_PYTHON`` asks for them or
+    when a compiled kernel is missing. An install without a working C compiler
+    leaves every compiled kernel out (``setup.py`` prints one warning and
+    installs the pure-Python twins, the same results about 20-250x slower), so
+    there this reports ``"reference"``; reinstall with a C compiler (and
+    ``--no-cache-dir``) for ``"compiled"``.
+    """
     if _forced_reference():
         return "reference"
     compiled = all(_compiled(name) is not None for name in COMPILED_MODULES)
