@@ -49,6 +49,15 @@ def test_linear_assignment_and_grid(dtype: torch.dtype) -> None:
     assert_compiles(solvers.grid_shortest_path, costs, grad=False)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_crossing_matching_and_binary_tree(dtype: torch.dtype) -> None:
+    assert_compiles(solvers.crossing_matching, _scores(3, 5, 5, dtype=dtype, ties=True), grad=False)
+    x = _scores(4, 7, dtype=dtype)
+    assert_compiles(solvers.binary_tree, x, grad=False)
+    lengths = torch.tensor([7, 4, 2, 1])
+    assert_compiles(lambda x, n: solvers.binary_tree(x, lengths=n), x, lengths, grad=False)
+
+
 def test_compiled_errors_are_the_solvers() -> None:
     """Bad input to a traced call gets the solver's own message when it runs."""
     f = torch.compile(lambda x: solvers.top_k(x, 4), backend="aot_eager", fullgraph=True)

@@ -7,6 +7,7 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 
 from ._backend import kernel
+from ._bridge import traced_op
 from ._validate import batched, check_lengths
 
 __all__ = ["BinaryTreeTrace", "binary_tree"]
@@ -58,6 +59,14 @@ def binary_tree(
     References:
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072 (§3.2).
     """
+    op = None if return_trace else traced_op(scores, "binary_tree")
+    if op is not None:
+        return op(scores, lengths)
+    return _on_host(scores, lengths, return_trace)
+
+
+def _on_host(scores: Any, lengths: Any, return_trace: bool) -> Any:
+    """The numpy path of :func:`binary_tree` (torch tensors convert through the host)."""
     inp = batched(scores, "scores", core_ndim=1, min_size=1)
     flat = inp.flat
     size, n = flat.shape

@@ -85,6 +85,24 @@ def crossing_matching(
     References:
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072 (§3.3).
     """
+    op = None if return_trace else traced_op(scores, "crossing_matching")
+    if op is not None:
+        return op(scores)
+    return _crossing_on_host(scores, return_trace)
+
+
+def _on_host(scores: Any) -> Any:
+    """The numpy path of :func:`linear_assignment` (torch tensors convert through the host)."""
+    inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
+    n = inp.flat.shape[1]
+    values = forbid_neg_inf(inp.flat, terms=n)
+    perm = np.zeros(inp.flat.shape, dtype=inp.flat.dtype)  # calloc'd, unlike zeros_like
+    kernel("_assignment", "_assignment_ref").assignment(values, perm)
+    return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))
+
+
+def _crossing_on_host(scores: Any, return_trace: bool) -> Any:
+    """The numpy path of :func:`crossing_matching` (torch tensors convert through the host)."""
     inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
     flat = inp.flat
     size, n = flat.shape[0], flat.shape[1]
@@ -96,13 +114,3 @@ def crossing_matching(
     if not return_trace:
         return solution
     return solution, CrossingTrace(inp.bridge.index(edges.reshape((*shape, n, 2))))
-
-
-def _on_host(scores: Any) -> Any:
-    """The numpy path of :func:`linear_assignment` (torch tensors convert through the host)."""
-    inp = batched(scores, "scores", core_ndim=2, square=True, min_size=1)
-    n = inp.flat.shape[1]
-    values = forbid_neg_inf(inp.flat, terms=n)
-    perm = np.zeros(inp.flat.shape, dtype=inp.flat.dtype)  # calloc'd, unlike zeros_like
-    kernel("_assignment", "_assignment_ref").assignment(values, perm)
-    return inp.bridge.solution(perm.reshape((*inp.batch_shape, n, n)))

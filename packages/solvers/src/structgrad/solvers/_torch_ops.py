@@ -24,6 +24,8 @@ from torch import Tensor
 from . import _torch_native as _native
 
 __all__ = [
+    "binary_tree",
+    "crossing_matching",
     "grid_shortest_path",
     "linear_assignment",
     "max_arborescence",
@@ -110,6 +112,20 @@ def _linear_assignment(scores: Tensor) -> Tensor:
     return out
 
 
+def _crossing_matching(scores: Tensor) -> Tensor:
+    from ._matching import _crossing_on_host
+
+    out: Tensor = _crossing_on_host(scores, False)
+    return out
+
+
+def _binary_tree(scores: Tensor, lengths: Tensor | None) -> Tensor:
+    from ._binary_tree import _on_host
+
+    out: Tensor = _on_host(scores, lengths, False)
+    return out
+
+
 def _grid_shortest_path(scores: Tensor) -> Tensor:
     from ._grid_path import _on_host
 
@@ -122,6 +138,12 @@ linear_assignment = _register("linear_assignment", _linear_assignment)
 grid_shortest_path = _register("grid_shortest_path", _grid_shortest_path, _cuda_grid_shortest_path)
 _tree_op = _register("max_spanning_tree", _max_spanning_tree, _cuda_max_spanning_tree)
 _arborescence_op = _register("max_arborescence", _max_arborescence)
+crossing_matching = _register("crossing_matching", _crossing_matching)
+_binary_tree_op = torch.library.custom_op("structgrad::binary_tree", _binary_tree, mutates_args=())
+# [..., n] scores give the [..., n, n] parent -> child adjacency.
+_binary_tree_op.register_fake(
+    lambda scores, lengths: _like(scores.unsqueeze(-1).expand(*scores.shape, scores.shape[-1]))
+)
 
 
 def _lengths(lengths: Any, like: Tensor) -> Tensor | None:
@@ -132,6 +154,12 @@ def _lengths(lengths: Any, like: Tensor) -> Tensor | None:
 def max_spanning_tree(scores: Tensor, lengths: Any) -> Tensor:
     """The op of :func:`structgrad.solvers.max_spanning_tree` (any lengths)."""
     out: Tensor = _tree_op(scores, _lengths(lengths, scores))
+    return out
+
+
+def binary_tree(scores: Tensor, lengths: Any) -> Tensor:
+    """The op of :func:`structgrad.solvers.binary_tree` (any lengths)."""
+    out: Tensor = _binary_tree_op(scores, _lengths(lengths, scores))
     return out
 
 
