@@ -267,6 +267,26 @@ def quickstart(session: nox.Session) -> None:
     out = str(ROOT / "runs" / "quickstart")
     session.run("python", "-m", "nri_graph_layout", "quickstart", "--out", out, *session.posargs)
     _release(session)
+    print(_recreate_message(kept=bool(os.environ.get("STRUCTGRAD_KEEP_VENVS"))), flush=True)
+
+
+def _recreate_message(*, kept: bool = False) -> str:
+    """How to get a ready environment back once the session's venv is gone.
+
+    The install command is the README's "an app" block (``root-app``), which
+    ``nox -s install_check`` tests.
+    """
+    block = _install_blocks()["root-app"][1] or ""
+    install = " ".join(block.replace("\\\n", " ").split())
+    state = "kept (STRUCTGRAD_KEEP_VENVS)" if kept else "deleted"
+    return (
+        f"\nThe session's virtual environment is {state}. A ready environment of your own "
+        "(from the repository root):\n\n"
+        f"    python -m venv .venv && . .venv/bin/activate && {install}\n\n"
+        "then run the app again with other flags, e.g.\n\n"
+        "    python -m nri_graph_layout quickstart --seeds 0 1 --out runs/quickstart2\n"
+        "    python -m nri_graph_layout train --help\n"
+    )
 
 
 @nox.session(python=PYTHON)
