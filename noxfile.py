@@ -30,7 +30,17 @@ PYTHON = "3.11"
 PACKAGES = ["solvers", "distributions", "testing", "relaxations", "estimators", "models"]
 SIBLING_PREFIX = "structgrad-"
 
-nox.options.sessions = ["lint", "versions", "architecture", "typecheck", "tests", "fuzz", "apps"]
+nox.options.sessions = [
+    "lint",
+    "versions",
+    "architecture",
+    "typecheck",
+    "tests",
+    "fuzz",
+    "apps",
+    "docs",
+    "build",
+]
 nox.options.error_on_missing_interpreters = True
 nox.options.reuse_existing_virtualenvs = False
 
@@ -128,6 +138,12 @@ def lint(session: nox.Session) -> None:
     pyx = sorted(str(p) for p in PACKAGES_DIR.glob("*/src/**/*.p[yx][xd]"))
     if pyx:
         session.run("cython-lint", "--max-line-length", "100", *pyx)
+    # The prepared GPU script must skip cleanly where there is no GPU (here: no torch).
+    out = Path(session.create_tmp()) / "gpu_check"
+    session.run("bash", str(ROOT / "tools" / "gpu_check.sh"), env={"OUT": str(out)}, external=True)
+    summary = (out / "summary.txt").read_text()
+    if summary.strip() != "skipped: no CUDA device":
+        session.error(f"tools/gpu_check.sh did not skip without CUDA: {summary!r}")
     _release(session)
 
 
@@ -198,7 +214,7 @@ def versions(session: nox.Session) -> None:
         session.error("; ".join(bad))
 
 
-BENCH_PACKAGES = ["solvers", "distributions", "relaxations", "estimators"]
+BENCH_PACKAGES = ["solvers", "distributions", "relaxations", "estimators", "models"]
 
 
 @nox.session(python=PYTHON)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from structgrad.models import latent
+from structgrad.models import METHODS, latent
 from structgrad.testing.compiled import assert_compiles
 
 CASES: list[tuple[str, dict[str, Any], tuple[int, ...]]] = [
@@ -28,3 +28,29 @@ def test_latent_compiles(
     # AIMLE adapts its target in backward: both runs start from the same state.
     state = copy.deepcopy(layer.state_dict())
     assert_compiles(layer, logits, rtol=1e-5, atol=1e-5, reset=lambda: layer.load_state_dict(state))
+
+
+SHAPES = {"categorical": (3, 6), "k_subset": (3, 8), "spanning_tree": (3, 5, 5)}
+SHAPES |= {"arborescence": (3, 5, 5), "matching": (3, 4, 4), "edges": (3, 5, 5)}
+PATHWISE = ["gumbel-softmax", "st", "sst", "st-sst", "imle", "aimle", "ste", "blackbox"]
+PATHWISE += ["perturbed", "indep"]
+# Gumbel-Sinkhorn's annealing reads its convergence on the host (data-dependent).
+NOT_YET = {("matching", "sst"), ("matching", "st-sst")}
+
+
+@pytest.mark.parametrize(
+    ("name", "method"),
+    [
+        (name, method)
+        for name, methods in METHODS.items()
+        for method in methods
+        if method in PATHWISE and (name, method) not in NOT_YET
+    ],
+)
+def test_every_pathwise_layer_traces_whole(name: str, method: str) -> None:
+    import torch._dynamo
+
+    layer = latent(name, method, **({"k": 3} if name == "k_subset" else {}))
+    torch._dynamo.reset()
+    explained = torch._dynamo.explain(layer)(torch.randn(*SHAPES[name]))
+    assert explained.graph_break_count == 0, explained.break_reasons
