@@ -29,7 +29,7 @@ def traced_op(x: object, name: str) -> Any:
         return None
     import torch
 
-    if not (torch.compiler.is_compiling() or x.device.type == "cuda"):  # type: ignore[attr-defined]
+    if not (x.is_cuda or torch.compiler.is_compiling()):  # type: ignore[attr-defined]
         return None
     from . import _torch_ops
 
@@ -52,11 +52,12 @@ class Bridge:
             import torch
 
             self.device = x.device
+            self.cuda = x.is_cuda
             self.torch_dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
             t = x.detach()
             if t.dtype in (torch.float16, torch.bfloat16):
                 t = t.float()  # numpy has no bfloat16; the kernels run in float32
-            arr = _to_host(t)
+            arr = _to_host(t) if self.cuda else t.cpu().numpy()
         else:
             arr = np.asarray(x)
         if (
@@ -85,9 +86,10 @@ class Bridge:
             return out
         import torch
 
-        return _to_device(torch.from_numpy(np.ascontiguousarray(out)), self.device).to(
-            self.torch_dtype
-        )
+        solution = torch.from_numpy(np.ascontiguousarray(out))
+        if self.cuda:
+            return _to_device(solution, self.device, self.torch_dtype)
+        return solution.to(device=self.device, dtype=self.torch_dtype)
 
     def index(self, arr: NDArray[Any]) -> Any:
         """Return an integer (or boolean) result in the input's kind."""
@@ -95,32 +97,29 @@ class Bridge:
             return arr
         import torch
 
-        return _to_device(torch.from_numpy(np.ascontiguousarray(arr)), self.device)
+        index = torch.from_numpy(np.ascontiguousarray(arr))
+        return _to_device(index, self.device) if self.cuda else index.to(device=self.device)
 
 
-def _to_host(t: Any) -> NDArray[Any]:
-    """A tensor's values as a numpy array.
+def _to_host(t: Any) -> Any:
+    """A CUDA tensor's values as a numpy array.
 
     The one place where CUDA tensors meet the host kernels (Chu-Liu/Edmonds,
     the assignment and the traces have no device twin): the copy goes into
     pinned memory without blocking, then waits on the stream once.
     """
-    if t.device.type != "cuda":
-        return np.asarray(t.cpu().numpy())
     import torch
 
     host = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
     host.copy_(t, non_blocking=True)
     torch.cuda.current_stream(t.device).synchronize()
-    return np.asarray(host.numpy())
+    return host.numpy()
 
 
-def _to_device(t: Any, device: Any) -> Any:
-    """A host tensor on ``device``: from pinned memory without blocking for CUDA."""
-    if device.type != "cuda":
-        return t.to(device)
+def _to_device(t: Any, device: Any, dtype: Any = None) -> Any:
+    """A host tensor on the CUDA ``device`` (in ``dtype``), from pinned memory without blocking."""
     # The caching host allocator keeps the pinned block alive until the copy ends.
-    return t.pin_memory().to(device, non_blocking=True)
+    return t.pin_memory().to(device, dtype=dtype, non_blocking=True)
 
 
 def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
