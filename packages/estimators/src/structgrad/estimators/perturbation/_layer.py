@@ -161,7 +161,10 @@ class SolverLayer(LatentLayer):
             )
         # Solver-backed structures check values themselves (in the kernel's
         # input pass); reading them here too would cost a reduction per call.
-        if s.map_checks_values or not scores.numel() or not validation_enabled():
+        # The solvers' CUDA kernels read no values: on CUDA the check is here.
+        if not scores.numel() or not validation_enabled():
+            return
+        if s.map_checks_values and not scores.is_cuda:
             return
         check_values(scores, "costs" if s.minimize else "scores")
         # the structure's own value checks (all -inf rows, negative costs, k <= n)
