@@ -139,7 +139,7 @@ def lint(session: nox.Session) -> None:
     if pyx:
         session.run("cython-lint", "--max-line-length", "100", *pyx)
     # The prepared GPU script must skip cleanly where there is no GPU (here: no torch).
-    out = Path(session.create_tmp()) / "gpu_check"
+    out = _tmp(session) / "gpu_check"
     session.run("bash", str(ROOT / "tools" / "gpu_check.sh"), env={"OUT": str(out)}, external=True)
     summary = (out / "summary.txt").read_text()
     if summary.strip() != "skipped: no CUDA device":

@@ -87,7 +87,7 @@ def test_grid_path_matches_kernel(seed: int) -> None:
 
 
 def test_cuda_kernels_check_shapes_without_reading_values() -> None:
-    with pytest.raises(ValueError, match=r"k must be in \[0, 3\]"):
+    with pytest.raises(ValueError, match=r"k must lie in \[0, 3\]"):
         ops._cuda_top_k(torch.zeros(2, 3), 4)
     with pytest.raises(ValueError, match=r"\[\.\.\., n, n\]"):
         ops._cuda_max_spanning_tree(torch.zeros(2, 3, 4), None)

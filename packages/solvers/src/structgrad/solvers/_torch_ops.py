@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from . import _torch_native as _native
+from ._validate import check_int
 
 __all__ = [
     "binary_tree",
@@ -41,14 +42,18 @@ def _like(scores: Tensor) -> Tensor:
 
 
 def _register(
-    name: str, solve: Callable[..., Tensor], cuda: Callable[..., Tensor] | None = None
+    name: str,
+    solve: Callable[..., Tensor],
+    cuda: Callable[..., Tensor] | None = None,
+    fake: Callable[..., Tensor] | None = None,
 ) -> Any:
-    """``solve`` as the op ``structgrad::<name>`` with the fake output :func:`_like`.
+    """``solve`` as the op ``structgrad::<name>``.
 
-    ``cuda``: the op's CUDA kernel (default: ``solve``, through the host).
+    ``cuda``: the op's CUDA kernel (default: ``solve``, through the host);
+    ``fake``: its fake output (default: :func:`_like` of the scores).
     """
     op = torch.library.custom_op(f"structgrad::{name}", solve, mutates_args=())
-    op.register_fake(lambda scores, *args: _like(scores))
+    op.register_fake(fake or (lambda scores, *args: _like(scores)))
     if cuda is not None:
         op.register_kernel("cuda", cuda)
     return op
@@ -67,10 +72,7 @@ def _rank(scores: Tensor, core: int, *, square: bool = False, min_size: int = 1)
 
 
 def _cuda_top_k(scores: Tensor, k: int) -> Tensor:
-    n = _rank(scores, 1)
-    if not 0 <= k <= n:
-        raise ValueError(f"k must be in [0, {n}], got {k}")
-    return _native.top_k(scores, k)
+    return _native.top_k(scores, check_int(k, "k", 0, _rank(scores, 1)))
 
 
 def _cuda_max_spanning_tree(scores: Tensor, lengths: Tensor | None) -> Tensor:
@@ -139,11 +141,14 @@ grid_shortest_path = _register("grid_shortest_path", _grid_shortest_path, _cuda_
 _tree_op = _register("max_spanning_tree", _max_spanning_tree, _cuda_max_spanning_tree)
 _arborescence_op = _register("max_arborescence", _max_arborescence)
 crossing_matching = _register("crossing_matching", _crossing_matching)
-_binary_tree_op = torch.library.custom_op("structgrad::binary_tree", _binary_tree, mutates_args=())
-# [..., n] scores give the [..., n, n] parent -> child adjacency.
-_binary_tree_op.register_fake(
-    lambda scores, lengths: _like(scores.unsqueeze(-1).expand(*scores.shape, scores.shape[-1]))
-)
+
+
+def _square(scores: Tensor, *args: Any) -> Tensor:
+    """Fake output ``[..., n, n]`` of ``[..., n]`` scores (binary_tree's adjacency)."""
+    return _like(scores.unsqueeze(-1).expand(*scores.shape, scores.shape[-1]))
+
+
+_binary_tree_op = _register("binary_tree", _binary_tree, fake=_square)
 
 
 def _lengths(lengths: Any, like: Tensor) -> Tensor | None:
