@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU checks of issue 15, as one prepared script (under 8 minutes on one GPU).
+# The GPU checks of issue 15, as one prepared script (meant to fit 8 minutes on one GPU; its steps carry timeouts).
 #
 #   OUT=some/folder bash tools/gpu_check.sh
 #
