@@ -1,9 +1,4 @@
-from typing import Any
+"""Type stub of the compiled ``_assignment`` kernels: the signatures of their pure-Python twin."""
 
-import numpy as np
-from numpy.typing import NDArray
-
-def assignment(scores: NDArray[np.float64], perm: NDArray[np.floating[Any]]) -> None: ...
-def crossing(
-    scores: NDArray[np.floating[Any]], perm: NDArray[np.floating[Any]], edges: NDArray[np.int64]
-) -> None: ...
+from ._assignment_ref import assignment as assignment
+from ._assignment_ref import crossing as crossing

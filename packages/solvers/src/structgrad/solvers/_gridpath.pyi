@@ -1,6 +1,3 @@
-from typing import Any
+"""Type stub of the compiled ``_gridpath`` kernels: the signatures of their pure-Python twin."""
 
-import numpy as np
-from numpy.typing import NDArray
-
-def dijkstra(costs: NDArray[np.floating[Any]], mask: NDArray[np.floating[Any]]) -> None: ...
+from ._gridpath_ref import dijkstra as dijkstra

@@ -1,13 +1,3 @@
-from typing import Any
+"""Type stub of the compiled ``_kruskal`` kernels: the signatures of their pure-Python twin."""
 
-import numpy as np
-from numpy.typing import NDArray
-
-def kruskal(
-    scores: NDArray[np.floating[Any]],
-    lengths: NDArray[np.int64],
-    adj: NDArray[np.floating[Any]],
-    edges: NDArray[np.int64],
-    components: NDArray[np.int64],
-    record_trace: bool,
-) -> None: ...
+from ._kruskal_ref import kruskal as kruskal

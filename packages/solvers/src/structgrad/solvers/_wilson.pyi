@@ -1,17 +1,3 @@
-"""Type stub of the compiled Wilson sampler kernel (see ``_wilson.pyx``)."""
+"""Type stub of the compiled ``_wilson`` kernels: the signatures of their pure-Python twin."""
 
-from typing import Any
-
-import numpy as np
-from numpy.typing import NDArray
-
-def wilson(
-    logw: NDArray[np.floating[Any]],
-    inside: NDArray[np.uint8],
-    root: int,
-    seed: int,
-    max_steps: int,
-    parents: NDArray[np.int64],
-    ok: NDArray[np.uint8],
-) -> None:
-    """Fill ``parents`` [count, B, n] and ``ok`` [count, B] from ``logw`` [B, n, n]."""
+from ._wilson_ref import wilson as wilson
