@@ -43,8 +43,79 @@ def kruskal(const floating[:, :, ::1] scores, const int64_t[::1] lengths,
     cdef Py_ssize_t g
     cdef int64_t L, i, t, u, v, best, a, b, lo, hi, tu, tv, ti
     cdef double s, tw
-    if (key == NULL or kidx == NULL or parent == NULL or in_tree == NULL or wt == NULL
-            or label == NULL or eu == NULL or ev == NULL or eidx == NULL):
+    try:
+        if (key == NULL or kidx == NULL or parent == NULL or in_tree == NULL or wt == NULL
+                or label == NULL or eu == NULL or ev == NULL or eidx == NULL):
+            raise MemoryError()
+        with nogil:
+            for g in range(batch):
+                L = lengths[g]
+                # Dense Prim from vertex 0.
+                for v in range(L):
+                    in_tree[v] = 0
+                    key[v] = _score(scores, g, 0, v)
+                    kidx[v] = v  # pair (0, v) has row-major index 0 * n + v
+                    parent[v] = 0
+                in_tree[0] = 1
+                for t in range(L - 1):
+                    best = -1
+                    for v in range(1, L):
+                        if not in_tree[v] and (
+                                best < 0 or _before(key[v], kidx[v], key[best], kidx[best])):
+                            best = v
+                    in_tree[best] = 1
+                    u = parent[best]
+                    adj[g, u, best] = 1
+                    adj[g, best, u] = 1
+                    lo = u if u < best else best
+                    hi = best if u < best else u
+                    eu[t] = lo
+                    ev[t] = hi
+                    eidx[t] = lo * n + hi
+                    wt[t] = key[best]
+                    for v in range(1, L):
+                        if not in_tree[v]:
+                            s = _score(scores, g, best, v)
+                            i = (best * n + v) if best < v else (v * n + best)
+                            if _before(s, i, key[v], kidx[v]):
+                                key[v] = s
+                                kidx[v] = i
+                                parent[v] = best
+                if not record_trace:
+                    continue
+                # Kruskal adds the tree edges in the total order: insertion sort them.
+                for t in range(1, L - 1):
+                    tw = wt[t]
+                    ti = eidx[t]
+                    tu = eu[t]
+                    tv = ev[t]
+                    i = t - 1
+                    while i >= 0 and _before(tw, ti, wt[i], eidx[i]):
+                        wt[i + 1] = wt[i]
+                        eidx[i + 1] = eidx[i]
+                        eu[i + 1] = eu[i]
+                        ev[i + 1] = ev[i]
+                        i -= 1
+                    wt[i + 1] = tw
+                    eidx[i + 1] = ti
+                    eu[i + 1] = tu
+                    ev[i + 1] = tv
+                for v in range(L):
+                    label[v] = v
+                for t in range(L - 1):
+                    edges[g, t, 0] = eu[t]
+                    edges[g, t, 1] = ev[t]
+                    for v in range(L):
+                        components[g, t, v] = label[v]
+                    # Merge: the component keeps the smaller of the two labels.
+                    a = label[eu[t]]
+                    b = label[ev[t]]
+                    lo = a if a < b else b
+                    hi = b if a < b else a
+                    for v in range(L):
+                        if label[v] == hi:
+                            label[v] = lo
+    finally:
         free(key)
         free(kidx)
         free(parent)
@@ -54,81 +125,3 @@ def kruskal(const floating[:, :, ::1] scores, const int64_t[::1] lengths,
         free(eu)
         free(ev)
         free(eidx)
-        raise MemoryError()
-    with nogil:
-        for g in range(batch):
-            L = lengths[g]
-            # Dense Prim from vertex 0.
-            for v in range(L):
-                in_tree[v] = 0
-                key[v] = _score(scores, g, 0, v)
-                kidx[v] = v  # pair (0, v) has row-major index 0 * n + v
-                parent[v] = 0
-            in_tree[0] = 1
-            for t in range(L - 1):
-                best = -1
-                for v in range(1, L):
-                    if not in_tree[v] and (
-                            best < 0 or _before(key[v], kidx[v], key[best], kidx[best])):
-                        best = v
-                in_tree[best] = 1
-                u = parent[best]
-                adj[g, u, best] = 1
-                adj[g, best, u] = 1
-                lo = u if u < best else best
-                hi = best if u < best else u
-                eu[t] = lo
-                ev[t] = hi
-                eidx[t] = lo * n + hi
-                wt[t] = key[best]
-                for v in range(1, L):
-                    if not in_tree[v]:
-                        s = _score(scores, g, best, v)
-                        i = (best * n + v) if best < v else (v * n + best)
-                        if _before(s, i, key[v], kidx[v]):
-                            key[v] = s
-                            kidx[v] = i
-                            parent[v] = best
-            if not record_trace:
-                continue
-            # Kruskal adds the tree edges in the total order: insertion sort them.
-            for t in range(1, L - 1):
-                tw = wt[t]
-                ti = eidx[t]
-                tu = eu[t]
-                tv = ev[t]
-                i = t - 1
-                while i >= 0 and _before(tw, ti, wt[i], eidx[i]):
-                    wt[i + 1] = wt[i]
-                    eidx[i + 1] = eidx[i]
-                    eu[i + 1] = eu[i]
-                    ev[i + 1] = ev[i]
-                    i -= 1
-                wt[i + 1] = tw
-                eidx[i + 1] = ti
-                eu[i + 1] = tu
-                ev[i + 1] = tv
-            for v in range(L):
-                label[v] = v
-            for t in range(L - 1):
-                edges[g, t, 0] = eu[t]
-                edges[g, t, 1] = ev[t]
-                for v in range(L):
-                    components[g, t, v] = label[v]
-                # Merge: the component keeps the smaller of the two labels.
-                a = label[eu[t]]
-                b = label[ev[t]]
-                lo = a if a < b else b
-                hi = b if a < b else a
-                for v in range(L):
-                    if label[v] == hi:
-                        label[v] = lo
-    free(key)
-    free(kidx)
-    free(parent)
-    free(in_tree)
-    free(wt)
-    free(label)
-    free(eu)
-    free(ev)
-    free(eidx)
