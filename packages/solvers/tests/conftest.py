@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
 import structgrad.solvers as solvers
 from structgrad.solvers._backend import ENV_VAR
+from structgrad.testing import checks
 
 settings.register_profile(
     "ci",
@@ -36,3 +39,19 @@ def backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
         monkeypatch.delenv(ENV_VAR, raising=False)
     assert solvers.backend() == request.param
     yield request.param
+
+
+@pytest.fixture
+def assert_twin_agrees(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], Any]], None]:
+    """A check that ``call()`` returns the same arrays on the compiled kernels and the twins."""
+
+    def check(call: Callable[[], Any]) -> None:
+        monkeypatch.delenv(ENV_VAR, raising=False)
+        want = checks.as_arrays(call())
+        monkeypatch.setenv(ENV_VAR, "1")
+        got = checks.as_arrays(call())
+        monkeypatch.delenv(ENV_VAR)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+
+    return check

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -61,15 +63,11 @@ def test_long_sorted_sequence_does_not_recurse(backend: str) -> None:
     assert trace.depth.max() == 2999
 
 
-def test_compiled_equals_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_equals_twin(assert_twin_agrees: Callable[..., None]) -> None:
     rng = np.random.default_rng(2)
     x = rng.integers(0, 3, size=(200, 10)).astype(np.float32)
     lengths = rng.integers(1, 11, size=200)
-    want = checks.as_arrays(binary_tree(x, lengths=lengths, return_trace=True))
-    monkeypatch.setenv("STRUCTGRAD_SOLVERS_PURE_PYTHON", "1")
-    got = checks.as_arrays(binary_tree(x, lengths=lengths, return_trace=True))
-    for g, w in zip(got, want, strict=True):
-        np.testing.assert_array_equal(g, w)
+    assert_twin_agrees(lambda: binary_tree(x, lengths=lengths, return_trace=True))
 
 
 @pytest.mark.parametrize(

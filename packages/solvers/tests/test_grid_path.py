@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -68,11 +70,9 @@ def test_huge_costs_that_fit() -> None:
     assert got.sum() == 4  # the diagonal: 4 cells, two of them free
 
 
-def test_compiled_equals_twin(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_compiled_equals_twin(assert_twin_agrees: Callable[..., None]) -> None:
     x = np.random.default_rng(2).integers(0, 3, size=(100, 9, 8)).astype(np.float32)
-    want = grid_shortest_path(x)
-    monkeypatch.setenv("STRUCTGRAD_SOLVERS_PURE_PYTHON", "1")
-    np.testing.assert_array_equal(grid_shortest_path(x), want)
+    assert_twin_agrees(lambda: grid_shortest_path(x))
 
 
 @pytest.mark.parametrize(
