@@ -21,6 +21,7 @@ from structgrad_app_common import (
     read_jsonl,
     run_search,
 )
+from structgrad_app_common import parallel as parallel_mod
 from structgrad_app_common import sweep as sweep_mod
 from structgrad_app_common.jsonl import TensorBoardMirror, require_tensorboard
 from structgrad_app_common.training import open_log, write_config
@@ -144,7 +145,7 @@ def test_scheduler_needs_dask_and_no_backend(monkeypatch):
 
 def test_scheduler_that_does_not_answer(monkeypatch):
     pytest.importorskip("distributed")
-    monkeypatch.setattr(sweep_mod, "CONNECT_TIMEOUT", 1)
+    monkeypatch.setattr(parallel_mod, "CONNECT_TIMEOUT", 1)  # dask_client reads it there
     with pytest.raises(CLIError, match=r"^--scheduler tcp://127.0.0.1:9: no Dask scheduler"):
         sweep_mod.run_parallel(str, [{"object": 1}], scheduler="tcp://127.0.0.1:9")
     with pytest.raises(CLIError, match=r"^--scheduler nonsense: no Dask scheduler answered"):

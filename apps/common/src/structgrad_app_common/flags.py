@@ -1,13 +1,28 @@
-"""The flags and ``argparse`` types every app shares, and configs built from them."""
+"""The flags every app shares, and configs built from them.
+
+The run flags (``--threads``, ``--device``, ``--config``, ``--resume``...), the
+joblib and search flags of a sweep, and :func:`opt` / :func:`add_config_flags` /
+:func:`config_from_args` (a config dataclass whose fields are flags). Their
+``argparse`` types live in :mod:`~structgrad_app_common.argtypes` (re-exported here).
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, TypeVar
+
+from structgrad_app_common.argtypes import (
+    float_pair,
+    joblib_backend,
+    nonnegative_float,
+    positive_float,
+    positive_int,
+    positive_range,
+)
+from structgrad_app_common.parallel import LOCAL_BACKENDS
 
 __all__ = [
     "add_config_flag",
@@ -26,60 +41,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-
-
-def positive_int(text: str) -> int:
-    """``argparse`` type: an integer ``>= 1``.
-
-    Raises:
-        argparse.ArgumentTypeError: for a non-integer or a value below 1.
-    """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _checked_float(text: str, ok: Callable[[float], bool], wanted: str) -> float:
-    """``float(text)`` if ``ok`` accepts it, else an ``ArgumentTypeError`` saying ``wanted``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not ok(value):  # NaN fails every test below
-        raise argparse.ArgumentTypeError(f"must be {wanted}, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """``argparse`` type: a finite number ``> 0`` (learning rates, variances)."""
-    return _checked_float(text, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
-
-
-def nonnegative_float(text: str) -> float:
-    """``argparse`` type: a finite number ``>= 0``."""
-    return _checked_float(text, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
-
-
-def positive_range(text: str) -> float:
-    """``argparse`` type: a number ``> 0``, ``inf`` allowed (a clipping range)."""
-    return _checked_float(text, lambda v: v > 0, "> 0 (or inf)")
-
-
-def float_pair(text: str) -> tuple[float, float]:
-    """``argparse`` type: ``LOW,HIGH`` as two floats (a search range).
-
-    Raises:
-        argparse.ArgumentTypeError: unless the text is two comma-separated floats.
-    """
-    try:
-        low, high = (float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}") from None
-    return low, high
 
 
 def add_resume_flags(
@@ -166,35 +127,6 @@ def add_config_flag(group: argparse._ActionsContainer) -> None:
     )
 
 
-def joblib_backend(name: str, *, scheduler: bool = False) -> str:
-    """``argparse`` type of ``--backend``: one of the local joblib backends.
-
-    Args:
-        name: the flag's value.
-        scheduler: the command also has ``--scheduler`` (named in the messages).
-
-    Raises:
-        argparse.ArgumentTypeError: for another name; ``dask`` and ``ray`` (once
-            accepted, never set up) say what to use instead.
-    """
-    from structgrad_app_common.sweep import LOCAL_BACKENDS
-
-    if name in LOCAL_BACKENDS:
-        return name
-    local = ", ".join(LOCAL_BACKENDS)
-    cluster = (
-        "run on a Dask cluster with --scheduler ADDRESS (or DASK_SCHEDULER_ADDRESS)"
-        if scheduler
-        else "this command runs on this machine only"
-    )
-    if name in ("dask", "ray"):
-        raise argparse.ArgumentTypeError(
-            f"{name!r} is no longer a backend: {cluster}; local joblib backends: {local}"
-        )
-    more = "; or --scheduler ADDRESS for a Dask cluster" if scheduler else ""
-    raise argparse.ArgumentTypeError(f"unknown joblib backend {name!r}; choose {local}{more}")
-
-
 def add_joblib_flags(parser: argparse._ActionsContainer, *, scheduler: bool = False) -> None:
     """Add ``--n-jobs`` (2) and ``--backend`` (loky); with ``scheduler``, ``--scheduler``.
 
@@ -204,8 +136,6 @@ def add_joblib_flags(parser: argparse._ActionsContainer, *, scheduler: bool = Fa
             variable ``DASK_SCHEDULER_ADDRESS``): the runs go to that Dask
             cluster through joblib's ``dask`` backend.
     """
-    from structgrad_app_common.sweep import LOCAL_BACKENDS
-
     on_cluster = "; on a Dask cluster every worker thread takes runs" if scheduler else ""
     parser.add_argument(
         "--n-jobs",
@@ -352,12 +282,11 @@ def config_from_args(
     Returns:
         ``cls(**values)``.
     """
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    values = {k: v for k, v in vars(args).items() if k in names}
-    if "progress" in names and hasattr(args, "no_progress"):
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values = {k: v for k, v in vars(args).items() if k in defaults}
+    if "progress" in defaults and hasattr(args, "no_progress"):
         values["progress"] = not args.no_progress
     values.update(fields)
     if getattr(args, "smoke", False):
-        defaults = {f.name: f.default for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
         values.update({k: v for k, v in smoke.items() if values.get(k) == defaults[k]})
     return cls(**values)

@@ -1,32 +1,47 @@
-"""Random search and parallel sweeps, aggregated as mean ± standard error.
+"""Random search and the summaries of a sweep, aggregated as mean ± standard error.
 
-Trials run through joblib: local processes (``loky``) by default, ``threading``
-or ``multiprocessing``; or, given the address of a Dask scheduler, on that
-cluster through joblib's ``dask`` backend (``pip install "dask[distributed]"``).
+Draws (lr, τ) points with scikit-learn's ``ParameterSampler`` (:func:`sample_trials`,
+:func:`search_range`), aggregates the runs' metrics (:func:`aggregate`,
+:func:`best_trials`), formats them (:func:`format_mean_se`, :func:`markdown_table`)
+and writes the sweep's outputs (:func:`write_sweep`). The joblib runner lives in
+:mod:`~structgrad_app_common.parallel` (its names are importable from here too).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from structgrad_app_common.checkpoint import atomic_write_text, first_line
+from structgrad_app_common.checkpoint import atomic_write_text
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import json_safe
+from structgrad_app_common.parallel import (
+    CONNECT_TIMEOUT,
+    DASK_INSTALL,
+    LOCAL_BACKENDS,
+    WORKER_TIMEOUT,
+    dask_client,
+    require_dask,
+    run_parallel,
+    run_trials,
+)
 
-__all__ = [
+__all__ = [  # the runner's names are re-exported from structgrad_app_common.parallel
+    "CONNECT_TIMEOUT",
+    "DASK_INSTALL",
     "LOCAL_BACKENDS",
+    "WORKER_TIMEOUT",
     "aggregate",
     "best_trials",
     "dask_client",
     "format_mean_se",
+    "jsonl_text",
     "markdown_table",
     "mean_se",
     "require_dask",
@@ -64,108 +79,6 @@ def sample_trials(
 def _plain(value: Any) -> Any:
     """A numpy scalar as a Python number (configs stay plain JSON); anything else as is."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-#: The joblib backends that run trials on this machine (a cluster: a Dask scheduler).
-LOCAL_BACKENDS = ("loky", "threading", "multiprocessing")
-#: Seconds to wait for a Dask scheduler to answer.
-CONNECT_TIMEOUT = 30
-#: Seconds joblib waits for a first Dask worker (batch jobs may be queued).
-WORKER_TIMEOUT = 600
-DASK_INSTALL = 'pip install "dask[distributed]"'
-
-
-def require_dask() -> None:
-    """A one-line error unless ``dask.distributed`` can be imported.
-
-    Raises:
-        CLIError: ``--scheduler needs Dask: pip install "dask[distributed]"``.
-    """
-    try:
-        import distributed  # noqa: F401
-    except ImportError:
-        raise CLIError(f"--scheduler needs Dask's distributed scheduler: {DASK_INSTALL}") from None
-
-
-@contextlib.contextmanager
-def dask_client(address: str) -> Iterator[Any]:
-    """A ``dask.distributed.Client`` of the scheduler at ``address``, closed on exit.
-
-    Raises:
-        CLIError: Dask is not installed, or no scheduler answered at ``address``.
-    """
-    require_dask()
-    from distributed import Client
-
-    try:
-        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
-    except Exception as err:  # refused, timed out, a malformed address or protocol
-        raise CLIError(
-            f"--scheduler {address}: no Dask scheduler answered ({first_line(err)})"
-        ) from None
-    try:
-        yield client
-    finally:
-        client.close()
-
-
-def _indexed(index: int, fn: Callable[..., Any], task: Mapping[str, Any]) -> tuple[int, Any]:
-    """``(index, fn(**task))``: a result that names its task (results come as they finish)."""
-    return index, fn(**task)
-
-
-def run_parallel(
-    fn: Callable[..., Any],
-    tasks: Sequence[Mapping[str, Any]],
-    *,
-    n_jobs: int = 2,
-    backend: str = "loky",
-    verbose: int = 0,
-    scheduler: str | None = None,
-    on_result: Callable[[int, Any], None] | None = None,
-) -> list[Any]:
-    """Run ``fn(**task)`` for every task through joblib, results in task order.
-
-    Args:
-        fn: a picklable (module-level) function.
-        tasks: keyword arguments of each call.
-        n_jobs: parallel workers (``-1``: all cores); on a Dask cluster every
-            worker thread takes tasks, whatever ``n_jobs``.
-        backend: a joblib backend name; ``loky`` runs local processes.
-        verbose: joblib verbosity.
-        scheduler: the address of a Dask scheduler (``tcp://host:8786``): the
-            tasks run on its cluster through joblib's ``dask`` backend (the
-            client is closed at the end); ``backend`` is then not used.
-        on_result: called with ``(task index, result)`` as each task finishes
-            (in the calling process, in the order they finish).
-
-    Returns:
-        The list of results, in task order.
-
-    Raises:
-        CLIError: ``scheduler`` without Dask installed, or no scheduler there.
-    """
-    from joblib import Parallel, delayed, parallel_config
-
-    unordered = "generator_unordered"  # results come as they finish
-    calls = [delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks)]
-    results: dict[int, Any] = {}
-
-    def collect(runner: Any) -> list[Any]:
-        for index, result in runner(calls):
-            results[index] = result
-            if on_result is not None:
-                on_result(index, result)
-        return [results[i] for i in range(len(calls))]
-
-    if scheduler is None:
-        local = Parallel(n_jobs=n_jobs, backend=backend, verbose=verbose, return_as=unordered)
-        return collect(local)
-    with (
-        dask_client(scheduler) as client,
-        parallel_config(backend="dask", client=client, wait_for_workers_timeout=WORKER_TIMEOUT),
-    ):
-        return collect(Parallel(verbose=verbose, return_as=unordered))
 
 
 def mean_se(values: Iterable[float | None]) -> tuple[float, float, int]:
@@ -255,24 +168,6 @@ def search_range(bounds: tuple[float, float]) -> Any:
     return low if low == high else loguniform(low, high)
 
 
-def run_trials(
-    fn: Callable[..., Any],
-    tasks: Sequence[Mapping[str, Any]],
-    *,
-    n_jobs: int,
-    backend: str,
-    scheduler: str | None = None,
-    on_result: Callable[[int, Any], None] | None = None,
-) -> list[Any]:
-    """:func:`run_parallel`, with a failing joblib backend turned into a :class:`CLIError`."""
-    try:
-        return run_parallel(
-            fn, tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler, on_result=on_result
-        )
-    except (ValueError, KeyError) as err:  # joblib: unknown backend name
-        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
-
-
 def best_trials(
     records: Sequence[Mapping[str, Any]],
     by: Sequence[str],
@@ -305,15 +200,18 @@ def best_trials(
         value = row[f"{score}_mean"]
         return value if math.isfinite(value) else worst
 
+    def group(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        return tuple(row[k] for k in by)
+
     rows: list[dict[str, Any]] = []
-    for key in dict.fromkeys(tuple(r[k] for k in by) for r in records):
-        cands = [r for r in by_trial if tuple(r[k] for k in by) == key]
+    for key in dict.fromkeys(map(group, records)):
+        cands = [r for r in by_trial if group(r) == key]
         if not cands:
             failed: dict[str, Any] = {**dict(zip(by, key, strict=True)), "n": 0}
             rows.append(failed if failure is None else {**failed, "error": failure})
             continue
         best = (max if higher else min)(cands, key=rank)
-        first = next(r for r in ok if tuple(r[k] for k in (*by, "trial")) == (*key, best["trial"]))
+        first = next(r for r in ok if group(r) == key and r["trial"] == best["trial"])
         rows.append({**best, "lr": first["lr"], "tau": first["tau"]})
     return rows
 
@@ -326,8 +224,11 @@ def write_sweep(
 ) -> None:
     """Write ``sweep.jsonl`` (every run), ``summary.json`` (best rows) and ``table.md``."""
     out = Path(out)
-    atomic_write_text(
-        out / "sweep.jsonl", "".join(json.dumps(json_safe(r)) + "\n" for r in records)
-    )
+    atomic_write_text(out / "sweep.jsonl", jsonl_text(records))
     atomic_write_text(out / "summary.json", json.dumps(json_safe(rows), indent=2) + "\n")
     atomic_write_text(out / "table.md", table + "\n")
+
+
+def jsonl_text(records: Iterable[Mapping[str, Any]]) -> str:
+    """``records`` as JSONL text: one JSON object (``json_safe``) per line."""
+    return "".join(json.dumps(json_safe(r)) + "\n" for r in records)

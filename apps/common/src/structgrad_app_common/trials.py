@@ -10,22 +10,20 @@ best trial (mean score over the seeds) and writes ``sweep.jsonl``,
 
 ``sweep.jsonl`` grows by one record as each run finishes (and is rewritten in
 run order at the end), so a sweep stopped midway is continued with
-``--resume``: the runs it records are not run again.
+``--resume``: the runs it records are not run again (that bookkeeping is
+:mod:`~structgrad_app_common.sweep_resume`).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common.checkpoint import atomic_write_text
 from structgrad_app_common.cli import CLIError
-from structgrad_app_common.jsonl import json_safe, read_jsonl
 from structgrad_app_common.sweep import (
     best_trials,
     format_mean_se,
@@ -36,6 +34,8 @@ from structgrad_app_common.sweep import (
     search_range,
     write_sweep,
 )
+from structgrad_app_common.sweep_resume import SETTINGS as SETTINGS  # re-exported
+from structgrad_app_common.sweep_resume import sweep_log
 
 __all__ = ["Column", "SearchGroup", "SearchOptions", "Sweep", "run_search"]
 
@@ -223,34 +223,6 @@ def _holds(records: Iterable[Mapping[str, Any]], metric: str) -> bool:
     return any(r.get(metric) is not None for r in records)
 
 
-#: The training settings of a sweep, checked on ``--resume``.
-SETTINGS = "sweep_config.json"
-
-
-def _settings(base: Any) -> dict[str, Any]:
-    """The base config's settings that shape a run (JSON values), see :data:`SETTINGS`."""
-    if hasattr(base, "resume_keys"):
-        keys = base.resume_keys()
-    else:
-        keys = tuple(f.name for f in dataclasses.fields(base) if f.name != "out")
-    return json.loads(json.dumps(json_safe({k: getattr(base, k) for k in keys})))
-
-
-def _done_runs(sweep: Sweep, out: Path, base: Any) -> dict[tuple[Any, ...], dict[str, Any]]:
-    """The runs ``<out>/sweep.jsonl`` records, by key, after checking the settings."""
-    log = out / "sweep.jsonl"
-    if not log.is_file():
-        raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
-    saved_path = out / SETTINGS
-    if saved_path.is_file():
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        now = _settings(base)
-        changed = [k for k in now if k in saved and saved[k] != now[k]]
-        if changed:
-            raise CLIError(f"--resume: settings differ from the sweep's: {', '.join(changed)}")
-    return {sweep.key(r): r for r in read_jsonl(log)}
-
-
 def _absolute(base: Any, paths: Sequence[str]) -> Any:
     """``base`` with ``out`` and the existing relative paths of ``paths`` made absolute."""
     changes = {"out": str(Path(base.out).resolve())}
@@ -309,19 +281,8 @@ def run_search(
                 fields = {**group.fields, **point, "seed": seed, "out": str(run_out)}
                 jobs.append({"config": dataclasses.replace(base, **fields), "trial": t})
     keys = [sweep.key(sweep.head(job["config"], job["trial"])) for job in jobs]
-    done = _done_runs(sweep, out, base) if search.resume else {}
-    done = {k: done[k] for k in keys if k in done}
-    atomic_write_text(out / SETTINGS, json.dumps(_settings(base), indent=2) + "\n")
-    log = out / "sweep.jsonl"
-    atomic_write_text(log, "".join(json.dumps(json_safe(r)) + "\n" for r in done.values()))
-    todo = [job for job, k in zip(jobs, keys, strict=True) if k not in done]
-    with log.open("a", encoding="utf-8") as handle:
-
-        def append(_: int, record: dict[str, Any]) -> None:
-            handle.write(json.dumps(json_safe(record)) + "\n")
-            handle.flush()
-            done[sweep.key(record)] = record
-
+    with sweep_log(out, base, keys, sweep.key, resume=search.resume) as (done, append):
+        todo = [job for job, k in zip(jobs, keys, strict=True) if k not in done]
         run_trials(
             sweep.record, todo, n_jobs=search.n_jobs, backend=search.backend,
             scheduler=search.scheduler, on_result=append,

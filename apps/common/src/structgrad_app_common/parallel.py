@@ -1,0 +1,146 @@
+"""The joblib runner of the sweeps: on this machine, or on a Dask cluster.
+
+Trials run through joblib: local processes (``loky``) by default, ``threading``
+or ``multiprocessing``; or, given the address of a Dask scheduler, on that
+cluster through joblib's ``dask`` backend (``pip install "dask[distributed]"``).
+Results are handed back as they finish (``on_result``) and returned in task order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from structgrad_app_common.checkpoint import first_line
+from structgrad_app_common.cli import CLIError
+
+__all__ = [
+    "CONNECT_TIMEOUT",
+    "DASK_INSTALL",
+    "LOCAL_BACKENDS",
+    "WORKER_TIMEOUT",
+    "dask_client",
+    "require_dask",
+    "run_parallel",
+    "run_trials",
+]
+
+#: The joblib backends that run trials on this machine (a cluster: a Dask scheduler).
+LOCAL_BACKENDS = ("loky", "threading", "multiprocessing")
+#: Seconds to wait for a Dask scheduler to answer.
+CONNECT_TIMEOUT = 30
+#: Seconds joblib waits for a first Dask worker (batch jobs may be queued).
+WORKER_TIMEOUT = 600
+DASK_INSTALL = 'pip install "dask[distributed]"'
+
+
+def require_dask() -> None:
+    """A one-line error unless ``dask.distributed`` can be imported.
+
+    Raises:
+        CLIError: ``--scheduler needs Dask: pip install "dask[distributed]"``.
+    """
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise CLIError(f"--scheduler needs Dask's distributed scheduler: {DASK_INSTALL}") from None
+
+
+@contextlib.contextmanager
+def dask_client(address: str) -> Iterator[Any]:
+    """A ``dask.distributed.Client`` of the scheduler at ``address``, closed on exit.
+
+    Raises:
+        CLIError: Dask is not installed, or no scheduler answered at ``address``.
+    """
+    require_dask()
+    from distributed import Client
+
+    try:
+        client = Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except Exception as err:  # refused, timed out, a malformed address or protocol
+        raise CLIError(
+            f"--scheduler {address}: no Dask scheduler answered ({first_line(err)})"
+        ) from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _indexed(index: int, fn: Callable[..., Any], task: Mapping[str, Any]) -> tuple[int, Any]:
+    """``(index, fn(**task))``: a result that names its task (results come as they finish)."""
+    return index, fn(**task)
+
+
+def run_parallel(
+    fn: Callable[..., Any],
+    tasks: Sequence[Mapping[str, Any]],
+    *,
+    n_jobs: int = 2,
+    backend: str = "loky",
+    verbose: int = 0,
+    scheduler: str | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
+    """Run ``fn(**task)`` for every task through joblib, results in task order.
+
+    Args:
+        fn: a picklable (module-level) function.
+        tasks: keyword arguments of each call.
+        n_jobs: parallel workers (``-1``: all cores); on a Dask cluster every
+            worker thread takes tasks, whatever ``n_jobs``.
+        backend: a joblib backend name; ``loky`` runs local processes.
+        verbose: joblib verbosity.
+        scheduler: the address of a Dask scheduler (``tcp://host:8786``): the
+            tasks run on its cluster through joblib's ``dask`` backend (the
+            client is closed at the end); ``backend`` is then not used.
+        on_result: called with ``(task index, result)`` as each task finishes
+            (in the calling process, in the order they finish).
+
+    Returns:
+        The list of results, in task order.
+
+    Raises:
+        CLIError: ``scheduler`` without Dask installed, or no scheduler there.
+    """
+    from joblib import Parallel, delayed, parallel_config
+
+    unordered = "generator_unordered"  # results come as they finish
+    calls = [delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks)]
+    results: dict[int, Any] = {}
+
+    def collect(runner: Any) -> list[Any]:
+        for index, result in runner(calls):
+            results[index] = result
+            if on_result is not None:
+                on_result(index, result)
+        return [results[i] for i in range(len(calls))]
+
+    if scheduler is None:
+        local = Parallel(n_jobs=n_jobs, backend=backend, verbose=verbose, return_as=unordered)
+        return collect(local)
+    with (
+        dask_client(scheduler) as client,
+        parallel_config(backend="dask", client=client, wait_for_workers_timeout=WORKER_TIMEOUT),
+    ):
+        return collect(Parallel(verbose=verbose, return_as=unordered))
+
+
+def run_trials(
+    fn: Callable[..., Any],
+    tasks: Sequence[Mapping[str, Any]],
+    *,
+    n_jobs: int,
+    backend: str,
+    scheduler: str | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
+) -> list[Any]:
+    """:func:`run_parallel`, with a failing joblib backend turned into a :class:`CLIError`."""
+    try:
+        return run_parallel(
+            fn, tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler, on_result=on_result
+        )
+    except (ValueError, KeyError) as err:  # joblib: unknown backend name
+        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None

@@ -1,0 +1,104 @@
+"""The bookkeeping that lets a stopped sweep continue: its settings and its run log.
+
+:func:`~structgrad_app_common.run_search` saves the training settings of the
+base config in ``<out>/sweep_config.json`` and appends one record to
+``<out>/sweep.jsonl`` as each run finishes (:func:`sweep_log`). With
+``--resume`` the runs that log records are kept and not run again, once the
+settings are checked to be those of the sweep (:func:`done_runs`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from structgrad_app_common.checkpoint import atomic_write_text
+from structgrad_app_common.cli import CLIError
+from structgrad_app_common.jsonl import json_safe, read_jsonl
+from structgrad_app_common.sweep import jsonl_text
+
+__all__ = ["LOG", "SETTINGS", "done_runs", "sweep_log", "sweep_settings"]
+
+#: The training settings of a sweep, checked on ``--resume``.
+SETTINGS = "sweep_config.json"
+#: One record per finished run, appended as it finishes.
+LOG = "sweep.jsonl"
+
+#: The run a record names (``Sweep.key``: group fields, trial, seed, lr, τ).
+Key = tuple[Any, ...]
+
+
+def sweep_settings(base: Any) -> dict[str, Any]:
+    """The base config's settings that shape a run (JSON values), see :data:`SETTINGS`."""
+    if hasattr(base, "resume_keys"):
+        keys = base.resume_keys()
+    else:
+        keys = tuple(f.name for f in dataclasses.fields(base) if f.name != "out")
+    return json.loads(json.dumps(json_safe({k: getattr(base, k) for k in keys})))
+
+
+def done_runs(
+    out: Path, base: Any, key: Callable[[Mapping[str, Any]], Key]
+) -> dict[Key, dict[str, Any]]:
+    """The runs ``<out>/sweep.jsonl`` records, by ``key``, after checking the settings.
+
+    Raises:
+        CLIError: no ``sweep.jsonl`` to resume, or settings that differ from
+            those saved in ``sweep_config.json``.
+    """
+    log = out / LOG
+    if not log.is_file():
+        raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
+    saved_path = out / SETTINGS
+    if saved_path.is_file():
+        saved = json.loads(saved_path.read_text(encoding="utf-8"))
+        now = sweep_settings(base)
+        changed = [k for k in now if k in saved and saved[k] != now[k]]
+        if changed:
+            raise CLIError(f"--resume: settings differ from the sweep's: {', '.join(changed)}")
+    return {key(r): r for r in read_jsonl(log)}
+
+
+@contextlib.contextmanager
+def sweep_log(
+    out: Path,
+    base: Any,
+    keys: Sequence[Key],
+    key: Callable[[Mapping[str, Any]], Key],
+    *,
+    resume: bool,
+) -> Iterator[tuple[dict[Key, dict[str, Any]], Callable[[int, dict[str, Any]], None]]]:
+    """Start (or, with ``resume``, continue) the run log of a sweep in ``out``.
+
+    Saves the settings in ``sweep_config.json`` and rewrites ``sweep.jsonl``
+    with the runs it already records among ``keys`` (none unless ``resume``).
+
+    Args:
+        out: the sweep folder.
+        base: the config shared by every run (its settings are saved or checked).
+        keys: the runs of the sweep.
+        key: the run a record names.
+        resume: keep the runs ``sweep.jsonl`` records (see :func:`done_runs`).
+
+    Yields:
+        ``(done, append)``: the finished runs by key, and the ``on_result`` of
+        :func:`~structgrad_app_common.run_trials`, which appends a record to
+        ``sweep.jsonl`` (flushed) and to ``done``.
+    """
+    done = done_runs(out, base, key) if resume else {}
+    done = {k: done[k] for k in keys if k in done}
+    atomic_write_text(out / SETTINGS, json.dumps(sweep_settings(base), indent=2) + "\n")
+    log = out / LOG
+    atomic_write_text(log, jsonl_text(done.values()))
+    with log.open("a", encoding="utf-8") as handle:
+
+        def append(_: int, record: dict[str, Any]) -> None:
+            handle.write(jsonl_text([record]))
+            handle.flush()
+            done[key(record)] = record
+
+        yield done, append
