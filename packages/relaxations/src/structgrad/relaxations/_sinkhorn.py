@@ -1,8 +1,6 @@
-"""The Gumbel-Sinkhorn relaxation of permutations (Sinkhorn itself: structgrad.distributions).
+"""The Gumbel-Sinkhorn relaxation of permutations (Mena et al., ICLR 2018).
 
-References:
-    Mena, Belanger, Linderman and Snoek, "Learning Latent Permutations with
-    Gumbel-Sinkhorn Networks", ICLR 2018, https://arxiv.org/abs/1802.08665.
+Sinkhorn itself, with the full reference, is :func:`structgrad.distributions.sinkhorn`.
 """
 
 from __future__ import annotations
