@@ -28,6 +28,7 @@ from structgrad_app_common.sweep import search_range
 from structgrad_app_common.sweep_cli import report_sweep, sweep_base
 from structgrad_app_common.testing import (
     PNG_SIGNATURE,
+    AppChecks,
     append_record,
     assert_files,
     assert_png,
@@ -37,7 +38,6 @@ from structgrad_app_common.testing import (
     assert_sweep_outputs,
     cli_error_checker,
     last_checkpoint,
-    run_interrupted,
 )
 from structgrad_app_common.training import (
     open_log,
@@ -268,15 +268,16 @@ def _train_main(argv):
 
 
 def test_run_interrupted_checks_and_logs(tmp_path, capsys):
-    recs, ref = run_interrupted(
-        capsys, _train_main, [], tmp_path / "run", tmp_path / "ref", prog="app", unit="step",
+    app = AppChecks(_train_main, "app")
+    recs, ref = app.interrupted(
+        capsys, [], tmp_path / "run", tmp_path / "ref", unit="step",
         stop_after=2, killed={"step": 3, "loss": 9.0}, changed=["--lr", "0.5"],
     )  # fmt: skip
     assert [r["step"] for r in recs] == [1, 2, 3, 4] and recs[2]["loss"] == pytest.approx(0.3)
     assert_records_match(recs, ref, ["step", "loss"], rel=1e-12)
     with pytest.raises(AssertionError):  # the checkpoint counts steps, not epochs
-        run_interrupted(
-            capsys, _train_main, [], tmp_path / "r2", tmp_path / "f2", prog="app", unit="epoch",
+        app.interrupted(
+            capsys, [], tmp_path / "r2", tmp_path / "f2", unit="epoch",
             stop_after=2, killed={"step": 3},
         )  # fmt: skip
 

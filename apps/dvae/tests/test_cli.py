@@ -8,17 +8,15 @@ from dvae.cli import build_parser, main
 from dvae.methods import method_names
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
-    assert_config_and_device,
+    AppChecks,
     assert_every_flag_has_help,
     assert_png,
     assert_records_match,
-    assert_sweep_errors,
-    cli_error_checker,
     last_checkpoint,
-    run_interrupted,
 )
 
-_fail = cli_error_checker(main, prog="dvae")
+APP = AppChecks(main, "dvae", build_parser)
+_fail = APP.fail
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -42,7 +40,7 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
 
 def test_config_read_back_and_device(tmp_path, capsys):
     argv = ["train", "--smoke", "--epochs", "1", "--method", "sst", "--no-progress"]
-    assert_config_and_device(capsys, main, argv, tmp_path, prog="dvae")
+    APP.config_and_device(capsys, argv, tmp_path)
 
 
 @pytest.mark.parametrize("method", [m for m in method_names() if m != "gumbel-softmax"])
@@ -87,8 +85,8 @@ def test_samples_and_annealing(tmp_path, capsys):
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):
     args = ["train", "--smoke", "--no-progress", "--epochs", "3", "--method", "aimle"]
-    recs, ref_recs = run_interrupted(
-        capsys, main, args, tmp_path / "run", tmp_path / "ref", prog="dvae", unit="epoch",
+    recs, ref_recs = APP.interrupted(
+        capsys, args, tmp_path / "run", tmp_path / "ref", unit="epoch",
         stop_after=1, killed={"epoch": 2, "train_loss": 1.0}, changed=["--lr", "0.01"],
     )  # fmt: skip
     assert [r["epoch"] for r in recs] == [1, 2, 3]
@@ -123,7 +121,7 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     _fail(capsys, ["train", "--smoke", "--out", out, "--hidden", "a,b"], "sizes")
     _fail(capsys, ["train", "--out", out, "--resume", "--overwrite"], "exclude")
     _fail(capsys, ["sweep", "--smoke", "--out", out, "--valid-size", "0"], "--valid-size")
-    assert_sweep_errors(capsys, main, ["sweep", "--smoke", "--out", out], prog="dvae")
+    APP.sweep_errors(capsys, out)
     _fail(capsys, ["frobnicate"], "invalid choice")
 
 

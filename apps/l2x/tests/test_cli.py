@@ -5,19 +5,16 @@ from l2x.cli import build_parser, main
 from l2x.methods import method_names
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
-    assert_config_and_device,
-    assert_every_flag_has_help,
+    AppChecks,
     assert_files,
     assert_records_match,
-    assert_sweep_errors,
     assert_sweep_outputs,
-    cli_error_checker,
     last_checkpoint,
-    run_interrupted,
 )
 
 TINY = ["--smoke", "--no-progress", "--num-train", "96", "--num-valid", "32", "--num-test", "64"]
-_fail = cli_error_checker(main, prog="l2x")
+APP = AppChecks(main, "l2x", build_parser)
+_fail = APP.fail
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -48,13 +45,13 @@ def test_smoke_every_method(tmp_path, method):
 
 def test_config_read_back_and_device(tmp_path, capsys):
     argv = ["train", *TINY, "--task", "xor", "--method", "imle", "--epochs", "1"]
-    assert_config_and_device(capsys, main, argv, tmp_path, prog="l2x")
+    APP.config_and_device(capsys, argv, tmp_path)
 
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):
     args = ["train", *TINY, "--task", "xor", "--method", "aimle", "--epochs", "3"]
-    recs, ref_recs = run_interrupted(
-        capsys, main, args, tmp_path / "run", tmp_path / "ref", prog="l2x", unit="epoch",
+    recs, ref_recs = APP.interrupted(
+        capsys, args, tmp_path / "run", tmp_path / "ref", unit="epoch",
         stop_after=1, killed={"epoch": 2, "train_loss": 1.0}, changed=["--lr", "0.1"],
     )  # fmt: skip
     assert [r["epoch"] for r in recs] == [1, 2, 3]
@@ -121,12 +118,10 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     _fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")
     _fail(capsys, ["eval", "--run", str(tmp_path)], "holds no run")
     _fail(capsys, ["frobnicate"], "invalid choice")
-    sweep = ["sweep", "--smoke", "--out", str(tmp_path / "s")]
-    assert_sweep_errors(capsys, main, sweep, prog="l2x")
+    APP.sweep_errors(capsys, tmp_path / "s")
 
 
-def test_every_flag_has_help():
-    assert_every_flag_has_help(build_parser())
+test_every_flag_has_help = APP.help_test()
 
 
 def test_sweep_smoke_threading(tmp_path):

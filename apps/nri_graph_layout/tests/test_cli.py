@@ -6,18 +6,15 @@ import pytest
 from nri_graph_layout.cli import build_parser, main
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
-    assert_config_and_device,
-    assert_every_flag_has_help,
+    AppChecks,
     assert_files,
     assert_subprocess_error,
-    assert_sweep_errors,
     assert_sweep_outputs,
-    cli_error_checker,
     last_checkpoint,
-    run_interrupted,
 )
 
-_fail = cli_error_checker(main, prog="nri_graph_layout")
+APP = AppChecks(main, "nri_graph_layout", build_parser)
+_fail = APP.fail
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -40,7 +37,7 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
 
 def test_config_read_back_and_device(tmp_path, capsys):
     argv = ["train", "--smoke", "--method", "indep", "--no-progress"]
-    assert_config_and_device(capsys, main, argv, tmp_path, prog="nri_graph_layout")
+    APP.config_and_device(capsys, argv, tmp_path)
 
 
 @pytest.mark.parametrize("method", ["indep", "tree-reinforce", "topk-sst"])
@@ -52,8 +49,8 @@ def test_smoke_other_methods(tmp_path, method):
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):
     args = ["train", "--smoke", "--no-progress", "--iterations", "6", "--eval-every", "2"]
-    recs, ref_recs = run_interrupted(
-        capsys, main, args, tmp_path / "run", tmp_path / "ref", prog="nri_graph_layout",
+    recs, ref_recs = APP.interrupted(
+        capsys, args, tmp_path / "run", tmp_path / "ref",
         unit="step", stop_after=3, killed={"step": 4, "split": "train", "loss": 1.0},
         changed=["--lr", "0.1"],
     )  # fmt: skip
@@ -101,12 +98,10 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     _fail(capsys, ["train"], "--data is required")
     _fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
     _fail(capsys, ["frobnicate"], "invalid choice")
-    sweep = ["sweep", "--smoke", "--out", str(tmp_path / "s")]
-    assert_sweep_errors(capsys, main, sweep, prog="nri_graph_layout")
+    APP.sweep_errors(capsys, tmp_path / "s")
 
 
-def test_every_flag_has_help():
-    assert_every_flag_has_help(build_parser())
+test_every_flag_has_help = APP.help_test()
 
 
 def test_sweep_smoke_threading(tmp_path):

@@ -2,9 +2,10 @@ import json
 
 import pytest
 from shootout.cli import main
-from structgrad_app_common.testing import assert_config_and_device, assert_png, cli_error_checker
+from structgrad_app_common.testing import AppChecks, assert_png
 
-_fail = cli_error_checker(main, prog="shootout")
+APP = AppChecks(main, "shootout")
+_fail = APP.fail
 
 
 def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
@@ -24,7 +25,7 @@ def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
 def test_config_read_back_and_device(tmp_path, capsys):
     pair = ["--structures", "categorical", "--estimators", "ste", "--no-progress"]
     argv = ["--smoke", "--draws", "50", *pair]
-    assert_config_and_device(capsys, main, argv, tmp_path, prog="shootout", command=[], extra=pair)
+    APP.config_and_device(capsys, argv, tmp_path, command=[], extra=pair)
 
 
 def test_resume_reuses_matching_rows(tmp_path, capsys):

@@ -6,20 +6,18 @@ import pytest
 import torch
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.testing import (
-    assert_config_and_device,
-    assert_every_flag_has_help,
+    AppChecks,
     assert_png,
     assert_subprocess_error,
-    cli_error_checker,
     last_checkpoint,
-    run_interrupted,
 )
 from toys.cli import build_parser, main
 from toys.methods import applicable
 from toys.problems import STRUCTURES
 
 PAIRS = [(s, e) for s in STRUCTURES for e in applicable(s)]
-_fail = cli_error_checker(main, prog="toys")
+APP = AppChecks(main, "toys", build_parser)
+_fail = APP.fail
 
 
 @pytest.mark.parametrize(("structure", "estimator"), PAIRS)
@@ -42,7 +40,7 @@ def test_smoke_every_structure_and_estimator(tmp_path, capsys, structure, estima
 
 def test_config_read_back_and_device(tmp_path, capsys):
     argv = ["run", "--smoke", "--structure", "k_subset", "--estimator", "relax", "--no-progress"]
-    assert_config_and_device(capsys, main, argv, tmp_path, prog="toys")
+    APP.config_and_device(capsys, argv, tmp_path)
 
 
 @pytest.mark.parametrize("estimator", ["t-reinforce+", "relax"])
@@ -50,8 +48,8 @@ def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
     out, ref = tmp_path / "run", tmp_path / "ref"
     args = ["run", "--smoke", "--no-progress", "--structure", "matching", "--estimator",
             estimator, "--iters", "20", "--eval-every", "5"]  # fmt: skip
-    recs, ref_recs = run_interrupted(
-        capsys, main, args, out, ref, prog="toys", unit="step", stop_after=7,
+    recs, ref_recs = APP.interrupted(
+        capsys, args, out, ref, unit="step", stop_after=7,
         killed={"step": 10, "mean_loss": 1.0}, changed=["--lr", "0.1"],
     )  # fmt: skip
     assert [r["step"] for r in recs] == [0, 5, 10, 15, 20]
@@ -92,8 +90,7 @@ def test_bad_flags_one_line_errors(tmp_path, capsys):
     )
 
 
-def test_every_flag_has_help():
-    assert_every_flag_has_help(build_parser())
+test_every_flag_has_help = APP.help_test()
 
 
 def test_all_smoke_table_and_resume(tmp_path, capsys):
