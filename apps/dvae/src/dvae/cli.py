@@ -8,28 +8,28 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from structgrad_app_common import (
-    ArgumentParser,
     CLIError,
     Column,
     SearchGroup,
     Sweep,
-    add_config_flags,
-    add_run_flags,
-    add_sweep_flags,
-    check_names,
-    config_from_args,
     format_mean_se,
     markdown_table,
     mean_se,
     positive_int,
     read_jsonl,
     run_command,
-    sweep_command,
+)
+from structgrad_app_common.app_cli import (
+    AppCLI,
+    SweepCommand,
+    TrainCommand,
+    known_methods,
+    method_groups,
 )
 
 from dvae.config import RUN, TrainConfig
@@ -53,41 +53,45 @@ SWEEP = Sweep(
 )
 
 
-def _add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
-    r = p.add_argument_group(RUN)
-    if not sweep:
-        r.add_argument("--out", help="output folder (default: runs/<method>-seed<seed>)")
-    add_run_flags(r, unit=None if sweep else "epoch")
-    r.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds-long run of the whole pipeline: 2 epochs on 200 digits, hidden 32,16, "
-        "batch 50 (flags set to non-default values win)",
-    )
-    add_config_flags(p, TrainConfig, sweep=sweep)
-
-
-def train_config(args: argparse.Namespace, *, out: str) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed arguments (``--smoke`` presets applied)."""
-    return config_from_args(TrainConfig, args, SMOKE, out=out)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train one method; print the final JSON."""
-    out = args.out or f"runs/{args.method}-seed{args.seed}"
-    final = run(train_config(args, out=out))
-    print(json.dumps(final, indent=2))
-    return 0
-
-
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Random search; print and save the markdown table."""
-    check_names("method", args.methods, method_names())
-    base = train_config(args, out=args.out)
+def _groups(args: argparse.Namespace, base: TrainConfig) -> Iterable[SearchGroup]:
+    """One group per method; the sweep ranks by validation loss, so it needs a split."""
     if base.valid_size == 0:
         raise CLIError("the sweep ranks trials by validation loss: pass --valid-size N > 0")
-    groups = [SearchGroup((method,), {"method": method}) for method in args.methods]
-    return sweep_command(SWEEP, base, args, groups)
+    return method_groups()(args, base)
+
+
+APP = AppCLI(
+    PROG,
+    description="Discrete VAEs: the SGA tutorial's categorical VAE (30 x 10, Gumbel-softmax "
+    "/ straight-through) and the AIMLE paper's k-subset VAE (20 x 10-of-20; AIMLE, IMLE, "
+    "SST, STE, Gumbel top-k). Default data: scikit-learn's 8x8 digits, binarised.",
+    train=TrainCommand(
+        TrainConfig,
+        run,
+        smoke=SMOKE,
+        smoke_help="seconds-long run of the whole pipeline: 2 epochs on 200 digits, hidden "
+        "32,16, batch 50 (flags set to non-default values win)",
+        out="runs/{method}-seed{seed}",
+        out_help="output folder (default: runs/<method>-seed<seed>)",
+        help="train one method, evaluating every epoch",
+        description="Train one method; writes config.json, metrics.jsonl (one record per "
+        "epoch: relaxed and unrelaxed training loss, valid / test loss with exact samples), "
+        "last.pt, final.json, curves.png, reconstructions.png and samples.png in --out.",
+        run_group=RUN,
+    ),
+    sweep=SweepCommand(
+        SWEEP,
+        help="random search over lr and τ with several seeds (joblib)",
+        description="Log-uniform random search per method; the best (lr, τ) by mean final "
+        "validation loss is reported as test loss mean ± standard error over seeds.",
+        methods=["gumbel-softmax", "st"],
+        trials=8,
+        lr_range=(3e-4, 3e-3),
+        tau_range=(0.3, 3.0),
+        groups=_groups,
+        check=known_methods(method_names),
+    ),
+)
 
 
 def epoch_table(folder: str | Path, *, every: int = 1) -> str:
@@ -126,35 +130,7 @@ def cmd_epochs(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = ArgumentParser(
-        prog=PROG,
-        description="Discrete VAEs: the SGA tutorial's categorical VAE (30 x 10, Gumbel-softmax "
-        "/ straight-through) and the AIMLE paper's k-subset VAE (20 x 10-of-20; AIMLE, IMLE, "
-        "SST, STE, Gumbel top-k). Default data: scikit-learn's 8x8 digits, binarised.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    p = sub.add_parser(
-        "train",
-        help="train one method, evaluating every epoch",
-        description="Train one method; writes config.json, metrics.jsonl (one record per epoch: "
-        "relaxed and unrelaxed training loss, valid / test loss with exact samples), last.pt, "
-        "final.json, curves.png, reconstructions.png and samples.png in --out.",
-    )
-    _add_train_flags(p, sweep=False)
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser(
-        "sweep",
-        help="random search over lr and τ with several seeds (joblib)",
-        description="Log-uniform random search per method; the best (lr, τ) by mean final "
-        "validation loss is reported as test loss mean ± standard error over seeds.",
-    )
-    add_sweep_flags(
-        p, methods=["gumbel-softmax", "st"], trials=8, lr_range=(3e-4, 3e-3), tau_range=(0.3, 3.0)
-    )
-    _add_train_flags(p, sweep=True)
-    p.set_defaults(func=cmd_sweep)
+def _add_epochs(sub: Any) -> None:
     p = sub.add_parser(
         "epochs",
         help="per-epoch losses (mean ± SE over seeds) of sweep trial folders",
@@ -164,7 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("folders", nargs="+", help="folders holding seed*/metrics.jsonl")
     p.add_argument("--every", type=positive_int, default=1, help="show every N-th epoch (1)")
     p.set_defaults(func=cmd_epochs)
-    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    return APP.build_parser("train", "sweep", _add_epochs)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
