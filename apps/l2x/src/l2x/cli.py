@@ -12,24 +12,20 @@ import dataclasses
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from structgrad_app_common import (
-    ArgumentParser,
     CLIError,
     Column,
     SearchGroup,
     Sweep,
-    add_config_flags,
-    add_run_flags,
-    add_sweep_flags,
     check_names,
-    config_from_args,
     json_safe,
     load_checkpoint,
     positive_int,
     run_command,
-    sweep_command,
 )
+from structgrad_app_common.app_cli import AppCLI, SweepCommand, TrainCommand
 from structgrad_app_common.training import load_entry
 
 from l2x.config import DATA, METHOD, RUN, TrainConfig
@@ -63,32 +59,6 @@ SWEEP = Sweep(
 )
 
 
-def _add_common(p: argparse.ArgumentParser, *, sweep: bool) -> None:
-    for title in (DATA, METHOD):  # the groups in --help order
-        p.add_argument_group(title)
-    r = p.add_argument_group(RUN)
-    if not sweep:
-        r.add_argument("--out", help="output folder (default runs/<task>-<method>-seed<seed>)")
-    add_run_flags(r, unit=None if sweep else "epoch")
-    r.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds-long run: 256/64/128 synthetic instances, 2 epochs, batch 64",
-    )
-    add_config_flags(p, TrainConfig, sweep=sweep)
-
-
-def _config(args: argparse.Namespace, out: str) -> TrainConfig:
-    return config_from_args(TrainConfig, args, SMOKE, out=out)
-
-
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train one (task, method, seed); print ``final.json``."""
-    out = args.out or f"runs/{args.task}-{args.method}-seed{args.seed}"
-    print(json.dumps(run(_config(args, out)), indent=2))
-    return 0
-
-
 def cmd_eval(args: argparse.Namespace) -> int:
     """Score a finished run's checkpoint on validation and test; print JSON."""
     from l2x.config import check
@@ -108,7 +78,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check(dataclasses.replace(config, resume=False))
     task, spec, model = setup(config)
     load_entry(model, load_checkpoint(ckpt), "model", str(ckpt))
-    result = {"run": str(run_dir), "checkpoint": ckpt.name, "task": task.name, "method": spec.name}
+    result: dict[str, Any] = {
+        "run": str(run_dir),
+        "checkpoint": ckpt.name,
+        "task": task.name,
+        "method": spec.name,
+    }
     for split in ("valid", "test"):
         res = task.evaluate(model, split, args.eval_batch_size)
         result.update({f"{split}_{k}": v for k, v in res.items()})
@@ -116,43 +91,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Random search / multi-seed comparison; print and save the markdown table.
-
-    Every (task, method) searches lr and, for methods with a τ when the search
-    has a τ range, τ; the others keep ``--tau`` (none: the method's default).
-    """
+def _check_tasks(args: argparse.Namespace) -> None:
     check_names("task", args.tasks, TASKS, phrase="choose one of")
-    base = _config(argparse.Namespace(**vars(args), task=args.tasks[0], method="sst"), args.out)
+
+
+def _groups(args: argparse.Namespace, base: TrainConfig) -> list[SearchGroup]:
+    """Every (task, method); τ is searched for the methods that have one.
+
+    With a τ range, the others keep ``--tau`` (none: the method's default).
+    """
     for method in args.methods:  # an unknown method or option: one line, before any run
         resolve(
             method, k=2, n=10, aimle_difference=base.aimle_difference, num_samples=base.num_samples
         )
-    groups = [
+    return [
         SearchGroup((task, method), {"task": task, "method": method}, tau=method in DEFAULT_TAU)
         for task in args.tasks
         for method in args.methods
     ]
-    return sweep_command(SWEEP, base, args, groups)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand."""
-    parser = ArgumentParser(
-        prog=PROG,
-        description="Learning to explain (Chen et al. 2018) with the k-subset methods of "
-        "structgrad: synthetic tasks and BeerAdvocate.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    p = sub.add_parser(
-        "train",
-        help="train and test one method on one task",
-        description="Writes metrics.jsonl (one record per epoch), last.pt, "
-        "best.pt, config.json, final.json, curves.png and, for synthetic "
-        "tasks, selection.png in --out.",
-    )
-    _add_common(p, sweep=False)
-    p.set_defaults(func=cmd_train)
+def _add_eval(sub: Any) -> None:
     p = sub.add_parser(
         "eval",
         help="score a trained run on validation and test",
@@ -169,27 +128,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="beer: BeerAdvocate folder (default: the one of the run)")
     p.add_argument("--eval-batch-size", type=positive_int, default=1000, help="batch size (1000)")
     p.set_defaults(func=cmd_eval)
-    p = sub.add_parser(
-        "sweep",
+
+
+APP = AppCLI(
+    PROG,
+    description="Learning to explain (Chen et al. 2018) with the k-subset methods of "
+    "structgrad: synthetic tasks and BeerAdvocate.",
+    train=TrainCommand(
+        TrainConfig,
+        run,
+        smoke=SMOKE,
+        smoke_help="seconds-long run: 256/64/128 synthetic instances, 2 epochs, batch 64",
+        out="runs/{task}-{method}-seed{seed}",
+        out_help="output folder (default runs/<task>-<method>-seed<seed>)",
+        help="train and test one method on one task",
+        description="Writes metrics.jsonl (one record per epoch), last.pt, "
+        "best.pt, config.json, final.json, curves.png and, for synthetic "
+        "tasks, selection.png in --out.",
+        run_group=RUN,
+        groups=(DATA, METHOD, RUN),
+    ),
+    sweep=SweepCommand(
+        SWEEP,
         help="random search and seeds over tasks x methods (joblib)",
         description="For every (task, method), --trials settings (lr log-uniform, τ "
         "log-uniform if --tau-range) are trained with every seed; the best "
         "setting by mean validation loss is reported as test mean ± standard "
         "error. A LOW=HIGH range fixes a value (a plain multi-seed comparison). "
         "Writes sweep.jsonl, summary.json and table.md in --out.",
-    )
-    p.add_argument("--tasks", nargs="+", default=["orange_skin"], help="tasks (orange_skin)")
-    add_sweep_flags(
-        p,
         methods=["sst", "imle", "aimle", "ste"],
         trials=8,
         lr_range=(3e-4, 3e-3),
         tau_range=None,
+        groups=_groups,
         methods_help="methods",
-    )
-    _add_common(p, sweep=True)
-    p.set_defaults(func=cmd_sweep)
-    return parser
+        flags=lambda p: p.add_argument(
+            "--tasks", nargs="+", default=["orange_skin"], help="tasks (orange_skin)"
+        ),
+        check=_check_tasks,
+        fields=lambda args: {"task": args.tasks[0], "method": "sst"},
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every subcommand."""
+    return APP.build_parser("train", _add_eval, "sweep")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
