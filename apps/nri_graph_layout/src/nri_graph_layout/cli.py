@@ -16,28 +16,25 @@ from pathlib import Path
 from typing import Any
 
 from structgrad_app_common import (
-    ArgumentParser,
     CLIError,
     Column,
-    SearchGroup,
     Sweep,
     add_joblib_flags,
-    add_sweep_flags,
     check_names,
     positive_int,
     run_command,
-    sweep_command,
+)
+from structgrad_app_common.app_cli import (
+    AppCLI,
+    SweepCommand,
+    TrainCommand,
+    known_methods,
+    method_groups,
 )
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import TrainConfig
-from nri_graph_layout.flags import (
-    add_generate_flags,
-    add_train_flags,
-    data_path,
-    generate_config,
-    train_config,
-)
+from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
+from nri_graph_layout.flags import SMOKE_TRAIN, add_generate_flags, data_path, generate_config
 from nri_graph_layout.methods import method_names, resolve
 from nri_graph_layout.train import run
 
@@ -71,30 +68,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    """Train one method; print the final JSON."""
-    out = Path(args.out or f"runs/{args.method}-seed{args.seed}")
-    config = train_config(args, out=str(out), data=data_path(args, out))
-    final = run(config)
-    print(json.dumps(final, indent=2))
-    return 0
+def _fields(args: argparse.Namespace, out: str) -> dict[str, str]:
+    """The run folder as a path, and the data set (the smoke data made there)."""
+    return {"out": str(Path(out)), "data": data_path(args, Path(out))}
 
 
-def cmd_sweep(args: argparse.Namespace) -> int:
-    """Random search; print and save the markdown table.
-
-    Each method searches lr and, if it has one, τ (else it keeps ``--tau``).
-    """
-    check_names("method", args.methods, method_names())
-    out = Path(args.out)
-    base = train_config(args, out=str(out), data=data_path(args, out))
+def _has_tau(method: str, base: TrainConfig) -> bool:
+    """Whether ``method`` has a τ (else its runs keep ``--tau``)."""
     flags = ("tau", "straight_through", "symmetric", "aimle_difference", "num_samples")
-    options = {k: getattr(base, k) for k in flags}
-    groups = [
-        SearchGroup((m,), {"method": m}, tau=resolve(m, n_nodes=2, **options).has_tau)
-        for m in args.methods
-    ]
-    return sweep_command(SWEEP, base, args, groups)
+    return resolve(method, n_nodes=2, **{k: getattr(base, k) for k in flags}).has_tau
 
 
 def _recipe(args: argparse.Namespace, base: Any) -> Any:
@@ -157,14 +139,7 @@ def _add_recipe_flags(p: argparse.ArgumentParser, *, out: str, seeds: list[int])
     add_joblib_flags(p)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = ArgumentParser(
-        prog=PROG,
-        description=__doc__.split("\n")[0]
-        + " NRI graph layout with latent spanning trees (Paulus et al. 2020).",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
+def _add_generate(sub: Any) -> None:
     p = sub.add_parser(
         "generate",
         help="generate a graph-layout data set (.npz)",
@@ -175,28 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output .npz (default data/graph_layout_n{n}_T{T}_seed{seed}.npz)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     p.set_defaults(func=cmd_generate)
-    p = sub.add_parser(
-        "train",
-        help="train and evaluate one method",
-        description="Train one method; writes metrics.jsonl, last.pt, best.pt, final.json, "
-        "curves.png, graph.png in --out.",
-    )
-    add_train_flags(p, sweep=False)
-    p.set_defaults(func=cmd_train)
-    p = sub.add_parser(
-        "sweep",
-        help="random search over lr and τ with several seeds (joblib)",
-        description="Log-uniform random search per method; the best (lr, τ) by mean "
-        "validation ELBO is reported as test mean ± standard error over seeds.",
-    )
-    add_sweep_flags(
-        p, methods=["tree-sst", "indep"], trials=20, lr_range=(1e-4, 1e-2), tau_range=(0.1, 10.0)
-    )
-    add_train_flags(p, sweep=True)
-    p.set_defaults(func=cmd_sweep)
+
+
+def _add_reproduce(sub: Any) -> None:
     from nri_graph_layout import reproduce as rep
 
-    cpu, quick = rep.CPU, rep.QUICK
+    cpu = rep.CPU
     p = sub.add_parser(
         "reproduce",
         help="the paper's comparison with the CPU recipe: table.json, table.md, plots",
@@ -214,17 +173,64 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_recipe_flags(p, out="runs/reproduce", seeds=[0, 1, 2])
     p.set_defaults(func=cmd_reproduce)
+
+
+def _add_quickstart(sub: Any) -> None:
+    from nri_graph_layout import reproduce as rep
+
     p = sub.add_parser(
         "quickstart",
         help="the main job: tree SST against independent edges in a few minutes",
         description=(
-            f"The reproduction in short: {quick.num_train} training graphs, tree-sst and "
-            f"indep, {_plan(quick)}; prints the table and the plot paths."
+            f"The reproduction in short: {rep.QUICK.num_train} training graphs, tree-sst and "
+            f"indep, {_plan(rep.QUICK)}; prints the table and the plot paths."
         ),
     )
     _add_recipe_flags(p, out="runs/quickstart", seeds=[0])
     p.set_defaults(func=cmd_quickstart)
-    return parser
+
+
+APP = AppCLI(
+    PROG,
+    description=__doc__.split("\n")[0]
+    + " NRI graph layout with latent spanning trees (Paulus et al. 2020).",
+    train=TrainCommand(
+        TrainConfig,
+        run,
+        smoke=SMOKE_TRAIN,
+        smoke_help="seconds-long run of the whole pipeline: tiny generated data (unless "
+        "--data), tiny model, 4 steps",
+        out="runs/{method}-seed{seed}",
+        out_help="output folder (default: runs/<method>-seed<seed>)",
+        help="train and evaluate one method",
+        description="Train one method; writes metrics.jsonl, last.pt, best.pt, final.json, "
+        "curves.png, graph.png in --out.",
+        run_group=RUN,
+        groups=(RUN, OPT, MODEL),
+        unit="step",
+        run_flags=lambda r: r.add_argument(
+            "--data", help="data set .npz written by 'generate' (required unless --smoke)"
+        ),
+        fields=_fields,
+    ),
+    sweep=SweepCommand(
+        SWEEP,
+        help="random search over lr and τ with several seeds (joblib)",
+        description="Log-uniform random search per method; the best (lr, τ) by mean "
+        "validation ELBO is reported as test mean ± standard error over seeds.",
+        methods=["tree-sst", "indep"],
+        trials=20,
+        lr_range=(1e-4, 1e-2),
+        tau_range=(0.1, 10.0),
+        groups=method_groups(tau=_has_tau),
+        check=known_methods(method_names),
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    return APP.build_parser(_add_generate, "train", "sweep", _add_reproduce, _add_quickstart)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,8 +1,7 @@
-"""The subcommands' flags, their presets, and the configs they make.
+"""The ``generate`` flags, the ``--smoke`` / ``--small`` presets and the data they name.
 
-``generate`` and the training flags (shared by ``train``, ``sweep`` and
-``quickstart``) with their ``--smoke`` / ``--small`` / quickstart presets, and
-the data set and run settings built from parsed arguments.
+``generate``'s flags and the data set they make; the training presets of
+``--smoke`` and the data set of a training run (``--data``, or the smoke data).
 """
 
 from __future__ import annotations
@@ -10,28 +9,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from structgrad_app_common import (
-    CLIError,
-    add_config_flags,
-    add_run_flags,
-    config_from_args,
-    nonnegative_float,
-    positive_int,
-)
+from structgrad_app_common import CLIError, nonnegative_float, positive_int
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
 
 __all__ = [
     "SMALL",
     "SMOKE_DATA",
     "SMOKE_TRAIN",
     "add_generate_flags",
-    "add_train_flags",
     "data_path",
     "generate_config",
     "smoke_data",
-    "train_config",
 ]
 
 #: ``generate --small``: a quick data set.
@@ -92,29 +81,6 @@ def generate_config(args: argparse.Namespace) -> data_mod.GenerateConfig:
         noise_std=args.noise_std,
         seed=args.data_seed,
     )
-
-
-def add_train_flags(p: argparse.ArgumentParser, *, sweep: bool) -> None:
-    """The training flags (``sweep``: without those set per run: out, method, seed, lr, τ)."""
-    r = p.add_argument_group(RUN)
-    r.add_argument("--data", help="data set .npz written by 'generate' (required unless --smoke)")
-    if not sweep:
-        r.add_argument("--out", help="output folder (default: runs/<method>-seed<seed>)")
-    add_run_flags(r, unit=None if sweep else "step")
-    r.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds-long run of the whole pipeline: tiny generated data (unless --data), "
-        "tiny model, 4 steps",
-    )
-    for title in (OPT, MODEL):  # the groups in --help order
-        p.add_argument_group(title)
-    add_config_flags(p, TrainConfig, sweep=sweep)
-
-
-def train_config(args: argparse.Namespace, *, out: str, data: str) -> TrainConfig:
-    """The :class:`TrainConfig` of parsed training flags (``--smoke`` presets applied)."""
-    return config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=data)
 
 
 def smoke_data(out: Path) -> str:
