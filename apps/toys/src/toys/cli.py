@@ -8,24 +8,16 @@ is one line on stderr and exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from structgrad_app_common import (
-    ArgumentParser,
-    add_config_flags,
-    add_joblib_flags,
-    add_resume_flags,
-    add_run_flags,
-    config_from_args,
-    print_failures,
-    run_command,
-)
+from structgrad_app_common import add_joblib_flags, print_failures, run_command
+from structgrad_app_common.app_cli import AppCLI, TrainCommand
 
 from toys.config import EST, OPT, TOY, RunConfig
-from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES
+from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES, check
 from toys.problems import STRUCTURES
 
 __all__ = ["build_parser", "main"]
@@ -35,39 +27,22 @@ PROG = "toys"
 SMOKE = {"dim": 5, "iters": 20, "eval_every": 10, "num_mc": 4}
 
 
-def _add_run_flags(p: argparse.ArgumentParser, *, run: bool) -> None:
-    for title in (TOY, OPT, EST):  # the groups in --help order
-        p.add_argument_group(title)
-    add_config_flags(p, RunConfig)
-    r = p.add_argument_group("run control")
-    if run:  # one run: --config FILE, --stop-after, --no-progress too
-        add_run_flags(r, unit="step")
-    else:
-        add_run_flags(r)
-        add_resume_flags(r, unit="step", stop_after=False, progress=False)
-    r.add_argument(
-        "--smoke",
-        action="store_true",
-        help="seconds-long run of the whole pipeline: "
-        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in SMOKE.items())
-        + " (flags set explicitly win)",
-    )
-
-
-def _config(args: argparse.Namespace, **fields: object) -> RunConfig:
-    return config_from_args(RunConfig, args, SMOKE, **fields)
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    """Train one estimator on one toy; print the final JSON."""
-    from toys.methods import check
+def _run(config: RunConfig) -> Mapping[str, Any]:
     from toys.train import run
 
-    check(args.structure, args.estimator)
-    out = args.out or f"runs/{args.structure}/{args.estimator}-seed{args.seed}"
-    config = _config(args, structure=args.structure, estimator=args.estimator, out=out)
-    print(json.dumps(run(config), indent=2))
-    return 0
+    return run(config)
+
+
+def _add_run_flags(p: argparse.ArgumentParser) -> None:
+    """``run``'s own flags: the structure, the estimator and the run folder."""
+    p.add_argument("--structure", required=True, help=f"one of: {', '.join(STRUCTURES)}")
+    p.add_argument(
+        "--estimator",
+        required=True,
+        help=f"one of: {', '.join(ESTIMATORS)} ({', '.join(PATHWISE)} only for "
+        f"{' and '.join(PATHWISE_STRUCTURES)})",
+    )
+    p.add_argument("--out", help="output folder (default runs/<structure>/<estimator>-seed<seed>)")
 
 
 def cmd_all(args: argparse.Namespace) -> int:
@@ -75,7 +50,7 @@ def cmd_all(args: argparse.Namespace) -> int:
     from toys.sweep import run_all
 
     t0 = time.perf_counter()
-    base = _config(args, structure=STRUCTURES[0], estimator=ESTIMATORS[0], out=args.out)
+    base = APP.config(args, args.out, structure=STRUCTURES[0], estimator=ESTIMATORS[0])
     results, md = run_all(
         base,
         args.structures,
@@ -94,31 +69,7 @@ def cmd_all(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    parser = ArgumentParser(
-        prog=PROG,
-        description="Recursive Gumbel-max toys (Struminsky et al. 2021) and the IMLE synthetic "
-        "top-k problem (Niepert et al. 2021): minimise the expected loss of a structure "
-        "from logits at zero with every gradient estimator that applies.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
-    p = sub.add_parser(
-        "run",
-        help="train one estimator on one structure",
-        description="Writes metrics.jsonl (mean loss and gradient std per evaluation), "
-        "last.pt, config.json, final.json and curve.png in --out.",
-    )
-    p.add_argument("--structure", required=True, help=f"one of: {', '.join(STRUCTURES)}")
-    p.add_argument(
-        "--estimator",
-        required=True,
-        help=f"one of: {', '.join(ESTIMATORS)} ({', '.join(PATHWISE)} only for "
-        f"{' and '.join(PATHWISE_STRUCTURES)})",
-    )
-    p.add_argument("--out", help="output folder (default runs/<structure>/<estimator>-seed<seed>)")
-    _add_run_flags(p, run=True)
-    p.set_defaults(func=cmd_run)
+def _add_all(sub: Any) -> None:
     p = sub.add_parser(
         "all",
         help="every structure × estimator (× seed) through joblib, with the table",
@@ -140,9 +91,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
     add_joblib_flags(p)
-    _add_run_flags(p, run=False)
+    APP.add_flags(p, sweep=True)
     p.set_defaults(func=cmd_all)
-    return parser
+
+
+APP = AppCLI(
+    PROG,
+    description="Recursive Gumbel-max toys (Struminsky et al. 2021) and the IMLE synthetic "
+    "top-k problem (Niepert et al. 2021): minimise the expected loss of a structure "
+    "from logits at zero with every gradient estimator that applies.",
+    train=TrainCommand(
+        RunConfig,
+        _run,
+        smoke=SMOKE,
+        smoke_help="seconds-long run of the whole pipeline: "
+        + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in SMOKE.items())
+        + " (flags set explicitly win)",
+        out="runs/{structure}/{estimator}-seed{seed}",
+        out_help=None,
+        help="train one estimator on one structure",
+        description="Writes metrics.jsonl (mean loss and gradient std per evaluation), "
+        "last.pt, config.json, final.json and curve.png in --out.",
+        run_group="run control",
+        groups=(TOY, OPT, EST, "run control"),
+        unit="step",
+        name="run",
+        flags=_add_run_flags,
+        check=lambda args: check(args.structure, args.estimator),
+        config_first=True,
+        batch_resume=True,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    return APP.build_parser("run", _add_all)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
