@@ -15,6 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from structgrad_app_common.batches import (
+    derived_generator,
+    epoch_batch,
+    shuffled,
+    steps_per_epoch,
+)
 from structgrad_app_common.checkpoint import (
     atomic_write_text,
     first_line,
@@ -27,6 +33,7 @@ from structgrad_app_common.runcontrol import RUN_CONTROL, RunControl
 
 __all__ = [
     "derived_generator",
+    "epoch_batch",
     "load_entry",
     "open_log",
     "open_run",
@@ -35,13 +42,11 @@ __all__ = [
     "save_state",
     "shuffled",
     "start_run",
+    "steps_per_epoch",
     "training_state",
     "write_config",
     "write_final",
 ]
-
-# Spreads (seed, index) pairs over distinct generator seeds.
-_SEED_STRIDE = 1_000_003
 
 
 def _norm(value: Any) -> Any:
@@ -184,23 +189,6 @@ def _saved_setting(out: str | os.PathLike[str], key: str) -> Any:
     except (OSError, ValueError):
         return None
     return saved.get(key) if isinstance(saved, dict) else None
-
-
-def derived_generator(seed: int, index: int, device: Any = "cpu") -> Any:
-    """A ``torch.Generator`` on ``device`` seeded by ``(seed, index)`` alone (resumable noise)."""
-    import torch
-
-    return torch.Generator(device).manual_seed(seed * _SEED_STRIDE + index)
-
-
-def shuffled(n: int, *, seed: int, epoch: int) -> Any:
-    """The training order of ``epoch``: a permutation of ``n`` fixed by (seed, epoch).
-
-    A resumed run therefore sees the same batches as an uninterrupted one.
-    """
-    import torch
-
-    return torch.randperm(n, generator=derived_generator(seed, epoch))
 
 
 def training_state(model: Any, optimizer: Any, generator: Any, **extra: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Training and per-epoch evaluation of one discrete VAE.
+"""Training and per-epoch evaluation of one discrete VAE (a :class:`Trainer`).
 
 Adam on encoder + decoder. For every batch the training objective is computed
 on the method's sample (relaxed for ``gumbel-softmax`` / ``sst`` /
@@ -6,31 +6,21 @@ on the method's sample (relaxed for ``gumbel-softmax`` / ``sst`` /
 with discrete samples (:meth:`dvae.model.DiscreteVAE.sample_hard`: argmax /
 top-k of ``θ + G``, or the perturb-and-MAP sample of I-MLE / AIMLE / STE), as
 the SGA tutorial prints both. After every epoch the validation and test sets
-are scored with such discrete samples (fixed-seed noise), one JSONL record per epoch is
-written and the full state (model incl. AIMLE's β, optimiser, RNG states,
-epoch, step) goes atomically to ``last.pt``, so ``--resume`` continues where a
-run stopped and the log is cut back to that epoch. At the end ``final.json``
-and the PNGs (curves, reconstructions, prior samples) are written.
+are scored with such discrete samples (fixed-seed noise) in one JSONL record;
+:func:`structgrad_app_common.loop.train` keeps the run resumable. At the end
+``final.json`` and the PNGs (curves, reconstructions, prior samples) are written.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from structgrad_app_common.training import (
-    open_log,
-    restore_state,
-    save_state,
-    shuffled,
-    start_run,
-    write_config,
-)
+from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
+from structgrad_app_common.training import epoch_batch, steps_per_epoch
 
 from dvae import data as data_mod
 from dvae.config import TrainConfig, check, tau_at
@@ -83,6 +73,69 @@ def build_model(c: TrainConfig, dim: int) -> DiscreteVAE:
     )
 
 
+class VAETrainer(Trainer):
+    """One discrete VAE: an epoch is one pass over the (shuffled) training images."""
+
+    config: TrainConfig
+    model: DiscreteVAE
+
+    def build(self) -> None:
+        """The digits (or MNIST), the VAE and Adam."""
+        c = self.config
+        self.data = data_mod.load(c.data, c.valid_size)
+        self.x_train = self.data.train[: c.max_train]
+        torch.manual_seed(c.seed)
+        self.model = build_model(c, self.data.dim).to(c.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+        if not self.resumed:
+            print(f"data: {self.data.describe(c.max_train)}", file=sys.stderr)
+
+    def plan(self) -> Plan:
+        """``epochs`` passes; an evaluation after each."""
+        per_epoch = steps_per_epoch(len(self.x_train), self.config.batch_size)
+        return Plan(total=self.config.epochs * per_epoch, eval_every=per_epoch)
+
+    def step(self, step: int) -> Step:
+        """One Adam step on a batch; its relaxed and unrelaxed losses."""
+        c, model = self.config, self.model
+        model.set_tau(tau_at(c, step))
+        idx = epoch_batch(step, len(self.x_train), c.batch_size, seed=c.seed)
+        xb = torch.from_numpy(self.x_train[idx.numpy()]).to(c.device)
+        loss = model(xb, generator=self.generator).loss.mean()
+        if not self.update(loss):
+            return Step({}, stop=f"training loss not finite at step {step}")
+        with torch.no_grad():  # the tutorial's "unrelaxed" objective, after the step
+            logits = model.logits(xb)
+            hard = model.loss(xb, model.sample_hard(logits, generator=self.generator), logits)
+        return Step({"loss": float(loss.detach()), "loss_hard": float(hard.loss.mean())}, len(xb))
+
+    def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+        """The epoch's record: training means, valid and test losses, τ, β."""
+        c, model = self.config, self.model
+        valid = evaluate(model, self.data.valid, 500, seed=c.seed + 1)
+        test = evaluate(model, self.data.test, 500, seed=c.seed + 2)
+        diverged = self.stopped is not None
+        return Evaluation(
+            {
+                "step": step,
+                "train_loss": math.nan if diverged else train.get("loss", math.nan),
+                "train_loss_hard": math.nan if diverged else train.get("loss_hard", math.nan),
+                **{f"valid_{k}": v for k, v in valid.items()},
+                **{f"test_{k}": v for k, v in test.items()},
+                "tau": model.tau,
+                "beta": model.beta(),
+                "diverged": diverged,
+            }
+        )
+
+    def finish(self, step: int, seconds: float) -> dict[str, Any]:
+        """The plots and ``final.json``."""
+        from dvae.plots import finish
+
+        # The plots sample on the CPU.
+        return finish(self.config, self.model.cpu(), self.data, diverged=self.stopped is not None)
+
+
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, evaluate every epoch and write all outputs of one run.
 
@@ -93,85 +146,6 @@ def run(config: TrainConfig) -> dict[str, Any]:
     Raises:
         CLIError: on bad settings, a bad data file, or a resume problem.
     """
-    from tqdm.auto import tqdm
-
     c = config.resolved()
     check(c)
-    data = data_mod.load(c.data, c.valid_size)
-    x_train = data.train[: c.max_train]
-    out = Path(c.out)
-    last = out / "last.pt"
-    state = start_run(c)
-
-    torch.manual_seed(c.seed)
-    model = build_model(c, data.dim).to(c.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=c.lr)
-    gen = torch.Generator(c.device).manual_seed(c.seed)
-    epoch, step, elapsed = 0, 0, 0.0
-    if state is not None:
-        restore_state(state, model, optimizer, gen)
-        epoch, step, elapsed = int(state["epoch"]), int(state["step"]), float(state["elapsed"])
-    conf = write_config(out, c)
-    log = open_log(out, state, step_key="epoch")
-    if state is None:
-        print(f"data: {data.describe(c.max_train)}", file=sys.stderr)
-    t0 = time.perf_counter()
-    n_batches = math.ceil(len(x_train) / c.batch_size)
-    bar = tqdm(
-        total=c.epochs * n_batches,
-        initial=epoch * n_batches,
-        desc=c.method,
-        unit="batch",
-        disable=not c.progress,
-        leave=False,
-    )
-    diverged = False
-    with log:
-        while epoch < c.epochs and not diverged:
-            if c.stops_at(epoch):
-                bar.close()
-                return {"stopped_at": epoch}
-            epoch += 1
-            sums, seen = np.zeros(2), 0
-            for idx in shuffled(len(x_train), seed=c.seed, epoch=epoch).split(c.batch_size):
-                step += 1
-                model.set_tau(tau_at(c, step))
-                xb = torch.from_numpy(x_train[idx.numpy()]).to(c.device)
-                loss = model(xb, generator=gen).loss.mean()
-                if not torch.isfinite(loss):
-                    diverged = True
-                    break
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                with torch.no_grad():  # the tutorial's "unrelaxed" objective, after the step
-                    logits = model.logits(xb)
-                    hard = model.loss(xb, model.sample_hard(logits, generator=gen), logits)
-                sums += [float(loss.detach()) * len(xb), float(hard.loss.sum())]
-                seen += len(xb)
-                bar.update(1)
-            train, train_hard = sums / max(seen, 1)
-            valid = evaluate(model, data.valid, 500, seed=c.seed + 1)
-            test = evaluate(model, data.test, 500, seed=c.seed + 2)
-            rec = {
-                "epoch": epoch,
-                "step": step,
-                "train_loss": math.nan if diverged else train,
-                "train_loss_hard": math.nan if diverged else train_hard,
-                **{f"valid_{k}": v for k, v in valid.items()},
-                **{f"test_{k}": v for k, v in test.items()},
-                "tau": model.tau,
-                "beta": model.beta(),
-                "diverged": diverged,
-                "seconds": round(elapsed + time.perf_counter() - t0, 2),
-            }
-            log.log(rec)
-            bar.set_postfix(test=f"{test['loss']:.2f}")
-            seconds = elapsed + time.perf_counter() - t0
-            save_state(
-                last, model, optimizer, gen, epoch=epoch, step=step, elapsed=seconds, config=conf
-            )
-    bar.close()
-    from dvae.plots import finish
-
-    return finish(c, model.cpu(), data, diverged=diverged)  # the plots sample on the CPU
+    return train(VAETrainer(c))

@@ -1,0 +1,51 @@
+"""Training orders and noise fixed by (seed, epoch) or (seed, step), so runs resume exactly."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+__all__ = ["derived_generator", "epoch_batch", "shuffled", "steps_per_epoch"]
+
+# Spreads (seed, index) pairs over distinct generator seeds.
+_SEED_STRIDE = 1_000_003
+
+
+def derived_generator(seed: int, index: int, device: Any = "cpu") -> Any:
+    """A ``torch.Generator`` on ``device`` seeded by ``(seed, index)`` alone (resumable noise)."""
+    import torch
+
+    return torch.Generator(device).manual_seed(seed * _SEED_STRIDE + index)
+
+
+def shuffled(n: int, *, seed: int, epoch: int) -> Any:
+    """The training order of ``epoch``: a permutation of ``n`` fixed by (seed, epoch).
+
+    A resumed run therefore sees the same batches as an uninterrupted one.
+    """
+    import torch
+
+    return torch.randperm(n, generator=derived_generator(seed, epoch))
+
+
+def steps_per_epoch(n: int, batch_size: int, *, drop_last: bool = False) -> int:
+    """Batches in an epoch of ``n`` items (a last, smaller batch counts unless ``drop_last``)."""
+    return max(1, n // batch_size if drop_last else -(-n // batch_size))
+
+
+def epoch_batch(
+    step: int, n: int, batch_size: int, *, seed: int, drop_last: bool = False, first_epoch: int = 1
+) -> Any:
+    """The indices of optimiser step ``step`` (1-based): batches of :func:`shuffled` epochs.
+
+    A function of (seed, step) only, so a resumed run sees the same batches as
+    an uninterrupted one. ``first_epoch`` numbers the first epoch's order.
+    """
+    epoch, i = divmod(step - 1, steps_per_epoch(n, batch_size, drop_last=drop_last))
+    return _order(n, seed, epoch + first_epoch)[i * batch_size : (i + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=2)
+def _order(n: int, seed: int, epoch: int) -> Any:
+    # One permutation per epoch, not per step (callers only slice it).
+    return shuffled(n, seed=seed, epoch=epoch)
