@@ -18,6 +18,9 @@ same small pieces, kept generic here:
   configs (resume, threads, device; field bounds and resume-checked fields as data).
 - :mod:`~structgrad_app_common.training`: run-folder checks, ``--resume``
   loading, resumable RNG state and per-epoch orders (torch, imported lazily).
+- :mod:`~structgrad_app_common.loop`: the one training loop (an app's ``Trainer``:
+  build, plan, step, evaluate, finish) and :mod:`~structgrad_app_common.batches`.
+- :mod:`~structgrad_app_common.app_cli`: the ``train`` and ``sweep`` subcommands, declared.
 - :mod:`~structgrad_app_common.sweep`: log-uniform random search (scipy's ``loguniform``
   drawn by scikit-learn's ``ParameterSampler``), a joblib runner
   (local processes by default, any joblib backend), mean ± standard error

@@ -1,0 +1,98 @@
+"""The shared training loop: records, divergence, --stop-after and exact resume."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pytest
+import torch
+from structgrad_app_common import RunControl, read_jsonl
+from structgrad_app_common.batches import epoch_batch, shuffled, steps_per_epoch
+from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
+
+
+@dataclass
+class Config(RunControl):
+    out: str = ""
+    seed: int = 0
+    epochs: int = 3
+    blow_up_at: int = 0  # a step whose loss is NaN (0: none)
+
+
+class Regression(Trainer):
+    """Least squares on 10 noisy points, batches of 4 (3 per epoch, the last of 2)."""
+
+    def build(self) -> None:
+        torch.manual_seed(self.config.seed)
+        self.x = torch.randn(10, 3)
+        self.y = self.x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(10)
+        self.model = torch.nn.Linear(3, 1)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+
+    def plan(self) -> Plan:
+        per_epoch = steps_per_epoch(10, 4)
+        return Plan(total=self.config.epochs * per_epoch, eval_every=per_epoch)
+
+    def step(self, step: int) -> Step:
+        idx = epoch_batch(step, 10, 4, seed=self.config.seed)
+        noise = torch.randn(len(idx), generator=self.generator)  # the run's generator
+        loss = ((self.model(self.x[idx]).squeeze(-1) - self.y[idx]) ** 2).mean()
+        if step == self.config.blow_up_at:
+            loss = loss * math.nan
+        if not self.update(loss):
+            return Step({}, stop=f"not finite at step {step}")
+        return Step({"loss": float(loss.detach()), "noise": float(noise.sum())}, weight=len(idx))
+
+    def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+        with torch.no_grad():
+            mse = float(((self.model(self.x).squeeze(-1) - self.y) ** 2).mean())
+        return Evaluation({"train_loss": train.get("loss"), "mse": mse}, score=-mse)
+
+    def finish(self, step: int, seconds: float) -> dict:
+        return {"step": step, "stopped": self.stopped}
+
+
+def _records(out):
+    return [
+        {k: v for k, v in r.items() if k != "seconds"} for r in read_jsonl(out / "metrics.jsonl")
+    ]
+
+
+def test_epoch_batch_covers_each_epoch_once():
+    for n, b in [(10, 4), (8, 4), (1, 5)]:
+        per = steps_per_epoch(n, b)
+        for epoch in (1, 2):
+            got = torch.cat(
+                [epoch_batch((epoch - 1) * per + i + 1, n, b, seed=3) for i in range(per)]
+            )
+            assert torch.equal(got, shuffled(n, seed=3, epoch=epoch))
+    assert (
+        steps_per_epoch(10, 4, drop_last=True) == 2 and steps_per_epoch(3, 4, drop_last=True) == 1
+    )
+
+
+def test_records_best_and_weighted_window(tmp_path):
+    final = train(Regression(Config(out=str(tmp_path), progress=False)))
+    recs = _records(tmp_path)
+    assert final == {"step": 9, "stopped": None}
+    assert [r["epoch"] for r in recs] == [1, 2, 3]
+    assert all(math.isfinite(r["train_loss"]) for r in recs)
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert best["mse"] == min(r["mse"] for r in recs) and best["step"] == 3 * best["epoch"]
+
+
+def test_stop_after_then_resume_matches_an_uninterrupted_run(tmp_path):
+    train(Regression(Config(out=str(tmp_path / "ref"), progress=False)))
+    part = Config(out=str(tmp_path / "cut"), progress=False, stop_after=1)
+    assert train(Regression(part)) == {"stopped_at": 1}
+    again = Config(out=str(tmp_path / "cut"), progress=False, resume=True)
+    assert train(Regression(again)) == {"step": 9, "stopped": None}
+    assert _records(tmp_path / "cut") == _records(tmp_path / "ref")
+
+
+@pytest.mark.parametrize("at", [1, 5])
+def test_divergence_stops_and_is_recorded(tmp_path, at):
+    final = train(Regression(Config(out=str(tmp_path), progress=False, blow_up_at=at)))
+    assert final == {"step": at, "stopped": f"not finite at step {at}"}
+    assert _records(tmp_path)[-1]["epoch"] == -(-at // 3)  # the started epoch is scored
