@@ -4,8 +4,7 @@ Adam on explainer + predictor (+ the selector's own parameters, e.g. a RELAX
 critic). After every epoch the validation split is scored in evaluation mode
 (top-k of the logits) and one JSONL record is written; the best validation
 loss is checkpointed (``best.pt``, as the reference keeps the best validation
-MSE) and the full state (model, optimiser, RNG states, epoch) goes to
-``last.pt``, so ``--resume`` continues after the last finished epoch. At the
+MSE); :func:`structgrad_app_common.loop.train` keeps the run resumable. At the
 end the best checkpoint is scored on the test split, ``final.json`` and the
 plots are written.
 """
@@ -13,22 +12,13 @@ plots are written.
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from structgrad_app_common import load_checkpoint, read_jsonl
-from structgrad_app_common.training import (
-    open_log,
-    restore_state,
-    save_if_best,
-    save_state,
-    shuffled,
-    start_run,
-    write_config,
-    write_final,
-)
+from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
+from structgrad_app_common.training import epoch_batch, steps_per_epoch, write_final
 
 from l2x.config import TrainConfig, check
 from l2x.methods import MethodSpec, Selector, resolve
@@ -60,6 +50,56 @@ def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
     return task, spec, task.build_model(Selector(spec), k=spec.k)
 
 
+class L2XTrainer(Trainer):
+    """One (task, method, seed) run: an epoch is one pass over the shuffled training split."""
+
+    config: TrainConfig
+    model: L2XModel
+
+    def build(self) -> None:
+        """The task, the method, the model and Adam."""
+        c = self.config
+        self.task, self.spec, self.model = setup(c)
+        self.model.to(c.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+        self.x_train, self.y_train = self.task.splits["train"]
+
+    @property
+    def desc(self) -> str:
+        """The progress bar's label: the method's name."""
+        return self.spec.name
+
+    def plan(self) -> Plan:
+        """``epochs`` passes; a validation record after each."""
+        self.per_epoch = steps_per_epoch(len(self.x_train), self.config.batch_size)
+        return Plan(total=self.config.epochs * self.per_epoch, eval_every=self.per_epoch)
+
+    def step(self, step: int) -> Step:
+        """One Adam step on a batch; the batch's mean task loss (each batch weighs the same)."""
+        c = self.config
+        idx = epoch_batch(step, len(self.x_train), c.batch_size, seed=c.seed)
+        x, y = self.x_train[idx].to(c.device), self.y_train[idx].to(c.device)
+        pred, _, _ = self.model(x, generator=self.generator)
+        per_sample = self.task.loss(pred, y)  # [*S, B]
+        value = float(per_sample.detach().mean())
+        if not math.isfinite(value) or not self.update(
+            self.model.selector.attach(per_sample).mean()
+        ):
+            return Step({}, stop=f"training loss not finite at step {step}")
+        return Step({"loss": value})
+
+    def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+        """The epoch's record, scored by minus the validation loss (best.pt: the best MSE)."""
+        res = self.task.evaluate(self.model, "valid", self.config.eval_batch_size)
+        record = {"train_loss": train.get("loss", 0.0), "diverged": self.stopped is not None}
+        return Evaluation({**record, **{f"valid_{k}": v for k, v in res.items()}}, -res["loss"])
+
+    def finish(self, step: int, seconds: float) -> dict[str, Any]:
+        """Score the best checkpoint on the test split; ``final.json`` and the plots."""
+        epochs = -(-step // self.per_epoch)
+        return finish(self.config, self.task, self.spec, self.model, self.stopped, seconds, epochs)
+
+
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, evaluate and write every output of one run.
 
@@ -70,65 +110,8 @@ def run(config: TrainConfig) -> dict[str, Any]:
     Raises:
         CLIError: on bad settings, bad data or a resume problem.
     """
-    from tqdm.auto import tqdm
-
     check(config)
-    out = Path(config.out)
-    last, best_path = out / "last.pt", out / "best.pt"
-    state = start_run(config)
-    task, spec, model = setup(config)
-    model.to(config.device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator(config.device).manual_seed(config.seed)
-    epoch, best, elapsed = 0, math.inf, 0.0
-    if state is not None:
-        restore_state(state, model, optimizer, gen)
-        epoch, best, elapsed = int(state["epoch"]), float(state["best"]), float(state["elapsed"])
-    conf = write_config(out, config)
-    log = open_log(out, state, step_key="epoch")
-    x_train, y_train = task.splits["train"]
-    t0 = time.perf_counter()
-    diverged = False
-    with log:
-        while epoch < config.epochs and not diverged:
-            if config.stops_at(epoch):
-                return {"stopped_at": epoch}
-            epoch += 1
-            order = shuffled(len(x_train), seed=config.seed, epoch=epoch)
-            batches = range(0, len(order), config.batch_size)
-            bar = tqdm(
-                batches,
-                desc=f"{spec.name} epoch {epoch}/{config.epochs}",
-                leave=False,
-                disable=not config.progress,
-                unit="batch",
-            )
-            total, count = 0.0, 0
-            for start in bar:
-                idx = order[start : start + config.batch_size]
-                x, y = x_train[idx].to(config.device), y_train[idx].to(config.device)
-                pred, _, _ = model(x, generator=gen)
-                per_sample = task.loss(pred, y)  # [*S, B]
-                loss = model.selector.attach(per_sample).mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                value = float(per_sample.detach().mean())
-                if not math.isfinite(value):
-                    diverged = True
-                    break
-                optimizer.step()
-                total, count = total + value, count + 1
-                bar.set_postfix(loss=f"{total / count:.4g}")
-            res = task.evaluate(model, "valid", config.eval_batch_size)
-            record = {"epoch": epoch, "train_loss": total / max(count, 1), "diverged": diverged}
-            log.log({**record, **{f"valid_{k}": v for k, v in res.items()}})
-            best = save_if_best(best_path, model, res["loss"], best, epoch=epoch)
-            seconds = elapsed + time.perf_counter() - t0
-            save_state(
-                last, model, optimizer, gen, epoch=epoch, best=best, elapsed=seconds, config=conf
-            )
-    seconds = elapsed + time.perf_counter() - t0
-    return finish(config, task, spec, model, diverged=diverged, seconds=seconds, epoch=epoch)
+    return train(L2XTrainer(config))
 
 
 def finish(
@@ -136,8 +119,7 @@ def finish(
     task: Task,
     spec: MethodSpec,
     model: L2XModel,
-    *,
-    diverged: bool,
+    stopped: str | None,
     seconds: float,
     epoch: int,
 ) -> dict[str, Any]:
@@ -168,7 +150,7 @@ def finish(
         "seed": config.seed,
         "epochs": epoch,
         "best_epoch": None if best is None else int(best["epoch"]),
-        "diverged": diverged,
+        "diverged": stopped is not None,
         "seconds": round(seconds, 1),
         **{f"valid_{k}": v for k, v in valid.items()},
         **{f"test_{k}": v for k, v in test.items()},
