@@ -4,11 +4,10 @@ Adam on encoder + decoder (+ the latent layer's own parameters, e.g. a RELAX
 critic); every ``eval_every`` steps (and at step 0 and the last step) the whole
 validation set is scored with hard samples ``MAP(θ + G)`` and teacher forcing:
 ELBO = −(NLL + KL), NLL, KL and edge accuracy / precision / recall (best of
-the two channels). The best validation ELBO is checkpointed (``best.pt``); the
-full state (model, optimiser, RNG states, step) goes to ``last.pt`` at every
-evaluation, so ``--resume`` continues where the run stopped and the JSONL log
-is cut back to that step (no duplicated records). At the end the best
-checkpoint is scored on the test set and ``final.json`` and the plots are written.
+the two channels). The best validation ELBO (or ``--select`` metric) is checkpointed
+(``best.pt``); :func:`structgrad_app_common.loop.train` keeps the run
+resumable. At the end the best checkpoint is scored on the test set and
+``final.json`` and the plots are written.
 
 The settings and their checks are in :mod:`nri_graph_layout.config`, the
 scoring and the end of a run in :mod:`nri_graph_layout.evaluation` (both
@@ -19,43 +18,119 @@ from __future__ import annotations
 
 import math
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from structgrad_app_common import CLIError
-from structgrad_app_common.training import (
-    open_log,
-    restore_state,
-    save_if_best,
-    save_state,
-    start_run,
-    write_config,
-)
+from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
+from structgrad_app_common.training import epoch_batch
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import SELECT, TrainConfig, check
 from nri_graph_layout.evaluation import evaluate, finish, score
-from nri_graph_layout.methods import resolve
+from nri_graph_layout.methods import MethodSpec, resolve
 from nri_graph_layout.model import GraphLayoutModel
 from nri_graph_layout.rws import rws_step
 
 __all__ = ["TrainConfig", "evaluate", "finish", "run", "score"]
 
 
-def _batch(step: int, n_train: int, batch_size: int, seed: int) -> torch.Tensor:
-    """Indices of the batch of ``step`` (1-based): a fresh permutation per epoch.
+class NRITrainer(Trainer):
+    """One method on one dataset: counted in optimiser steps, scored on the validation set."""
 
-    A function of (seed, step) only, so a resumed run sees the same batches.
-    """
-    per_epoch = max(1, n_train // batch_size)
-    epoch, i = divmod(step - 1, per_epoch)
-    perm = torch.randperm(
-        n_train, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    )
-    return perm[i * batch_size : (i + 1) * batch_size]
+    unit = "step"
+    score_on_stop = False
+    config: TrainConfig
+    model: GraphLayoutModel
+
+    def __init__(
+        self, config: TrainConfig, data: data_mod.Dataset, spec: MethodSpec, pred_steps: int
+    ) -> None:
+        super().__init__(config)
+        self.data, self.spec, self.pred_steps = data, spec, pred_steps
+
+    def build(self) -> None:
+        """The encoder-decoder model and Adam."""
+        c = self.config
+        torch.manual_seed(c.seed)
+        self.model = GraphLayoutModel(
+            self.spec,
+            self.data.num_vertices,
+            self.data.num_timesteps,
+            encoder_hidden=c.encoder_hidden,
+            decoder_hidden=c.decoder_hidden,
+            var=c.var,
+            kl=c.kl,
+            decoder_edges=c.decoder_edges,
+            kl_shift=c.kl_shift,
+        ).to(c.device)
+        if c.tau_final is not None and not hasattr(self.model.latent, "tau"):
+            raise CLIError(f"--tau-final needs a method with a temperature; {c.method} has none")
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+        self.x_train = self.data.trajectories["train"]
+
+    def plan(self) -> Plan:
+        """``iterations`` steps; validation at step 0, every ``eval_every`` and at the end."""
+        c = self.config
+        return Plan(c.iterations, c.eval_every, log_every=c.log_every, eval_at_start=True)
+
+    def step(self, step: int) -> Step:
+        """One Adam (or wake-sleep) step after the schedules of τ, lr and straight-through."""
+        c, model = self.config, self.model
+        # drop_last and epochs numbered from 0: the reference's batches.
+        idx = epoch_batch(
+            step, len(self.x_train), c.batch_size, seed=c.seed, drop_last=True, first_epoch=0
+        )
+        if c.tau_final is not None:
+            model.latent.tau = c.tau_at(step)
+        if c.lr_final is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = c.lr_at(step)
+        if c.soft_steps:  # relaxed forward samples first, then straight-through
+            model.latent.straight_through = step > c.soft_steps
+        batch = torch.from_numpy(self.x_train[idx.numpy()]).to(c.device)
+        if c.rws_after is not None and step == c.rws_after + 1:
+            # A new objective: Adam's moments of the estimator's gradients (the
+            # ELBO's, hundreds of times the tree-CRF term's) would shrink the
+            # wake-sleep steps, so the phase starts from fresh moments.
+            self.optimizer.state.clear()
+        if c.rws_at(step):
+            res = rws_step(
+                model,
+                batch,
+                samples=c.rws_samples,
+                pred_steps=self.pred_steps,
+                generator=self.generator,
+            )
+        else:
+            res = model(batch, pred_steps=self.pred_steps, generator=self.generator)
+        loss = res.loss.mean()
+        nll, kl = float(res.nll.mean()), float(res.kl.mean())
+        if not self.update(loss):
+            return Step(
+                {}, stop=f"training loss not finite at step {step} (nll {nll:.4g}, kl {kl:.4g})"
+            )
+        return Step({"loss": float(loss.detach()), "nll": nll, "kl": kl})
+
+    def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+        """The validation record, scored by the ``--select`` metric; stop if one is not finite."""
+        res = score(self.model, self.data, "valid", self.config)
+        bad = [k for k, v in res.items() if not math.isfinite(v)]
+        if bad:
+            return Evaluation({}, stop=f"validation {', '.join(bad)} not finite at step {step}")
+        key, higher = SELECT[self.config.select]
+        return Evaluation({"split": "valid", **res}, res[key] if higher else -res[key])
+
+    def finish(self, step: int, seconds: float) -> dict[str, Any]:
+        """Score the best checkpoint on the test set; ``final.json`` and the plots."""
+        best_path = Path(self.config.out) / "best.pt"
+        if not best_path.exists():
+            raise CLIError(f"stopped before any checkpoint: {self.stopped}")
+        if self.stopped is not None:
+            print(f"stopped: {self.stopped}; scoring the best checkpoint", file=sys.stderr)
+        c, model, data = self.config, self.model, self.data
+        return finish(c, model, data, best_path, stopped=self.stopped, seconds=seconds, step=step)
 
 
 def run(config: TrainConfig) -> dict[str, Any]:
@@ -68,17 +143,15 @@ def run(config: TrainConfig) -> dict[str, Any]:
     Raises:
         CLIError: on bad settings, a bad data file, or a resume problem.
     """
-    from tqdm.auto import tqdm
-
     check(config)
     data = data_mod.load(config.data)
-    n, t = data.num_vertices, data.num_timesteps
+    t = data.num_timesteps
     pred_steps = config.prediction_steps or t - 1
     if not 1 <= pred_steps <= t - 1:
         raise CLIError(f"--prediction-steps must be in [1, {t - 1}] for T={t}, got {pred_steps}")
     spec = resolve(
         config.method,
-        n_nodes=n,
+        n_nodes=data.num_vertices,
         tau=config.tau,
         straight_through=config.straight_through,
         symmetric=config.symmetric,
@@ -86,143 +159,4 @@ def run(config: TrainConfig) -> dict[str, Any]:
         num_samples=config.num_samples,
         max_range=config.max_range,
     )
-    out = Path(config.out)
-    last, best_path = out / "last.pt", out / "best.pt"
-    state = start_run(config)
-
-    torch.manual_seed(config.seed)
-    model = GraphLayoutModel(
-        spec,
-        n,
-        t,
-        encoder_hidden=config.encoder_hidden,
-        decoder_hidden=config.decoder_hidden,
-        var=config.var,
-        kl=config.kl,
-        decoder_edges=config.decoder_edges,
-        kl_shift=config.kl_shift,
-    ).to(config.device)
-    if config.tau_final is not None and not hasattr(model.latent, "tau"):
-        raise CLIError(f"--tau-final needs a method with a temperature; {config.method} has none")
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
-    gen = torch.Generator(config.device).manual_seed(config.seed)
-    step, best, elapsed = 0, -math.inf, 0.0
-    # The training-loss window (loss, nll, kl sums) since the last log line:
-    # checkpointed, so a resumed run logs the same means as an uninterrupted one.
-    totals, count = np.zeros(3), 0
-    if state is not None:
-        restore_state(state, model, optimizer, gen)
-        step, best, elapsed = int(state["step"]), float(state["best_elbo"]), float(state["elapsed"])
-        totals[:] = state.get("train_totals", [0.0, 0.0, 0.0])
-        count = int(state.get("train_count", 0))
-    conf = write_config(out, config)
-    log = open_log(out, state)
-
-    def checkpoint() -> None:
-        seconds = elapsed + time.perf_counter() - t0
-        save_state(
-            last,
-            model,
-            optimizer,
-            gen,
-            step=step,
-            best_elbo=best,
-            elapsed=seconds,
-            config=conf,
-            train_totals=[float(v) for v in totals],
-            train_count=count,
-        )
-
-    key, higher = SELECT[config.select]
-
-    def validate() -> str | None:
-        """Score the validation set; the reason to stop if a metric is not finite."""
-        nonlocal best
-        res = score(model, data, "valid", config)
-        bad = [k for k, v in res.items() if not math.isfinite(v)]
-        if bad:
-            return f"validation {', '.join(bad)} not finite at step {step}"
-        seconds = round(elapsed + time.perf_counter() - t0, 2)
-        log.log({"step": step, "split": "valid", "seconds": seconds, **res})
-        value = res[key] if higher else -res[key]
-        best = save_if_best(best_path, model, value, best, higher=True, step=step, **res)
-        checkpoint()
-        return None
-
-    t0 = time.perf_counter()
-    x_train = data.trajectories["train"]
-    stopped: str | None = None
-    with log:
-        if state is None:  # a resumed run already scored its earlier steps
-            stopped = validate()
-        bar = tqdm(
-            total=config.iterations,
-            initial=step,
-            desc=config.method,
-            unit="step",
-            disable=not config.progress,
-            leave=False,
-        )
-        while step < config.iterations and stopped is None:
-            if config.stops_at(step):
-                checkpoint()
-                bar.close()
-                return {"stopped_at": step}
-            step += 1
-            idx = _batch(step, len(x_train), config.batch_size, config.seed)
-            if config.tau_final is not None:
-                model.latent.tau = config.tau_at(step)
-            if config.lr_final is not None:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.lr_at(step)
-            if config.soft_steps:  # relaxed forward samples first, then straight-through
-                model.latent.straight_through = step > config.soft_steps
-            batch = torch.from_numpy(x_train[idx.numpy()]).to(config.device)
-            if config.rws_after is not None and step == config.rws_after + 1:
-                # A new objective: Adam's moments of the estimator's gradients (the
-                # ELBO's, hundreds of times the tree-CRF term's) would shrink the
-                # wake-sleep steps, so the phase starts from fresh moments.
-                optimizer.state.clear()
-            if config.rws_at(step):
-                res = rws_step(
-                    model, batch, samples=config.rws_samples, pred_steps=pred_steps, generator=gen
-                )
-            else:
-                res = model(batch, pred_steps=pred_steps, generator=gen)
-            loss = res.loss.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if not torch.isfinite(loss):
-                nll, kl = float(res.nll.mean()), float(res.kl.mean())
-                stopped = f"training loss not finite at step {step} (nll {nll:.4g}, kl {kl:.4g})"
-                break
-            optimizer.step()
-            totals += [float(loss.detach()), float(res.nll.mean()), float(res.kl.mean())]
-            count += 1
-            bar.update(1)
-            if step % config.log_every == 0:
-                m = totals / count
-                log.log({"step": step, "split": "train", "loss": m[0], "nll": m[1], "kl": m[2]})
-                bar.set_postfix(loss=f"{m[0]:.4g}")
-                totals[:], count = 0.0, 0
-            if step % config.eval_every == 0 or step == config.iterations:
-                stopped = validate()
-        bar.close()
-        if stopped is not None:
-            # No null metrics: the run stops, says why, and ends on its best checkpoint.
-            log.log({"step": step, "split": "stopped", "reason": stopped})
-        else:
-            checkpoint()
-    if not best_path.exists():
-        raise CLIError(f"stopped before any checkpoint: {stopped}")
-    if stopped is not None:
-        print(f"stopped: {stopped}; scoring the best checkpoint", file=sys.stderr)
-    return finish(
-        config,
-        model,
-        data,
-        best_path,
-        stopped=stopped,
-        seconds=elapsed + time.perf_counter() - t0,
-        step=step,
-    )
+    return train(NRITrainer(config, data, spec, pred_steps))
