@@ -34,8 +34,9 @@ def test_smoke_every_structure_and_estimator(tmp_path, capsys, structure, estima
         assert r["grad_std"] >= 0 and r["gap"] == pytest.approx(r["mean_loss"] - final["optimum"])
     assert_png(out / "curve.png")
     state = last_checkpoint(out)  # no pickled objects
-    assert state["step"] == 20 and state["theta"].shape[-1] == 5
-    assert not torch.equal(state["theta"], torch.zeros_like(state["theta"])) or estimator == "ste"
+    theta = state["model"]["theta"]
+    assert state["step"] == 20 and theta.shape[-1] == 5
+    assert not torch.equal(theta, torch.zeros_like(theta)) or estimator == "ste"
 
 
 def test_config_read_back_and_device(tmp_path, capsys):
@@ -59,7 +60,9 @@ def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
         # The training-loss window (steps 6..10 here) spans the stop: checkpointed.
         if b["train_loss"] is not None:  # None at step 0
             assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-12)
-    assert torch.equal(last_checkpoint(out)["theta"], last_checkpoint(ref)["theta"])
+    assert torch.equal(
+        last_checkpoint(out)["model"]["theta"], last_checkpoint(ref)["model"]["theta"]
+    )
 
 
 def test_bad_flags_one_line_errors(tmp_path, capsys):

@@ -1,36 +1,29 @@
 """One toy run: logits at zero, Adam, evaluations, checkpoints and ``--resume``.
 
 Every ``eval_every`` steps (and at step 0 and the last step) the expected loss
-and the gradient std are logged to ``metrics.jsonl`` and the full state (θ,
-the layer, Adam, the noise generator, the step) is checkpointed atomically to
-``last.pt``; ``--resume`` continues from it and cuts the JSONL back to its
-step, so nothing is duplicated. The evaluation noise is drawn from its own
-generator seeded by ``(seed, step)``, so a resumed run follows exactly the
-path of an uninterrupted one. At the end ``final.json`` and ``curve.png``.
+and the gradient std are logged to ``metrics.jsonl``;
+:func:`structgrad_app_common.loop.train` checkpoints the full state (θ, the
+layer, Adam, the noise generator, the step) to ``last.pt`` and resumes from
+it. The evaluation noise is drawn from its own generator seeded by ``(seed,
+step)``, so a resumed run follows exactly the path of an uninterrupted one.
+At the end ``final.json`` and ``curve.png``.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
-from structgrad_app_common import CLIError, read_jsonl, save_checkpoint
-from structgrad_app_common.training import (
-    derived_generator,
-    load_entry,
-    open_log,
-    start_run,
-    write_config,
-    write_final,
-)
+from structgrad_app_common import CLIError, read_jsonl
+from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
+from structgrad_app_common.training import derived_generator, write_final
 
 from toys.config import RunConfig, check
 from toys.evaluation import evaluate, train_step
 from toys.methods import build
-from toys.problems import make_problem
+from toys.problems import Problem, make_problem
 
 __all__ = ["RunConfig", "first_within", "run"]
 
@@ -43,6 +36,99 @@ def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5
     return None
 
 
+class _Toy(torch.nn.Module):
+    """The trained state: the logits θ and the estimator's layer (e.g. with a RELAX critic)."""
+
+    def __init__(self, theta: torch.Tensor, layer: torch.nn.Module) -> None:
+        super().__init__()
+        self.theta = torch.nn.Parameter(theta)
+        self.layer = layer
+
+
+class ToyTrainer(Trainer):
+    """One estimator on one toy, counted in steps; no ``best.pt`` (the curve is the result)."""
+
+    unit = "step"
+    score_on_stop = False
+    config: RunConfig
+    model: _Toy
+
+    def __init__(self, config: RunConfig, problem: Problem) -> None:
+        super().__init__(config)
+        self.problem = problem
+
+    @property
+    def desc(self) -> str:
+        """The progress bar's label: structure/estimator."""
+        return f"{self.config.structure}/{self.config.estimator}"
+
+    def build(self) -> None:
+        """θ at zero, the estimator's layer and Adam on both."""
+        c = self.config
+        dtype = torch.float64 if c.precision == "double" else torch.float32
+        torch.manual_seed(c.seed)  # the RELAX critic's initialisation
+        layer = build(
+            self.problem,
+            c.estimator,
+            plus_samples=c.plus_samples,
+            hidden=c.hidden,
+            tau=c.tau,
+            lam=c.lam,
+            aimle_target=c.aimle_target,
+        ).to(c.device)
+        if dtype == torch.float64:
+            layer = layer.double()
+        theta = torch.zeros(self.problem.event_shape, dtype=dtype, device=c.device)
+        self.model = _Toy(theta, layer)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
+
+    def plan(self) -> Plan:
+        """``iters`` steps; evaluations at step 0, every ``eval_every`` and at the end."""
+        return Plan(self.config.iters, self.config.eval_every, eval_at_start=True)
+
+    def step(self, step: int) -> Step:
+        """One Adam step on θ (and the layer); stop when the loss or θ is not finite."""
+        theta, layer = self.model.theta, self.model.layer
+        samples = self.config.samples()
+        loss = train_step(
+            theta,
+            layer,
+            self.problem,
+            self.optimizer,
+            num_samples=samples,
+            generator=self.generator,
+        )
+        if not (math.isfinite(loss) and bool(torch.isfinite(theta).all())):
+            return Step({}, stop=f"loss or logits not finite at step {step}")
+        return Step({"loss": loss})
+
+    def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+        """Expected loss, gap to the optimum and gradient spread (noise fixed by (seed, step))."""
+        c = self.config
+        res = evaluate(
+            self.model.theta,
+            self.model.layer,
+            self.problem,
+            num_mc=c.num_mc,
+            generator=derived_generator(c.seed, step + 1, c.device),
+        )
+        record = {
+            "mean_loss": res.mean_loss,
+            "gap": res.mean_loss - self.problem.optimum,
+            "grad_std": res.grad_std,
+            "grad_norm": res.grad_norm,
+            "train_loss": train.get("loss"),
+        }
+        return Evaluation(record)
+
+    def finish(self, step: int, seconds: float) -> dict[str, Any]:
+        """``final.json`` and ``curve.png``."""
+        diverged = self.stopped is not None
+        return _finish(
+            self.config, self.problem.optimum, step=step, diverged=diverged, seconds=seconds
+        )
+
+
 def run(config: RunConfig) -> dict[str, Any]:
     """Train one estimator on one toy; write every output.
 
@@ -53,8 +139,6 @@ def run(config: RunConfig) -> dict[str, Any]:
     Raises:
         CLIError: on bad settings or a resume problem.
     """
-    from tqdm.auto import tqdm
-
     check(config)
     try:
         problem = make_problem(
@@ -62,116 +146,7 @@ def run(config: RunConfig) -> dict[str, Any]:
         )
     except ValueError as err:
         raise CLIError(str(err)) from None
-    out = Path(config.out)
-    last = out / "last.pt"
-    state = start_run(config)
-
-    dtype = torch.float64 if config.precision == "double" else torch.float32
-    torch.manual_seed(config.seed)  # the RELAX critic's initialisation
-    layer = build(
-        problem,
-        config.estimator,
-        plus_samples=config.plus_samples,
-        hidden=config.hidden,
-        tau=config.tau,
-        lam=config.lam,
-        aimle_target=config.aimle_target,
-    )
-    layer = layer.to(config.device)
-    if dtype == torch.float64:
-        layer = layer.double()
-    theta = torch.zeros(problem.event_shape, dtype=dtype, device=config.device, requires_grad=True)
-    optimizer = torch.optim.Adam([theta, *layer.parameters()], lr=config.lr)
-    gen = torch.Generator(config.device).manual_seed(config.seed)
-    step, elapsed = 0, 0.0
-    # The training-loss window since the last evaluation: checkpointed, so a
-    # resumed run logs the same mean as an uninterrupted one.
-    running, count = 0.0, 0
-    if state is not None:
-        with torch.no_grad():
-            theta.copy_(state["theta"])
-        load_entry(layer, state, "layer", str(last))
-        load_entry(optimizer, state, "optimizer", str(last))
-        gen.set_state(state["generator"])
-        step, elapsed = int(state["step"]), float(state["elapsed"])
-        running, count = float(state.get("running", 0.0)), int(state.get("count", 0))
-    conf = write_config(out, config)
-    log = open_log(out, state)
-    t0 = time.perf_counter()
-
-    def seconds() -> float:
-        return elapsed + time.perf_counter() - t0
-
-    def checkpoint() -> None:
-        save_checkpoint(
-            last,
-            {
-                "theta": theta.detach().clone(),
-                "layer": layer.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "generator": gen.get_state(),
-                "step": step,
-                "elapsed": seconds(),
-                "running": running,
-                "count": count,
-                "config": conf,
-            },
-        )
-
-    def evaluation(train_loss: float | None) -> None:
-        res = evaluate(
-            theta,
-            layer,
-            problem,
-            num_mc=config.num_mc,
-            generator=derived_generator(config.seed, step + 1, config.device),
-        )
-        log.log(
-            {
-                "step": step,
-                "mean_loss": res.mean_loss,
-                "gap": res.mean_loss - problem.optimum,
-                "grad_std": res.grad_std,
-                "grad_norm": res.grad_norm,
-                "train_loss": train_loss,
-                "seconds": round(seconds(), 3),
-            }
-        )
-        checkpoint()
-
-    diverged = False
-    samples = config.samples()
-    with log:
-        if state is None:
-            evaluation(None)
-        bar = tqdm(
-            total=config.iters,
-            initial=step,
-            desc=f"{config.structure}/{config.estimator}",
-            unit="step",
-            disable=not config.progress,
-            leave=False,
-        )
-        while step < config.iters:
-            if config.stops_at(step):
-                checkpoint()
-                bar.close()
-                return {"stopped_at": step}
-            step += 1
-            loss = train_step(theta, layer, problem, optimizer, num_samples=samples, generator=gen)
-            if not (math.isfinite(loss) and bool(torch.isfinite(theta).all())):
-                diverged = True
-                log.log({"step": step, "mean_loss": None, "diverged": True})
-                break
-            running, count = running + loss, count + 1
-            bar.update(1)
-            if step % config.eval_every == 0 or step == config.iters:
-                evaluation(running / count)
-                bar.set_postfix(loss=f"{running / count:.3g}")
-                running, count = 0.0, 0
-        bar.close()
-        checkpoint()
-    return _finish(config, problem.optimum, step=step, diverged=diverged, seconds=seconds())
+    return train(ToyTrainer(config, problem))
 
 
 def _finish(
