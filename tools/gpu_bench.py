@@ -2,10 +2,10 @@
 
 Printed as markdown tables (ratios from one run):
 
-1. each solver with a device twin (top-k, spanning tree, grid path) on a
-   CUDA batch against the compiled CPU kernel plus the round trip
-   (device -> host -> device), at B = 1024 and n = 10 / 50; the assignment
-   and the arborescence, which copy through the host, for reference;
+1. each solver with a device twin (top-k, spanning tree, grid path, linear
+   assignment) on a CUDA batch against the compiled CPU kernel plus the round
+   trip (device -> host -> device), at B = 1024 and n = 10 / 50; the
+   arborescence, which copies through the host, for reference;
 2. the compile-tested layers, eager vs ``torch.compile`` (inductor), forward
    and backward, on the device.
 
@@ -79,7 +79,7 @@ def solver_table(device: torch.device, repeat: int) -> None:
                 solvers.max_arborescence,
                 torch.randn(B, n, n, generator=g),
             ),
-            "linear_assignment (host)": (
+            "linear_assignment": (
                 solvers.linear_assignment,
                 torch.randn(B, n, n, generator=g),
             ),

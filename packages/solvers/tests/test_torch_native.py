@@ -11,8 +11,10 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import structgrad.solvers as solvers  # noqa: E402
+from structgrad.solvers import _torch_assignment as assignment  # noqa: E402
 from structgrad.solvers import _torch_native as native  # noqa: E402
 from structgrad.solvers import _torch_ops as ops  # noqa: E402
+from structgrad.solvers._validate import forbid_neg_inf  # noqa: E402
 
 SEEDS = range(40)
 
@@ -55,6 +57,35 @@ def test_spanning_tree_matches_kernel(seed: int, dtype: torch.dtype) -> None:
     assert torch.equal(native.max_spanning_tree(w, lengths), want)
 
 
+@pytest.mark.parametrize("seed", SEEDS)
+def test_assignment_matches_kernel(seed: int) -> None:
+    g = _gen(seed)
+    n = _size(g, 1, 13)
+    x = torch.randn(8, n, n, generator=g, dtype=torch.float64)
+    cases = [x, x.float(), (1.5 * x).round(), torch.zeros_like(x)]  # ties: the kernel's fallback
+    odd = x.clone()
+    odd[0, 0] = -torch.inf  # a row with -inf entries only
+    odd[1] = -torch.inf  # an item with no finite score
+    odd[2, :, -1] = -torch.inf  # a column with -inf entries only
+    odd[3, torch.rand(n, n, generator=g) < 0.5] = -torch.inf  # a perfect matching may avoid them
+    odd[4] = odd[4] * 1e307  # near the float64 limit, with a -inf: scaled before the sentinel
+    odd[4, 0, 0] = -torch.inf
+    odd[5] = odd[5] * 1e-300  # tiny scores
+    cases.append(odd)
+    for c in cases:
+        assert torch.equal(assignment.linear_assignment(c), solvers.linear_assignment(c))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_assignment_sentinel_matches_numpy(seed: int) -> None:
+    g = _gen(seed)
+    x = torch.randn(4, 5, 5, generator=g, dtype=torch.float64) * 10.0 ** (seed * 30)
+    x[torch.rand(4, 5, 5, generator=g) < 0.3] = -torch.inf
+    x[0] = -torch.inf
+    want = forbid_neg_inf(x.numpy(), terms=5)
+    assert torch.equal(assignment.forbid_neg_inf(x, 5), torch.from_numpy(want))
+
+
 def _is_path(mask: torch.Tensor) -> bool:
     """Whether the 1-cells of ``mask`` [H, W] join the corners through 8-neighbours."""
     h, w = mask.shape
@@ -93,6 +124,8 @@ def test_cuda_kernels_check_shapes_without_reading_values() -> None:
         ops._cuda_max_spanning_tree(torch.zeros(2, 3, 4), None)
     with pytest.raises(ValueError, match="floating"):
         ops._cuda_grid_shortest_path(torch.zeros(2, 3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"\[\.\.\., n, n\]"):
+        ops._cuda_linear_assignment(torch.zeros(2, 3, 4))
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

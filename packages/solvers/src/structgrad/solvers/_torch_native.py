@@ -15,8 +15,9 @@ tensors (the code is device-agnostic):
   on a shortest path, the lowest row-major index: all of them are settled at
   the same distance, the lowest index first).
 
-Chu-Liu/Edmonds and the linear assignment have no such twin: on CUDA they run
-on the host (see :class:`structgrad.solvers._bridge.Bridge`).
+The linear assignment's twin is in :mod:`structgrad.solvers._torch_assignment`.
+Chu-Liu/Edmonds has no such twin: on CUDA it runs on the host (see
+:class:`structgrad.solvers._bridge.Bridge`).
 
 The inputs are validated before these run (eagerly; a traced call defers to
 the op's run time).

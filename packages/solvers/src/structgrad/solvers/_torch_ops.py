@@ -6,11 +6,12 @@ traces (see :func:`structgrad.solvers._bridge.traced_op`), calls its op here:
 the op is opaque to the tracer, and its fake implementation gives the
 output's shape, dtype and device without running it. On the CPU each op runs
 the solver's usual path (the compiled kernel), so compiled and eager calls
-return the same solutions. On CUDA, top-k, the spanning tree and the grid
-path run the device-resident twins of :mod:`structgrad.solvers._torch_native`
-(shapes are checked, values are not read); the assignment and the
-arborescence copy through the host. Trace-returning calls are not ops: they
-stay eager.
+return the same solutions. On CUDA, top-k, the spanning tree, the grid
+path and the assignment run the device-resident twins of
+:mod:`structgrad.solvers._torch_native` and
+:mod:`structgrad.solvers._torch_assignment` (shapes are checked, values are
+not read); the arborescence and the crossing matching copy through the host.
+Trace-returning calls are not ops: they stay eager.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import _torch_native as _native
+from ._torch_assignment import linear_assignment as _native_assignment
 from ._validate import check_int
 
 __all__ = [
@@ -80,6 +82,11 @@ def _cuda_max_spanning_tree(scores: Tensor, lengths: Tensor | None) -> Tensor:
     return _native.max_spanning_tree(scores, lengths)
 
 
+def _cuda_linear_assignment(scores: Tensor) -> Tensor:
+    _rank(scores, 2, square=True)
+    return _native_assignment(scores)
+
+
 def _cuda_grid_shortest_path(scores: Tensor) -> Tensor:
     _rank(scores, 2)
     return _native.grid_shortest_path(scores)
@@ -136,7 +143,7 @@ def _grid_shortest_path(scores: Tensor) -> Tensor:
 
 
 top_k = _register("top_k", _top_k, _cuda_top_k)
-linear_assignment = _register("linear_assignment", _linear_assignment)
+linear_assignment = _register("linear_assignment", _linear_assignment, _cuda_linear_assignment)
 grid_shortest_path = _register("grid_shortest_path", _grid_shortest_path, _cuda_grid_shortest_path)
 _tree_op = _register("max_spanning_tree", _max_spanning_tree, _cuda_max_spanning_tree)
 _arborescence_op = _register("max_arborescence", _max_arborescence)
