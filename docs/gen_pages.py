@@ -127,6 +127,14 @@ def write_readmes() -> None:
 Z_UNBIASED = 4.0
 
 
+def _grid_head(second: str, structures: list[str]) -> list[str]:
+    """The header rows of an estimator x structure table."""
+    return [
+        "| estimator | " + second + " | " + " | ".join(structures) + " |",
+        "|---|---|" + "---|" * len(structures),
+    ]
+
+
 def _fmt(x: float, digits: int = 3) -> str:
     if x == 0 or not math.isfinite(x):
         return str(x)
@@ -250,8 +258,7 @@ def choose_page(rows: list[dict]) -> str:
         f"**Bold**: consistent with an unbiased estimator (≤ {Z_UNBIASED:g}). A blank",
         "cell: the structure has no such method.",
         "",
-        "| estimator | kind | " + " | ".join(structures) + " |",
-        "|---|---|" + "---|" * len(structures),
+        *_grid_head("kind", structures),
     ]
     for e in estimators:
         kind = next(r["kind"] for r in rows if r["estimator"] == e)
@@ -270,8 +277,7 @@ def choose_page(rows: list[dict]) -> str:
         "",
         "## Variance at a glance: summed variance of one estimate",
         "",
-        "| estimator | K | " + " | ".join(structures) + " |",
-        "|---|---|" + "---|" * len(structures),
+        *_grid_head("K", structures),
     ]
     for e in estimators:
         k = next(r["samples_per_estimate"] for r in rows if r["estimator"] == e)
