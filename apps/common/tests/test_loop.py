@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
 
 import pytest
 import torch
 from structgrad_app_common import RunControl, read_jsonl
-from structgrad_app_common.batches import epoch_batch, shuffled, steps_per_epoch
+from structgrad_app_common.batches import epoch_batch, global_seed, shuffled, steps_per_epoch
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
 
 
@@ -96,3 +98,23 @@ def test_divergence_stops_and_is_recorded(tmp_path, at):
     final = train(Regression(Config(out=str(tmp_path), progress=False, blow_up_at=at)))
     assert final == {"step": at, "stopped": f"not finite at step {at}"}
     assert _records(tmp_path)[-1]["epoch"] == -(-at // 3)  # the started epoch is scored
+
+
+def test_global_seed_is_one_step_across_threads():
+    # A thread seeds, waits, then draws: without the lock another thread's seed
+    # would land in between.
+    def draw(seed, out):
+        with global_seed(seed):
+            time.sleep(0.01)
+            out[seed] = torch.randn(4)
+
+    alone = {}
+    for seed in range(6):
+        draw(seed, alone)
+    together = {}
+    threads = [threading.Thread(target=draw, args=(s, together)) for s in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(alone[s], together[s]) for s in range(6))

@@ -127,3 +127,16 @@ def test_module_entry_point_subprocess(tmp_path):
     assert "| binary_tree | relax |" in proc.stdout and (tmp_path / "binary_tree.png").exists()
     argv = ["run", "--structure", "matching", "--estimator", "sst"]
     assert_subprocess_error("toys", argv, cwd=tmp_path)
+
+
+def test_threading_backend_is_reproducible(tmp_path, capsys):
+    # RELAX critics initialise from torch's global RNG, which threads share.
+    def losses(out):
+        argv = ["all", "--smoke", "--out", str(out), "--structures", "matching",
+                "--estimators", "relax", "--seeds", "1", "2", "3", "4",
+                "--backend", "threading", "--n-jobs", "4"]  # fmt: skip
+        assert main(argv) == 0
+        return [json.loads(f.read_text())["losses"] for f in sorted(out.glob("*/*/final.json"))]
+
+    first = losses(tmp_path / "a")
+    assert len(first) == 4 and first == losses(tmp_path / "b")

@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import threading
+from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["derived_generator", "epoch_batch", "shuffled", "steps_per_epoch"]
+__all__ = ["derived_generator", "epoch_batch", "global_seed", "shuffled", "steps_per_epoch"]
+
+# torch's global RNG is one per process: runs in threads (joblib's threading
+# backend) take turns at seeding it and drawing their initial weights.
+_GLOBAL_RNG = threading.Lock()
+
+
+@contextlib.contextmanager
+def global_seed(seed: int) -> Iterator[None]:
+    """Seed torch's global RNG with ``seed`` and hold it for the block (e.g. a model's init).
+
+    Runs in the threads of one process share that RNG: the lock makes seeding
+    and the block's draws one step, so each run's initial weights depend on its
+    seed alone. Draws outside such a block (e.g. dropout during training) stay
+    shared between threads; processes (loky, the default) are not affected.
+    """
+    import torch
+
+    with _GLOBAL_RNG:
+        torch.manual_seed(seed)
+        yield
+
 
 # Spreads (seed, index) pairs over distinct generator seeds.
 _SEED_STRIDE = 1_000_003

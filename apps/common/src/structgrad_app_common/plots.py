@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from structgrad_app_common.checkpoint import atomic_write_with
 
-__all__ = ["save_figure", "save_panels"]
+__all__ = ["one_at_a_time", "save_figure", "save_panels"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+# pyplot and matplotlib's text layout keep global state: runs in threads
+# (joblib's threading backend) draw one figure at a time.
+_PLOTTING = threading.RLock()
+
+
+def one_at_a_time(plot: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Decorate a plotting function so that threads run it one at a time."""
+
+    @functools.wraps(plot)
+    def serialized(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _PLOTTING:
+            return plot(*args, **kwargs)
+
+    return serialized
 
 
 def save_figure(

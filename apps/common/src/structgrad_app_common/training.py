@@ -18,6 +18,7 @@ from typing import Any
 from structgrad_app_common.batches import (
     derived_generator,
     epoch_batch,
+    global_seed,
     shuffled,
     steps_per_epoch,
 )
@@ -34,6 +35,7 @@ from structgrad_app_common.runcontrol import RUN_CONTROL, RunControl
 __all__ = [
     "derived_generator",
     "epoch_batch",
+    "global_seed",
     "load_entry",
     "open_log",
     "open_run",

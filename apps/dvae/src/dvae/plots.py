@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.plots import save_figure
+from structgrad_app_common.plots import one_at_a_time, save_figure
 from structgrad_app_common.training import write_final
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def _save(fig: Any, path: Path) -> Path:
     return save_figure(fig, path, dpi=100, tight=True)
 
 
+@one_at_a_time
 def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str) -> Path:
     """Per-epoch training (relaxed and unrelaxed) and test losses.
 
@@ -57,6 +58,7 @@ def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str) -> Pat
     return _save(fig, path)
 
 
+@one_at_a_time
 def image_grid(images: np.ndarray, side: int, path: Path, *, cols: int, title: str) -> Path:
     """Grey-level images ``[N, side²]`` in [0, 1] as a grid.
 

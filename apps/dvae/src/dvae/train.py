@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
-from structgrad_app_common.training import epoch_batch, steps_per_epoch
+from structgrad_app_common.training import epoch_batch, global_seed, steps_per_epoch
 
 from dvae import data as data_mod
 from dvae.config import TrainConfig, check, tau_at
@@ -84,8 +84,8 @@ class VAETrainer(Trainer):
         c = self.config
         self.data = data_mod.load(c.data, c.valid_size)
         self.x_train = self.data.train[: c.max_train]
-        torch.manual_seed(c.seed)
-        self.model = build_model(c, self.data.dim).to(c.device)
+        with global_seed(c.seed):
+            self.model = build_model(c, self.data.dim).to(c.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
         if not self.resumed:
             print(f"data: {self.data.describe(c.max_train)}", file=sys.stderr)

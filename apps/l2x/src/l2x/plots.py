@@ -12,11 +12,12 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.plots import save_figure, save_panels
+from structgrad_app_common.plots import one_at_a_time, save_figure, save_panels
 
 __all__ = ["plot_curves", "plot_selection"]
 
 
+@one_at_a_time
 def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, title: str) -> Path:
     """Training and validation loss, and the explanation metric, against epochs.
 
@@ -45,6 +46,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, 
     return save_panels(fig, axes, path, title=title)
 
 
+@one_at_a_time
 def plot_selection(
     frequency: list[float] | np.ndarray,
     truth: np.ndarray,

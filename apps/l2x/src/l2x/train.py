@@ -18,7 +18,12 @@ from typing import Any
 import torch
 from structgrad_app_common import load_checkpoint, read_jsonl
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
-from structgrad_app_common.training import epoch_batch, steps_per_epoch, write_final
+from structgrad_app_common.training import (
+    epoch_batch,
+    global_seed,
+    steps_per_epoch,
+    write_final,
+)
 
 from l2x.config import TrainConfig, check
 from l2x.methods import MethodSpec, Selector, resolve
@@ -46,8 +51,8 @@ def setup(config: TrainConfig) -> tuple[Task, MethodSpec, L2XModel]:
         aimle_difference=config.aimle_difference,
         num_samples=config.num_samples,
     )
-    torch.manual_seed(config.seed)
-    return task, spec, task.build_model(Selector(spec), k=spec.k)
+    with global_seed(config.seed):
+        return task, spec, task.build_model(Selector(spec), k=spec.k)
 
 
 class L2XTrainer(Trainer):

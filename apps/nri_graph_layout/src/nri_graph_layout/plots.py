@@ -13,9 +13,10 @@ matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.plots import save_figure, save_panels
+from structgrad_app_common.plots import one_at_a_time, save_figure, save_panels
 
 
+@one_at_a_time
 def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, title: str) -> Path:
     """Training loss, validation ELBO and validation edge precision / recall against steps.
 
@@ -43,6 +44,7 @@ def plot_curves(records: list[dict[str, Any]], path: str | os.PathLike[str], *, 
     return save_panels(fig, axes, path, title=title)
 
 
+@one_at_a_time
 def plot_graph(
     trajectory: np.ndarray,
     true_adj: np.ndarray,
@@ -103,6 +105,7 @@ def plot_graph(
     return save_figure(fig, path)
 
 
+@one_at_a_time
 def plot_precision_vs_time(
     runs: dict[str, list[dict[str, Any]]], path: str | os.PathLike[str]
 ) -> Path:

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from structgrad_app_common import CLIError
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
-from structgrad_app_common.training import epoch_batch
+from structgrad_app_common.training import epoch_batch, global_seed
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import SELECT, TrainConfig, check
@@ -53,18 +53,18 @@ class NRITrainer(Trainer):
     def build(self) -> None:
         """The encoder-decoder model and Adam."""
         c = self.config
-        torch.manual_seed(c.seed)
-        self.model = GraphLayoutModel(
-            self.spec,
-            self.data.num_vertices,
-            self.data.num_timesteps,
-            encoder_hidden=c.encoder_hidden,
-            decoder_hidden=c.decoder_hidden,
-            var=c.var,
-            kl=c.kl,
-            decoder_edges=c.decoder_edges,
-            kl_shift=c.kl_shift,
-        ).to(c.device)
+        with global_seed(c.seed):
+            self.model = GraphLayoutModel(
+                self.spec,
+                self.data.num_vertices,
+                self.data.num_timesteps,
+                encoder_hidden=c.encoder_hidden,
+                decoder_hidden=c.decoder_hidden,
+                var=c.var,
+                kl=c.kl,
+                decoder_edges=c.decoder_edges,
+                kl_shift=c.kl_shift,
+            ).to(c.device)
         if c.tau_final is not None and not hasattr(self.model.latent, "tau"):
             raise CLIError(f"--tau-final needs a method with a temperature; {c.method} has none")
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)

@@ -11,7 +11,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.plots import save_figure
+from structgrad_app_common.plots import one_at_a_time, save_figure
 
 __all__ = ["heatmap"]
 
@@ -21,6 +21,7 @@ _METRICS = {
 }
 
 
+@one_at_a_time
 def heatmap(rows: list[dict[str, Any]], path: str | Path, *, metric: str = "cosine") -> Path:
     """Write the structures × estimators heat-map of ``metric`` to ``path`` (PNG).
 

@@ -12,11 +12,12 @@ import matplotlib
 matplotlib.use("Agg")  # files only, no display
 
 import matplotlib.pyplot as plt
-from structgrad_app_common.plots import save_panels
+from structgrad_app_common.plots import one_at_a_time, save_panels
 
 __all__ = ["plot_runs"]
 
 
+@one_at_a_time
 def plot_runs(
     runs: Mapping[str, list[dict[str, Any]]],
     path: str | os.PathLike[str],

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from structgrad_app_common import CLIError, read_jsonl
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
-from structgrad_app_common.training import derived_generator, write_final
+from structgrad_app_common.training import derived_generator, global_seed, write_final
 
 from toys.config import RunConfig, check
 from toys.evaluation import evaluate, train_step
@@ -66,16 +66,16 @@ class ToyTrainer(Trainer):
         """θ at zero, the estimator's layer and Adam on both."""
         c = self.config
         dtype = torch.float64 if c.precision == "double" else torch.float32
-        torch.manual_seed(c.seed)  # the RELAX critic's initialisation
-        layer = build(
-            self.problem,
-            c.estimator,
-            plus_samples=c.plus_samples,
-            hidden=c.hidden,
-            tau=c.tau,
-            lam=c.lam,
-            aimle_target=c.aimle_target,
-        ).to(c.device)
+        with global_seed(c.seed):  # the RELAX critic's initialisation
+            layer = build(
+                self.problem,
+                c.estimator,
+                plus_samples=c.plus_samples,
+                hidden=c.hidden,
+                tau=c.tau,
+                lam=c.lam,
+                aimle_target=c.aimle_target,
+            ).to(c.device)
         if dtype == torch.float64:
             layer = layer.double()
         theta = torch.zeros(self.problem.event_shape, dtype=dtype, device=c.device)
