@@ -54,3 +54,25 @@ def test_every_pathwise_layer_traces_whole(name: str, method: str) -> None:
     torch._dynamo.reset()
     explained = torch._dynamo.explain(layer)(torch.randn(*SHAPES[name]))
     assert explained.graph_break_count == 0, explained.break_reasons
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", ["sst", "imle", "aimle"])
+@pytest.mark.parametrize(("name", "options", "shape"), CASES)
+def test_latent_does_not_sync_on_cuda_without_checks(
+    method: str, name: str, options: dict[str, Any], shape: tuple[int, ...]
+) -> None:
+    from structgrad.distributions.checks import set_validation
+
+    layer = latent(name, method, **options).cuda()
+    logits = torch.randn(*shape, device="cuda", requires_grad=True)
+    set_validation(False)
+    try:
+        layer(logits)  # warm-up: lazy CUDA initialisation may synchronise
+        torch.cuda.set_sync_debug_mode("error")
+        sample = layer(logits)
+        (sample * torch.randn_like(sample)).sum().backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+        set_validation(True)

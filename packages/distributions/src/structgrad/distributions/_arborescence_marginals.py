@@ -70,7 +70,7 @@ def _edges_and_range(
     n = w.shape[-1]
     if not w.numel():  # an empty batch
         return w.new_zeros(()), 0.0, False
-    if tracing():  # nothing is read: the exact path's shift, an unbounded spread
+    if tracing(w):  # nothing is read: the exact path's shift, an unbounded spread
         _mark_non_edges(w, root, inside, -torch.inf)
         return torch.nan_to_num(w.amax(dim=-2, keepdim=True), neginf=0.0), math.inf, False
     # Fast path: the global (max - min), taken before the non-edges are marked,

@@ -118,7 +118,7 @@ def checked(
         ValueError: if the float64 result misses its identity (or is not finite).
     """
     out = solve(work)
-    if tracing():  # nothing can be read: the float64 result stands unchecked
+    if tracing(out[0]):  # nothing can be read: the float64 result stands unchecked
         return out
     if trusted and work == torch.float64:
         # One reduction each: NaN or inf anywhere makes the sum non-finite

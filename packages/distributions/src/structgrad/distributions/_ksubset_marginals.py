@@ -38,7 +38,7 @@ def _floor(theta: Tensor, k: int) -> float:
     0. With ``-inf`` instead, every ``logaddexp(-inf, -inf)`` would need masking
     to keep its gradient from being NaN: three extra ops per DP step.
     """
-    if not theta.numel() or tracing():
+    if not theta.numel() or tracing(theta):
         # Nothing to bound (an empty batch), or nothing can be read: the dtype's
         # floor, exactly as far out of exp's range (the DP runs in float64 then).
         return torch.finfo(theta.dtype).min / 8
@@ -143,7 +143,7 @@ def _work(scores: Tensor, k: int) -> Tensor:
     float32 is ~30 % faster; beyond it the DP runs in float64. float64 input
     always runs in float64.
     """
-    if scores.dtype == torch.float64 or tracing():
+    if scores.dtype == torch.float64 or tracing(scores):
         return scores.to(torch.float64)
     _, spread = hi_and_spread(scores.detach())
     n = scores.shape[-1]

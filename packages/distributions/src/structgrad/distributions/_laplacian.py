@@ -93,7 +93,7 @@ def _inverse(w: Tensor, removed: Removed) -> Tensor:
     """``M``: the inverse of the Laplacian minor, zero on the removed rows and columns."""
     lap = _drop(_in_laplacian(w), removed, 1.0)
     n = lap.shape[-1]
-    if tracing():  # traced: torch's kernel, and a singular minor is not read back
+    if tracing(lap):  # traced: torch's kernel, and a singular minor is not read back
         inv, _ = torch.linalg.inv_ex(lap)
         return _drop(inv, removed, 0.0)
     if lap.device.type == "cpu" and n <= _KERNEL_MAX_N:

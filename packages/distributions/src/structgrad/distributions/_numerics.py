@@ -7,9 +7,12 @@ import math
 import torch
 from torch import Tensor
 
+from ._checks_options import validation_enabled
+
 __all__ = [
     "FLOAT32_SPREAD",
     "default_max_range",
+    "device_syncs",
     "finite_min",
     "hi_and_spread",
     "range_limit",
@@ -25,15 +28,25 @@ __all__ = [
 FLOAT32_SPREAD = 10.0
 
 
-def tracing() -> bool:
-    """Whether ``torch.compile`` is tracing the call.
+def tracing(like: Tensor) -> bool:
+    """Whether the call on ``like`` must not read values on the host.
 
-    A traced call cannot read values on the host, so the choices that read
-    them take their safe side without looking: the spread counts as unbounded
-    (the work dtype is float64, the range clip runs and leaves narrow scores
-    unchanged) and the conditioning retry is not needed.
+    True while ``torch.compile`` traces it, and for a tensor off the CPU (where
+    a read synchronises with the device) while value checks are off
+    (:func:`~structgrad.distributions.checks.set_validation`). The choices that
+    read values then take their safe side without looking: the spread counts
+    as unbounded (the work dtype is float64, chosen from dtypes; the range clip
+    runs and leaves narrow scores unchanged) and the conditioning retry is not
+    needed. On the CPU a read costs no synchronisation, so eager keeps reading.
     """
-    return torch.compiler.is_compiling()
+    if torch.compiler.is_compiling():
+        return True
+    return not validation_enabled() and device_syncs(like)
+
+
+def device_syncs(like: Tensor) -> bool:
+    """Whether reading a value of ``like`` on the host waits for its device."""
+    return like.device.type != "cpu"
 
 
 def hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
@@ -42,7 +55,7 @@ def hi_and_spread(values: Tensor) -> tuple[Tensor, float]:
     While tracing the spread is not read: it is ``inf`` (see :func:`tracing`).
     """
     lo, hi = torch.aminmax(values, dim=-1)
-    if tracing():
+    if tracing(values):
         return hi, math.inf
     gap = hi - finite_min(values, -1, lo)
     gap = torch.where(torch.isfinite(hi), gap, torch.zeros_like(hi))
@@ -55,7 +68,8 @@ def finite_min(values: Tensor, dim: int, lo: Tensor | None = None) -> Tensor:
     ``lo``: the plain minimum over ``dim``, when the caller has it already.
     """
     lo = values.amin(dim=dim) if lo is None else lo
-    if tracing() or torch.isneginf(lo).any():  # forbidden entries: mask them out, one more pass
+    # Forbidden entries: mask them out, one more pass.
+    if tracing(values) or torch.isneginf(lo).any():
         lo = values.masked_fill(torch.isneginf(values), torch.inf).amin(dim=dim)
     return lo
 
