@@ -20,6 +20,7 @@ class Config(RunControl):
     seed: int = 0
     epochs: int = 3
     blow_up_at: int = 0  # a step whose loss is NaN (0: none)
+    lr: float = 0.1
 
 
 class Regression(Trainer):
@@ -30,7 +31,7 @@ class Regression(Trainer):
         self.x = torch.randn(10, 3)
         self.y = self.x @ torch.tensor([1.0, -2.0, 0.5]) + 0.1 * torch.randn(10)
         self.model = torch.nn.Linear(3, 1)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=0.1)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.lr)
 
     def plan(self) -> Plan:
         per_epoch = steps_per_epoch(10, 4)
@@ -118,3 +119,18 @@ def test_global_seed_is_one_step_across_threads():
     for t in threads:
         t.join()
     assert all(torch.equal(alone[s], together[s]) for s in range(6))
+
+
+def test_an_update_past_the_float_range_stops_the_run(tmp_path):
+    # Adam's first step with lr = 1e38 leaves float32 (torch raises a RuntimeError).
+    final = train(Regression(Config(out=str(tmp_path), progress=False, lr=1e38)))
+    assert final["step"] == 1 and final["stopped"].startswith("update overflowed at step 1 (")
+
+
+def test_other_errors_of_a_step_propagate(tmp_path):
+    class Broken(Regression):
+        def step(self, step: int) -> Step:
+            raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train(Broken(Config(out=str(tmp_path), progress=False)))

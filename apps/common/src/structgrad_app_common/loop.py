@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
+from structgrad_app_common.checkpoint import first_line
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.training import (
     open_log,
@@ -246,7 +247,7 @@ def train(trainer: Trainer) -> dict[str, Any]:
                     checkpoint()
                 bar.close()
                 return {"stopped_at": step // per_unit}
-            res = trainer.step(step + 1)
+            res = _guarded_step(trainer, step + 1)
             step += 1
             if res.stop is not None:
                 trainer.stopped = res.stop
@@ -267,6 +268,18 @@ def train(trainer: Trainer) -> dict[str, Any]:
             log.log({unit: units(step), "split": "stopped", "reason": trainer.stopped})
     bar.close()
     return trainer.finish(step, seconds())
+
+
+def _guarded_step(trainer: Trainer, step: int) -> Step:
+    """``trainer.step(step)``; an optimiser update past the float range stops the run."""
+    try:
+        return trainer.step(step)
+    except RuntimeError as err:
+        # torch's optimisers raise this when lr times the update leaves the
+        # parameters' dtype (e.g. --lr 1e38 in float32): a divergence, not a bug.
+        if "overflow" not in str(err):
+            raise
+        return Step({}, stop=f"update overflowed at step {step} ({first_line(err)})")
 
 
 def _progress(state: dict[str, Any], source: str) -> tuple[int, float, float, Window]:
