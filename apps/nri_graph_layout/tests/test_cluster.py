@@ -136,3 +136,22 @@ def test_train_tensorboard_mirrors_the_jsonl_and_is_free_on_resume(tmp_path):
                  "--tensorboard", str(later)]) == 0  # fmt: skip
     resumed = [r for r in read_jsonl(stopped / "metrics.jsonl") if r["step"] > 2]
     _assert_scalars_close(_scalars(later), _expected(resumed))
+
+
+def test_quickstart_on_a_dask_cluster_matches_a_local_run(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    argv = ["quickstart", "--smoke", "--seeds", "0"]
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert main([*argv, "--out", str(local), "--n-jobs", "1"]) == 0
+    faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    )
+    try:
+        assert main([*argv, "--out", str(remote), "--scheduler", cluster.scheduler_address]) == 0
+        got = json.loads((remote / "table.json").read_text())
+        want = json.loads((local / "table.json").read_text())
+        _assert_records_close(got, want)  # restarts on the cluster, the same kept runs
+    finally:
+        cluster.close()
+        faulthandler.cancel_dump_traceback_later()

@@ -140,3 +140,19 @@ def test_threading_backend_is_reproducible(tmp_path, capsys):
 
     first = losses(tmp_path / "a")
     assert len(first) == 4 and first == losses(tmp_path / "b")
+
+
+def test_all_on_a_dask_cluster_matches_a_local_run(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    argv = ["all", "--smoke", "--structures", "matching", "--estimators", "relax", "imle",
+            "--seeds", "1", "2"]  # fmt: skip
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    assert main([*argv, "--out", str(local), "--n-jobs", "1"]) == 0
+    cluster = distributed.LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    )
+    try:
+        assert main([*argv, "--out", str(remote), "--scheduler", cluster.scheduler_address]) == 0
+    finally:
+        cluster.close()
+    assert (remote / "table.md").read_text() == (local / "table.md").read_text()

@@ -100,6 +100,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     rep.reproduce(
         _recipe(args, rep.CPU), args.methods, args.seeds, data_seed=args.data_seed,
         out=Path(args.out), n_jobs=args.n_jobs, backend=args.backend, smoke=args.smoke,
+        scheduler=args.scheduler,
     )  # fmt: skip
     return 0
 
@@ -111,6 +112,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     rows = rep.reproduce(
         _recipe(args, rep.QUICK), ["tree-sst", "indep"], args.seeds, data_seed=args.data_seed,
         out=Path(args.out), n_jobs=args.n_jobs, backend=args.backend, smoke=args.smoke,
+        scheduler=args.scheduler,
     )  # fmt: skip
     print("\nplots:")
     for r in rows:
@@ -136,7 +138,7 @@ def _add_recipe_flags(p: argparse.ArgumentParser, *, out: str, seeds: list[int])
     p.add_argument(
         "--smoke", action="store_true", help="the whole pipeline on tiny data in seconds"
     )
-    add_joblib_flags(p)
+    add_joblib_flags(p, scheduler=True)
 
 
 def _add_generate(sub: Any) -> None:

@@ -171,6 +171,7 @@ def reproduce(
     n_jobs: int = 2,
     backend: str = "loky",
     smoke: bool = False,
+    scheduler: str | None = None,
 ) -> list[dict[str, Any]]:
     """Train ``recipe`` for every method and seed; write the table and the plot.
 
@@ -178,6 +179,9 @@ def reproduce(
         The rows of ``table.json``: ``method``, ``seed``, ``edge_precision``,
         ``edge_recall``, ``elbo`` (test), ``seconds`` (training time of all its
         restarts), ``map_precision``, ``start`` (the restart kept), ``valid_nll``.
+
+    ``scheduler``: the address of a Dask scheduler whose cluster trains the runs
+    (its workers must see ``out``).
     """
     from nri_graph_layout import plots
 
@@ -204,7 +208,7 @@ def reproduce(
         starts = [(m, s, c) for m, s in keys for c in range(recipe.restarts)]
         first = run_trials(
             _train, [{"config": config(*k, recipe.warmup, 1)} for k in starts],
-            n_jobs=n_jobs, backend=backend,
+            n_jobs=n_jobs, backend=backend, scheduler=scheduler,
         )  # fmt: skip
         results = dict(zip(starts, first, strict=True))
         kept = {k: min(range(recipe.restarts), key=lambda c: results[(*k, c)]["valid_nll_at_end"])
@@ -212,7 +216,7 @@ def reproduce(
     threads = max(1, n_jobs // len(keys)) if n_jobs > 0 else 1
     finals = run_trials(
         _train, [{"config": config(*k, kept[k], recipe.iterations, threads)} for k in keys],
-        n_jobs=n_jobs, backend=backend,
+        n_jobs=n_jobs, backend=backend, scheduler=scheduler,
     )  # fmt: skip
     rows = []
     for (method, seed), final in zip(keys, finals, strict=True):

@@ -58,6 +58,7 @@ def cmd_all(args: argparse.Namespace) -> int:
         args.seeds,
         n_jobs=args.n_jobs,
         backend=args.backend,
+        scheduler=args.scheduler,
     )
     print_failures(results, lambda r: f"{r['structure']}/{r['estimator']} seed {r['seed']}")
     print(md)
@@ -90,7 +91,7 @@ def _add_all(sub: Any) -> None:
         help="estimators to run where they apply (default: all that apply)",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
-    add_joblib_flags(p)
+    add_joblib_flags(p, scheduler=True)
     APP.add_flags(p, sweep=True)
     p.set_defaults(func=cmd_all)
 

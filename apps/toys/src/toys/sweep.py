@@ -164,8 +164,12 @@ def run_all(
     *,
     n_jobs: int,
     backend: str,
+    scheduler: str | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Run the plan in parallel, then write the plots, ``results.json`` and ``table.md``.
+
+    ``scheduler``: the address of a Dask scheduler whose cluster runs the plan
+    (its workers must see ``base.out``).
 
     Returns:
         The per-run results and the markdown table.
@@ -174,7 +178,9 @@ def run_all(
 
     configs = plan(base, structures, estimators, seeds)
     tasks = [{"config": dataclasses.asdict(c)} for c in configs]
-    returned = run_parallel(_task, tasks, n_jobs=n_jobs, backend=backend, verbose=5 if tasks else 0)
+    returned = run_parallel(
+        _task, tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler, verbose=5 if tasks else 0
+    )
     errors = {(r["structure"], r["estimator"], r["seed"]): r for r in returned if "error" in r}
     out = Path(base.out)
     results = []
