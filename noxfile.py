@@ -65,6 +65,11 @@ def _app_folders() -> list[str]:
     return sorted(f"apps/{p.parent.name}" for p in (ROOT / "apps").glob("*/pyproject.toml"))
 
 
+def _app_modules(folder: str) -> list[str]:
+    """The import packages of an app folder (``apps/toys`` → ``["toys"]``), from its ``src``."""
+    return sorted(p.parent.name for p in (ROOT / folder / "src").glob("*/__init__.py"))
+
+
 def _sibling_requirements(pkg: str, *, with_test: bool) -> list[str]:
     project = _pyproject(pkg)["project"]
     reqs = list(project.get("dependencies", []))
@@ -149,13 +154,26 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    """Mypy on each installed package, with the root configuration."""
-    # pytest: structgrad.testing.readme builds pytest tests (imported lazily).
-    _install(session, *(str(PACKAGES_DIR / p) for p in PACKAGES), "mypy", "pytest")
+    """Mypy on each installed package and app, with the root configuration.
+
+    Installs the library packages and every app folder (``apps/common``
+    included) from their local paths, non-editable, with the constraints file;
+    then checks ``structgrad.<pkg>`` for each package and the import package of
+    each app (``structgrad_app_common``, ``dvae``, ``l2x``, ...; the apps ship
+    ``py.typed``).
+    """
+    folders = _app_folders()
+    libraries = [str(PACKAGES_DIR / p) for p in PACKAGES]
+    # pytest: structgrad.testing.readme and structgrad_app_common.testing import it lazily.
+    _install(session, *libraries, *(str(ROOT / a) for a in folders), "mypy", "pytest")
+    _guard_direct_urls(session)
     config = str(ROOT / "pyproject.toml")
     session.chdir(session.create_tmp())  # import the installed packages, not the sources
     for pkg in PACKAGES:
         session.run("mypy", "--config-file", config, "-p", f"structgrad.{pkg}")
+    for folder in folders:
+        for module in _app_modules(folder):
+            session.run("mypy", "--config-file", config, "-p", module)
     _release(session)
 
 

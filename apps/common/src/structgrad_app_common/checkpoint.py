@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -50,12 +50,12 @@ def _atomic_handle(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         raise
 
 
-def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], None]) -> None:
+def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]], object]) -> None:
     """Call ``writer(handle)`` on a temporary file, then move it over ``path``.
 
     Args:
         path: destination file; its folder is created if missing.
-        writer: writes the whole content to the binary handle.
+        writer: writes the whole content to the binary handle (what it returns is ignored).
     """
     with _atomic_handle(path) as handle:
         writer(handle)
@@ -71,12 +71,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+def atomic_save_npz(
+    path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray | np.generic]
+) -> None:
     """Save arrays as an uncompressed ``.npz`` atomically (no pickled objects).
 
     Args:
         path: destination file (keep the ``.npz`` suffix).
-        arrays: name → array; object arrays are refused.
+        arrays: name → array (or NumPy scalar); object arrays are refused.
 
     Raises:
         ValueError: if an array has ``dtype=object`` (it would need pickle).
@@ -84,7 +86,8 @@ def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, np.ndarray])
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise ValueError(f"array {name!r} has dtype object, which needs pickle")
-    atomic_write_with(path, lambda handle: np.savez(handle, **arrays))
+    named: Mapping[str, Any] = arrays  # Any: the stub matches ** keys to allow_pickle: bool
+    atomic_write_with(path, lambda handle: np.savez(handle, **named))
 
 
 _ZIP_MAGIC = b"PK\x03\x04"  # an .npz is a zip archive (an empty one: PK\x05\x06)

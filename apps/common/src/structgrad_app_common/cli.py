@@ -165,7 +165,8 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     argv = list(argv)
     paths = [b for a, b in itertools.pairwise(argv) if a == "--config"]
     paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
-    subs = next((a.choices for a in parser._actions if a.dest == "command"), None)
+    command = next((a for a in parser._actions if a.dest == "command"), None)
+    subs = command.choices if isinstance(command, argparse._SubParsersAction) else None
     target = parser if subs is None else subs.get(argv[0]) if argv else None
     if not paths or target is None or "config" not in {a.dest for a in target._actions}:
         return  # nothing to read, or a command without --config: its parser says so

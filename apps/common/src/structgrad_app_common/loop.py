@@ -206,7 +206,12 @@ def train(trainer: Trainer) -> dict[str, Any]:
 
     def checkpoint() -> None:
         nonlocal saved
-        progress = {unit: units(step), "step": step, "best": best, "elapsed": seconds()}
+        progress: dict[str, Any] = {
+            unit: units(step),
+            "step": step,
+            "best": best,
+            "elapsed": seconds(),
+        }
         progress |= {"window": dict(window.sums), "window_weight": window.weight}
         model, optimizer, gen = trainer.model, trainer.optimizer, trainer.generator
         save_state(last, model, optimizer, gen, **progress, config=conf)

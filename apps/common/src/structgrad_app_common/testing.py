@@ -64,6 +64,7 @@ def assert_cli_error(
 def assert_every_flag_has_help(parser: argparse.ArgumentParser) -> None:
     """Every argument of every subcommand has a help text, and ``--help`` renders."""
     sub = next(a for a in parser._actions if a.dest == "command")
+    assert isinstance(sub, argparse._SubParsersAction), "the commands are subparsers"
     for name, p in sub.choices.items():
         for action in p._actions:
             assert action.help, f"{name}: {action.option_strings} has no help"

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,12 @@ from dvae.methods import METHODS, build_layer
 from structgrad.models import map_sample
 
 __all__ = ["DiscreteVAE", "LossTerms"]
+
+
+class _Tempered(Protocol):
+    """A latent layer with a relaxation temperature (``hasattr(layer, "tau")``)."""
+
+    tau: float
 
 
 class LossTerms(NamedTuple):
@@ -64,8 +70,8 @@ class DiscreteVAE(nn.Module):
         hidden: hidden sizes of the encoder (reversed in the decoder).
         tau: relaxation or noise temperature.
         samples: samples ``S`` per image in training.
-        **estimator: ``lam``, ``beta_step``, ``target_nnz`` (see
-            :func:`dvae.methods.build_layer`).
+        **estimator: ``lam``, ``beta_step``, ``target_nnz``, ``aimle_difference``
+            (see :func:`dvae.methods.build_layer`).
     """
 
     def __init__(
@@ -79,7 +85,7 @@ class DiscreteVAE(nn.Module):
         hidden: tuple[int, ...] = (512, 256),
         tau: float = 1.0,
         samples: int = 1,
-        **estimator: float,
+        **estimator: Any,
     ) -> None:
         super().__init__()
         self.spec = METHODS[method]
@@ -102,7 +108,8 @@ class DiscreteVAE(nn.Module):
     def set_tau(self, tau: float) -> None:
         """Change the relaxation temperature (annealing); perturbation methods ignore it."""
         if not self.spec.perturbation and hasattr(self.layer, "tau"):
-            self.layer.tau = float(tau)
+            # nn.Module types unknown attributes as Tensor | Module: name the checked one
+            cast("_Tempered", self.layer).tau = float(tau)
 
     def beta(self) -> float | None:
         """AIMLE's adaptive β (``None`` for the other methods)."""
@@ -172,7 +179,7 @@ class DiscreteVAE(nn.Module):
     def prior_sample(self, count: int, *, generator: torch.Generator | None = None) -> Tensor:
         """Decoded pixel probabilities ``[count, D]`` of uniform prior codes."""
         zeros = torch.zeros(count, self.m, self.n)
-        opts = {"k": self.k} if self.spec.model == "k_subset" else {}
+        opts: dict[str, Any] = {"k": self.k} if self.spec.model == "k_subset" else {}
         # argmax / top-k of pure Gumbel noise: a uniform category / uniform k-subset.
         z = map_sample(self.spec.model, zeros, generator=generator, **opts)
         return torch.sigmoid(self.decode(z))

@@ -47,8 +47,8 @@ def plot_curves(records: list[dict[str, Any]], path: Path, *, title: str) -> Pat
         ("train_loss_hard", "train, unrelaxed"),
         ("test_loss", "test, unrelaxed"),
     ):
-        ys = [r.get(key) for r in records]
-        ys = [math.nan if y is None else y for y in ys]
+        raw = [r.get(key) for r in records]
+        ys = [math.nan if y is None else y for y in raw]
         ax.plot(epochs, ys, marker="o", ms=3, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss per image (BCE + KL)")

@@ -151,8 +151,10 @@ class Selector(nn.Module):
             return solvers.top_k(logits.detach(), self.spec.k)
         k, tau = self.spec.k, self.spec.tau
         if self.spec.name == "softsub":
+            assert tau is not None  # resolve() gives the relaxations a τ
             return relaxed_top_k(logits, k, tau, generator=generator)
         if self.spec.name == "l2x":
+            assert tau is not None
             # k independent concrete draws [*, k, n]; their max is the relaxed k-hot.
             draws = gumbel_softmax(
                 logits.unsqueeze(-2).expand(*logits.shape[:-1], k, logits.shape[-1]),

@@ -140,6 +140,7 @@ class BeerModel(L2XModel):
         for m in self.modules():  # Xavier-uniform with the ReLU gain, zero biases (reference)
             if isinstance(m, nn.Linear | nn.Conv1d):
                 nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain("relu"))
+                assert m.bias is not None  # every layer here is built with a bias
                 nn.init.zeros_(m.bias)
 
     def explain(self, x: Tensor) -> Tensor:

@@ -64,13 +64,14 @@ class Task:
         return (pred - target) ** 2
 
     @torch.no_grad()
-    def evaluate(self, model: L2XModel, split: str, batch_size: int) -> dict[str, float]:
+    def evaluate(self, model: L2XModel, split: str, batch_size: int) -> dict[str, Any]:
         """Evaluation-mode metrics of a split (top-k of the logits, no noise).
 
         Returns:
             ``loss`` (cross-entropy or MSE, the model-selection criterion) and,
-            for synthetic tasks, ``accuracy``, ``precision``, ``median_rank``;
-            for beer, ``mse`` and (on test) ``subset_precision``.
+            for synthetic tasks, ``accuracy``, ``precision``, ``median_rank``
+            (and on test ``frequency``, a list per feature); for beer, ``mse``
+            and (on test) ``subset_precision``. All floats but ``frequency``.
         """
         was_training = model.training
         model.eval()
@@ -83,7 +84,7 @@ class Task:
             logits.append(lg.cpu())
             sels.append(z.cpu())
         pred = torch.cat(preds)
-        out = {"loss": float(self.loss(pred, y).mean())}
+        out: dict[str, Any] = {"loss": float(self.loss(pred, y).mean())}
         if self.is_synthetic:
             relevant = self.extra[f"{split}_relevant"]
             sel = torch.cat(sels).numpy()
@@ -102,6 +103,7 @@ class Task:
                         for s in range(0, len(xa), batch_size)
                     ]
                 ).numpy()
+                assert isinstance(model, BeerModel)  # build_model's model of the beer task
                 out["subset_precision"] = metrics.subset_precision(
                     sel, self.extra["annotated_tokens"], self.extra["annotated_spans"], model.k
                 )

@@ -24,6 +24,7 @@ scalars ``num_vertices``, ``num_timesteps``, ``seed``, ``format_version``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,8 +132,8 @@ class GenerateConfig:
     seed: int = 42
 
 
-def generate(config: GenerateConfig, *, progress: bool = False) -> dict[str, np.ndarray]:
-    """Generate all three splits in memory (the ``.npz`` layout)."""
+def generate(config: GenerateConfig, *, progress: bool = False) -> dict[str, np.ndarray | np.int64]:
+    """Generate all three splits in memory (the ``.npz`` layout; the sizes as ``np.int64``)."""
     from tqdm.auto import tqdm
 
     if config.num_vertices < 2 or config.num_timesteps < 2:
@@ -141,7 +142,7 @@ def generate(config: GenerateConfig, *, progress: bool = False) -> dict[str, np.
     if min(sizes.values()) < 1:
         raise CLIError(f"every split needs at least one graph, got {sizes}")
     streams = np.random.SeedSequence(config.seed).spawn(len(SPLITS))
-    arrays: dict[str, np.ndarray] = {}
+    arrays: dict[str, np.ndarray | np.int64] = {}
     total = sum(sizes.values())
     with tqdm(total=total, desc="generate", unit="graph", disable=not progress) as bar:
         for split, stream in zip(SPLITS, streams, strict=True):
@@ -172,7 +173,7 @@ def default_filename(config: GenerateConfig) -> str:
     )
 
 
-def save(path: str | os.PathLike[str], arrays: dict[str, np.ndarray]) -> None:
+def save(path: str | os.PathLike[str], arrays: Mapping[str, np.ndarray | np.generic]) -> None:
     """Write a data set atomically (checked first, so a bad set is never written)."""
     _validate(arrays, str(path))
     atomic_save_npz(path, arrays)
@@ -197,7 +198,7 @@ class Dataset:
     seed: int
 
 
-def _validate(arrays: dict[str, np.ndarray], where: str) -> None:
+def _validate(arrays: Mapping[str, np.ndarray | np.generic], where: str) -> None:
     """Raise a one-line ``CLIError`` unless the arrays form a valid data set."""
     for key in ("num_vertices", "num_timesteps", "seed", "format_version"):
         if key not in arrays:

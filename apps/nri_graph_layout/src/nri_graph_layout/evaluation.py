@@ -60,13 +60,13 @@ def evaluate(
     # The noise-free most likely graph, scored on the "edge" channel only.
     mode = edge_metrics(torch.cat(modes), target, channel=1)
     model.train()
-    nll, kl = nll_sum / len(x), kl_sum / len(x)
+    mean_nll, mean_kl = nll_sum / len(x), kl_sum / len(x)
     return {
-        "elbo": -(nll + kl),
-        "nll": nll,
-        "kl": kl,
+        "elbo": -(mean_nll + mean_kl),
+        "nll": mean_nll,
+        "kl": mean_kl,
         # nll = Σ (pred − x)² / (2 var) / n, so the mean squared error per coordinate is:
-        "mse": nll * 2 * model.var / ((x.shape[2] - 1) * x.shape[3]),
+        "mse": mean_nll * 2 * model.var / ((x.shape[2] - 1) * x.shape[3]),
         "accuracy": metrics.accuracy,
         "precision": metrics.precision,
         "recall": metrics.recall,

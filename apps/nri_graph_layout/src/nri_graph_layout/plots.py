@@ -77,7 +77,7 @@ def plot_graph(
     fig, ax = plt.subplots(figsize=(5.2, 5.2))
     for i in range(n):
         ax.plot(trajectory[i, :, 0], trajectory[i, :, 1], color="0.8", lw=1, zorder=0)
-    styles = {
+    styles: dict[str, dict[str, Any]] = {
         "found": {"color": "tab:green", "lw": 2.5, "ls": "-"},
         "missed": {"color": "0.45", "lw": 1.5, "ls": "--"},
         "extra": {"color": "tab:red", "lw": 1.2, "ls": "-"},
@@ -93,7 +93,7 @@ def plot_graph(
             label = kind if kind not in seen else None
             seen.add(kind)
             ax.plot(*pos[[i, j]].T, zorder=1, label=label, **styles[kind])
-    ax.scatter(*pos.T, s=80, color="k", zorder=2)
+    ax.scatter(pos[:, 0], pos[:, 1], s=80, color="k", zorder=2)
     correct = int((truth & pred)[np.triu_indices(n, 1)].sum())
     ax.set_title(
         f"{title}\n{correct}/{int(truth.sum()) // 2} true edges found, "

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
-from torch.distributions import Categorical, Distribution, Independent
+from torch.distributions import Categorical, Independent
 
 from nri_graph_layout.model import GraphLayoutModel, StepOutput
 from structgrad.distributions import KSubset, SpanningTree, sample_gumbel
@@ -44,7 +44,7 @@ from structgrad.models.nri import matrix_to_edges
 __all__ = ["rws_step"]
 
 
-def _law(model: GraphLayoutModel, scores: Tensor) -> Distribution:
+def _law(model: GraphLayoutModel, scores: Tensor) -> SpanningTree | KSubset | Independent:
     """``q(G | x)`` from the latent layer's input, in float64 (log q differs by tens of nats)."""
     scores = scores.double()
     if model.spec.graph == "tree":

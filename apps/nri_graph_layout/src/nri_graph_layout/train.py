@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 from structgrad_app_common import CLIError
@@ -34,6 +34,18 @@ from nri_graph_layout.model import GraphLayoutModel
 from nri_graph_layout.rws import rws_step
 
 __all__ = ["TrainConfig", "evaluate", "finish", "run", "score"]
+
+
+class _Tempered(Protocol):
+    """A latent layer with a temperature."""
+
+    tau: float
+
+
+class _StraightThrough(Protocol):
+    """A latent layer with a straight-through switch (``--straight-through`` methods)."""
+
+    straight_through: bool
 
 
 class NRITrainer(Trainer):
@@ -82,13 +94,14 @@ class NRITrainer(Trainer):
         idx = epoch_batch(
             step, len(self.x_train), c.batch_size, seed=c.seed, drop_last=True, first_epoch=0
         )
-        if c.tau_final is not None:
-            model.latent.tau = c.tau_at(step)
+        # nn.Module types unknown attributes as Tensor | Module: name the ones set here
+        if c.tau_final is not None:  # build() checked that the layer has a tau
+            cast("_Tempered", model.latent).tau = c.tau_at(step)
         if c.lr_final is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = c.lr_at(step)
         if c.soft_steps:  # relaxed forward samples first, then straight-through
-            model.latent.straight_through = step > c.soft_steps
+            cast("_StraightThrough", model.latent).straight_through = step > c.soft_steps
         batch = torch.from_numpy(self.x_train[idx.numpy()]).to(c.device)
         if c.rws_after is not None and step == c.rws_after + 1:
             # A new objective: Adam's moments of the estimator's gradients (the

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import torch
 from torch import Tensor, nn
 
 import structgrad.estimators as est
-from structgrad.models import METHODS, latent
+from structgrad.models import METHODS, LatentLayer, latent
 from structgrad.relaxations import sst
 
 from .problems import Problem
@@ -79,7 +79,7 @@ class Spec:
     describe: str
 
 
-_SCORE_ARGS = {
+_SCORE_ARGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "reinforce": ("reinforce", {}, "E-score (Gumbel density of U), EMA baseline (frozen)"),
     "e-reinforce": ("reinforce", {"baseline": None}, "E-score, no baseline"),
     "t-reinforce": ("reinforce", {"score": "trace", "baseline": None}, "trace score, no baseline"),
@@ -92,7 +92,7 @@ _SCORE_ARGS = {
     "relax": ("relax", {}, "RELAX, conditional U|T, default MLP critic untrained"),
     "relax-trained": ("relax", {}, "RELAX, default critic trained on the variance first"),
 }
-_PATH_ARGS = {
+_PATH_ARGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "ste": ("ste", {}, "MAP(θ+G) forward, identity backward"),
     "imle": ("imle", {}, "I-MLE, Gumbel noise, λ default target"),
     "aimle": ("aimle", {"difference": "forward"}, "AIMLE forward difference, λ frozen"),
@@ -145,7 +145,11 @@ class _Pathwise(nn.Module):
         return loss
 
 
-def _direct(spec: Spec, problem: Problem, settings: Settings) -> nn.Module:
+#: A built estimator: a latent layer, or a pathwise one wrapped with ``attach``.
+_Estimator: TypeAlias = LatentLayer | _Pathwise
+
+
+def _direct(spec: Spec, problem: Problem, settings: Settings) -> _Estimator:
     """Build from structgrad.estimators / relaxations (structures the factory lacks)."""
     s, opts = problem.structure, {**problem.options, **spec.options}
     if spec.kind == "score":
@@ -159,7 +163,8 @@ def _direct(spec: Spec, problem: Problem, settings: Settings) -> nn.Module:
         st = spec.method == "st-sst"
 
         def relaxed(logits: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-            out: Tensor = sst(s, logits, settings.tau, straight_through=st, generator=generator)
+            out = sst(s, logits, settings.tau, straight_through=st, generator=generator)
+            assert isinstance(out, Tensor)  # without return_utilities: the sample alone
             return out
 
         return _Pathwise(relaxed)
@@ -175,7 +180,7 @@ def _direct(spec: Spec, problem: Problem, settings: Settings) -> nn.Module:
     return _Pathwise(cls(s, **opts))
 
 
-def build(name: str, problem: Problem, settings: Settings) -> nn.Module:
+def build(name: str, problem: Problem, settings: Settings) -> _Estimator:
     """The estimator ``name`` for ``problem``, warmed up and frozen (``eval()``).
 
     Raises:
@@ -196,14 +201,14 @@ def build(name: str, problem: Problem, settings: Settings) -> nn.Module:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(settings.seed)  # the critic's initialisation, not the global stream
         if method in METHODS.get(s, ()):
-            layer: nn.Module = latent(s, method, **problem.options, **opts)
+            layer: _Estimator = latent(s, method, **problem.options, **opts)
         else:
             layer = _direct(spec, problem, settings)
     _warm_up(name, layer, problem, settings)
     return layer.eval()
 
 
-def _warm_up(name: str, layer: nn.Module, problem: Problem, settings: Settings) -> None:
+def _warm_up(name: str, layer: _Estimator, problem: Problem, settings: Settings) -> None:
     if name not in ("reinforce", "aimle", "aimle-central", "relax-trained"):
         return
     gen = torch.Generator().manual_seed(settings.seed + 7)
@@ -223,7 +228,7 @@ def _warm_up(name: str, layer: nn.Module, problem: Problem, settings: Settings) 
         opt.step()
 
 
-def make_draw(layer: nn.Module, problem: Problem) -> Callable[[Tensor, int, Any], Tensor]:
+def make_draw(layer: _Estimator, problem: Problem) -> Callable[[Tensor, int, Any], Tensor]:
     """The conformance ``draw(logits, m, generator) -> [m, *event]`` of ``layer``.
 
     Each of the ``m`` rows is an independent estimate: the rows are a batch, and

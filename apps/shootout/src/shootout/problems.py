@@ -80,7 +80,7 @@ class Problem:
 
     structure: str
     n: int
-    options: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     logits: Tensor = field(default_factory=lambda: torch.zeros(0))
     a: Tensor = field(default_factory=lambda: torch.zeros(0))
     b: Tensor = field(default_factory=lambda: torch.zeros(0))
@@ -180,7 +180,9 @@ def pam_reference(
         The :class:`Reference`, with the standard error of each entry.
     """
     theta, mask = problem.logits, problem.read_mask()
-    total, s1, s2, fsum, baseline = 0, 0.0, 0.0, 0.0, None
+    total, fsum, baseline = 0, 0.0, None
+    s1: Tensor | float = 0.0  # sums of the estimates and of their squares: tensors once drawn
+    s2: Tensor | float = 0.0
     while total < samples:
         m = min(chunk, samples - total)
         g = sample_gumbel((m, *theta.shape), dtype=theta.dtype, generator=generator)
@@ -192,6 +194,7 @@ def pam_reference(
         s1, s2, fsum = s1 + est.sum(0), s2 + est.square().sum(0), fsum + float(fx.sum())
         total += m
     mean = s1 / total
+    assert isinstance(mean, Tensor) and isinstance(s2, Tensor)  # samples >= 1: the loop ran
     var = (s2 / total - mean.square()).clamp(min=0.0) * total / (total - 1)
     return Reference("pam", fsum / total, mean, (var / total).sqrt(), total)
 

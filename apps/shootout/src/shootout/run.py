@@ -194,7 +194,7 @@ def run(
         One row per pair, in ``todo`` order.
     """
     refs = references(dict.fromkeys(s for s, _ in todo), config)
-    tasks = []
+    tasks: list[dict[str, Any]] = []
     for s, e in todo:
         law = law_of(e, s)
         r = refs.get((s, law), refs[s, "rg"])

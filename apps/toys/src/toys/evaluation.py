@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 import structgrad.estimators as est
+from structgrad.models import LatentLayer
 from toys.problems import Problem
 
 __all__ = ["EvalResult", "evaluate", "samples_per_estimate", "train_step"]
@@ -33,7 +34,7 @@ def samples_per_estimate(layer: nn.Module) -> int:
 
 
 def _estimate(
-    layer: nn.Module, problem: Problem, rows: Tensor, generator: torch.Generator
+    layer: LatentLayer, problem: Problem, rows: Tensor, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     """Draw, score and attach: ``(attached loss, raw loss)``, both ``[K?, rows]``."""
     z = layer(rows, generator=generator)
@@ -43,7 +44,7 @@ def _estimate(
 
 def train_step(
     theta: Tensor,
-    layer: nn.Module,
+    layer: LatentLayer,
     problem: Problem,
     optimizer: torch.optim.Optimizer,
     *,
@@ -93,7 +94,7 @@ class EvalResult:
 
 def evaluate(
     theta: Tensor,
-    layer: nn.Module,
+    layer: LatentLayer,
     problem: Problem,
     *,
     num_mc: int,

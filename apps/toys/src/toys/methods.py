@@ -34,10 +34,9 @@ from __future__ import annotations
 from typing import Any
 
 from structgrad_app_common import CLIError
-from torch import nn
 
 import structgrad.estimators as est
-from structgrad.models import latent
+from structgrad.models import LatentLayer, latent
 from toys.problems import STRUCTURES, Problem
 
 __all__ = [
@@ -103,7 +102,7 @@ def build(
     tau: float = 1.0,
     lam: float = 1.0,
     aimle_target: str = "fixed",
-) -> nn.Module:
+) -> LatentLayer:
     """Build the layer of ``estimator`` for ``problem``.
 
     Every layer is called as ``z = layer(logits, generator=g)`` and turns the
@@ -120,7 +119,7 @@ def build(
             which is 0 at the toys' θ = 0 start: the logits never move).
 
     Returns:
-        The layer (an ``nn.Module``; the RELAX critic and AIMLE's state are in it).
+        The layer (a ``LatentLayer`` module; the RELAX critic and AIMLE's state are in it).
 
     Raises:
         CLIError: a pair that does not apply, or bad options.

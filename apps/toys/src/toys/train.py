@@ -20,6 +20,7 @@ from structgrad_app_common import CLIError, read_jsonl
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
 from structgrad_app_common.training import derived_generator, global_seed, write_final
 
+from structgrad.models import LatentLayer
 from toys.config import RunConfig, check
 from toys.evaluation import evaluate, train_step
 from toys.methods import build
@@ -39,7 +40,7 @@ def first_within(records: list[dict[str, Any]], optimum: float, tol: float = 0.5
 class _Toy(torch.nn.Module):
     """The trained state: the logits θ and the estimator's layer (e.g. with a RELAX critic)."""
 
-    def __init__(self, theta: torch.Tensor, layer: torch.nn.Module) -> None:
+    def __init__(self, theta: torch.Tensor, layer: LatentLayer) -> None:
         super().__init__()
         self.theta = torch.nn.Parameter(theta)
         self.layer = layer
