@@ -120,12 +120,24 @@ def test_grid_path_matches_kernel(seed: int) -> None:
 def test_cuda_kernels_check_shapes_without_reading_values() -> None:
     with pytest.raises(ValueError, match=r"k must lie in \[0, 3\]"):
         ops._cuda_top_k(torch.zeros(2, 3), 4)
-    with pytest.raises(ValueError, match=r"\[\.\.\., n, n\]"):
-        ops._cuda_max_spanning_tree(torch.zeros(2, 3, 4), None)
     with pytest.raises(ValueError, match="floating"):
         ops._cuda_grid_shortest_path(torch.zeros(2, 3, 4, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"\[\.\.\., n, n\]"):
-        ops._cuda_linear_assignment(torch.zeros(2, 3, 4))
+    # The host's shape rules and messages, word for word.
+    cases = [
+        (ops._cuda_max_spanning_tree, solvers.max_spanning_tree, torch.zeros(2, 3, 4), (None,)),
+        (ops._cuda_max_spanning_tree, solvers.max_spanning_tree, torch.zeros(2, 1, 1), (None,)),
+        (ops._cuda_linear_assignment, solvers.linear_assignment, torch.zeros(2, 3, 4), ()),
+        (ops._cuda_linear_assignment, solvers.linear_assignment, torch.zeros(3), ()),
+        (ops._cuda_grid_shortest_path, solvers.grid_shortest_path, torch.zeros(3), ()),
+        (ops._cuda_grid_shortest_path, solvers.grid_shortest_path, torch.zeros(2, 0, 3), ()),
+        (ops._cuda_top_k, solvers.top_k, torch.zeros(()), (0,)),
+    ]
+    for cuda_kernel, host, x, extra in cases:
+        with pytest.raises(ValueError) as want:
+            host(x.numpy(), *(e for e in extra if e is not None))
+        with pytest.raises(ValueError) as got:
+            cuda_kernel(x, *extra)
+        assert str(got.value) == str(want.value)
 
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from . import _torch_native as _native
 from ._torch_assignment import linear_assignment as _native_assignment
-from ._validate import check_int
+from ._validate import check_int, check_shape
 
 __all__ = [
     "binary_tree",
@@ -61,15 +61,15 @@ def _register(
     return op
 
 
-def _rank(scores: Tensor, core: int, *, square: bool = False, min_size: int = 1) -> int:
-    """The checks of the native kernels that read no values: rank, squareness, ``n``."""
+def _rank(scores: Tensor, core: int, name: str = "scores", **rules: Any) -> int:
+    """The checks of the native kernels that read no values: dtype, then the solvers' shape rules.
+
+    ``rules``: ``square``, ``min_size`` and ``dims`` of :func:`._validate.check_shape`.
+    """
     if not scores.is_floating_point():
-        raise ValueError(f"scores must be a floating tensor, got {scores.dtype}")
-    if scores.dim() < core or (square and scores.shape[-1] != scores.shape[-2]):
-        shape = "[..., n, n]" if square else "[..., n]" if core == 1 else "[..., H, W]"
-        raise ValueError(f"scores must have shape {shape}, got {tuple(scores.shape)}")
-    if min(scores.shape[-core:]) < min_size:
-        raise ValueError(f"scores need n >= {min_size}, got shape {tuple(scores.shape)}")
+        raise ValueError(f"{name} must be a floating tensor, got {scores.dtype}")
+    rules.setdefault("min_size", 1)
+    check_shape(tuple(scores.shape), name, core_ndim=core, **rules)
     return scores.shape[-1]
 
 
@@ -88,7 +88,7 @@ def _cuda_linear_assignment(scores: Tensor) -> Tensor:
 
 
 def _cuda_grid_shortest_path(scores: Tensor) -> Tensor:
-    _rank(scores, 2)
+    _rank(scores, 2, "costs", dims="[..., H, W]")
     return _native.grid_shortest_path(scores)
 
 

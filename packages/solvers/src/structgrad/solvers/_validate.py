@@ -41,6 +41,33 @@ def check_values(arr: NDArray[Any], name: str, *, allow_neg_inf: bool = True) ->
         raise ValueError(f"{name} contains -inf; values must be {allowed}")
 
 
+def check_shape(
+    shape: tuple[int, ...],
+    name: str,
+    *,
+    core_ndim: int,
+    square: bool = False,
+    min_size: int = 2,
+    dims: str | None = None,
+) -> tuple[int, ...]:
+    """The trailing ``core_ndim`` sizes of ``shape``: rank, squareness and size checked.
+
+    The shape rules of every solver, on the host and in the CUDA kernels alike
+    (those read no values). ``dims``: the expected shape for error messages
+    (default ``[..., n, n]`` or ``[..., n]``).
+    """
+    shape = tuple(shape)
+    if len(shape) < core_ndim:
+        dims = dims or ("[..., n, n]" if core_ndim == 2 else "[..., n]")
+        raise ValueError(f"{name} must have shape {dims}, got rank {len(shape)} shape {shape}")
+    core = shape[len(shape) - core_ndim :]
+    if square and core[0] != core[1]:
+        raise ValueError(f"{name} must be square in its last two dimensions, got {core}")
+    if min(core) < min_size:
+        raise ValueError(f"{name} needs size >= {min_size} in its last dimensions, got {core}")
+    return core
+
+
 def batched(
     x: Any,
     name: str,
@@ -65,14 +92,8 @@ def batched(
     """
     bridge = Bridge(x, name)
     arr = bridge.array
-    if arr.ndim < core_ndim:
-        dims = dims or ("[..., n, n]" if core_ndim == 2 else "[..., n]")
-        raise ValueError(f"{name} must have shape {dims}, got rank {arr.ndim} shape {arr.shape}")
-    core = arr.shape[arr.ndim - core_ndim :]
-    if square and core[0] != core[1]:
-        raise ValueError(f"{name} must be square in its last two dimensions, got {core}")
-    if min(core) < min_size:
-        raise ValueError(f"{name} needs size >= {min_size} in its last dimensions, got {core}")
+    core = check_shape(arr.shape, name, core_ndim=core_ndim, square=square, min_size=min_size,
+                       dims=dims)  # fmt: skip
     check_values(arr, name, allow_neg_inf=allow_neg_inf)
     batch_shape = tuple(arr.shape[: arr.ndim - core_ndim])
     flat = bridge.kernel_array(arr.reshape((-1, *core)))
