@@ -214,3 +214,12 @@ def test_renamed_aimle_methods_name_the_new_spelling(tmp_path, capsys, old, diff
 
     layer = build_layer("aimle", k=3, tau=1.0, aimle_difference=difference)
     assert layer.gradient.central == (difference == "central")
+
+
+def test_a_diverging_run_says_why(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--smoke", "--out", str(out), "--no-progress", "--lr", "1e38"]) == 0
+    final = json.loads((out / "final.json").read_text())
+    assert final["diverged"] and final["stopped"].startswith("update overflowed at step 1")
+    last = read_jsonl(out / "metrics.jsonl")[-1]
+    assert last["diverged"] and last["reason"] == final["stopped"]

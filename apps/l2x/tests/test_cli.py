@@ -149,3 +149,12 @@ def test_sweep_smoke_threading(tmp_path):
     ]
     assert main(argv) == 0
     assert_sweep_outputs(out, rows=2, first="| xor | sst |", runs=8)
+
+
+def test_a_diverging_run_says_why(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--smoke", "--out", str(out), "--no-progress", "--lr", "1e38"]) == 0
+    final = json.loads((out / "final.json").read_text())
+    assert final["diverged"] and final["stopped"].startswith("update overflowed at step 1")
+    last = read_jsonl(out / "metrics.jsonl")[-1]
+    assert last["diverged"] and last["reason"] == final["stopped"]

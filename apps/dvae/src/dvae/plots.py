@@ -86,8 +86,10 @@ def image_grid(images: np.ndarray, side: int, path: Path, *, cols: int, title: s
     return _save(fig, path)
 
 
-def finish(c: TrainConfig, model: DiscreteVAE, data: Dataset, *, diverged: bool) -> dict[str, Any]:
-    """Write the PNGs and ``final.json`` from the log and the trained model."""
+def finish(
+    c: TrainConfig, model: DiscreteVAE, data: Dataset, *, stopped: str | None
+) -> dict[str, Any]:
+    """Write the PNGs and ``final.json``; ``stopped``: why the run stopped early (else None)."""
     out = Path(c.out)
     records = read_jsonl(out / "metrics.jsonl")
     lastrec = records[-1]
@@ -121,7 +123,8 @@ def finish(c: TrainConfig, model: DiscreteVAE, data: Dataset, *, diverged: bool)
         "lr": c.lr,
         "tau": c.tau,
         "epochs": lastrec["epoch"],
-        "diverged": diverged,
+        "diverged": stopped is not None,
+        "stopped": stopped,
         "seconds": lastrec["seconds"],
         **{k: lastrec[k] for k in lastrec if k.startswith(("train_", "valid_", "test_"))},
         "beta": lastrec["beta"],

@@ -125,6 +125,7 @@ class VAETrainer(Trainer):
                 "tau": model.tau,
                 "beta": model.beta(),
                 "diverged": diverged,
+                **({"reason": self.stopped} if diverged else {}),
             }
         )
 
@@ -133,7 +134,7 @@ class VAETrainer(Trainer):
         from dvae.plots import finish
 
         # The plots sample on the CPU.
-        return finish(self.config, self.model.cpu(), self.data, diverged=self.stopped is not None)
+        return finish(self.config, self.model.cpu(), self.data, stopped=self.stopped)
 
 
 def run(config: TrainConfig) -> dict[str, Any]:

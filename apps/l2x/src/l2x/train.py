@@ -96,7 +96,12 @@ class L2XTrainer(Trainer):
     def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
         """The epoch's record, scored by minus the validation loss (best.pt: the best MSE)."""
         res = self.task.evaluate(self.model, "valid", self.config.eval_batch_size)
-        record = {"train_loss": train.get("loss", 0.0), "diverged": self.stopped is not None}
+        record: dict[str, Any] = {
+            "train_loss": train.get("loss", 0.0),
+            "diverged": self.stopped is not None,
+        }
+        if self.stopped is not None:
+            record["reason"] = self.stopped
         return Evaluation({**record, **{f"valid_{k}": v for k, v in res.items()}}, -res["loss"])
 
     def finish(self, step: int, seconds: float) -> dict[str, Any]:
@@ -156,6 +161,7 @@ def finish(
         "epochs": epoch,
         "best_epoch": None if best is None else int(best["epoch"]),
         "diverged": stopped is not None,
+        "stopped": stopped,
         "seconds": round(seconds, 1),
         **{f"valid_{k}": v for k, v in valid.items()},
         **{f"test_{k}": v for k, v in test.items()},

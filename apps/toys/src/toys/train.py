@@ -124,9 +124,8 @@ class ToyTrainer(Trainer):
 
     def finish(self, step: int, seconds: float) -> dict[str, Any]:
         """``final.json`` and ``curve.png``."""
-        diverged = self.stopped is not None
         return _finish(
-            self.config, self.problem.optimum, step=step, diverged=diverged, seconds=seconds
+            self.config, self.problem.optimum, step=step, stopped=self.stopped, seconds=seconds
         )
 
 
@@ -151,7 +150,7 @@ def run(config: RunConfig) -> dict[str, Any]:
 
 
 def _finish(
-    config: RunConfig, optimum: float, *, step: int, diverged: bool, seconds: float
+    config: RunConfig, optimum: float, *, step: int, stopped: str | None, seconds: float
 ) -> dict[str, Any]:
     from toys import plots
 
@@ -169,7 +168,8 @@ def _finish(
         "seed": config.seed,
         "dim": config.dim,
         "steps": step,
-        "diverged": diverged,
+        "diverged": stopped is not None,
+        "stopped": stopped,
         "optimum": optimum,
         "final_loss": records[-1]["mean_loss"] if records else None,
         "losses": {str(r["step"]): r["mean_loss"] for r in records},
