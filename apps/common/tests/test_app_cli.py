@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 from structgrad_app_common import CLIError, Column, Sweep, opt, positive_int, run_command
+from structgrad_app_common.app_checks import AppChecks
 from structgrad_app_common.app_cli import (
     AppCLI,
     SweepCommand,
@@ -11,7 +12,7 @@ from structgrad_app_common.app_cli import (
     known_methods,
     method_groups,
 )
-from structgrad_app_common.testing import AppChecks, assert_sweep_outputs
+from structgrad_app_common.testing import assert_sweep_outputs
 
 RUN = "run control"
 

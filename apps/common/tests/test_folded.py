@@ -24,11 +24,11 @@ from structgrad_app_common import (
     save_checkpoint,
     sweep_command,
 )
+from structgrad_app_common.app_checks import AppChecks, cli_error_checker
 from structgrad_app_common.sweep import search_range
 from structgrad_app_common.sweep_cli import report_sweep, sweep_base
 from structgrad_app_common.testing import (
     PNG_SIGNATURE,
-    AppChecks,
     append_record,
     assert_files,
     assert_png,
@@ -36,7 +36,6 @@ from structgrad_app_common.testing import (
     assert_subprocess_error,
     assert_sweep_errors,
     assert_sweep_outputs,
-    cli_error_checker,
     last_checkpoint,
 )
 from structgrad_app_common.training import (

@@ -5,8 +5,8 @@ import sys
 import pytest
 from nri_graph_layout.cli import build_parser, main
 from structgrad_app_common import read_jsonl
+from structgrad_app_common.app_checks import AppChecks
 from structgrad_app_common.testing import (
-    AppChecks,
     assert_files,
     assert_subprocess_error,
     assert_sweep_outputs,

@@ -10,7 +10,7 @@ from nri_graph_layout.cli import main
 from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.model import kl_optimal_shift
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.testing import cli_error_checker
+from structgrad_app_common.app_checks import cli_error_checker
 
 from structgrad.models.nri import kl_gumbel
 from structgrad.relaxations import spanning_tree_marginals

@@ -9,7 +9,7 @@ from nri_graph_layout.cli import main
 from nri_graph_layout.methods import resolve
 from nri_graph_layout.model import GraphLayoutModel
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.testing import cli_error_checker
+from structgrad_app_common.app_checks import cli_error_checker
 
 from structgrad.distributions import SpanningTree
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 from shootout.cli import main
-from structgrad_app_common.testing import AppChecks, assert_png
+from structgrad_app_common.app_checks import AppChecks
+from structgrad_app_common.testing import assert_png
 
 APP = AppChecks(main, "shootout")
 _fail = APP.fail

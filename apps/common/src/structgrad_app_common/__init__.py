@@ -30,7 +30,8 @@ same small pieces, kept generic here:
 - :mod:`~structgrad_app_common.sweep_cli`: the ``sweep`` subcommand: its flags,
   name checks, base config, the command itself and its printed tail.
 - :mod:`~structgrad_app_common.plots`: atomic PNG figures (matplotlib, lazily).
-- :mod:`~structgrad_app_common.testing`: the CLI tests' shared assertions.
+- :mod:`~structgrad_app_common.testing`: the CLI tests' shared assertions, and
+  :mod:`~structgrad_app_common.app_checks`: those of one app bound to its entry point.
 """
 
 from structgrad_app_common.checkpoint import (
