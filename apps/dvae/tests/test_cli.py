@@ -210,9 +210,11 @@ def test_renamed_aimle_methods_name_the_new_spelling(tmp_path, capsys, old, diff
         main(["train", "--smoke", "--no-progress", "--method", old, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and f"is now 'aimle' with --aimle-difference {difference}" in err
+    from dvae.config import TrainConfig
     from dvae.methods import build_layer
 
-    layer = build_layer("aimle", k=3, tau=1.0, aimle_difference=difference)
+    config = TrainConfig(str(tmp_path), method="aimle", aimle_difference=difference)
+    layer = build_layer(config.resolved())
     assert layer.gradient.central == (difference == "central")
 
 

@@ -22,7 +22,7 @@ method name but ``gumbel-topk`` (an app layer) is a name of
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -31,6 +31,9 @@ from structgrad.distributions import structure
 from structgrad.estimators import AdaptiveTarget, Target
 from structgrad.models import LatentLayer, latent
 from structgrad.relaxations import relaxed_top_k
+
+if TYPE_CHECKING:
+    from dvae.config import TrainConfig
 
 __all__ = [
     "METHODS",
@@ -115,45 +118,28 @@ class GumbelTopK(LatentLayer):
         return relaxed_top_k(logits, k, self.tau, generator=generator)
 
 
-def build_layer(
-    method: str,
-    *,
-    k: int,
-    tau: float,
-    samples: int = 1,
-    lam: float = 10.0,
-    beta_step: float = 1e-3,
-    target_nnz: float = 10.0,
-    aimle_difference: str = "forward",
-) -> LatentLayer:
-    """Build the latent layer of an app method.
+def build_layer(c: TrainConfig) -> LatentLayer:
+    """The latent layer of a resolved config's method.
 
-    Args:
-        method: a key of :data:`METHODS`.
-        k: subset size (k-subset methods only).
-        tau: relaxation temperature, or noise temperature for perturb-and-MAP methods.
-        samples: samples ``S`` drawn by the perturb-and-MAP estimators (their
-            output gets a leading ``[S]`` dim when ``S > 1``).
-        lam: IMLE's fixed λ (the gradient is divided by λ, as in the tf-imle DVAE).
-        beta_step: AIMLE's β increment per backward pass (reference 1e-3; β starts at 0).
-        target_nnz: AIMLE's target non-zero gradient entries per sample (reference 10).
-        aimle_difference: AIMLE's ``"forward"`` or ``"central"`` finite difference.
-
-    Returns:
-        The layer.
+    ``c.tau`` is the relaxation temperature, or the noise temperature of the
+    perturb-and-MAP methods; those draw ``c.samples`` samples (a leading ``[S]``
+    dim when ``S > 1``). IMLE keeps a fixed λ ``c.lam`` (its gradient divided by
+    λ, as in the tf-imle DVAE); AIMLE's β starts at 0 and grows by ``c.beta_step``
+    per backward pass towards ``c.target_nnz`` non-zero gradient entries per
+    sample, with the ``c.aimle_difference`` finite difference.
     """
-    spec = METHODS[method]
-    opts: dict[str, Any] = dict(spec.options)
-    if spec.model == "k_subset":
-        opts["k"] = k
+    spec = METHODS[c.method]
     if spec.factory is None:
-        return GumbelTopK(k, tau)
-    opts["tau"] = tau
-    if spec.perturbation and samples > 1:
-        opts["samples"] = samples
+        assert c.k is not None  # a resolved config has its k
+        return GumbelTopK(c.k, c.tau)
+    opts: dict[str, Any] = {**dict(spec.options), "tau": c.tau}
+    if spec.model == "k_subset":
+        opts["k"] = c.k
+    if spec.perturbation and c.samples > 1:
+        opts["samples"] = c.samples
     if spec.factory == "aimle":
-        opts["target"] = AdaptiveTarget(beta=0.0, step=beta_step, target_nnz=target_nnz)
-        opts["difference"] = aimle_difference
+        opts["target"] = AdaptiveTarget(beta=0.0, step=c.beta_step, target_nnz=c.target_nnz)
+        opts["difference"] = c.aimle_difference
     elif spec.factory == "imle":
-        opts["target"] = Target(lam)
+        opts["target"] = Target(c.lam)
     return latent(spec.model, spec.factory, **opts)

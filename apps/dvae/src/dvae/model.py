@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Any, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ from torch import Tensor, nn
 
 from dvae.methods import METHODS, build_layer
 from structgrad.models import map_sample
+
+if TYPE_CHECKING:
+    from dvae.config import TrainConfig
 
 __all__ = ["DiscreteVAE", "LossTerms"]
 
@@ -63,42 +66,26 @@ class DiscreteVAE(nn.Module):
 
     Args:
         dim: pixels per image ``D``.
-        method: app method name (see :mod:`dvae.methods`).
-        latent_m: number of latent variables ``M``.
-        latent_n: categories (categorical) or positions (k-subset) ``N``.
-        k: subset size (k-subset methods).
-        hidden: hidden sizes of the encoder (reversed in the decoder).
-        tau: relaxation or noise temperature.
-        samples: samples ``S`` per image in training.
-        **estimator: ``lam``, ``beta_step``, ``target_nnz``, ``aimle_difference``
-            (see :func:`dvae.methods.build_layer`).
+        c: the resolved run config: the method (see :mod:`dvae.methods`), ``M``
+            latent variables (``latent_m``) of ``N`` entries (``latent_n``), the
+            encoder's ``hidden`` sizes (reversed in the decoder) and ``S``
+            training samples per image (``samples``).
     """
 
-    def __init__(
-        self,
-        dim: int,
-        method: str,
-        *,
-        latent_m: int,
-        latent_n: int,
-        k: int = 1,
-        hidden: tuple[int, ...] = (512, 256),
-        tau: float = 1.0,
-        samples: int = 1,
-        **estimator: Any,
-    ) -> None:
+    def __init__(self, dim: int, c: TrainConfig) -> None:
         super().__init__()
-        self.spec = METHODS[method]
-        self.m, self.n, self.k, self.samples = latent_m, latent_n, k, samples
-        code = latent_m * latent_n
-        self.encoder = _mlp([dim, *hidden, code])
-        self.decoder = _mlp([code, *reversed(hidden), dim])
+        assert c.latent_m is not None and c.latent_n is not None and c.k is not None
+        self.spec = METHODS[c.method]
+        self.m, self.n, self.k, self.samples = c.latent_m, c.latent_n, c.k, c.samples
+        code = self.m * self.n
+        self.encoder = _mlp([dim, *c.hidden, code])
+        self.decoder = _mlp([code, *reversed(c.hidden), dim])
         if self.spec.model == "k_subset":  # the AIMLE reference initialises with Xavier
             for mod in self.modules():
                 if isinstance(mod, nn.Linear):
                     nn.init.xavier_uniform_(mod.weight)
                     nn.init.zeros_(mod.bias)
-        self.layer = build_layer(method, k=k, tau=tau, samples=samples, **estimator)
+        self.layer = build_layer(c)
 
     @property
     def tau(self) -> float:

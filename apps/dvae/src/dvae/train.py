@@ -54,25 +54,6 @@ def evaluate(model: DiscreteVAE, x: np.ndarray, batch_size: int, *, seed: int) -
     return {"loss": loss, "bce": bce, "kl": kl}
 
 
-def build_model(c: TrainConfig, dim: int) -> DiscreteVAE:
-    """The VAE of a resolved config."""
-    assert c.latent_m is not None and c.latent_n is not None and c.k is not None
-    return DiscreteVAE(
-        dim,
-        c.method,
-        latent_m=c.latent_m,
-        latent_n=c.latent_n,
-        k=c.k,
-        hidden=tuple(c.hidden),
-        tau=c.tau,
-        samples=c.samples,
-        lam=c.lam,
-        beta_step=c.beta_step,
-        target_nnz=c.target_nnz,
-        aimle_difference=c.aimle_difference,
-    )
-
-
 class VAETrainer(Trainer):
     """One discrete VAE: an epoch is one pass over the (shuffled) training images."""
 
@@ -85,7 +66,7 @@ class VAETrainer(Trainer):
         self.data = data_mod.load(c.data, c.valid_size)
         self.x_train = self.data.train[: c.max_train]
         with global_seed(c.seed):
-            self.model = build_model(c, self.data.dim).to(c.device)
+            self.model = DiscreteVAE(self.data.dim, c).to(c.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
         if not self.resumed:
             print(f"data: {self.data.describe(c.max_train)}", file=sys.stderr)

@@ -35,7 +35,7 @@ from structgrad_app_common.app_cli import (
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
 from nri_graph_layout.flags import SMOKE_TRAIN, add_generate_flags, data_path, generate_config
-from nri_graph_layout.methods import method_names, resolve
+from nri_graph_layout.methods import method_names, resolve_config
 from nri_graph_layout.train import run
 
 PROG = "nri_graph_layout"
@@ -75,8 +75,7 @@ def _fields(args: argparse.Namespace, out: str) -> dict[str, str]:
 
 def _has_tau(method: str, base: TrainConfig) -> bool:
     """Whether ``method`` has a τ (else its runs keep ``--tau``)."""
-    flags = ("tau", "straight_through", "symmetric", "aimle_difference", "num_samples")
-    return resolve(method, n_nodes=2, **{k: getattr(base, k) for k in flags}).has_tau
+    return resolve_config(base, 2, method).has_tau
 
 
 def _recipe(args: argparse.Namespace, base: Any) -> Any:

@@ -21,7 +21,7 @@ only), ``--num-samples`` (score-function methods only).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from structgrad_app_common import CLIError
 
@@ -138,3 +138,19 @@ def resolve(
             (n_nodes, n_nodes) if graph == "tree" else (n_nodes * (n_nodes - 1) // 2,)
         )
     return MethodSpec(name, graph, structure, method, options)
+
+
+#: The run flags that :func:`resolve` reads, by their config field names.
+FLAGS = ("tau", "straight_through", "symmetric", "aimle_difference", "num_samples", "max_range")
+
+
+class _Flags(Protocol):
+    """A run config: its method and the :data:`FLAGS` fields."""
+
+    method: str
+
+
+def resolve_config(config: _Flags, n_nodes: int, method: str | None = None) -> MethodSpec:
+    """:func:`resolve` of a run config's method (or ``method``) and its :data:`FLAGS`."""
+    flags = {k: getattr(config, k) for k in FLAGS}
+    return resolve(method or config.method, n_nodes=n_nodes, **flags)

@@ -62,6 +62,10 @@ class StepOutput:
     kl: Tensor
 
 
+#: The keyword options of :class:`GraphLayoutModel` that a run config sets (same names).
+MODEL_OPTIONS = ("encoder_hidden", "decoder_hidden", "var", "kl", "decoder_edges", "kl_shift")
+
+
 class GraphLayoutModel(nn.Module):
     """NRI encoder, latent graph layer and decoder for one method.
 

@@ -29,8 +29,8 @@ from structgrad_app_common.training import epoch_batch, global_seed
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import SELECT, TrainConfig, check
 from nri_graph_layout.evaluation import evaluate, finish, score
-from nri_graph_layout.methods import MethodSpec, resolve
-from nri_graph_layout.model import GraphLayoutModel
+from nri_graph_layout.methods import MethodSpec, resolve_config
+from nri_graph_layout.model import MODEL_OPTIONS, GraphLayoutModel
 from nri_graph_layout.rws import rws_step
 
 __all__ = ["TrainConfig", "evaluate", "finish", "run", "score"]
@@ -66,16 +66,9 @@ class NRITrainer(Trainer):
         """The encoder-decoder model and Adam."""
         c = self.config
         with global_seed(c.seed):
+            options = {k: getattr(c, k) for k in MODEL_OPTIONS}
             self.model = GraphLayoutModel(
-                self.spec,
-                self.data.num_vertices,
-                self.data.num_timesteps,
-                encoder_hidden=c.encoder_hidden,
-                decoder_hidden=c.decoder_hidden,
-                var=c.var,
-                kl=c.kl,
-                decoder_edges=c.decoder_edges,
-                kl_shift=c.kl_shift,
+                self.spec, self.data.num_vertices, self.data.num_timesteps, **options
             ).to(c.device)
         if c.tau_final is not None and not hasattr(self.model.latent, "tau"):
             raise CLIError(f"--tau-final needs a method with a temperature; {c.method} has none")
@@ -162,14 +155,5 @@ def run(config: TrainConfig) -> dict[str, Any]:
     pred_steps = config.prediction_steps or t - 1
     if not 1 <= pred_steps <= t - 1:
         raise CLIError(f"--prediction-steps must be in [1, {t - 1}] for T={t}, got {pred_steps}")
-    spec = resolve(
-        config.method,
-        n_nodes=data.num_vertices,
-        tau=config.tau,
-        straight_through=config.straight_through,
-        symmetric=config.symmetric,
-        aimle_difference=config.aimle_difference,
-        num_samples=config.num_samples,
-        max_range=config.max_range,
-    )
+    spec = resolve_config(config, data.num_vertices)
     return train(NRITrainer(config, data, spec, pred_steps))

@@ -93,6 +93,10 @@ def check(structure: str, estimator: str) -> None:
         )
 
 
+#: The keyword options of :func:`build` that a run config sets (same names).
+LAYER_OPTIONS = ("plus_samples", "hidden", "tau", "lam", "aimle_target")
+
+
 def build(
     problem: Problem,
     estimator: str,

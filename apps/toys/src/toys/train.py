@@ -23,7 +23,7 @@ from structgrad_app_common.training import derived_generator, global_seed, write
 from structgrad.models import LatentLayer
 from toys.config import RunConfig, check
 from toys.evaluation import evaluate, train_step
-from toys.methods import build
+from toys.methods import LAYER_OPTIONS, build
 from toys.problems import Problem, make_problem
 
 __all__ = ["RunConfig", "first_within", "run"]
@@ -68,15 +68,8 @@ class ToyTrainer(Trainer):
         c = self.config
         dtype = torch.float64 if c.precision == "double" else torch.float32
         with global_seed(c.seed):  # the RELAX critic's initialisation
-            layer = build(
-                self.problem,
-                c.estimator,
-                plus_samples=c.plus_samples,
-                hidden=c.hidden,
-                tau=c.tau,
-                lam=c.lam,
-                aimle_target=c.aimle_target,
-            ).to(c.device)
+            options = {k: getattr(c, k) for k in LAYER_OPTIONS}
+            layer = build(self.problem, c.estimator, **options).to(c.device)
         if dtype == torch.float64:
             layer = layer.double()
         theta = torch.zeros(self.problem.event_shape, dtype=dtype, device=c.device)
