@@ -160,6 +160,24 @@ def test_cli_error_checker(capsys):
         fail(capsys, ["--n", "1"], "anything")
 
 
+def test_smoke_train_runs_train_and_reads_final(tmp_path):
+    seen = []
+
+    def main(argv):
+        seen.append(list(argv))
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "final.json").write_text(json.dumps({"lr": argv[-1]}))
+        return 0 if argv[-1] != "bad" else 2
+
+    checks = AppChecks(main, "app")
+    assert checks.smoke_train(tmp_path / "run", "--lr", "0.5") == {"lr": "0.5"}
+    out = str(tmp_path / "run")
+    assert seen[0] == ["train", "--smoke", "--out", out, "--no-progress", "--lr", "0.5"]
+    with pytest.raises(AssertionError, match="exited with 2"):
+        checks.smoke_train(tmp_path / "run", "bad")
+
+
 def test_file_checks(tmp_path):
     (tmp_path / "a.png").write_bytes(PNG_SIGNATURE + b"data")
     (tmp_path / "b.txt").write_text("x")

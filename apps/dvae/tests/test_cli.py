@@ -21,9 +21,9 @@ _fail = APP.fail
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
+    final = APP.smoke_train(out)
     captured = capsys.readouterr()
-    final = json.loads(captured.out)
+    assert json.loads(captured.out) == final
     assert "binarised" in captured.err and "binarised" in final["data"]
     assert final["method"] == "gumbel-softmax" and final["epochs"] == 2
     for key in ("train_loss", "train_loss_hard", "valid_loss", "test_loss", "test_bce", "test_kl"):

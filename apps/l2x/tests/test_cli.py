@@ -19,8 +19,7 @@ _fail = APP.fail
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
-    final = json.loads((out / "final.json").read_text())
+    final = APP.smoke_train(out)
     assert final["task"] == "orange_skin" and final["k"] == 4 and final["epochs"] == 2
     for key in ("test_accuracy", "test_precision", "test_median_rank", "test_loss"):
         assert isinstance(final[key], float)

@@ -19,8 +19,7 @@ _fail = APP.fail
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
     out = tmp_path / "run"
-    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
-    final = json.loads((out / "final.json").read_text())
+    final = APP.smoke_train(out)
     for key in ("test_elbo", "test_precision", "test_recall"):
         assert isinstance(final[key], float)
     assert final["steps"] == 4 and final["test_elbo"] < 0
@@ -43,8 +42,7 @@ def test_config_read_back_and_device(tmp_path, capsys):
 @pytest.mark.parametrize("method", ["indep", "tree-reinforce", "topk-sst"])
 def test_smoke_other_methods(tmp_path, method):
     out = tmp_path / method
-    assert main(["train", "--smoke", "--method", method, "--out", str(out), "--no-progress"]) == 0
-    assert json.loads((out / "final.json").read_text())["method"] == method
+    assert APP.smoke_train(out, "--method", method)["method"] == method
 
 
 def test_resume_continues_without_duplicates(tmp_path, capsys):

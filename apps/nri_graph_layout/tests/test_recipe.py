@@ -10,12 +10,13 @@ from nri_graph_layout.cli import main
 from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.model import kl_optimal_shift
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.app_checks import cli_error_checker
+from structgrad_app_common.app_checks import AppChecks
 
 from structgrad.models.nri import kl_gumbel
 from structgrad.relaxations import spanning_tree_marginals
 
-_fail = cli_error_checker(main, prog="nri_graph_layout")
+APP = AppChecks(main, "nri_graph_layout")
+_fail = APP.fail
 
 
 def test_tau_anneals_geometrically_then_stays():
@@ -101,8 +102,7 @@ def test_a_non_finite_loss_stops_the_run_on_its_best_checkpoint(tmp_path, monkey
 
     monkeypatch.setattr(model_mod.GraphLayoutModel, "forward", poisoned)
     out = tmp_path / "run"
-    assert main(["train", "--smoke", "--out", str(out), "--no-progress"]) == 0
-    final = json.loads((out / "final.json").read_text())
+    final = APP.smoke_train(out)
     assert final["diverged"] and "training loss not finite at step 3" in final["stopped"]
     assert final["best_step"] == 2 and math.isfinite(final["test_elbo"])
     assert "stopped: training loss not finite" in capsys.readouterr().err

@@ -40,6 +40,13 @@ class AppChecks:
         """:func:`assert_cli_error` of ``argv``."""
         assert_cli_error(capsys, self.main, argv, needle, prog=self.prog)
 
+    def smoke_train(self, out: str | os.PathLike[str], *argv: str) -> dict[str, Any]:
+        """Run ``train --smoke --out <out> --no-progress *argv``; its ``final.json``."""
+        code = self.main(["train", "--smoke", "--out", str(out), "--no-progress", *argv])
+        assert code == 0, f"train exited with {code}"
+        final: dict[str, Any] = json.loads((Path(out) / "final.json").read_text())
+        return final
+
     def help_test(self) -> Callable[[], None]:
         """A pytest test: :func:`assert_every_flag_has_help` of the app's parser."""
 
