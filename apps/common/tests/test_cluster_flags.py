@@ -24,18 +24,8 @@ from structgrad_app_common import (
 from structgrad_app_common import parallel as parallel_mod
 from structgrad_app_common import sweep as sweep_mod
 from structgrad_app_common.jsonl import TensorBoardMirror, require_tensorboard
+from structgrad_app_common.testing import ToyRun as Run
 from structgrad_app_common.training import open_log, write_config
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    out: str
-    method: str = "a"
-    seed: int = 0
-    lr: float = 0.1
-    tau: float = 1.0
-    epochs: int = 3
-
 
 #: The runs ``_train`` carried out, and the run it fails on (as a killed sweep).
 CALLS: list[tuple[int, int]] = []
@@ -71,7 +61,8 @@ def test_sweep_resume_skips_the_recorded_runs(tmp_path):
     assert CALLS == [(0, 0), (0, 1), (1, 0)]
     assert [(r["trial"], r["seed"]) for r in read_jsonl(tmp_path / "sweep.jsonl")] == CALLS
     saved = json.loads((tmp_path / "sweep_config.json").read_text())
-    assert saved == {"method": "a", "seed": 0, "lr": 0.1, "tau": 1.0, "epochs": 3}
+    want = {"method": "a", "seed": 0, "lr": 0.1, "tau": 1.0, "epochs": 3}
+    assert saved == {**want, "progress": True, "overwrite": False}
 
     CALLS.clear()
     records, table = run_search(SWEEP, base, _search(resume=True), GROUPS)

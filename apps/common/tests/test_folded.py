@@ -38,6 +38,7 @@ from structgrad_app_common.testing import (
     assert_sweep_outputs,
     last_checkpoint,
 )
+from structgrad_app_common.testing import ToyRun as Run
 from structgrad_app_common.training import (
     open_log,
     open_run,
@@ -45,17 +46,6 @@ from structgrad_app_common.training import (
     save_state,
     write_config,
 )
-
-
-@dataclasses.dataclass(frozen=True)
-class Run:
-    out: str
-    method: str = "a"
-    seed: int = 0
-    lr: float = 0.1
-    tau: float = 1.0
-    progress: bool = True
-    overwrite: bool = False
 
 
 def _train(cfg):

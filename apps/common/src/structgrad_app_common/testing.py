@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from structgrad_app_common.jsonl import read_jsonl
 
 __all__ = [
     "PNG_SIGNATURE",
+    "ToyRun",
     "append_record",
     "assert_cli_error",
     "assert_every_flag_has_help",
@@ -29,6 +31,20 @@ __all__ = [
 
 #: The eight bytes every PNG file starts with.
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclasses.dataclass(frozen=True)
+class ToyRun:
+    """The smallest run config, for tests of the shared machinery (sweeps, run folders)."""
+
+    out: str
+    method: str = "a"
+    seed: int = 0
+    lr: float = 0.1
+    tau: float = 1.0
+    epochs: int = 3
+    progress: bool = True
+    overwrite: bool = False
 
 
 def assert_cli_error(
