@@ -108,3 +108,23 @@ def test_perturb_and_map() -> None:
     big = PerturbAndMAP("k_subset", torch.randn(14), k=12)
     with pytest.raises(NotImplementedError, match="k <= 10"):
         big.log_prob(big.mode)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KSubset(torch.randn(2, 5), k=2),
+        lambda: SpanningTree(torch.randn(2, 4, 4)),
+        lambda: PerturbAndMAP("k_subset", torch.randn(2, 5), k=2),
+        lambda: PlackettLuce(torch.randn(2, 5)),
+    ],
+)
+def test_sample_shape_is_checked_by_name(make) -> None:  # type: ignore[no-untyped-def]
+    d = make()
+    assert d.sample((3,)).shape == (3, *d.batch_shape, *d.event_shape)
+    assert d.sample(torch.Size()).shape == (*d.batch_shape, *d.event_shape)
+    for bad in (3, "ab", (1.5,)):
+        with pytest.raises(TypeError, match="sample_shape"):
+            d.sample(bad)
+    with pytest.raises(ValueError, match="sample_shape"):
+        d.sample((-1,))

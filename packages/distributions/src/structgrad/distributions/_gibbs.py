@@ -25,12 +25,13 @@ from torch.distributions.utils import lazy_property
 
 from ._registry import structure
 from ._structure import Structure
+from ._utils import Sampled
 from .checks import check_scores, check_tau
 
 __all__ = ["Arborescence", "KSubset", "SpanningTree"]
 
 
-class _Gibbs(Distribution):
+class _Gibbs(Sampled):
     """``p(x) ∝ exp(<θ, x>)`` over the structures of :attr:`structure_name`."""
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
@@ -119,17 +120,9 @@ class _Gibbs(Distribution):
             return (log_z - self.structure.score(wide, mu, **self.options)).to(logits.dtype)
         return self.log_partition - self.structure.score(logits, self.marginals, **self.options)
 
-    def sample(
-        self,
-        sample_shape: Sequence[int] = torch.Size(),
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Exact samples of the Gibbs law, ``[*sample_shape, ..., *event]`` 0/1."""
-        with torch.no_grad():
-            return self.structure.sample(
-                self.logits, sample_shape, generator=generator, **self.options
-            )
+        return self.structure.sample(self.logits, sample_shape, generator=generator, **self.options)
 
     def rsample(
         self,

@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import constraints
 
 from ._ksubset import plackett_luce_set_log_prob
 from ._registry import structure as resolve
 from ._structure import Structure
-from ._utils import dot
+from ._utils import Sampled, dot
 from .checks import check_scores, check_tau
 
 __all__ = ["PerturbAndMAP"]
@@ -32,7 +32,7 @@ __all__ = ["PerturbAndMAP"]
 MAX_SET_K = 10
 
 
-class PerturbAndMAP(Distribution):
+class PerturbAndMAP(Sampled):
     """``x = MAP(θ + G)`` with i.i.d. standard Gumbel ``G`` (symmetric for undirected graphs).
 
     Args:
@@ -90,15 +90,9 @@ class PerturbAndMAP(Distribution):
         theta = self.logits.expand(torch.Size(sample_shape) + self.logits.shape)
         return theta + self.structure.gumbel(theta, generator=generator)
 
-    def sample(
-        self,
-        sample_shape: Sequence[int] = torch.Size(),
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
-        with torch.no_grad():
-            return self.structure.map(self._perturbed(sample_shape, generator), **self.options)
+        return self.structure.map(self._perturbed(sample_shape, generator), **self.options)
 
     def rsample(
         self,

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from ._utils import gumbel_like
+from ._utils import Sampled, gumbel_like
 from .checks import check_scores
 
 __all__ = ["PlackettLuce"]
@@ -39,7 +39,7 @@ class _Rankings(constraints.Constraint):
         return ok.all(-1)
 
 
-class PlackettLuce(Distribution):
+class PlackettLuce(Sampled):
     """Rankings of ``n`` items: the first is drawn ``∝ exp(θ)``, then the next among the rest.
 
     A sample is an index tensor ``[..., n]`` (``long``), the first chosen first:
@@ -76,18 +76,12 @@ class PlackettLuce(Distribution):
         """The most likely ranking: items by decreasing logit (ties by index)."""
         return self.logits.detach().argsort(dim=-1, descending=True, stable=True)
 
-    def sample(
-        self,
-        sample_shape: Sequence[int] = torch.Size(),
-        *,
-        generator: torch.Generator | None = None,
-    ) -> Tensor:
+    def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Rankings ``[*sample_shape, ..., n]``: argsort of ``θ + G``, descending."""
-        with torch.no_grad():
-            theta = self.logits.expand(self._extended_shape(torch.Size(sample_shape)))
-            keys = theta + gumbel_like(theta, generator=generator)
-            # -inf keys tie: the stable sort keeps them in index order, at the end.
-            return keys.argsort(dim=-1, descending=True, stable=True)
+        theta = self.logits.expand(self._extended_shape(sample_shape))
+        keys = theta + gumbel_like(theta, generator=generator)
+        # -inf keys tie: the stable sort keeps them in index order, at the end.
+        return keys.argsort(dim=-1, descending=True, stable=True)
 
     def log_prob(self, value: Tensor) -> Tensor:
         """``Σ_t θ_{π_t} − log Σ_{s ≥ t} exp(θ_{π_s})`` of rankings ``value`` ``[..., n]``."""

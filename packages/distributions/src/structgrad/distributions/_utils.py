@@ -7,10 +7,12 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
+from torch.distributions import Distribution
 
 from .checks import check_generator, check_shape, check_tensor
 
 __all__ = [
+    "Sampled",
     "dot",
     "gradient",
     "gumbel_like",
@@ -117,3 +119,38 @@ def gumbel_like(
         g = g.triu(1)
         g = g + g.transpose(-1, -2)
     return g
+
+
+class Sampled(Distribution):
+    """A distribution whose ``sample`` is its ``_draw`` without autograd.
+
+    ``sample(sample_shape=(), *, generator=None)`` returns
+    ``[*sample_shape, *batch_shape, *event_shape]`` with no gradient; each
+    subclass says what it draws in ``_draw``.
+    """
+
+    def sample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        """Samples ``[*sample_shape, *batch, *event]``, no gradient (see ``_draw``).
+
+        Raises:
+            TypeError: ``sample_shape`` is not a sequence of ints.
+            ValueError: ``sample_shape`` has a negative size.
+        """
+        try:
+            shape = torch.Size(sample_shape)
+        except TypeError:
+            raise TypeError(
+                f"sample_shape must be a sequence of ints, got {sample_shape!r}"
+            ) from None
+        if any(d < 0 for d in shape):
+            raise ValueError(f"sample_shape must not be negative, got {tuple(shape)}")
+        with torch.no_grad():
+            return self._draw(shape, generator)
+
+    def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
+        raise NotImplementedError
