@@ -121,3 +121,32 @@ def test_sweep_runs_the_groups_and_checks_first(tmp_path, capsys):
     assert main(argv) == 0
     assert_sweep_outputs(out, rows=2, first="| a |", runs=8)
     CHECKS.sweep_errors(capsys, tmp_path / "e")
+
+
+def test_add_command_is_declared_by_its_function(capsys):
+    import argparse
+
+    import pytest
+    from structgrad_app_common import add_command
+
+    def cmd_make_data(args):
+        """Generate the data set.
+
+        Writes one .npz file
+        into --out.
+        """
+        print(f"made {args.n}")
+        return 0
+
+    def cmd_nodoc(args):
+        return 0
+
+    parser = argparse.ArgumentParser(prog="app")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_command(sub, cmd_make_data).add_argument("--n", type=int, default=3)
+    args = parser.parse_args(["make-data"])
+    assert args.func(args) == 0 and capsys.readouterr().out == "made 3\n"
+    assert "make-data  generate the data set\n" in parser.format_help()
+    assert sub.choices["make-data"].description == "Writes one .npz file into --out."
+    with pytest.raises(ValueError, match="cmd_nodoc needs a docstring"):
+        add_command(sub, cmd_nodoc)

@@ -24,7 +24,7 @@ from structgrad_app_common import (
     save_checkpoint,
     sweep_command,
 )
-from structgrad_app_common.app_checks import AppChecks, cli_error_checker
+from structgrad_app_common.app_checks import AppChecks
 from structgrad_app_common.sweep import search_range
 from structgrad_app_common.sweep_cli import report_sweep, sweep_base
 from structgrad_app_common.testing import (
@@ -136,13 +136,13 @@ def test_save_state_and_save_if_best(tmp_path):
     assert save_if_best(best, model, float("nan"), 1.0) == 1.0
 
 
-def test_cli_error_checker(capsys):
+def test_app_checks_fail(capsys):
     def main(argv):
         parser = ArgumentParser(prog="app")
         parser.add_argument("--n", type=int)
         parser.parse_args(argv)
 
-    fail = cli_error_checker(main, prog="app")
+    fail = AppChecks(main, "app").fail
     fail(capsys, ["--n", "x"], "invalid int value")
     with pytest.raises(AssertionError):
         fail(capsys, ["--n", "x"], "some other text")

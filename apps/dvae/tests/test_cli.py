@@ -16,7 +16,6 @@ from structgrad_app_common.testing import (
 )
 
 APP = AppChecks(main, "dvae", build_parser)
-_fail = APP.fail
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -96,33 +95,33 @@ def test_resume_continues_without_duplicates(tmp_path, capsys):
 
 def test_user_errors_are_one_line(tmp_path, capsys):
     out = str(tmp_path / "x")
-    _fail(capsys, ["train", "--smoke", "--out", out, "--resume"], "no checkpoint")
-    _fail(capsys, ["train", "--smoke", "--out", out, "--method", "magic"], "unknown method")
-    _fail(
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--resume"], "no checkpoint")
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--method", "magic"], "unknown method")
+    APP.fail(
         capsys,
         ["train", "--smoke", "--out", out, "--data", str(tmp_path / "no.npz")],
         "no such file",
     )
     (tmp_path / "bad.npz").write_text("nope")
-    _fail(
+    APP.fail(
         capsys,
         ["train", "--smoke", "--out", out, "--data", str(tmp_path / "bad.npz")],
         "is not a structgrad data file (expected an .npz with x_train and x_test",
     )
-    _fail(capsys, ["train", "--smoke", "--out", out, "--method", "sst", "--k", "20"], "--k must")
-    _fail(capsys, ["train", "--smoke", "--out", out, "--k", "3"], "k-subset methods only")
-    _fail(
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--method", "sst", "--k", "20"], "--k must")
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--k", "3"], "k-subset methods only")
+    APP.fail(
         capsys,
         ["train", "--smoke", "--out", out, "--method", "imle", "--anneal-rate", "1e-3"],
         "noise temperature",
     )
-    _fail(capsys, ["train", "--smoke", "--out", out, "--tau", "0"], "--tau must be > 0")
-    _fail(capsys, ["train", "--smoke", "--out", out, "--epochs", "0"], "must be >= 1")
-    _fail(capsys, ["train", "--smoke", "--out", out, "--hidden", "a,b"], "sizes")
-    _fail(capsys, ["train", "--out", out, "--resume", "--overwrite"], "exclude")
-    _fail(capsys, ["sweep", "--smoke", "--out", out, "--valid-size", "0"], "--valid-size")
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--tau", "0"], "--tau must be > 0")
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--epochs", "0"], "must be >= 1")
+    APP.fail(capsys, ["train", "--smoke", "--out", out, "--hidden", "a,b"], "sizes")
+    APP.fail(capsys, ["train", "--out", out, "--resume", "--overwrite"], "exclude")
+    APP.fail(capsys, ["sweep", "--smoke", "--out", out, "--valid-size", "0"], "--valid-size")
     APP.sweep_errors(capsys, out)
-    _fail(capsys, ["frobnicate"], "invalid choice")
+    APP.fail(capsys, ["frobnicate"], "invalid choice")
 
 
 def test_mnist_npz_smoke(tmp_path, capsys):
@@ -188,7 +187,7 @@ def test_sweep_smoke(tmp_path, capsys):
     assert main(["epochs", str(out / "imle" / "trial1")]) == 0
     table = capsys.readouterr().out
     assert "| epoch |" in table and "test (2 seeds)" in table and "\n| 1 |" in table
-    _fail(capsys, ["epochs", str(tmp_path)], "no seed*/metrics.jsonl")
+    APP.fail(capsys, ["epochs", str(tmp_path)], "no seed*/metrics.jsonl")
 
 
 def test_help_explains_every_flag():

@@ -14,7 +14,6 @@ from structgrad_app_common.testing import (
 
 TINY = ["--smoke", "--no-progress", "--num-train", "96", "--num-valid", "32", "--num-test", "64"]
 APP = AppChecks(main, "l2x", build_parser)
-_fail = APP.fail
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -87,36 +86,36 @@ def test_beer_smoke_and_eval(tmp_path, beer_folder, capsys):
     assert main(["eval", "--run", str(out)]) == 0
     assert json.loads(capsys.readouterr().out)["test_mse"] == pytest.approx(final["test_mse"])
     (folder / "annotations.json").unlink()
-    _fail(capsys, ["eval", "--run", str(out)], "file not found")
+    APP.fail(capsys, ["eval", "--run", str(out)], "file not found")
 
 
 def test_bad_input_one_line_errors(tmp_path, capsys):
     o = ["--out", str(tmp_path / "x")]
-    _fail(capsys, ["train", "--smoke", *o, "--resume"], "no checkpoint")
-    _fail(capsys, ["train", "--smoke", *o, "--method", "magic"], "unknown method")
-    _fail(capsys, ["train", "--smoke", *o, "--task", "spiral"], "unknown task")
-    _fail(capsys, ["train", "--smoke", *o, "--task", "beer"], "--data is required")
-    _fail(
+    APP.fail(capsys, ["train", "--smoke", *o, "--resume"], "no checkpoint")
+    APP.fail(capsys, ["train", "--smoke", *o, "--method", "magic"], "unknown method")
+    APP.fail(capsys, ["train", "--smoke", *o, "--task", "spiral"], "unknown task")
+    APP.fail(capsys, ["train", "--smoke", *o, "--task", "beer"], "--data is required")
+    APP.fail(
         capsys,
         ["train", "--smoke", *o, "--task", "beer", "--data", str(tmp_path / "no")],
         "is not a folder",
     )
-    _fail(capsys, ["train", "--smoke", *o, "--data", str(tmp_path)], "beer task only")
-    _fail(capsys, ["train", "--smoke", *o, "--method", "ste", "--lam", "3"], "--lam")
-    _fail(
+    APP.fail(capsys, ["train", "--smoke", *o, "--data", str(tmp_path)], "beer task only")
+    APP.fail(capsys, ["train", "--smoke", *o, "--method", "ste", "--lam", "3"], "--lam")
+    APP.fail(
         capsys,
         ["train", "--smoke", *o, "--method", "imle", "--aimle-difference", "central"],
         "aimle only",
     )
-    _fail(
+    APP.fail(
         capsys, ["train", "--smoke", *o, "--method", "sst", "--num-samples", "2"], "score-function"
     )
-    _fail(capsys, ["train", "--smoke", *o, "--method", "blackbox", "--tau", "1"], "--tau")
-    _fail(capsys, ["train", "--smoke", *o, "--k", "10"], "--k must be in [1, 9]")
-    _fail(capsys, ["train", "--smoke", *o, "--epochs", "0"], "must be >= 1")
-    _fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")
-    _fail(capsys, ["eval", "--run", str(tmp_path)], "holds no run")
-    _fail(capsys, ["frobnicate"], "invalid choice")
+    APP.fail(capsys, ["train", "--smoke", *o, "--method", "blackbox", "--tau", "1"], "--tau")
+    APP.fail(capsys, ["train", "--smoke", *o, "--k", "10"], "--k must be in [1, 9]")
+    APP.fail(capsys, ["train", "--smoke", *o, "--epochs", "0"], "must be >= 1")
+    APP.fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")
+    APP.fail(capsys, ["eval", "--run", str(tmp_path)], "holds no run")
+    APP.fail(capsys, ["frobnicate"], "invalid choice")
     APP.sweep_errors(capsys, tmp_path / "s")
 
 

@@ -14,7 +14,6 @@ from structgrad_app_common.testing import (
 )
 
 APP = AppChecks(main, "nri_graph_layout", build_parser)
-_fail = APP.fail
 
 
 def test_smoke_train_writes_everything(tmp_path, capsys):
@@ -62,13 +61,15 @@ def test_resume_continues_without_duplicates(tmp_path, capsys):
 
 
 def test_bad_input_one_line_errors(tmp_path, capsys):
-    _fail(capsys, ["train", "--smoke", "--out", str(tmp_path / "a"), "--resume"], "no checkpoint")
-    _fail(
+    APP.fail(
+        capsys, ["train", "--smoke", "--out", str(tmp_path / "a"), "--resume"], "no checkpoint"
+    )
+    APP.fail(
         capsys,
         ["train", "--smoke", "--method", "tree-magic", "--out", str(tmp_path)],
         "unknown method",
     )
-    _fail(
+    APP.fail(
         capsys,
         [
             "train",
@@ -81,21 +82,21 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
         ],
         "score-function",
     )
-    _fail(capsys, ["train", "--smoke", "--method", "tree-sst", "--symmetric"], "--symmetric")
-    _fail(
+    APP.fail(capsys, ["train", "--smoke", "--method", "tree-sst", "--symmetric"], "--symmetric")
+    APP.fail(
         capsys, ["train", "--smoke", "--method", "tree-sst", "--num-samples", "2"], "score-function"
     )
-    _fail(capsys, ["train", "--data", str(tmp_path / "none.npz")], "not found")
+    APP.fail(capsys, ["train", "--data", str(tmp_path / "none.npz")], "not found")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
-    _fail(
+    APP.fail(
         capsys,
         ["train", "--data", str(bad)],
         "not a structgrad data file (expected an .npz written by `generate`)",
     )
-    _fail(capsys, ["train"], "--data is required")
-    _fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
-    _fail(capsys, ["frobnicate"], "invalid choice")
+    APP.fail(capsys, ["train"], "--data is required")
+    APP.fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
+    APP.fail(capsys, ["frobnicate"], "invalid choice")
     APP.sweep_errors(capsys, tmp_path / "s")
 
 
@@ -139,4 +140,4 @@ def test_generate_command_round_trip(tmp_path, capsys):
 def test_unknown_backend_is_one_line(tmp_path, capsys):
     argv = ["sweep", "--smoke", "--methods", "indep", "--trials", "1", "--seeds", "0",
             "--backend", "no-such-backend", "--out", str(tmp_path)]  # fmt: skip
-    _fail(capsys, argv, "joblib backend")
+    APP.fail(capsys, argv, "joblib backend")

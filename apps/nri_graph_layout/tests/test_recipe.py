@@ -16,7 +16,6 @@ from structgrad.models.nri import kl_gumbel
 from structgrad.relaxations import spanning_tree_marginals
 
 APP = AppChecks(main, "nri_graph_layout")
-_fail = APP.fail
 
 
 def test_tau_anneals_geometrically_then_stays():
@@ -112,7 +111,7 @@ def test_a_non_finite_loss_stops_the_run_on_its_best_checkpoint(tmp_path, monkey
 
 def test_a_non_finite_validation_stops_with_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(model_mod, "kl_gumbel", lambda logits, n: logits.sum((1, 2)) * math.inf)
-    _fail(
+    APP.fail(
         capsys,
         ["train", "--smoke", "--out", str(tmp_path / "r"), "--no-progress"],
         "validation elbo, kl not finite at step 0",
@@ -120,13 +119,13 @@ def test_a_non_finite_validation_stops_with_one_line(tmp_path, monkeypatch, caps
 
 
 def test_recipe_flag_errors(tmp_path, capsys):
-    _fail(capsys, ["train", "--smoke", "--tau-final", "0"], "--tau-final")
-    _fail(capsys, ["train", "--smoke", "--lr-final", "-1"], "--lr-final")
-    _fail(capsys, ["train", "--smoke", "--select", "luck"], "invalid choice")
-    _fail(capsys, ["train", "--smoke", "--soft-steps", "3"], "--straight-through")
-    _fail(capsys, ["train", "--smoke", "--straight-through", "--soft-steps", "-1"], ">= 0")
-    _fail(capsys, ["train", "--smoke", "--decoder-edges", "none"], "invalid choice")
-    _fail(
+    APP.fail(capsys, ["train", "--smoke", "--tau-final", "0"], "--tau-final")
+    APP.fail(capsys, ["train", "--smoke", "--lr-final", "-1"], "--lr-final")
+    APP.fail(capsys, ["train", "--smoke", "--select", "luck"], "invalid choice")
+    APP.fail(capsys, ["train", "--smoke", "--soft-steps", "3"], "--straight-through")
+    APP.fail(capsys, ["train", "--smoke", "--straight-through", "--soft-steps", "-1"], ">= 0")
+    APP.fail(capsys, ["train", "--smoke", "--decoder-edges", "none"], "invalid choice")
+    APP.fail(
         capsys,
         ["train", "--smoke", "--method", "tree-reinforce", "--tau-final", "0.5",
          "--out", str(tmp_path / "r")],
@@ -164,8 +163,8 @@ def test_reproduce_smoke_writes_the_table_and_resumes(tmp_path, capsys):
 
 
 def test_reproduce_errors(tmp_path, capsys):
-    _fail(capsys, ["reproduce", "--smoke", "--methods", "tree-magic"], "unknown method")
-    _fail(
+    APP.fail(capsys, ["reproduce", "--smoke", "--methods", "tree-magic"], "unknown method")
+    APP.fail(
         capsys,
         ["reproduce", "--iterations", "5", "--warmup", "10", "--out", str(tmp_path)],
         "--warmup",

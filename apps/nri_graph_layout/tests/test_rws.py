@@ -9,11 +9,11 @@ from nri_graph_layout.cli import main
 from nri_graph_layout.methods import resolve
 from nri_graph_layout.model import GraphLayoutModel
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.app_checks import cli_error_checker
+from structgrad_app_common.app_checks import AppChecks
 
 from structgrad.distributions import SpanningTree
 
-_fail = cli_error_checker(main, prog="nri_graph_layout")
+APP = AppChecks(main, "nri_graph_layout")
 
 
 def _model(graph: str = "tree-sst") -> GraphLayoutModel:
@@ -112,8 +112,8 @@ def test_train_switches_to_rws_after_the_step(tmp_path, monkeypatch):
 
 def test_rws_flag_errors(tmp_path, capsys):
     base = ["train", "--smoke", "--out", str(tmp_path / "r"), "--no-progress"]
-    _fail(capsys, [*base, "--rws-after", "-1"], "--rws-after must be >= 0")
-    _fail(capsys, [*base, "--rws-samples", "1"], "--rws-samples must be >= 2")
+    APP.fail(capsys, [*base, "--rws-after", "-1"], "--rws-after must be >= 0")
+    APP.fail(capsys, [*base, "--rws-samples", "1"], "--rws-samples must be >= 2")
 
 
 def test_the_rws_phase_starts_from_fresh_adam_moments(tmp_path):

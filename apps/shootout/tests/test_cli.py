@@ -6,7 +6,6 @@ from structgrad_app_common.app_checks import AppChecks
 from structgrad_app_common.testing import assert_png
 
 APP = AppChecks(main, "shootout")
-_fail = APP.fail
 
 
 def test_smoke_writes_table_rows_and_heatmaps(tmp_path, capsys):
@@ -53,7 +52,7 @@ def test_existing_rows_need_resume_or_overwrite(tmp_path, capsys):
     argv = ["--smoke", "--out", str(tmp_path), "--no-progress", "--structures", "categorical"]
     argv += ["--estimators", "imle"]  # one pair: its heat-map must lay out without warnings
     assert main(argv) == 0
-    _fail(capsys, argv, "already holds rows; pass --resume or --overwrite")
+    APP.fail(capsys, argv, "already holds rows; pass --resume or --overwrite")
     assert main([*argv, "--overwrite"]) == 0
 
 
@@ -93,13 +92,13 @@ def test_rows_are_logged_as_pairs_finish(tmp_path, monkeypatch):
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
-    _fail(capsys, ["--smoke", "--out", str(tmp_path), *argv], message)
+    APP.fail(capsys, ["--smoke", "--out", str(tmp_path), *argv], message)
 
 
 def test_out_is_a_file(tmp_path, capsys):
     path = tmp_path / "file"
     path.write_text("x")
-    _fail(capsys, ["--smoke", "--out", str(path)], "not a directory")
+    APP.fail(capsys, ["--smoke", "--out", str(path)], "not a directory")
 
 
 def test_help_explains_every_flag(capsys):

@@ -17,7 +17,6 @@ from toys.problems import STRUCTURES
 
 PAIRS = [(s, e) for s in STRUCTURES for e in applicable(s)]
 APP = AppChecks(main, "toys", build_parser)
-_fail = APP.fail
 
 
 @pytest.mark.parametrize(("structure", "estimator"), PAIRS)
@@ -67,26 +66,26 @@ def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
 
 def test_bad_flags_one_line_errors(tmp_path, capsys):
     run = ["run", "--smoke", "--out", str(tmp_path / "r")]
-    _fail(capsys, [*run, "--structure", "tree", "--estimator", "relax"], "unknown structure")
-    _fail(capsys, [*run, "--structure", "matching", "--estimator", "magic"], "unknown estimator")
-    _fail(capsys, [*run, "--structure", "matching", "--estimator", "imle"], "does not apply")
-    _fail(capsys, [*run, "--structure", "binary_tree", "--estimator", "sst"], "does not apply")
+    APP.fail(capsys, [*run, "--structure", "tree", "--estimator", "relax"], "unknown structure")
+    APP.fail(capsys, [*run, "--structure", "matching", "--estimator", "magic"], "unknown estimator")
+    APP.fail(capsys, [*run, "--structure", "matching", "--estimator", "imle"], "does not apply")
+    APP.fail(capsys, [*run, "--structure", "binary_tree", "--estimator", "sst"], "does not apply")
     base = [*run, "--structure", "matching", "--estimator", "relax"]
-    _fail(capsys, [*base, "--resume"], "no checkpoint")
-    _fail(capsys, [*base, "--resume", "--overwrite"], "exclude each other")
-    _fail(capsys, [*base, "--iters", "0"], "must be >= 1")
-    _fail(capsys, [*base, "--num-mc", "1"], "--num-mc must be >= 2")
-    _fail(capsys, [*base, "--lr", "-1"], "argument --lr: must be a finite number > 0")
-    _fail(capsys, [*base, "--dim", "x"], "expected an integer")
+    APP.fail(capsys, [*base, "--resume"], "no checkpoint")
+    APP.fail(capsys, [*base, "--resume", "--overwrite"], "exclude each other")
+    APP.fail(capsys, [*base, "--iters", "0"], "must be >= 1")
+    APP.fail(capsys, [*base, "--num-mc", "1"], "--num-mc must be >= 2")
+    APP.fail(capsys, [*base, "--lr", "-1"], "argument --lr: must be a finite number > 0")
+    APP.fail(capsys, [*base, "--dim", "x"], "expected an integer")
     sub = ["run", "--smoke", "--out", str(tmp_path / "s"), "--structure", "k_subset"]
-    _fail(capsys, [*sub, "--estimator", "sst", "--tau", "0"], "--tau must be > 0")
-    _fail(capsys, [*sub, "--estimator", "relax", "--k", "5"], "--k must lie in [1, 4]")
-    _fail(capsys, [*sub, "--estimator", "t-reinforce+", "--plus-samples", "1"], "plus-samples")
-    _fail(capsys, ["run", "--structure", "matching"], "required")
-    _fail(capsys, ["frobnicate"], "invalid choice")
-    _fail(capsys, ["all", "--smoke", "--structures", "nope"], "unknown structure")
-    _fail(capsys, ["all", "--smoke", "--estimators", "nope"], "unknown estimator")
-    _fail(
+    APP.fail(capsys, [*sub, "--estimator", "sst", "--tau", "0"], "--tau must be > 0")
+    APP.fail(capsys, [*sub, "--estimator", "relax", "--k", "5"], "--k must lie in [1, 4]")
+    APP.fail(capsys, [*sub, "--estimator", "t-reinforce+", "--plus-samples", "1"], "plus-samples")
+    APP.fail(capsys, ["run", "--structure", "matching"], "required")
+    APP.fail(capsys, ["frobnicate"], "invalid choice")
+    APP.fail(capsys, ["all", "--smoke", "--structures", "nope"], "unknown structure")
+    APP.fail(capsys, ["all", "--smoke", "--estimators", "nope"], "unknown estimator")
+    APP.fail(
         capsys,
         ["all", "--smoke", "--structures", "matching", "--estimators", "imle"],
         "no (structure, estimator) pair",
@@ -112,7 +111,7 @@ def test_all_smoke_table_and_resume(tmp_path, capsys):
 
     assert "(-5.9)" in make_table(results, with_reference=True).splitlines()[2]
     capsys.readouterr()
-    _fail(capsys, argv, "already holds a run")
+    APP.fail(capsys, argv, "already holds a run")
     assert main([*argv, "--resume"]) == 0  # every run finished: nothing to do, same table
     assert (out / "table.md").read_text().splitlines() == table
 

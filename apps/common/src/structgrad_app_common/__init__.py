@@ -10,7 +10,8 @@ same small pieces, kept generic here:
   resume, drops the records written after the checkpoint it resumes from.
 - :mod:`~structgrad_app_common.cli`: ``CLIError``, an ``argparse`` parser whose
   errors are one line on stderr with exit code 2, the subcommand runner and
-  ``--config FILE`` (a run's saved config.json read back as the defaults).
+  ``--config FILE`` (a run's saved config.json read back as the defaults), and
+  ``add_command`` (a subcommand declared by its function and docstring).
 - :mod:`~structgrad_app_common.flags`: the shared flags and types (``--threads``,
   ``--device``, ``--config``, ``--resume`` / ``--overwrite``, joblib,
   ``positive_int``) and ``--smoke`` configs.
@@ -44,6 +45,7 @@ from structgrad_app_common.checkpoint import (
 from structgrad_app_common.cli import (
     ArgumentParser,
     CLIError,
+    add_command,
     print_failures,
     read_back,
     run_command,
@@ -93,6 +95,7 @@ __all__ = [
     "SearchGroup",
     "SearchOptions",
     "Sweep",
+    "add_command",
     "add_config_flag",
     "add_config_flags",
     "add_joblib_flags",

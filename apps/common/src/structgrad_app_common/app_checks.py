@@ -19,7 +19,7 @@ from structgrad_app_common.testing import (
     last_checkpoint,
 )
 
-__all__ = ["AppChecks", "cli_error_checker"]
+__all__ = ["AppChecks"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,10 +160,3 @@ class AppChecks:
         assert final["diverged"] and final["stopped"].startswith(reason), final["stopped"]
         assert read_jsonl(out / "metrics.jsonl")[-1]["reason"] == final["stopped"]
         return dict(final)
-
-
-def cli_error_checker(
-    main: Callable[[Sequence[str]], Any], *, prog: str
-) -> Callable[[Any, Sequence[str], str], None]:
-    """An app's ``_fail(capsys, argv, needle)``: :func:`assert_cli_error` for ``main``."""
-    return AppChecks(main, prog).fail

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 import json
 import os
@@ -17,6 +18,7 @@ __all__ = [
     "NOT_READ_BACK",
     "ArgumentParser",
     "CLIError",
+    "add_command",
     "print_failures",
     "read_back",
     "run_command",
@@ -182,3 +184,30 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     for name in values:
         actions[name].required = False  # the file gives it
     target.set_defaults(**values)
+
+
+def add_command(sub: Any, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+    """The subcommand parser that runs ``func``, declared by ``func`` itself.
+
+    Its name is the function's without ``cmd_`` (``cmd_eval`` → ``eval``), its
+    ``help`` the docstring's first paragraph (in argparse's style: no capital
+    or final period) and its ``description`` the rest.
+
+    Args:
+        sub: the parser's subparsers (``add_subparsers()``).
+        func: ``func(args) -> exit code``, with a docstring.
+    """
+    doc = inspect.getdoc(func)
+    if not doc:
+        raise ValueError(f"{func.__name__} needs a docstring (the subcommand's help)")
+    summary, _, rest = doc.partition("\n\n")
+    summary = " ".join(summary.split()).rstrip(".")
+    if summary[1:2].islower():  # argparse's style: "generate a data set", not "Generate"
+        summary = summary[0].lower() + summary[1:]
+    p: argparse.ArgumentParser = sub.add_parser(
+        func.__name__.removeprefix("cmd_").replace("_", "-"),
+        help=summary,
+        description=" ".join(rest.split()) or None,
+    )
+    p.set_defaults(func=func)
+    return p

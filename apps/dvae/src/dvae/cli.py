@@ -31,6 +31,7 @@ from structgrad_app_common.app_cli import (
     known_methods,
     method_groups,
 )
+from structgrad_app_common.cli import add_command
 
 from dvae.config import RUN, TrainConfig
 from dvae.methods import method_names
@@ -124,22 +125,20 @@ def epoch_table(folder: str | Path, *, every: int = 1) -> str:
 
 
 def cmd_epochs(args: argparse.Namespace) -> int:
-    """Print the per-epoch table of a folder of seed runs."""
+    """Per-epoch losses (mean ± SE over seeds) of sweep trial folders.
+
+    A markdown table per folder of seed*/metrics.jsonl runs (e.g.
+    runs/sweep/st/trial0): training objective, unrelaxed training loss, test loss.
+    """
     for folder in args.folders:
         print(f"{folder}\n\n{epoch_table(folder, every=args.every)}\n")
     return 0
 
 
 def _add_epochs(sub: Any) -> None:
-    p = sub.add_parser(
-        "epochs",
-        help="per-epoch losses (mean ± SE over seeds) of sweep trial folders",
-        description="Markdown table per folder of seed*/metrics.jsonl runs (e.g. "
-        "runs/sweep/st/trial0): training objective, unrelaxed training loss, test loss.",
-    )
+    p = add_command(sub, cmd_epochs)
     p.add_argument("folders", nargs="+", help="folders holding seed*/metrics.jsonl")
     p.add_argument("--every", type=positive_int, default=1, help="show every N-th epoch (1)")
-    p.set_defaults(func=cmd_epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from structgrad_app_common import (
     run_command,
 )
 from structgrad_app_common.app_cli import AppCLI, SweepCommand, TrainCommand
+from structgrad_app_common.cli import add_command
 from structgrad_app_common.training import load_entry
 
 from l2x.config import DATA, METHOD, RUN, TrainConfig
@@ -60,7 +61,11 @@ SWEEP = Sweep(
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Score a finished run's checkpoint on validation and test; print JSON."""
+    """Score a trained run on validation and test.
+
+    Rebuilds the run's data from its config.json (beer: --data may point to the
+    folder's new place) and prints JSON.
+    """
     from l2x.config import check
     from l2x.train import setup
 
@@ -112,12 +117,7 @@ def _groups(args: argparse.Namespace, base: TrainConfig) -> list[SearchGroup]:
 
 
 def _add_eval(sub: Any) -> None:
-    p = sub.add_parser(
-        "eval",
-        help="score a trained run on validation and test",
-        description="Rebuilds the run's data from its config.json (beer: "
-        "--data may point to the folder's new place) and prints JSON.",
-    )
+    p = add_command(sub, cmd_eval)
     p.add_argument("--run", required=True, help="a folder written by 'train'")
     p.add_argument(
         "--checkpoint",
@@ -127,7 +127,6 @@ def _add_eval(sub: Any) -> None:
     )
     p.add_argument("--data", help="beer: BeerAdvocate folder (default: the one of the run)")
     p.add_argument("--eval-batch-size", type=positive_int, default=1000, help="batch size (1000)")
-    p.set_defaults(func=cmd_eval)
 
 
 APP = AppCLI(

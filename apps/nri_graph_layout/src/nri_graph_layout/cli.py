@@ -31,6 +31,7 @@ from structgrad_app_common.app_cli import (
     known_methods,
     method_groups,
 )
+from structgrad_app_common.cli import add_command
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
@@ -58,7 +59,11 @@ SWEEP = Sweep(
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    """Generate a data set and write it as .npz."""
+    """Generate a graph-layout data set (.npz).
+
+    Random trees (max spanning tree of Gumbel weights) laid out by
+    Fruchterman-Reingold, one spring iteration per frame, rescaled to [-1, 1].
+    """
     config = generate_config(args)
     out = Path(args.out) if args.out else Path("data") / data_mod.default_filename(config)
     t0 = time.perf_counter()
@@ -141,16 +146,10 @@ def _add_recipe_flags(p: argparse.ArgumentParser, *, out: str, seeds: list[int])
 
 
 def _add_generate(sub: Any) -> None:
-    p = sub.add_parser(
-        "generate",
-        help="generate a graph-layout data set (.npz)",
-        description="Random trees (max spanning tree of Gumbel weights) laid out by "
-        "Fruchterman-Reingold, one spring iteration per frame, rescaled to [-1, 1].",
-    )
+    p = add_command(sub, cmd_generate)
     add_generate_flags(p)
     p.add_argument("--out", help="output .npz (default data/graph_layout_n{n}_T{T}_seed{seed}.npz)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
-    p.set_defaults(func=cmd_generate)
 
 
 def _add_reproduce(sub: Any) -> None:

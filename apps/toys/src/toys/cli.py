@@ -15,6 +15,7 @@ from typing import Any
 
 from structgrad_app_common import add_joblib_flags, print_failures, run_command
 from structgrad_app_common.app_cli import AppCLI, TrainCommand
+from structgrad_app_common.cli import add_command
 
 from toys.config import EST, OPT, TOY, RunConfig
 from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES, check
@@ -46,7 +47,13 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_all(args: argparse.Namespace) -> int:
-    """Every structure × estimator × seed in parallel; print the table."""
+    """Every structure × estimator (× seed) through joblib, with the table.
+
+    Runs every applicable (structure, estimator) pair, writes one PNG per
+    structure and table.md: loss at 1k/2k/5k/final steps and the first step
+    within 0.5 of the optimum, beside the reference numbers in parentheses
+    (--dim 10 only).
+    """
     from toys.sweep import run_all
 
     t0 = time.perf_counter()
@@ -71,13 +78,7 @@ def cmd_all(args: argparse.Namespace) -> int:
 
 
 def _add_all(sub: Any) -> None:
-    p = sub.add_parser(
-        "all",
-        help="every structure × estimator (× seed) through joblib, with the table",
-        description="Runs every applicable (structure, estimator) pair, writes one PNG per "
-        "structure and table.md: loss at 1k/2k/5k/final steps and the first step within "
-        "0.5 of the optimum, beside the reference numbers in parentheses (--dim 10 only).",
-    )
+    p = add_command(sub, cmd_all)
     p.add_argument("--out", default="runs/all", help="sweep folder (runs/all)")
     p.add_argument(
         "--structures",
@@ -93,7 +94,6 @@ def _add_all(sub: Any) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
     add_joblib_flags(p, scheduler=True)
     APP.add_flags(p, sweep=True)
-    p.set_defaults(func=cmd_all)
 
 
 APP = AppCLI(
