@@ -111,3 +111,14 @@ def test_resolve_and_bad_parameters():
     with pytest.raises(ValueError, match="terms"):
         SumOfGamma(1.0, terms=0)
     assert SumOfGamma(terms=7).with_k(4).k == 4.0
+
+
+@pytest.mark.parametrize("noise", ["gumbel", "sog", "normal"])
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_noisy_layers_compile_with_symbolic_sizes(noise: str, dynamic: bool) -> None:
+    """The noise is drawn without ``generator=None``, which does not trace with ``dynamic=True``."""
+    from structgrad.estimators import imle
+    from structgrad.testing.compiled import assert_compiles
+
+    layer = imle("k_subset", k=2, noise=noise)
+    assert_compiles(layer, torch.randn(4, 7), dynamic=dynamic)

@@ -30,6 +30,19 @@ def test_latent_compiles(
     assert_compiles(layer, logits, rtol=1e-5, atol=1e-5, reset=lambda: layer.load_state_dict(state))
 
 
+@pytest.mark.parametrize("method", ["sst", "imle", "aimle"])
+@pytest.mark.parametrize(("name", "options", "shape"), CASES)
+def test_latent_compiles_with_symbolic_sizes(
+    method: str, name: str, options: dict[str, Any], shape: tuple[int, ...]
+) -> None:
+    """``dynamic=True``: the noise is drawn without ``generator=None`` (which does not trace)."""
+    logits = torch.randn(*shape)
+    layer = latent(name, method, **options)
+    state = copy.deepcopy(layer.state_dict())
+    reset = lambda: layer.load_state_dict(state)  # noqa: E731
+    assert_compiles(layer, logits, rtol=1e-5, atol=1e-5, reset=reset, dynamic=True)
+
+
 SHAPES = {"categorical": (3, 6), "k_subset": (3, 8), "spanning_tree": (3, 5, 5)}
 SHAPES |= {"arborescence": (3, 5, 5), "matching": (3, 4, 4), "edges": (3, 5, 5)}
 PATHWISE = ["gumbel-softmax", "st", "sst", "st-sst", "imle", "aimle", "ste", "blackbox"]

@@ -19,6 +19,10 @@ def test_gumbel_softmax(dtype: torch.dtype, hard: bool) -> None:
     assert_compiles(lambda x, t: gumbel_softmax(x, t, dim=-1), logits, tau)
 
 
+def test_gumbel_softmax_with_symbolic_sizes() -> None:
+    assert_compiles(lambda x: gumbel_softmax(x, 0.5), torch.randn(5, 7), dynamic=True)
+
+
 def test_binary_concrete() -> None:
     assert_compiles(lambda x: binary_concrete(x, 0.3, hard=True), torch.randn(4, 5))
 

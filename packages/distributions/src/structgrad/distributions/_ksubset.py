@@ -19,7 +19,7 @@ import math
 import torch
 from torch import Tensor
 
-from ._utils import logsumexp
+from ._utils import logsumexp, rand
 
 __all__ = ["k_subset_log_partition", "k_subset_sample", "plackett_luce_set_log_prob"]
 
@@ -72,7 +72,7 @@ def k_subset_sample(
     n = theta.shape[-1]
     left = torch.full(shape[:-1], k, dtype=torch.long, device=theta.device)  # slots left
     out = torch.zeros(shape, dtype=theta.dtype, device=theta.device)
-    uniform = torch.rand(shape, dtype=theta.dtype, device=theta.device, generator=generator)
+    uniform = rand(shape, dtype=theta.dtype, device=theta.device, generator=generator)
     for i in range(n):
         here = table[..., i, :].expand(*shape[:-1], k + 1)
         after = table[..., i + 1, :].expand(*shape[:-1], k + 1)

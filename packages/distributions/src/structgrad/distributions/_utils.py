@@ -68,6 +68,23 @@ def gradient(fn: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     return value_and_gradient(fn, x)[1]
 
 
+def rand(
+    shape: Sequence[int],
+    *,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    generator: torch.Generator | None,
+) -> Tensor:
+    """``torch.rand`` that names ``generator`` only when there is one.
+
+    Under ``torch.compile(dynamic=True)``, ``torch.rand(symbolic shape, generator=None)``
+    fails to trace (torch 2.13); leaving the keyword out traces.
+    """
+    if generator is None:
+        return torch.rand(shape, dtype=dtype, device=device)
+    return torch.rand(shape, dtype=dtype, device=device, generator=generator)
+
+
 def sample_uniform(
     shape: Sequence[int],
     *,
@@ -79,7 +96,7 @@ def sample_uniform(
     dtype = dtype or torch.get_default_dtype()
     shape = check_shape(shape)
     check_generator(generator, device if device is not None else "cpu")
-    u = torch.rand(shape, dtype=dtype, device=device, generator=generator)
+    u = rand(shape, dtype=dtype, device=device, generator=generator)
     info = torch.finfo(dtype)
     return u.clamp(min=info.tiny, max=1.0 - info.eps)
 

@@ -66,6 +66,7 @@ def assert_compiles(
     atol: float | None = None,
     seed: int = 0,
     reset: Callable[[], Any] | None = None,
+    dynamic: bool | None = None,
 ) -> None:
     """Assert that ``fn(*args)`` traces without a graph break and matches eager.
 
@@ -81,6 +82,7 @@ def assert_compiles(
             same noise eagerly and compiled).
         reset: called before each run, e.g. to restore a stateful layer's
             ``state_dict`` (AIMLE adapts its target in backward).
+        dynamic: ``torch.compile``'s ``dynamic`` (``True``: sizes traced as symbols).
 
     Raises:
         AssertionError: on a graph break or a mismatch.
@@ -96,7 +98,7 @@ def assert_compiles(
         reasons = [str(r.reason).splitlines()[0] for r in explained.break_reasons]
         assert explained.graph_break_count == 0, f"graph breaks: {reasons}"
         eager = _run(fn, args, grad, seed, reset)
-        compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
+        compiled = torch.compile(fn, backend="aot_eager", fullgraph=True, dynamic=dynamic)
         traced = _run(compiled, args, grad, seed, reset)
     torch._dynamo.reset()
     assert len(eager) == len(traced)

@@ -8,7 +8,7 @@ global random state unless no generator is passed.
 from __future__ import annotations
 
 import math
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 import torch
 from torch import Tensor
@@ -20,11 +20,15 @@ __all__ = ["Gumbel", "NoiseDistribution", "Normal", "SumOfGamma", "resolve_noise
 
 
 class Placement(TypedDict):
-    """The keyword arguments of torch's samplers that :meth:`NoiseDistribution.sample` passes on."""
+    """The keyword arguments of torch's samplers that :meth:`NoiseDistribution.sample` passes on.
+
+    ``generator`` is left out when there is none: ``torch.randn(symbolic shape,
+    generator=None)`` does not trace under ``torch.compile(dynamic=True)``.
+    """
 
     dtype: torch.dtype
     device: torch.device
-    generator: torch.Generator | None
+    generator: NotRequired[torch.Generator]
 
 
 class NoiseDistribution:
@@ -53,7 +57,10 @@ class NoiseDistribution:
             Noise ``shape``.
         """
         check_generator(generator, device)
-        return self._draw(shape, {"dtype": dtype, "device": device, "generator": generator})
+        at: Placement = {"dtype": dtype, "device": device}
+        if generator is not None:
+            at["generator"] = generator
+        return self._draw(shape, at)
 
     def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """The distribution's own draw, for :meth:`sample`."""
@@ -175,7 +182,7 @@ class SumOfGamma(NoiseDistribution):
         conc = torch.full(shape, 1.0 / k, dtype=at["dtype"], device=at["device"])
         total = torch.zeros_like(conc)
         for i in range(1, self.terms + 1):
-            gamma = torch._standard_gamma(conc, generator=at["generator"])  # rate 1
+            gamma = torch._standard_gamma(conc, generator=at.get("generator"))  # rate 1
             total.add_(gamma, alpha=1.0 / i)  # Γ(1/k, rate i/k) / k = Γ(1/k, 1) / i
         return total.sub_(math.log(self.terms) / k)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import check_generator
+from structgrad.distributions import sample_uniform
 
 __all__ = ["log_uniform_exponential", "safe_logsumexp", "steps_conditional", "steps_log_prob"]
 
@@ -41,11 +41,8 @@ def log_uniform_exponential(
         like: tensor whose dtype and device the result takes.
         generator: optional ``torch.Generator``.
     """
-    check_generator(generator, like.device)
-    u = torch.rand(shape, dtype=like.dtype, device=like.device, generator=generator)
-    # Clamp away from 0 and 1 so both logs stay finite.
-    info = torch.finfo(like.dtype)
-    u = u.clamp(min=info.tiny, max=1.0 - info.eps)
+    # Clamped away from 0 and 1, so both logs stay finite.
+    u = sample_uniform(shape, dtype=like.dtype, device=like.device, generator=generator)
     return torch.log(-torch.log(u))
 
 
