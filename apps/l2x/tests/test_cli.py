@@ -122,6 +122,20 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
 test_every_flag_has_help = APP.help_test()
 
 
+def test_every_score_function_method_takes_num_samples():
+    """The score-function methods come from ``structgrad.models.method_info``, not a table."""
+    from l2x.methods import method_names, resolve
+
+    from structgrad.models import method_info
+
+    score = [
+        m for m in method_names() if m not in ("softsub", "l2x") and not method_info(m).pathwise
+    ]
+    assert {"reinforce", "e-reinforce", "t-reinforce", "e-reinforce+", "relax"} <= set(score)
+    for name in score:
+        assert resolve(name, k=2, n=5, num_samples=3).options["samples"] == 3
+
+
 def test_sweep_smoke_threading(tmp_path):
     out = tmp_path / "sweep"
     argv = [

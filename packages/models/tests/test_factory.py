@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import structgrad.solvers as solvers
-from structgrad.models import METHODS, LatentLayer, latent, map_sample
+from structgrad.models import METHODS, LatentLayer, latent, map_sample, method_info
 
 from ._nri_setup import train_step
 
@@ -33,6 +33,31 @@ def test_registry_shape() -> None:
     assert {"gumbel-softmax", "st"} <= set(METHODS["categorical"])
     assert METHODS["edges"] == ("indep",)
     assert all(isinstance(v, tuple) for v in METHODS.values())
+
+
+@pytest.mark.parametrize(("structure", "method"), PAIRS)
+def test_method_info_says_what_the_built_layer_is(structure: str, method: str) -> None:
+    info = method_info(method)
+    options = {"k": 3} if structure == "k_subset" else {}
+    if method == "relax":
+        options["event_shape"] = (5,)
+    layer = latent(structure, method, **options)
+    assert info.name == method and info.pathwise == layer.pathwise == (method not in SCORE)
+    if info.family == "score":
+        assert not info.tau
+        with pytest.raises(ValueError, match="tau"):
+            latent(structure, method, tau=0.5, **options)
+    elif info.tau:  # tau is the layer's temperature, or the scale of its noise
+        tempered = latent(structure, method, tau=0.37, **options)
+        assert float(tempered.tau) == 0.37  # type: ignore[arg-type]
+        assert getattr(tempered, "noise", "relaxation") is not None
+    else:  # blackbox: no noise by default, so nothing for tau to scale
+        assert info.family == "perturbation" and layer.noise is None
+
+
+def test_method_info_of_an_unknown_name_lists_the_known() -> None:
+    with pytest.raises(ValueError, match="unknown method 'foo'; known methods: sst, st-sst"):
+        method_info("foo")
 
 
 @pytest.mark.parametrize(("structure", "method"), PAIRS)

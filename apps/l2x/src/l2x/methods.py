@@ -11,7 +11,8 @@ relaxations of :mod:`structgrad.relaxations` that are not latent layers:
 
 ``--tau`` is the relaxation temperature (``sst``, ``st-sst``, ``softsub``,
 ``l2x``) or the noise temperature of the perturb-and-MAP methods (``imle``,
-``aimle``, ``ste``; ``sigma`` of ``perturbed``). ``--lam`` is λ of ``imle``
+``aimle``, ``ste``, ``perturbed``): every method whose
+``structgrad.models.method_info(name).tau`` is true. ``--lam`` is λ of ``imle``
 (a fixed ``Target(lam)``, gradient divided by λ) and of ``blackbox``; ``aimle``
 uses an ``AdaptiveTarget`` starting at β = 0 (the AIMLE paper's L2X setting).
 In evaluation mode every method selects the top-k of the logits (no noise), as
@@ -29,32 +30,33 @@ from torch import Tensor, nn
 
 import structgrad.solvers as solvers
 from structgrad.estimators import AdaptiveTarget, Target
-from structgrad.models import METHODS, latent
+from structgrad.models import METHODS, latent, method_info
 from structgrad.relaxations import gumbel_softmax, relaxed_top_k
 
-__all__ = ["SCORE_METHODS", "MethodSpec", "Selector", "method_names", "resolve"]
+__all__ = ["DEFAULT_TAU", "MethodSpec", "Selector", "method_names", "resolve"]
 
 RELAXATIONS = ("softsub", "l2x")
-SCORE_METHODS = ("reinforce", "nvil", "t-reinforce+", "relax")
-#: The default τ of each method that has one.
-DEFAULT_TAU = {
-    "sst": 0.5,
-    "st-sst": 0.5,
-    "softsub": 0.5,
-    "l2x": 0.1,
-    "imle": 1.0,
-    "aimle": 1.0,
-    "ste": 1.0,
-    "perturbed": 1.0,
-}
-#: The methods whose ``tau`` option is ``--tau`` (a relaxation temperature or a noise scale).
-TAU_METHODS = ("imle", "aimle", "ste", "perturbed", "sst", "st-sst")
 DEFAULT_LAM = {"imle": 10.0, "blackbox": 10.0}
 
 
 def method_names() -> list[str]:
     """Every method name available in the installed toolkit."""
     return [*METHODS.get("k_subset", ()), *RELAXATIONS]
+
+
+def _score_function(name: str) -> bool:
+    """Whether the method's gradient is a score-function estimate (from the models registry)."""
+    return name not in RELAXATIONS and not method_info(name).pathwise
+
+
+#: The default τ of each method that has one (``structgrad.models.method_info(m).tau``,
+#: and the two relaxations): 0.5 for the relaxations, 0.1 for L2X's concrete draws,
+#: 1.0 for the noise scales.
+DEFAULT_TAU = {
+    name: {"sst": 0.5, "st-sst": 0.5, "softsub": 0.5, "l2x": 0.1}.get(name, 1.0)
+    for name in method_names()
+    if name in RELAXATIONS or method_info(name).tau
+}
 
 
 @dataclass(frozen=True)
@@ -74,11 +76,6 @@ class MethodSpec:
     n: int
     tau: float | None
     options: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def score_function(self) -> bool:
-        """Whether the gradient is a score-function estimate (needs ``attach``)."""
-        return self.name in SCORE_METHODS
 
 
 def resolve(
@@ -106,11 +103,11 @@ def resolve(
         raise CLIError(f"--lam must be > 0, got {lam}")
     if aimle_difference is not None and name != "aimle":
         raise CLIError(f"--aimle-difference applies to aimle only, not {name!r}")
-    if num_samples is not None and name not in SCORE_METHODS:
+    if num_samples is not None and not _score_function(name):
         raise CLIError(f"--num-samples applies to score-function methods only, not {name!r}")
     t = DEFAULT_TAU.get(name) if tau is None else float(tau)
     options: dict[str, Any] = {"k": k}
-    if name in TAU_METHODS:
+    if name in DEFAULT_TAU and name not in RELAXATIONS:
         options["tau"] = t
     if name == "imle":
         options["target"] = Target(DEFAULT_LAM["imle"] if lam is None else lam)

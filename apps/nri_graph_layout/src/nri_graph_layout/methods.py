@@ -25,15 +25,10 @@ from typing import Any, Protocol
 
 from structgrad_app_common import CLIError
 
-from structgrad.models import METHODS
+from structgrad.models import METHODS, method_info
 
 #: App graph prefix → structgrad structure name.
 GRAPHS = {"tree": "spanning_tree", "topk": "k_subset", "indep": "edges"}
-#: Methods whose gradient flows through the sample; every other method of
-#: ``METHODS`` (REINFORCE, NVIL, E-/T-REINFORCE(+), RELAX, ...) is a score function.
-PATHWISE_METHODS = ("sst", "st-sst", "imle", "aimle", "ste", "blackbox", "perturbed", "indep")
-#: Methods with a temperature or noise scale ``tau``.
-TAU_METHODS = ("sst", "st-sst", "indep", "imle", "aimle", "ste", "perturbed")
 
 
 def method_names() -> list[str]:
@@ -64,14 +59,9 @@ class MethodSpec:
     options: dict[str, Any]
 
     @property
-    def score_function(self) -> bool:
-        """Whether the gradient is a score-function estimate."""
-        return self.method not in PATHWISE_METHODS
-
-    @property
     def has_tau(self) -> bool:
         """Whether ``--tau`` is used by the method (the sweep tunes it only then)."""
-        return self.method in TAU_METHODS
+        return method_info(self.method).tau
 
     @property
     def n_out(self) -> int:
@@ -105,7 +95,8 @@ def resolve(
         raise CLIError(f"--tau must be > 0, got {tau}")
     structure = GRAPHS[graph]
     if straight_through and method not in ("sst", "indep"):
-        kind = "perturb-and-MAP" if method in PATHWISE_METHODS else "score-function"
+        kinds = {"perturbation": "perturb-and-MAP", "score": "score-function"}
+        kind = kinds.get(method_info(method).family, "relaxation")
         raise CLIError(
             f"--straight-through applies to SST and indep methods only, not to the {kind} "
             f"method {name!r} (use {graph}-st-sst for the straight-through SST)"
@@ -114,12 +105,12 @@ def resolve(
         raise CLIError(f"--symmetric applies to 'indep' only ({name!r} is already undirected)")
     if aimle_difference is not None and method != "aimle":
         raise CLIError(f"--aimle-difference applies to AIMLE methods only, not {name!r}")
-    if num_samples is not None and method in PATHWISE_METHODS:
+    if num_samples is not None and method_info(method).pathwise:
         raise CLIError(f"--num-samples applies to score-function methods only, not {name!r}")
     if num_samples is not None and num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {num_samples}")
     options: dict[str, Any] = {}
-    if method in TAU_METHODS:
+    if method_info(method).tau:
         options["tau"] = tau
     if straight_through:
         options["straight_through"] = True

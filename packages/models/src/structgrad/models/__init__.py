@@ -14,6 +14,7 @@ API summary (stable names)::
     map_sample(structure, logits, noise=True, generator=None, **options)  # the same, functional
 
     METHODS: dict[str, tuple[str, ...]]  # structure -> method names accepted by `latent`
+    method_info("imle")  # MethodInfo(name, family, pathwise, tau): flags checked before a build
 
 The layer is the family's own module (``structgrad.relaxations.SSTLayer``,
 ``structgrad.estimators.SolverLayer``, ``ScoreFunction``, ``RELAX``, ...); every
@@ -56,7 +57,17 @@ from structgrad.distributions import LatentLayer as LatentLayer
 from ._factory import METHODS as METHODS
 from ._factory import latent as latent
 from ._map_sample import map_sample as map_sample
+from ._registry import MethodInfo as MethodInfo
+from ._registry import method_info as method_info
 
 __version__ = _version("structgrad-models")
 
-__all__ = ["METHODS", "LatentLayer", "__version__", "latent", "map_sample"]
+__all__ = [
+    "METHODS",
+    "LatentLayer",
+    "MethodInfo",
+    "__version__",
+    "latent",
+    "map_sample",
+    "method_info",
+]

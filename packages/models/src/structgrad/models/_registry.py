@@ -33,7 +33,15 @@ from structgrad.relaxations import GumbelSoftmaxLayer, SSTLayer
 from ._edges import IndepEdgesLayer
 from ._structure import EDGES, LatentStructure
 
-__all__ = ["REGISTRY", "Method", "methods_of", "no_methods", "why_missing"]
+__all__ = [
+    "REGISTRY",
+    "Method",
+    "MethodInfo",
+    "method_info",
+    "methods_of",
+    "no_methods",
+    "why_missing",
+]
 
 
 @dataclass(frozen=True)
@@ -46,12 +54,15 @@ class Method:
         applies: whether a Structure has what the method needs.
         build: ``build(structure, options) -> layer``; raises ``ValueError`` for
             options the layer does not take.
+        tau: whether ``tau`` (a temperature or noise scale) shapes the method as built
+            by default.
     """
 
     name: str
     family: str
     applies: Callable[[Structure], bool]
     build: Callable[[Structure, dict[str, Any]], LatentLayer]
+    tau: bool = True
 
 
 def _sst(name: str) -> Method:
@@ -76,7 +87,10 @@ def _perturbation(name: str, preset: str, defaults: dict[str, Any]) -> Method:
         layer: LatentLayer = PERTURBATION[preset](s.name, **{**defaults, **options})
         return layer
 
-    return Method(name, "perturbation", lambda s: s.nonlinear is None and not s.minimize, build)
+    # tau scales the noise: a preset without noise by default (blackbox) has no use for it.
+    noisy = {**PERTURBATION[preset].defaults, **defaults}.get("noise", "gumbel") is not None
+    applies = lambda s: s.nonlinear is None and not s.minimize  # noqa: E731
+    return Method(name, "perturbation", applies, build, tau=noisy)
 
 
 def _score(name: str) -> Method:
@@ -88,7 +102,7 @@ def _score(name: str) -> Method:
         )
         return layer
 
-    return Method(name, "score", lambda s: s.has_trace, build)
+    return Method(name, "score", lambda s: s.has_trace, build, tau=False)
 
 
 def _indep(s: Structure, options: dict[str, Any]) -> LatentLayer:
@@ -116,6 +130,37 @@ REGISTRY: dict[str, Method] = {
         Method("indep", "edges", lambda s: False, _indep),
     )
 }
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What a method of :data:`~structgrad.models.METHODS` is, before any layer is built.
+
+    Attributes:
+        name: the method name.
+        family: ``"relaxation"``, ``"perturbation"``, ``"score"`` or ``"edges"``.
+        pathwise: the gradient flows through the sample (every family but
+            ``"score"``, whose layers need ``attach``), as ``layer.pathwise``.
+        tau: ``tau`` (a relaxation temperature or noise scale) shapes the method
+            as :func:`~structgrad.models.latent` builds it by default.
+    """
+
+    name: str
+    family: str
+    pathwise: bool
+    tau: bool
+
+
+def method_info(method: str) -> MethodInfo:
+    """The :class:`MethodInfo` of a method name (for apps that check flags before building).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+    """
+    m = REGISTRY.get(method)
+    if m is None:
+        raise ValueError(f"unknown method {method!r}; known methods: {', '.join(REGISTRY)}")
+    return MethodInfo(m.name, m.family, m.family != "score", m.tau)
 
 
 def methods_of(s: LatentStructure) -> tuple[str, ...]:
