@@ -1,0 +1,1 @@
+"""The nox sessions of the monorepo, imported by noxfile.py (one module per kind)."""
