@@ -29,7 +29,7 @@ from torch import Tensor
 
 from structgrad.distributions import structure
 from structgrad.estimators import AdaptiveTarget, Target
-from structgrad.models import LatentLayer, latent
+from structgrad.models import LatentLayer, latent, method_info
 from structgrad.relaxations import relaxed_top_k
 
 if TYPE_CHECKING:
@@ -57,23 +57,26 @@ class MethodSpec:
         model: ``"categorical"`` or ``"k_subset"``.
         factory: the :func:`structgrad.models.latent` method name (``None``: app layer).
         relaxed: the training sample is continuous (its loss differs from the hard one).
-        perturbation: ``--tau`` is a noise temperature of a perturb-and-MAP estimator.
         options: fixed options of the factory call.
     """
 
     model: str
     factory: str | None
     relaxed: bool
-    perturbation: bool = False
     options: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def perturbation(self) -> bool:
+        """``--tau`` is a perturb-and-MAP noise temperature (the models registry's family)."""
+        return self.factory is not None and method_info(self.factory).family == "perturbation"
 
 
 METHODS: dict[str, MethodSpec] = {
     "gumbel-softmax": MethodSpec("categorical", "gumbel-softmax", relaxed=True),
     "st": MethodSpec("categorical", "st", relaxed=False),
-    "aimle": MethodSpec("k_subset", "aimle", False, True, (("noise", "sog"),)),
-    "imle": MethodSpec("k_subset", "imle", False, True, (("noise", "sog"),)),
-    "ste": MethodSpec("k_subset", "ste", False, True),
+    "aimle": MethodSpec("k_subset", "aimle", relaxed=False, options=(("noise", "sog"),)),
+    "imle": MethodSpec("k_subset", "imle", relaxed=False, options=(("noise", "sog"),)),
+    "ste": MethodSpec("k_subset", "ste", relaxed=False),
     "sst": MethodSpec("k_subset", "sst", relaxed=True),
     "st-sst": MethodSpec("k_subset", "st-sst", relaxed=False),
     "gumbel-topk": MethodSpec("k_subset", None, relaxed=True),
