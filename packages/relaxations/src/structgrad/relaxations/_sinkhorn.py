@@ -8,9 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions import sample_gumbel, sinkhorn
+from structgrad.distributions import sample_gumbel, sinkhorn, structure
 from structgrad.distributions.checks import check_square
-from structgrad.solvers import linear_assignment
 
 from ._gumbel import hard_with_soft_gradient
 
@@ -33,7 +32,8 @@ def gumbel_sinkhorn(
         tau: temperature > 0.
         n_iters: Sinkhorn rounds.
         hard: forward value the maximum-weight permutation of the perturbed
-            scores (Hungarian, :func:`structgrad.solvers.linear_assignment`),
+            scores (the matching Structure's MAP, the Hungarian method of
+            :func:`structgrad.solvers.linear_assignment`),
             gradient of the relaxed one (straight-through).
         anneal: ε-scaling stages before the rounds at ``tau`` (see :func:`sinkhorn`).
         generator: optional ``torch.Generator``.
@@ -49,4 +49,4 @@ def gumbel_sinkhorn(
     soft = sinkhorn(perturbed, n_iters=n_iters, tau=tau, anneal=anneal)
     if not hard:
         return soft
-    return hard_with_soft_gradient(linear_assignment(perturbed.detach()), soft)
+    return hard_with_soft_gradient(structure("matching").map(perturbed.detach()), soft)
