@@ -36,6 +36,7 @@ from typing import Any
 from structgrad_app_common import CLIError
 
 import structgrad.estimators as est
+from structgrad.estimators.score import PRESETS as SCORE_PRESETS
 from structgrad.models import LatentLayer, latent
 from toys.problems import STRUCTURES, Problem
 
@@ -50,15 +51,10 @@ __all__ = [
     "check",
 ]
 
-#: Score-function estimators: name → (score, leave-one-out baseline).
-SCORE: dict[str, tuple[str, bool]] = {
-    "e-reinforce": ("noise", False),
-    "t-reinforce": ("trace", False),
-    "e-reinforce+": ("noise", True),
-    "t-reinforce+": ("trace", True),
-}
+#: Score-function estimators: presets of ``structgrad.estimators.score.PRESETS``.
+SCORE = ("e-reinforce", "t-reinforce", "e-reinforce+", "t-reinforce+")
 #: The "+" estimators: K samples per estimate with the leave-one-out baseline.
-PLUS = ("e-reinforce+", "t-reinforce+")
+PLUS = tuple(name for name in SCORE if SCORE_PRESETS[name].get("baseline") == "loo")
 #: Pathwise estimators (``structgrad.models.latent`` method names).
 PATHWISE = ("imle", "aimle", "ste", "sst", "st-sst")
 #: Structures on which the pathwise estimators apply.
@@ -69,10 +65,8 @@ ESTIMATORS = (*SCORE, "relax", *PATHWISE)
 
 def applicable(structure: str) -> tuple[str, ...]:
     """The estimators that apply to ``structure``, in table order."""
-    names = (*SCORE, "relax")
-    if structure in PATHWISE_STRUCTURES:
-        names += PATHWISE
-    return names
+    names: tuple[str, ...] = (*SCORE, "relax")
+    return (*names, *PATHWISE) if structure in PATHWISE_STRUCTURES else names
 
 
 def check(structure: str, estimator: str) -> None:
@@ -131,16 +125,12 @@ def build(
     check(problem.structure, estimator)
     structure, options = problem.structure, dict(problem.options)
     if estimator in SCORE:
-        score, loo = SCORE[estimator]
-        if loo and plus_samples < 2:
-            raise CLIError(f"--plus-samples must be >= 2 for {estimator}, got {plus_samples}")
-        return est.ScoreFunction(
-            structure,
-            score=score,
-            baseline="loo" if loo else None,
-            samples=plus_samples if loo else None,
-            **options,
-        )
+        preset = dict(SCORE_PRESETS[estimator])
+        if estimator in PLUS:
+            if plus_samples < 2:
+                raise CLIError(f"--plus-samples must be >= 2 for {estimator}, got {plus_samples}")
+            preset["samples"] = plus_samples
+        return est.ScoreFunction(structure, **preset, **options)
     if estimator == "relax":
         return est.RELAX(structure, event_shape=problem.event_shape, hidden=hidden, **options)
     pathwise: dict[str, Any] = {}
