@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 import structgrad.estimators as est
+from structgrad.estimators.score import PRESETS as SCORE_PRESETS
 from structgrad.models import METHODS, LatentLayer, latent
 from structgrad.relaxations import sst
 
@@ -81,13 +82,9 @@ class Spec:
 
 _SCORE_ARGS: dict[str, tuple[str, dict[str, Any], str]] = {
     "reinforce": ("reinforce", {}, "E-score (Gumbel density of U), EMA baseline (frozen)"),
-    "e-reinforce": ("reinforce", {"baseline": None}, "E-score, no baseline"),
-    "t-reinforce": ("reinforce", {"score": "trace", "baseline": None}, "trace score, no baseline"),
-    "e-reinforce+": (
-        "reinforce",
-        {"baseline": "loo", "samples": 3},
-        "E-score, leave-one-out baseline, K=3",
-    ),
+    "e-reinforce": ("e-reinforce", {}, "E-score, no baseline"),
+    "t-reinforce": ("t-reinforce", {}, "trace score, no baseline"),
+    "e-reinforce+": ("e-reinforce+", {"samples": 3}, "E-score, leave-one-out baseline, K=3"),
     "t-reinforce+": ("t-reinforce+", {"samples": 3}, "trace score, leave-one-out, K=3"),
     "relax": ("relax", {}, "RELAX, conditional U|T, default MLP critic untrained"),
     "relax-trained": ("relax", {}, "RELAX, default critic trained on the variance first"),
@@ -155,10 +152,7 @@ def _direct(spec: Spec, problem: Problem, settings: Settings) -> _Estimator:
     if spec.kind == "score":
         if spec.method == "relax":
             return est.RELAX(s, event_shape=tuple(problem.logits.shape), **problem.options)
-        defaults = {"score": "noise", "baseline": "ema"}
-        if spec.method == "t-reinforce+":
-            defaults = {"score": "trace", "baseline": "loo"}
-        return est.ScoreFunction(s, **{**defaults, **opts})
+        return est.ScoreFunction(s, **{**SCORE_PRESETS[spec.method], **opts})
     if spec.method in ("sst", "st-sst"):
         st = spec.method == "st-sst"
 
