@@ -146,3 +146,11 @@ def test_sst_with_lengths_keeps_them_for_hard_samples() -> None:
     assert torch.equal(z, solvers.max_spanning_tree(u, lengths=lengths))
     hard = layer.sample_hard(theta, noise=False)
     assert torch.equal(hard, solvers.max_spanning_tree(theta, lengths=lengths))
+
+
+def test_map_sample_of_edges_names_unknown_options() -> None:
+    logits = torch.randn(2, 4, 4)
+    assert map_sample("edges", logits, symmetric=True).shape == (2, 4, 4)
+    for bad in ({"k": 3}, {"lengths": torch.tensor([4, 3])}, {"bogus": 1}):
+        with pytest.raises(ValueError, match=r"edges: unknown options .*accepted: categorical"):
+            map_sample("edges", logits, **bad)

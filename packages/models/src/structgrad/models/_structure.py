@@ -45,7 +45,7 @@ class IndependentEdges:
         generator: torch.Generator | None,
         symmetric: bool = False,
         categorical: bool = False,
-        **_: Any,
+        **unknown: Any,
     ) -> Tensor:
         """The hard sample (``noise``) or the MAP of independent edges, zero diagonal.
 
@@ -55,7 +55,15 @@ class IndependentEdges:
             generator: optional ``torch.Generator`` for the noise.
             symmetric: average ``(i, j)`` and ``(j, i)`` (and share their noise).
             categorical: edge-type channels in the last dim.
+            **unknown: any other option: an error, not ignored.
+
+        Raises:
+            ValueError: for any other option (nothing is ignored).
         """
+        if unknown:
+            raise ValueError(
+                f"edges: unknown options {sorted(unknown)}; accepted: categorical, symmetric"
+            )
         x = logits.detach()
         if noise:
             # The forward value of the straight-through sample is the one-hot argmax.
