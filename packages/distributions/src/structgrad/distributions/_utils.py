@@ -17,6 +17,7 @@ __all__ = [
     "gradient",
     "gumbel_like",
     "logsumexp",
+    "rand",
     "sample_gumbel",
     "sample_uniform",
 ]
