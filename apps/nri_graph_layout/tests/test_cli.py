@@ -82,6 +82,16 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
         ],
         "score-function",
     )
+    APP.fail(
+        capsys,
+        ["train", "--smoke", "--method", "tree-st-sst", "--straight-through"],
+        "'tree-st-sst' is already straight-through: drop --straight-through",
+    )
+    APP.fail(
+        capsys,
+        ["train", "--smoke", "--method", "tree-imle", "--straight-through"],
+        "not to the perturb-and-MAP method 'tree-imle'",
+    )
     APP.fail(capsys, ["train", "--smoke", "--method", "tree-sst", "--symmetric"], "--symmetric")
     APP.fail(
         capsys, ["train", "--smoke", "--method", "tree-sst", "--num-samples", "2"], "score-function"

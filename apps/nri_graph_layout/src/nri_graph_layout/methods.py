@@ -94,6 +94,8 @@ def resolve(
     if not tau > 0:
         raise CLIError(f"--tau must be > 0, got {tau}")
     structure = GRAPHS[graph]
+    if straight_through and method == "st-sst":
+        raise CLIError(f"{name!r} is already straight-through: drop --straight-through")
     if straight_through and method not in ("sst", "indep"):
         kinds = {"perturbation": "perturb-and-MAP", "score": "score-function"}
         kind = kinds.get(method_info(method).family, "relaxation")
