@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 from structgrad_app_common import CLIError, Column, Sweep, opt, positive_int, run_command
 from structgrad_app_common.app_checks import AppChecks
@@ -141,6 +142,13 @@ def test_add_command_is_declared_by_its_function(capsys):
     def cmd_nodoc(args):
         return 0
 
+    def cmd_half(args):
+        """Keep 50% of the runs.
+
+        The other 50% are dropped.
+        """
+        return 0
+
     parser = argparse.ArgumentParser(prog="app")
     sub = parser.add_subparsers(dest="command", required=True)
     add_command(sub, cmd_make_data).add_argument("--n", type=int, default=3)
@@ -148,5 +156,8 @@ def test_add_command_is_declared_by_its_function(capsys):
     assert args.func(args) == 0 and capsys.readouterr().out == "made 3\n"
     assert "make-data  generate the data set\n" in parser.format_help()
     assert sub.choices["make-data"].description == "Writes one .npz file into --out."
+    add_command(sub, cmd_half)
+    assert re.search(r"half +keep 50% of the runs\n", parser.format_help())
+    assert "The other 50% are dropped." in sub.choices["half"].format_help()
     with pytest.raises(ValueError, match="cmd_nodoc needs a docstring"):
         add_command(sub, cmd_nodoc)

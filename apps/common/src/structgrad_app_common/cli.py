@@ -204,10 +204,11 @@ def add_command(sub: Any, func: Callable[[argparse.Namespace], int]) -> argparse
     summary = " ".join(summary.split()).rstrip(".")
     if summary[1:2].islower():  # argparse's style: "generate a data set", not "Generate"
         summary = summary[0].lower() + summary[1:]
+    description = " ".join(rest.split())
     p: argparse.ArgumentParser = sub.add_parser(
         func.__name__.removeprefix("cmd_").replace("_", "-"),
-        help=summary,
-        description=" ".join(rest.split()) or None,
+        help=summary.replace("%", "%%"),  # argparse %-formats help strings
+        description=description or None,
     )
     p.set_defaults(func=func)
     return p
