@@ -58,6 +58,37 @@ def test_crossing_matching_and_binary_tree(dtype: torch.dtype) -> None:
     assert_compiles(lambda x, n: solvers.binary_tree(x, lengths=n), x, lengths, grad=False)
 
 
+SOLVE = {
+    "top_k": (lambda x: solvers.top_k(x, 2), (3, 5)),
+    "max_spanning_tree": (solvers.max_spanning_tree, (3, 5, 5)),
+    "max_arborescence": (solvers.max_arborescence, (3, 5, 5)),
+    "linear_assignment": (solvers.linear_assignment, (3, 5, 5)),
+    "crossing_matching": (solvers.crossing_matching, (3, 5, 5)),
+    "binary_tree": (solvers.binary_tree, (3, 5)),
+    "grid_shortest_path": (lambda x: solvers.grid_shortest_path(x.abs()), (3, 4, 5)),
+}
+
+
+@pytest.mark.parametrize("name", list(SOLVE))
+def test_scores_that_require_grad(name: str) -> None:
+    """A solver inside a differentiated graph: constant solutions, the eager gradient."""
+    solve, shape = SOLVE[name]
+    x = _scores(*shape, dtype=torch.float64).requires_grad_(True)
+    # The loss differentiates through x only: the solution is a constant.
+    assert_compiles(lambda x: solve(x).sum() * x.sum() + (x * x).sum(), x, grad=True)
+    assert not solve(x).requires_grad
+
+
+def test_integer_scores_through_the_op() -> None:
+    """Integer scores reach the op in the default dtype, as the host path returns."""
+    from structgrad.solvers import _torch_ops as ops
+
+    x = torch.tensor([[3, 1, 2], [0, 5, 4]])
+    got = ops.top_k(x, 1)
+    assert got.dtype == torch.get_default_dtype()
+    assert torch.equal(got, solvers.top_k(x, 1))
+
+
 def test_compiled_errors_are_the_solvers() -> None:
     """Bad input to a traced call gets the solver's own message when it runs."""
     f = torch.compile(lambda x: solvers.top_k(x, 4), backend="aot_eager", fullgraph=True)

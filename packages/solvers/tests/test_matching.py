@@ -63,6 +63,13 @@ def test_crossing_is_the_greedy_order(backend: str, x: np.ndarray) -> None:
         assert all(perm[b, r, c] == 1 for r, c in trace.edges[b])
 
 
+def test_crossing_takes_neg_inf_only_when_nothing_finite_is_left(backend: str) -> None:
+    # The documented exception to the -inf rule: the greedy does not look ahead.
+    x = np.array([[2.0, 1.0], [0.0, -np.inf]])
+    np.testing.assert_array_equal(crossing_matching(x), np.eye(2))
+    np.testing.assert_array_equal(crossing_matching(x.T), np.eye(2))
+
+
 def test_crossing_trace_law() -> None:
     """On theta + Gumbel the traces have the product-of-softmaxes law."""
     rng = np.random.default_rng(3)
@@ -276,6 +283,19 @@ def test_assignment_neg_inf_large_scores(backend: str, scale: float) -> None:
         y = scale * rng.uniform(-1.0, 1.0, size=(40, n, n))
         y[rng.random(y.shape) < 0.5] = -np.inf
         _check_neg_inf_optimum(y, linear_assignment(y))
+
+
+@pytest.mark.parametrize("exponent", [-56, -300, -997])
+def test_assignment_neg_inf_tiny_scores(backend: str, exponent: int) -> None:
+    """Tiny finite scores beside -inf: the sentinel must not swamp them (-3 + 1e-17 == -3)."""
+    x = np.array([[[-np.inf, -1e-17], [-np.inf, 1e-17]]])
+    np.testing.assert_array_equal(linear_assignment(x), [np.eye(2)])
+    rng = np.random.default_rng(7)
+    for n in (2, 3, 5):
+        y = rng.uniform(-1.0, 1.0, size=(40, n, n))
+        y[rng.random(y.shape) < 0.5] = -np.inf
+        # A power-of-two scale is exact: the optimum of y * 2**exponent is y's.
+        _check_neg_inf_optimum(y, linear_assignment(np.ldexp(y, exponent)))
 
 
 def test_assignment_neg_inf_large_n() -> None:

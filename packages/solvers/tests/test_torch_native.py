@@ -79,7 +79,7 @@ def test_assignment_matches_kernel(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(10))
 def test_assignment_sentinel_matches_numpy(seed: int) -> None:
     g = _gen(seed)
-    x = torch.randn(4, 5, 5, generator=g, dtype=torch.float64) * 10.0 ** (seed * 30)
+    x = torch.randn(4, 5, 5, generator=g, dtype=torch.float64) * 10.0 ** (seed * 60 - 300)
     x[torch.rand(4, 5, 5, generator=g) < 0.3] = -torch.inf
     x[0] = -torch.inf
     want = forbid_neg_inf(x.numpy(), terms=5)
@@ -115,6 +115,17 @@ def test_grid_path_matches_kernel(seed: int) -> None:
     got, want = native.grid_shortest_path(zeros), solvers.grid_shortest_path(zeros)
     torch.testing.assert_close((got * zeros).sum((-2, -1)), (want * zeros).sum((-2, -1)))
     assert all(_is_path(m) for m in got)
+
+
+def test_cuda_tree_kernel_checks_and_broadcasts_lengths() -> None:
+    """The CUDA spanning tree takes lengths as the host does: broadcast, then range-checked."""
+    x = torch.randn(2, 3, 4, 4, generator=_gen(0), dtype=torch.float64)
+    lengths = torch.tensor([2, 3, 4])  # broadcast over the leading batch dim
+    got = ops._cuda_max_spanning_tree(x, lengths)
+    assert torch.equal(got, solvers.max_spanning_tree(x, lengths=lengths))
+    for bad, match in ((torch.tensor(9), "lengths must lie"), (torch.tensor([2, 3]), "batch")):
+        with pytest.raises(ValueError, match=match):
+            ops._cuda_max_spanning_tree(x, bad)
 
 
 def test_cuda_kernels_check_shapes_without_reading_values() -> None:

@@ -69,7 +69,10 @@ def crossing_matching(
     row-major index), match its row and column, and cross both out. This is not
     the maximum-weight matching; applied to Gumbel-perturbed scores it samples
     a matching whose trace has a product-of-softmaxes probability, the
-    recursive Gumbel-max perfect matching.
+    recursive Gumbel-max perfect matching. It takes a ``-inf`` entry only when
+    no finite one is left, without looking ahead: it may use one that another
+    perfect matching avoids (``[[2, 1], [0, -inf]]`` takes the 2, then the
+    ``-inf``).
 
     Args:
         scores: ``[..., n, n]`` scores, ``n >= 1`` (numpy or torch).

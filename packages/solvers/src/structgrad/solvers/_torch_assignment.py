@@ -23,8 +23,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._validate import _SENTINEL_EXPONENT
-
 __all__ = ["linear_assignment"]
 
 
@@ -40,15 +38,16 @@ def forbid_neg_inf(x: Tensor, terms: int) -> Tensor:
     lo = torch.where(neg, torch.inf, x).amin((-2, -1), keepdim=True)
     all_neg = ~torch.isfinite(hi)
     hi, lo = torch.where(all_neg, 0.0, hi), torch.where(all_neg, 0.0, lo)
-    # Items near the float64 limit are scaled by a power of two (exact), so the
-    # sentinel stays finite.
-    exponent = torch.frexp(torch.maximum(hi.abs(), lo.abs())).exponent
-    shift = (exponent - _SENTINEL_EXPONENT).clamp(min=0).to(x.dtype)
+    # Items with a -inf are scaled by a power of two (exact) to a largest finite
+    # |score| in [0.5, 1), as in the twin: the sentinel stays finite and tiny
+    # scores are not lost next to it.
+    shift = torch.frexp(torch.maximum(hi.abs(), lo.abs())).exponent.to(x.dtype)
     shift = torch.where(neg.any(-1, keepdim=True).any(-2, keepdim=True), shift, 0.0)
-    scale = torch.exp2(-shift)
-    x, hi, lo = x * scale, hi * scale, lo * scale
-    magnitude = torch.maximum(torch.maximum(hi.abs(), lo.abs()), torch.ones_like(hi))
-    sentinel = lo - (hi - lo + magnitude) * (terms + 1)
+    # Two factors: 2**1062 (a subnormal item's shift) alone would overflow.
+    half = torch.floor(shift / 2)
+    scale_a, scale_b = torch.exp2(-half), torch.exp2(half - shift)
+    x, hi, lo = (t * scale_a * scale_b for t in (x, hi, lo))
+    sentinel = lo - (hi - lo + 1.0) * (terms + 1)
     return torch.where(neg, sentinel, x)
 
 

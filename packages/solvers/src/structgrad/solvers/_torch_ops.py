@@ -9,8 +9,10 @@ the solver's usual path (the compiled kernel), so compiled and eager calls
 return the same solutions. On CUDA, top-k, the spanning tree, the grid
 path and the assignment run the device-resident twins of
 :mod:`structgrad.solvers._torch_native` and
-:mod:`structgrad.solvers._torch_assignment` (shapes are checked, values are
-not read); the arborescence and the crossing matching copy through the host.
+:mod:`structgrad.solvers._torch_assignment` (shapes are checked, score values
+are not read; the spanning tree's ``lengths`` are read to check them); the
+arborescence and the crossing matching copy through the host. Each op takes
+its scores detached: solutions carry no gradient, on every path.
 Trace-returning calls are not ops: they stay eager.
 """
 
@@ -24,7 +26,7 @@ from torch import Tensor
 
 from . import _torch_native as _native
 from ._torch_assignment import linear_assignment as _native_assignment
-from ._validate import check_int, check_shape
+from ._validate import check_int, check_lengths, check_shape
 
 __all__ = [
     "binary_tree",
@@ -58,7 +60,18 @@ def _register(
     op.register_fake(fake or (lambda scores, *args: _like(scores)))
     if cuda is not None:
         op.register_kernel("cuda", cuda)
-    return op
+
+    def call(scores: Tensor, *args: Any) -> Tensor:
+        # Solutions are 0/1 constants of the scores: no gradient flows through a
+        # solver (as on the host path), and the op has no autograd formula to
+        # refuse a backward with. Integer scores get the default dtype, as there.
+        scores = scores.detach()
+        if not scores.is_floating_point():
+            scores = scores.to(torch.get_default_dtype())
+        out: Tensor = op(scores, *args)
+        return out
+
+    return call
 
 
 def _rank(scores: Tensor, core: int, name: str = "scores", **rules: Any) -> int:
@@ -78,7 +91,12 @@ def _cuda_top_k(scores: Tensor, k: int) -> Tensor:
 
 
 def _cuda_max_spanning_tree(scores: Tensor, lengths: Tensor | None) -> Tensor:
-    _rank(scores, 2, square=True, min_size=2)
+    n = _rank(scores, 2, square=True, min_size=2)
+    if lengths is not None:
+        # The host's checks (broadcast to the batch, range): lengths are a few
+        # integers, read once, so a bad one is a ValueError and not a wrong graph.
+        valid = check_lengths(lengths, tuple(scores.shape[:-2]), n)
+        lengths = torch.as_tensor(valid, device=scores.device)
     return _native.max_spanning_tree(scores, lengths)
 
 

@@ -126,17 +126,16 @@ def check_lengths(
 
 def check_int(value: Any, name: str, low: int, high: int) -> int:
     """An ``int`` (numpy or torch scalar included, bool excluded) in ``[low, high]``."""
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    v = int(value.__index__())
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        # __index__ takes ints and integer scalars; float or multi-element arrays refuse it
+        v = int(value.__index__())
+    except (AttributeError, TypeError):
+        raise ValueError(f"{name} must be an integer, got {value!r}") from None
     if not low <= v <= high:
         raise ValueError(f"{name} must lie in [{low}, {high}], got {v}")
     return v
-
-
-# Largest binary exponent of |score| kept as is by forbid_neg_inf: the sentinel
-# is about 2 * (terms + 1) times the magnitude, so 2**960 leaves 2**63 of room.
-_SENTINEL_EXPONENT = 960
 
 
 def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
@@ -161,16 +160,17 @@ def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.fl
     all_neg = ~np.isfinite(hi)
     hi = np.where(all_neg, 0.0, hi)
     lo = np.where(all_neg, 0.0, lo)
-    # Items near the float64 limit are scaled by a power of two (exact, the
-    # optimum is unchanged) so that the sentinel below stays finite.
-    shift = np.maximum(np.frexp(np.maximum(np.abs(hi), np.abs(lo)))[1] - _SENTINEL_EXPONENT, 0)
-    if shift.any():
-        out, hi, lo = np.ldexp(out, -shift), np.ldexp(hi, -shift), np.ldexp(lo, -shift)
+    # Each item with a -inf is scaled by a power of two (exact: the optimum is
+    # unchanged) to a largest finite |score| in [0.5, 1), so that the sentinel
+    # below stays finite near the float64 limit and tiny scores (1e-17) are not
+    # lost to rounding next to it.
+    shift = np.frexp(np.maximum(np.abs(hi), np.abs(lo)))[1]
+    shift = np.where(neg.any(axis=axes, keepdims=True), shift, 0)
+    out, hi, lo = np.ldexp(out, -shift), np.ldexp(hi, -shift), np.ldexp(lo, -shift)
     # Sum of `terms` finite entries spans at most terms * (hi - lo); go below that
-    # by a margin relative to the magnitude too, or rounding at large |scores|
-    # (1e20 - 3 == 1e20) would put the sentinel among the finite scores.
-    magnitude = np.maximum(np.maximum(np.abs(hi), np.abs(lo)), 1.0)
-    sentinel = lo - (hi - lo + magnitude) * (terms + 1)
+    # by a margin of the magnitude (now at most 1) too, or rounding would put the
+    # sentinel among the finite scores.
+    sentinel = lo - (hi - lo + 1.0) * (terms + 1)
     if not np.all(np.isfinite(sentinel)):
         raise ValueError(f"too many terms ({terms}) to handle -inf entries in float64")
     return np.where(neg, sentinel, out)
