@@ -16,6 +16,7 @@ from structgrad_app_common import (
     check_bounds,
     config_from_args,
     opt,
+    read_back,
     run_command,
 )
 from structgrad_app_common.runcontrol import check_device
@@ -42,6 +43,8 @@ def test_check_bounds_messages_none_and_nan():
         ("lr", math.nan, "--lr must be > 0, got nan"),
         ("epochs", 0, "--epochs must be >= 1, got 0"),
         ("extra", -1.0, "--extra must be >= 0, got -1.0"),
+        ("lr", math.inf, "--lr must be finite, got inf"),
+        ("extra", -math.inf, "--extra must be finite, got -inf"),
     ):
         with pytest.raises(CLIError, match=f"^{message}$"):
             check_bounds(Cfg("o", **{field: value}), Cfg.BOUNDS)
@@ -72,6 +75,9 @@ def test_start_run_checks_sets_threads_and_resumes(tmp_path):
         start_run(Cfg(str(tmp_path), lr=0.5, resume=True))
     with pytest.raises(CLIError, match="--lr must be > 0"):
         start_run(Cfg(str(tmp_path), lr=-1.0))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(CLIError, match=r"--out '.*file' is a file, not a folder"):
+        start_run(Cfg(str(tmp_path / "file")))
 
 
 def _main(argv):
@@ -144,3 +150,48 @@ def test_opt_fields_become_flags():
     sweep = ArgumentParser(prog="app")
     add_config_flags(sweep, Flagged, sweep=True)
     assert not hasattr(sweep.parse_args([]), "lr")
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        ({"lr": "abc"}, "setting 'lr': invalid float value: 'abc'"),
+        ({"lr": True}, "setting 'lr' has an unexpected value True"),
+        ({"k": [2, 3]}, "setting 'k': invalid int value: '2,3'"),
+        ({"k": 2.5}, "setting 'k': invalid int value"),
+        ({"kind": "c"}, "setting 'kind': invalid choice"),
+        ({"kind": None}, "setting 'kind' cannot be null"),
+        ({"fast": "yes"}, "setting 'fast' must be true or false"),
+        ({"out": {"a": 1}}, "setting 'out' must be a single value"),
+    ],
+)
+def test_config_read_back_parses_each_setting_as_its_flag(tmp_path, setting, needle):
+    # A hand-edited config.json gets the flag's own checks, not a wrong Python type.
+    parser = ArgumentParser(prog="app")
+    parser.add_argument("--out")
+    parser.add_argument("--config")
+    add_config_flags(parser, Flagged)
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps(setting))
+    with pytest.raises(CLIError, match=rf"--config '{saved}': {needle}"):
+        read_back(parser, ["--config", str(saved)])
+
+
+def test_config_read_back_converts_json_values(tmp_path):
+    parser = ArgumentParser(prog="app")
+    parser.add_argument("--config")
+    add_config_flags(parser, Flagged)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({"lr": 1, "k": None, "fast": True, "seeds": [3, 4], "x": 1}))
+    read_back(parser, ["--config", str(saved)])
+    args = parser.parse_args([])
+    assert (args.lr, args.k, args.fast, args.seeds) == (1.0, None, True, [3, 4])
+    assert isinstance(args.lr, float)
+    parser.add_argument("--clip", type=float, default=15.0)  # null is inf (json_safe)
+    saved.write_text(json.dumps({"clip": None}))
+    read_back(parser, ["--config", str(saved)])
+    assert parser.parse_args([]).clip == math.inf
+    saved.write_text(json.dumps({"seeds": 3}))
+    with pytest.raises(CLIError, match="setting 'seeds' must be a list"):
+        read_back(parser, ["--config", str(saved)])

@@ -180,10 +180,60 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     if not isinstance(saved, dict):
         raise CLIError(f"--config {str(path)!r}: not a run's config.json (no settings)")
     actions = {a.dest: a for a in target._actions}
-    values = {k: v for k, v in saved.items() if k in actions and k not in NOT_READ_BACK}
+    values = {
+        k: _parsed(target, actions[k], v, path)
+        for k, v in saved.items()
+        if k in actions and k not in NOT_READ_BACK
+    }
     for name in values:
         actions[name].required = False  # the file gives it
     target.set_defaults(**values)
+
+
+def _parsed(
+    parser: argparse.ArgumentParser, action: argparse.Action, value: Any, path: Path
+) -> Any:
+    """A saved setting parsed as its flag would parse it on the command line.
+
+    A file edited by hand (or from another version) gets the flag's own checks
+    (type, bounds, choices) instead of reaching the run as a wrong Python type.
+
+    Raises:
+        CLIError: a value the flag would refuse, naming the setting and the file.
+    """
+    where = f"--config {str(path)!r}: setting {action.dest!r}"
+    if action.nargs == 0:  # store_true / store_false: JSON true or false
+        if not isinstance(value, bool):
+            raise CLIError(f"{where} must be true or false, got {value!r}")
+        return value
+    if value is None:
+        if action.default is None:
+            return None
+        # json_safe writes inf as null: a flag that takes inf reads null back as inf.
+        try:
+            return parser._get_values(action, ["inf"])
+        except argparse.ArgumentError:
+            raise CLIError(f"{where} cannot be null (it has no 'unset' value)") from None
+    many = action.nargs not in (None, "?")
+    if isinstance(value, dict) or (many and not isinstance(value, list)):
+        raise CLIError(f"{where} must be {'a list' if many else 'a single value'}, got {value!r}")
+    if many:
+        texts = [_text(v, where) for v in value]
+    elif isinstance(value, list):  # one flag that takes a list as "A,B" (sizes, ranges)
+        texts = [",".join(_text(v, where) for v in value)]
+    else:
+        texts = [_text(value, where)]
+    try:
+        return parser._get_values(action, texts)
+    except argparse.ArgumentError as err:
+        raise CLIError(f"{where}: {err.message}") from None
+
+
+def _text(value: Any, where: str) -> str:
+    """The command-line text of one saved JSON scalar."""
+    if isinstance(value, bool | list | dict):
+        raise CLIError(f"{where} has an unexpected value {value!r}")
+    return str(value)
 
 
 def add_command(sub: Any, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:

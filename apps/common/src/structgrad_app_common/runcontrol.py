@@ -9,6 +9,7 @@ numeric fields (``BOUNDS``) and the fields a resumed run may change (``FREE``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
@@ -40,13 +41,18 @@ def check_bounds(config: object, bounds: Mapping[str, str]) -> None:
 
     Raises:
         CLIError: ``--<flag> must be <bound>, got <value>`` for the first field out
-            of bounds (NaN is out of every bound).
+            of bounds (NaN and ±inf are out of every bound).
     """
     for name, bound in bounds.items():
         value = getattr(config, name)
         op, limit = bound.split()
-        if value is not None and not (value > float(limit) if op == ">" else value >= float(limit)):
-            raise CLIError(f"--{name.replace('_', '-')} must be {bound}, got {value}")
+        if value is None:
+            continue
+        flag = "--" + name.replace("_", "-")
+        if math.isinf(value):
+            raise CLIError(f"{flag} must be finite, got {value}")
+        if not (value > float(limit) if op == ">" else value >= float(limit)):
+            raise CLIError(f"{flag} must be {bound}, got {value}")
 
 
 def check_device(device: str) -> None:

@@ -78,10 +78,12 @@ def open_run(
         The checkpoint on resume, else ``None``.
 
     Raises:
-        CLIError: no checkpoint to resume from, changed settings, or an
-            existing run without ``--resume`` / ``--overwrite``.
+        CLIError: ``out`` is a file, no checkpoint to resume from, changed
+            settings, or an existing run without ``--resume`` / ``--overwrite``.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file, not a folder")
     last = out / "last.pt"
     if resume:
         if not last.is_file():

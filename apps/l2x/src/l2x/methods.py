@@ -21,6 +21,7 @@ the reference does.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,12 +96,12 @@ def resolve(
         raise CLIError(f"--k must be in [1, {n - 1}] for {n} items, got {k}")
     if tau is not None and name not in DEFAULT_TAU:
         raise CLIError(f"--tau does not apply to {name!r}")
-    if tau is not None and not tau > 0:
-        raise CLIError(f"--tau must be > 0, got {tau}")
+    if tau is not None and not 0 < tau < math.inf:
+        raise CLIError(f"--tau must be > 0 and finite, got {tau}")
     if lam is not None and name not in DEFAULT_LAM:
         raise CLIError(f"--lam applies to imle and blackbox only, not {name!r}")
-    if lam is not None and not lam > 0:
-        raise CLIError(f"--lam must be > 0, got {lam}")
+    if lam is not None and not 0 < lam < math.inf:
+        raise CLIError(f"--lam must be > 0 and finite, got {lam}")
     if aimle_difference is not None and name != "aimle":
         raise CLIError(f"--aimle-difference applies to aimle only, not {name!r}")
     if num_samples is not None and not _score_function(name):

@@ -20,6 +20,7 @@ only), ``--num-samples`` (score-function methods only).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -91,8 +92,8 @@ def resolve(
         graph, method = "indep", "indep"
     if graph not in GRAPHS or name not in method_names():
         raise CLIError(f"unknown method {name!r}; choose one of: {', '.join(method_names())}")
-    if not tau > 0:
-        raise CLIError(f"--tau must be > 0, got {tau}")
+    if not 0 < tau < math.inf:
+        raise CLIError(f"--tau must be > 0 and finite, got {tau}")
     structure = GRAPHS[graph]
     if straight_through and method == "st-sst":
         raise CLIError(f"{name!r} is already straight-through: drop --straight-through")

@@ -31,6 +31,7 @@ differentiates the noiseless MAP, which is a tie at θ = 0.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from structgrad_app_common import CLIError
@@ -135,12 +136,12 @@ def build(
         return est.RELAX(structure, event_shape=problem.event_shape, hidden=hidden, **options)
     pathwise: dict[str, Any] = {}
     if estimator in ("sst", "st-sst"):
-        if not tau > 0:
-            raise CLIError(f"--tau must be > 0, got {tau}")
+        if not 0 < tau < math.inf:
+            raise CLIError(f"--tau must be > 0 and finite, got {tau}")
         pathwise["tau"] = tau
     if estimator in ("imle", "aimle"):
-        if not lam > 0:
-            raise CLIError(f"--lam must be > 0, got {lam}")
+        if not 0 < lam < math.inf:
+            raise CLIError(f"--lam must be > 0 and finite, got {lam}")
         if aimle_target not in ("fixed", "adaptive"):
             raise CLIError(f"--aimle-target must be fixed or adaptive, got {aimle_target!r}")
         adaptive = estimator == "aimle" and aimle_target == "adaptive"
