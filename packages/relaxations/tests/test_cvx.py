@@ -67,3 +67,19 @@ def test_missing_extra_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input(args: tuple, kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         cvx_relaxation(*args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("scores", "tau", "match"),
+    [
+        (torch.zeros(2, 4), -1.0, "tau must be a positive finite number"),  # was: solved for -θ
+        (torch.zeros(2, 4), 0.0, "tau must be a positive finite number"),  # was: SolverError
+        (torch.full((2, 4), float("nan")), 1.0, "NaN"),  # was: "ScsWork allocation error"
+        (torch.tensor([[0.0, -float("inf"), 1.0, 2.0]]), 1.0, "-inf is not supported"),
+        (torch.zeros(2, 5), 1.0, "built for n = 4"),
+    ],
+)
+def test_layer_checks_its_input(scores: torch.Tensor, tau: float, match: str) -> None:
+    layer = cvx_relaxation("k_subset", 4, k=2)
+    with pytest.raises(ValueError, match=match):
+        layer(scores.double(), tau)

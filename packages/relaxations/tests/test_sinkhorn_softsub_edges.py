@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -79,6 +81,24 @@ def test_relaxed_top_k() -> None:
     noisy = relaxed_top_k(scores * 1e4, 3, 1e-3, generator=torch.Generator().manual_seed(1))
     noisy.sum().backward()
     assert torch.isfinite(noisy).all() and torch.isfinite(scores.grad).all()
+
+
+def test_relaxed_top_k_wide_spreads_pick_each_item_once() -> None:
+    # A leader by more than 87 (float32) / 708 (float64) nats was picked twice:
+    # log(1 - a) was clamped at log(tiny).
+    for scores, tau in (([100.0, 0.0, -5.0], 1e-3), ([1e4, 0.0, -1e4], 1e-8)):
+        for dtype in (torch.float32, torch.float64):
+            x = torch.tensor(scores, dtype=dtype)
+            torch.testing.assert_close(relaxed_top_k(x, 2, tau, noise=False), solvers.top_k(x, 2))
+    # Exact rounds at tau = 1: the leader's exclusion leaves r = log1p(e^-5) for it.
+    got = relaxed_top_k(torch.tensor([800.0, 0.0, -5.0], dtype=torch.float64), 2, 1.0, noise=False)
+    second = torch.softmax(torch.tensor([math.log1p(math.exp(-5.0)), 0.0, -5.0]).double(), -1)
+    torch.testing.assert_close(got, second + torch.tensor([1.0, 0.0, 0.0]).double())
+    x = torch.tensor([3.0, 1.0, -math.inf, 0.5], requires_grad=True)
+    out = relaxed_top_k(x, 3, 1e-3, noise=False)
+    (out * torch.arange(4.0)).sum().backward()
+    assert torch.equal(out.detach(), torch.tensor([1.0, 1.0, 0.0, 1.0]))
+    assert torch.isfinite(x.grad).all()
 
 
 def test_independent_edges_forms() -> None:

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
-from structgrad.distributions.checks import check_int
+from structgrad.distributions.checks import as_tau, check_int, validation_enabled
 
 __all__ = ["cvx_relaxation"]
 
@@ -67,7 +67,9 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
 
     Raises:
         ModuleNotFoundError: if the ``[cvx]`` extra is not installed.
-        ValueError: for an unsupported structure or size.
+        ValueError: for an unsupported structure or size; the layer raises it for
+            scores of another ``n``, NaN or infinite scores, or a ``tau`` that is
+            not positive and finite.
     """
     if structure not in SUPPORTED:
         raise ValueError(
@@ -87,11 +89,21 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
     problem = cp.Problem(objective, constraints)
     layer = layer_cls(problem, parameters=[theta], variables=[x])
 
+    options = {} if k is None else {"k": k}
+
     def relax(
-        scores: Tensor, tau: float = 1.0, solver_args: dict[str, Any] | None = None
+        scores: Tensor, tau: float | Tensor = 1.0, solver_args: dict[str, Any] | None = None
     ) -> Tensor:
-        flat = s.flatten(scores)
-        (sol,) = layer((flat / tau).to(torch.float64), solver_args=solver_args or {})
+        s.check(scores, **options)
+        if scores.shape[-1] != n:
+            raise ValueError(f"scores: the layer was built for n = {n}, got n = {scores.shape[-1]}")
+        if validation_enabled() and bool(torch.isneginf(scores).any()):
+            raise ValueError(
+                "scores: -inf is not supported by the convex program (use a large negative score)"
+            )
+        t = as_tau(tau, scores)
+        flat = s.flatten(scores / t)
+        (sol,) = layer(flat.to(torch.float64), solver_args=solver_args or {})
         return s.unflatten(sol.to(scores.dtype), scores.shape[scores.dim() - s.event_dim :])
 
     return relax

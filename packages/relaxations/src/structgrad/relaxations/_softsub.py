@@ -38,7 +38,9 @@ def relaxed_top_k(
         generator: optional ``torch.Generator``.
 
     Returns:
-        ``[..., n]`` values in ``[0, 1]`` summing to (at most, up to clamping) ``k``;
+        ``[..., n]`` non-negative values summing to ``k``, each at most 1 only in
+        the limit (Xie & Ermon's rounds may give an item more than 1 at a
+        large ``tau``: ``[2, 0]``, ``k = 2``, ``tau = 1`` gives ``[1.38, 0.62]``);
         the hard top-k mask as ``tau -> 0``.
 
     Raises:
@@ -57,11 +59,27 @@ def relaxed_top_k(
         r = r + sample_gumbel(
             scores.shape, dtype=scores.dtype, device=scores.device, generator=generator
         )
-    tiny = torch.finfo(scores.dtype).tiny
+    floor = torch.finfo(scores.dtype).min / 4
     khot = torch.zeros_like(scores)
     for _ in range(k):
-        a = torch.softmax(r / t, dim=-1)
+        logits = r / t
+        a = torch.softmax(logits, dim=-1)
         khot = khot + a
-        # Soft exclusion of what was just picked; the clamp keeps log finite.
-        r = r + torch.log((1.0 - a).clamp_min(tiny))
+        r = r + _log1m_softmax(logits, a).clamp_min(floor)
     return khot
+
+
+def _log1m_softmax(logits: Tensor, a: Tensor) -> Tensor:
+    """``log(1 - softmax(logits))`` ``[..., n]``, exact where ``1 - a`` rounds to 0.
+
+    The soft exclusion of what was just picked. ``log1p(-a)`` is exact for every
+    item but the leader (``a <= 1/2``); the leader's ``1 - a`` is the others'
+    share, ``logsumexp(others) - logsumexp(all)``, which keeps its whole size
+    (a clamp of ``1 - a`` at ``tiny`` stopped at -87 nats in float32, so an item
+    leading by more was picked again).
+    """
+    lead = torch.zeros_like(a, dtype=torch.bool).scatter_(-1, a.argmax(-1, keepdim=True), True)
+    others = torch.logsumexp(logits.masked_fill(lead, -torch.inf), -1, keepdim=True)
+    rest = others - torch.logsumexp(logits, -1, keepdim=True)
+    # The leader's entry of log1p is not used; 0 there keeps its gradient finite.
+    return torch.where(lead, rest, torch.log1p(-a.masked_fill(lead, 0.0)))
