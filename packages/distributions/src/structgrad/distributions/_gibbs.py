@@ -16,55 +16,23 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, constraints, register_kl
+from torch.distributions import register_kl
 from torch.distributions.utils import lazy_property
 
-from ._registry import structure
-from ._structure import Structure
-from ._utils import Sampled
-from .checks import check_scores, check_tau
+from ._law import StructuredLaw
 
 __all__ = ["Arborescence", "KSubset", "SpanningTree"]
 
 
-class _Gibbs(Sampled):
+class _Gibbs(StructuredLaw):
     """``p(x) ∝ exp(<θ, x>)`` over the structures of :attr:`structure_name`."""
 
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
     has_rsample = True
     structure_name: ClassVar[str]
-
-    def _setup(
-        self, logits: Tensor, tau: float, validate_args: bool | None, **options: Any
-    ) -> None:
-        self.structure: Structure = structure(self.structure_name)
-        check_scores(logits, "logits", self.structure.event_dim, square=self.structure.square)
-        self.options = self.structure.check(logits, **options)
-        self.logits = logits
-        self.tau = check_tau(tau)
-        d = self.structure.event_dim
-        super().__init__(logits.shape[:-d], logits.shape[-d:], validate_args=validate_args)
-
-    @constraints.dependent_property(is_discrete=True, event_dim=0)
-    def support(self) -> constraints.Constraint:
-        return constraints.independent(constraints.boolean, self.structure.event_dim)
-
-    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> _Gibbs:
-        new = self._get_checked_instance(type(self), _instance)
-        shape = torch.Size(batch_shape)
-        new.structure = self.structure
-        new.options = dict(self.options)
-        if new.options.get("lengths") is not None:
-            new.options["lengths"] = torch.as_tensor(new.options["lengths"]).expand(shape)
-        new.logits = self.logits.expand(shape + self.event_shape)
-        new.tau = self.tau
-        Distribution.__init__(new, shape, self.event_shape, validate_args=False)
-        new._validate_args = self._validate_args
-        return new
 
     @lazy_property
     def log_partition(self) -> Tensor:
@@ -83,27 +51,19 @@ class _Gibbs(Sampled):
     def mean(self) -> Tensor:
         return self.marginals
 
-    @property
-    def mode(self) -> Tensor:
-        """The MAP structure (through structgrad.solvers), 0/1 like ``logits``."""
-        return self.structure.map(self.logits, **self.options)
-
     def log_prob(self, value: Tensor) -> Tensor:
         """``<θ, x> − log Z`` of structures ``value`` ``[*sample, ..., *event]``.
 
         ``-inf`` where ``value`` is not a structure of the support (not 0/1, the
         wrong size, not a tree of its graph, an entry past a length) or uses a
         forbidden entry.
+
+        Raises:
+            TypeError: ``value`` is not a tensor.
+            ValueError: ``value`` does not end in the event shape, or (with
+                ``validate_args``) has an entry that is not 0/1.
         """
-        if not isinstance(value, Tensor):
-            raise TypeError(f"value expects a torch.Tensor, got {type(value).__name__}")
-        event = tuple(self.event_shape)
-        if tuple(value.shape[value.dim() - len(event) :]) != event or value.dim() < len(event):
-            raise ValueError(
-                f"value must end in the event shape {event}, got shape {tuple(value.shape)}"
-            )
-        if self._validate_args and value.numel():  # torch's check cannot reshape empties
-            self._validate_sample(value)
+        self._check_value(value)
         log_p = self.structure.score(self.logits, value, **self.options) - self.log_partition
         inside = self.structure.contains(self.logits, value, **self.options)
         return torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))
@@ -158,7 +118,7 @@ class KSubset(_Gibbs):
     def __init__(
         self, logits: Tensor, k: int, tau: float = 1.0, validate_args: bool | None = None
     ) -> None:
-        self._setup(logits, tau, validate_args, k=k)
+        self._setup(self.structure_name, logits, tau, validate_args, k=k)
 
     @property
     def k(self) -> int:
@@ -191,7 +151,7 @@ class SpanningTree(_Gibbs):
         tau: float = 1.0,
         validate_args: bool | None = None,
     ) -> None:
-        self._setup(logits, tau, validate_args, lengths=lengths)
+        self._setup(self.structure_name, logits, tau, validate_args, lengths=lengths)
 
 
 class Arborescence(_Gibbs):
@@ -218,7 +178,7 @@ class Arborescence(_Gibbs):
         tau: float = 1.0,
         validate_args: bool | None = None,
     ) -> None:
-        self._setup(logits, tau, validate_args, root=root, lengths=lengths)
+        self._setup(self.structure_name, logits, tau, validate_args, root=root, lengths=lengths)
 
 
 def _inside(d: _Gibbs) -> Tensor:

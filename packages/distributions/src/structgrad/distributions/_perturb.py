@@ -13,18 +13,18 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import Tensor
-from torch.distributions import constraints
 
 from ._ksubset import plackett_luce_set_log_prob
-from ._registry import structure as resolve
+from ._law import StructuredLaw
 from ._structure import Structure
-from ._utils import Sampled, dot
-from .checks import check_scores, check_tau
+from ._utils import dot
+from .checks import validation_enabled
 
 __all__ = ["PerturbAndMAP"]
 
@@ -32,7 +32,7 @@ __all__ = ["PerturbAndMAP"]
 MAX_SET_K = 10
 
 
-class PerturbAndMAP(Sampled):
+class PerturbAndMAP(StructuredLaw):
     """``x = MAP(θ + G)`` with i.i.d. standard Gumbel ``G`` (symmetric for undirected graphs).
 
     Args:
@@ -45,10 +45,10 @@ class PerturbAndMAP(Sampled):
     ``sample`` is exact for this law; ``rsample`` is the stochastic softmax trick
     (marginals of ``(θ + G) / τ``) where marginals are tractable; ``log_prob``
     exists for ``categorical`` (the softmax) and ``k_subset`` (the probability of
-    the first k items of a Plackett-Luce ranking, ``k <= 10``) only.
+    the first k items of a Plackett-Luce ranking, ``k <= 10``) only. As for
+    :class:`KSubset`, ``sample`` and ``log_prob`` of a ``k_subset`` raise a
+    ``ValueError`` where the ``-inf`` logits leave fewer than ``k`` items.
     """
-
-    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
 
     def __init__(
         self,
@@ -58,28 +58,29 @@ class PerturbAndMAP(Sampled):
         validate_args: bool | None = None,
         **options: Any,
     ) -> None:
-        self.structure = resolve(structure)
-        d = self.structure.event_dim
-        check_scores(logits, "logits", d, square=self.structure.square)
-        self.options = self.structure.check(logits, **options)
-        self.logits = logits
-        self.tau = check_tau(tau)
-        event = self.structure.solution_shape(logits.shape[-d:])
-        super().__init__(logits.shape[:-d], event, validate_args=validate_args)
+        self._setup(structure, logits, tau, validate_args, **options)
 
     @property
     def has_rsample(self) -> bool:  # type: ignore[override]
         """Whether the structure has marginals for the relaxed sample."""
         return self.structure.tractable
 
-    @constraints.dependent_property(is_discrete=True, event_dim=0)
-    def support(self) -> constraints.Constraint:
-        return constraints.independent(constraints.boolean, len(self.event_shape))
+    def _check_room(self) -> None:
+        """Raise, as :class:`KSubset` does, where ``-inf`` logits leave fewer than ``k`` items.
 
-    @property
-    def mode(self) -> Tensor:
-        """``MAP(θ)``."""
-        return self.structure.map(self.logits, **self.options)
+        ``MAP(θ + G)`` would then take forbidden items: a value whose probability is 0.
+
+        Raises:
+            ValueError: KSubset's "the -inf (forbidden) entries leave no k_subset ...".
+        """
+        if self.structure.name != "k_subset" or not self.logits.numel():
+            return
+        if not validation_enabled():  # a value check: off, or torch.compile is tracing
+            return
+        short = torch.isfinite(self.logits.detach()).sum(-1) < self.options["k"]
+        # log of "some k-subset avoids every -inf item": -inf exactly where the
+        # log-partition of KSubset is, so the structure's own check gives its message.
+        self.structure._checked(torch.where(short, -math.inf, 0.0))
 
     def _perturbed(self, sample_shape: Sequence[int], generator: torch.Generator | None) -> Tensor:
         if self.structure.name == "grid_path":
@@ -92,6 +93,7 @@ class PerturbAndMAP(Sampled):
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
+        self._check_room()
         return self.structure.map(self._perturbed(sample_shape, generator), **self.options)
 
     def rsample(
@@ -116,23 +118,35 @@ class PerturbAndMAP(Sampled):
     def log_prob(self, value: Tensor) -> Tensor:
         """``log P(MAP(θ + G) = value)`` for ``categorical`` and ``k_subset`` (``k <= 10``).
 
+        ``-inf`` where ``value`` is not a structure of the support (not one-hot,
+        not exactly ``k`` ones, not 0/1) or uses a forbidden item.
+
         Raises:
+            TypeError: ``value`` is not a tensor.
+            ValueError: ``value`` does not end in the event shape, (with
+                ``validate_args``) has an entry that is not 0/1, or the ``-inf``
+                logits leave fewer than ``k`` items.
             NotImplementedError: for other structures (no closed form), or a larger ``k``.
         """
-        if self._validate_args:
-            self._validate_sample(value)
+        self._check_value(value)
         name = self.structure.name
         if name == "categorical":  # Gumbel-max: exactly the softmax
-            return dot(torch.log_softmax(self.logits, -1), value, 1)
-        if name == "k_subset" and self.options["k"] <= MAX_SET_K:
-            return plackett_luce_set_log_prob(self.logits, value, self.options["k"])
-        if name == "k_subset":
+            log_p = dot(torch.log_softmax(self.logits, -1), value, 1)
+        elif name == "k_subset" and self.options["k"] <= MAX_SET_K:
+            self._check_room()
+            log_p = plackett_luce_set_log_prob(self.logits, value, self.options["k"])
+        elif name == "k_subset":
             raise NotImplementedError(
                 f"perturb-and-MAP k_subset: the set probability sums k! Plackett-Luce orders "
                 f"(a DP over 2^k subsets), computed for k <= {MAX_SET_K} only"
             )
-        raise NotImplementedError(
-            f"perturb-and-MAP {name}: the probability that a structure is the MAP of θ + G has "
-            "no closed form; the Gibbs law (SpanningTree, Arborescence, KSubset) has an exact "
-            "log_prob"
-        )
+        else:
+            raise NotImplementedError(
+                f"perturb-and-MAP {name}: the probability that a structure is the MAP of θ + G "
+                "has no closed form; the Gibbs law (SpanningTree, Arborescence, KSubset) has an "
+                "exact log_prob"
+            )
+        # Both formulas read only where value is nonzero (the set probability its
+        # top k entries): off the support their numbers mean nothing, so mask them.
+        inside = self.structure.contains(self.logits, value, **self.options)
+        return torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))

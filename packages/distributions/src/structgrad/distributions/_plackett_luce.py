@@ -84,9 +84,14 @@ class PlackettLuce(Sampled):
         return keys.argsort(dim=-1, descending=True, stable=True)
 
     def log_prob(self, value: Tensor) -> Tensor:
-        """``Σ_t θ_{π_t} − log Σ_{s ≥ t} exp(θ_{π_s})`` of rankings ``value`` ``[..., n]``."""
-        if not isinstance(value, Tensor):
-            raise TypeError(f"value expects a torch.Tensor, got {type(value).__name__}")
+        """``Σ_t θ_{π_t} − log Σ_{s ≥ t} exp(θ_{π_s})`` of rankings ``value`` ``[..., n]``.
+
+        Raises:
+            TypeError: ``value`` is not a tensor.
+            ValueError: ``value`` does not end in the event shape ``(n,)``, or (with
+                ``validate_args``) holds something other than rankings.
+        """
+        self._check_event(value)
         if self._validate_args and value.numel() and not bool(self.support.check(value).all()):
             raise ValueError(
                 f"value must hold rankings (permutations of range({self.logits.shape[-1]})) "

@@ -92,6 +92,10 @@ class CategoricalStructure(CategoricalTracing, Structure):
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
         return logsumexp(scores, -1)
 
+    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """One-hot vectors: 0/1 with exactly one 1."""
+        return super().contains(scores, x) & (x.sum(-1) == 1)
+
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:

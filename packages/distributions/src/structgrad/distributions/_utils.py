@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -172,3 +173,19 @@ class Sampled(Distribution):
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
+
+    def _check_event(self, value: Any) -> Tensor:
+        """``value`` if it is a tensor whose trailing dims are the event shape.
+
+        Raises:
+            TypeError: ``value`` is not a ``torch.Tensor``.
+            ValueError: its trailing dims are not the event shape (naming both).
+        """
+        if not isinstance(value, Tensor):
+            raise TypeError(f"value expects a torch.Tensor, got {type(value).__name__}")
+        event = tuple(self.event_shape)
+        if value.dim() < len(event) or tuple(value.shape[value.dim() - len(event) :]) != event:
+            raise ValueError(
+                f"value must end in the event shape {event}, got shape {tuple(value.shape)}"
+            )
+        return value

@@ -1,0 +1,102 @@
+"""The base of the laws over one structure's solutions (the Gibbs laws and perturb-and-MAP).
+
+A law holds a :class:`Structure`, its completed options (``k``, ``root``,
+``lengths``), the scores ``logits`` and the temperature ``tau`` of its relaxed
+sample; this base checks them once, expands them to a larger batch, and checks
+the values handed to ``log_prob``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+from torch.distributions import Distribution, constraints
+
+from ._registry import structure as resolve
+from ._structure import Structure
+from ._utils import Sampled
+from .checks import check_scores, check_tau
+
+__all__ = ["StructuredLaw"]
+
+
+class StructuredLaw(Sampled):
+    """A law over the solutions of one structure, scored by ``logits``.
+
+    Subclasses call :meth:`_setup` from ``__init__`` and say what they draw in ``_draw``.
+
+    Attributes:
+        structure: the :class:`Structure`.
+        options: its completed options (``k``, ``root``, ``lengths``, ...).
+        logits: the scores θ, ``[*batch, *scores event]``.
+        tau: the temperature of ``rsample``.
+    """
+
+    arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
+    structure: Structure
+    options: dict[str, Any]
+    logits: Tensor
+    tau: float
+
+    def _setup(
+        self,
+        name: str | Structure,
+        logits: Tensor,
+        tau: float,
+        validate_args: bool | None,
+        **options: Any,
+    ) -> None:
+        """Check ``logits``, ``tau`` and the options; set the batch and event shapes.
+
+        Raises:
+            ValueError: naming the bad argument (see :meth:`Structure.check`).
+        """
+        self.structure = resolve(name)
+        d = self.structure.event_dim
+        check_scores(logits, "logits", d, square=self.structure.square)
+        self.options = self.structure.check(logits, **options)
+        self.logits = logits
+        self.tau = check_tau(tau)
+        event = self.structure.solution_shape(logits.shape[-d:])
+        super().__init__(logits.shape[:-d], event, validate_args=validate_args)
+
+    @constraints.dependent_property(is_discrete=True, event_dim=0)
+    def support(self) -> constraints.Constraint:
+        return constraints.independent(constraints.boolean, len(self.event_shape))
+
+    @property
+    def mode(self) -> Tensor:
+        """The MAP structure ``MAP(θ)`` (through structgrad.solvers), 0/1 like ``logits``."""
+        return self.structure.map(self.logits, **self.options)
+
+    def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> StructuredLaw:
+        """The same law broadcast to ``batch_shape`` (options, ``lengths`` and ``tau`` kept)."""
+        new = self._get_checked_instance(type(self), _instance)
+        shape = torch.Size(batch_shape)
+        new.structure = self.structure
+        new.options = dict(self.options)
+        if new.options.get("lengths") is not None:
+            new.options["lengths"] = torch.as_tensor(new.options["lengths"]).expand(shape)
+        # The scores' event dims, which differ from the solutions' for binary trees.
+        scores_event = self.logits.shape[len(self.batch_shape) :]
+        new.logits = self.logits.expand(shape + scores_event)
+        new.tau = self.tau
+        Distribution.__init__(new, shape, self.event_shape, validate_args=False)
+        new._validate_args = self._validate_args
+        return new
+
+    def _check_value(self, value: Any) -> Tensor:
+        """``value`` if it is a tensor ending in the event shape, in the support when validating.
+
+        Raises:
+            TypeError: ``value`` is not a ``torch.Tensor``.
+            ValueError: its trailing dims are not the event shape, or (with
+                ``validate_args``) an entry is not 0/1, torch's message.
+        """
+        self._check_event(value)
+        if self._validate_args and value.numel():  # torch's check cannot reshape empties
+            self._validate_sample(value)
+        return value
