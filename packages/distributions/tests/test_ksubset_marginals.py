@@ -78,6 +78,21 @@ def test_extreme_scores_and_neg_inf(dtype: torch.dtype) -> None:
     torch.testing.assert_close(out.sum(-1), torch.full((6,), 4.0, dtype=dtype), atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("spread", [1e10, 1e20, 1e38])
+def test_ties_at_huge_spreads(dtype: torch.dtype, spread: float) -> None:
+    # log e_k = -1e20 + log 3 rounded the log 3 away: tied items below the top got 1.
+    got = k_subset_marginals(torch.tensor([0.0, -spread, -spread, -spread], dtype=dtype), 2)
+    torch.testing.assert_close(got, torch.tensor([1.0, 1 / 3, 1 / 3, 1 / 3], dtype=dtype))
+    got = k_subset_marginals(torch.tensor([spread, 0.0, 0.0, -spread], dtype=dtype), 2)
+    torch.testing.assert_close(got, torch.tensor([1.0, 0.5, 0.5, 0.0], dtype=dtype))
+    x = torch.tensor([[0.0, -1.0, -2.0], [0.0, -spread, -2 * spread]], dtype=torch.float64)
+    ours = k_subset_marginals(x.requires_grad_(), 2)
+    torch.testing.assert_close(ours[1].detach(), torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64))
+    ours.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
 @pytest.mark.parametrize(("n", "k"), [(45, 9), (100, 50), (200, 199)])
 @pytest.mark.parametrize("scale", [10.0, 100.0, 1000.0])
 def test_float32_matches_float64(n: int, k: int, scale: float) -> None:

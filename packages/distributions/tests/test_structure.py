@@ -170,3 +170,25 @@ def test_edge_layouts_round_trip() -> None:
     grad_in = torch.randn(3, requires_grad=True)
     from_upper(grad_in).sum().backward()
     torch.testing.assert_close(grad_in.grad, torch.full((3,), 2.0))
+
+
+def test_divide_by_tau_keeps_a_learned_tau_finite() -> None:
+    from structgrad.distributions import divide_by_tau
+
+    scores = torch.tensor([0.5, -torch.inf, 1.0])
+    tau = torch.tensor(0.5, requires_grad=True)
+    out = divide_by_tau(scores, tau)
+    assert torch.equal(out.detach(), torch.tensor([1.0, -torch.inf, 2.0]))
+    torch.softmax(out, -1)[0].backward()
+    assert torch.isfinite(tau.grad)
+    assert torch.equal(divide_by_tau(scores, torch.tensor(0.5)), scores / 0.5)
+
+
+def test_relaxed_scores_that_overflow_are_named() -> None:
+    # Trees read only part of their event, so they are not centred: a quotient
+    # that overflows float32 is an error naming it, not a +inf deep inside.
+    w = torch.full((4, 4), 1e31)
+    with pytest.raises(ValueError, match="overflows"):
+        structure("spanning_tree").relax(w, tau=1e-8)
+    got = structure("categorical").relax(torch.tensor([1e31, 0.0, -1e31]), tau=1e-8)
+    assert torch.equal(got, torch.tensor([1.0, 0.0, 0.0]))

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 import structgrad.solvers as solvers
-from structgrad.relaxations import gumbel_sinkhorn, independent_edges, relaxed_top_k, sinkhorn
+from structgrad.relaxations import (
+    binary_concrete,
+    gumbel_sinkhorn,
+    independent_edges,
+    relaxed_top_k,
+    sinkhorn,
+)
 
 
 def test_sinkhorn_is_doubly_stochastic_and_tends_to_the_assignment() -> None:
@@ -99,6 +105,24 @@ def test_relaxed_top_k_wide_spreads_pick_each_item_once() -> None:
     (out * torch.arange(4.0)).sum().backward()
     assert torch.equal(out.detach(), torch.tensor([1.0, 1.0, 0.0, 1.0]))
     assert torch.isfinite(x.grad).all()
+
+
+def test_learned_tau_with_neg_inf_logits() -> None:
+    """Every tau-scaled relaxation: a finite tau gradient beside -inf scores."""
+    row = torch.tensor([0.5, -math.inf, 1.0, -0.3])
+    square = torch.tensor([[0.0, 1.0, -math.inf], [1.0, 0.0, 2.0], [-math.inf, 2.0, 0.0]])
+    calls = {
+        "relaxed_top_k": lambda t: relaxed_top_k(row, 2, t),
+        "binary_concrete": lambda t: binary_concrete(row, t),
+        "sinkhorn": lambda t: sinkhorn(square, tau=t),
+        "sinkhorn anneal": lambda t: sinkhorn(square, tau=t, anneal=True),
+        "gumbel_sinkhorn": lambda t: gumbel_sinkhorn(square, t),
+    }
+    for name, call in calls.items():
+        tau = torch.tensor(0.5, requires_grad=True)
+        out = call(tau)
+        (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
+        assert torch.isfinite(tau.grad), name
 
 
 def test_independent_edges_forms() -> None:

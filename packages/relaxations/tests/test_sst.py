@@ -82,6 +82,55 @@ def test_finite_at_tiny_tau_huge_scores_and_neg_inf(
     assert torch.isfinite(out).all() and torch.isfinite(logits.grad).all()
 
 
+@pytest.mark.parametrize(("structure", "shape", "options"), CASES)
+def test_learned_tau_with_neg_inf_logits_has_a_finite_gradient(
+    structure: str, shape: tuple, options: dict
+) -> None:
+    # The division's backward was 0 * inf = NaN for tau at a -inf score.
+    logits = torch.randn(shape, dtype=torch.float64)
+    logits[..., 0, -1] = -torch.inf
+    tau = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    out = sst(structure, logits, tau, generator=torch.Generator().manual_seed(0), **options)
+    (out * torch.randn(shape, dtype=torch.float64)).sum().backward()
+    assert torch.isfinite(tau.grad)
+    # Away from -inf the gradient is the plain quotient's (a finite difference).
+    finite = logits.masked_fill(torch.isneginf(logits), -30.0)
+
+    def at(t: float) -> torch.Tensor:
+        g = torch.Generator().manual_seed(0)
+        return sst(structure, finite, t, generator=g, **options)
+
+    if structure != "matching":  # (Sinkhorn's anneal schedule is piecewise in tau)
+        out = sst(structure, finite, tau, generator=torch.Generator().manual_seed(0), **options)
+        w = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        (grad,) = torch.autograd.grad((out * w).sum(), tau)
+        numeric = ((at(0.5 + 1e-6) - at(0.5 - 1e-6)) * w).sum() / 2e-6
+        torch.testing.assert_close(grad, numeric, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_huge_scores_at_tiny_tau(dtype: torch.dtype) -> None:
+    """1e31 / 1e-8 overflows float32: shift-invariant laws shift first, trees say so."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, generator=g, dtype=dtype) * 1e31
+    out = sst("k_subset", x, 1e-8, k=2, generator=torch.Generator().manual_seed(2))
+    noisy = x + _gumbel(x, 2)
+    torch.testing.assert_close(out, solvers.top_k(noisy, 2))
+    w = torch.randn(6, 5, 5, generator=g, dtype=dtype) * 1e31
+    if dtype == torch.float32:
+        with pytest.raises(ValueError, match=r"overflows torch\.float32"):
+            sst("spanning_tree", w, 1e-8)
+    else:
+        assert torch.isfinite(sst("spanning_tree", w, 1e-8)).all()
+
+
+def _gumbel(like: torch.Tensor, seed: int) -> torch.Tensor:
+    from structgrad.distributions import sample_gumbel
+
+    g = torch.Generator().manual_seed(seed)
+    return sample_gumbel(like.shape, dtype=like.dtype, generator=g)
+
+
 def test_gradcheck_through_the_trick() -> None:
     for structure, shape, options in CASES:
         logits = torch.randn(shape, dtype=torch.float64, requires_grad=True)

@@ -37,6 +37,7 @@ from ._tree_marginals import spanning_tree_marginals as spanning_tree_marginals
 from ._trees import edge_list as edge_list
 from ._trees import from_upper as from_upper
 from ._trees import to_upper as to_upper
+from ._utils import divide_by_tau as divide_by_tau
 from ._utils import gumbel_like as gumbel_like
 from ._utils import sample_gumbel as sample_gumbel
 from ._utils import sample_uniform as sample_uniform
@@ -57,6 +58,7 @@ __all__ = [
     "__version__",
     "arborescence_marginals",
     "checks",
+    "divide_by_tau",
     "edge_list",
     "from_upper",
     "gumbel_like",

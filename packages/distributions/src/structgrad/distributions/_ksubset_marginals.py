@@ -162,6 +162,25 @@ def _shifted(scores: Tensor) -> tuple[Tensor, Tensor]:
     return scores - shift, shift
 
 
+# Marginals resolve scores only within this many nats of the k-th largest one:
+# further above, an item is in (marginal 1 to within e^-700), further below out.
+_RESOLVED = 700.0
+
+
+def _resolved(scores: Tensor, k: int) -> Tensor:
+    """``scores`` minus the row's k-th largest, clamped to ``±_RESOLVED`` (``-inf`` kept).
+
+    The marginals change by less than ``e^-700``, while the DP's values stay
+    small: at a spread of 1e20, ``log e_k = -1e20 + log 3`` rounds the ``log 3``
+    away, and tied items below the top all got marginal 1.
+    """
+    neg = torch.isneginf(scores)
+    kth = scores.detach().topk(k, dim=-1).values[..., -1:]
+    # (fewer than k finite scores, with the checks off: no shift)
+    theta = scores - torch.where(torch.isfinite(kth), kth, 0.0)
+    return torch.where(neg, -torch.inf, theta.clamp(-_RESOLVED, _RESOLVED))
+
+
 def _validate(scores: Tensor, k: int) -> tuple[int, int]:
     n, k = check_subset(scores, k)
     if validation_enabled() and (torch.isfinite(scores).sum(dim=-1) < k).any():
@@ -213,7 +232,7 @@ def k_subset_marginals(scores: Tensor, k: int) -> Tensor:
         return torch.full_like(scores, float(k > 0)) + 0.0 * scores.masked_fill(
             torch.isneginf(scores), 0.0
         )
-    theta, _ = _shifted(_work(scores, k))  # the shift cancels in the ratio below
+    theta, _ = _shifted(_resolved(_work(scores, k), k))  # the shift cancels in the ratio below
     # Both passes in one loop (the reversed scores stacked in front): the DP is
     # a chain of small ops, so this halves their number.
     both = _prefix(torch.stack([theta, theta.flip(-1)]), k)  # [2, ..., n + 1, k + 1]

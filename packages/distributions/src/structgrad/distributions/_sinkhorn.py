@@ -15,7 +15,8 @@ from torch import Tensor
 from structgrad.solvers import linear_assignment
 
 from ._numerics import finite_min
-from .checks import as_tau, check_int, check_square
+from ._utils import divide_by_tau
+from .checks import as_tau, check_int, check_square, validation_enabled
 
 __all__ = ["sinkhorn"]
 
@@ -84,7 +85,7 @@ def sinkhorn(
         wide = torch.float64 if log_alpha.dtype == torch.float32 else log_alpha.dtype
         g = _annealed_column_potentials(log_alpha.to(wide), t.to(wide))
         start = log_alpha + g.to(log_alpha.dtype)
-    z = start / t
+    z = divide_by_tau(start, t)
     # Scores a float32 range apart overflow to -inf once divided by tau, and a
     # row of -inf only would make the normalisation NaN: finite entries stay
     # above -max/4 (exp of the difference is 0 all the same); -inf stays -inf.
@@ -107,6 +108,8 @@ def _check_support(log_alpha: Tensor) -> None:
     rows that do not sum to 1. Checked by one assignment on the 0 / ``-inf``
     pattern (it uses a ``-inf`` pair only when it must).
     """
+    if not validation_enabled():  # a value check: off, or torch.compile is tracing
+        return
     forbidden = torch.isneginf(log_alpha)
     if not forbidden.any():
         return
@@ -157,6 +160,6 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
         t = torch.maximum(start * _STAGE_FACTOR**stage, tau)
         for _ in range(rounds):
             # Potentials in score units, so they carry over when t changes.
-            f = -t * torch.logsumexp((log_alpha + g) / t, dim=-1, keepdim=True)
-            g = -t * torch.logsumexp((log_alpha + f) / t, dim=-2, keepdim=True)
+            f = -t * torch.logsumexp(divide_by_tau(log_alpha + g, t), -1, keepdim=True)
+            g = -t * torch.logsumexp(divide_by_tau(log_alpha + f, t), -2, keepdim=True)
     return g

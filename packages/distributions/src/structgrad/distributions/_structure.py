@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ._coordinates import Coordinates
 from ._trace import Tracing
-from ._utils import dot, gumbel_like, value_and_gradient
+from ._utils import dot, gumbel_like, relaxation_input, value_and_gradient
 from .checks import as_tau, check_generator, check_scores, lengths_mask
 
 __all__ = ["Structure"]
@@ -210,7 +210,7 @@ class Structure(Tracing, Coordinates):
         return self._relax(scores, as_tau(tau, scores), **opts, **extra)
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
-        return self.marginals(scores / tau, **opts)
+        return self.marginals(relaxation_input(scores, tau), **opts)
 
     # -- the exponential family ------------------------------------------------
 

@@ -17,7 +17,7 @@ from ._structure import Structure
 from ._trace import CategoricalTracing, KSubsetTracing
 from ._trace_matching import MatchingTracing
 from ._trace_sequence import BinaryTreeTracing
-from ._utils import logsumexp
+from ._utils import logsumexp, relaxation_input
 from .checks import check_int
 
 __all__ = [
@@ -77,7 +77,8 @@ class CategoricalStructure(CategoricalTracing, Structure):
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         # shift-invariant: subtracting the max keeps scores / tau finite
-        return torch.softmax((scores - scores.detach().amax(-1, keepdim=True)) / tau, dim=-1)
+        top = scores.detach().amax(-1, keepdim=True)
+        return torch.softmax(relaxation_input(scores, tau, top), dim=-1)
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         # One-hot argmax in torch (ties to the lowest index, as solvers.top_k): it
@@ -129,7 +130,11 @@ class KSubsetStructure(KSubsetTracing, Structure):
         return np.ones((1, n)), np.array([float(k)]), np.eye(n), np.ones(n)
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
-        return k_subset_marginals(scores / tau, opts["k"])
+        # Every k-subset has k items: shift-invariant. The marginals are resolved
+        # around the k-th largest score (above it items are in, below out).
+        k = opts["k"]
+        kth = scores.detach().topk(max(k, 1), dim=-1).values[..., -1:]
+        return k_subset_marginals(relaxation_input(scores, tau, kth), k)
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         return _top_k(scores, opts["k"])

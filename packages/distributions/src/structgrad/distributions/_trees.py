@@ -25,7 +25,7 @@ from ._structure import Structure
 from ._trace_arborescence import ArborescenceTracing
 from ._trace_tree import SpanningTreeTracing
 from ._tree_marginals import spanning_tree_marginals
-from ._utils import dot
+from ._utils import dot, relaxation_input
 from ._wilson import sample_arborescences
 from .checks import check_int, check_tensor, square_size
 
@@ -119,7 +119,7 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         return spanning_tree_marginals(
-            scores / tau, lengths=opts["lengths"], max_range=opts.get("max_range")
+            relaxation_input(scores, tau), lengths=opts["lengths"], max_range=opts.get("max_range")
         )
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
@@ -186,7 +186,7 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         return arborescence_marginals(
-            scores / tau,
+            relaxation_input(scores, tau),
             root=opts["root"],
             lengths=opts["lengths"],
             max_range=opts.get("max_range"),

@@ -10,18 +10,75 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from .checks import check_generator, check_shape, check_tensor
+from .checks import check_generator, check_shape, check_tensor, validation_enabled
 
 __all__ = [
     "Sampled",
+    "divide_by_tau",
     "dot",
     "gradient",
     "gumbel_like",
     "logsumexp",
     "rand",
+    "relaxation_input",
     "sample_gumbel",
     "sample_uniform",
 ]
+
+
+def divide_by_tau(scores: Tensor, tau: Tensor) -> Tensor:
+    """``scores / tau`` with ``-inf`` kept, and a finite gradient for a learned ``tau``.
+
+    A ``-inf`` numerator makes ``tau``'s gradient NaN (0 · inf in the
+    division's backward): where ``tau`` requires grad, those entries are divided
+    as 0 and put back.
+
+    Args:
+        scores: ``[..., *event]`` scores, ``-inf`` for forbidden entries.
+        tau: positive temperatures broadcasting to ``scores`` (:func:`checks.as_tau`).
+    """
+    if not tau.requires_grad:
+        return scores / tau
+    neg = torch.isneginf(scores)
+    return torch.where(neg, -torch.inf, torch.where(neg, 0.0, scores) / tau)
+
+
+# Quotients centred at a reference are clamped to this many nats: weights e^-700
+# apart are 0 and 1 to the last digit of float64.
+RESOLVED_NATS = 700.0
+
+
+def relaxation_input(scores: Tensor, tau: Tensor, centre: Tensor | None = None) -> Tensor:
+    """:func:`divide_by_tau` for a structure's relaxation, kept in range.
+
+    Args:
+        scores: ``[..., *event]`` scores, ``-inf`` for forbidden entries.
+        tau: positive temperatures broadcasting to ``scores``.
+        centre: a (detached) reference broadcasting to ``scores`` that the
+            relaxation is invariant to subtracting and around which it resolves
+            scores (the maximum for a softmax, the k-th largest score for
+            k-subsets). It is subtracted first and the quotient clamped to
+            ``±RESOLVED_NATS``: huge scores at a tiny ``tau`` (1e31 / 1e-8)
+            neither overflow nor tie. ``None``: the plain quotient.
+
+    Raises:
+        ValueError: without ``centre``, a finite score whose quotient overflows
+            the dtype (checked while values are checked, see
+            :func:`checks.validation_enabled`).
+    """
+    neg = torch.isneginf(scores)
+    if centre is not None:
+        shifted = scores - torch.where(torch.isfinite(centre), centre, 0.0)
+        scaled = divide_by_tau(shifted, tau).clamp(-RESOLVED_NATS, RESOLVED_NATS)
+        return torch.where(neg, -torch.inf, scaled)
+    scaled = divide_by_tau(scores, tau)
+    if validation_enabled() and bool((torch.isinf(scaled) & ~neg).any()):
+        raise ValueError(
+            f"scores / tau overflows {scores.dtype} (scores up to "
+            f"{scores.detach().abs().masked_fill(neg, 0).max().item():.3g}, tau down to "
+            f"{tau.detach().min().item():.3g}): use float64 scores or a larger tau"
+        )
+    return scaled
 
 
 def logsumexp(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions import sample_gumbel, sample_uniform
+from structgrad.distributions import divide_by_tau, sample_gumbel, sample_uniform
 from structgrad.distributions.checks import (
     as_tau,
     check_tensor,
@@ -67,14 +67,8 @@ def gumbel_softmax(
     # its division by tau finite up to the dtype's largest value.
     logits = logits - logits.detach().amax(dim=dim, keepdim=True)
     perturbed = logits + noise
-    if t.requires_grad:
-        # A learned tau: -inf categories are divided as 0 and put back, since a
-        # -inf numerator makes tau's gradient NaN (0 · inf in the division's backward).
-        impossible = torch.isneginf(perturbed)
-        scaled = torch.where(impossible, 0.0, perturbed) / t
-        scaled = torch.where(impossible, -torch.inf, scaled)
-    else:
-        scaled = perturbed / t
+    # (a learned tau keeps a finite gradient where some logits are -inf)
+    scaled = divide_by_tau(perturbed, t)
     # log_softmax subtracts the max before exponentiating: finite at tiny tau.
     soft = torch.log_softmax(scaled, dim=dim).exp()
     if not hard:
@@ -113,7 +107,7 @@ def binary_concrete(
     # Logistic noise log(u) - log(1 - u); log1p keeps precision near u = 0.
     noise = torch.log(u) - torch.log1p(-u)
     perturbed = logits + noise
-    soft = torch.sigmoid(perturbed / t)
+    soft = torch.sigmoid(divide_by_tau(perturbed, t))
     if not hard:
         return soft
     return hard_with_soft_gradient((perturbed > 0).to(soft.dtype), soft)

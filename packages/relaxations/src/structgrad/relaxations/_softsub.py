@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions import sample_gumbel
+from structgrad.distributions import divide_by_tau, sample_gumbel
 from structgrad.distributions.checks import as_tau, check_subset, validation_enabled
 
 __all__ = ["relaxed_top_k"]
@@ -62,7 +62,7 @@ def relaxed_top_k(
     floor = torch.finfo(scores.dtype).min / 4
     khot = torch.zeros_like(scores)
     for _ in range(k):
-        logits = r / t
+        logits = divide_by_tau(r, t)
         a = torch.softmax(logits, dim=-1)
         khot = khot + a
         r = r + _log1m_softmax(logits, a).clamp_min(floor)
