@@ -100,6 +100,22 @@ def test_beta_update_rule():
     assert all(torch.equal(before[k], v) for k, v in t.state_dict().items())
 
 
+@pytest.mark.parametrize("samples", [None, 3])
+def test_an_empty_batch_leaves_the_adaptive_state_unchanged(samples):
+    """No estimate to count: ν must not decay towards 0 (nor β move) on an empty batch."""
+    target = E.AdaptiveTarget(beta=0.5, step=0.1, target_nnz=3.0)
+    layer = E.aimle("k_subset", k=2, target=target, samples=samples)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    theta = torch.randn(0, 6, requires_grad=True)
+    z = layer(theta, generator=torch.Generator().manual_seed(0))
+    (z * torch.randn(6)).sum().backward()
+    assert theta.grad.shape == (0, 6)
+    for key, value in layer.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    target.update(torch.zeros(2, 0, 6), 1)  # the rule itself
+    assert all(torch.equal(before[k], v) for k, v in layer.state_dict().items())
+
+
 def test_beta_reaches_the_target_density():
     # top-10 of 20, loss ‖z − b‖²: β starts at 0 and must settle where the
     # per-sample gradients have about 6 non-zero entries

@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import torch
 
@@ -99,3 +101,59 @@ def test_neg_inf_and_options():
         E.PerturbedOptimizer("k_subset", k=2, tau=0.0)
     with pytest.raises(ValueError, match="samples >= 2"):
         E.PerturbedOptimizer("k_subset", k=2, samples=1, baseline=True)
+
+
+def _unread(structure, lengths, n, root=0):
+    """bool [B, n, n]: the entries the MAP never reads (outside lengths, self-loops, ...)."""
+    inside = torch.arange(n) < torch.as_tensor(lengths)[:, None]
+    unread = ~(inside[:, :, None] & inside[:, None, :])
+    if structure == "spanning_tree":
+        return unread | ~torch.ones(n, n, dtype=torch.bool).triu(1)
+    unread = unread | torch.eye(n, dtype=torch.bool)
+    unread[:, :, root] = True
+    return unread
+
+
+@pytest.mark.parametrize(
+    ("structure", "options", "solve"),
+    [
+        ("spanning_tree", {}, solvers.max_spanning_tree),
+        ("arborescence", {"root": 2}, functools.partial(solvers.max_arborescence, root=2)),
+    ],
+)
+@pytest.mark.parametrize("baseline", [False, True])
+def test_noise_score_is_exactly_zero_where_the_map_never_reads(structure, options, solve, baseline):
+    """The formula on the entries the MAP reads; exact zeros on the others, as IMLE gives."""
+    n, lengths = 5, torch.tensor([5, 3, 4])
+    theta = torch.randn(3, n, n, dtype=torch.float64)
+    theta = (theta + theta.mT).requires_grad_(True)
+    v = torch.randn(3, n, n, dtype=torch.float64)
+    layer = E.perturbed(structure, tau=0.5, samples=4, baseline=baseline, **options)
+    y = layer(theta, lengths=lengths, generator=torch.Generator().manual_seed(1))
+    (y * v).sum().backward()
+    eps = E.Normal().sample(
+        (4, 3, n, n), dtype=torch.float64, device=theta.device,
+        generator=torch.Generator().manual_seed(1),
+    )  # fmt: skip
+    z = solve((theta.detach() + 0.5 * eps).reshape(-1, n, n), lengths=lengths.repeat(4))
+    z = z.reshape(4, 3, n, n)
+    torch.testing.assert_close(y, z.mean(0))
+    w = (z * v).sum((-1, -2), keepdim=True)
+    if baseline:
+        w = w - (w.sum(0) - w) / 3
+    unread = _unread(structure, lengths, n, **options)
+    want = torch.where(unread, 0.0, (w * eps).mean(0) / 0.5)
+    torch.testing.assert_close(theta.grad, want)
+    assert (theta.grad[unread] == 0).all() and (theta.grad[~unread] != 0).any()
+    imle = E.imle(structure, **options)  # the finite difference: zeros there by itself
+    t = theta.detach().requires_grad_(True)
+    (imle(t, lengths=lengths) * v).sum().backward()
+    assert (t.grad[unread] == 0).all()
+
+
+def test_perturbed_arborescence_with_lengths_compiles():
+    from structgrad.testing.compiled import assert_compiles
+
+    layer = E.perturbed("arborescence", root=1, samples=3)
+    lengths = torch.tensor([4, 3])
+    assert_compiles(lambda x: layer(x, lengths=lengths), torch.randn(2, 4, 4))

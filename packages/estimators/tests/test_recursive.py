@@ -429,3 +429,47 @@ def test_one_vertex_graphs_in_a_padded_batch(structure):
     assert log_p[0] == 0 and log_p[1] < 0
     log_p.sum().backward()
     assert torch.isfinite(logits.grad).all() and (logits.grad[0] == 0).all()
+
+
+def test_a_trace_without_steps_conditions_on_nothing() -> None:
+    """k = 0: no step, so ``U | T`` is the ordinary draw ``θ + G`` and ``log p(T) = 0``."""
+    theta = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    out = E.sample_with_trace("k_subset", theta, k=0, generator=torch.Generator().manual_seed(5))
+    assert out.trace.order.shape == (3, 0) and (out.sample == 0).all()
+    cond = E.conditional_utilities(
+        "k_subset", out.trace, theta, k=0, generator=torch.Generator().manual_seed(5)
+    )
+    # The same generator state gives the very same utilities as the unconditional draw.
+    assert torch.equal(cond.detach(), out.utilities)
+    (grad,) = torch.autograd.grad(cond.sum(), theta)
+    assert torch.equal(grad, torch.ones_like(theta))  # ∂(θ + G)/∂θ = 1
+    log_p = E.trace_log_prob("k_subset", out.trace, theta, k=0)
+    assert torch.equal(log_p, torch.zeros(3, dtype=torch.float64))
+    read = R.trace_read_mask("k_subset", out.trace, theta, {"k": 0})
+    assert read.shape == theta.shape and not read.any()  # nothing was compared
+
+
+def test_safe_logsumexp_of_no_terms() -> None:
+    from structgrad.estimators.recursive._steps import safe_logsumexp
+
+    x = torch.zeros(2, 0, 3, requires_grad=True)
+    out = safe_logsumexp(x, dim=-2)
+    assert out.shape == (2, 3) and (out == -torch.inf).all()
+    assert torch.equal(safe_logsumexp(torch.zeros(2, 0), dim=-1), torch.full((2,), -torch.inf))
+
+
+@pytest.mark.parametrize("k", [1, 3, 4])
+def test_a_trace_of_another_k_raises(k: int) -> None:
+    theta = torch.zeros(3, 5)
+    out = E.sample_with_trace("k_subset", torch.randn(3, 5), k=2)
+    with pytest.raises(ValueError, match=f"the trace was not drawn with k = {k}"):
+        E.trace_log_prob("k_subset", out.trace, theta, k=k)
+    with pytest.raises(ValueError, match=f"the trace was not drawn with k = {k}"):
+        E.conditional_utilities("k_subset", out.trace, theta, k=k)
+    # The right k: log p of the first two steps of uniform logits, 1/5 · 1/4.
+    want = torch.full((3,), -math.log(20.0))
+    torch.testing.assert_close(E.trace_log_prob("k_subset", out.trace, theta, k=2), want)
+    # A trace straight from the solver (numpy) is checked too.
+    _, trace = solvers.top_k(np.random.default_rng(0).normal(size=(3, 5)), 2, return_trace=True)
+    with pytest.raises(ValueError, match="not drawn with k = 3"):
+        E.trace_log_prob("k_subset", trace, theta, k=3)

@@ -171,3 +171,80 @@ def test_relax_errors():
     bad = E.RELAX("categorical", critic=lambda u: u.sum())
     with pytest.raises(ValueError, match="one value per row"):
         bad(torch.zeros(3, 4, requires_grad=True))
+
+
+@pytest.mark.parametrize("samples", [None, 2])
+def test_relax_on_a_0_subset_is_exactly_zero(samples):
+    """k = 0: the sample is constant, so is f: the estimate and the critic's gradient are 0."""
+    layer = E.relax("k_subset", k=0, event_shape=(4,), samples=samples)
+    theta = torch.randn(3, 4, requires_grad=True)
+    x = layer(theta, generator=torch.Generator().manual_seed(0))
+    assert (x == 0).all()
+    out = layer.attach(H.f(x.reshape(-1, 4)).reshape(x.shape[:-1]) + 1.0)
+    out.sum().backward()
+    assert torch.equal(theta.grad, torch.zeros_like(theta))
+    assert all(torch.equal(p.grad, torch.zeros_like(p)) for p in layer.critic.parameters())
+
+
+def _padded(structure, lengths, seed):
+    """Logits [B, n, n] with garbage on the entries no trace reads, and their mask."""
+    n = 5
+    g = torch.Generator().manual_seed(seed)
+    theta = torch.randn(len(lengths), n, n, dtype=torch.float64, generator=g)
+    inside = torch.arange(n) < torch.tensor(lengths)[:, None]
+    unread = ~(inside[:, :, None] & inside[:, None, :])
+    if structure == "spanning_tree":
+        theta = torch.triu(theta, 1) + torch.triu(theta, 1).mT
+        unread = unread | ~torch.ones(n, n, dtype=torch.bool).triu(1)
+    else:  # arborescence rooted at 1: no self-loop, nothing into the root
+        unread = unread | torch.eye(n, dtype=torch.bool)
+        unread[:, :, 1] = True
+    return theta, unread
+
+
+@pytest.mark.parametrize("structure", ["spanning_tree", "arborescence"])
+def test_relax_is_exactly_zero_where_nothing_is_read(structure):
+    """Padding beyond per-call lengths, self-loops, the root's column: exact zeros, and
+    the default critic does not read them (garbage there changes nothing)."""
+    lengths = [5, 3, 2]
+    options = {"root": 1} if structure == "arborescence" else {}
+    theta, unread = _padded(structure, lengths, seed=3)
+    other = torch.where(unread, 100.0 * torch.randn_like(theta), theta)
+    first = _relax_grads(structure, theta, lengths, options)
+    second = _relax_grads(structure, other, lengths, options)
+    for (grad, _), name in zip((first, second), ("theta", "other"), strict=True):
+        assert torch.equal(grad[unread], torch.zeros_like(grad[unread])), name
+        assert (grad[~unread] != 0).any(), name
+    assert torch.equal(first[0], second[0])
+    for p, q in zip(first[1], second[1], strict=True):
+        assert torch.equal(p, q)
+
+
+def _relax_grads(structure, theta, lengths, options):
+    torch.manual_seed(0)  # the same critic weights for every call
+    layer = E.relax(structure, event_shape=theta.shape[-2:], **options).double()
+    t = theta.clone().requires_grad_(True)
+    x = layer(t, lengths=torch.tensor(lengths), generator=torch.Generator().manual_seed(4))
+    layer.attach(H.f(x)).sum().backward()
+    return t.grad, [p.grad for p in layer.critic.parameters()]
+
+
+def test_relax_with_lengths_is_unbiased():
+    from structgrad.testing.traces import exact_expectation
+
+    theta, unread = _padded("spanning_tree", [3], seed=5)
+    small = theta[0, :3, :3].clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(exact_expectation("spanning_tree", small, H.f), small)
+    exact = torch.zeros_like(theta[0])
+    exact[:3, :3] = grad
+    layer = E.relax("spanning_tree", event_shape=(5, 5)).double()
+    lengths = torch.full((10_000,), 3)
+
+    def loss(x):
+        return H.f(x[:, :3, :3])
+
+    th = theta[0].expand(10_000, 5, 5).clone().requires_grad_(True)
+    x = layer(th, lengths=lengths, generator=torch.Generator().manual_seed(6))
+    layer.attach(loss(x)).sum().backward()
+    assert (th.grad[:, unread[0]] == 0).all()
+    H.assert_unbiased(torch.triu(th.grad, 1), torch.triu(exact, 1))

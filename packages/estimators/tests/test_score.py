@@ -161,6 +161,39 @@ def test_ema_is_read_before_it_is_updated_and_saved():
     assert int(layer.ema.steps) == 2  # no update in eval mode
 
 
+@pytest.mark.parametrize("score", ["trace", "noise"])
+@pytest.mark.parametrize("baseline", ["ema", "nvil"])
+def test_an_empty_batch_leaves_the_moving_average_unchanged(score, baseline):
+    """The mean of an empty loss is NaN: it must not reach the average (nor count a step)."""
+
+    def step(layer, theta, seed):
+        theta = theta.clone().requires_grad_(True)
+        x = layer(theta, generator=torch.Generator().manual_seed(seed))
+        layer.attach(H.f(x)).sum().backward()
+        return theta.grad
+
+    theta = torch.randn(6, 5, dtype=torch.float64)
+    warm = E.ScoreFunction("k_subset", k=2, score=score, baseline=baseline)
+    fresh = E.ScoreFunction("k_subset", k=2, score=score, baseline=baseline)
+    step(warm, theta, 0)  # a non-trivial average first
+    state = {k: v.clone() for k, v in warm.state_dict().items()}
+    empty = step(warm, theta[:0], 1)
+    assert empty.shape == (0, 5)
+    for key, value in warm.state_dict().items():
+        assert torch.equal(value, state[key]), key
+    assert int(warm.ema.steps) == 1 and torch.isfinite(warm.ema.average)
+    # ... so the next batch gets the gradient of a layer that never saw the empty one.
+    step(fresh, theta, 0)
+    after, want = step(warm, theta, 2), step(fresh, theta, 2)
+    assert torch.isfinite(after).all() and torch.equal(after, want)
+    assert torch.equal(warm.ema.average, fresh.ema.average)
+    # The buffer itself, without a layer around it.
+    ema = E.MovingAverage(0.9)
+    ema.update(torch.zeros(0, 3))
+    assert int(ema.steps) == 0 and float(ema.average) == 0.0
+    assert float(ema.value(torch.zeros(()))) == 0.0
+
+
 def test_nvil_trains_the_baseline_and_is_saved():
     layer = E.reinforce("categorical", baseline="nvil", ema_decay=0.0)
     theta = torch.zeros(8, 3, requires_grad=True)

@@ -48,3 +48,22 @@ def test_minimisation_spanning_trees_and_neg_inf():
     z = E.straight_through("categorical", noise="gumbel")(t)
     z.sum().backward()
     assert torch.isfinite(z).all() and torch.equal(t.grad, torch.tensor([[1.0, 0.0, 1.0]]))
+
+
+def test_identity_is_zero_where_the_map_never_reads():
+    """Padding beyond lengths, self-loops and edges into the root get no gradient."""
+    v = torch.randn(2, 4, 4)
+    theta = torch.randn(2, 4, 4, requires_grad=True)
+    (
+        E.straight_through("arborescence", root=1)(theta, lengths=torch.tensor([4, 3])) * v
+    ).sum().backward()
+    want = v.clone()
+    want[1, 3, :] = want[1, :, 3] = 0.0  # vertex 3 is outside the second graph
+    want[:, :, 1] = 0.0  # nothing goes into the root
+    want[:, torch.arange(4), torch.arange(4)] = 0.0  # no self-loops
+    assert torch.equal(theta.grad, want)
+    theta = torch.randn(4, 4, requires_grad=True)
+    (E.straight_through("spanning_tree")(theta, lengths=2) * v[0]).sum().backward()
+    want = torch.zeros(4, 4)
+    want[0, 1] = v[0, 0, 1] + v[0, 1, 0]  # the one edge of a 2-vertex graph
+    assert torch.equal(theta.grad, want)

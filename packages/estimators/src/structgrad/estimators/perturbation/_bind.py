@@ -99,6 +99,7 @@ def _bind_structure(name: str, given: dict[str, Any]) -> BoundSolver:
         upper=s.symmetric,
         ones=functools.partial(s.ones, **options),
         lengths="lengths" in s.option_names,
+        reads=functools.partial(s.trace_used, **options),
         trusted=True,
     )
 

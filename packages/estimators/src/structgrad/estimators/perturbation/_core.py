@@ -9,7 +9,7 @@ Forward, for every perturbation-based estimator: ``z_s = MAP(θ + τ ε_s)``,
   τ' = τ), or the central difference, each term averaged over ``M`` marginal
   noise draws, divided by λ when the target scales;
 - :class:`Identity` (straight-through): ``dy`` itself (folded onto the entries
-  the solver reads);
+  the solver reads, zero on those it never reads);
 - :class:`NoiseScore` (perturbed optimizers): the score-function Jacobian
   ``E[<MAP(θ + τZ), dy> ∇ν(Z)] / τ`` of Berthet et al. (2020), with an optional
   leave-one-out baseline over the ``S`` draws.
@@ -183,8 +183,9 @@ def _identity(plan: Plan, theta: Tensor, dy: Tensor) -> Tensor:
     """``dL/dθ = dL/dz`` (summed over samples unless they were averaged)."""
     if not plan.single and not plan.mean:
         dy = dy.sum(0)
-    # Spanning trees read the upper triangle: an edge gets dy_ij + dy_ji.
-    g = plan.solver.mask(plan.solver.fold(dy))
+    # Spanning trees read the upper triangle: an edge gets dy_ij + dy_ji. Entries
+    # the MAP never reads (padding, self-loops, into the root) get nothing.
+    g = plan.solver.mask_unread(plan.solver.fold(dy), plan.event_ndim, plan.lengths)
     # -inf scores are forbidden choices: they get no gradient.
     return torch.where(torch.isfinite(theta), g, 0.0)
 
@@ -206,7 +207,11 @@ def _noise_score(
             w = w - (w.sum(0, keepdim=True) - w) / (w.shape[0] - 1)
         grad = (w * score).mean(0)[0] / plan.tau
     grad = torch.where(torch.isfinite(theta), grad, 0.0)
-    return plan.solver.mask(grad)
+    # The noise score ∇ν(ε) is non-zero on every entry, including those the MAP
+    # never reads (padding beyond lengths, self-loops, edges into the root): the
+    # output does not depend on them, so their exact Jacobian is 0, as the
+    # finite differences give. Their zero-mean noise is dropped.
+    return plan.solver.mask_unread(grad, plan.event_ndim, plan.lengths)
 
 
 def _finite_difference(

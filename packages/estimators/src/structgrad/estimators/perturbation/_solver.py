@@ -41,6 +41,11 @@ class BoundSolver:
         ones: number of ones of a solution given the event shape (for
             Sum-of-Gamma noise), ``None`` when unknown.
         lengths: the solver accepts ``lengths=`` (padded batches).
+        reads: for our structures, ``reads(event_shape, device, lengths=...)``:
+            the structure's bool mask of the entries its MAP can read (its
+            ``trace_used`` with the bound options: inside ``lengths``, no
+            self-loop or edge into an arborescence's root), ``None`` when all
+            can; ``None`` for a user's solver.
         trusted: ``fn`` is one of our structure solvers, which return a tensor of
             the scores' shape, dtype and device by construction: :meth:`solve`
             skips checking its result (a user's solver is always checked).
@@ -53,6 +58,7 @@ class BoundSolver:
     upper: bool = False
     ones: Callable[[tuple[int, ...]], float] | None = None
     lengths: bool = False
+    reads: Callable[..., Tensor | None] | None = None
     trusted: bool = False
 
     def event_dims(self, theta: Tensor) -> int:
@@ -123,6 +129,20 @@ class BoundSolver:
     def mask(self, g: Tensor) -> Tensor:
         """Keep only the entries the solver reads (spanning tree: strict upper triangle)."""
         return torch.triu(g, diagonal=1) if self.upper else g
+
+    def mask_unread(self, g: Tensor, event_ndim: int, lengths: Tensor | None) -> Tensor:
+        """:meth:`mask`, and zeros on every entry the MAP never reads (see ``reads``).
+
+        Args:
+            g: ``[*lead, *batch, *event]`` gradients.
+            event_ndim: number of event dims.
+            lengths: the call's ``[*batch]`` sizes, or ``None``.
+        """
+        g = self.mask(g)
+        if self.reads is None:
+            return g
+        read = self.reads(tuple(g.shape[g.ndim - event_ndim :]), g.device, lengths=lengths)
+        return g if read is None else torch.where(read, g, 0.0)
 
     def lift(self, theta: Tensor) -> Tensor:
         """The linear map from scores to the solution space the solver reads.

@@ -168,10 +168,12 @@ class AdaptiveTarget(Target):
     def update(self, g: Tensor, event_ndim: int) -> None:
         """Update β from the unscaled estimates ``g`` ``[S, *batch, *event]``.
 
-        Does nothing in eval mode. All operations stay on the buffers' device
-        (no host synchronisation).
+        Does nothing in eval mode or for an empty batch (no estimate to count:
+        the state must not decay towards 0). All operations stay on the
+        buffers' device (no host synchronisation).
         """
-        if not self.training:
+        # numel is a shape fact (static under torch.compile), not a value.
+        if not self.training or g.numel() == 0:
             return
         event_size = math.prod(g.shape[g.ndim - event_ndim :])
         n_problems = max(1, g.numel() // max(1, event_size))

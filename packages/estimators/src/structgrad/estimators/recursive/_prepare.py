@@ -17,7 +17,7 @@ from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure, structure
 
-__all__ = ["RECURSIVE_STRUCTURES", "traced"]
+__all__ = ["RECURSIVE_STRUCTURES", "read_mask", "trace_read_mask", "traced"]
 
 #: Structures with a tractable trace distribution, in the order documented.
 RECURSIVE_STRUCTURES: tuple[str, ...] = tuple(n for n in STRUCTURES if structure(n).has_trace)
@@ -95,6 +95,13 @@ def _flat_steps(
         raise ValueError(f"{mismatch}; or is it the trace of another structure?") from None
     if candidates.shape[-1] != math.prod(event) or (chosen >= candidates.shape[-1]).any():
         raise ValueError(mismatch)
+    k = options.get("k")
+    # A k-subset's trace takes one step per element chosen, so its length is k (a
+    # shape: static under torch.compile). Unchecked, a trace of another k is scored.
+    if k is not None and chosen.shape[-1] != k:
+        raise ValueError(
+            f"{s.name}: the trace was not drawn with k = {k} (it chose {chosen.shape[-1]} elements)"
+        )
     if chosen.shape[:-1] != batch:
         raise ValueError(
             f"{s.name}: the trace has batch shape {tuple(chosen.shape[:-1])}, the "
@@ -108,3 +115,33 @@ def _flat_steps(
     live = (candidates & (flat > -torch.inf).unsqueeze(-2)).any(-1)
     chosen = torch.where(live, chosen, -1)
     return flat, chosen, candidates
+
+
+def read_mask(name: str, logits: Tensor, options: dict[str, Any]) -> Tensor | None:
+    """The entries the structure's algorithm can read, for these logits and options.
+
+    Args:
+        name: one of :data:`RECURSIVE_STRUCTURES`.
+        logits: ``[*batch, *event]`` scores (checked).
+        options: the structure's options, ``lengths`` included.
+
+    Returns:
+        bool ``[*event]`` (``[*batch, *event]`` with ``lengths``: nothing outside
+        them), or ``None`` when every entry can be read.
+    """
+    s, logits, event, options = _prepare(name, logits, options)
+    return s.trace_used(event, logits.device, **options)
+
+
+def trace_read_mask(name: str, trace: Any, logits: Tensor, options: dict[str, Any]) -> Tensor:
+    """The entries some step of ``trace`` compared, bool ``[*batch, *event]``.
+
+    An entry outside every candidate set did not influence the trace: ``U`` there
+    is independent of ``T`` (the conditional draw leaves it unconditional) and
+    ``log p(T)`` does not depend on it. Outside the ``lengths``, self-loops and
+    edges into an arborescence's root, or every entry of a 0-subset, are such.
+    """
+    _, chosen, candidates = _flat_steps(name, trace, logits, options)
+    # any over the steps: False for a trace with no steps (a size-0 dim).
+    read = (candidates & (chosen >= 0).unsqueeze(-1)).any(-2)
+    return read.reshape(logits.shape)

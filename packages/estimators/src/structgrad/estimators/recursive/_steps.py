@@ -47,7 +47,15 @@ def log_uniform_exponential(
 
 
 def safe_logsumexp(x: Tensor, dim: int) -> Tensor:
-    """``logsumexp`` that returns ``-inf`` with a zero (not NaN) gradient for empty sums."""
+    """``logsumexp`` that returns ``-inf`` with a zero (not NaN) gradient for empty sums.
+
+    Empty sums are all-``-inf`` terms, or no terms at all (a size-0 ``dim``, e.g.
+    the steps of a trace with none: a 0-subset).
+    """
+    if x.shape[dim] == 0:
+        # amax has nothing to reduce over a size-0 dim; log 0 = -inf, a constant.
+        # (A shape fact, static under torch.compile.)
+        return torch.full_like(x.sum(dim=dim), -torch.inf)
     m = x.amax(dim=dim, keepdim=True).detach()
     # A max of -inf would give (-inf) - (-inf) = NaN: shift by 0 instead.
     m = torch.where(torch.isfinite(m), m, torch.zeros_like(m))

@@ -61,7 +61,15 @@ class MovingAverage(nn.Module):
 
     @torch.no_grad()
     def update(self, loss: Tensor) -> None:
-        """Fold the mean of ``loss`` (any shape) into the average."""
+        """Fold the mean of ``loss`` (any shape) into the average.
+
+        An empty ``loss`` (an empty batch) leaves the average and the step
+        count unchanged.
+        """
+        # The mean of nothing is NaN, which would stay in the average for good.
+        # numel is a shape fact (static under torch.compile): no host sync.
+        if loss.numel() == 0:
+            return
         mean = loss.detach().to(dtype=torch.float64, device=self.average.device).mean()
         self.average.mul_(self.decay).add_((1.0 - self.decay) * mean)
         self.steps.add_(1)

@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from structgrad.distributions.checks import check_int
 
 from ..recursive import conditional_utilities, trace_log_prob
+from ..recursive._prepare import read_mask, trace_read_mask
 from ._draw import Draw, ScoreLayer
 
 __all__ = ["RELAX", "UtilityCritic", "relax"]
@@ -41,7 +42,8 @@ class UtilityCritic(nn.Module):
     ``Flatten → Linear(N, hidden) → ReLU → Linear(hidden, 1)`` as in the
     reference's ``RELAXCritic``, but on utilities ``U`` rather than
     exponentials. Entries the algorithm never reads and masked (``-inf``)
-    entries are fed as 0, so the input is always finite.
+    entries are fed as 0, so the input is always finite. :class:`RELAX` also
+    passes the call's mask (with its ``lengths``), so padding is never read.
 
     Args:
         event_shape: the structure's event shape, e.g. ``(n,)`` or ``(n, n)``.
@@ -67,8 +69,15 @@ class UtilityCritic(nn.Module):
         mask = torch.ones(self.event_shape, dtype=torch.bool) if used is None else used.bool()
         self.register_buffer("used", mask.clone(), persistent=False)
 
-    def forward(self, utilities: Tensor) -> Tensor:
-        """``[*batch, *event]`` utilities → ``[*batch]`` critic values."""
+    def forward(self, utilities: Tensor, used: Tensor | None = None) -> Tensor:
+        """``[*batch, *event]`` utilities → ``[*batch]`` critic values.
+
+        Args:
+            utilities: ``[*batch, *event]`` utilities.
+            used: optional bool mask broadcastable to the utilities: the entries
+                to read in this call (e.g. inside per-call ``lengths``), on top
+                of the mask the critic was built with.
+        """
         ev = len(self.event_shape)
         if tuple(utilities.shape[utilities.ndim - ev :]) != self.event_shape:
             raise ValueError(
@@ -76,6 +85,8 @@ class UtilityCritic(nn.Module):
                 f"of shape {tuple(utilities.shape)}"
             )
         keep = torch.isfinite(utilities) & self.used.to(utilities.device)
+        if used is not None:
+            keep = keep & used
         # where (not multiply): 0 * -inf would be NaN. Utilities beyond ±1e6
         # (logits of 1e30) are clipped there: any critic keeps RELAX unbiased,
         # and a bounded one keeps the estimator and its square finite.
@@ -166,20 +177,28 @@ class RELAX(ScoreLayer):
         theta0 = torch.where(finite, theta, torch.zeros_like(theta))
         # z = U re-attached to θ with G fixed; θ0 avoids (-inf) − (-inf) = NaN.
         z = draw.utilities + (theta0 - theta0.detach())
-        z_tilde = conditional_utilities(
-            self.traced.name, draw.trace, theta, generator=generator, **draw.options
-        )
-        c_z, c_tilde = self._critic(z, draw.rows), self._critic(z_tilde, draw.rows)
-        log_p = trace_log_prob(self.traced.name, draw.trace, theta, **draw.options)
+        name, options = self.traced.name, draw.options
+        z_tilde = conditional_utilities(name, draw.trace, theta, generator=generator, **options)
+        # What the algorithm can read in this call (not the padding beyond per-call
+        # lengths): the default critic reads only that; a user's critic gets everything.
+        used = read_mask(name, theta, options)
+        c_z, c_tilde = self._critic(z, draw.rows, used), self._critic(z_tilde, draw.rows, used)
+        log_p = trace_log_prob(name, draw.trace, theta, **options)
         # Rows are independent, so the gradient of a sum over rows is per row.
         (score_grad,) = torch.autograd.grad(log_p.sum(), theta)
         # create_graph: g must stay differentiable in the critic's parameters.
         d_z, d_tilde = self._grad(c_z, theta), self._grad(c_tilde, theta)
-        critic_grad = torch.where(finite, d_z - d_tilde, torch.zeros_like(d_z))
+        # On an entry no step of the trace compared, z and z̃ have the same law
+        # given T and ∂ log p(T) = 0: its term has conditional mean 0, so dropping
+        # it keeps g unbiased and gives exact zeros there (padding, self-loops,
+        # the root's column, a 0-subset: whose estimate is then exactly 0).
+        keep = finite & trace_read_mask(name, draw.trace, theta, options)
+        critic_grad = torch.where(keep, d_z - d_tilde, torch.zeros_like(d_z))
         return _Terms(score_grad.detach(), critic_grad, c_tilde)
 
-    def _critic(self, utilities: Tensor, rows: torch.Size) -> Tensor:
-        value = self.critic(utilities)
+    def _critic(self, utilities: Tensor, rows: torch.Size, used: Tensor | None) -> Tensor:
+        critic = self.critic
+        value = critic(utilities, used) if isinstance(critic, UtilityCritic) else critic(utilities)
         if not isinstance(value, Tensor) or value.shape != rows:
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"the critic must return one value per row, {tuple(rows)}; got {got}")
