@@ -192,3 +192,32 @@ def test_relaxed_scores_that_overflow_are_named() -> None:
         structure("spanning_tree").relax(w, tau=1e-8)
     got = structure("categorical").relax(torch.tensor([1e31, 0.0, -1e31]), tau=1e-8)
     assert torch.equal(got, torch.tensor([1.0, 0.0, 0.0]))
+
+
+def test_tau_broadcasts_one_way_only() -> None:
+    from structgrad.distributions.checks import as_tau
+
+    x = torch.zeros(3, 4)
+    assert as_tau(torch.ones(3, 1), x).shape == (3, 1)
+    for bad in (torch.ones(2, 1, 1), torch.ones(3, 4, 1), torch.ones(5)):
+        with pytest.raises(ValueError, match="does not broadcast to the shape"):
+            as_tau(bad, x)
+
+
+def test_small_inputs_and_argument_types() -> None:
+    from structgrad.distributions import (
+        k_subset_log_partition,
+        multi_root_arborescence_marginals,
+        sample_gumbel,
+    )
+
+    assert k_subset_log_partition(torch.zeros(0), 0).item() == 0.0  # was an IndexError
+    scores = torch.tensor([[0.0, -torch.inf], [1.0, 2.0]], requires_grad=True)
+    out = k_subset_log_partition(scores, 0)
+    assert torch.equal(out, torch.zeros(2))
+    out.sum().backward()
+    assert torch.equal(scores.grad, torch.zeros(2, 2))
+    with pytest.raises(TypeError, match="root_scores"):
+        multi_root_arborescence_marginals(torch.randn(3, 3), [0.0, 0.0, 0.0])
+    with pytest.raises(TypeError, match="dtype must be a floating torch dtype"):
+        sample_gumbel((3,), dtype=torch.int64)

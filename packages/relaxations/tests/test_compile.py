@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from structgrad.relaxations import binary_concrete, gumbel_softmax
+from structgrad.relaxations import binary_concrete, gumbel_sinkhorn, gumbel_softmax, sinkhorn, sst
 from structgrad.testing.compiled import assert_compiles
 
 
@@ -34,3 +34,14 @@ def test_learned_tau_gradient_is_finite_with_impossible_categories() -> None:
     (grad,) = torch.autograd.grad((out * torch.tensor([1.0, 2.0, 3.0])).sum(), tau)
     assert torch.isfinite(grad) and grad != 0
     assert (out[logits == -torch.inf] == 0).all()
+
+
+def test_matching_relaxations_with_neg_inf() -> None:
+    # The support check (an assignment on the host) is a value check: skipped
+    # while tracing, as every other one.
+    scores = torch.randn(3, 4, 4, dtype=torch.float64)
+    scores[:, 0, 1] = -torch.inf
+    assert_compiles(lambda x: sinkhorn(x, tau=0.3), scores)
+    assert_compiles(lambda x: sst("matching", x, 0.3, anneal=False), scores, grad=False)
+    noisy = torch.compile(lambda x: gumbel_sinkhorn(x, 0.3), backend="aot_eager", fullgraph=True)
+    assert (noisy(scores)[:, 0, 1] == 0).all()

@@ -7,6 +7,7 @@ import structgrad.solvers as solvers
 from structgrad.relaxations import (
     binary_concrete,
     gumbel_sinkhorn,
+    gumbel_softmax,
     independent_edges,
     relaxed_top_k,
     sinkhorn,
@@ -123,6 +124,20 @@ def test_learned_tau_with_neg_inf_logits() -> None:
         out = call(tau)
         (out * torch.arange(out.numel()).reshape(out.shape)).sum().backward()
         assert torch.isfinite(tau.grad), name
+
+
+def test_independent_edges_per_graph_tau() -> None:
+    # tau shaped for the logits [B, n, n] was checked against [B, n, n, 2].
+    logits = torch.randn(3, 4, 4)
+    tau = torch.tensor([1.0, 0.5, 0.1]).view(3, 1, 1)
+    g = torch.Generator().manual_seed(0)
+    out = independent_edges(logits, tau, generator=g)
+    for b in range(3):
+        g = torch.Generator().manual_seed(0)
+        one = independent_edges(logits, float(tau[b]), generator=g)
+        torch.testing.assert_close(out[b], one[b])
+    with pytest.raises(ValueError, match="does not broadcast"):
+        gumbel_softmax(torch.randn(3, 4), torch.ones(2, 1, 1))
 
 
 def test_independent_edges_forms() -> None:

@@ -31,7 +31,7 @@ from ._numerics import (
     tracing,
     work_dtype,
 )
-from .checks import check_int, check_values, square_size, validation_enabled
+from .checks import check_int, check_tensor, check_values, square_size, validation_enabled
 
 __all__ = ["arborescence_marginals", "multi_root_arborescence_marginals"]
 
@@ -248,6 +248,7 @@ def multi_root_arborescence_marginals(
         vertex its in-marginals plus its root marginal sum to 1.
     """
     square_size(scores)
+    check_tensor(root_scores, "root_scores")
     if root_scores.shape != scores.shape[:-1]:
         want, got = tuple(scores.shape[:-1]), tuple(root_scores.shape)
         raise ValueError(f"root_scores must have shape {want}, got {got}")

@@ -197,9 +197,12 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
         raise ValueError(f"tau must be a positive finite number, got {tau!r}")
     t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
     try:
-        torch.broadcast_shapes(t.shape, like.shape)
+        # one way: tau must not add dims or sizes to the scores' shape
+        fits = torch.broadcast_shapes(t.shape, like.shape) == like.shape
     except RuntimeError:
+        fits = False
+    if not fits:
         raise ValueError(
             f"tau of shape {tuple(t.shape)} does not broadcast to the shape {tuple(like.shape)}"
-        ) from None
+        )
     return t

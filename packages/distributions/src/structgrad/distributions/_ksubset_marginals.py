@@ -199,6 +199,8 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
         ``[...]`` log-partition values.
     """
     _, k = _validate(scores, k)
+    if k == 0:  # e_0 = 1 (the empty set), for any scores, and nothing to reduce
+        return 0.0 * scores.masked_fill(torch.isneginf(scores), 0.0).sum(-1) + 0.0
     theta, shift = _shifted(_work(scores, k))
     out = (_prefix(theta, k)[..., -1, k] + k * shift.squeeze(-1)).to(scores.dtype)
     if validation_enabled() and bool(torch.isposinf(out).any()):

@@ -49,7 +49,9 @@ def sinkhorn(
         log_alpha: ``[..., n, n]`` scores; ``-inf`` entries stay exactly 0.
         n_iters: number of (row, column) normalisation rounds at ``tau``, ``>= 1``.
         tau: temperature > 0, a float or a tensor broadcastable to ``[..., 1, 1]``.
-        anneal: run the ε-scaling stages first.
+        anneal: run the ε-scaling stages first. Their number is read from the
+            scores on the host, so ``torch.compile(fullgraph=True)`` needs
+            ``anneal=False`` (without ``fullgraph`` the read is a graph break).
 
     Returns:
         ``[..., n, n]`` non-negative matrix whose columns sum to 1 exactly and

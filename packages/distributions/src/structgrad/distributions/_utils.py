@@ -10,7 +10,13 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-from .checks import check_generator, check_shape, check_tensor, validation_enabled
+from .checks import (
+    InputTypeError,
+    check_generator,
+    check_shape,
+    check_tensor,
+    validation_enabled,
+)
 
 __all__ = [
     "Sampled",
@@ -153,6 +159,8 @@ def sample_uniform(
 ) -> Tensor:
     """Uniforms clamped to ``[tiny, 1 - eps]`` so that logs of ``u`` and ``1 - u`` stay finite."""
     dtype = dtype or torch.get_default_dtype()
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise InputTypeError(f"dtype must be a floating torch dtype, got {dtype!r}")
     shape = check_shape(shape)
     check_generator(generator, device if device is not None else "cpu")
     u = rand(shape, dtype=dtype, device=device, generator=generator)

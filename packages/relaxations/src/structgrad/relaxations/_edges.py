@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import check_square, check_tensor
+from structgrad.distributions.checks import as_tau, check_square, check_tensor
 
 from ._gumbel import gumbel_softmax
 
@@ -59,6 +59,8 @@ def independent_edges(
         raise ValueError(f"categorical logits must be [..., n, n, C], got {tuple(logits.shape)}")
     # A binary edge is a two-way choice between "no edge" (logit 0) and "edge".
     channels = logits if categorical else torch.stack([torch.zeros_like(logits), logits], -1)
+    if not categorical:  # tau is shaped for the logits: give it the channel dim too
+        tau = as_tau(tau, logits).unsqueeze(-1)
     n = check_square(channels[..., 0], "logits")
     if symmetric:
         channels = 0.5 * (channels + channels.transpose(-2, -3))
