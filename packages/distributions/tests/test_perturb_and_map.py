@@ -156,3 +156,12 @@ def test_log_prob_of_the_wrong_event_shape_names_it(make, validate: bool) -> Non
         d.log_prob(value)
     with pytest.raises(TypeError, match=r"value expects a torch\.Tensor, got list"):
         d.log_prob([1, 0, 0])
+
+
+def test_log_prob_of_bool_and_integer_values() -> None:
+    theta = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    x = KSubset(theta, 2).sample((4,), generator=torch.Generator().manual_seed(1))
+    law = PerturbAndMAP("k_subset", theta, k=2)
+    want = law.log_prob(x)
+    for kind in (torch.bool, torch.long):
+        torch.testing.assert_close(law.log_prob(x.to(kind)), want)  # was: topk refused bool

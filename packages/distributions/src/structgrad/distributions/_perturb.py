@@ -129,6 +129,8 @@ class PerturbAndMAP(StructuredLaw):
             NotImplementedError: for other structures (no closed form), or a larger ``k``.
         """
         self._check_value(value)
+        if not value.is_floating_point():  # 0/1 as bool or int, as the Gibbs laws take it
+            value = value.to(self.logits.dtype)
         name = self.structure.name
         if name == "categorical":  # Gumbel-max: exactly the softmax
             log_p = dot(torch.log_softmax(self.logits, -1), value, 1)
