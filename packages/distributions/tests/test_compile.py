@@ -82,3 +82,27 @@ def test_value_checks_off_shape_checks_on_while_tracing() -> None:
     # fullgraph: dynamo reports the ValueError raised while tracing, with its message.
     with pytest.raises(Exception, match=r"must have shape \[\.\.\., n, n\]"):
         f(torch.randn(2, 5, 4))
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "options"),
+    [
+        ("categorical", (3, 5), {}),
+        ("k_subset", (3, 6), {"k": 2}),
+        ("spanning_tree", (3, 4, 4), {}),
+        ("grid_path", (2, 3, 4), {}),
+    ],
+)
+def test_structure_methods_read_no_values_while_tracing(
+    name: str, shape: tuple[int, ...], options: dict[str, int]
+) -> None:
+    # The structures' own value checks (an all -inf row, grid costs, the
+    # log-partition's -inf) were host reads: graph breaks inside fullgraph.
+    from structgrad.distributions import structure
+
+    s = structure(name)
+    x = torch.rand(shape, dtype=torch.float64)
+    assert_compiles(lambda x: s.map(x, **options), x, grad=False)
+    if s.tractable:
+        assert_compiles(lambda x: s.log_partition(x, **options), x)
+        assert_compiles(lambda x: s.relax(x, tau=0.5, **options), x)

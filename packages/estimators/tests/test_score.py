@@ -333,3 +333,20 @@ def test_conformance_harness(structure, make):
         draw, theta, exact, n_draws=8000, chunk=4000, generator=torch.Generator().manual_seed(9)
     )
     conformance.assert_unbiased(report)
+
+
+@pytest.mark.parametrize("preset", ["reinforce", "t-reinforce+"])
+def test_a_layer_with_a_draw_copies_and_pickles(preset: str) -> None:
+    # The last draw holds the caller's graph: deepcopy refused its non-leaf logits.
+    import copy
+    import io
+
+    encoder = torch.nn.Linear(4, 6)
+    layer = E.ScoreFunction("categorical", **E.score.PRESETS[preset])
+    z = layer(encoder(torch.randn(3, 4)))
+    layer.attach((z * torch.arange(6.0)).sum(-1), z).mean().backward()
+    model = copy.deepcopy(torch.nn.ModuleDict({"encoder": encoder, "latent": layer}))
+    assert model["latent"].last_draw is None and layer.last_draw is not None
+    torch.save(layer, io.BytesIO())
+    z = model["latent"](torch.randn(2, 6))
+    assert model["latent"].attach(z.sum(-1), z).shape == (*z.shape[:-1],)

@@ -31,6 +31,7 @@ import math
 import torch
 from torch import Tensor
 
+from ._numerics import tracing
 from ._utils import logsumexp
 
 __all__ = ["LOGDET_SPREAD", "arborescence_log_partition", "spanning_tree_log_partition"]
@@ -115,7 +116,9 @@ def arborescence_log_partition(
     x = torch.where(edges, scores.to(torch.float64), -math.inf)
     data = x.detach()
     finite = torch.isfinite(data)
-    fast = bool((finite == edges).all()) if data.numel() else True
+    # The logdet path is chosen by reading the scores; a traced call cannot read
+    # them and eliminates (exact at any spread and with -inf).
+    fast = not tracing(data) and (not data.numel() or bool((finite == edges).all()))
     if fast and data.numel():
         low = torch.where(finite, data, math.inf).amin(-2)
         spread = torch.where(torch.isfinite(low), data.amax(-2) - low, 0.0)

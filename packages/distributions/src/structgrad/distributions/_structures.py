@@ -18,7 +18,7 @@ from ._trace import CategoricalTracing, KSubsetTracing
 from ._trace_matching import MatchingTracing
 from ._trace_sequence import BinaryTreeTracing
 from ._utils import logsumexp, relaxation_input
-from .checks import check_int
+from .checks import check_int, validation_enabled
 
 __all__ = [
     "BinaryTreeStructure",
@@ -72,7 +72,7 @@ class CategoricalStructure(CategoricalTracing, Structure):
         return 1.0
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
-        if scores.numel() and bool(torch.isneginf(scores).all(-1).any()):
+        if scores.numel() and validation_enabled() and bool(torch.isneginf(scores).all(-1).any()):
             raise ValueError("scores: some row is all -inf: no category can be chosen")
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
@@ -254,7 +254,8 @@ class GridPathStructure(Structure):
     )
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
-        if scores.numel() and not bool((scores >= 0).all() & torch.isfinite(scores).all()):
+        valid = (scores >= 0).all() & torch.isfinite(scores).all()
+        if scores.numel() and validation_enabled() and not bool(valid):
             raise ValueError("scores: grid_path costs must be finite and non-negative")
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:

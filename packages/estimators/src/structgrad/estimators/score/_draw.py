@@ -99,6 +99,16 @@ class ScoreLayer(LatentLayer):
         #: The draw of the last :meth:`forward` call (``None`` before the first).
         self.last_draw: Draw | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The module's state without :attr:`last_draw`.
+
+        The draw holds the caller's graph (logits of a network, RELAX's critic
+        terms): deepcopy refuses non-leaf tensors and pickling would store it.
+        A copy starts without a draw, as a fresh layer does.
+        """
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        return {**state, "last_draw": None}
+
     def draw(
         self,
         logits: Tensor,

@@ -170,6 +170,10 @@ class RELAX(ScoreLayer):
         """The conditional utilities and the critic's gradients (none under no_grad)."""
         return self._critic_terms(draw, generator) if torch.is_grad_enabled() else None
 
+    # Its own autograd.grad calls (create_graph) cannot be traced into the caller's
+    # compiled graph: aot_autograd failed on them ("a leaf Variable that requires
+    # grad is being used in an in-place operation"). It runs eagerly: a graph break.
+    @torch.compiler.disable
     def _critic_terms(self, draw: Draw, generator: torch.Generator | None) -> _Terms:
         # A detached leaf copy: the create_graph terms below reach the critic only.
         theta = draw.logits.detach().requires_grad_(True)
