@@ -249,3 +249,28 @@ def test_edge_metrics_mean_of_ratios_over_samples_and_graphs() -> None:
     assert m.precision == pytest.approx((1 + 0.5 + 1) / 3)
     assert m.recall == pytest.approx((1 + 1 + 0.5 + 0) / 4)
     assert m.accuracy == pytest.approx((1 + 0.75 + 0.75 + 0.75) / 4)
+
+
+def test_kl_categorical_uniform_with_a_masked_edge_type() -> None:
+    # 0 · log 0 = 0: a -inf logit gave 0 · -inf = NaN.
+    want = torch.tensor([math.log(2.0) / 2])
+    got = nri.kl_categorical_uniform(torch.tensor([[[0.0, -math.inf]]]), 2)
+    torch.testing.assert_close(got, want)
+    got = nri.kl_categorical_uniform(torch.tensor([[-math.inf]]), 2, binary=True)
+    torch.testing.assert_close(got, want)
+
+
+def test_edge_metrics_takes_bool_samples() -> None:
+    target = torch.tensor([[1.0, 0.0, 1.0]])
+    samples = torch.tensor([[True, False, False]])
+    assert nri.edge_metrics(samples, target) == nri.edge_metrics(samples.float(), target)
+
+
+def test_empty_batches_and_mismatched_logits_are_named() -> None:
+    with pytest.raises(ValueError, match="B >= 1"):
+        nri.MLPEncoder(4, 8)(torch.randn(0, 3, 2, 2))
+    with pytest.raises(ValueError, match="B >= 1"):
+        nri.MLPDecoder(2, 2, 8, 8, 8)(torch.randn(0, 3, 4, 2), torch.rand(0, 6, 2))
+    pred = torch.randn(2, 3, 3, 2)
+    with pytest.raises(ValueError, match="for the B = 2 graphs"):
+        nri.elbo(pred, pred, torch.randn(1, 6, 1))

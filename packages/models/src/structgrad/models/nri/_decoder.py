@@ -118,9 +118,10 @@ class MLPDecoder(nn.Module):
         pred_steps = check_int(pred_steps, "pred_steps", 1)
         check_tensor(x, "x")
         check_tensor(rel_type, "rel_type")
-        if x.ndim != 4 or x.shape[-1] != self.n_in_node or x.shape[1] < 2:
+        if x.ndim != 4 or x.shape[-1] != self.n_in_node or x.shape[1] < 2 or not x.shape[0]:
             raise ValueError(
-                f"x must be [B, n >= 2, T, dims = {self.n_in_node}], got shape {tuple(x.shape)}"
+                f"x must be [B >= 1, n >= 2, T, dims = {self.n_in_node}], got shape "
+                f"{tuple(x.shape)}"
             )
         edges = x.shape[1] * (x.shape[1] - 1)
         if rel_type.ndim != 3 or rel_type.shape[:2] != (x.shape[0], edges):

@@ -124,9 +124,9 @@ class MLPEncoder(nn.Module):
             order (see :func:`structgrad.models.nri.off_diagonal_indices`).
         """
         check_tensor(x, "x")
-        if x.ndim not in (3, 4) or math.prod(x.shape[2:]) != self.n_in:
+        if x.ndim not in (3, 4) or math.prod(x.shape[2:]) != self.n_in or not x.shape[0]:
             raise ValueError(
-                f"x must be [B, n, T, dims] with T·dims = n_in = {self.n_in}, got shape "
+                f"x must be [B >= 1, n, T, dims] with T·dims = n_in = {self.n_in}, got shape "
                 f"{tuple(x.shape)}"
             )
         b, n = x.shape[0], x.shape[1]

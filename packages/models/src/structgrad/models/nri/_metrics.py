@@ -55,6 +55,8 @@ def edge_metrics(
         :class:`EdgeMetrics` of the chosen channel.
     """
     tensor_arg(samples, "samples", 2 if channels else 1)
+    if not samples.is_floating_point():  # bool or integer 0/1 samples
+        samples = samples.to(torch.get_default_dtype())
     if not channels:
         samples = torch.stack([1.0 - samples, samples], dim=-1)
     if samples.shape[-1] != 2:

@@ -99,7 +99,9 @@ def kl_categorical_uniform(logits: Tensor, n_nodes: int, *, binary: bool = False
     if binary:
         logits = torch.stack([torch.zeros_like(logits), logits], dim=-1)
     logp = torch.log_softmax(logits, dim=-1)
-    kl = logp.exp() * (logp + math.log(logits.shape[-1]))
+    # 0 · log 0 = 0: a -inf logit (a masked edge type) adds nothing, not 0 · -inf = NaN.
+    finite = torch.where(torch.isneginf(logp), 0.0, logp)
+    kl = logp.exp() * (finite + math.log(logits.shape[-1]))
     return kl.flatten(1).sum(-1) / n_nodes
 
 
@@ -150,6 +152,12 @@ def elbo(
     """
     n = pred.shape[1]
     nll = nll_gaussian(pred, target, var)
+    check_tensor(logits, "logits")
+    if logits.dim() < 2 or logits.shape[0] != pred.shape[0]:
+        raise ValueError(
+            f"logits must be [B, edges, n_out] for the B = {pred.shape[0]} graphs of pred, "
+            f"got shape {tuple(logits.shape)}"
+        )
     if kl == "gumbel":
         k = kl_gumbel(logits, n)
     elif kl == "categorical":
