@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import sys
+from typing import ClassVar
 
 import pytest
 from structgrad_app_common import (
@@ -62,7 +63,7 @@ def test_sweep_resume_skips_the_recorded_runs(tmp_path):
     assert [(r["trial"], r["seed"]) for r in read_jsonl(tmp_path / "sweep.jsonl")] == CALLS
     saved = json.loads((tmp_path / "sweep_config.json").read_text())
     want = {"method": "a", "seed": 0, "lr": 0.1, "tau": 1.0, "epochs": 3}
-    assert saved == {**want, "progress": True, "overwrite": False}
+    assert saved == want  # the run control (progress, overwrite) is not a setting
 
     CALLS.clear()
     records, table = run_search(SWEEP, base, _search(resume=True), GROUPS)
@@ -83,6 +84,30 @@ def test_sweep_resume_skips_the_recorded_runs(tmp_path):
         run_search(SWEEP, dataclasses.replace(base, epochs=4), _search(resume=True), GROUPS)
     with pytest.raises(CLIError, match=r"^--resume: no sweep .*sweep.jsonl"):
         run_search(SWEEP, Run(out=str(tmp_path / "none")), _search(resume=True), GROUPS)
+    (tmp_path / "sweep_config.json").write_text("{oops")
+    with pytest.raises(CLIError, match=r"^--resume: cannot check the sweep's settings in"):
+        run_search(SWEEP, base, _search(resume=True), GROUPS)
+
+
+def test_sweep_resume_checks_the_fields_a_single_run_may_change(tmp_path):
+    # A run's FREE fields (epochs, data...) may change when it resumes; a sweep's
+    # may not: its recorded runs would be averaged with runs of other settings.
+    @dataclasses.dataclass
+    class Cfg(RunControl):
+        FREE: ClassVar = ("epochs",)
+        out: str
+        method: str = "a"
+        seed: int = 0
+        lr: float = 0.1
+        tau: float = 1.0
+        epochs: int = 3
+
+    sweep = dataclasses.replace(SWEEP, config=Cfg)
+    base = Cfg(str(tmp_path))
+    run_search(sweep, base, _search(), GROUPS)
+    with pytest.raises(CLIError, match=r"settings differ from the sweep's: epochs$"):
+        run_search(sweep, dataclasses.replace(base, epochs=30), _search(resume=True), GROUPS)
+    run_search(sweep, dataclasses.replace(base, threads=2), _search(resume=True), GROUPS)
 
 
 def _sweep_parser():

@@ -63,6 +63,10 @@ def test_check_device():
     if not torch.cuda.is_available():
         with pytest.raises(CLIError, match="CUDA is not available"):
             check_device("cuda")
+    with pytest.raises(CLIError, match="run on cpu or cuda, not meta"):
+        check_device("meta")  # was a traceback from the training loop
+    with pytest.raises(CLIError, match="--lr must be a number, got 'two'"):
+        check_bounds(Cfg("o", lr="two"), Cfg.BOUNDS)  # a hand-edited config.json
 
 
 def test_start_run_checks_sets_threads_and_resumes(tmp_path):

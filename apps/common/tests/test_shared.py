@@ -19,6 +19,7 @@ from structgrad_app_common import (
     run_command,
     run_trials,
     save_checkpoint,
+    seed_int,
 )
 from structgrad_app_common.flags import add_search_flags, float_pair
 from structgrad_app_common.plots import save_figure, save_panels
@@ -54,6 +55,10 @@ def test_positive_int_and_float_pair():
     assert float_pair("1e-3,0.5") == (1e-3, 0.5)
     with pytest.raises(argparse.ArgumentTypeError, match="LOW,HIGH"):
         float_pair("1,2,3")
+    assert seed_int("0") == 0 and seed_int(str(2**63 - 1)) == 2**63 - 1
+    for bad in ("-1", str(2**63), "1e3"):  # torch and numpy refuse them with other words
+        with pytest.raises(argparse.ArgumentTypeError, match=r"seed in|expected an integer"):
+            seed_int(bad)
 
 
 def _parser() -> ArgumentParser:

@@ -83,6 +83,8 @@ def test_malformed_files(tmp_path):
     _bad(npz, "lacks x_test")
     np.savez(npz, x_train=_images(2), x_test=np.zeros((2, 5, 7)))
     _bad(npz, "x_test must have shape")
+    np.savez(npz, x_train=np.zeros((0, 28, 28), np.uint8), x_test=_images(2))
+    _bad(npz, "x_train must have shape")  # an empty [0, 28, 28] failed to reshape
     np.savez(npz, x_train=_images(2), x_test=np.full((2, 784), 2.0))
     _bad(npz, "[0, 1]")
     np.savez(npz, x_train=_images(2).astype(np.int64), x_test=_images(2))

@@ -78,6 +78,12 @@ def _one_line(err):
         (lambda a: a.update(test_edges=a["test_edges"][:, :3]), "uint8"),
         (lambda a: a.update(num_vertices=np.float64(7)), "integer scalar"),
         (lambda a: a.update(format_version=np.int64(99)), "format_version"),
+        # Edge arrays were checked for dtype and shape only (an all-ones test set
+        # scored precision 1.0):
+        (lambda a: a.update(test_edges=np.ones_like(a["test_edges"])), "without self-loops"),
+        (lambda a: a.update(test_edges=7 * a["test_edges"]), "0/1 adjacencies"),
+        (lambda a: a.update(valid_edges=np.zeros_like(a["valid_edges"])), "has 0 edges, a tree"),
+        (lambda a: a.update(num_vertices=np.int64(1)), "num_vertices >= 2"),
     ],
 )
 def test_malformed_arrays(arrays, tmp_path, mutate, message):

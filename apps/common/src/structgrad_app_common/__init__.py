@@ -63,6 +63,7 @@ from structgrad_app_common.flags import (
     positive_float,
     positive_int,
     positive_range,
+    seed_int,
 )
 from structgrad_app_common.jsonl import JsonlLogger, json_safe, read_jsonl
 from structgrad_app_common.runcontrol import RunControl, check_bounds
@@ -127,5 +128,6 @@ __all__ = [
     "run_search",
     "run_trials",
     "save_checkpoint",
+    "seed_int",
     "sweep_command",
 ]

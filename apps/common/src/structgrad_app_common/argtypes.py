@@ -21,6 +21,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "positive_range",
+    "seed_int",
 ]
 
 
@@ -36,6 +37,21 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def seed_int(text: str) -> int:
+    """``argparse`` type of a seed: an integer in ``[0, 2**63)`` (torch's and numpy's range).
+
+    Raises:
+        argparse.ArgumentTypeError: for a non-integer or a value outside the range.
+    """
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"must be a seed in [0, 2**63), got {value}")
     return value
 
 

@@ -21,6 +21,7 @@ from structgrad_app_common.argtypes import (
     positive_float,
     positive_int,
     positive_range,
+    seed_int,
 )
 from structgrad_app_common.parallel import LOCAL_BACKENDS
 
@@ -38,6 +39,7 @@ __all__ = [
     "positive_float",
     "positive_int",
     "positive_range",
+    "seed_int",
 ]
 
 T = TypeVar("T")
@@ -194,7 +196,11 @@ def add_search_flags(
         "--trials", type=positive_int, default=trials, help=f"(lr, τ) draws per method ({trials})"
     )
     parser.add_argument(
-        "--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds per draw (0 1 2)"
+        "--seeds",
+        type=seed_int,
+        nargs="+",
+        default=[0, 1, 2],
+        help="training seeds per draw (0 1 2)",
     )
     parser.add_argument(
         "--lr-range",
@@ -208,7 +214,9 @@ def add_search_flags(
         default=tau_range,
         help=f"log-uniform τ bounds LOW,HIGH ({tau_default}; LOW=HIGH fixes it)",
     )
-    parser.add_argument("--search-seed", type=int, default=0, help="seed of the random search (0)")
+    parser.add_argument(
+        "--search-seed", type=seed_int, default=0, help="seed of the random search (0)"
+    )
     parser.add_argument(
         "--resume",
         action="store_true",

@@ -49,6 +49,8 @@ def check_bounds(config: object, bounds: Mapping[str, str]) -> None:
         if value is None:
             continue
         flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool) or not isinstance(value, int | float):  # a hand-edited file
+            raise CLIError(f"{flag} must be a number, got {value!r}")
         if math.isinf(value):
             raise CLIError(f"{flag} must be finite, got {value}")
         if not (value > float(limit) if op == ">" else value >= float(limit)):
@@ -67,6 +69,8 @@ def check_device(device: str) -> None:
         kind = torch.device(device).type
     except RuntimeError as err:
         raise CLIError(f"--device {device!r}: {err}") from None
+    if kind not in ("cpu", "cuda"):  # meta, mps...: the apps run on the CPU or CUDA
+        raise CLIError(f"--device {device}: the apps run on cpu or cuda, not {kind}")
     if kind == "cuda" and not torch.cuda.is_available():
         raise CLIError(f"--device {device}: CUDA is not available on this machine")
 

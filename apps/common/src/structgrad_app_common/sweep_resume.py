@@ -19,6 +19,7 @@ from typing import Any
 from structgrad_app_common.checkpoint import atomic_write_text
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import json_safe, read_jsonl
+from structgrad_app_common.runcontrol import RUN_CONTROL
 from structgrad_app_common.sweep import jsonl_text
 
 __all__ = ["LOG", "SETTINGS", "done_runs", "sweep_log", "sweep_settings"]
@@ -33,11 +34,14 @@ Key = tuple[Any, ...]
 
 
 def sweep_settings(base: Any) -> dict[str, Any]:
-    """The base config's settings that shape a run (JSON values), see :data:`SETTINGS`."""
-    if hasattr(base, "resume_keys"):
-        keys = base.resume_keys()
-    else:
-        keys = tuple(f.name for f in dataclasses.fields(base) if f.name != "out")
+    """The base config's settings that shape a run (JSON values), see :data:`SETTINGS`.
+
+    Every field but ``out`` and the run control (threads, device, progress...):
+    the fields a single run may change on resume (its ``FREE`` ones, such as
+    the epochs or the data file) would mix different runs in one table here.
+    """
+    skip = {"out", *RUN_CONTROL}
+    keys = [f.name for f in dataclasses.fields(base) if f.name not in skip]
     return json.loads(json.dumps(json_safe({k: getattr(base, k) for k in keys})))
 
 
@@ -54,12 +58,19 @@ def done_runs(
     if not log.is_file():
         raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
     saved_path = out / SETTINGS
-    if saved_path.is_file():
+    try:
         saved = json.loads(saved_path.read_text(encoding="utf-8"))
-        now = sweep_settings(base)
-        changed = [k for k in now if k in saved and saved[k] != now[k]]
-        if changed:
-            raise CLIError(f"--resume: settings differ from the sweep's: {', '.join(changed)}")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CLIError(
+            f"--resume: cannot check the sweep's settings in {str(saved_path)!r} ({err})"
+        ) from None
+    if not isinstance(saved, dict):
+        raise CLIError(f"--resume: {str(saved_path)!r} holds no settings")
+    now = sweep_settings(base)
+    # (a key the file lacks was left out by an earlier version: not checkable)
+    changed = [k for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+        raise CLIError(f"--resume: settings differ from the sweep's: {', '.join(changed)}")
     return {key(r): r for r in read_jsonl(log)}
 
 

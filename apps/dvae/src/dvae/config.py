@@ -15,6 +15,7 @@ from structgrad_app_common import (
     opt,
     positive_float,
     positive_int,
+    seed_int,
 )
 
 from dvae.methods import METHODS, RENAMED, method_names, model_of
@@ -115,7 +116,7 @@ class TrainConfig(RunControl):
         group=MODEL,
         type=nonnegative_float,
     )
-    seed: int = opt(0, "training seed (0)", group=RUN, sweep=False)
+    seed: int = opt(0, "training seed (0)", group=RUN, sweep=False, type=seed_int)
     valid_size: int | None = opt(
         None,
         "validation images carved from the end of the training set "

@@ -146,7 +146,7 @@ def _idx_file(folder: Path, stem: str) -> Path:
 def _as_images(arr: np.ndarray, key: str, source: str) -> np.ndarray:
     """Validate one npz array and return float32 ``[N, side²]`` in [0, 1]."""
     if arr.ndim == 3 and arr.shape[1] == arr.shape[2]:
-        arr = arr.reshape(len(arr), -1)
+        arr = arr.reshape(len(arr), arr.shape[1] * arr.shape[2])  # (-1 fails on N = 0)
     side = round(np.sqrt(arr.shape[-1])) if arr.ndim == 2 else 0
     if arr.ndim != 2 or side * side != arr.shape[1] or len(arr) == 0:
         raise CLIError(

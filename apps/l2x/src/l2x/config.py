@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from structgrad_app_common import CLIError, RunControl, opt, positive_float, positive_int
+from structgrad_app_common import CLIError, RunControl, opt, positive_float, positive_int, seed_int
 
 from l2x.methods import method_names
 from l2x.tasks import TASKS
@@ -69,8 +69,8 @@ class TrainConfig(RunControl):
     lr: float = opt(
         1e-3, "Adam learning rate (1e-3)", group=METHOD, sweep=False, type=positive_float
     )
-    seed: int = opt(0, "training seed (0)", group=METHOD, sweep=False)
-    data_seed: int = opt(0, "synthetic data seed (0)", group=DATA)
+    seed: int = opt(0, "training seed (0)", group=METHOD, sweep=False, type=seed_int)
+    data_seed: int = opt(0, "synthetic data seed (0)", group=DATA, type=seed_int)
     num_train: int = opt(50_000, "synthetic train size (50000)", group=DATA, type=positive_int)
     num_valid: int = opt(5_000, "synthetic valid size (5000)", group=DATA, type=positive_int)
     num_test: int = opt(10_000, "synthetic test size (10000)", group=DATA, type=positive_int)

@@ -23,6 +23,7 @@ from structgrad_app_common import (
     check_names,
     positive_int,
     run_command,
+    seed_int,
 )
 from structgrad_app_common.app_cli import (
     AppCLI,
@@ -130,10 +131,10 @@ def _add_recipe_flags(p: argparse.ArgumentParser, *, out: str, seeds: list[int])
     """Flags shared by ``reproduce`` and ``quickstart``."""
     p.add_argument("--out", default=out, help=f"output folder ({out})")
     p.add_argument(
-        "--seeds", type=int, nargs="+", default=seeds,
+        "--seeds", type=seed_int, nargs="+", default=seeds,
         help=f"training seeds ({' '.join(map(str, seeds))})",
     )  # fmt: skip
-    p.add_argument("--data-seed", type=int, default=42, help="seed of the generated data (42)")
+    p.add_argument("--data-seed", type=seed_int, default=42, help="seed of the generated data (42)")
     p.add_argument("--iterations", type=positive_int, help="steps of each kept run (the recipe's)")
     p.add_argument("--warmup", type=positive_int, help="steps of each restart (the recipe's)")
     p.add_argument(

@@ -12,6 +12,7 @@ from structgrad_app_common import (
     positive_float,
     positive_int,
     positive_range,
+    seed_int,
 )
 
 from nri_graph_layout.methods import method_names
@@ -62,7 +63,7 @@ class TrainConfig(RunControl):
     log_every: int = opt(
         50, "log the mean training loss every N steps (50)", group=RUN, type=positive_int
     )
-    seed: int = opt(42, "training seed (42)", group=RUN, sweep=False)
+    seed: int = opt(42, "training seed (42)", group=RUN, sweep=False, type=seed_int)
     straight_through: bool = opt(
         False, "hard forward, relaxed backward (SST and indep only)", group=MODEL
     )

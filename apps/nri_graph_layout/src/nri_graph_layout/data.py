@@ -210,6 +210,8 @@ def _validate(arrays: Mapping[str, np.ndarray | np.generic], where: str) -> None
             f"{where}: format_version {int(arrays['format_version'])} is not {FORMAT_VERSION}"
         )
     n, t = int(arrays["num_vertices"]), int(arrays["num_timesteps"])
+    if n < 2 or t < 2:  # as generate refuses them
+        raise CLIError(f"{where}: needs num_vertices >= 2 and num_timesteps >= 2, got {n} and {t}")
     for split in SPLITS:
         xk, ek = f"{split}_trajectories", f"{split}_edges"
         for key in (xk, ek):
@@ -227,6 +229,22 @@ def _validate(arrays: Mapping[str, np.ndarray | np.generic], where: str) -> None
             )
         if not np.isfinite(x).all():
             raise CLIError(f"{where}: {xk!r} has NaN or inf")
+        _check_trees(e, f"{where}: {ek!r}")
+
+
+def _check_trees(e: np.ndarray, where: str) -> None:
+    """Raise unless every ``[n, n]`` of ``e`` is a 0/1 symmetric adjacency with ``n - 1`` edges."""
+    n = e.shape[-1]
+    if e.max(initial=0) > 1:
+        raise CLIError(f"{where} must hold 0/1 adjacencies, got values up to {int(e.max())}")
+    if not (e == e.transpose(0, 2, 1)).all() or np.diagonal(e, axis1=1, axis2=2).any():
+        raise CLIError(f"{where} must be symmetric adjacencies without self-loops")
+    counts = e.sum(axis=(1, 2), dtype=np.int64) // 2
+    if (counts != n - 1).any():
+        bad = int(np.flatnonzero(counts != n - 1)[0])
+        raise CLIError(
+            f"{where}: graph {bad} has {int(counts[bad])} edges, a tree on {n} vertices {n - 1}"
+        )
 
 
 def load(path: str | os.PathLike[str]) -> Dataset:

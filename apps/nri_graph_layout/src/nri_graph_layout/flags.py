@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from structgrad_app_common import CLIError, nonnegative_float, positive_int
+from structgrad_app_common import CLIError, nonnegative_float, positive_int, seed_int
 
 from nri_graph_layout import data as data_mod
 
@@ -61,7 +61,7 @@ def add_generate_flags(p: argparse.ArgumentParser) -> None:
         default=0.0,
         help="Gaussian noise added before each later frame (0)",
     )
-    g.add_argument("--data-seed", type=int, default=42, help="generator seed (42)")
+    g.add_argument("--data-seed", type=seed_int, default=42, help="generator seed (42)")
     g.add_argument(
         "--small",
         action="store_true",

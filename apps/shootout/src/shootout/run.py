@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
 import torch
-from structgrad_app_common import markdown_table, opt, run_parallel
+from structgrad_app_common import markdown_table, opt, run_parallel, seed_int
 
 from structgrad.testing import conformance
 
@@ -50,7 +50,11 @@ class Config:
     }  # fmt: skip
 
     draws: int = opt(5000, "independent single estimates per pair (default 5000; 200 with --smoke)")
-    seed: int = opt(0, "seed of the problems (θ, f), the draws, warm-ups and critics (default 0)")
+    seed: int = opt(
+        0,
+        "seed of the problems (θ, f), the draws, warm-ups and critics (default 0)",
+        type=seed_int,
+    )
     tau: float = opt(1.0, "temperature of sst / st-sst / Gumbel-softmax (default 1.0)")
     warmup: int = opt(
         200,

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common import add_joblib_flags, print_failures, run_command
+from structgrad_app_common import add_joblib_flags, print_failures, run_command, seed_int
 from structgrad_app_common.app_cli import AppCLI, TrainCommand
 from structgrad_app_common.cli import add_command
 
@@ -91,7 +91,7 @@ def _add_all(sub: Any) -> None:
         nargs="+",
         help="estimators to run where they apply (default: all that apply)",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[23], help="training seeds (23)")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[23], help="training seeds (23)")
     add_joblib_flags(p, scheduler=True)
     APP.add_flags(p, sweep=True)
 

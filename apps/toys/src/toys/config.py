@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from structgrad_app_common import CLIError, RunControl, opt, positive_float, positive_int
+from structgrad_app_common import CLIError, RunControl, opt, positive_float, positive_int, seed_int
 
 from toys.methods import PLUS
 
@@ -32,7 +32,9 @@ class RunConfig(RunControl):
     k: int | None = opt(
         None, "k_subset: subset size (default dim // 2)", group=TOY, type=positive_int
     )
-    target_seed: int = opt(0, "k_subset: seed of the target b = |N(0, I)| (0)", group=TOY)
+    target_seed: int = opt(
+        0, "k_subset: seed of the target b = |N(0, I)| (0)", group=TOY, type=seed_int
+    )
     lr: float = opt(
         0.01, "Adam learning rate, logits and critic (0.01)", group=OPT, type=positive_float
     )
@@ -72,7 +74,7 @@ class RunConfig(RunControl):
         group=EST,
         choices=("fixed", "adaptive"),
     )
-    seed: int = opt(23, "training seed, torch.Generator (23)", group=OPT)
+    seed: int = opt(23, "training seed, torch.Generator (23)", group=OPT, type=seed_int)
     precision: str = opt(
         "float", "float32 or float64 (float)", group=OPT, choices=("float", "double")
     )
