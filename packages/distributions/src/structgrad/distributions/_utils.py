@@ -68,8 +68,8 @@ def relaxation_input(scores: Tensor, tau: Tensor, centre: Tensor | None = None) 
             neither overflow nor tie. ``None``: the plain quotient.
 
     Raises:
-        ValueError: without ``centre``, a finite score whose quotient overflows
-            the dtype (checked while values are checked, see
+        ValueError: without ``centre``, a score whose quotient overflows the
+            dtype upwards (checked while values are checked, see
             :func:`checks.validation_enabled`).
     """
     neg = torch.isneginf(scores)
@@ -78,7 +78,9 @@ def relaxation_input(scores: Tensor, tau: Tensor, centre: Tensor | None = None) 
         scaled = divide_by_tau(shifted, tau).clamp(-RESOLVED_NATS, RESOLVED_NATS)
         return torch.where(neg, -torch.inf, scaled)
     scaled = divide_by_tau(scores, tau)
-    if validation_enabled() and bool((torch.isinf(scaled) & ~neg).any()):
+    # Downwards an overflow is -inf, a weight exp makes 0 all the same; upwards
+    # it would be +inf, which no relaxation takes.
+    if validation_enabled() and bool(torch.isposinf(scaled).any()):
         raise ValueError(
             f"scores / tau overflows {scores.dtype} (scores up to "
             f"{scores.detach().abs().masked_fill(neg, 0).max().item():.3g}, tau down to "

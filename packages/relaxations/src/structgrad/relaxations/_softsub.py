@@ -79,7 +79,11 @@ def _log1m_softmax(logits: Tensor, a: Tensor) -> Tensor:
     leading by more was picked again).
     """
     lead = torch.zeros_like(a, dtype=torch.bool).scatter_(-1, a.argmax(-1, keepdim=True), True)
-    others = torch.logsumexp(logits.masked_fill(lead, -torch.inf), -1, keepdim=True)
-    rest = others - torch.logsumexp(logits, -1, keepdim=True)
+    # -inf logits (forbidden, or overflowed in the division) at a finite floor:
+    # a logsumexp of only -inf terms has a NaN gradient; exp of the floor is 0.
+    low = torch.finfo(logits.dtype).min / 2
+    floored = logits.clamp_min(low)
+    others = torch.logsumexp(floored.masked_fill(lead, low), -1, keepdim=True)
+    rest = others - torch.logsumexp(floored, -1, keepdim=True)
     # The leader's entry of log1p is not used; 0 there keeps its gradient finite.
     return torch.where(lead, rest, torch.log1p(-a.masked_fill(lead, 0.0)))
