@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._numerics import hi_and_spread, tracing
+from ._utils import RESOLVED_NATS
 from .checks import check_subset, validation_enabled
 
 __all__ = ["k_subset_log_partition", "k_subset_marginals"]
@@ -162,13 +163,11 @@ def _shifted(scores: Tensor) -> tuple[Tensor, Tensor]:
     return scores - shift, shift
 
 
-# Marginals resolve scores only within this many nats of the k-th largest one:
-# further above, an item is in (marginal 1 to within e^-700), further below out.
-_RESOLVED = 700.0
-
-
 def _resolved(scores: Tensor, k: int) -> Tensor:
-    """``scores`` minus the row's k-th largest, clamped to ``±_RESOLVED`` (``-inf`` kept).
+    """``scores`` minus the row's k-th largest, clamped to ``±RESOLVED_NATS`` (``-inf`` kept).
+
+    Marginals resolve scores only within that many nats of the k-th largest:
+    further above, an item is in (marginal 1 to within e^-700), further below out.
 
     The marginals change by less than ``e^-700``, while the DP's values stay
     small: at a spread of 1e20, ``log e_k = -1e20 + log 3`` rounds the ``log 3``
@@ -178,7 +177,7 @@ def _resolved(scores: Tensor, k: int) -> Tensor:
     kth = scores.detach().topk(k, dim=-1).values[..., -1:]
     # (fewer than k finite scores, with the checks off: no shift)
     theta = scores - torch.where(torch.isfinite(kth), kth, 0.0)
-    return torch.where(neg, -torch.inf, theta.clamp(-_RESOLVED, _RESOLVED))
+    return torch.where(neg, -torch.inf, theta.clamp(-RESOLVED_NATS, RESOLVED_NATS))
 
 
 def _validate(scores: Tensor, k: int) -> tuple[int, int]:

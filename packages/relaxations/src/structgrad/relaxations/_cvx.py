@@ -78,7 +78,8 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
     # (cvxpylayers solves a dense conic program: a few hundred items at most)
     n = check_int(n, "n", 1, 500)
     s = resolve(structure)
-    a_eq, b_eq, a_ub, b_ub = s.polytope(n, **({} if k is None else {"k": k}))
+    options = {} if k is None else {"k": k}
+    a_eq, b_eq, a_ub, b_ub = s.polytope(n, **options)
     cp, layer_cls = _require()
     theta = cp.Parameter(a_eq.shape[1])
     x = cp.Variable(a_eq.shape[1])
@@ -88,8 +89,6 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
     objective = cp.Maximize(theta @ x + cp.sum(cp.entr(x)) + cp.sum(cp.entr(1 - x)))
     problem = cp.Problem(objective, constraints)
     layer = layer_cls(problem, parameters=[theta], variables=[x])
-
-    options = {} if k is None else {"k": k}
 
     def relax(
         scores: Tensor, tau: float | Tensor = 1.0, solver_args: dict[str, Any] | None = None
