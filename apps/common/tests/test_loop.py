@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 import torch
-from structgrad_app_common import RunControl, read_jsonl
+from structgrad_app_common import CLIError, RunControl, read_jsonl
 from structgrad_app_common.batches import epoch_batch, global_seed, shuffled, steps_per_epoch
 from structgrad_app_common.loop import Evaluation, Plan, Step, Trainer, train
 
@@ -134,3 +134,47 @@ def test_other_errors_of_a_step_propagate(tmp_path):
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         train(Broken(Config(out=str(tmp_path), progress=False)))
+
+
+@dataclass
+class Longer(Config):
+    FREE = ("epochs",)  # a resumed run may train longer (or be asked for less)
+
+
+@pytest.mark.parametrize(
+    ("entry", "value", "named"),
+    [
+        ("step", -5, "step"),
+        ("step", 2.5, "step"),
+        ("elapsed", -1.0, "elapsed"),
+        ("elapsed", math.inf, "elapsed"),
+        ("best", math.nan, "best"),
+        ("best", math.inf, "best"),
+        ("window_weight", -2.0, "window_weight"),
+    ],
+)
+def test_a_crafted_checkpoint_is_refused_on_resume(tmp_path, entry, value, named):
+    assert train(Regression(Longer(out=str(tmp_path), epochs=1, progress=False)))["step"] == 3
+    last = tmp_path / "last.pt"
+    state = torch.load(last, weights_only=True)
+    torch.save({**state, entry: value}, last)
+    with pytest.raises(CLIError, match=rf"is corrupt \({named} out of range\); start afresh"):
+        train(Regression(Longer(out=str(tmp_path), epochs=2, resume=True, progress=False)))
+    torch.save({**state, entry: "x"}, last)
+    with pytest.raises(CLIError, match="older version"):
+        train(Regression(Longer(out=str(tmp_path), epochs=2, resume=True, progress=False)))
+
+
+def test_resuming_past_the_total_trains_no_further_and_keeps_the_config(tmp_path):
+    train(Regression(Longer(out=str(tmp_path), epochs=3, progress=False)))
+    saved = (tmp_path / "config.json").read_text()
+    records = _records(tmp_path)
+    final = train(Regression(Longer(out=str(tmp_path), epochs=1, resume=True, progress=False)))
+    assert final["step"] == 9  # the run is at epoch 3 and stays there
+    assert (tmp_path / "config.json").read_text() == saved  # still says epochs 3
+    assert _records(tmp_path) == records
+    # A larger total continues the same run, and config.json says so.
+    assert train(Regression(Longer(out=str(tmp_path), epochs=4, resume=True, progress=False)))[
+        "step"
+    ] == 12
+    assert '"epochs": 4' in (tmp_path / "config.json").read_text()

@@ -167,6 +167,7 @@ def test_opt_fields_become_flags():
         ({"kind": None}, "setting 'kind' cannot be null"),
         ({"fast": "yes"}, "setting 'fast' must be true or false"),
         ({"out": {"a": 1}}, "setting 'out' must be a single value"),
+        ({"out": ""}, "setting 'out': needs a path, got an empty value"),
     ],
 )
 def test_config_read_back_parses_each_setting_as_its_flag(tmp_path, setting, needle):
@@ -199,3 +200,19 @@ def test_config_read_back_converts_json_values(tmp_path):
     saved.write_text(json.dumps({"seeds": 3}))
     with pytest.raises(CLIError, match="setting 'seeds' must be a list"):
         read_back(parser, ["--config", str(saved)])
+
+
+@pytest.mark.parametrize("flag", ["--out", "--data", "--config", "--tensorboard", "--scheduler"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_an_empty_path_is_a_one_line_error(capsys, flag, value):
+    # Path("") is the current folder: --out "" wrote a run into it.
+    parser = ArgumentParser(prog="app")
+    parser.add_argument(flag, help="a path")
+    with pytest.raises(SystemExit) as err:
+        parser.parse_args([flag, value])
+    assert err.value.code == 2
+    assert f"app: error: argument {flag}: needs a path, got an empty value" in capsys.readouterr().err
+    assert parser.parse_args([flag, "x"]) is not None
+    if flag == "--config":  # read before parsing, by read_back
+        with pytest.raises(CLIError, match="^--config needs a path, got an empty value$"):
+            read_back(parser, ["--config", value])

@@ -89,6 +89,7 @@ def test_rows_are_logged_as_pairs_finish(tmp_path, monkeypatch):
         (["--jobs", "0"], "--jobs must be >= 1"),
         (["--tau", "0"], "--tau must be > 0"),
         (["--draws", "many"], "invalid int value"),
+        (["--resume", "--overwrite"], "--resume and --overwrite exclude each other"),
     ],
 )
 def test_user_mistakes_are_one_line_errors(tmp_path, capsys, argv, message):
@@ -120,3 +121,10 @@ def test_help_explains_every_flag(capsys):
         "--resume",
     ):
         assert flag in text
+
+
+@pytest.mark.parametrize("out", ["", " "])
+def test_an_empty_out_is_refused(tmp_path, capsys, monkeypatch, out):
+    monkeypatch.chdir(tmp_path)
+    APP.fail(capsys, ["--smoke", "--out", out], "argument --out: needs a path, got an empty value")
+    assert not list(tmp_path.iterdir())  # nothing written into the current folder

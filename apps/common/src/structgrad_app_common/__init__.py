@@ -20,7 +20,9 @@ same small pieces, kept generic here:
 - :mod:`~structgrad_app_common.training`: run-folder checks, ``--resume``
   loading, resumable RNG state and per-epoch orders (torch, imported lazily).
 - :mod:`~structgrad_app_common.loop`: the one training loop (an app's ``Trainer``:
-  build, plan, step, evaluate, finish) and :mod:`~structgrad_app_common.batches`.
+  build, plan, step, evaluate, finish), :mod:`~structgrad_app_common.progress` (its
+  metric window and a checkpoint's counters, checked on resume) and
+  :mod:`~structgrad_app_common.batches`.
 - :mod:`~structgrad_app_common.app_cli`: the ``train`` and ``sweep`` subcommands, declared.
 - :mod:`~structgrad_app_common.sweep`: log-uniform random search (scipy's ``loguniform``
   drawn by scikit-learn's ``ParameterSampler``), a joblib runner

@@ -40,12 +40,23 @@ class CLIError(Exception):
     """A user error: printed as one line ``<prog>: error: <message>``, exit code 2."""
 
 
+#: Settings naming a file, a folder or an address: an empty value is refused, since
+#: ``Path("")`` is the current folder (``--out ""`` wrote a run into it).
+PATH_SETTINGS = frozenset({"out", "data", "config", "run", "folders", "tensorboard", "scheduler"})
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` whose errors are a single stderr line.
 
     The standard parser prints the whole usage block before the message; here
-    the message alone is printed (``--help`` still shows the usage).
+    the message alone is printed (``--help`` still shows the usage). The
+    settings of :data:`PATH_SETTINGS` refuse an empty or blank value.
     """
+
+    def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        if action.dest in PATH_SETTINGS and any(not str(a).strip() for a in arg_strings):
+            raise argparse.ArgumentError(action, "needs a path, got an empty value")
+        return super()._get_values(action, arg_strings)
 
     def error(self, message: str) -> NoReturn:
         """Print ``<prog>: error: <message>`` on stderr and exit with code 2."""
@@ -172,6 +183,8 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     target = parser if subs is None else subs.get(argv[0]) if argv else None
     if not paths or target is None or "config" not in {a.dest for a in target._actions}:
         return  # nothing to read, or a command without --config: its parser says so
+    if not paths[-1].strip():
+        raise CLIError("--config needs a path, got an empty value")
     path = Path(paths[-1])
     try:
         saved = json.loads(path.read_text())

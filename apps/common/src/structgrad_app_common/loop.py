@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 from structgrad_app_common.checkpoint import first_line
-from structgrad_app_common.cli import CLIError
+from structgrad_app_common.progress import Window, resume_progress
 from structgrad_app_common.training import (
     open_log,
     restore_state,
@@ -79,28 +79,6 @@ class Evaluation(NamedTuple):
     record: dict[str, Any]
     score: float | None = None
     stop: str | None = None
-
-
-@dataclass
-class Window:
-    """Weighted sums of the training metrics since the last record."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    weight: float = 0.0
-
-    def add(self, metrics: dict[str, float], weight: float) -> None:
-        """Add one batch's metrics."""
-        for k, v in metrics.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v * weight
-        self.weight += weight
-
-    def means(self) -> dict[str, float]:
-        """The weighted means (empty before any batch)."""
-        return {k: v / self.weight for k, v in self.sums.items()} if self.weight else {}
-
-    def reset(self) -> None:
-        """Start a new window."""
-        self.sums, self.weight = {}, 0.0
 
 
 class Trainer:
@@ -195,8 +173,9 @@ def train(trainer: Trainer) -> dict[str, Any]:
     step, best, elapsed, window = 0, -math.inf, 0.0, Window()
     if state is not None:
         restore_state(state, trainer.model, trainer.optimizer, trainer.generator)
-        step, best, elapsed, window = _progress(state, str(last))
-    conf = write_config(out, c)
+        step, best, elapsed, window = resume_progress(state, str(last))
+    # A run resumed past this call's total keeps its config.json: it trains no further.
+    conf = state["config"] if state and step >= plan.total else write_config(out, c)
     log = open_log(out, state, step_key=unit)
     t0 = time.perf_counter()
     saved = -1  # the step of the last checkpoint
@@ -285,16 +264,3 @@ def _guarded_step(trainer: Trainer, step: int) -> Step:
         if "overflow" not in str(err):
             raise
         return Step({}, stop=f"update overflowed at step {step} ({first_line(err)})")
-
-
-def _progress(state: dict[str, Any], source: str) -> tuple[int, float, float, Window]:
-    """The step, best score, elapsed seconds and metric window of a checkpoint."""
-    try:
-        window = Window({str(k): float(v) for k, v in state["window"].items()})
-        window.weight = float(state["window_weight"])
-        return int(state["step"]), float(state["best"]), float(state["elapsed"]), window
-    except (KeyError, AttributeError, TypeError, ValueError):
-        raise CLIError(
-            f"--resume: {source!r} was written by an older version of this app; "
-            "start afresh with --overwrite"
-        ) from None

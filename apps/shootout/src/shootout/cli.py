@@ -22,7 +22,7 @@ from structgrad_app_common import (
     read_jsonl,
     run_main,
 )
-from structgrad_app_common.runcontrol import check_device
+from structgrad_app_common.runcontrol import check_device, check_run_flags
 from tqdm import tqdm
 
 from .estimators import ESTIMATORS
@@ -118,6 +118,7 @@ def _config(args: Any) -> Config:
     config = config_from_args(Config, args, SMOKE)
     check_bounds(config, Config.BOUNDS)
     check_device(config.device)
+    check_run_flags(resume=args.resume, overwrite=args.overwrite, stop_after=None)
     if args.jobs < 1:
         raise CLIError(f"--jobs must be >= 1, got {args.jobs}")
     return config
