@@ -174,7 +174,8 @@ def test_resuming_past_the_total_trains_no_further_and_keeps_the_config(tmp_path
     assert (tmp_path / "config.json").read_text() == saved  # still says epochs 3
     assert _records(tmp_path) == records
     # A larger total continues the same run, and config.json says so.
-    assert train(Regression(Longer(out=str(tmp_path), epochs=4, resume=True, progress=False)))[
-        "step"
-    ] == 12
+    assert (
+        train(Regression(Longer(out=str(tmp_path), epochs=4, resume=True, progress=False)))["step"]
+        == 12
+    )
     assert '"epochs": 4' in (tmp_path / "config.json").read_text()

@@ -211,8 +211,9 @@ def test_an_empty_path_is_a_one_line_error(capsys, flag, value):
     with pytest.raises(SystemExit) as err:
         parser.parse_args([flag, value])
     assert err.value.code == 2
-    assert f"app: error: argument {flag}: needs a path, got an empty value" in capsys.readouterr().err
+    needle = f"app: error: argument {flag}: needs a path, got an empty value"
+    assert needle in capsys.readouterr().err
     assert parser.parse_args([flag, "x"]) is not None
     if flag == "--config":  # read before parsing, by read_back
-        with pytest.raises(CLIError, match="^--config needs a path, got an empty value$"):
+        with pytest.raises(CLIError, match=r"^--config needs a path, got an empty value$"):
             read_back(parser, ["--config", value])
