@@ -307,8 +307,10 @@ def test_run_control_base_fields_checks_and_config_order(tmp_path):
     conf = write_config(tmp_path, Controlled(str(tmp_path), lr=0.5))
     keys = ["out", "lr", "resume", "overwrite", "stop_after", "threads", "device", "progress",
             "tensorboard"]  # fmt: skip
-    assert list(conf) == keys  # the app's fields first, as written before the base
-    assert list(json.loads((tmp_path / "config.json").read_text())) == keys
+    # The app's tag (the top-level package of the config's class), then the
+    # app's fields, then the base's.
+    assert list(conf) == ["app", *keys] and conf["app"] == __name__.split(".")[0]
+    assert json.loads((tmp_path / "config.json").read_text()) == conf
     job = {**dataclasses.asdict(cfg), "progress": False}
     assert Controlled(**job).progress is False  # sweep jobs round-trip
 

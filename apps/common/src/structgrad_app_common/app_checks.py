@@ -121,7 +121,8 @@ class AppChecks:
 
         ``<argv> --out <folder>/a`` is run, then ``<command> --config
         <folder>/a/config.json --out <folder>/b <extra>``: both config.json files
-        hold the same settings but ``out`` and ``progress``. Then ``--device nope``
+        hold the same settings but ``out`` and ``progress``, and the app's tag; a
+        config.json tagged with another app is refused. Then ``--device nope``
         is a one-line error, and so is ``--device cuda`` without CUDA; with CUDA,
         the run on ``cuda`` works.
 
@@ -140,8 +141,12 @@ class AppChecks:
         assert main([*command, "--config", str(a / "config.json"), "--out", str(b), *extra]) == 0
         first, again = (json.loads((p / "config.json").read_text()) for p in (a, b))
         assert {**first, "out": None, "progress": None} == {**again, "out": None, "progress": None}
-        assert first["device"] == "cpu"
+        assert first["device"] == "cpu" and first["app"] == self.prog.split()[0]
         capsys.readouterr()
+        foreign = folder / "foreign.json"  # another app's run: refused, not half read
+        foreign.write_text(json.dumps({**first, "app": "another_app"}))
+        rerun = [*command, "--config", str(foreign), "--out", str(folder / "c")]
+        self.fail(capsys, rerun, "a config.json of 'another_app', not of")
         self.fail(capsys, [*argv, "--device", "nope", "--out", str(b)], "--device")
         cuda = [*argv, "--device", "cuda", "--out", str(folder / "cuda")]
         if torch.cuda.is_available():

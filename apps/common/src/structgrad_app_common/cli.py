@@ -192,6 +192,9 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         raise CLIError(f"--config {str(path)!r}: not a readable config.json ({err})") from None
     if not isinstance(saved, dict):
         raise CLIError(f"--config {str(path)!r}: not a run's config.json (no settings)")
+    app = parser.prog.split()[0]  # write_config's tag (files of older versions have none)
+    if saved.get("app", app) != app:
+        raise CLIError(f"--config {str(path)!r}: a config.json of {saved['app']!r}, not of {app}")
     actions = {a.dest: a for a in target._actions}
     values = {
         k: _parsed(target, actions[k], v, path)

@@ -141,12 +141,15 @@ def _defaults(config: Any) -> dict[str, Any]:
 def write_config(out: str | os.PathLike[str], config: Any) -> dict[str, Any]:
     """Write the dataclass ``config`` as ``<out>/config.json``; return it as a JSON-safe dict.
 
-    The fields of a :class:`RunControl` base come last, after the app's own.
+    The file starts with ``"app"``, the top-level package of the config's class
+    (``nri_graph_layout``, ``dvae``...: what ``--config`` checks it against);
+    the fields of a :class:`RunControl` base come last, after the app's own.
+    The returned dict holds the fields only.
     """
     values = dataclasses.asdict(config)
     last = RUN_CONTROL if isinstance(config, RunControl) else ()
     ordered = {k: v for k, v in values.items() if k not in last} | {k: values[k] for k in last}
-    conf = json_safe(ordered)
+    conf = {"app": type(config).__module__.partition(".")[0], **json_safe(ordered)}
     atomic_write_text(Path(out) / "config.json", json.dumps(conf, indent=2) + "\n")
     return conf
 

@@ -75,8 +75,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CLIError(f"{str(run_dir)!r} holds no run (config.json and {ckpt.name} needed)")
     try:
         saved = json.loads((run_dir / "config.json").read_text())
+        app = saved.pop("app", PROG)  # write_config's tag
+        if app != PROG:
+            raise TypeError(f"written by {app!r}, not {PROG}")
         config = TrainConfig(**saved)
-    except (json.JSONDecodeError, TypeError) as err:
+    except (json.JSONDecodeError, TypeError, AttributeError) as err:
         raise CLIError(f"{run_dir / 'config.json'}: not a run configuration ({err})") from None
     if args.data:
         config = dataclasses.replace(config, data=args.data)

@@ -199,7 +199,8 @@ def _main(argv: Sequence[str] | None) -> int:
         f"{config.reference_samples}\n\n"
     )
     atomic_write_text(out / "shootout.md", header + table + "\n")
-    atomic_write_text(out / "config.json", json.dumps(dataclasses.asdict(config), indent=2) + "\n")
+    tagged = {"app": PROG, **dataclasses.asdict(config)}  # what --config checks
+    atomic_write_text(out / "config.json", json.dumps(tagged, indent=2) + "\n")
     heatmap(rows, out / "heatmap_cosine.png", metric="cosine")
     heatmap(rows, out / "heatmap_logvar.png", metric="logvar")
     print(table)
