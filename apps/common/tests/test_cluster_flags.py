@@ -281,3 +281,48 @@ def test_cluster_runs_get_absolute_paths(tmp_path, monkeypatch):
     assert cfg == Cfg(str(tmp_path / "runs" / "s"), str(tmp_path / "d.npz"), "indep")
     assert _absolute(Cfg("/abs", "missing.npz"), ("data",)) == Cfg("/abs", "missing.npz")
     assert _absolute(Cfg("o"), ("data", "nope")).data is None
+
+
+_SLEEPING_SWEEP = """
+import os, sys, time
+from structgrad_app_common import run_parallel
+
+def trial(folder, i):
+    open(os.path.join(folder, f"{i}.pid"), "w").write(str(os.getpid()))
+    time.sleep(120)
+
+if __name__ == "__main__":
+    run_parallel(trial, [{"folder": sys.argv[1], "i": i} for i in range(2)], n_jobs=2)
+"""
+
+
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+def test_a_stopped_sweep_ends_its_workers(tmp_path, signum):
+    """A SIGTERM/SIGHUP to the sweep ends its loky workers, which otherwise train on."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    script = tmp_path / "sweep.py"
+    script.write_text(_SLEEPING_SWEEP)
+    sweep = subprocess.Popen([sys.executable, str(script), str(tmp_path)])
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("*.pid"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    workers = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
+    assert len(workers) == 2
+    sweep.send_signal(getattr(signal, signum))
+    assert sweep.wait(timeout=60) == 128 + getattr(signal, signum)
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 30
+    while any(map(alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, workers))

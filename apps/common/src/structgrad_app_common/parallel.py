@@ -4,11 +4,14 @@ Trials run through joblib: local processes (``loky``) by default, ``threading``
 or ``multiprocessing``; or, given the address of a Dask scheduler, on that
 cluster through joblib's ``dask`` backend (``pip install "dask[distributed]"``).
 Results are handed back as they finish (``on_result``) and returned in task order.
+A SIGTERM or SIGHUP to the sweep ends its local workers too (they kept training).
 """
 
 from __future__ import annotations
 
 import contextlib
+import signal
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -21,6 +24,7 @@ __all__ = [
     "LOCAL_BACKENDS",
     "WORKER_TIMEOUT",
     "dask_client",
+    "ending_workers_on_signals",
     "require_dask",
     "run_parallel",
     "run_trials",
@@ -67,6 +71,33 @@ def dask_client(address: str) -> Iterator[Any]:
         yield client
     finally:
         client.close()
+
+
+@contextlib.contextmanager
+def ending_workers_on_signals() -> Iterator[None]:
+    """Turn SIGTERM and SIGHUP into ``SystemExit(128 + signal)`` while the block runs.
+
+    joblib aborts on any exception raised while it waits, which for ``loky``
+    and ``multiprocessing`` kills the worker processes; a bare SIGTERM would
+    end this process alone and leave them training into the run folders that
+    a ``--resume`` started next would use. Outside the main thread (where
+    Python cannot set handlers) the block runs unchanged. SIGKILL cannot be
+    caught: workers of a killed sweep run to the end of their current trial.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    kinds = (signal.SIGTERM, signal.SIGHUP)
+    previous = {kind: signal.signal(kind, stop) for kind in kinds}
+    try:
+        yield
+    finally:
+        for kind, handler in previous.items():
+            signal.signal(kind, handler)
 
 
 def _indexed(index: int, fn: Callable[..., Any], task: Mapping[str, Any]) -> tuple[int, Any]:
@@ -120,8 +151,10 @@ def run_parallel(
 
     if scheduler is None:
         local = Parallel(n_jobs=n_jobs, backend=backend, verbose=verbose, return_as=unordered)
-        return collect(local)
+        with ending_workers_on_signals():
+            return collect(local)
     with (
+        ending_workers_on_signals(),
         dask_client(scheduler) as client,
         parallel_config(backend="dask", client=client, wait_for_workers_timeout=WORKER_TIMEOUT),
     ):
