@@ -40,6 +40,26 @@ def test_other_torch_dtypes(dtype: torch.dtype) -> None:
     assert out.dtype == want and out.sum() == 6
 
 
+def _leaves(out: object) -> list[torch.Tensor]:
+    """The tensors of a solver's result (a tensor, or tuples and named tuples of them)."""
+    if isinstance(out, torch.Tensor):
+        return [out]
+    return [leaf for part in out for leaf in _leaves(part)]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", sorted(SOLVERS))
+def test_lazily_negated_tensor_input(name: str) -> None:
+    # z.conj().imag is a view with torch's negative bit: .numpy() refuses it.
+    z = torch.randn(2, 4, 4, dtype=torch.complex128, generator=torch.Generator().manual_seed(0))
+    if name == "grid_shortest_path":  # costs must be >= 0: conj() negates -|im|
+        z = torch.complex(z.real, -z.imag.abs())
+    lazy = z.conj().imag
+    assert lazy.is_neg()
+    out, expected = _leaves(SOLVERS[name](lazy)), _leaves(SOLVERS[name](lazy.clone()))
+    assert len(out) == len(expected)
+    assert all(torch.equal(a, b) for a, b in zip(out, expected, strict=True))
+
+
 def test_integer_numpy_input_gives_float64() -> None:
     assert solvers.top_k(np.arange(5), 2).dtype == np.float64
 

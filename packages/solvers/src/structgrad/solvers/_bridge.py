@@ -54,7 +54,8 @@ class Bridge:
             self.device = x.device
             self.cuda = x.is_cuda
             self.torch_dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
-            t = x.detach()
+            # A lazily negated or conjugated view (``z.conj().imag``) has no numpy view.
+            t = x.detach().resolve_conj().resolve_neg()
             if t.dtype in (torch.float16, torch.bfloat16):
                 t = t.float()  # numpy has no bfloat16; the kernels run in float32
             arr = _to_host(t) if self.cuda else t.cpu().numpy()
@@ -124,7 +125,7 @@ def _to_device(t: Any, device: Any, dtype: Any = None) -> Any:
 
 def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
     """An integer array (e.g. ``lengths``) from numpy, torch or Python input."""
-    arr = x.detach().cpu().numpy() if _is_torch(x) else np.asarray(x)
+    arr = x.detach().resolve_neg().cpu().numpy() if _is_torch(x) else np.asarray(x)
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         if (
             np.issubdtype(arr.dtype, np.floating)
