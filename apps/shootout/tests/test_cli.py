@@ -48,6 +48,19 @@ def test_resume_reuses_matching_rows(tmp_path, capsys):
     assert (out / "rows.jsonl").read_text() != first
 
 
+def test_resume_with_a_smaller_selection_keeps_the_other_rows(tmp_path, capsys):
+    out = tmp_path / "run"
+    base = ["--smoke", "--out", str(out), "--no-progress", "--structures", "categorical"]
+    assert main([*base, "--estimators", "t-reinforce,imle,sst"]) == 0
+    before = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert main([*base, "--estimators", "t-reinforce,ste", "--resume"]) == 0
+    after = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert [r["estimator"] for r in after] == ["imle", "sst", "t-reinforce", "ste"]
+    assert after[:3] == [before[1], before[2], before[0]]  # kept as they were
+    table = (out / "shootout.md").read_text()  # the table shows the selection
+    assert "| ste |" in table and "| imle |" not in table
+
+
 def test_existing_rows_need_resume_or_overwrite(tmp_path, capsys):
     argv = ["--smoke", "--out", str(tmp_path), "--no-progress", "--structures", "categorical"]
     argv += ["--estimators", "imle"]  # one pair: its heat-map must lay out without warnings

@@ -102,7 +102,7 @@ def parser() -> ArgumentParser:
         "--resume",
         action="store_true",
         help="keep the rows of DIR/rows.jsonl measured with the same settings and "
-        "only run the missing pairs",
+        "only run the missing pairs (rows of pairs outside the selection stay in the file)",
     )
     p.add_argument(
         "--overwrite",
@@ -144,21 +144,29 @@ def _selection(args: Any) -> list[tuple[str, str]]:
     return todo
 
 
-def _kept(path: Path, config: Config, todo: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def _kept(
+    path: Path, config: Config, todo: list[tuple[str, str]]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows of ``path`` to reuse (selected pairs, same settings) and those left alone.
+
+    Rows of pairs outside the selection stay in the file whatever their settings;
+    a selected pair measured with other settings is measured again (its row goes).
+    """
     if not path.exists():
-        return []
+        return [], []
     try:
         rows = [r for r in read_jsonl(path) if isinstance(r, dict)]
     except (OSError, UnicodeDecodeError) as err:
         raise CLIError(f"cannot resume from {path}: {err}") from None
     want = {f"config_{k}": v for k, v in dataclasses.asdict(config).items()}
     wanted = set(todo)
-    return [
-        r
-        for r in rows
-        if (r.get("structure"), r.get("estimator")) in wanted
-        and all(r.get(k) == v for k, v in want.items())
-    ]
+    reused, others = [], []
+    for r in rows:
+        if (r.get("structure"), r.get("estimator")) not in wanted:
+            others.append(r)
+        elif all(r.get(k) == v for k, v in want.items()):
+            reused.append(r)
+    return reused, others
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -174,7 +182,7 @@ def _main(argv: Sequence[str] | None) -> int:
     log_path = out / "rows.jsonl"
     if log_path.exists() and not (args.resume or args.overwrite):
         raise CLIError(f"{str(log_path)!r} already holds rows; pass --resume or --overwrite")
-    kept = _kept(log_path, config, todo) if args.resume else []
+    kept, others = _kept(log_path, config, todo) if args.resume else ([], [])
     done = {(r["structure"], r["estimator"]) for r in kept}
     missing = [p for p in todo if p not in done]
     with (
@@ -183,7 +191,7 @@ def _main(argv: Sequence[str] | None) -> int:
             total=len(todo), initial=len(done), desc="pairs", unit="pair", disable=args.no_progress
         ) as bar,
     ):
-        for r in kept:
+        for r in [*others, *kept]:  # rewritten: other pairs' rows stay
             log.log(r)
         # Rows are logged as each batch of pairs finishes, so an interrupted
         # run resumes from them.
