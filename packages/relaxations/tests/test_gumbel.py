@@ -102,3 +102,15 @@ def test_dims_batch_dtype_device() -> None:
 def test_bad_input(logits: torch.Tensor, tau: float, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         gumbel_softmax(logits, tau)
+
+
+def test_numpy_scalars_for_dim_and_tau() -> None:
+    import numpy as np
+
+    x = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
+    out = gumbel_softmax(x, np.float32(0.5), dim=np.int64(0))
+    torch.testing.assert_close(out.sum(0), torch.ones(4))
+    with pytest.raises(ValueError, match="dim must be an int"):
+        gumbel_softmax(x, 0.5, dim=1.0)
+    with pytest.raises(ValueError, match="tau must be a positive finite number"):
+        gumbel_softmax(x, np.float32(-1.0))

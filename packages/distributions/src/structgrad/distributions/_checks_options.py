@@ -6,6 +6,7 @@ Part of :mod:`structgrad.distributions.checks` (which re-exports every name).
 from __future__ import annotations
 
 import math
+import numbers
 import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -100,6 +101,11 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
     for name in given:
         new = RENAMED.get(name)
         if new is not None and name not in accepted:
+            if new not in accepted:  # the renamed option is not one of owner's either
+                raise ValueError(
+                    f"{owner}: option {name!r} (now called {new!r}) is not taken here: "
+                    f"it has no {new}; it takes {', '.join(accepted) or 'no options'}"
+                )
             raise ValueError(f"{owner}: option {name!r} is now called {new!r}")
     unknown = sorted(set(given) - set(accepted))
     if unknown:
@@ -157,7 +163,7 @@ def check_real(value: Any, name: str, *, lo: float = -math.inf, strict: bool = F
     """
     if isinstance(value, Tensor) and value.numel() == 1:
         value = float(value)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars too
         raise InputTypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
     if not math.isfinite(value) or value < lo or (strict and value == lo):
@@ -174,7 +180,7 @@ def check_tau(tau: Any) -> float:
     """
     if isinstance(tau, Tensor) and tau.numel() == 1:
         tau = float(tau)
-    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0 < tau < math.inf:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
         raise ValueError(f"tau must be a positive finite number, got {tau!r}")
     return float(tau)
 
@@ -185,7 +191,7 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
     Raises:
         ValueError: if any temperature is not a positive finite number.
     """
-    if isinstance(tau, bool) or not isinstance(tau, int | float | Tensor):
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real | Tensor):
         raise InputTypeError(f"tau must be a number or a tensor, got {type(tau).__name__}")
     if isinstance(tau, Tensor):
         bad = validation_enabled() and (

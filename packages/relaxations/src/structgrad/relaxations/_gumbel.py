@@ -9,6 +9,8 @@ References:
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from torch import Tensor
 
@@ -117,7 +119,11 @@ def _check_logits(logits: Tensor, dim: int) -> None:
     check_tensor(logits, "logits")
     if logits.dim() == 0:
         raise ValueError("logits must have at least one dimension")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -logits.dim() <= dim < logits.dim():
+    try:  # an int, or an integer numpy scalar
+        index = None if isinstance(dim, bool) else operator.index(dim)
+    except TypeError:
+        index = None
+    if index is None or not -logits.dim() <= index < logits.dim():
         raise ValueError(f"dim must be an int in [{-logits.dim()}, {logits.dim()}), got {dim!r}")
     if logits.shape[dim] == 0:
         raise ValueError("logits need at least one category (n >= 1), got n = 0")
