@@ -52,3 +52,9 @@ def test_map_sample_refuses_noise_on_costs() -> None:
         structure("grid_path").map_sample(costs)
     path = structure("grid_path").map_sample(costs, noise=False)
     assert path.shape == costs.shape and path[:, 0, 0].eq(1).all()
+
+
+def test_an_old_name_for_an_option_the_owner_lacks_says_so() -> None:
+    # The rename hint alone would send the caller to a 'tau' that is refused too.
+    with pytest.raises(ValueError, match=r"^g: option 'temperature' \(now called 'tau'\) is not"):
+        check_options("g", {"temperature": 1.0}, ("samples", "baseline"))

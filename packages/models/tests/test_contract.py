@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -80,3 +82,42 @@ def test_score_attach_takes_the_draw_and_keeps_nothing_hidden() -> None:
     assert theta.grad is not None and theta.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="not this layer's last draw"):
         layer.attach(loss, first.sample)
+
+
+@pytest.mark.parametrize("method", ["reinforce", "t-reinforce+", "relax"])
+def test_old_names_on_methods_without_tau_say_there_is_none(method: str) -> None:
+    with pytest.raises(ValueError, match="'temperature' \\(now called 'tau'\\) is not taken"):
+        latent("k_subset", method, k=2, event_shape=(5,), temperature=0.5)
+
+
+@pytest.mark.parametrize("method", ["t-reinforce+", "e-reinforce+", "t-reinforce"])
+def test_attach_refuses_a_loss_reduced_over_the_samples(method: str) -> None:
+    # A scalar copied to every sample makes the leave-one-out signal exactly zero.
+    layer = latent("k_subset", method, k=3, samples=3)
+    theta = torch.randn(8, 6, requires_grad=True)
+    x = layer(theta)
+    target = torch.linspace(0, 1, 6)
+    with pytest.raises(ValueError, match=r"per-sample loss of shape \[K, \*batch\] = \(3, 8\)"):
+        layer.attach(((x - target) ** 2).sum(-1).mean())
+    layer.attach(((x - target) ** 2).sum(-1)).sum().backward()  # [K, B]: fine
+    assert theta.grad is not None and bool(theta.grad.abs().sum() > 0)
+
+
+def test_relax_default_critic_names_a_bad_root() -> None:
+    for root, message in ((4, r"root must lie in \[0, 3\]"), (1.5, "root must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            latent("arborescence", "relax", root=root, event_shape=(4, 4))
+    with pytest.raises(ValueError, match=r"event_shape must have shape \[\.\.\., n, n\]"):
+        latent("arborescence", "relax", event_shape=(4,))  # its critic was built for it
+
+
+@pytest.mark.parametrize("method", METHODS["k_subset"])
+def test_k_subset_rows_without_k_finite_scores_are_refused(method: str) -> None:
+    # top-k would return a -inf item: every method now raises, as sst did.
+    layer = latent("k_subset", method, **_options("k_subset", method))
+    short = torch.tensor([[0.3, -math.inf, -math.inf, -math.inf, -math.inf, -math.inf]])
+    with pytest.raises(ValueError, match="leave no k_subset"):
+        layer(short)
+    room = torch.tensor([[0.3, 1.0, -math.inf, -math.inf, -math.inf, -math.inf]])
+    z = layer(room)
+    assert bool((z[..., 2:] == 0).all()) and bool((z[..., :2] == 1).all())

@@ -39,8 +39,10 @@ def test_registry_shape() -> None:
 def test_method_info_says_what_the_built_layer_is(structure: str, method: str) -> None:
     info = method_info(method)
     options = {"k": 3} if structure == "k_subset" else {}
-    if method == "relax":
-        options["event_shape"] = (5,)
+    if method == "relax":  # the default critic's event shape (checked against the structure)
+        options["event_shape"] = (
+            (5,) if structure in ("categorical", "k_subset", "binary_tree") else (5, 5)
+        )
     layer = latent(structure, method, **options)
     assert info.name == method and info.pathwise == layer.pathwise == (method not in SCORE)
     if info.family == "score":

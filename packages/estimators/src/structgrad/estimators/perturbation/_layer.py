@@ -164,10 +164,10 @@ class SolverLayer(LatentLayer):
         # The solvers' CUDA kernels read no values: on CUDA the check is here.
         if not scores.numel() or not validation_enabled():
             return
-        if s.map_checks_values and not scores.is_cuda:
-            return
-        check_values(scores, "costs" if s.minimize else "scores")
-        # the structure's own value checks (all -inf rows, negative costs, k <= n)
+        if not s.map_checks_values or scores.is_cuda:
+            check_values(scores, "costs" if s.minimize else "scores")
+        # the structure's own value checks (all -inf rows, fewer than k finite
+        # scores, negative costs, k <= n), which no solver makes
         s._check_options(scores, {**s.defaults, **self.structure_options})
 
     def plan(self, theta: Tensor, event_ndim: int, lengths: Tensor | None, generator: Any) -> Plan:

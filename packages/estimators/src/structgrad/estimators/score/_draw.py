@@ -179,7 +179,10 @@ class ScoreLayer(LatentLayer):
             raise ValueError(f"loss must be a floating torch.Tensor, got {type(loss).__name__}")
         rows = d.rows
         extra = len(rows) - loss.ndim
-        if extra > 0 and tuple(rows[: loss.ndim]) == tuple(loss.shape):
+        # With samples=K the loss keeps the sample dim: the K losses make the
+        # baselines (leave-one-out, E/T-REINFORCE); a mean over them would not.
+        kept = self.samples is None or loss.ndim >= 1
+        if kept and extra > 0 and tuple(rows[: loss.ndim]) == tuple(loss.shape):
             # Several independent rows per loss (e.g. one categorical per edge of a
             # graph): log p of the whole is the sum over its rows, so every row gets
             # the loss; the zero-valued surrogates are summed back per loss entry.

@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from structgrad.distributions.checks import check_int
+from structgrad.distributions.checks import check_int, check_scores
 
 from ..recursive import conditional_utilities, trace_log_prob
 from ..recursive._prepare import read_mask, trace_read_mask
@@ -162,6 +162,11 @@ class RELAX(ScoreLayer):
                 )
             event = tuple(int(d) for d in event_shape)
             opts = {k: v for k, v in structure_options.items() if k != "lengths"}
+            # The structure's own checks: the event shape, then a root or k for it.
+            probe = torch.zeros(event)
+            s = self.traced
+            check_scores(probe, "event_shape", s.event_dim, square=s.square)
+            opts = s.check(probe, **opts)
             used = self.traced.trace_used(event, torch.device("cpu"), **opts)
             critic = UtilityCritic(event, hidden, used)
         self.critic = critic
