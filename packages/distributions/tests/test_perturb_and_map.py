@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch.distributions import Independent
 
+import structgrad.solvers as solvers
 from structgrad.distributions import KSubset, PerturbAndMAP, PlackettLuce, checks, structure
 
 #: Every 0/1 vector of 5 items, float64 ``[32, 5]``.
@@ -76,16 +77,17 @@ def test_validate_args_rejects_values_outside_the_support_as_the_gibbs_laws_do(
     ],
 )
 def test_k_subset_without_room_raises_like_ksubset(theta: list[float], k: int) -> None:
+    # Every k-subset takes a -inf item: the structure's checks refuse the logits
+    # (the laws at construction, as their other argument checks).
     logits = torch.tensor(theta)
-    d = PerturbAndMAP("k_subset", logits, k=k)
     message = "the -inf \\(forbidden\\) entries leave no k_subset with positive probability"
     with pytest.raises(ValueError, match=message):
-        KSubset(logits, k).sample()
+        PerturbAndMAP("k_subset", logits, k=k)
     with pytest.raises(ValueError, match=message):
-        d.sample((10,))
+        KSubset(logits, k)
     with pytest.raises(ValueError, match=message):
-        d.log_prob(d.mode)
-    assert d.mode.shape == logits.shape  # the MAP itself still exists
+        structure("k_subset").map(logits, k=k)
+    assert solvers.top_k(logits, k).shape == logits.shape  # the solver alone still answers
 
 
 def test_k_subset_room_is_a_value_check() -> None:

@@ -181,12 +181,13 @@ def test_extreme_scores_stay_finite(dtype: torch.dtype) -> None:
         scores.grad = None
 
 
-def test_clipping_keeps_the_maximum_spanning_tree_limit() -> None:
+@pytest.mark.parametrize("max_range", [None, 15.0])  # exact, and the reference's clip
+def test_clipping_keeps_the_maximum_spanning_tree_limit(max_range: float | None) -> None:
     # Distinct scores 0.1 apart: at tau = 1e-4 every gap is at least 1000 nats.
     scores = torch.stack([torch.randperm(49).double().view(7, 7) for _ in range(20)]) * 0.1
     mst = solvers.max_spanning_tree(scores)
     for tau in (1e-4, 1e-6, 1e-9):
-        soft = spanning_tree_marginals(scores / tau)
+        soft = spanning_tree_marginals(scores / tau, max_range=max_range)
         torch.testing.assert_close(soft, mst, atol=1e-5, rtol=0)  # non-tree edges ~ e^-15
     # Within range nothing is clipped: the default equals the exact marginals.
     mild = torch.randn(3, 6, 6, dtype=torch.float64)
@@ -255,8 +256,9 @@ def _limit_bound(
     return (n**2 * torch.exp(-20.0 / depth.double()) + 1e-6).view(-1, 1, 1)
 
 
+@pytest.mark.parametrize("max_range", [None, 20.0])  # exact, and the clip
 @pytest.mark.parametrize("n", [3, 4, 6, 9])
-def test_default_clip_keeps_the_maximum_arborescence_limit(n: int) -> None:
+def test_clip_keeps_the_maximum_arborescence_limit(n: int, max_range: float | None) -> None:
     # Continuous scores: a unique MAP, and Chu-Liu/Edmonds contracts (nested)
     # cycles in most graphs (see _arborescence_clip for the residue).
     scores = torch.randn(100, n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(n))
@@ -264,13 +266,15 @@ def test_default_clip_keeps_the_maximum_arborescence_limit(n: int) -> None:
         best = solvers.max_arborescence(scores, root=root)
         bound = _limit_bound(scores, root)
         for tau in (1e-6, 1e-9):  # every score gap of these graphs is >> R nats
-            gap = (arborescence_marginals(scores / tau, root=root) - best).abs()
+            gap = (
+                arborescence_marginals(scores / tau, root=root, max_range=max_range) - best
+            ).abs()
             assert (gap <= bound).all()
             assert gap.amax((-2, -1)).median() < 1e-4  # most graphs: at most one level
     lengths = torch.randint(2, n + 1, (100,), generator=torch.Generator().manual_seed(1))
-    gap = arborescence_marginals(scores / 1e-6, lengths=lengths) - solvers.max_arborescence(
-        scores, lengths=lengths
-    )
+    gap = arborescence_marginals(
+        scores / 1e-6, lengths=lengths, max_range=max_range
+    ) - solvers.max_arborescence(scores, lengths=lengths)
     assert (gap.abs() <= _limit_bound(scores, 0, lengths)).all()
     root_scores = torch.randn(100, n, dtype=torch.float64)
     edges, roots = multi_root_arborescence_marginals(scores / 1e-6, root_scores / 1e-6)
@@ -299,7 +303,7 @@ def test_arborescence_clip_keeps_the_map_and_stays_accurate() -> None:
     # The clipped Laplacian is still accurate: compare with enumeration at n = 6.
     w = torch.randn(30, 6, 6, dtype=torch.float64, generator=gen) / 1e-6
     exact = expfamily_marginals(_clipped_scores(w), enumerate_arborescences(6, 0))
-    torch.testing.assert_close(arborescence_marginals(w), exact, atol=1e-5, rtol=0)
+    torch.testing.assert_close(arborescence_marginals(w, max_range=20.0), exact, atol=1e-5, rtol=0)
 
 
 def _clipped_scores(w: torch.Tensor) -> torch.Tensor:
@@ -322,14 +326,17 @@ def test_arborescence_clip_gradient() -> None:
     torch.testing.assert_close(g1, g2)
     # Clip active: finite (raised entries pass their gradient to the column maximum).
     cold = (torch.randn(4, 6, 6, dtype=torch.float64) * 100).requires_grad_(True)
-    (g,) = torch.autograd.grad((arborescence_marginals(cold) * probe).sum(), cold)
-    assert torch.isfinite(g).all()
+    for max_range in (None, 20.0):
+        out = arborescence_marginals(cold, max_range=max_range)
+        (g,) = torch.autograd.grad((out * probe).sum(), cold)
+        assert torch.isfinite(g).all()
 
 
+@pytest.mark.parametrize("clip", [False, True])
 @pytest.mark.parametrize("scale", [30.0, 100.0, 1e4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_clipped_gradients_are_orthogonal_to_the_laws_shifts(
-    scale: float, dtype: torch.dtype
+    scale: float, dtype: torch.dtype, clip: bool
 ) -> None:
     # The tree law ignores a global shift of the scores and the arborescence law
     # a shift of any column (one edge enters each vertex): with the clip active,
@@ -340,12 +347,15 @@ def test_clipped_gradients_are_orthogonal_to_the_laws_shifts(
     scores = torch.randn(6, n, n, generator=gen, dtype=torch.float64) * scale
     probe = torch.randn(6, n, n, generator=gen, dtype=torch.float64)
     tree_in = scores.to(dtype).requires_grad_(True)
-    (g,) = torch.autograd.grad((spanning_tree_marginals(tree_in) * probe).sum(), tree_in)
+    tree_range, arb_range = (15.0, 20.0) if clip else (None, None)
+    tree_out = spanning_tree_marginals(tree_in, max_range=tree_range)
+    (g,) = torch.autograd.grad((tree_out * probe).sum(), tree_in)
     upper = g.double()[:, rows, cols]  # the entries read
     along = upper.sum(-1) / math.sqrt(upper.shape[-1])  # component along the shift
     assert (along.abs() <= 1e-7 * upper.norm(dim=-1).clamp_min(1.0)).all(), along
     arb_in = scores.to(dtype).requires_grad_(True)
-    (g,) = torch.autograd.grad((arborescence_marginals(arb_in) * probe).sum(), arb_in)
+    arb_out = arborescence_marginals(arb_in, max_range=arb_range)
+    (g,) = torch.autograd.grad((arb_out * probe).sum(), arb_in)
     g = g.double() * (1 - torch.eye(n, dtype=torch.float64))
     g[:, :, 0] = 0  # edges into the root are not read
     along = g.sum(-2) / math.sqrt(n - 1)  # [B, n] per-column components
@@ -378,7 +388,8 @@ def test_backward_is_accurate_when_scores_spread_widely(seed: int) -> None:
         assert abs(float(fd) - float(g[r, c])) < 1e-6, (r, c, float(fd), float(g[r, c]))
 
 
-def test_clip_floors_follow_the_maximum_as_the_reference() -> None:
+@pytest.mark.parametrize("max_range", [None, 15.0])
+def test_clip_floors_follow_the_maximum_as_the_reference(max_range: float | None) -> None:
     # The clip changes nothing when the scores are shifted: marginals and gradients
     # of θ + c equal those of θ.
     scores = torch.randn(4, 7, 7, dtype=torch.float64) * 40
@@ -386,7 +397,7 @@ def test_clip_floors_follow_the_maximum_as_the_reference() -> None:
     outs = []
     for shift in (0.0, 1234.5):
         x = (scores + shift).requires_grad_(True)
-        m = spanning_tree_marginals(x)
+        m = spanning_tree_marginals(x, max_range=max_range)
         (g,) = torch.autograd.grad((m * probe).sum(), x)
         outs.append((m, g))
     torch.testing.assert_close(outs[0][0], outs[1][0])
@@ -494,7 +505,9 @@ def test_forbidden_edges_clip_only_without_direct_root_edges(
     x[:, 0, 3] = -torch.inf  # vertex 3 only through others: nested cycles possible
     x[:, 1, 3] = 0.0
     x[:, 0, 1] = 0.0
-    arborescence_marginals(x)
+    arborescence_marginals(x)  # the default: exact, by elimination
+    assert not calls
+    arborescence_marginals(x, max_range=20.0)
     assert len(calls) == 1
 
 

@@ -23,6 +23,7 @@ from torch import Tensor
 from ._arborescence_clip import dual_clip
 from ._conditioning import check_reachable, checked, deviation_from, one_hot, vertex_mask
 from ._laplacian import Removed, directed_marginals
+from ._matrix_tree import eliminated_marginals
 from ._numerics import (
     FLOAT32_SPREAD,
     default_max_range,
@@ -94,6 +95,22 @@ def _edges_and_range(
     return torch.nan_to_num(top, neginf=0.0), spread, forbidden
 
 
+def _eliminated(
+    scores: Tensor, root_weight: Tensor | None, root: int, inside: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """:func:`_directed`'s marginals by the log-space elimination (exact at any spread)."""
+    if root_weight is None:
+        return eliminated_marginals(scores, root=root, inside=inside), scores.new_zeros(0)
+    # Several roots: arborescences of a virtual root 0 whose edges are root_weight.
+    top = torch.cat([scores.new_full((*scores.shape[:-2], 1), -math.inf), root_weight], dim=-1)
+    side = scores.new_full((*scores.shape[:-1], 1), -math.inf)
+    big = torch.cat([top.unsqueeze(-2), torch.cat([side, scores], dim=-1)], dim=-2)
+    if inside is not None:
+        inside = torch.cat([inside.new_ones((*inside.shape[:-1], 1)), inside], dim=-1)
+    mu = eliminated_marginals(big, root=0, inside=inside)
+    return mu[..., 1:, 1:], mu[..., 0, 1:]
+
+
 def _directed(
     scores: Tensor,
     root_weight: Tensor | None,
@@ -142,6 +159,10 @@ def _directed(
     # each a nats dear, costs about k a): Edmonds' dual sees the chains, and the
     # dual clip, exact while they stay within the range, runs.
     clip = spread > limit or (indirect and limit < math.inf)
+    if max_range is None and (clip or tracing(w)):
+        # The default is exact: past what the Laplacian keeps, or unread (traced),
+        # the log-space elimination (the clip below serves an explicit range).
+        return _eliminated(scores, root_weight, root, inside)
     work = work_dtype(scores.dtype, limit if clip else spread)
     w = w.to(work)
     shift = shift.to(work)
@@ -199,16 +220,16 @@ def arborescence_marginals(
             the diagonal and the edges into the root are ignored; ``-inf`` forbids.
         root: the root vertex in ``[0, n)``.
         lengths: optional ``[...]`` integer graph sizes in ``[root + 1, n]``.
-        max_range: the range ``R`` of the clip that keeps the Laplacian well
-            conditioned (float64, or float32 for float32 scores within 10
-            nats): Edmonds' dual of the maximum arborescence is clipped so
-            that it stays the MAP and every other arborescence sits at most
-            ``R`` per nested cycle chain below it (see ``_arborescence_clip``);
-            the ``τ → 0`` limit is the maximum arborescence up to
-            ``O(n² e^{-R/depth})``. Scores are exact while every chain of
-            nested cycles costs less than ``R`` (always, without forbidden
-            edges, when no column spreads ``R``). ``None``: 20; ``math.inf``:
-            no clipping.
+        max_range: ``None`` (default): exact at any spread, by the Laplacian
+            (float64, or float32 for float32 scores within 10 nats) while no
+            column spreads 20 nats and every vertex has a finite edge from
+            the root, else (and while tracing) by the gradient of the
+            log-space elimination of ``log Z``. A number ``R``: clip
+            Edmonds' dual of the maximum arborescence so that it stays the
+            MAP and every other arborescence sits at most ``R`` per nested
+            cycle chain below it (see ``_arborescence_clip``); the ``τ → 0``
+            limit is the maximum arborescence up to ``O(n² e^{-R/depth})``.
+            ``math.inf``: the Laplacian, never clipped.
 
     Returns:
         ``[..., n, n]`` marginals: every non-root column sums to 1.
@@ -241,7 +262,8 @@ def multi_root_arborescence_marginals(
             diagonal) can be passed as it is, with its diagonal as ``root_scores``.
         root_scores: ``[..., n]`` log-potentials of ``j`` being a root.
         lengths: optional ``[...]`` integer graph sizes in ``[1, n]``.
-        max_range: as in :func:`arborescence_marginals`.
+        max_range: as in :func:`arborescence_marginals` (the root scores count
+            as the edges of a virtual root).
 
     Returns:
         ``(edge_marginals [..., n, n], root_marginals [..., n])``; for every

@@ -24,6 +24,7 @@ from torch.distributions import register_kl
 from torch.distributions.utils import lazy_property
 
 from ._law import StructuredLaw
+from ._utils import sample_size
 
 __all__ = ["Arborescence", "KSubset", "SpanningTree"]
 
@@ -71,10 +72,10 @@ class _Gibbs(StructuredLaw):
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""
         logits = self.logits
-        finite = logits.detach()[torch.isfinite(logits.detach())]
-        if logits.dtype == torch.float32 and finite.numel() and float(finite.abs().max()) > 1e6:
+        if logits.dtype == torch.float32:
             # log Z and <θ, μ> are two numbers of θ's size whose difference is
-            # small: in float32 their gradients cancel to inf - inf. Work in float64.
+            # small: float32 loses H to their rounding (1e-3 at |θ| = 1e4), and
+            # past 1e6 their gradients cancel to inf - inf. Work in float64.
             wide = logits.double()
             log_z, mu = self.structure.log_partition_and_marginals(wide, **self.options)
             return (log_z - self.structure.score(wide, mu, **self.options)).to(logits.dtype)
@@ -95,10 +96,10 @@ class _Gibbs(StructuredLaw):
         Its law is not the Gibbs law; as ``τ → 0`` it tends to the perturb-and-MAP
         sample ``MAP(θ + G)``.
         """
-        shape = self._extended_shape(torch.Size(sample_shape))
+        shape = self._extended_shape(sample_size(sample_shape))
         theta = self.logits.expand(shape)
         noise = self.structure.gumbel(theta, generator=generator)
-        return self.structure.marginals((theta + noise) / self.tau, **self.options)
+        return self.structure.relax(theta + noise, tau=self.tau, **self.options)
 
 
 class KSubset(_Gibbs):
@@ -107,7 +108,7 @@ class KSubset(_Gibbs):
     Args:
         logits: ``[..., n]`` log-potentials θ; ``-inf`` items are never chosen.
         k: the subset size, in ``[0, n]``.
-        tau: temperature of :meth:`rsample`.
+        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
         validate_args: as for every torch distribution.
 
     Samples are ``[..., n]`` 0/1 masks; :meth:`sample` is exact (sequential DP).
@@ -116,7 +117,7 @@ class KSubset(_Gibbs):
     structure_name = "k_subset"
 
     def __init__(
-        self, logits: Tensor, k: int, tau: float = 1.0, validate_args: bool | None = None
+        self, logits: Tensor, k: int, tau: float | Tensor = 1.0, validate_args: bool | None = None
     ) -> None:
         self._setup(self.structure_name, logits, tau, validate_args, k=k)
 
@@ -135,7 +136,7 @@ class SpanningTree(_Gibbs):
             is read; ``-inf`` forbids an edge.
         lengths: optional ``[...]`` graph sizes in ``[1, n]`` (vertices past a
             length are not in the graph).
-        tau: temperature of :meth:`rsample`.
+        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
         validate_args: as for every torch distribution.
 
     Samples are symmetric ``[..., n, n]`` adjacencies; :meth:`sample` is exact
@@ -148,7 +149,7 @@ class SpanningTree(_Gibbs):
         self,
         logits: Tensor,
         lengths: Tensor | None = None,
-        tau: float = 1.0,
+        tau: float | Tensor = 1.0,
         validate_args: bool | None = None,
     ) -> None:
         self._setup(self.structure_name, logits, tau, validate_args, lengths=lengths)
@@ -162,7 +163,7 @@ class Arborescence(_Gibbs):
             (the diagonal and column ``root`` are not read); ``-inf`` forbids an edge.
         root: the root vertex.
         lengths: optional ``[...]`` graph sizes in ``[root + 1, n]``.
-        tau: temperature of :meth:`rsample`.
+        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
         validate_args: as for every torch distribution.
 
     Samples are ``[..., n, n]`` adjacencies; :meth:`sample` is exact (Wilson's algorithm).
@@ -175,7 +176,7 @@ class Arborescence(_Gibbs):
         logits: Tensor,
         root: int = 0,
         lengths: Tensor | None = None,
-        tau: float = 1.0,
+        tau: float | Tensor = 1.0,
         validate_args: bool | None = None,
     ) -> None:
         self._setup(self.structure_name, logits, tau, validate_args, root=root, lengths=lengths)

@@ -18,7 +18,7 @@ from torch.distributions import Distribution, constraints
 from ._registry import structure as resolve
 from ._structure import Structure
 from ._utils import Sampled
-from .checks import check_scores, check_tau
+from .checks import as_tau, check_scores, check_tau, validation_enabled
 
 __all__ = ["StructuredLaw"]
 
@@ -32,20 +32,21 @@ class StructuredLaw(Sampled):
         structure: the :class:`Structure`.
         options: its completed options (``k``, ``root``, ``lengths``, ...).
         logits: the scores θ, ``[*batch, *scores event]``.
-        tau: the temperature of ``rsample``.
+        tau: the temperature of ``rsample``: a float, or a tensor broadcastable to
+            ``logits`` (kept as given, so a learned one gets its gradient).
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
     structure: Structure
     options: dict[str, Any]
     logits: Tensor
-    tau: float
+    tau: float | Tensor
 
     def _setup(
         self,
         name: str | Structure,
         logits: Tensor,
-        tau: float,
+        tau: float | Tensor,
         validate_args: bool | None,
         **options: Any,
     ) -> None:
@@ -59,7 +60,11 @@ class StructuredLaw(Sampled):
         check_scores(logits, "logits", d, square=self.structure.square)
         self.options = self.structure.check(logits, **options)
         self.logits = logits
-        self.tau = check_tau(tau)
+        if isinstance(tau, Tensor):
+            as_tau(tau, logits)  # positive, finite, broadcastable: or a ValueError
+            self.tau = tau
+        else:
+            self.tau = check_tau(tau)
         event = self.structure.solution_shape(logits.shape[-d:])
         super().__init__(logits.shape[:-d], event, validate_args=validate_args)
 
@@ -69,8 +74,29 @@ class StructuredLaw(Sampled):
 
     @property
     def mode(self) -> Tensor:
-        """The MAP structure ``MAP(θ)`` (through structgrad.solvers), 0/1 like ``logits``."""
-        return self.structure.map(self.logits, **self.options)
+        """The MAP structure ``MAP(θ)`` (through structgrad.solvers), 0/1 like ``logits``.
+
+        Raises:
+            ValueError: where the ``-inf`` logits leave no structure.
+        """
+        return self._allowed(self.structure.map(self.logits, **self.options))
+
+    def _allowed(self, x: Tensor) -> Tensor:
+        """``x``, MAP solutions ``[*sample, ..., *event]``, once none takes a ``-inf`` logit.
+
+        The solvers take as few ``-inf`` entries as they can: one taken means the
+        ``-inf`` entries leave no structure (probability 0 for each). Checked for
+        the structures with a log-partition (and matchings), with the value checks.
+
+        Raises:
+            ValueError: the structure's "the -inf (forbidden) entries leave no ...".
+        """
+        if not validation_enabled() or not x.numel():
+            return x
+        if self.structure.tractable or self.structure.name == "matching":
+            score = self.structure.score(self.logits.detach(), x, **self.options)
+            self.structure._checked(torch.where(torch.isneginf(score), -torch.inf, 0.0))
+        return x
 
     def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> StructuredLaw:
         """The same law broadcast to ``batch_shape`` (options, ``lengths`` and ``tau`` kept)."""

@@ -23,7 +23,7 @@ from torch import Tensor
 from ._ksubset import plackett_luce_set_log_prob
 from ._law import StructuredLaw
 from ._structure import Structure
-from ._utils import dot
+from ._utils import dot, sample_size
 from .checks import validation_enabled
 
 __all__ = ["PerturbAndMAP"]
@@ -38,7 +38,7 @@ class PerturbAndMAP(StructuredLaw):
     Args:
         structure: a structure name (``"spanning_tree"``, ...) or :class:`Structure`.
         logits: scores θ of the structure's shape.
-        tau: temperature of :meth:`rsample`.
+        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
         validate_args: as for every torch distribution.
         **options: the structure's options (``k``, ``root``, ``lengths``).
 
@@ -54,7 +54,7 @@ class PerturbAndMAP(StructuredLaw):
         self,
         structure: str | Structure,
         logits: Tensor,
-        tau: float = 1.0,
+        tau: float | Tensor = 1.0,
         validate_args: bool | None = None,
         **options: Any,
     ) -> None:
@@ -94,7 +94,9 @@ class PerturbAndMAP(StructuredLaw):
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
         self._check_room()
-        return self.structure.map(self._perturbed(sample_shape, generator), **self.options)
+        return self._allowed(
+            self.structure.map(self._perturbed(sample_shape, generator), **self.options)
+        )
 
     def rsample(
         self,
@@ -112,8 +114,8 @@ class PerturbAndMAP(StructuredLaw):
                 f"perturb-and-MAP {self.structure.name}: no relaxed sample, because "
                 f"{self.structure.intractable}"
             )
-        noisy = self._perturbed(sample_shape, generator)
-        return self.structure.marginals(noisy / self.tau, **self.options)
+        noisy = self._perturbed(sample_size(sample_shape), generator)
+        return self.structure.relax(noisy, tau=self.tau, **self.options)
 
     def log_prob(self, value: Tensor) -> Tensor:
         """``log P(MAP(θ + G) = value)`` for ``categorical`` and ``k_subset`` (``k <= 10``).

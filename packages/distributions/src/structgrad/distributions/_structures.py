@@ -117,7 +117,15 @@ class KSubsetStructure(KSubsetTracing, Structure):
     required = ("k",)
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
-        opts["k"] = check_int(opts["k"], "k", 0, scores.shape[-1])
+        k = opts["k"] = check_int(opts["k"], "k", 0, scores.shape[-1])
+        # A value check (off with the checks, and while tracing): with fewer than
+        # k finite scores every k-subset takes a -inf item; top-k would return one.
+        checked = validation_enabled() and k and scores.numel()
+        if checked and bool((torch.isfinite(scores).sum(-1) < k).any()):
+            raise ValueError(
+                "scores: the -inf (forbidden) entries leave no k_subset with positive "
+                f"probability (a row has fewer than k = {k} finite scores)"
+            )
 
     def ones(self, event_shape: Any, **options: Any) -> float:
         return float(max(int(self.options(options)["k"]), 1))
@@ -144,7 +152,13 @@ class KSubsetStructure(KSubsetTracing, Structure):
         return _stack(solvers.enumerate_k_subsets(n, k))
 
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
-        return k_subset_log_partition(scores, opts["k"])
+        # log Z(θ) = log Z(θ − c) + k c (every subset has k items): centred at the
+        # k-th largest score, the DP and its gradient (the marginals) do not lose
+        # float32's digits to an offset common to all scores.
+        k = opts["k"]
+        kth = scores.detach().topk(max(k, 1), dim=-1).values[..., -1:]
+        kth = torch.where(torch.isfinite(kth), kth, torch.zeros_like(kth))
+        return k_subset_log_partition(scores - kth, k) + k * kth.squeeze(-1)
 
     def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """0/1 masks of exactly ``k`` items."""

@@ -23,7 +23,8 @@ from torch import Tensor
 
 from ._conditioning import check_reachable, checked, deviation_from, one_hot, vertex_mask
 from ._laplacian import Removed, undirected_marginals
-from ._numerics import default_max_range, hi_and_spread, range_limit, work_dtype
+from ._matrix_tree import eliminated_marginals
+from ._numerics import default_max_range, hi_and_spread, range_limit, tracing, work_dtype
 from ._tree_clip import bottleneck_clip
 from .checks import check_values, square_size
 
@@ -55,13 +56,16 @@ def spanning_tree_marginals(
         scores: ``[..., n, n]`` edge log-potentials; ``-inf`` forbids an edge.
         lengths: optional ``[...]`` integer graph sizes; vertices past a length
             are not in the graph and get marginal 0.
-        max_range: the range ``R`` of the clipping that keeps the Laplacian
-            well conditioned (the Laplacian is float64, or float32 for float32
-            scores spreading at most 10 nats):
-            edges of the maximum spanning tree are raised to ``max - R`` and other
-            edges to ``R`` below their bottleneck on that tree, which keeps the
-            ``τ → 0`` limit (see ``_tree_clip``). Scores already within these
-            floors are exact. ``None``: 15; ``math.inf``: no clipping.
+        max_range: ``None`` (default): exact at any spread, by the Laplacian
+            (float64, or float32 for float32 scores spreading at most 10 nats)
+            while the scores spread at most 30 nats, else (and while tracing)
+            by the gradient of the log-space elimination of ``log Z``. A
+            number ``R``: clip as the reference SST code does (``R = 15``)
+            when the scores spread more than ``R``: edges of the maximum
+            spanning tree are raised to ``max - R`` and other edges to ``R``
+            below their bottleneck on that tree, which keeps the ``τ → 0``
+            limit (see ``_tree_clip``) but not the exact law. ``math.inf``:
+            the Laplacian, never clipped.
 
     Returns:
         ``[..., n, n]`` marginals, same dtype and device as ``scores``.
@@ -94,7 +98,12 @@ def spanning_tree_marginals(
         check_reachable(adjacency, one_hot(0, n, x.device), inside, "spanning_tree_marginals")
     hi, spread = hi_and_spread(edges)
     limit = range_limit(max_range, directed=False)
-    clip = limit < math.inf and spread > limit
+    if max_range is None and (spread > 2 * limit or tracing(edges)):
+        # The default is exact: past the spread the float64 Laplacian keeps
+        # (see default_max_range), or unread (traced), the log-space elimination.
+        return eliminated_marginals(x, root=None, inside=inside)
+    # An explicit max_range R clips beyond R, as the reference does.
+    clip = max_range is not None and limit < math.inf and spread > limit
     work = work_dtype(scores.dtype, 2 * limit if clip else spread)
     x = x.to(work)
     if clip:

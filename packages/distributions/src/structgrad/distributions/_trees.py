@@ -146,12 +146,15 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
         return dot(torch.where(edges, scores, 0.0), torch.where(edges, x, 0.0), 2)
 
     def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
-        """Spanning trees of each graph (upper triangle read; nothing past a length)."""
+        """Symmetric adjacencies of spanning trees of each graph (nothing past a length)."""
         edges = self._edges(scores, opts.get("lengths"))
         shape = torch.broadcast_shapes(x.shape, edges.shape)
         x, edges = x.expand(shape), edges.expand(shape)
-        upper = torch.ones_like(edges).triu(1)
-        return _is_tree(x, edges, upper & ~edges, opts, directed=False)
+        # A tree's adjacency is symmetric with a zero diagonal: the count reads its
+        # upper triangle, the rest must mirror it (not merely be ignored).
+        outside = ~(edges | edges.transpose(-1, -2))
+        symmetric = (x == x.transpose(-1, -2)).all(dim=(-2, -1))
+        return symmetric & _is_tree(x, edges, outside, opts, directed=False)
 
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any

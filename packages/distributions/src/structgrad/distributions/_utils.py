@@ -28,6 +28,7 @@ __all__ = [
     "rand",
     "relaxation_input",
     "sample_gumbel",
+    "sample_size",
     "sample_uniform",
 ]
 
@@ -207,6 +208,22 @@ def gumbel_like(
     return g
 
 
+def sample_size(sample_shape: Any) -> torch.Size:
+    """``sample_shape`` as a ``torch.Size`` (of ``sample`` and ``rsample``).
+
+    Raises:
+        TypeError: ``sample_shape`` is not a sequence of ints.
+        ValueError: ``sample_shape`` has a negative size.
+    """
+    try:
+        shape = torch.Size(sample_shape)
+    except TypeError:
+        raise TypeError(f"sample_shape must be a sequence of ints, got {sample_shape!r}") from None
+    if any(d < 0 for d in shape):
+        raise ValueError(f"sample_shape must not be negative, got {tuple(shape)}")
+    return shape
+
+
 class Sampled(Distribution):
     """A distribution whose ``sample`` is its ``_draw`` without autograd.
 
@@ -227,16 +244,8 @@ class Sampled(Distribution):
             TypeError: ``sample_shape`` is not a sequence of ints.
             ValueError: ``sample_shape`` has a negative size.
         """
-        try:
-            shape = torch.Size(sample_shape)
-        except TypeError:
-            raise TypeError(
-                f"sample_shape must be a sequence of ints, got {sample_shape!r}"
-            ) from None
-        if any(d < 0 for d in shape):
-            raise ValueError(f"sample_shape must not be negative, got {tuple(shape)}")
         with torch.no_grad():
-            return self._draw(shape, generator)
+            return self._draw(sample_size(sample_shape), generator)
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError

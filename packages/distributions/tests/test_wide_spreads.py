@@ -1,0 +1,193 @@
+"""The laws and the tree relaxations at wide spreads, large offsets and -inf entries.
+
+Every oracle is an enumeration of the whole support (structgrad.testing.exact
+sums in float64 log space), so the checks hold whatever the spread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from structgrad.distributions import (
+    Arborescence,
+    KSubset,
+    PerturbAndMAP,
+    SpanningTree,
+    arborescence_marginals,
+    multi_root_arborescence_marginals,
+    spanning_tree_marginals,
+    structure,
+)
+from structgrad.solvers import enumerate_arborescences, enumerate_spanning_trees
+from structgrad.testing.exact import expfamily_marginals
+
+DTYPES = [torch.float32, torch.float64]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [5.0, 40.0, 300.0])
+def test_default_tree_marginals_are_exact_at_any_spread(dtype: torch.dtype, scale: float) -> None:
+    # SST's temperatures divide the scores: 0.1 on N(0, 1) spreads 60 nats. The
+    # reference's clip (max_range=15) moved such marginals by up to 0.69.
+    gen = torch.Generator().manual_seed(int(scale))
+    x = torch.randn(12, 5, 5, generator=gen, dtype=torch.float64) * scale
+    want_tree = expfamily_marginals(x, enumerate_spanning_trees(5), upper=True)
+    got = spanning_tree_marginals(x.to(dtype))
+    atol = 1e-5 if dtype == torch.float32 else 1e-9
+    assert got.dtype == dtype
+    torch.testing.assert_close(got.double(), want_tree, atol=atol, rtol=0)
+    for root in (0, 3):
+        absent = torch.eye(5, dtype=torch.bool) | (torch.arange(5) == root)
+        want = expfamily_marginals(x.masked_fill(absent, -1e300), enumerate_arborescences(5, root))
+        got = arborescence_marginals(x.to(dtype), root=root)
+        torch.testing.assert_close(got.double(), want, atol=atol, rtol=0)
+
+
+@pytest.mark.parametrize("scale", [2.0, 50.0])
+def test_default_multi_root_marginals_are_exact_at_any_spread(scale: float) -> None:
+    gen = torch.Generator().manual_seed(int(scale))
+    x = torch.randn(8, 4, 4, generator=gen, dtype=torch.float64) * scale
+    roots = torch.randn(8, 4, generator=gen, dtype=torch.float64) * scale
+    big = torch.full((8, 5, 5), -1e300, dtype=torch.float64)  # vertex 0: the virtual root
+    big[:, 0, 1:], big[:, 1:, 1:] = roots, x
+    big = big.masked_fill(torch.eye(5, dtype=torch.bool), -1e300)
+    want = expfamily_marginals(big, enumerate_arborescences(5, 0))
+    edges, got_roots = multi_root_arborescence_marginals(x, roots)
+    torch.testing.assert_close(edges, want[:, 1:, 1:], atol=1e-9, rtol=0)
+    torch.testing.assert_close(got_roots, want[:, 0, 1:], atol=1e-9, rtol=0)
+
+
+def test_an_exact_tie_across_a_wide_spread_stays_a_tie() -> None:
+    theta = torch.tensor([[0.0, 30.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]], dtype=torch.float64)
+    for scale in (1.0, 2.0, 100.0):
+        m = spanning_tree_marginals(theta * scale)
+        torch.testing.assert_close(m[0, 2], m[1, 2])
+        torch.testing.assert_close(m[0, 2], torch.tensor(0.5, dtype=torch.float64))
+    # The reference's clip (explicit max_range) breaks it: documented behaviour.
+    clipped = spanning_tree_marginals(theta * 2, max_range=15.0)
+    assert float(clipped[0, 2] - clipped[1, 2]) > 0.9
+
+
+def test_default_tree_marginals_wide_with_lengths_and_forbidden_edges() -> None:
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 5, 5, generator=gen, dtype=torch.float64) * 60
+    x[:, 0, 1] = -math.inf
+    lengths = torch.tensor([5, 4, 3, 5, 4, 3])
+    got = spanning_tree_marginals(x, lengths=lengths)
+    for b, size in enumerate(lengths.tolist()):
+        sub = x[b, :size, :size]
+        stack = enumerate_spanning_trees(size)
+        want = expfamily_marginals(sub.nan_to_num(neginf=-1e300), stack, upper=True)
+        torch.testing.assert_close(got[b, :size, :size], want, atol=1e-9, rtol=0)
+        assert not got[b, size:].any() and not got[b, :, size:].any()
+
+
+def test_default_tree_marginals_backward_at_wide_spread() -> None:
+    # The exact path's backward: finite differences of the float64 forward.
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(5, 5, generator=gen, dtype=torch.float64) * 40
+    torch.autograd.gradcheck(spanning_tree_marginals, (x.requires_grad_(),))
+    y = torch.randn(5, 5, generator=gen, dtype=torch.float64) * 40
+    torch.autograd.gradcheck(lambda s: arborescence_marginals(s, root=2), (y.requires_grad_(),))
+
+
+def test_spanning_tree_values_must_be_symmetric_adjacencies() -> None:
+    law = SpanningTree(torch.randn(3, 3, dtype=torch.float64))
+    every = torch.tensor(list(itertools.product([0.0, 1.0], repeat=9)), dtype=torch.float64)
+    every = every.view(-1, 3, 3)
+    torch.testing.assert_close(
+        law.log_prob(every).exp().sum(), torch.tensor(1.0, dtype=torch.float64)
+    )
+    path = torch.tensor([[0.0, 1, 0], [1, 0, 1], [0, 1, 0]], dtype=torch.float64)
+    assert torch.isfinite(law.log_prob(path))
+    for bad in (path + torch.eye(3), path.triu(), path.tril()):
+        assert law.log_prob(bad) == -math.inf
+    padded = SpanningTree(torch.zeros(4, 4, dtype=torch.float64), lengths=torch.tensor(3))
+    past = torch.zeros(4, 4, dtype=torch.float64)
+    past[:3, :3] = path
+    assert torch.isfinite(padded.log_prob(past))
+    past[3, 0] = 1.0  # an entry past the length, below the diagonal
+    assert padded.log_prob(past) == -math.inf
+
+
+@pytest.mark.parametrize("offset", [1e2, 1e5, 1e7])
+def test_k_subset_marginals_ignore_a_common_offset_in_float32(offset: float) -> None:
+    tied = KSubset(torch.full((3,), offset), 2)
+    torch.testing.assert_close(tied.marginals, torch.full((3,), 2 / 3))
+    theta = torch.tensor([0.5, -1.0, 2.0, 0.0])
+    moved = theta + offset  # float32: what it holds, in float64 and centred
+    want = KSubset(moved.double() - offset, 2).marginals.float()
+    torch.testing.assert_close(KSubset(moved, 2).marginals, want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e5, 1e6])
+def test_float32_entropy_ignores_a_common_offset(offset: float) -> None:
+    cases = [
+        (SpanningTree(torch.full((4, 4), offset)), math.log(16)),
+        (Arborescence(torch.full((4, 4), offset)), math.log(16)),
+        (KSubset(torch.full((3,), offset), 2), math.log(3)),
+    ]
+    for law, want in cases:
+        got = law.entropy()
+        assert got.dtype == torch.float32
+        assert abs(float(got) - want) < 1e-6, (type(law).__name__, float(got))
+
+
+def test_rsample_divides_by_tau_safely() -> None:
+    # Through Structure.relax: centred, clamped quotients (no overflow to +inf).
+    v = torch.tensor([1e31, 0.0, 1.0, -1e31, 2.0])
+    torch.testing.assert_close(KSubset(v, 2, tau=1e-8).rsample(), torch.tensor([1.0, 0, 0, 0, 1]))
+    hard = PerturbAndMAP("categorical", v, tau=1e-8).rsample()
+    torch.testing.assert_close(hard, torch.tensor([1.0, 0, 0, 0, 0]))
+
+
+def test_a_tensor_tau_gets_its_gradient() -> None:
+    gen = torch.Generator().manual_seed(0)
+    probe = torch.randn(4, 4, generator=gen)
+    for law in (
+        lambda tau: SpanningTree(torch.randn(4, 4, generator=gen), tau=tau),
+        lambda tau: KSubset(torch.randn(4, 4, generator=gen), 2, tau=tau),
+        lambda tau: PerturbAndMAP("k_subset", torch.randn(4, 4, generator=gen), k=2, tau=tau),
+    ):
+        tau = torch.tensor(0.5, requires_grad=True)
+        (g,) = torch.autograd.grad((law(tau).rsample(generator=gen) * probe).sum(), tau)
+        assert torch.isfinite(g) and g != 0
+    per_row = torch.tensor([[0.5], [1.0], [2.0], [4.0]])
+    assert KSubset(torch.randn(4, 4), 2, tau=per_row).rsample((3,)).shape == (3, 4, 4)
+    with pytest.raises(ValueError, match="tau must be a positive finite number"):
+        KSubset(torch.randn(4, 4), 2, tau=torch.tensor([0.5, -1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="does not broadcast"):
+        KSubset(torch.randn(4, 4), 2, tau=torch.ones(5))
+
+
+def test_mode_and_draws_refuse_logits_that_leave_no_structure() -> None:
+    cut = torch.zeros(3, 3)
+    cut[0, 1] = cut[1, 0] = cut[0, 2] = cut[2, 0] = -math.inf  # vertex 0 cut off
+    message = "leave no spanning_tree"
+    with pytest.raises(ValueError, match=message):
+        SpanningTree(cut).mode  # noqa: B018
+    with pytest.raises(ValueError, match=message):
+        PerturbAndMAP("spanning_tree", cut).sample()
+    with pytest.raises(ValueError, match="leave no k_subset"):
+        KSubset(torch.tensor([0.0, -math.inf, -math.inf]), 2).mode  # noqa: B018
+    blocked = torch.tensor([[0.0, -math.inf], [0.0, -math.inf]])  # column 1 forbidden
+    with pytest.raises(ValueError, match="leave no matching"):
+        PerturbAndMAP("matching", blocked).sample()
+    # One forbidden edge that leaves trees: the mode avoids it.
+    x = torch.randn(4, 4)
+    x[0, 1] = -math.inf
+    assert SpanningTree(x).mode[0, 1] == 0
+    assert structure("spanning_tree").map(cut).shape == (3, 3)  # the solver still answers
+
+
+def test_rsample_checks_its_sample_shape_as_sample_does() -> None:
+    for law in (KSubset(torch.randn(5), 2), PerturbAndMAP("k_subset", torch.randn(5), k=2)):
+        with pytest.raises(ValueError, match="sample_shape must not be negative"):
+            law.rsample((-1,))
+        with pytest.raises(TypeError, match="sample_shape must be a sequence of ints"):
+            law.rsample(2)  # type: ignore[arg-type]
+        assert law.rsample((2, 3)).shape == (2, 3, 5)
