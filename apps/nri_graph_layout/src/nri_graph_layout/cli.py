@@ -240,7 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _no_infinite_range(args: argparse.Namespace) -> None:
-    """``--max-range inf`` disables the clipping (``None``)."""
+    """``--max-range inf`` disables the clipping (``None``: the exact marginals)."""
     if getattr(args, "max_range", None) is not None and args.max_range == float("inf"):
         args.max_range = None
 

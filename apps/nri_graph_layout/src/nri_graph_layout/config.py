@@ -75,7 +75,8 @@ class TrainConfig(RunControl):
         None, "samples per input (score-function methods only)", group=MODEL, type=positive_int
     )
     max_range: float | None = opt(
-        15.0, "tree SST: clip scores at max − R (15; 'inf' disables)", group=MODEL,
+        15.0, "tree SST: clip scores R nats below the MAP (15, the reference's; 'inf': "
+        "exact marginals)", group=MODEL,
         type=positive_range,
     )  # fmt: skip
     kl: str = opt(
