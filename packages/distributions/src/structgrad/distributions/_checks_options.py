@@ -180,7 +180,7 @@ def check_tau(tau: Any) -> float:
     """
     if isinstance(tau, Tensor) and tau.numel() == 1:
         tau = float(tau)
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < tau < math.inf:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0 < float(tau) < math.inf:
         raise ValueError(f"tau must be a positive finite number, got {tau!r}")
     return float(tau)
 
