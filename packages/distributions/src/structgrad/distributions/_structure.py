@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ._coordinates import Coordinates
 from ._trace import Tracing
-from ._utils import dot, gumbel_like, relaxation_input, value_and_gradient
+from ._utils import dot, gumbel_like, relaxation_input, sample_size, value_and_gradient
 from .checks import as_tau, check_generator, check_scores, lengths_mask, validation_enabled
 
 __all__ = ["Structure"]
@@ -292,8 +292,7 @@ class Structure(Tracing, Coordinates):
         opts = self.check(scores, **options)
         check_generator(generator, scores.device)
         self._checked(self._log_partition(scores.detach(), **opts))
-        shape = torch.Size(sample_shape)
-        return self._sample(scores.detach(), shape, generator, **opts)
+        return self._sample(scores.detach(), sample_size(sample_shape), generator, **opts)
 
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
