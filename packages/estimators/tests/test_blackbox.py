@@ -50,3 +50,11 @@ def test_user_minimisation_solver_and_perturbed_variant():
 def test_bad_lambda():
     with pytest.raises(ValueError, match="lam"):
         E.blackbox("k_subset", k=2, lam=0.0)
+
+
+@pytest.mark.parametrize("preset", [E.blackbox, E.straight_through])
+def test_tau_without_noise_is_refused(preset) -> None:  # type: ignore[no-untyped-def]
+    # tau scales the noise only: without noise it silently did nothing.
+    with pytest.raises(ValueError, match="tau scales the noise and this layer has none"):
+        preset("k_subset", k=2, tau=0.5)
+    assert preset("k_subset", k=2, tau=0.5, noise="gumbel").tau == 0.5

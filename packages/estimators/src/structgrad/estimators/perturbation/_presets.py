@@ -123,6 +123,12 @@ class Preset:
         label = solver if isinstance(solver, str) else getattr(solver, "__name__", "solver")
         check_options(f"{self.name}({label!r})", options, self.options)
         opts = {**self.defaults, **options}
+        # Without noise tau scales nothing here (IMLE's also sets the target's).
+        if self.name in _NOISE_ONLY_TAU and "tau" in options and opts.get("noise") is None:
+            raise ValueError(
+                f"{self.name}({label!r}): tau scales the noise and this layer has none "
+                "(noise=None): pass noise= (e.g. 'gumbel') with it, or drop tau"
+            )
         rule = self.rule(**{k: opts.pop(k) for k in self.rule_options if k in opts})
         solver_options = {k: opts.pop(k) for k in SOLVER_OPTIONS if k in opts}
         layer = SolverLayer(solver, gradient=rule, solver_options=solver_options, **opts)
@@ -144,6 +150,8 @@ class Preset:
 
 
 _FD_OPTIONS = ("target", "tau_target", "difference", "marginal_samples")
+#: The presets whose tau only scales the noise.
+_NOISE_ONLY_TAU = ("blackbox", "straight_through")
 
 #: The perturbation-based presets by name.
 PRESETS: dict[str, Preset] = {
