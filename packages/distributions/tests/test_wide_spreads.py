@@ -191,3 +191,20 @@ def test_rsample_checks_its_sample_shape_as_sample_does() -> None:
         with pytest.raises(TypeError, match="sample_shape must be a sequence of ints"):
             law.rsample(2)  # type: ignore[arg-type]
         assert law.rsample((2, 3)).shape == (2, 3, 5)
+
+
+def test_float32_kl_is_computed_in_float64() -> None:
+    from torch.distributions import kl_divergence
+
+    gen = torch.Generator().manual_seed(0)
+    cases = [
+        (lambda t: KSubset(t, 3), torch.randn(8, 6, generator=gen) + 1e4),
+        (SpanningTree, torch.randn(8, 5, 5, generator=gen) + 1e4),
+        (Arborescence, torch.randn(8, 5, 5, generator=gen) + 1e4),
+    ]
+    for law, theta in cases:
+        moved = theta + 0.05 * torch.randn(theta.shape, generator=gen)
+        got = kl_divergence(law(theta), law(moved))
+        want = kl_divergence(law(theta.double()), law(moved.double()))
+        assert got.dtype == torch.float32 and bool((got >= 0).all())  # it went below 0
+        torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)

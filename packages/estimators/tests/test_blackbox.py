@@ -57,4 +57,6 @@ def test_tau_without_noise_is_refused(preset) -> None:  # type: ignore[no-untype
     # tau scales the noise only: without noise it silently did nothing.
     with pytest.raises(ValueError, match="tau scales the noise and this layer has none"):
         preset("k_subset", k=2, tau=0.5)
+    with pytest.raises(ValueError, match="temperature scales the noise and this layer has none"):
+        preset("k_subset", k=2, temperature=0.5)  # not "is now called 'tau'"
     assert preset("k_subset", k=2, tau=0.5, noise="gumbel").tau == 0.5

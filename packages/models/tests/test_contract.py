@@ -107,8 +107,10 @@ def test_relax_default_critic_names_a_bad_root() -> None:
     for root, message in ((4, r"root must lie in \[0, 3\]"), (1.5, "root must be an integer")):
         with pytest.raises(ValueError, match=message):
             latent("arborescence", "relax", root=root, event_shape=(4, 4))
-    with pytest.raises(ValueError, match=r"event_shape must have shape \[\.\.\., n, n\]"):
+    with pytest.raises(ValueError, match=r"event_shape must have 2 dim\(s\) for arborescence"):
         latent("arborescence", "relax", event_shape=(4,))  # its critic was built for it
+    with pytest.raises(ValueError, match=r"event_shape must have 1 dim\(s\) for k_subset"):
+        latent("k_subset", "relax", k=2, event_shape=(5, 5))  # not a batch of 5
 
 
 @pytest.mark.parametrize("method", METHODS["k_subset"])

@@ -204,11 +204,22 @@ def _kl(p: _Gibbs, q: _Gibbs) -> Tensor:
     ``+inf`` where ``q`` forbids an entry that ``p`` uses.
     """
     _same_support(p, q)
-    mu = p.marginals
-    cross = p.structure.score(p.logits, mu, **p.options) - q.structure.score(
-        q.logits, mu, **q.options
+    dtype = torch.promote_types(p.logits.dtype, q.logits.dtype)
+    if dtype != torch.float32:
+        mu = p.marginals
+        cross = p.structure.score(p.logits, mu, **p.options) - q.structure.score(
+            q.logits, mu, **q.options
+        )
+        return q.log_partition - p.log_partition + cross
+    # As in entropy: four terms of θ's size, a small difference: float32 rounds
+    # it to their ulp (KL < 0 at |θ| = 1e4). Work in float64.
+    theta_p, theta_q = p.logits.double(), q.logits.double()
+    log_zp, mu = p.structure.log_partition_and_marginals(theta_p, **p.options)
+    log_zq = q.structure.log_partition(theta_q, **q.options)
+    cross = p.structure.score(theta_p, mu, **p.options) - q.structure.score(
+        theta_q, mu, **q.options
     )
-    return q.log_partition - p.log_partition + cross
+    return (log_zq - log_zp + cross).to(dtype)
 
 
 for _cls in (KSubset, SpanningTree, Arborescence):

@@ -40,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from structgrad.distributions.checks import check_options
+from structgrad.distributions.checks import RENAMED, check_options
 
 from ._core import FiniteDifference, GradientRule, Identity, NoiseScore
 from ._layer import SolverLayer
@@ -121,14 +121,16 @@ class Preset:
                 ``temperature`` says its new one), or a bad value.
         """
         label = solver if isinstance(solver, str) else getattr(solver, "__name__", "solver")
-        check_options(f"{self.name}({label!r})", options, self.options)
         opts = {**self.defaults, **options}
-        # Without noise tau scales nothing here (IMLE's also sets the target's).
-        if self.name in _NOISE_ONLY_TAU and "tau" in options and opts.get("noise") is None:
+        # Without noise tau scales nothing here (IMLE's also sets the target's);
+        # an old name of tau (temperature, sigma) gets the same answer.
+        given = [k for k in options if k == "tau" or RENAMED.get(k) == "tau"]
+        if self.name in _NOISE_ONLY_TAU and given and opts.get("noise") is None:
             raise ValueError(
-                f"{self.name}({label!r}): tau scales the noise and this layer has none "
-                "(noise=None): pass noise= (e.g. 'gumbel') with it, or drop tau"
+                f"{self.name}({label!r}): {given[0]} scales the noise and this layer has none "
+                "(noise=None): pass noise= (e.g. 'gumbel') with tau, or drop it"
             )
+        check_options(f"{self.name}({label!r})", options, self.options)
         rule = self.rule(**{k: opts.pop(k) for k in self.rule_options if k in opts})
         solver_options = {k: opts.pop(k) for k in SOLVER_OPTIONS if k in opts}
         layer = SolverLayer(solver, gradient=rule, solver_options=solver_options, **opts)

@@ -161,7 +161,9 @@ class ScoreLayer(LatentLayer):
                 being minimised; it may carry its own graph (decoder parameters). A
                 loss over a prefix of the rows (e.g. ``[B]`` for categorical edge
                 types ``[B, E, C]``) is shared by the rows it covers: their
-                structures are independent parts of one sample.
+                structures are independent parts of one sample. With
+                ``samples=K`` the sample dim must stay; shapes cannot tell a loss
+                averaged over the samples (``[B]``) from a ``[K]`` one when ``B == K``.
             draw: the :class:`Draw` (from :meth:`draw`) or the sample tensor
                 returned by :meth:`forward`; ``None``: :attr:`last_draw`.
             baseline: a learned baseline ``[*batch]`` (``baseline="nvil"`` only).

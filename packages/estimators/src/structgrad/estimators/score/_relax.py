@@ -165,6 +165,10 @@ class RELAX(ScoreLayer):
             # The structure's own checks: the event shape, then a root or k for it.
             probe = torch.zeros(event)
             s = self.traced
+            if len(event) != s.event_dim:  # a longer shape would read as a batch
+                raise ValueError(
+                    f"event_shape must have {s.event_dim} dim(s) for {structure}, got {event}"
+                )
             check_scores(probe, "event_shape", s.event_dim, square=s.square)
             opts = s.check(probe, **opts)
             used = self.traced.trace_used(event, torch.device("cpu"), **opts)
