@@ -208,3 +208,18 @@ def test_float32_kl_is_computed_in_float64() -> None:
         want = kl_divergence(law(theta.double()), law(moved.double()))
         assert got.dtype == torch.float32 and bool((got >= 0).all())  # it went below 0
         torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("weak", [-29.9, -20.0, -14.9])
+def test_clusters_on_light_edges_below_the_switch(weak: float) -> None:
+    # Tight pairs joined by edges ~30 nats lighter: the float64 Laplacian lost
+    # 2e-4 there (the default switched to the elimination only past 30 nats).
+    n = 6
+    theta = torch.full((n, n), weak, dtype=torch.float64)
+    for a, b in [(0, 1), (2, 3), (4, 5)]:
+        theta[a, b] = theta[b, a] = 0.0
+    theta += 0.05 * torch.rand(
+        n, n, dtype=torch.float64, generator=torch.Generator().manual_seed(0)
+    )
+    want = expfamily_marginals(theta, enumerate_spanning_trees(n), upper=True)
+    torch.testing.assert_close(spanning_tree_marginals(theta), want, atol=1e-9, rtol=0)
