@@ -38,7 +38,10 @@ from ._utils import gradient
 __all__ = ["sample_arborescences"]
 
 #: Step budget of one sample's walks (all of them together), per squared vertex count.
-STEPS_PER_VERTEX_PAIR = 2000
+#: Past it the sequential conditioning is cheaper than walking on: 40k trees at
+#: n = 6 with N(0, 10²) logits took 34 s at 2000, 13 s at 200 (6 seeds); narrow
+#: scores never reach it (a median of 15 steps per tree at n = 10).
+STEPS_PER_VERTEX_PAIR = 200
 
 
 def _conditional(x: Tensor, root: int, inside: Tensor, generator: torch.Generator | None) -> Tensor:
