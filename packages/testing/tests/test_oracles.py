@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from structgrad import solvers
 from structgrad.solvers import enumerate_permutations
 from structgrad.testing import checks, oracles
 
@@ -66,3 +67,24 @@ def test_checks_catch_a_solver_that_ignores_the_batch() -> None:
     checks.assert_layouts(argmax_rows, x)
     with pytest.raises(AssertionError):
         checks.assert_batching(lambda a: broken(a) if a.ndim == 2 else broken(a)[..., ::-1], x, 2)
+
+
+def test_nx_max_arborescence_with_forbidden_edges_matches_the_solver() -> None:
+    # networkx mishandles -inf weights (it returned 0->1, 0->2 below).
+    w = np.array([[-np.inf, -1.818, -0.782], [-1.140, -0.412, 1.312], [2.319, -np.inf, -np.inf]])
+    assert oracles.nx_max_arborescence(w, root=0).tolist() == [[0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    rng = np.random.default_rng(0)
+    for _ in range(100):
+        n = int(rng.integers(2, 6))
+        x = rng.normal(size=(n, n))
+        x[rng.random((n, n)) < 0.4] = -np.inf
+        root = int(rng.integers(0, n))
+        got = oracles.nx_max_arborescence(x, root=root).astype(bool)
+        want = solvers.max_arborescence(x, root=root).astype(bool)
+        read = ~np.eye(n, dtype=bool)
+        read[:, root] = False
+        costs = []
+        for m in (got, want):
+            v = x[m & read]
+            costs.append((int(np.isneginf(v).sum()), float(v[np.isfinite(v)].sum())))
+        assert costs[0][0] == costs[1][0] and abs(costs[0][1] - costs[1][1]) < 1e-9

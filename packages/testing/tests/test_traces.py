@@ -203,3 +203,14 @@ def test_bad_input() -> None:
         traces.canonical_trace("matching", bad, 3)
     with pytest.raises(ValueError, match="rank 2"):
         traces.trace_log_probs("matching", torch.zeros(3), [])
+
+
+def test_exact_expectation_needs_one_value_per_structure() -> None:
+    theta = torch.tensor([0.3, -1.0, 2.0], dtype=torch.float64)
+    weights = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    with pytest.raises(ValueError, match=r"one value per structure, shape \(3,\), got \(3, 1\)"):
+        traces.exact_expectation("categorical", theta, lambda x: (x @ weights)[:, None])
+    with pytest.raises(ValueError, match="got \\(1,\\)"):
+        traces.exact_expectation("categorical", theta, torch.tensor([5.0]))
+    value = traces.exact_expectation("categorical", theta, lambda x: x @ weights)
+    torch.testing.assert_close(value, (theta.softmax(-1) * weights).sum())

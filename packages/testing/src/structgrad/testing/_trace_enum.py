@@ -204,7 +204,7 @@ def enumerate_traces(
     Returns:
         The traces, each once, in a deterministic order. Counts: ``n``; ``n!/(n-k)!``;
         ``n^(n-2) (n-1)!``; ``(n!)^2``; the Catalan number ``C_n``; arborescences have
-        no closed form (79 traces at ``n = 4``).
+        no closed form (82 traces at ``n = 4``).
 
     Raises:
         ValueError: on an unknown structure, bad ``n``, ``k`` or ``root``, or too many traces.

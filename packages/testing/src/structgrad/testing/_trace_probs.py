@@ -20,8 +20,11 @@ def trace_log_probs(structure: str, logits: Any, traces: list[Trace]) -> Any:
     """``log p(T; θ) = Σ_steps [θ_chosen − logsumexp θ(candidates)]`` for each trace.
 
     A step whose candidates are all ``-inf`` is taken as deterministic: it picks its
-    lowest (row-major) entry, the solvers' tie-break. (For arborescence contraction
-    steps the solver's choice then depends on the noise, so avoid that case there.)
+    lowest (row-major) entry, the solvers' tie-break. For arborescences avoid it
+    altogether: once such a forced pick closes a cycle, or at a contraction step,
+    the solver's choices depend on the noise (its ``-inf`` edges cost nothing after
+    a contraction), and the laws differ (by up to 0.6 when a vertex has only
+    ``-inf`` in-edges). Use a finite stand-in such as ``-1e300`` there.
 
     Args:
         structure: the structure name (checked against the logits' rank).
@@ -113,6 +116,11 @@ def exact_expectation(structure: str, logits: Any, f: Any, *, k: int = 1, root: 
     stack, probs = exact_distribution(structure, logits, k=k, root=root)
     configs = torch.as_tensor(stack, dtype=probs.dtype, device=probs.device)
     values = f(configs) if callable(f) else torch.as_tensor(f, dtype=probs.dtype)
+    if tuple(values.shape) != tuple(probs.shape):  # a [M, 1] or [1] would broadcast
+        raise ValueError(
+            f"f must give one value per structure, shape {tuple(probs.shape)}, "
+            f"got {tuple(values.shape)}"
+        )
     return (probs * values.to(probs.device)).sum()
 
 

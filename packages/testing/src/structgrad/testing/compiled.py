@@ -77,7 +77,7 @@ def assert_compiles(
             cotangent).
         rtol: relative tolerance (default: 1e-5 for float32, 1e-9 for float64:
             a traced call may work in float64 where eager picks float32 by value).
-        atol: absolute tolerance (default: as ``rtol``).
+        atol: absolute tolerance (default: as ``rtol``'s default; 0 is taken as 0).
         seed: torch's global seed before each run (random layers draw the
             same noise eagerly and compiled).
         reset: called before each run, e.g. to restore a stateful layer's
@@ -108,4 +108,6 @@ def assert_compiles(
             assert torch.equal(e, c)
             continue
         tol = 1e-5 if e.dtype == torch.float32 else 1e-9
-        torch.testing.assert_close(c, e, rtol=rtol or tol, atol=atol or tol)
+        torch.testing.assert_close(
+            c, e, rtol=tol if rtol is None else rtol, atol=tol if atol is None else atol
+        )

@@ -63,15 +63,24 @@ def nx_max_spanning_tree(scores: Array) -> Array:
 
 
 def nx_max_arborescence(scores: Array, root: int = 0) -> Array:
-    """Maximum spanning arborescence by networkx (edges into ``root`` and loops dropped)."""
+    """Maximum spanning arborescence by networkx (edges into ``root`` and loops dropped).
+
+    As the solvers: the fewest ``-inf`` edges first, then the best finite sum. A
+    ``-inf`` edge weighs less than the spread of all finite edges together (so
+    one fewer always wins); networkx itself mishandles ``-inf`` weights.
+    """
 
     def one(w: Array) -> Array:
         n = w.shape[0]
+        finite = w[np.isfinite(w)]
+        spread = float(finite.max() - finite.min()) if finite.size else 0.0
+        low = (float(finite.min()) if finite.size else 0.0) - n * (spread + 1.0)
         graph = nx.DiGraph()
         for i in range(n):
             for j in range(n):
                 if i != j and j != root:
-                    graph.add_edge(i, j, weight=float(w[i, j]))
+                    weight = float(w[i, j]) if np.isfinite(w[i, j]) else low
+                    graph.add_edge(i, j, weight=weight)
         out = np.zeros((n, n))
         for u, v in nx.maximum_spanning_arborescence(graph, preserve_attrs=False).edges:
             out[u, v] = 1
