@@ -34,6 +34,16 @@ def test_k_subset_matches_the_closed_form() -> None:
     torch.testing.assert_close(theta.grad, exact, atol=1e-5, rtol=0)
 
 
+def test_several_batch_dims_and_an_empty_batch() -> None:
+    # cvxpylayers takes one batch dim: the layer folds the others into it.
+    layer = cvx_relaxation("k_subset", 5, k=2)
+    theta = torch.randn(2, 3, 5, dtype=torch.float64)
+    x = layer(theta, solver_args={"eps_abs": 1e-10, "eps_rel": 1e-10})
+    assert x.shape == (2, 3, 5)
+    torch.testing.assert_close(x, _closed_form_top_k(theta, 2), atol=1e-6, rtol=0)
+    assert layer(torch.zeros(0, 5)).shape == (0, 5)
+
+
 def test_matching_and_tree_polytopes() -> None:
     scores = torch.randn(2, 4, 4)
     m = cvx_relaxation("matching", 4)(scores)

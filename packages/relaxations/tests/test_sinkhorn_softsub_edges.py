@@ -11,6 +11,7 @@ from structgrad.relaxations import (
     independent_edges,
     relaxed_top_k,
     sinkhorn,
+    sst,
 )
 
 
@@ -195,3 +196,46 @@ def test_independent_edges_law() -> None:
 def test_bad_input(call: object, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         call()  # type: ignore[operator]
+
+
+def test_annealed_sinkhorn_with_a_finite_masking_value() -> None:
+    # A -1e9 stand-in for -inf drifted the column potentials by ~1e7, and the
+    # float32 cast rounded away their differences: rows summed to 1.025.
+    m = torch.tensor([[5.0, -5.0, 0.0], [0.0, 5.0, 3.0], [-1e9, 0.0, 1.0]])
+    torch.testing.assert_close(sinkhorn(m, tau=1e-3, anneal=True), torch.eye(3))
+    gen = torch.Generator().manual_seed(0)
+    for tau in (1.0, 0.1, 1e-3):
+        for _ in range(10):
+            x = torch.randn(6, 6, generator=gen)
+            y = x.clone()
+            x[2, 4], y[2, 4] = -1e9, -torch.inf
+            got, want = sinkhorn(x, tau=tau, anneal=True), sinkhorn(y, tau=tau, anneal=True)
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    wide = torch.randn(5, 5, dtype=torch.float64, generator=gen)
+    masked = wide.clone()
+    wide[0, 1], masked[0, 1] = -1e30, -torch.inf
+    torch.testing.assert_close(
+        sinkhorn(wide, tau=0.1, anneal=True), sinkhorn(masked, tau=0.1, anneal=True)
+    )
+
+
+def test_flags_must_be_booleans() -> None:
+    x = torch.randn(3, 3)
+    calls = [
+        lambda: sinkhorn(x, anneal="yes"),
+        lambda: gumbel_sinkhorn(x, 1.0, hard="x"),
+        lambda: binary_concrete(x, 1.0, hard="x"),
+        lambda: independent_edges(x, 1.0, symmetric="x"),
+        lambda: sst("matching", x, 1.0, anneal="x"),
+        lambda: sst("categorical", x, 1.0, straight_through=1),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="must be True or False"):
+            call()
+
+
+def test_sst_names_its_logits() -> None:
+    with pytest.raises(ValueError, match="logits contains NaN"):
+        sst("categorical", torch.tensor([0.0, float("nan")]), 1.0)
+    with pytest.raises(ValueError, match="logits must be square"):
+        sst("matching", torch.randn(3, 4), 1.0)

@@ -11,6 +11,7 @@ import operator
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -18,6 +19,7 @@ __all__ = [
     "RENAMED",
     "InputTypeError",
     "as_tau",
+    "check_flag",
     "check_generator",
     "check_int",
     "check_options",
@@ -51,6 +53,17 @@ class InputTypeError(TypeError, ValueError):
     A ``TypeError``, and a ``ValueError`` too, so that code written against the
     earlier ``ValueError`` still catches it.
     """
+
+
+def check_flag(value: Any, name: str) -> bool:
+    """``value`` if it is ``True`` or ``False`` (a numpy bool too).
+
+    Raises:
+        InputTypeError: for anything else (a string such as ``"no"`` is truthy).
+    """
+    if not isinstance(value, bool | np.bool_):
+        raise InputTypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def check_int(value: Any, name: str, lo: int, hi: int | None = None) -> int:

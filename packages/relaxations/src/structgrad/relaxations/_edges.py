@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import as_tau, check_square, check_tensor
+from structgrad.distributions.checks import as_tau, check_flag, check_square, check_tensor
 
 from ._gumbel import gumbel_softmax
 
@@ -55,7 +55,8 @@ def independent_edges(
         A tensor shaped like ``logits``.
     """
     check_tensor(logits, "logits")
-    if categorical and logits.dim() < 3:
+    symmetric, hard = check_flag(symmetric, "symmetric"), check_flag(hard, "hard")
+    if check_flag(categorical, "categorical") and logits.dim() < 3:
         raise ValueError(f"categorical logits must be [..., n, n, C], got {tuple(logits.shape)}")
     # A binary edge is a two-way choice between "no edge" (logit 0) and "edge".
     channels = logits if categorical else torch.stack([torch.zeros_like(logits), logits], -1)

@@ -17,6 +17,7 @@ from torch import Tensor
 from structgrad.distributions import divide_by_tau, sample_gumbel, sample_uniform
 from structgrad.distributions.checks import (
     as_tau,
+    check_flag,
     check_tensor,
     check_values,
     validation_enabled,
@@ -61,6 +62,7 @@ def gumbel_softmax(
             logits are all ``-inf``.
     """
     _check_logits(logits, dim)
+    hard = check_flag(hard, "hard")
     t = as_tau(tau, logits)
     noise = sample_gumbel(
         logits.shape, dtype=logits.dtype, device=logits.device, generator=generator
@@ -102,6 +104,7 @@ def binary_concrete(
         ValueError: on a non-positive temperature or NaN logits.
     """
     check_tensor(logits, "logits")
+    hard = check_flag(hard, "hard")
     if logits.numel():
         check_values(logits, "logits")
     t = as_tau(tau, logits)

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import sample_gumbel, sinkhorn, structure
-from structgrad.distributions.checks import check_square
+from structgrad.distributions.checks import check_flag, check_square
 
 from ._gumbel import hard_with_soft_gradient
 
@@ -42,6 +42,7 @@ def gumbel_sinkhorn(
         ``[..., n, n]`` doubly-stochastic (or permutation) matrix.
     """
     check_square(log_alpha, "log_alpha", min_size=1)
+    hard = check_flag(hard, "hard")
     noise = sample_gumbel(
         log_alpha.shape, dtype=log_alpha.dtype, device=log_alpha.device, generator=generator
     )

@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import divide_by_tau, sample_gumbel
-from structgrad.distributions.checks import as_tau, check_subset, validation_enabled
+from structgrad.distributions.checks import as_tau, check_flag, check_subset, validation_enabled
 
 __all__ = ["relaxed_top_k"]
 
@@ -47,8 +47,7 @@ def relaxed_top_k(
         ValueError: on NaN or +inf scores, a bad ``k`` or temperature.
     """
     _, k = check_subset(scores, k)
-    if not isinstance(noise, bool):
-        raise TypeError(f"noise must be True or False, got {noise!r}")
+    noise = check_flag(noise, "noise")
     t = as_tau(tau, scores)
     if scores.numel() and validation_enabled() and bool(((scores > -torch.inf).sum(-1) < k).any()):
         raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")
