@@ -15,8 +15,9 @@ Then
   confidently wrong, unlike a relaxation's Jacobian);
 - the decoder takes the model update on the highest-weight graph with the
   multi-step rollout. The weights are computed with teacher forcing; NLL gaps
-  between samples are tens to hundreds of nats, so they are one-hot in
-  practice and one rollout replaces the weighted sum of ``K``.
+  between samples are tens to hundreds of nats per node (n times that in
+  ``log p(x|G)``), so they are one-hot in practice and one rollout replaces
+  the weighted sum of ``K``.
 
 Why: trained with the stochastic softmax trick alone, the model stalls at 0.73–0.76
 edge precision on the CPU budget while its own decoder already prefers the true
@@ -103,7 +104,10 @@ def rws_step(
     else:  # exact samples lie in the support: log_prob's membership check is skipped
         log_q = q.structure.score(q.logits, graphs, **q.options) - q.log_partition
     # Self-normalised importance weights p(x|G) / q(G|x); a uniform prior cancels.
-    weights = torch.softmax(-nll - log_q.detach(), dim=0)  # [K, B]
+    # The model's NLL is per node (NRI's normalisation): log p(x|G) is n times it
+    # (the weights were p(x|G)^(1/n) / q(G|x) before: a tempered likelihood).
+    log_p = -nll * x.shape[1]
+    weights = torch.softmax(log_p - log_q.detach(), dim=0)  # [K, B]
     encoder_loss = -(weights * log_q).sum(0)
     best = weights.argmax(0)  # [B]
     chosen = edges.gather(0, best[None, :, None].expand(1, *edges.shape[1:]))[0]

@@ -83,7 +83,8 @@ class NRITrainer(Trainer):
     def step(self, step: int) -> Step:
         """One Adam (or wake-sleep) step after the schedules of τ, lr and straight-through."""
         c, model = self.config, self.model
-        # drop_last and epochs numbered from 0: the reference's batches.
+        # Reshuffled every epoch (seeded), the last partial batch dropped, epochs
+        # numbered from 0 (the reference's loader neither shuffles nor drops).
         idx = epoch_batch(
             step, len(self.x_train), c.batch_size, seed=c.seed, drop_last=True, first_epoch=0
         )
