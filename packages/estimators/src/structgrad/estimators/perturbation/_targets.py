@@ -12,7 +12,8 @@ derivative estimate whose size does not depend on λ. torch-imle (uclnlp) never
 divides; torch-adaptive-imle (EdinburghNLP) divides only when asked
 (``do_gradient_scaling``) with a fixed target and always with its adaptive one.
 Here ``scale`` is an explicit switch on both targets, on by default;
-``Target(lam, scale=False)`` reproduces torch-imle.
+``Target(lam, scale=False)`` gives torch-imle's estimate (with α = 1,
+``tau_target = tau`` and one sample: torch-imle averages its samples).
 """
 
 from __future__ import annotations
