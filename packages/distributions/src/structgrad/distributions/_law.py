@@ -18,7 +18,7 @@ from torch.distributions import Distribution, constraints
 from ._registry import structure as resolve
 from ._structure import Structure
 from ._utils import Sampled
-from .checks import as_tau, check_scores, check_tau, validation_enabled
+from .checks import as_tau, check_tau, validation_enabled
 
 __all__ = ["StructuredLaw"]
 
@@ -57,8 +57,7 @@ class StructuredLaw(Sampled):
         """
         self.structure = resolve(name)
         d = self.structure.event_dim
-        check_scores(logits, "logits", d, square=self.structure.square)
-        self.options = self.structure.check(logits, **options)
+        self.options = self.structure.check(logits, argname="logits", **options)
         self.logits = logits
         if isinstance(tau, Tensor):
             as_tau(tau, logits)  # positive, finite, broadcastable: or a ValueError

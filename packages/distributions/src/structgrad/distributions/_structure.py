@@ -97,15 +97,15 @@ class Structure(Tracing, Coordinates):
             raise ValueError(f"{self.name}: missing required options {missing}")
         return {**self.defaults, **options}
 
-    def check(self, scores: Tensor, **options: Any) -> dict[str, Any]:
-        """Validate ``scores`` and ``options``; return the completed options.
+    def check(self, scores: Tensor, *, argname: str = "scores", **options: Any) -> dict[str, Any]:
+        """Validate ``scores`` (named ``argname`` in errors) and ``options``; return the options.
 
         Raises:
             ValueError: on a non-floating tensor, NaN or ``+inf``, a wrong rank, a
                 non-square graph, ``n`` below :attr:`min_size`, or a bad option.
         """
         opts = self.options(options)
-        check_scores(scores, "scores", self.event_dim, square=self.square)
+        check_scores(scores, argname, self.event_dim, square=self.square)
         n = scores.shape[-1]
         if n < self.min_size:
             raise ValueError(f"{self.name}: scores need n >= {self.min_size}, got n = {n}")

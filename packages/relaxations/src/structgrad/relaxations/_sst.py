@@ -21,7 +21,7 @@ from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
-from structgrad.distributions.checks import as_tau, check_flag, check_scores, check_tensor
+from structgrad.distributions.checks import as_tau, check_flag
 
 from ._gumbel import hard_with_soft_gradient
 
@@ -98,14 +98,12 @@ def sst(
     missing = set(s.required) - set(options)
     if missing:
         raise ValueError(f"sst: {s.name} needs the option(s) {sorted(missing)}")
-    check_tensor(logits, "logits")
     straight_through = check_flag(straight_through, "straight_through")
     return_utilities = check_flag(return_utilities, "return_utilities")
-    # the logits' rank, shape and values, named as the caller named them
-    check_scores(logits, "logits", s.event_dim, square=s.square)
-    t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
     hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
-    s.check(logits, **hard)  # rank, shape and values, before the noise reads them
+    # rank, shape and values (named as the caller names them), before the noise reads them
+    s.check(logits, argname="logits", **hard)
+    t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
     u = logits + s.gumbel(logits, generator=generator)
     sample = s.relax(u, tau=t, **options)
     if straight_through:
