@@ -82,7 +82,7 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
     # (cvxpylayers solves a dense conic program: a few hundred items at most)
     n = check_int(n, "n", 1, 500)
     s = resolve(structure)
-    options = {} if k is None else {"k": k}
+    options: dict[str, Any] = {} if k is None else {"k": k}
     a_eq, b_eq, a_ub, b_ub = s.polytope(n, **options)
     cp, layer_cls = _require()
     theta = cp.Parameter(a_eq.shape[1])
