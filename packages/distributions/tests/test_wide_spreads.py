@@ -86,6 +86,25 @@ def test_default_tree_marginals_wide_with_lengths_and_forbidden_edges() -> None:
         assert not got[b, size:].any() and not got[b, :, size:].any()
 
 
+def test_wide_arborescences_off_root_zero_with_lengths_and_forbidden_edges() -> None:
+    # The elimination relabels the root to vertex 0 and works on shrinking
+    # blocks: a root inside, padding after it, and forbidden edges all at once.
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 6, 6, generator=gen, dtype=torch.float64) * 80
+    x[:, 4, 1] = -math.inf
+    x[:, 1, 3] = -math.inf
+    lengths = torch.tensor([6, 5, 4, 6, 5, 4])
+    got = arborescence_marginals(x, root=2, lengths=lengths)
+    for b, size in enumerate(lengths.tolist()):
+        absent = torch.eye(size, dtype=torch.bool) | (torch.arange(size) == 2)
+        sub = x[b, :size, :size].masked_fill(absent, -math.inf).nan_to_num(neginf=-1e300)
+        want = expfamily_marginals(sub, enumerate_arborescences(size, 2))
+        torch.testing.assert_close(got[b, :size, :size], want, atol=1e-9, rtol=0)
+        assert not got[b, size:].any() and not got[b, :, size:].any()
+    y = (torch.randn(4, 4, generator=gen, dtype=torch.float64) * 40).requires_grad_()
+    torch.autograd.gradgradcheck(lambda s: arborescence_marginals(s, root=3), (y,))
+
+
 def test_default_tree_marginals_backward_at_wide_spread() -> None:
     # The exact path's backward: finite differences of the float64 forward.
     gen = torch.Generator().manual_seed(1)

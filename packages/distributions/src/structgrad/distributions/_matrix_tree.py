@@ -75,27 +75,43 @@ def _logdet(x: Tensor, edges: Tensor, root: int, inside: Tensor | None) -> Tenso
     return torch.logdet(lap) + shifts.sum(-1)
 
 
+def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
+    """``log(e^a + e^b)`` whose gradients are 0, not NaN, where both are ``-inf``."""
+    top = torch.maximum(a, b).detach()
+    # Max shift by a finite value: exp(. - top) <= 1, and 0 where a = b = -inf.
+    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+    total = torch.exp(a - top) + torch.exp(b - top)
+    positive = total > 0
+    # Double where: log never sees 0, so no inf * 0 in the backward pass.
+    return torch.where(positive, torch.log(torch.where(positive, total, 1.0)) + top, -math.inf)
+
+
 def _eliminate(x: Tensor, root: int, inside: Tensor | None) -> Tensor:
-    """``log det`` of the Laplacian minor by log-space Gaussian elimination (star-mesh)."""
+    """``log det`` of the Laplacian minor by log-space Gaussian elimination (star-mesh).
+
+    The root moves to vertex 0 (relabelling changes no arborescence's weight)
+    and the vertices are eliminated from the last, so each step works on the
+    leading ``v × v`` block: ``Σ v² ≈ n³/3`` entries in all, not ``n³``.
+    """
     n = x.shape[-1]
+    if root != 0:
+        order = torch.tensor([root, *(v for v in range(n) if v != root)], device=x.device)
+        x = x[..., order, :][..., :, order]
+        inside = None if inside is None else inside[..., order]
     total = x.new_zeros(x.shape[:-2])
-    off_diag = ~torch.eye(n, dtype=torch.bool, device=x.device)
-    for v in range(n):
-        if v == root:
-            continue
-        log_d = logsumexp(x[..., :, v], -1)  # [...] pivot: all weight into v
+    for v in range(n - 1, 0, -1):
+        into = x[..., :v, v]  # [..., v] the weights into v of the vertices left
+        log_d = logsumexp(into, -1)  # [...] pivot: all weight into v
         if inside is not None:  # padding vertices contribute an identity row: 0
             log_d = torch.where(inside[..., v], log_d, torch.zeros_like(log_d))
         total = total + log_d
         # A vertex nothing reaches has d_v = 0: log Z = -inf, and its paths are
         # -inf anyway, so a 0 shift avoids -inf - -inf.
         safe = torch.where(torch.isfinite(log_d), log_d, torch.zeros_like(log_d))
-        via = x[..., :, v, None] + x[..., None, v, :] - safe[..., None, None]  # a -> v -> b
-        x = logsumexp(torch.stack([x, via]), 0)
-        keep = off_diag.clone()
-        keep[v, :] = False
-        keep[:, v] = False
-        x = torch.where(keep, x, torch.full_like(x, -math.inf))
+        via = (into - safe[..., None])[..., :, None] + x[..., None, v, :v]  # a -> v -> b
+        # The diagonal gathers a -> v -> a loops; no pivot reads it (the column
+        # of vertex a is read above row a only).
+        x = _logaddexp(x[..., :v, :v], via)
     return total
 
 
