@@ -473,3 +473,23 @@ def test_a_trace_of_another_k_raises(k: int) -> None:
     _, trace = solvers.top_k(np.random.default_rng(0).normal(size=(3, 5)), 2, return_trace=True)
     with pytest.raises(ValueError, match="not drawn with k = 3"):
         E.trace_log_prob("k_subset", trace, theta, k=3)
+
+
+def test_recursive_draws_at_a_large_float32_offset_break_ties_uniformly() -> None:
+    # The algorithm runs on centred utilities: at 1e8 (float32 spacing 8) the
+    # noise rounded away and the first category won 96 % of draws.
+    gen = torch.Generator().manual_seed(0)
+    for name, options in (("categorical", {}), ("k_subset", {"k": 2})):
+        draw = E.sample_with_trace(name, torch.full((3000, 3), 1e8), generator=gen, **options)
+        share = draw.sample.mean(0) / draw.sample.sum(-1).mean()
+        assert float((share - 1 / 3).abs().max()) < 0.05, (name, share)
+        assert torch.isfinite(
+            E.trace_log_prob(name, draw.trace, torch.full((3000, 3), 1e8), **options)
+        ).all()
+
+
+def test_recursive_checks_name_the_logits() -> None:
+    with pytest.raises(ValueError, match="logits"):
+        E.sample_with_trace("categorical", torch.tensor([0.0, float("nan")]))
+    with pytest.raises(ValueError, match="logits"):
+        E.trace_log_prob("spanning_tree", None, torch.full((3, 3), float("inf")))

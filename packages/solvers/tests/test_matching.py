@@ -1,8 +1,10 @@
 import itertools
+import threading
 from collections.abc import Callable
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -323,3 +325,32 @@ def test_compiled_equals_twin_on_ties(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STRUCTGRAD_SOLVERS_PURE_PYTHON", "1")
     for x, w in zip(xs, want, strict=True):
         np.testing.assert_array_equal(linear_assignment(x), w)
+
+
+def _brute_value(x: np.ndarray) -> np.ndarray:
+    """Per item: the best total of a permutation, in units of the largest score."""
+    stack = enumerate_permutations(x.shape[-1])
+    scaled = x / np.abs(x).max(axis=(-2, -1), keepdims=True)
+    return (scaled[:, None] * stack[None]).sum((-2, -1)).max(-1)
+
+
+@pytest.mark.parametrize("top", [1e308, 1.7e308])
+def test_assignment_near_the_float64_limit(backend: str, top: float) -> None:
+    # Differences of such scores overflow to inf: the search never ended (2 of
+    # 256 random 2x2 items at 1e308) or returned a worse matching, silently.
+    rng = np.random.default_rng(5)
+    values = np.array([top, -top, 0.0, top / 2, -top / 2, top / 4])
+    items = [rng.choice(values, size=(64, n, n)) for n in (2, 3, 4)]
+    results: list[np.ndarray] = []
+    worker = threading.Thread(target=lambda: results.extend(map(linear_assignment, items)))
+    worker.daemon = True  # a hang fails the test instead of the run
+    worker.start()
+    worker.join(timeout=120)
+    assert len(results) == len(items), "linear_assignment did not return"
+    for x, got in zip(items, results, strict=True):
+        assert all(_is_permutation(p) for p in got)
+        scaled = x / np.abs(x).max(axis=(-2, -1), keepdims=True)
+        np.testing.assert_allclose((scaled * got).sum((-2, -1)), _brute_value(x), atol=1e-12)
+    twin = torch.compile(linear_assignment, backend="eager", fullgraph=True)
+    got_twin = twin(torch.from_numpy(items[1]))
+    np.testing.assert_array_equal(got_twin.numpy(), results[1])

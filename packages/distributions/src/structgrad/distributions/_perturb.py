@@ -82,21 +82,20 @@ class PerturbAndMAP(StructuredLaw):
         # log-partition of KSubset is, so the structure's own check gives its message.
         self.structure._checked(torch.where(short, -math.inf, 0.0))
 
-    def _perturbed(self, sample_shape: Sequence[int], generator: torch.Generator | None) -> Tensor:
+    def _expanded(self, sample_shape: Sequence[int]) -> Tensor:
+        """θ expanded to ``[*sample_shape, ..., *event]`` (grid paths take no Gumbel noise)."""
         if self.structure.name == "grid_path":
             raise NotImplementedError(
                 "perturb-and-MAP grid_path: its scores are non-negative costs, which additive "
                 "Gumbel noise does not keep; perturb the costs and call structure('grid_path').map"
             )
-        theta = self.logits.expand(torch.Size(sample_shape) + self.logits.shape)
-        return theta + self.structure.gumbel(theta, generator=generator)
+        return self.logits.expand(torch.Size(sample_shape) + self.logits.shape)
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
         self._check_room()
-        return self._allowed(
-            self.structure.map(self._perturbed(sample_shape, generator), **self.options)
-        )
+        wide = self.structure.perturb(self._expanded(sample_shape), generator=generator)
+        return self._allowed(self.structure.map(wide, **self.options).to(self.logits.dtype))
 
     def rsample(
         self,
@@ -114,7 +113,8 @@ class PerturbAndMAP(StructuredLaw):
                 f"perturb-and-MAP {self.structure.name}: no relaxed sample, because "
                 f"{self.structure.intractable}"
             )
-        noisy = self._perturbed(sample_size(sample_shape), generator)
+        theta = self._expanded(sample_size(sample_shape))
+        noisy = theta + self.structure.gumbel(theta, generator=generator)
         return self.structure.relax(noisy, tau=self.tau, **self.options)
 
     def log_prob(self, value: Tensor) -> Tensor:

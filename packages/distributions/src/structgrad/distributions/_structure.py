@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ._coordinates import Coordinates
 from ._trace import Tracing
-from ._utils import dot, gumbel_like, relaxation_input, sample_size, value_and_gradient
+from ._utils import dot, gumbel_like, relaxation_input, sample_size, value_and_gradient, widened
 from .checks import as_tau, check_generator, check_scores, lengths_mask, validation_enabled
 
 __all__ = ["Structure"]
@@ -78,10 +78,7 @@ class Structure(Tracing, Coordinates):
         return self.relax_missing is None
 
     def ones(self, event_shape: Sequence[int], **options: Any) -> float:
-        """Typical number of ones of a solution for scores of ``event_shape`` (>= 1).
-
-        Sum-of-Gamma noise (Niepert et al. 2021) uses it as its ``k``.
-        """
+        """Typical count of ones of a solution (>= 1), Sum-of-Gamma noise's ``k`` (Niepert 2021)."""
         return float(max(event_shape[-1] - 1, 1))
 
     # -- checks ---------------------------------------------------------------
@@ -134,13 +131,12 @@ class Structure(Tracing, Coordinates):
     # -- noise, MAP, enumeration ------------------------------------------------
 
     def gumbel(self, shape_like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Standard Gumbel noise like ``shape_like`` (symmetric for undirected structures).
-
-        Args:
-            shape_like: a tensor whose shape, dtype and device the noise takes.
-            generator: optional ``torch.Generator``.
-        """
+        """Standard Gumbel noise like ``shape_like`` (symmetric for undirected structures)."""
         return gumbel_like(shape_like, generator=generator, symmetric=self.symmetric)
+
+    def perturb(self, scores: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """``θ + G`` (:meth:`gumbel`, in ``scores``' dtype) summed in float64 (:func:`widened`)."""
+        return widened(scores) + widened(self.gumbel(scores, generator=generator))
 
     def map(self, scores: Tensor, **options: Any) -> Tensor:
         """The highest-scoring structure, as a 0/1 tensor in ``scores``' dtype and device."""
@@ -178,8 +174,8 @@ class Structure(Tracing, Coordinates):
                         "not keep; pass noise=False, or perturb with structgrad.estimators "
                         f"(e.g. imle({self.name!r}))"
                     )
-                u = u + self.gumbel(u, generator=generator)
-            return self.map(u, **options)
+                u = self.perturb(u, generator=generator)
+            return self.map(u, **options).to(scores.dtype)
 
     def enumerate(self, n: int, **options: Any) -> Tensor:
         """Every structure of size ``n`` as a float64 stack ``[N, *event]`` (tiny ``n`` only)."""

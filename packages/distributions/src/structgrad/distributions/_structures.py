@@ -101,11 +101,9 @@ class CategoricalStructure(CategoricalTracing, Structure):
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:
         # Gumbel-max: argmax(θ + G) has the softmax law exactly.
-        noisy = scores.expand(*shape, *scores.shape) + self.gumbel(
-            scores.expand(*shape, *scores.shape), generator=generator
-        )
-        index = noisy.argmax(-1, keepdim=True)
-        return torch.zeros_like(noisy).scatter_(-1, index, 1.0)
+        wide = self.perturb(scores.expand(*shape, *scores.shape), generator=generator)
+        index = wide.argmax(-1, keepdim=True)
+        return torch.zeros_like(wide, dtype=scores.dtype).scatter_(-1, index, 1.0)
 
 
 def _kth_largest(scores: Tensor, k: int) -> Tensor:

@@ -30,6 +30,7 @@ __all__ = [
     "sample_gumbel",
     "sample_size",
     "sample_uniform",
+    "widened",
 ]
 
 
@@ -188,6 +189,17 @@ def sample_gumbel(
     """
     u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
     return -torch.log(-torch.log(u))
+
+
+def widened(x: Tensor) -> Tensor:
+    """``x`` in float64 (exact for narrower floats; float64 ``x`` as it is).
+
+    Sums of Gumbel noise and scores are formed in it: in float32 at ``|θ| = 1e8``
+    (spacing 8) the noise would round away, and equal scores would always go
+    to the lowest index. Shifting the scores instead loses the digits of the
+    ones far below the shift.
+    """
+    return x.to(torch.float64)
 
 
 def gumbel_like(

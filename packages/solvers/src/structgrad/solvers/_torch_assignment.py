@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from ._validate import HUGE
+
 __all__ = ["linear_assignment"]
 
 
@@ -38,11 +40,12 @@ def forbid_neg_inf(x: Tensor, terms: int) -> Tensor:
     lo = torch.where(neg, torch.inf, x).amin((-2, -1), keepdim=True)
     all_neg = ~torch.isfinite(hi)
     hi, lo = torch.where(all_neg, 0.0, hi), torch.where(all_neg, 0.0, lo)
-    # Items with a -inf are scaled by a power of two (exact) to a largest finite
-    # |score| in [0.5, 1), as in the twin: the sentinel stays finite and tiny
-    # scores are not lost next to it.
+    # Items with a -inf (or a huge score) are scaled by a power of two (exact) to
+    # a largest finite |score| in [0.5, 1), as in the twin: the sentinel stays
+    # finite, tiny scores are not lost next to it, and no difference overflows.
     shift = torch.frexp(torch.maximum(hi.abs(), lo.abs())).exponent.to(x.dtype)
-    shift = torch.where(neg.any(-1, keepdim=True).any(-2, keepdim=True), shift, 0.0)
+    huge = torch.maximum(hi.abs(), lo.abs()) >= HUGE  # differences would overflow
+    shift = torch.where(neg.any(-1, keepdim=True).any(-2, keepdim=True) | huge, shift, 0.0)
     # Two factors: 2**1062 (a subnormal item's shift) alone would overflow.
     half = torch.floor(shift / 2)
     scale_a, scale_b = torch.exp2(-half), torch.exp2(half - shift)

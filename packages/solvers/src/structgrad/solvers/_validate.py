@@ -138,6 +138,11 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
     return v
 
 
+#: Scores from this magnitude are scaled down (exactly, by a power of two) before
+#: an assignment: sums and differences of ``n`` of them stay below the float64 limit.
+HUGE = 2.0**960
+
+
 def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.float64]:
     """``flat`` ``[B, ...]`` in float64, ``-inf`` replaced per item by a sentinel (then a copy).
 
@@ -146,12 +151,14 @@ def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.fl
     choice costs more than any difference among finite solutions, so the
     optimum uses as few ``-inf`` entries as possible and, among those, has the
     best finite sum. Items without any finite score are solved on zeros.
-    ``flat`` holds no NaN or +inf (validated before).
+    Items with a score of magnitude :data:`HUGE` or more are scaled down as
+    well: their differences (the dual prices') would overflow to ``inf``, on
+    which the search never ended. ``flat`` holds no NaN or +inf (validated before).
     """
     out = flat.astype(np.float64, copy=False)
     # Without NaN and +inf a -inf is present iff it is the minimum: one reduction,
     # no boolean temporary, in the common case of none.
-    if not out.size or out.min() > -np.inf:
+    if not out.size or (out.min() > -np.inf and np.abs(out).max() < HUGE):
         return out
     neg = np.isneginf(out)
     axes = tuple(range(1, out.ndim))
@@ -165,7 +172,8 @@ def forbid_neg_inf(flat: NDArray[np.floating[Any]], terms: int) -> NDArray[np.fl
     # below stays finite near the float64 limit and tiny scores (1e-17) are not
     # lost to rounding next to it.
     shift = np.frexp(np.maximum(np.abs(hi), np.abs(lo)))[1]
-    shift = np.where(neg.any(axis=axes, keepdims=True), shift, 0)
+    huge = np.maximum(np.abs(hi), np.abs(lo)) >= HUGE  # differences would overflow
+    shift = np.where(neg.any(axis=axes, keepdims=True) | huge, shift, 0)
     out, hi, lo = np.ldexp(out, -shift), np.ldexp(hi, -shift), np.ldexp(lo, -shift)
     # Sum of `terms` finite entries spans at most terms * (hi - lo); go below that
     # by a margin of the magnitude (now at most 1) too, or rounding would put the

@@ -52,7 +52,7 @@ def _prepare(
     as the trace algorithms take it.
     """
     s = traced(name)
-    options = s.check(logits, **options)
+    options = s.check(logits, argname="logits", **options)
     event = tuple(logits.shape[logits.ndim - s.event_dim :])
     if options.get("lengths") is not None:
         # Already checked (with the structure's own lower bound): v < lengths per row.

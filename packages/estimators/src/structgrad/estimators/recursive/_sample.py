@@ -98,10 +98,12 @@ def sample_with_trace(
     """
     s, logits, _, options = _prepare(structure, logits, options)
     theta = logits.detach()
-    # U = θ + G = θ − log Exp(1): the standard Gumbel-max perturbation.
-    u = theta - log_uniform_exponential(theta.shape, theta, generator)
+    # U = θ + G = θ − log Exp(1): the standard Gumbel-max perturbation, run in
+    # float64 (in float32 at |θ| = 1e8 the noise would round away, ties to index 0).
+    noise = log_uniform_exponential(theta.shape, theta, generator)
+    u = theta.to(torch.float64) - noise.to(torch.float64)
     sample, trace = s.trace_sample(u, **options)
-    return RecursiveSample(sample, trace, u)
+    return RecursiveSample(sample.to(theta.dtype), trace, u.to(theta.dtype))
 
 
 def trace_log_prob(structure: str, trace: Any, logits: Tensor, **options: Any) -> Tensor:
