@@ -9,6 +9,7 @@ from nri_graph_layout import model as model_mod
 from nri_graph_layout.cli import main
 from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.model import kl_optimal_shift
+from nri_graph_layout.train import default_prediction_steps
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.app_checks import AppChecks
 
@@ -169,3 +170,8 @@ def test_reproduce_errors(tmp_path, capsys):
         ["reproduce", "--iterations", "5", "--warmup", "10", "--out", str(tmp_path)],
         "--warmup",
     )
+
+
+def test_default_rollout_is_the_reference_recipes() -> None:
+    # The reference trains with 9 steps at T = 10 and 10 at T = 20 (T - 1 gave 19).
+    assert [default_prediction_steps(t) for t in (2, 5, 10, 11, 20, 49)] == [1, 4, 9, 10, 10, 10]

@@ -89,7 +89,10 @@ class TrainConfig(RunControl):
     decoder_hidden: int = opt(256, "decoder hidden units (256)", group=MODEL, type=positive_int)
     var: float = opt(5e-5, "decoder Gaussian variance (5e-5)", group=MODEL, type=positive_float)
     prediction_steps: int | None = opt(
-        None, "training rollout length P (default T-1)", group=MODEL, type=positive_int
+        None,
+        "training rollout length P (default min(T-1, 10): the reference's 9 at T=10, 10 at T=20)",
+        group=MODEL,
+        type=positive_int,
     )
     tau_final: float | None = opt(
         None,

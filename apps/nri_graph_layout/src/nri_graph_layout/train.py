@@ -140,6 +140,11 @@ class NRITrainer(Trainer):
         return finish(c, model, data, best_path, stopped=self.stopped, seconds=seconds, step=step)
 
 
+def default_prediction_steps(t: int) -> int:
+    """The reference recipes' rollout length: ``T - 1`` up to 10 (9 at T = 10, 10 at T = 20)."""
+    return max(1, min(t - 1, 10))
+
+
 def run(config: TrainConfig) -> dict[str, Any]:
     """Train, evaluate and write all outputs of one run.
 
@@ -153,7 +158,7 @@ def run(config: TrainConfig) -> dict[str, Any]:
     check(config)
     data = data_mod.load(config.data)
     t = data.num_timesteps
-    pred_steps = config.prediction_steps or t - 1
+    pred_steps = config.prediction_steps or default_prediction_steps(t)
     if not 1 <= pred_steps <= t - 1:
         raise CLIError(f"--prediction-steps must be in [1, {t - 1}] for T={t}, got {pred_steps}")
     spec = resolve_config(config, data.num_vertices)
