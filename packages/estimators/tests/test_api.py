@@ -232,3 +232,11 @@ def test_presets_are_configurations_of_one_layer():
     torch.testing.assert_close(grads[0], grads[1])
     # the class-style names are the same presets
     assert E.IMLE is E.imle and E.PerturbedOptimizer is E.perturbed
+
+
+def test_boolean_settings_must_be_booleans() -> None:
+    # Strings were truthy: scale="no" scaled, minimize="no" minimised.
+    with pytest.raises(TypeError, match="scale must be True or False"):
+        E.AdaptiveTarget(scale="no")
+    with pytest.raises(TypeError, match="minimize must be True or False"):
+        E.imle("k_subset", k=2, minimize="no")

@@ -123,3 +123,36 @@ def test_k_subset_rows_without_k_finite_scores_are_refused(method: str) -> None:
     room = torch.tensor([[0.3, 1.0, -math.inf, -math.inf, -math.inf, -math.inf]])
     z = layer(room)
     assert bool((z[..., 2:] == 0).all()) and bool((z[..., :2] == 1).all())
+
+
+def test_relax_default_critic_names_a_badly_typed_event_shape() -> None:
+    for bad in ("ab", (2.5, 4), (True, 4), [0, 4]):
+        with pytest.raises(ValueError, match="event_shape must be a non-empty tuple"):
+            latent("spanning_tree", "relax", event_shape=bad)
+
+
+@pytest.mark.parametrize(
+    ("structure", "method", "flag"),
+    [
+        ("spanning_tree", "sst", "straight_through"),
+        ("edges", "indep", "symmetric"),
+        ("edges", "indep", "categorical"),
+        ("edges", "indep", "straight_through"),
+    ],
+)
+def test_boolean_options_must_be_booleans(structure: str, method: str, flag: str) -> None:
+    # A string was truthy: straight_through="False" gave hard samples.
+    with pytest.raises(TypeError, match=f"{flag} must be True or False"):
+        latent(structure, method, **{flag: "False"})
+
+
+@pytest.mark.parametrize(
+    "method", ["reinforce", "nvil", "e-reinforce", "t-reinforce", "e-reinforce+", "relax"]
+)
+def test_matching_score_function_layers_refuse_masks(method: str) -> None:
+    # The greedy crossing sampler took a -inf pair in 1 draw of 6 (3 x 3, one masked entry).
+    layer = latent("matching", method, **_options("matching", method))
+    x = torch.randn(4, 3, 3, dtype=torch.float64)
+    x[:, 0, 0] = -math.inf
+    with pytest.raises(ValueError, match="-inf entries are not supported for matching"):
+        layer(x)

@@ -274,3 +274,8 @@ def test_empty_batches_and_mismatched_logits_are_named() -> None:
     pred = torch.randn(2, 3, 3, 2)
     with pytest.raises(ValueError, match="for the B = 2 graphs"):
         nri.elbo(pred, pred, torch.randn(1, 6, 1))
+
+
+def test_boolean_settings_must_be_booleans() -> None:
+    with pytest.raises(TypeError, match="factor must be True or False"):
+        nri.MLPEncoder(8, 16, 2, factor="no")

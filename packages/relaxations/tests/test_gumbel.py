@@ -4,6 +4,8 @@ import pytest
 import torch
 
 from structgrad.relaxations import (
+    GumbelSoftmaxLayer,
+    SSTLayer,
     binary_concrete,
     gumbel_softmax,
     hard_with_soft_gradient,
@@ -114,3 +116,10 @@ def test_numpy_scalars_for_dim_and_tau() -> None:
         gumbel_softmax(x, 0.5, dim=1.0)
     with pytest.raises(ValueError, match="tau must be a positive finite number"):
         gumbel_softmax(x, np.float32(-1.0))
+
+
+def test_layer_flags_must_be_booleans() -> None:
+    with pytest.raises(TypeError, match="hard must be True or False"):
+        GumbelSoftmaxLayer(hard="no")
+    with pytest.raises(TypeError, match="straight_through must be True or False"):
+        SSTLayer("spanning_tree", straight_through="no")

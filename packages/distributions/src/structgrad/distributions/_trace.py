@@ -60,6 +60,9 @@ class Tracing:
     """
 
     name: ClassVar[str]
+    #: Why its trace sampler may take a ``-inf`` entry that some structure avoids
+    #: (``None``: it never does); samplers refuse ``-inf`` logits then.
+    trace_ignores_masks: ClassVar[str | None] = None
 
     @property
     def has_trace(self) -> bool:

@@ -53,6 +53,12 @@ def matching_steps(
 class MatchingTracing(Tracing):
     """Perfect matchings: the greedy crossing trace (:func:`matching_solve`, ...)."""
 
+    trace_ignores_masks = (
+        "the greedy crossing matching does not look ahead: once no finite pair is left it "
+        "takes a -inf one (1 draw in 6 of a 3 x 3 with one -inf entry); use a perturbation "
+        "method or sst, whose MAP avoids them"
+    )
+
     def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
         return matching_solve(u)
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer
-from structgrad.distributions.checks import check_tau
+from structgrad.distributions.checks import check_flag, check_tau
 from structgrad.relaxations import independent_edges
 
 from ._structure import EDGES, IndependentEdges
@@ -48,10 +48,11 @@ class IndepEdgesLayer(LatentLayer):
         categorical: bool = False,
         straight_through: bool = False,
     ) -> None:
-        super().__init__(None, {"symmetric": bool(symmetric), "categorical": bool(categorical)})
+        flags = {"symmetric": symmetric, "categorical": categorical}
+        super().__init__(None, {k: check_flag(v, k) for k, v in flags.items()})
         self.edges: IndependentEdges = EDGES
         self.tau = check_tau(tau)
-        self.straight_through = bool(straight_through)
+        self.straight_through = check_flag(straight_through, "straight_through")
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Sample shaped like ``logits`` with a zero diagonal."""

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure, structure
-from structgrad.distributions.checks import check_int, check_options, check_tau
+from structgrad.distributions.checks import check_flag, check_int, check_options, check_tau
 
 from ._gumbel import gumbel_softmax
 from ._sst import sst
@@ -63,7 +63,7 @@ class SSTLayer(LatentLayer):
                 check_int(options[name], name, 0)
         super().__init__(s, {k: v for k, v in options.items() if k in s.option_names})
         self.tau = check_tau(tau)
-        self.straight_through = bool(straight_through)
+        self.straight_through = check_flag(straight_through, "straight_through")
         self.sst_options = options
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
@@ -116,7 +116,7 @@ class GumbelSoftmaxLayer(LatentLayer):
     def __init__(self, *, tau: float = 1.0, hard: bool = False) -> None:
         super().__init__(structure("categorical"))
         self.tau = check_tau(tau)
-        self.hard = bool(hard)
+        self.hard = check_flag(hard, "hard")
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Sample ``[*batch, n]`` summing to 1 over the last dim."""

@@ -15,7 +15,7 @@ from typing import Any
 from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure, structure
-from structgrad.distributions.checks import check_int
+from structgrad.distributions.checks import check_flag, check_int
 
 from ._solver import BoundSolver, Solver
 
@@ -136,6 +136,8 @@ def bind_solver(
     """
     if isinstance(solver, BoundSolver):
         return solver
+    if minimize is not None:
+        minimize = check_flag(minimize, "minimize")
     if isinstance(solver, str):
         if event_dims is not None:
             raise ValueError(f"event_dims is fixed by the structure {solver!r}")

@@ -23,7 +23,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from structgrad.distributions.checks import check_real
+from structgrad.distributions.checks import check_flag, check_real
 
 __all__ = ["AdaptiveTarget", "Target"]
 
@@ -58,7 +58,7 @@ class Target(nn.Module):
         super().__init__()
         self.lam_value = check_real(lam, "lam", lo=0.0, strict=True)
         self.alpha = check_real(alpha, "alpha")
-        self.scale = bool(scale)
+        self.scale = check_flag(scale, "scale")
 
     def lam(self, theta: Tensor, dy: Tensor, event_ndim: int) -> Tensor | float:
         """Perturbation size λ, broadcastable against ``dy``.

@@ -17,6 +17,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from structgrad.distributions.checks import validation_enabled
+
 from ._prepare import _flat_steps, _prepare
 from ._steps import log_uniform_exponential, steps_conditional, steps_log_prob
 
@@ -94,10 +96,17 @@ def sample_with_trace(
     Raises:
         ValueError: unknown structure or option, NaN or +inf logits, wrong rank,
             non-square graphs, a root outside the graph or not below every length,
-            lengths of the wrong shape or out of range.
+            lengths of the wrong shape or out of range, ``-inf`` logits for a
+            structure whose algorithm may take them (matchings; see
+            ``Structure.trace_ignores_masks``).
     """
     s, logits, _, options = _prepare(structure, logits, options)
     theta = logits.detach()
+    masked = s.trace_ignores_masks is not None and validation_enabled()
+    if masked and bool(torch.isneginf(theta).any()):  # a value check (off while tracing)
+        raise ValueError(
+            f"logits: -inf entries are not supported for {s.name}: {s.trace_ignores_masks}"
+        )
     # U = θ + G = θ − log Exp(1): the standard Gumbel-max perturbation, run in
     # float64 (in float32 at |θ| = 1e8 the noise would round away, ties to index 0).
     noise = log_uniform_exponential(theta.shape, theta, generator)

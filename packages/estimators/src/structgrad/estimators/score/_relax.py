@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from numbers import Integral
 from typing import Any, NamedTuple
 
 import torch
@@ -34,6 +35,14 @@ __all__ = ["RELAX", "UtilityCritic", "relax"]
 
 
 _CLIP = 1e6
+
+
+def _event_shape(event_shape: Any) -> tuple[int, ...]:
+    """``event_shape`` as a non-empty tuple of positive ints; ``ValueError`` naming it otherwise."""
+    shape = tuple(event_shape) if isinstance(event_shape, tuple | list | torch.Size) else None
+    if not shape or any(isinstance(d, bool) or not isinstance(d, Integral) or d < 1 for d in shape):
+        raise ValueError(f"event_shape must be a non-empty tuple of positive ints: {event_shape!r}")
+    return tuple(int(d) for d in shape)
 
 
 class UtilityCritic(nn.Module):
@@ -57,12 +66,7 @@ class UtilityCritic(nn.Module):
         self, event_shape: tuple[int, ...], hidden: int = 32, used: Tensor | None = None
     ) -> None:
         super().__init__()
-        shape = tuple(event_shape) if isinstance(event_shape, tuple | list) else None
-        if not shape or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in shape):
-            raise ValueError(
-                f"event_shape must be a non-empty tuple of positive ints, got {event_shape!r}"
-            )
-        self.event_shape = shape
+        self.event_shape = _event_shape(event_shape)
         hidden = check_int(hidden, "hidden", 1)
         self.input = nn.Linear(math.prod(self.event_shape), hidden)
         self.output = nn.Linear(hidden, 1)
@@ -160,7 +164,7 @@ class RELAX(ScoreLayer):
                     "RELAX's default critic needs event_shape (e.g. (n,) or (n, n)); "
                     "or pass critic="
                 )
-            event = tuple(int(d) for d in event_shape)
+            event = _event_shape(event_shape)
             opts = {k: v for k, v in structure_options.items() if k != "lengths"}
             # The structure's own checks: the event shape, then a root or k for it.
             probe = torch.zeros(event)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from structgrad.distributions.checks import check_int, check_tensor
+from structgrad.distributions.checks import check_flag, check_int, check_tensor
 
 from ._layout import check_probability, off_diagonal_indices
 
@@ -71,7 +71,7 @@ class MLPDecoder(nn.Module):
         self.msg_out = msg_out
         self.dropout = check_probability(dropout)
         self.n_in_node = n_in_node
-        self.skip_first = bool(skip_first)
+        self.skip_first = check_flag(skip_first, "skip_first")
         self.n_rounds = int(n_rounds)
 
     def step(self, x: Tensor, rel_type: Tensor) -> Tensor:

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from structgrad.distributions.checks import check_int, check_tensor
+from structgrad.distributions.checks import check_flag, check_int, check_tensor
 
 from ._layout import check_probability, off_diagonal_indices
 
@@ -91,7 +91,7 @@ class MLPEncoder(nn.Module):
         n_nodes: int | None = None,
     ) -> None:
         super().__init__()
-        self.factor = bool(factor)
+        self.factor = check_flag(factor, "factor")
         self.n_in = check_int(n_in, "n_in", 1)
         n_out = check_int(n_out, "n_out", 1)
         self.n_nodes = None if n_nodes is None else check_int(n_nodes, "n_nodes", 2)
