@@ -1,11 +1,13 @@
 import itertools
+import math
 
 import numpy as np
 import pytest
 import torch
 
 import structgrad.solvers as solvers
-from structgrad.relaxations import sst
+from structgrad.distributions import without_offset
+from structgrad.relaxations import gumbel_sinkhorn, sst
 
 CASES = [
     ("categorical", (4, 6), {}),
@@ -189,3 +191,55 @@ def test_integer_like_options() -> None:
     g = torch.Generator().manual_seed(1)
     out = sst("k_subset", logits[0], 0.5, k=np.int64(2), straight_through=True, generator=g)
     assert out.sum().item() == 2
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e7, -1e7])
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("categorical", {}),
+        ("k_subset", {"k": 2}),
+        ("spanning_tree", {}),
+        ("arborescence", {"root": 1}),
+        ("matching", {}),
+    ],
+)
+def test_float32_sst_ignores_a_common_offset(name: str, options: dict, offset: float) -> None:
+    # θ + G at 1e7 (float32 spacing 1) rounded the noise away: errors up to 0.5.
+    rows = [[0.0, 1.0, 2.0, 3.0], [5.0, 0.0, 3.0, 1.0], [1.0, 2.0, 0.0, 4.0], [2.0, 6.0, 1.0, 0.0]]
+    base = torch.tensor(rows)
+    if name in ("categorical", "k_subset"):
+        base = base[0]
+    if name == "spanning_tree":
+        base = base.triu(1) + base.triu(1).T
+    shifted = base + offset
+    if name in ("spanning_tree", "arborescence"):
+        shifted = shifted.masked_fill(torch.eye(4, dtype=torch.bool), 0.0)  # unread: any value
+    for straight_through in (False, True):
+        kw = {"straight_through": straight_through, **options}
+        got, u = sst(name, shifted, 0.5, return_utilities=True, generator=_seed(0), **kw)
+        want = sst(name, base, 0.5, generator=_seed(0), **kw)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+        assert float((u - shifted).abs().max()) < 30  # U is still logits + G
+
+
+def _seed(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e7])
+def test_float32_gumbel_sinkhorn_ignores_a_common_offset(offset: float) -> None:
+    base = torch.tensor([[0.0, 1.0, 2.0], [5.0, 0.0, 3.0], [1.0, 2.0, 0.0]])
+    got = gumbel_sinkhorn(base + offset, 0.5, generator=_seed(1))
+    torch.testing.assert_close(
+        got, gumbel_sinkhorn(base, 0.5, generator=_seed(1)), atol=1e-5, rtol=0
+    )
+
+
+def test_without_offset_leaves_wide_scores_alone() -> None:
+    # A shift by 1e31 would merge 0, 1 and 2; they are left as they are.
+    x = torch.tensor([1e31, 0.0, 1.0, 2.0])
+    assert torch.equal(without_offset(x, 1), x)
+    y = torch.tensor([[3e7, 3e7 + 2, 3e7 + 4], [-3e7, -3e7 - 2, -math.inf]])
+    want = torch.tensor([[-4.0, -2.0, 0.0], [0.0, -2.0, -math.inf]])
+    torch.testing.assert_close(without_offset(y, 1), want)

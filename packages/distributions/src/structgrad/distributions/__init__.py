@@ -41,6 +41,7 @@ from ._utils import divide_by_tau as divide_by_tau
 from ._utils import gumbel_like as gumbel_like
 from ._utils import sample_gumbel as sample_gumbel
 from ._utils import sample_uniform as sample_uniform
+from ._utils import without_offset as without_offset
 
 __version__ = _version("structgrad-distributions")
 
@@ -71,4 +72,5 @@ __all__ = [
     "spanning_tree_marginals",
     "structure",
     "to_upper",
+    "without_offset",
 ]

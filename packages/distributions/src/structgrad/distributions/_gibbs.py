@@ -98,8 +98,8 @@ class _Gibbs(StructuredLaw):
         """
         shape = self._extended_shape(sample_size(sample_shape))
         theta = self.logits.expand(shape)
-        noise = self.structure.gumbel(theta, generator=generator)
-        return self.structure.relax(theta + noise, tau=self.tau, **self.options)
+        noisy = self.structure.perturb(theta, generator=generator)
+        return self.structure.relax(noisy, tau=self.tau, **self.options)
 
 
 class KSubset(_Gibbs):

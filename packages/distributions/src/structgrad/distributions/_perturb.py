@@ -94,7 +94,7 @@ class PerturbAndMAP(StructuredLaw):
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
         self._check_room()
-        wide = self.structure.perturb(self._expanded(sample_shape), generator=generator)
+        wide = self.structure.perturb(self._expanded(sample_shape), generator=generator, wide=True)
         return self._allowed(self.structure.map(wide, **self.options).to(self.logits.dtype))
 
     def rsample(
@@ -114,7 +114,7 @@ class PerturbAndMAP(StructuredLaw):
                 f"{self.structure.intractable}"
             )
         theta = self._expanded(sample_size(sample_shape))
-        noisy = theta + self.structure.gumbel(theta, generator=generator)
+        noisy = self.structure.perturb(theta, generator=generator)
         return self.structure.relax(noisy, tau=self.tau, **self.options)
 
     def log_prob(self, value: Tensor) -> Tensor:

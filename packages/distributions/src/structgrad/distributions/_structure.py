@@ -16,14 +16,15 @@ import torch
 from torch import Tensor
 
 from ._coordinates import Coordinates
+from ._perturbing import Perturbing
 from ._trace import Tracing
-from ._utils import dot, gumbel_like, relaxation_input, sample_size, value_and_gradient, widened
+from ._utils import dot, relaxation_input, sample_size, value_and_gradient
 from .checks import as_tau, check_generator, check_scores, lengths_mask, validation_enabled
 
 __all__ = ["Structure"]
 
 
-class Structure(Tracing, Coordinates):
+class Structure(Perturbing, Tracing, Coordinates):
     """One combinatorial structure; subclasses set the class attributes and hooks.
 
     Attributes:
@@ -128,15 +129,7 @@ class Structure(Tracing, Coordinates):
         batch = tuple(scores.shape[: scores.dim() - self.event_dim])
         return lengths_mask(lengths, batch, scores.shape[-1], scores.device, lo)
 
-    # -- noise, MAP, enumeration ------------------------------------------------
-
-    def gumbel(self, shape_like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """Standard Gumbel noise like ``shape_like`` (symmetric for undirected structures)."""
-        return gumbel_like(shape_like, generator=generator, symmetric=self.symmetric)
-
-    def perturb(self, scores: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
-        """``θ + G`` (:meth:`gumbel`, in ``scores``' dtype) summed in float64 (:func:`widened`)."""
-        return widened(scores) + widened(self.gumbel(scores, generator=generator))
+    # -- MAP, enumeration (noise and perturb-and-MAP: ``_perturbing``) ---------
 
     def map(self, scores: Tensor, **options: Any) -> Tensor:
         """The highest-scoring structure, as a 0/1 tensor in ``scores``' dtype and device."""
@@ -144,38 +137,6 @@ class Structure(Tracing, Coordinates):
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         raise NotImplementedError
-
-    def map_sample(
-        self,
-        scores: Tensor,
-        *,
-        noise: bool = True,
-        generator: torch.Generator | None = None,
-        **options: Any,
-    ) -> Tensor:
-        """Perturb-and-MAP sample ``MAP(θ + G)`` (or the plain MAP), without gradient.
-
-        Args:
-            scores: ``[*batch, *event]`` scores θ.
-            noise: add this structure's standard Gumbel noise (``False``: the MAP).
-            generator: optional ``torch.Generator`` for the noise.
-            **options: the structure's options (``k``, ``root``, ``lengths``, ...).
-
-        Raises:
-            ValueError: for bad scores or options, or noise on a structure whose
-                MAP minimises non-negative costs (Gumbel noise does not keep them so).
-        """
-        with torch.no_grad():
-            u = scores.detach()
-            if noise:
-                if self.minimize:
-                    raise ValueError(
-                        f"{self.name} minimises non-negative costs, which Gumbel noise does "
-                        "not keep; pass noise=False, or perturb with structgrad.estimators "
-                        f"(e.g. imle({self.name!r}))"
-                    )
-                u = self.perturb(u, generator=generator)
-            return self.map(u, **options).to(scores.dtype)
 
     def enumerate(self, n: int, **options: Any) -> Tensor:
         """Every structure of size ``n`` as a float64 stack ``[N, *event]`` (tiny ``n`` only)."""

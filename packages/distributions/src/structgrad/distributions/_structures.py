@@ -101,7 +101,7 @@ class CategoricalStructure(CategoricalTracing, Structure):
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:
         # Gumbel-max: argmax(θ + G) has the softmax law exactly.
-        wide = self.perturb(scores.expand(*shape, *scores.shape), generator=generator)
+        wide = self.perturb(scores.expand(*shape, *scores.shape), generator=generator, wide=True)
         index = wide.argmax(-1, keepdim=True)
         return torch.zeros_like(wide, dtype=scores.dtype).scatter_(-1, index, 1.0)
 

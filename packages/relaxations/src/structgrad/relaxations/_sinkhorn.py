@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions import sample_gumbel, sinkhorn, structure
+from structgrad.distributions import sinkhorn, structure
 from structgrad.distributions.checks import check_flag, check_square
 
 from ._gumbel import hard_with_soft_gradient
@@ -43,10 +43,8 @@ def gumbel_sinkhorn(
     """
     check_square(log_alpha, "log_alpha", min_size=1)
     hard = check_flag(hard, "hard")
-    noise = sample_gumbel(
-        log_alpha.shape, dtype=log_alpha.dtype, device=log_alpha.device, generator=generator
-    )
-    perturbed = log_alpha + noise
+    # The same noise as sample_gumbel's; a common offset removed where exact.
+    perturbed = structure("matching").perturb(log_alpha, generator=generator)
     soft = sinkhorn(perturbed, n_iters=n_iters, tau=tau, anneal=anneal)
     if not hard:
         return soft

@@ -1,0 +1,86 @@
+"""Gumbel noise and perturb-and-MAP samples of a structure (a mixin of ``Structure``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from ._utils import gumbel_like, widened, without_offset
+
+__all__ = ["Perturbing"]
+
+
+class Perturbing:
+    """``θ + G`` and ``MAP(θ + G)`` for a structure with ``map``, ``symmetric`` and ``minimize``."""
+
+    name: ClassVar[str]
+    event_dim: ClassVar[int]
+    symmetric: ClassVar[bool] = False
+    minimize: ClassVar[bool] = False
+
+    def map(self, scores: Tensor, **options: Any) -> Tensor:
+        """The MAP structure (``Structure.map``)."""
+        raise NotImplementedError
+
+    def offset_read(self, scores: Tensor) -> Tensor | None:
+        """The entries that decide :func:`without_offset`'s offset (graphs: off the diagonal)."""
+        if self.event_dim != 2 or scores.shape[-1] != scores.shape[-2]:
+            return None
+        n = scores.shape[-1]
+        off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
+        return off.triu(1) if self.symmetric else off
+
+    def gumbel(self, shape_like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
+        """Standard Gumbel noise like ``shape_like`` (symmetric for undirected structures)."""
+        return gumbel_like(shape_like, generator=generator, symmetric=self.symmetric)
+
+    def perturb(
+        self, scores: Tensor, *, generator: torch.Generator | None = None, wide: bool = False
+    ) -> Tensor:
+        """Perturbed scores ``θ + G`` with the structure's noise (:meth:`gumbel`).
+
+        A common offset is removed first where that is exact (:func:`without_offset`).
+
+        Args:
+            scores: ``[..., *event]`` scores θ.
+            generator: optional ``torch.Generator`` for the noise.
+            wide: sum in float64 (:func:`widened`), for exact draws: in float32 at
+                ``|θ| = 1e8`` the noise rounds away and ties go to the lowest index.
+        """
+        theta = without_offset(scores, self.event_dim, self.offset_read(scores))
+        noise = self.gumbel(scores, generator=generator)
+        return widened(theta) + widened(noise) if wide else theta + noise
+
+    def map_sample(
+        self,
+        scores: Tensor,
+        *,
+        noise: bool = True,
+        generator: torch.Generator | None = None,
+        **options: Any,
+    ) -> Tensor:
+        """Perturb-and-MAP sample ``MAP(θ + G)`` (or the plain MAP), without gradient.
+
+        Args:
+            scores: ``[*batch, *event]`` scores θ.
+            noise: add this structure's standard Gumbel noise (``False``: the MAP).
+            generator: optional ``torch.Generator`` for the noise.
+            **options: the structure's options (``k``, ``root``, ``lengths``, ...).
+
+        Raises:
+            ValueError: for bad scores or options, or noise on a structure whose
+                MAP minimises non-negative costs (Gumbel noise does not keep them so).
+        """
+        with torch.no_grad():
+            u = scores.detach()
+            if noise:
+                if self.minimize:
+                    raise ValueError(
+                        f"{self.name} minimises non-negative costs, which Gumbel noise does "
+                        "not keep; pass noise=False, or perturb with structgrad.estimators "
+                        f"(e.g. imle({self.name!r}))"
+                    )
+                u = self.perturb(u, generator=generator, wide=True)
+            return self.map(u, **options).to(scores.dtype)
