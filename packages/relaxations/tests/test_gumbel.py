@@ -9,7 +9,11 @@ from structgrad.relaxations import (
     binary_concrete,
     gumbel_softmax,
     hard_with_soft_gradient,
+    independent_edges,
+    relaxed_top_k,
     sample_gumbel,
+    sinkhorn,
+    sst,
 )
 
 
@@ -123,3 +127,20 @@ def test_layer_flags_must_be_booleans() -> None:
         GumbelSoftmaxLayer(hard="no")
     with pytest.raises(TypeError, match="straight_through must be True or False"):
         SSTLayer("spanning_tree", straight_through="no")
+
+
+@pytest.mark.parametrize("tau", [1e-40, 1e-50, 1e-310])
+def test_tiny_temperatures_give_the_hard_limit_not_nan(tau: float) -> None:
+    # A subnormal tau overflowed the quotients to +inf (NaN); a Python float below
+    # float32's range rounded to 0 (NaN, or "tau must be positive, got tensor(0.)").
+    x = torch.tensor([0.0, 1.0, 2.0])
+    gen = torch.Generator().manual_seed(0)
+    for out in (
+        gumbel_softmax(x, tau, generator=gen),
+        relaxed_top_k(x, 1, tau, generator=gen),
+        sst("categorical", x, tau, generator=gen),
+    ):
+        assert torch.isfinite(out).all() and set(out.tolist()) <= {0.0, 1.0} and out.sum() == 1
+    edges = independent_edges(torch.randn(5, 5, generator=gen), tau, generator=gen)
+    assert torch.isfinite(edges).all() and set(edges.flatten().tolist()) <= {0.0, 1.0}
+    assert torch.isfinite(sinkhorn(torch.randn(3, 3, generator=gen), tau=tau)).all()

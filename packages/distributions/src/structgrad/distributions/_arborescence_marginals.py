@@ -229,7 +229,9 @@ def arborescence_marginals(
             MAP and every other arborescence sits at most ``R`` per nested
             cycle chain below it (see ``_arborescence_clip``); the ``τ → 0``
             limit is the maximum arborescence up to ``O(n² e^{-R/depth})``.
-            ``math.inf``: the Laplacian, never clipped.
+            As for trees, a clipped entry's gradient goes to the maximum only
+            (the clip's dual is not differentiated). ``math.inf``: the
+            Laplacian, never clipped.
 
     Returns:
         ``[..., n, n]`` marginals: every non-root column sums to 1.

@@ -214,7 +214,11 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
         bad = not 0 < tau < math.inf
     if bad:
         raise ValueError(f"tau must be a positive finite number, got {tau!r}")
-    t = torch.as_tensor(tau, dtype=like.dtype, device=like.device)
+    # A tau below the dtype's smallest normal number (1e-50 in float32 rounds to
+    # 0; subnormals overflow every quotient) is the same limit as the smallest.
+    t = torch.as_tensor(tau, dtype=like.dtype, device=like.device).clamp(
+        min=torch.finfo(like.dtype).tiny
+    )
     try:
         # one way: tau must not add dims or sizes to the scores' shape
         fits = torch.broadcast_shapes(t.shape, like.shape) == like.shape

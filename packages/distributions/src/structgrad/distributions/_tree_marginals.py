@@ -64,8 +64,10 @@ def spanning_tree_marginals(
             when the scores spread more than ``R``: edges of the maximum
             spanning tree are raised to ``max - R`` and other edges to ``R``
             below their bottleneck on that tree, which keeps the ``τ → 0``
-            limit (see ``_tree_clip``) but not the exact law. ``math.inf``:
-            the Laplacian, never clipped.
+            limit (see ``_tree_clip``) but not the exact law. A clipped
+            entry's gradient goes to the maximum only (its floor's dependence
+            on the bottleneck edge is not differentiated), so gradcheck fails
+            there; the default is exact. ``math.inf``: the Laplacian, never clipped.
 
     Returns:
         ``[..., n, n]`` marginals, same dtype and device as ``scores``.

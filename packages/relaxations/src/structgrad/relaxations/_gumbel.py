@@ -67,10 +67,12 @@ def gumbel_softmax(
     noise = sample_gumbel(
         logits.shape, dtype=logits.dtype, device=logits.device, generator=generator
     )
-    # Softmax is shift-invariant: subtracting the max keeps logits + noise and
-    # its division by tau finite up to the dtype's largest value.
+    # Softmax is shift-invariant: subtracting the max keeps logits + noise finite
+    # up to the dtype's largest value, and the perturbed max at 0 keeps every
+    # quotient <= 0 at any tau (a subnormal one overflows downwards only).
     logits = logits - logits.detach().amax(dim=dim, keepdim=True)
     perturbed = logits + noise
+    perturbed = perturbed - perturbed.detach().amax(dim=dim, keepdim=True)
     # (a learned tau keeps a finite gradient where some logits are -inf)
     scaled = divide_by_tau(perturbed, t)
     # log_softmax subtracts the max before exponentiating: finite at tiny tau.
