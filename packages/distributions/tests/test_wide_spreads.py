@@ -279,3 +279,9 @@ def test_float32_draws_at_a_large_offset_break_ties_uniformly() -> None:
         assert float((share - 1 / 3).abs().max()) < 0.05, share
     relaxed = KSubset(theta, 1).rsample((draws,), generator=gen)  # τ = 1: the softmax of θ + G
     assert float((relaxed.mean(0) - 1 / 3).abs().max()) < 0.05
+
+
+def test_multi_root_forest_of_one_vertex() -> None:
+    # Lengths of 1 were allowed but n = 1 was refused ("needs n >= 2").
+    edges, roots = multi_root_arborescence_marginals(torch.zeros(3, 1, 1), torch.randn(3, 1) * 50)
+    assert torch.equal(edges, torch.zeros(3, 1, 1)) and torch.equal(roots, torch.ones(3, 1))

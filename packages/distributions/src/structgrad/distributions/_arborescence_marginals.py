@@ -271,7 +271,7 @@ def multi_root_arborescence_marginals(
         ``(edge_marginals [..., n, n], root_marginals [..., n])``; for every
         vertex its in-marginals plus its root marginal sum to 1.
     """
-    square_size(scores)
+    square_size(scores, min_size=1)  # one vertex: its root edge, probability 1
     check_tensor(root_scores, "root_scores")
     if root_scores.shape != scores.shape[:-1]:
         want, got = tuple(scores.shape[:-1]), tuple(root_scores.shape)
