@@ -285,3 +285,31 @@ def test_multi_root_forest_of_one_vertex() -> None:
     # Lengths of 1 were allowed but n = 1 was refused ("needs n >= 2").
     edges, roots = multi_root_arborescence_marginals(torch.zeros(3, 1, 1), torch.randn(3, 1) * 50)
     assert torch.equal(edges, torch.zeros(3, 1, 1)) and torch.equal(roots, torch.ones(3, 1))
+
+
+@pytest.mark.parametrize("offset", [1e6, 1e7])
+def test_float32_gibbs_log_prob_and_k_subset_draws_ignore_a_large_offset(offset: float) -> None:
+    # log_prob was score - log Z in float32: at 1e6 the probabilities summed to
+    # 0.93-1.12, at 1e7 to 0.18-1.42; k-subset draws lost their digits too.
+    gen = torch.Generator().manual_seed(0)
+    base = torch.tensor([0.0, 2.0, -1.0, 1.0, 3.0])
+    sets = torch.tensor(
+        [[float(i in c) for i in range(5)] for c in itertools.combinations(range(5), 2)]
+    )
+    law = KSubset(base + offset, 2)
+    torch.testing.assert_close(
+        law.log_prob(sets), KSubset(base, 2).log_prob(sets), atol=1e-5, rtol=0
+    )
+    draws = law.sample((20000,), generator=gen)
+    freq = (draws[:, None] == sets[None]).all(-1).double().mean(0)
+    want = KSubset(base.double(), 2).log_prob(sets.double()).exp()
+    assert float((freq - want).abs().max()) < 0.015
+    trees = torch.from_numpy(enumerate_spanning_trees(4)).float()
+    theta = torch.tensor(
+        [[0.0, 2.0, -1.0, 1.0], [2.0, 0.0, 3.0, 0.0], [-1.0, 3.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]]
+    )
+    wide = SpanningTree(theta + offset).log_prob(trees)
+    torch.testing.assert_close(wide, SpanningTree(theta).log_prob(trees), atol=1e-5, rtol=0)
+    arbs = torch.from_numpy(enumerate_arborescences(4, 0)).float()
+    wide = Arborescence(theta + offset).log_prob(arbs)
+    torch.testing.assert_close(wide, Arborescence(theta).log_prob(arbs), atol=1e-5, rtol=0)

@@ -240,3 +240,21 @@ def test_boolean_settings_must_be_booleans() -> None:
         E.AdaptiveTarget(scale="no")
     with pytest.raises(TypeError, match="minimize must be True or False"):
         E.imle("k_subset", k=2, minimize="no")
+
+
+def test_other_libraries_names_point_to_ours() -> None:
+    with pytest.raises(ValueError, match=r"'lambda' is called 'target' here \(target=Target"):
+        E.imle("k_subset", k=3, **{"lambda": 2.0})
+    with pytest.raises(ValueError, match="'lambda_' is called 'lam' here"):
+        E.blackbox("k_subset", k=3, lambda_=2.0)
+    with pytest.raises(ValueError, match="'nb_samples' is called 'samples' here"):
+        E.imle("k_subset", k=3, nb_samples=3)
+
+
+def test_a_fixed_target_past_the_dtype_range_is_capped() -> None:
+    # λ·dL/dz overflowed to +inf and the solver refused it ("scores contains +inf").
+    theta = torch.tensor([[1.0, 0.5, float("-inf"), 0.2, 0.1, 0.0]], requires_grad=True)
+    layer = E.imle("k_subset", k=2, target=E.Target(1e39))
+    z = layer(theta, generator=torch.Generator().manual_seed(0))
+    (z * torch.tensor([-5.0, 5, 5, 5, -5, 5])).sum().backward()
+    assert theta.grad is not None and torch.isfinite(theta.grad).all()

@@ -96,6 +96,15 @@ RENAMED: dict[str, str] = {
     "temp": "tau",
 }
 
+#: Names from other libraries (torch-imle, the papers) and what takes their place
+#: here, the first one an owner accepts.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "lambda": ("lam", "target"),
+    "lambda_": ("lam", "target"),
+    "nb_samples": ("samples",),
+    "num_samples": ("samples",),
+}
+
 
 def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> None:
     """Reject option names that ``owner`` does not take; nothing is swallowed.
@@ -120,6 +129,10 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
                     f"it has no {new}; it takes {', '.join(accepted) or 'no options'}"
                 )
             raise ValueError(f"{owner}: option {name!r} is now called {new!r}")
+        for other in ALIASES.get(name, ()) if name not in accepted else ():
+            if other in accepted:
+                hint = " (target=Target(lam=...))" if other == "target" else ""
+                raise ValueError(f"{owner}: option {name!r} is called {other!r} here{hint}")
     unknown = sorted(set(given) - set(accepted))
     if unknown:
         raise ValueError(

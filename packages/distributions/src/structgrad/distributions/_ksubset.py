@@ -67,6 +67,9 @@ def k_subset_sample(
         ``[*sample_shape, ..., n]`` 0/1 masks with ``k`` ones, in ``scores``' dtype.
     """
     theta = scores.detach()
+    if k:  # every subset has k items: centred at the k-th largest score, float32
+        # keeps the digits that decide the draw (at an offset of 1e6 they were lost)
+        theta = theta - theta.topk(k, dim=-1).values[..., -1:]
     table = _suffix_table(theta, k)  # [..., n + 1, k + 1]
     shape = (*sample_shape, *theta.shape)
     n = theta.shape[-1]

@@ -240,11 +240,10 @@ def _finite_difference(
         if eps is not None:
             base = _perturb(base, plan.tau_target, eps)  # the forward noise, reused
     step = dy if isinstance(lam, float) and lam == 1.0 else dy * lam
-    bounded = isinstance(lam, Tensor)  # an adaptive λ can be as large as the dtype allows
-    right = plan.solve(_move(base, step, -1, bounded))  # [S, M, *batch, *event] or [*batch, *event]
+    right = plan.solve(_move(base, step, -1))  # [S, M, *batch, *event] or [*batch, *event]
     if rule.central:
         # central difference: (MAP(x + λdy) − MAP(x − λdy)) / 2
-        g = (plan.solve(_move(base, step, 1, bounded)) - right) * 0.5
+        g = (plan.solve(_move(base, step, 1)) - right) * 0.5
     elif plan.reuses_forward():
         g = z - right  # MAP(θ + τε) is the forward sample
     else:
@@ -265,11 +264,9 @@ def _finite_difference(
     return g.mean(0) if plan.mean else g.sum(0)
 
 
-def _move(base: Tensor, step: Tensor, sign: int, bounded: bool) -> Tensor:
-    """``base ± step``; ``bounded``: overflow is capped at the dtype's range, -inf stays."""
+def _move(base: Tensor, step: Tensor, sign: int) -> Tensor:
+    """``base ± step``, overflow capped at the dtype's range (λ·dL/dz may pass it); -inf stays."""
     moved = base - step if sign < 0 else base + step
-    if not bounded:
-        return moved
     big = torch.finfo(base.dtype).max
     moved = moved.clamp(-big, big)
     # forbidden (-inf) entries stay forbidden; -inf + inf would be NaN
