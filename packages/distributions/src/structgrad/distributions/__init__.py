@@ -26,6 +26,7 @@ from ._gibbs import SpanningTree as SpanningTree
 from ._ksubset_marginals import k_subset_log_partition as k_subset_log_partition
 from ._ksubset_marginals import k_subset_marginals as k_subset_marginals
 from ._latent import LatentLayer as LatentLayer
+from ._numerics import without_offset as without_offset
 from ._perturb import PerturbAndMAP as PerturbAndMAP
 from ._plackett_luce import PlackettLuce as PlackettLuce
 from ._registry import STRUCTURES as STRUCTURES
@@ -41,7 +42,6 @@ from ._utils import divide_by_tau as divide_by_tau
 from ._utils import gumbel_like as gumbel_like
 from ._utils import sample_gumbel as sample_gumbel
 from ._utils import sample_uniform as sample_uniform
-from ._utils import without_offset as without_offset
 
 __version__ = _version("structgrad-distributions")
 

@@ -19,7 +19,8 @@ import math
 import torch
 from torch import Tensor
 
-from ._utils import logsumexp, rand, widened
+from ._numerics import widened
+from ._utils import logsumexp, rand
 
 __all__ = ["k_subset_log_partition", "k_subset_sample", "plackett_luce_set_log_prob"]
 

@@ -1,4 +1,4 @@
-"""Numerical helpers of the relaxations: ranges of log-potentials and their floors."""
+"""Numerical helpers: ranges of log-potentials and their floors, offsets, widening."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ __all__ = [
     "hi_and_spread",
     "range_limit",
     "tracing",
+    "widened",
+    "without_offset",
     "work_dtype",
 ]
 
@@ -106,3 +108,41 @@ def range_limit(max_range: float | None, directed: bool) -> float:
 def work_dtype(dtype: torch.dtype, spread: float) -> torch.dtype:
     """The dtype of the Laplacian: float32 inputs of moderate spread stay float32."""
     return torch.float32 if dtype == torch.float32 and spread <= FLOAT32_SPREAD else torch.float64
+
+
+def without_offset(scores: Tensor, event_dim: int, read: Tensor | None = None) -> Tensor:
+    """``scores`` less each instance's common offset, where subtracting it is exact.
+
+    Where an instance's finite scores share a sign and lie within a factor 2
+    of each other, subtracting the largest is exact (Sterbenz's lemma); the
+    laws, MAPs and relaxations of structures with a fixed number of ones ignore
+    it, and ``θ + G`` then keeps the noise's digits (in float32 at an offset
+    of 1e7, spacing 1, the Gumbel noise would round away). Other instances are
+    left as they are: a shift would lose the digits of scores far below it.
+
+    Args:
+        scores: ``[..., *event]`` scores (no NaN or ``+inf``).
+        event_dim: number of trailing event dimensions.
+        read: optional boolean mask broadcasting to ``scores``: the entries that
+            decide the offset (e.g. a tree's upper triangle; the rest is shifted too).
+    """
+    if not scores.numel():
+        return scores
+    data = scores.detach()
+    finite = torch.isfinite(data) if read is None else torch.isfinite(data) & read
+    dims = tuple(range(-event_dim, 0))
+    hi = torch.where(finite, data, -math.inf).amax(dims, keepdim=True)
+    lo = torch.where(finite, data, math.inf).amin(dims, keepdim=True)
+    exact = ((lo > 0) & (hi <= 2 * lo)) | ((hi < 0) & (lo >= 2 * hi))
+    return scores - torch.where(exact, hi, torch.zeros_like(hi))
+
+
+def widened(x: Tensor) -> Tensor:
+    """``x`` in float64 (exact for narrower floats; float64 ``x`` as it is).
+
+    Sums of Gumbel noise and scores are formed in it: in float32 at ``|θ| = 1e8``
+    (spacing 8) the noise would round away, and equal scores would always go
+    to the lowest index. Shifting the scores instead loses the digits of the
+    ones far below the shift.
+    """
+    return x.to(torch.float64)

@@ -7,7 +7,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ._utils import gumbel_like, widened, without_offset
+from ._numerics import widened, without_offset
+from ._utils import gumbel_like
 
 __all__ = ["Perturbing"]
 

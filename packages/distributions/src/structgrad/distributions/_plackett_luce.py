@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
-from ._utils import Sampled, gumbel_like, widened
+from ._numerics import widened
+from ._utils import Sampled, gumbel_like
 from .checks import check_scores
 
 __all__ = ["PlackettLuce"]

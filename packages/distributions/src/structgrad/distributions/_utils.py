@@ -30,8 +30,6 @@ __all__ = [
     "sample_gumbel",
     "sample_size",
     "sample_uniform",
-    "widened",
-    "without_offset",
 ]
 
 
@@ -190,44 +188,6 @@ def sample_gumbel(
     """
     u = sample_uniform(shape, dtype=dtype, device=device, generator=generator)
     return -torch.log(-torch.log(u))
-
-
-def without_offset(scores: Tensor, event_dim: int, read: Tensor | None = None) -> Tensor:
-    """``scores`` less each instance's common offset, where subtracting it is exact.
-
-    Where an instance's finite scores share a sign and lie within a factor 2
-    of each other, subtracting the largest is exact (Sterbenz's lemma); the
-    laws, MAPs and relaxations of structures with a fixed number of ones ignore
-    it, and ``θ + G`` then keeps the noise's digits (in float32 at an offset
-    of 1e7, spacing 1, the Gumbel noise would round away). Other instances are
-    left as they are: a shift would lose the digits of scores far below it.
-
-    Args:
-        scores: ``[..., *event]`` scores (no NaN or ``+inf``).
-        event_dim: number of trailing event dimensions.
-        read: optional boolean mask broadcasting to ``scores``: the entries that
-            decide the offset (e.g. a tree's upper triangle; the rest is shifted too).
-    """
-    if not scores.numel():
-        return scores
-    data = scores.detach()
-    finite = torch.isfinite(data) if read is None else torch.isfinite(data) & read
-    dims = tuple(range(-event_dim, 0))
-    hi = torch.where(finite, data, -math.inf).amax(dims, keepdim=True)
-    lo = torch.where(finite, data, math.inf).amin(dims, keepdim=True)
-    exact = ((lo > 0) & (hi <= 2 * lo)) | ((hi < 0) & (lo >= 2 * hi))
-    return scores - torch.where(exact, hi, torch.zeros_like(hi))
-
-
-def widened(x: Tensor) -> Tensor:
-    """``x`` in float64 (exact for narrower floats; float64 ``x`` as it is).
-
-    Sums of Gumbel noise and scores are formed in it: in float32 at ``|θ| = 1e8``
-    (spacing 8) the noise would round away, and equal scores would always go
-    to the lowest index. Shifting the scores instead loses the digits of the
-    ones far below the shift.
-    """
-    return x.to(torch.float64)
 
 
 def gumbel_like(
