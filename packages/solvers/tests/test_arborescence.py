@@ -440,3 +440,20 @@ def test_trace_law_monte_carlo(backend: str, n: int, length: int, root: int) -> 
     assert 0.98 < total <= 1 + 1e-9
     assert tv < 0.03
     assert len(keys) > length ** (length - 2)  # more traces than arborescences
+
+
+def test_rescaling_is_per_graph_and_reads_only_edges(backend: str) -> None:
+    # The rescale took the batch's largest |score|, ignored entries included, to
+    # [0.5, 1): a finfo.min diagonal, a 1e300 graph beside it, or a 1e308 edge
+    # made 1e-17 scores vanish and the tie-break decide.
+    small = np.array([[0, 2e-17, 3e-17], [0, 0, 1e-17], [0, 5e-17, 0]])  # optimum 0->2->1
+    want = np.array([[0, 0, 1], [0, 0, 0], [0, 1, 0]], dtype=float)
+    masked = small.copy()
+    np.fill_diagonal(masked, np.finfo(np.float64).min)
+    np.testing.assert_array_equal(max_arborescence(masked), want)
+    beside = np.zeros((3, 3))
+    beside[0, 1] = 1e300
+    np.testing.assert_array_equal(max_arborescence(np.stack([small * 1e-13, beside]))[0], want)
+    wide = np.zeros((3, 3))
+    wide[0, 1], wide[2, 1], wide[0, 2], wide[1, 2] = 1e308, -1e308, -2e-16, -1e-16
+    np.testing.assert_array_equal(max_arborescence(wide), [[0, 1, 0], [0, 0, 1], [0, 0, 0]])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -13,10 +12,10 @@ from ._bridge import traced_op
 
 __all__ = ["ArborescenceTrace", "max_arborescence"]
 
-# Finite scores above this magnitude are rescaled by a power of two so that the float64
-# reduced scores, which grow with the contraction depth, stay far from overflow. Scaling by
-# 2**-e is exact (so it changes no comparison) except for scores below about 2**-500 in
-# magnitude, which may lose bits as subnormals next to scores above 2**512.
+# Finite scores above this magnitude are rescaled by a power of two (per graph, down to
+# it) so that the float64 reduced scores, which grow with the contraction depth, stay far
+# from overflow. Scaling by 2**-e is exact (so it changes no comparison) except for scores
+# below about 2**-560 in magnitude, which may lose bits as subnormals.
 _SAFE_MAGNITUDE = 2.0**512
 
 
@@ -43,14 +42,28 @@ class ArborescenceTrace(NamedTuple):
     n_steps: Any
 
 
-def _safe_scale(flat: NDArray[np.floating[Any]]) -> NDArray[np.floating[Any]]:
-    """Rescale huge finite scores by a power of two (exact, keeps every decision)."""
-    finite = np.isfinite(flat)
-    biggest = float(np.max(np.abs(flat), initial=0.0, where=finite))
-    if biggest <= _SAFE_MAGNITUDE:
+def _safe_scale(
+    flat: NDArray[np.floating[Any]], root: int, lens: NDArray[np.int64]
+) -> NDArray[np.floating[Any]]:
+    """Rescale each graph whose edge scores pass :data:`_SAFE_MAGNITUDE` by a power of two.
+
+    Exact, and it keeps every decision: a graph is scaled by its own largest
+    edge score (not the batch's, nor its ignored diagonal, root column or
+    padding), just enough to bring it below ``2**512``, so only scores below
+    about ``2**-560`` may lose bits.
+    """
+    n = flat.shape[-1]
+    index = np.arange(n)
+    edges = (index[:, None] != index[None, :]) & (index[None, :] != root)  # [n, n]
+    inside = index[None, :] < lens[:, None]  # [B, n]
+    read = edges[None] & inside[:, :, None] & inside[:, None, :] & np.isfinite(flat)
+    biggest = np.max(np.abs(flat), axis=(1, 2), initial=0.0, where=read).astype(np.float64)
+    huge = biggest > _SAFE_MAGNITUDE
+    if not huge.any():
         return flat
-    exponent = math.frexp(biggest)[1]  # biggest < 2**exponent
-    return np.ascontiguousarray(np.ldexp(flat.astype(np.float64), -exponent))
+    # biggest < 2**e: scaling by 2**(512 - e) leaves it below 2**512
+    shift = np.where(huge, np.frexp(biggest)[1] - 512, 0)
+    return np.ascontiguousarray(np.ldexp(flat.astype(np.float64), -shift[:, None, None]))
 
 
 def max_arborescence(
@@ -76,7 +89,8 @@ def max_arborescence(
     at a time, the first one met when following best in-edges from each live
     super-vertex in step order; all sums are in float64. Finite scores larger than
     ``2**512`` in magnitude are first rescaled by a power of two, which keeps every
-    decision (only scores below about ``2**-500`` may then lose bits as subnormals).
+    decision (only scores below about ``2**-560`` may then lose bits as subnormals); each
+    graph is rescaled by its own largest edge score (ignored entries do not count).
 
     Run on ``-E`` with exponentials ``E = Exp(1) / exp(θ)`` the trace has the
     recursive-Gumbel law ``p(T) = Π_steps softmax(θ over the candidates)[edge]``
@@ -120,7 +134,7 @@ def _on_host(scores: Any, root: int, lengths: Any, return_trace: bool) -> Any:
     lens = _validate.check_lengths(lengths, batch.batch_shape, n)
     if lens.size and lens.min() <= root:
         raise ValueError(f"root {root} must be smaller than every length, got {lens.min()}")
-    flat = _safe_scale(batch.flat)  # [B, n, n]
+    flat = _safe_scale(batch.flat, root, lens)  # [B, n, n]
     size, steps = flat.shape[0], max(1, 2 * n - 3)
     out = np.zeros(flat.shape, dtype=flat.dtype)  # [B, n, n]
     edges = np.full((size, steps, 2), -1, dtype=np.int64)  # [B, S, 2]

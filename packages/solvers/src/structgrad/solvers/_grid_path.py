@@ -44,7 +44,8 @@ def grid_shortest_path(costs: Any) -> Any:
 
     Raises:
         ValueError: on NaN, infinite or negative costs, costs so large that a
-            path's total could overflow float64, or a rank below 2.
+            path's total could overflow float64, or a rank below 2. The values
+            are not read on a CUDA tensor (its device twin: no host synchronisation).
 
     References:
         Vlastelica, Paulus et al., "Differentiation of Blackbox Combinatorial

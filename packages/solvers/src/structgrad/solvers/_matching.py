@@ -45,6 +45,8 @@ def linear_assignment(scores: Any) -> Any:
 
     Raises:
         ValueError: on NaN or +inf scores, a rank below 2 or non-square scores.
+            The values are not read on a CUDA tensor (its device twin: no host
+            synchronisation), where NaN or +inf give an unspecified 0/1 output.
 
     References:
         Jonker and Volgenant, "A shortest augmenting path algorithm for dense

@@ -61,6 +61,8 @@ def max_spanning_tree(
     Raises:
         ValueError: on NaN or +inf scores, a rank below 2, non-square scores,
             ``n < 2`` or lengths outside ``[1, n]``.
+            The values are not read on a CUDA tensor (its device twin: no host
+            synchronisation), where NaN or +inf give an unspecified 0/1 output.
 
     References:
         Kruskal, "On the shortest spanning subtree of a graph", 1956.

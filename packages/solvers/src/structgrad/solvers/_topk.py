@@ -48,6 +48,8 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
 
     Raises:
         ValueError: on NaN or +inf scores, a scalar input, or ``k`` outside ``[0, n]``.
+            The values are not read on a CUDA tensor (its device twin: no host
+            synchronisation), where NaN or +inf give an unspecified 0/1 output.
 
     References:
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072
