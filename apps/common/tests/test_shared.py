@@ -299,3 +299,32 @@ def test_add_search_flags_defaults_and_help():
     )
     text = " ".join(parser.format_help().split())
     assert "(0.0001,0.01; LOW=HIGH fixes it)" in text and "each method's τ" in text
+
+
+def test_sweep_guards() -> None:
+    # Every run failed: exit 1 with one line (sweeps exited 0 on a table of failures).
+    from structgrad_app_common import sweep_exit_code
+    from structgrad_app_common.argtypes import jobs_int
+    from structgrad_app_common.cli import check_unique
+
+    assert sweep_exit_code([{"error": "x"}, {"error": "y"}], "app") == 1
+    assert sweep_exit_code([{"error": "x"}, {"loss": 1.0}], "app") == 0
+    assert sweep_exit_code([], "app") == 0
+    with pytest.raises(CLIError, match="seed 0 is listed twice"):
+        check_unique("seed", [0, 1, 0])
+    with pytest.raises(argparse.ArgumentTypeError, match="got 0"):
+        jobs_int("0")
+    assert jobs_int("-1") == -1 and jobs_int("3") == 3
+
+
+def test_no_single_item_batches() -> None:
+    # BatchNorm cannot train on one item: a last batch of one joins the one before.
+    from structgrad_app_common.batches import epoch_batch, steps_per_epoch
+
+    assert steps_per_epoch(65, 64, no_single=True) == 1
+    assert steps_per_epoch(129, 64, no_single=True) == 2 and steps_per_epoch(129, 64) == 3
+    sizes = [len(epoch_batch(s, 129, 64, seed=0, no_single=True)) for s in (1, 2, 3, 4)]
+    assert sizes == [64, 65, 64, 65]
+    assert sorted(
+        torch.cat([epoch_batch(s, 129, 64, seed=0, no_single=True) for s in (1, 2)]).tolist()
+    ) == list(range(129))

@@ -96,6 +96,11 @@ def test_resume_continues_without_duplicates(tmp_path, capsys):
 def test_user_errors_are_one_line(tmp_path, capsys):
     out = str(tmp_path / "x")
     APP.fail(capsys, ["train", "--smoke", "--out", out, "--resume"], "no checkpoint")
+    # Checked before any run (each run failed alone, and the sweep exited 0)
+    sweep = ["sweep", "--smoke", "--out", out, "--n-jobs", "1"]
+    APP.fail(capsys, [*sweep, "--device", "cuda"], "CUDA is not available")
+    APP.fail(capsys, [*sweep, "--seeds", "0", "0"], "seed 0 is listed twice")
+    APP.fail(capsys, [*sweep, "--n-jobs", "0"], "got 0")
     APP.fail(capsys, ["train", "--smoke", "--out", out, "--method", "magic"], "unknown method")
     APP.fail(
         capsys,

@@ -97,6 +97,12 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     o = ["--out", str(tmp_path / "x")]
     APP.fail(capsys, ["train", "--smoke", *o, "--resume"], "no checkpoint")
     APP.fail(capsys, ["train", "--smoke", *o, "--method", "magic"], "unknown method")
+    # A sweep whose every run fails exits 1 (it exited 0 on a table of failures)
+    sweep = ["sweep", "--smoke", "--tasks", "beer", "--methods", "sst", "--trials", "1"]
+    assert main([*sweep, "--seeds", "0", "--n-jobs", "1", *o]) == 1
+    assert "every run of the sweep failed" in capsys.readouterr().err
+    # BatchNorm cannot train on one item (it crashed mid-run)
+    APP.fail(capsys, ["train", "--smoke", *o, "--num-train", "1"], "--num-train must be >= 2")
     APP.fail(capsys, ["train", "--smoke", *o, "--task", "spiral"], "unknown task")
     APP.fail(capsys, ["train", "--smoke", *o, "--task", "beer"], "--data is required")
     APP.fail(

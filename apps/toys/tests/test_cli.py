@@ -114,6 +114,12 @@ def test_all_smoke_table_and_resume(tmp_path, capsys):
     APP.fail(capsys, argv, "already holds a run")
     assert main([*argv, "--resume"]) == 0  # every run finished: nothing to do, same table
     assert (out / "table.md").read_text().splitlines() == table
+    # A finished run is kept only with its own settings (it was reported as the new ones).
+    APP.fail(capsys, [*argv, "--resume", "--tau", "3"], "differ: tau")
+    APP.fail(capsys, [*argv, "--resume", "--overwrite"], "exclude each other")
+    APP.fail(capsys, [*argv, "--seed", "5"], "takes --seeds")  # it was ignored
+    APP.fail(capsys, [*argv, "--seeds", "1", "1"], "seed 1 is listed twice")
+    APP.fail(capsys, [*argv, "--device", "cuda"], "CUDA is not available")
 
 
 def test_module_entry_point_subprocess(tmp_path):

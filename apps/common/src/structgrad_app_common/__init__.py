@@ -52,6 +52,7 @@ from structgrad_app_common.cli import (
     read_back,
     run_command,
     run_main,
+    sweep_exit_code,
 )
 from structgrad_app_common.flags import (
     add_config_flag,
@@ -132,4 +133,5 @@ __all__ = [
     "save_checkpoint",
     "seed_int",
     "sweep_command",
+    "sweep_exit_code",
 ]

@@ -272,4 +272,4 @@ class AppCLI:
         if s.check is not None:
             s.check(args)
         base = self.config(args, args.out, **(s.fields(args) if s.fields is not None else {}))
-        return sweep_command(s.sweep, base, args, s.groups(args, base))
+        return sweep_command(s.sweep, base, args, s.groups(args, base), prog=self.prog)

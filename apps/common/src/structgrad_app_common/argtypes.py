@@ -17,6 +17,7 @@ from structgrad_app_common.parallel import LOCAL_BACKENDS
 __all__ = [
     "float_pair",
     "joblib_backend",
+    "jobs_int",
     "nonnegative_float",
     "positive_float",
     "positive_int",
@@ -25,16 +26,33 @@ __all__ = [
 ]
 
 
+def jobs_int(text: str) -> int:
+    """``argparse`` type of ``--n-jobs``: an integer ``>= 1``, or joblib's negative counts.
+
+    Raises:
+        argparse.ArgumentTypeError: for a non-integer or 0.
+    """
+    value = int_value(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be >= 1 (or -1: all cores), got 0")
+    return value
+
+
+def int_value(text: str) -> int:
+    """``text`` as an integer (``argparse.ArgumentTypeError`` otherwise)."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def positive_int(text: str) -> int:
     """``argparse`` type: an integer ``>= 1``.
 
     Raises:
         argparse.ArgumentTypeError: for a non-integer or a value below 1.
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = int_value(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
     return value

@@ -52,21 +52,39 @@ def shuffled(n: int, *, seed: int, epoch: int) -> Any:
     return torch.randperm(n, generator=derived_generator(seed, epoch))
 
 
-def steps_per_epoch(n: int, batch_size: int, *, drop_last: bool = False) -> int:
-    """Batches in an epoch of ``n`` items (a last, smaller batch counts unless ``drop_last``)."""
+def steps_per_epoch(
+    n: int, batch_size: int, *, drop_last: bool = False, no_single: bool = False
+) -> int:
+    """Batches in an epoch of ``n`` items (a last, smaller batch counts unless ``drop_last``).
+
+    ``no_single``: a last batch of one item joins the one before (BatchNorm
+    cannot train on a single item).
+    """
+    if no_single and n > batch_size and n % batch_size == 1:
+        return n // batch_size
     return max(1, n // batch_size if drop_last else -(-n // batch_size))
 
 
 def epoch_batch(
-    step: int, n: int, batch_size: int, *, seed: int, drop_last: bool = False, first_epoch: int = 1
+    step: int,
+    n: int,
+    batch_size: int,
+    *,
+    seed: int,
+    drop_last: bool = False,
+    no_single: bool = False,
+    first_epoch: int = 1,
 ) -> Any:
     """The indices of optimiser step ``step`` (1-based): batches of :func:`shuffled` epochs.
 
     A function of (seed, step) only, so a resumed run sees the same batches as
-    an uninterrupted one. ``first_epoch`` numbers the first epoch's order.
+    an uninterrupted one. ``first_epoch`` numbers the first epoch's order;
+    ``drop_last`` and ``no_single`` as in :func:`steps_per_epoch`.
     """
-    epoch, i = divmod(step - 1, steps_per_epoch(n, batch_size, drop_last=drop_last))
-    return _order(n, seed, epoch + first_epoch)[i * batch_size : (i + 1) * batch_size]
+    per_epoch = steps_per_epoch(n, batch_size, drop_last=drop_last, no_single=no_single)
+    epoch, i = divmod(step - 1, per_epoch)
+    end = n if no_single and i == per_epoch - 1 and n % batch_size == 1 else (i + 1) * batch_size
+    return _order(n, seed, epoch + first_epoch)[i * batch_size : end]
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,9 +1,8 @@
 """The flags every app shares, and configs built from them.
 
-The run flags (``--threads``, ``--device``, ``--config``, ``--resume``...), the
-joblib and search flags of a sweep, and :func:`opt` / :func:`add_config_flags` /
-:func:`config_from_args` (a config dataclass whose fields are flags). Their
-``argparse`` types live in :mod:`~structgrad_app_common.argtypes` (re-exported here).
+The run flags (``--threads``, ``--device``, ``--config``, ``--resume``...), the joblib
+and search flags of a sweep, and :func:`opt` / :func:`add_config_flags` / :func:`config_from_args`
+(a config dataclass whose fields are flags); ``argparse`` types: :mod:`.argtypes`.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 from structgrad_app_common.argtypes import (
     float_pair,
     joblib_backend,
+    jobs_int,
     nonnegative_float,
     positive_float,
     positive_int,
@@ -141,7 +141,7 @@ def add_joblib_flags(parser: argparse._ActionsContainer, *, scheduler: bool = Fa
     on_cluster = "; on a Dask cluster every worker thread takes runs" if scheduler else ""
     parser.add_argument(
         "--n-jobs",
-        type=int,
+        type=jobs_int,
         default=2,
         help=f"parallel runs (2; -1: all cores{on_cluster})",
     )

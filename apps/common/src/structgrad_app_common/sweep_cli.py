@@ -8,11 +8,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from structgrad_app_common.cli import CLIError, print_failures
+from structgrad_app_common.cli import CLIError, check_unique, print_failures, sweep_exit_code
 from structgrad_app_common.flags import add_search_flags
+from structgrad_app_common.runcontrol import check_device
 from structgrad_app_common.trials import SearchGroup, SearchOptions, Sweep, run_search
 
-__all__ = ["add_sweep_flags", "check_names", "report_sweep", "sweep_base", "sweep_command"]
+__all__ = [
+    "add_sweep_flags",
+    "check_names",
+    "report_sweep",
+    "sweep_base",
+    "sweep_command",
+]
 
 T = TypeVar("T")
 
@@ -29,11 +36,14 @@ def check_names(
         phrase: the words before the list.
 
     Raises:
-        CLIError: ``unknown <kind> '<name>'; <phrase>: <allowed>``.
+        CLIError: ``unknown <kind> '<name>'; <phrase>: <allowed>``, or a name
+            given twice (its runs would count as independent ones).
     """
+    names = list(names)
     for name in names:
         if name not in allowed:
             raise CLIError(f"unknown {kind} {name!r}; {phrase}: {', '.join(allowed)}")
+    check_unique(kind, names)
 
 
 def add_sweep_flags(
@@ -81,26 +91,33 @@ def report_sweep(
     table: str,
     out: str | Path,
     describe: Callable[[Mapping[str, Any]], str] | None = None,
+    prog: str = "sweep",
 ) -> int:
-    """Print the failed runs, the table and the path of ``table.md``; return 0.
+    """Print the failed runs, the table and the path of ``table.md``; return the exit code.
 
     Args:
         records: the sweep records (see :func:`print_failures`).
         table: the markdown table.
         out: the sweep folder.
         describe: names a failed record (see :func:`print_failures`).
+        prog: the program's name, for the error when every run failed.
 
     Returns:
-        The exit code 0.
+        0, or 1 when every run failed (:func:`sweep_exit_code`).
     """
+    records = list(records)
     print_failures(records, describe)
     print(table)
     print(f"\ntable: {Path(out) / 'table.md'}")
-    return 0
+    return sweep_exit_code(records, prog)
 
 
 def sweep_command(
-    sweep: Sweep, base: Any, args: argparse.Namespace, groups: Iterable[SearchGroup]
+    sweep: Sweep,
+    base: Any,
+    args: argparse.Namespace,
+    groups: Iterable[SearchGroup],
+    prog: str = "sweep",
 ) -> int:
     """The ``sweep`` subcommand: run the search from ``base``, print and save the table.
 
@@ -109,10 +126,16 @@ def sweep_command(
         base: the config of the parsed flags (``base.out`` is the sweep folder).
         args: the parsed :func:`add_sweep_flags` flags.
         groups: the groups to search (see :func:`~structgrad_app_common.run_search`).
+        prog: the program's name, for the error when every run failed.
 
     Returns:
-        The exit code 0.
+        0, or 1 when every run failed.
+
+    Raises:
+        CLIError: settings every run would refuse (``--device cuda`` without
+            CUDA), before any run starts; and what :func:`run_search` raises.
     """
+    check_device(base.device)
     search = SearchOptions.from_args(args)
     records, table = run_search(sweep, sweep_base(base), search, groups)
-    return report_sweep(records, table, base.out)
+    return report_sweep(records, table, base.out, prog=prog)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common.cli import CLIError
+from structgrad_app_common.cli import CLIError, check_unique
 from structgrad_app_common.sweep import (
     best_trials,
     format_mean_se,
@@ -87,6 +87,7 @@ class SearchOptions:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SearchOptions:
         """The options of parsed :func:`~structgrad_app_common.add_search_flags` flags."""
+        check_unique("seed", args.seeds)
         return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)})
 
 

@@ -22,7 +22,8 @@ class TrainConfig(RunControl):
 
     BOUNDS: ClassVar = {
         **dict.fromkeys(("epochs", "batch_size", "eval_batch_size"), ">= 1"),
-        **dict.fromkeys(("num_train", "num_valid", "num_test"), ">= 1"),
+        "num_train": ">= 2",  # BatchNorm trains on batches of two or more
+        **dict.fromkeys(("num_valid", "num_test"), ">= 1"),
         "lr": "> 0",
     }
     FREE: ClassVar = ("data", "epochs", "eval_batch_size", "num_valid", "num_test")

@@ -76,13 +76,14 @@ class L2XTrainer(Trainer):
 
     def plan(self) -> Plan:
         """``epochs`` passes; a validation record after each."""
-        self.per_epoch = steps_per_epoch(len(self.x_train), self.config.batch_size)
+        # BatchNorm cannot train on one item: a last batch of one joins the one before
+        self.per_epoch = steps_per_epoch(len(self.x_train), self.config.batch_size, no_single=True)
         return Plan(total=self.config.epochs * self.per_epoch, eval_every=self.per_epoch)
 
     def step(self, step: int) -> Step:
         """One Adam step on a batch; the batch's mean task loss (each batch weighs the same)."""
         c = self.config
-        idx = epoch_batch(step, len(self.x_train), c.batch_size, seed=c.seed)
+        idx = epoch_batch(step, len(self.x_train), c.batch_size, seed=c.seed, no_single=True)
         x, y = self.x_train[idx].to(c.device), self.y_train[idx].to(c.device)
         pred, _, _ = self.model(x, generator=self.generator)
         per_sample = self.task.loss(pred, y)  # [*S, B]

@@ -32,7 +32,7 @@ from structgrad_app_common.app_cli import (
     known_methods,
     method_groups,
 )
-from structgrad_app_common.cli import add_command
+from structgrad_app_common.cli import add_command, check_unique
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
@@ -102,6 +102,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from nri_graph_layout import reproduce as rep
 
     check_names("method", args.methods, method_names())
+    check_unique("seed", args.seeds)
     rep.reproduce(
         _recipe(args, rep.CPU), args.methods, args.seeds, data_seed=args.data_seed,
         out=Path(args.out), n_jobs=args.n_jobs, backend=args.backend, smoke=args.smoke,
@@ -114,6 +115,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """The reproduction's short version: tree SST and indep, the table and the plots."""
     from nri_graph_layout import reproduce as rep
 
+    check_unique("seed", args.seeds)
     rows = rep.reproduce(
         _recipe(args, rep.QUICK), ["tree-sst", "indep"], args.seeds, data_seed=args.data_seed,
         out=Path(args.out), n_jobs=args.n_jobs, backend=args.backend, smoke=args.smoke,

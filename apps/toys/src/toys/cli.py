@@ -13,9 +13,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common import add_joblib_flags, print_failures, run_command, seed_int
+from structgrad_app_common import (
+    CLIError,
+    add_joblib_flags,
+    print_failures,
+    run_command,
+    seed_int,
+    sweep_exit_code,
+)
 from structgrad_app_common.app_cli import AppCLI, TrainCommand
-from structgrad_app_common.cli import add_command
+from structgrad_app_common.cli import add_command, check_unique
+from structgrad_app_common.runcontrol import check_device
 
 from toys.config import EST, OPT, TOY, RunConfig
 from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES, check
@@ -57,7 +65,13 @@ def cmd_all(args: argparse.Namespace) -> int:
     from toys.sweep import run_all
 
     t0 = time.perf_counter()
+    if args.resume and args.overwrite:
+        raise CLIError("--resume and --overwrite exclude each other")
+    if args.seed != RunConfig.seed:  # a run's flag: `all` trains every seed of --seeds
+        raise CLIError(f"--seed {args.seed}: `all` takes --seeds (e.g. --seeds {args.seed})")
     base = APP.config(args, args.out, structure=STRUCTURES[0], estimator=ESTIMATORS[0])
+    check_device(base.device)  # before any run: each would fail the same way
+    check_unique("seed", args.seeds)
     results, md = run_all(
         base,
         args.structures,
@@ -74,7 +88,7 @@ def cmd_all(args: argparse.Namespace) -> int:
         str(out / f"{s}.png") for s in args.structures if (out / f"{s}.png").exists()
     ))  # fmt: skip
     print(f"total {time.perf_counter() - t0:.0f} s")
-    return 0
+    return sweep_exit_code(results, PROG)
 
 
 def _add_all(sub: Any) -> None:
