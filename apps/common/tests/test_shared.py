@@ -328,3 +328,15 @@ def test_no_single_item_batches() -> None:
     assert sorted(
         torch.cat([epoch_batch(s, 129, 64, seed=0, no_single=True) for s in (1, 2)]).tolist()
     ) == list(range(129))
+
+
+def test_resuming_with_a_lost_log_warns(tmp_path, capsys) -> None:
+    # The records before the checkpoint vanished without a word.
+    from structgrad_app_common import JsonlLogger
+
+    with JsonlLogger(tmp_path / "m.jsonl", resume_step=3) as log:
+        log.log({"step": 4, "loss": 1.0})
+    assert "holds no record up to the checkpoint's step 3" in capsys.readouterr().err
+    with JsonlLogger(tmp_path / "m.jsonl", resume_step=4) as log:  # its records are there
+        log.log({"step": 5, "loss": 1.0})
+    assert capsys.readouterr().err == ""

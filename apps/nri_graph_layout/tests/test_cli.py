@@ -61,6 +61,11 @@ def test_resume_continues_without_duplicates(tmp_path, capsys):
 
 
 def test_bad_input_one_line_errors(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for command in ("train", "quickstart"):  # was a FileExistsError naming no flag
+        APP.fail(capsys, [command, "--smoke", "--out", str(afile)], "is a file, not a folder")
+    APP.fail(capsys, ["generate", "--out", str(tmp_path)], "is a folder; give the .npz file")
     APP.fail(
         capsys, ["train", "--smoke", "--out", str(tmp_path / "a"), "--resume"], "no checkpoint"
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +156,12 @@ class JsonlLogger:
             kept: list[dict[str, Any]] = []
         else:
             kept = [r for r in read_jsonl(self.path) if r.get(step_key, -1) <= resume_step]
+            if not kept and resume_step > 0:  # a run resumed with its log lost
+                print(
+                    f"warning: {self.path} holds no record up to the checkpoint's {step_key} "
+                    f"{resume_step} (missing or cut): the log starts after it",
+                    file=sys.stderr,
+                )
         atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self._handle = self.path.open("a", encoding="utf-8")
 

@@ -67,6 +67,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     """
     config = generate_config(args)
     out = Path(args.out) if args.out else Path("data") / data_mod.default_filename(config)
+    if out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a folder; give the .npz file to write")
     t0 = time.perf_counter()
     arrays = data_mod.generate(config, progress=not args.no_progress)
     data_mod.save(out, arrays)
@@ -76,6 +78,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 def _fields(args: argparse.Namespace, out: str) -> dict[str, str]:
     """The run folder as a path, and the data set (the smoke data made there)."""
+    if Path(out).exists() and not Path(out).is_dir():  # before the smoke data goes there
+        raise CLIError(f"--out {out!r} is a file, not a folder")
     return {"out": str(Path(out)), "data": data_path(args, Path(out))}
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common import atomic_write_text, read_jsonl
+from structgrad_app_common import CLIError, atomic_write_text, read_jsonl
 from structgrad_app_common.sweep import markdown_table, mean_se, run_trials
 
 from nri_graph_layout import data as data_mod
@@ -186,6 +186,8 @@ def reproduce(
     from nri_graph_layout import plots
 
     t0 = time.perf_counter()
+    if out.exists() and not out.is_dir():
+        raise CLIError(f"--out {str(out)!r} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
     data = str(_data(recipe, data_seed, out, smoke=smoke))
 
