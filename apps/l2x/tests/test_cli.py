@@ -30,6 +30,7 @@ def test_smoke_train_writes_everything(tmp_path, capsys):
     assert main(["eval", "--run", str(out)]) == 0
     ev = json.loads(capsys.readouterr().out)
     assert ev["test_accuracy"] == pytest.approx(final["test_accuracy"])
+    APP.fail(capsys, ["eval", "--run", str(out), "--device", "cuda"], "CUDA is not available")
     saved = json.loads((out / "config.json").read_text())
     assert saved["app"] == "l2x"
     (out / "config.json").write_text(json.dumps({**saved, "app": "dvae"}))

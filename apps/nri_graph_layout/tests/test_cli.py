@@ -66,6 +66,8 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     for command in ("train", "quickstart"):  # was a FileExistsError naming no flag
         APP.fail(capsys, [command, "--smoke", "--out", str(afile)], "is a file, not a folder")
     APP.fail(capsys, ["generate", "--out", str(tmp_path)], "is a folder; give the .npz file")
+    for command in ("quickstart", "reproduce"):  # they had no --device
+        APP.fail(capsys, [command, "--smoke", "--device", "cuda"], "CUDA is not available")
     APP.fail(
         capsys, ["train", "--smoke", "--out", str(tmp_path / "a"), "--resume"], "no checkpoint"
     )

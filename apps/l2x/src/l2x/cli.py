@@ -83,6 +83,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise CLIError(f"{run_dir / 'config.json'}: not a run configuration ({err})") from None
     if args.data:
         config = dataclasses.replace(config, data=args.data)
+    if args.device:
+        config = dataclasses.replace(config, device=args.device)
     check(dataclasses.replace(config, resume=False))
     task, spec, model = setup(config)
     load_entry(model, load_checkpoint(ckpt), "model", str(ckpt))
@@ -129,6 +131,7 @@ def _add_eval(sub: Any) -> None:
         help="which checkpoint (best: lowest validation loss)",
     )
     p.add_argument("--data", help="beer: BeerAdvocate folder (default: the one of the run)")
+    p.add_argument("--device", help="torch device (default: the run's; cpu, cuda)")
     p.add_argument("--eval-batch-size", type=positive_int, default=1000, help="batch size (1000)")
 
 

@@ -33,6 +33,7 @@ from structgrad_app_common.app_cli import (
     method_groups,
 )
 from structgrad_app_common.cli import add_command, check_unique
+from structgrad_app_common.runcontrol import check_device
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
@@ -95,7 +96,8 @@ def _recipe(args: argparse.Namespace, base: Any) -> Any:
     recipe = rep.SMOKE if args.smoke else base
     changes = {k: getattr(args, k) for k in ("iterations", "restarts", "warmup")}
     changes = {k: v for k, v in changes.items() if v is not None and not args.smoke}
-    recipe = dataclasses.replace(recipe, **changes)
+    check_device(args.device)
+    recipe = dataclasses.replace(recipe, **changes, train={**recipe.train, "device": args.device})
     if recipe.restarts > 1 and recipe.warmup > recipe.iterations:
         raise CLIError("--warmup must not exceed --iterations")
     return recipe
@@ -149,6 +151,7 @@ def _add_recipe_flags(p: argparse.ArgumentParser, *, out: str, seeds: list[int])
     p.add_argument(
         "--smoke", action="store_true", help="the whole pipeline on tiny data in seconds"
     )
+    p.add_argument("--device", default="cpu", help="torch device of every run (cpu; cuda)")
     add_joblib_flags(p, scheduler=True)
 
 
