@@ -305,7 +305,7 @@ def test_sweep_guards() -> None:
     # Every run failed: exit 1 with one line (sweeps exited 0 on a table of failures).
     from structgrad_app_common import sweep_exit_code
     from structgrad_app_common.argtypes import jobs_int
-    from structgrad_app_common.cli import check_unique
+    from structgrad_app_common.runcontrol import check_unique
 
     assert sweep_exit_code([{"error": "x"}, {"error": "y"}], "app") == 1
     assert sweep_exit_code([{"error": "x"}, {"loss": 1.0}], "app") == 0

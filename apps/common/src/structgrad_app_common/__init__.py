@@ -48,11 +48,9 @@ from structgrad_app_common.cli import (
     ArgumentParser,
     CLIError,
     add_command,
-    print_failures,
     read_back,
     run_command,
     run_main,
-    sweep_exit_code,
 )
 from structgrad_app_common.flags import (
     add_config_flag,
@@ -80,7 +78,9 @@ from structgrad_app_common.sweep import (
 from structgrad_app_common.sweep_cli import (
     add_sweep_flags,
     check_names,
+    print_failures,
     sweep_command,
+    sweep_exit_code,
 )
 from structgrad_app_common.trials import (
     Column,

@@ -10,7 +10,7 @@ import os
 import pickle
 import sys
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -19,12 +19,9 @@ __all__ = [
     "ArgumentParser",
     "CLIError",
     "add_command",
-    "check_unique",
-    "print_failures",
     "read_back",
     "run_command",
     "run_main",
-    "sweep_exit_code",
 ]
 
 EXIT_USAGE = 2
@@ -105,53 +102,6 @@ def run_main(
 
 def _one_line(prog: str, message: str) -> None:
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
-
-
-def print_failures(
-    records: Iterable[Mapping[str, Any]],
-    describe: Callable[[Mapping[str, Any]], str] | None = None,
-) -> None:
-    """Print ``failed: <what>: <error>`` for every sweep record holding an ``error``.
-
-    Args:
-        records: sweep records.
-        describe: names a record (default ``[<task>] <method> trial <t> seed <s>``).
-    """
-    for r in records:
-        if "error" in r:
-            what = describe(r) if describe else _describe_trial(r)
-            print(f"failed: {what}: {r['error']}")
-
-
-def check_unique(kind: str, values: Iterable[Any]) -> None:
-    """A one-line error for a value listed twice (e.g. ``--seeds 0 0``).
-
-    Raises:
-        CLIError: ``<kind> <value> is listed twice``.
-    """
-    seen: set[Any] = set()
-    for value in values:
-        if value in seen:
-            raise CLIError(f"{kind} {value!r} is listed twice")
-        seen.add(value)
-
-
-def sweep_exit_code(records: Iterable[Mapping[str, Any]], prog: str) -> int:
-    """0, or :data:`EXIT_FAILURE` (with a one-line error) when every run failed.
-
-    A sweep tolerates failing runs (they are listed and left out of the table),
-    but one whose every run failed did nothing: a script must see it.
-    """
-    records = list(records)
-    if records and all("error" in r for r in records):
-        _one_line(prog, f"every run of the sweep failed ({len(records)}; see above)")
-        return EXIT_FAILURE
-    return 0
-
-
-def _describe_trial(r: Mapping[str, Any]) -> str:
-    task = f"{r['task']} " if "task" in r else ""
-    return f"{task}{r['method']} trial {r['trial']} seed {r['seed']}"
 
 
 def run_command(

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.jsonl import require_tensorboard
 
-__all__ = ["RUN_CONTROL", "RunControl", "check_bounds", "check_device", "check_run_flags"]
+__all__ = [
+    "RUN_CONTROL",
+    "RunControl",
+    "check_bounds",
+    "check_device",
+    "check_run_flags",
+    "check_unique",
+]
 
 
 def check_run_flags(*, resume: bool, overwrite: bool, stop_after: int | None) -> None:
@@ -131,3 +138,16 @@ class RunControl:
 
 #: The run-control fields (free on resume, listed last in ``config.json``).
 RUN_CONTROL = tuple(f.name for f in dataclasses.fields(RunControl))
+
+
+def check_unique(kind: str, values: Iterable[Any]) -> None:
+    """A one-line error for a value listed twice (e.g. ``--seeds 0 0``).
+
+    Raises:
+        CLIError: ``<kind> <value> is listed twice``.
+    """
+    seen: set[Any] = set()
+    for value in values:
+        if value in seen:
+            raise CLIError(f"{kind} {value!r} is listed twice")
+        seen.add(value)

@@ -8,17 +8,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from structgrad_app_common.cli import CLIError, check_unique, print_failures, sweep_exit_code
+from structgrad_app_common.cli import EXIT_FAILURE, CLIError, _one_line
 from structgrad_app_common.flags import add_search_flags
-from structgrad_app_common.runcontrol import check_device
+from structgrad_app_common.runcontrol import check_device, check_unique
 from structgrad_app_common.trials import SearchGroup, SearchOptions, Sweep, run_search
 
 __all__ = [
     "add_sweep_flags",
     "check_names",
+    "print_failures",
     "report_sweep",
     "sweep_base",
     "sweep_command",
+    "sweep_exit_code",
 ]
 
 T = TypeVar("T")
@@ -44,6 +46,40 @@ def check_names(
         if name not in allowed:
             raise CLIError(f"unknown {kind} {name!r}; {phrase}: {', '.join(allowed)}")
     check_unique(kind, names)
+
+
+def print_failures(
+    records: Iterable[Mapping[str, Any]],
+    describe: Callable[[Mapping[str, Any]], str] | None = None,
+) -> None:
+    """Print ``failed: <what>: <error>`` for every sweep record holding an ``error``.
+
+    Args:
+        records: sweep records.
+        describe: names a record (default ``[<task>] <method> trial <t> seed <s>``).
+    """
+    for r in records:
+        if "error" in r:
+            what = describe(r) if describe else _describe_trial(r)
+            print(f"failed: {what}: {r['error']}")
+
+
+def sweep_exit_code(records: Iterable[Mapping[str, Any]], prog: str) -> int:
+    """0, or :data:`EXIT_FAILURE` (with a one-line error) when every run failed.
+
+    A sweep tolerates failing runs (they are listed and left out of the table),
+    but one whose every run failed did nothing: a script must see it.
+    """
+    records = list(records)
+    if records and all("error" in r for r in records):
+        _one_line(prog, f"every run of the sweep failed ({len(records)}; see above)")
+        return EXIT_FAILURE
+    return 0
+
+
+def _describe_trial(r: Mapping[str, Any]) -> str:
+    task = f"{r['task']} " if "task" in r else ""
+    return f"{task}{r['method']} trial {r['trial']} seed {r['seed']}"
 
 
 def add_sweep_flags(

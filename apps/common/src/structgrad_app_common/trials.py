@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from structgrad_app_common.cli import CLIError, check_unique
+from structgrad_app_common.cli import CLIError
+from structgrad_app_common.runcontrol import check_unique
 from structgrad_app_common.sweep import (
     best_trials,
     format_mean_se,

@@ -32,8 +32,8 @@ from structgrad_app_common.app_cli import (
     known_methods,
     method_groups,
 )
-from structgrad_app_common.cli import add_command, check_unique
-from structgrad_app_common.runcontrol import check_device
+from structgrad_app_common.cli import add_command
+from structgrad_app_common.runcontrol import check_device, check_unique
 
 from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig

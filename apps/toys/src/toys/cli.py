@@ -22,8 +22,8 @@ from structgrad_app_common import (
     sweep_exit_code,
 )
 from structgrad_app_common.app_cli import AppCLI, TrainCommand
-from structgrad_app_common.cli import add_command, check_unique
-from structgrad_app_common.runcontrol import check_device
+from structgrad_app_common.cli import add_command
+from structgrad_app_common.runcontrol import check_device, check_unique
 
 from toys.config import EST, OPT, TOY, RunConfig
 from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES, check
