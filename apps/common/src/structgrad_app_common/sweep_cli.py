@@ -171,7 +171,8 @@ def sweep_command(
         CLIError: settings every run would refuse (``--device cuda`` without
             CUDA), before any run starts; and what :func:`run_search` raises.
     """
-    check_device(base.device)
+    if getattr(base, "device", None) is not None:  # a RunControl config
+        check_device(base.device)
     search = SearchOptions.from_args(args)
     records, table = run_search(sweep, sweep_base(base), search, groups)
     return report_sweep(records, table, base.out, prog=prog)
