@@ -90,22 +90,30 @@ def _perturbation() -> list[Entry]:
     return entries
 
 
+def _masks_refused(name: str) -> bool:
+    """Whether the structure's trace sampler refuses ``-inf`` logits (matchings)."""
+    return D.structure(name).trace_ignores_masks is not None
+
+
 def _score() -> list[Entry]:
     entries = []
     for name, (shape, opts) in TRACED.items():
         event = len(shape) - 1
         sample_event = 2 if name == "binary_tree" else event
+        finite = _masks_refused(name)
         for preset in ("reinforce", "e_reinforce", "t_reinforce", "t_reinforce_plus"):
             make = getattr(E, preset)
             layer = _layer_call(
                 lambda make=make, name=name, opts=opts: make(name, **opts), sample_event
             )
-            entries.append(_entry(f"estimators.{preset}({name})", shape, layer))
+            entries.append(_entry(f"estimators.{preset}({name})", shape, layer, finite=finite))
         relax = _layer_call(
             lambda name=name, opts=opts, shape=shape: E.relax(name, event_shape=shape[1:], **opts),
             sample_event,
         )
-        entries.append(_entry(f"estimators.relax({name})", shape, relax, fixed_event=True))
+        entries.append(
+            _entry(f"estimators.relax({name})", shape, relax, fixed_event=True, finite=finite)
+        )
         entries.append(
             _entry(
                 f"estimators.sample_with_trace({name})",
@@ -113,6 +121,7 @@ def _score() -> list[Entry]:
                 lambda x, name=name, opts=opts: (
                     E.sample_with_trace(name, x, generator=_gen(), **opts).sample
                 ),
+                finite=finite,
             )
         )
         base = E.sample_with_trace(name, torch.randn(shape), generator=_gen(), **opts)
@@ -187,8 +196,16 @@ def _models() -> list[Entry]:
                 sample_event,
             )
             fixed = method == "relax"  # the default critic is built for one event shape
+            # the score-function layers sample by the structure's trace
+            finite = M.method_info(method).family == "score" and _masks_refused(name)
             entries.append(
-                _entry(f"models.latent({name}, {method})", shape, layer, fixed_event=fixed)
+                _entry(
+                    f"models.latent({name}, {method})",
+                    shape,
+                    layer,
+                    fixed_event=fixed,
+                    finite=finite,
+                )
             )
     return entries
 
