@@ -115,7 +115,7 @@ def test_all_smoke_table_and_resume(tmp_path, capsys):
     assert main([*argv, "--resume"]) == 0  # every run finished: nothing to do, same table
     assert (out / "table.md").read_text().splitlines() == table
     # A finished run is kept only with its own settings (it was reported as the new ones).
-    APP.fail(capsys, [*argv, "--resume", "--tau", "3"], "differ: tau")
+    APP.fail(capsys, [*argv, "--resume", "--tau", "3"], "config.json': tau")
     APP.fail(capsys, [*argv, "--resume", "--overwrite"], "exclude each other")
     APP.fail(capsys, [*argv, "--seed", "5"], "takes --seeds")  # it was ignored
     APP.fail(capsys, [*argv, "--seeds", "1", "1"], "seed 1 is listed twice")

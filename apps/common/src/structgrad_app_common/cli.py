@@ -19,6 +19,7 @@ __all__ = [
     "ArgumentParser",
     "CLIError",
     "add_command",
+    "print_error",
     "read_back",
     "run_command",
     "run_main",
@@ -91,16 +92,17 @@ def run_main(
     try:
         return int(main(argv) or 0)
     except CLIError as err:
-        _one_line(prog, str(err))
+        print_error(prog, str(err))
         raise SystemExit(EXIT_USAGE) from None
     except _INPUT_ERRORS as err:
         if os.environ.get(TRACEBACK_ENV):
             raise
-        _one_line(prog, f"{type(err).__name__}: {err} (set {TRACEBACK_ENV}=1 for the traceback)")
+        print_error(prog, f"{type(err).__name__}: {err} (set {TRACEBACK_ENV}=1 for the traceback)")
         raise SystemExit(EXIT_FAILURE) from None
 
 
-def _one_line(prog: str, message: str) -> None:
+def print_error(prog: str, message: str) -> None:
+    """Print ``<prog>: error: <message>`` to stderr on one line (whitespace folded)."""
     print(f"{prog}: error: {' '.join(message.split())}", file=sys.stderr)
 
 

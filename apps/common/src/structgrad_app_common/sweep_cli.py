@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from structgrad_app_common.cli import EXIT_FAILURE, CLIError, _one_line
+from structgrad_app_common.cli import EXIT_FAILURE, CLIError, print_error
 from structgrad_app_common.flags import add_search_flags
 from structgrad_app_common.runcontrol import check_device, check_unique
 from structgrad_app_common.trials import SearchGroup, SearchOptions, Sweep, run_search
@@ -72,7 +72,7 @@ def sweep_exit_code(records: Iterable[Mapping[str, Any]], prog: str) -> int:
     """
     records = list(records)
     if records and all("error" in r for r in records):
-        _one_line(prog, f"every run of the sweep failed ({len(records)}; see above)")
+        print_error(prog, f"every run of the sweep failed ({len(records)}; see above)")
         return EXIT_FAILURE
     return 0
 

@@ -22,7 +22,7 @@ from structgrad_app_common.jsonl import json_safe, read_jsonl
 from structgrad_app_common.runcontrol import RUN_CONTROL
 from structgrad_app_common.sweep import jsonl_text
 
-__all__ = ["LOG", "SETTINGS", "done_runs", "sweep_log", "sweep_settings"]
+__all__ = ["LOG", "SETTINGS", "check_settings", "done_runs", "sweep_log", "sweep_settings"]
 
 #: The training settings of a sweep, checked on ``--resume``.
 SETTINGS = "sweep_config.json"
@@ -45,6 +45,29 @@ def sweep_settings(base: Any) -> dict[str, Any]:
     return json.loads(json.dumps(json_safe({k: getattr(base, k) for k in keys})))
 
 
+def check_settings(path: Path, base: Any) -> None:
+    """Refuse to continue a sweep or run unless the settings saved in ``path`` are ``base``'s.
+
+    Compares :func:`sweep_settings`; a setting the file lacks was left out by
+    an earlier version and is not checked.
+
+    Raises:
+        CLIError: ``path`` unreadable or not a JSON object, or settings that
+            differ (named).
+    """
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CLIError(f"--resume: cannot check the settings in {str(path)!r} ({err})") from None
+    if not isinstance(saved, dict):
+        raise CLIError(f"--resume: {str(path)!r} holds no settings")
+    now = sweep_settings(base)
+    changed = [k for k in now if k in saved and saved[k] != now[k]]
+    if changed:
+        what = ", ".join(changed)
+        raise CLIError(f"--resume: settings differ from those in {str(path)!r}: {what}")
+
+
 def done_runs(
     out: Path, base: Any, key: Callable[[Mapping[str, Any]], Key]
 ) -> dict[Key, dict[str, Any]]:
@@ -57,20 +80,7 @@ def done_runs(
     log = out / LOG
     if not log.is_file():
         raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
-    saved_path = out / SETTINGS
-    try:
-        saved = json.loads(saved_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CLIError(
-            f"--resume: cannot check the sweep's settings in {str(saved_path)!r} ({err})"
-        ) from None
-    if not isinstance(saved, dict):
-        raise CLIError(f"--resume: {str(saved_path)!r} holds no settings")
-    now = sweep_settings(base)
-    # (a key the file lacks was left out by an earlier version: not checkable)
-    changed = [k for k in now if k in saved and saved[k] != now[k]]
-    if changed:
-        raise CLIError(f"--resume: settings differ from the sweep's: {', '.join(changed)}")
+    check_settings(out / SETTINGS, base)
     return {key(r): r for r in read_jsonl(log)}
 
 

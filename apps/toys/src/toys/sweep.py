@@ -27,7 +27,7 @@ from structgrad_app_common import (
     read_jsonl,
     run_parallel,
 )
-from structgrad_app_common.sweep_resume import sweep_settings
+from structgrad_app_common.sweep_resume import check_settings
 
 from toys.config import RunConfig
 from toys.methods import applicable
@@ -88,7 +88,7 @@ def plan(
                         raise CLIError(
                             f"{str(out)!r} already holds a run; pass --resume or --overwrite"
                         )
-                    _check_same_settings(out, config)
+                    check_settings(out / "config.json", config)
                     if (out / "final.json").exists():
                         continue
                 elif base.resume:
@@ -97,25 +97,6 @@ def plan(
     if not configs and not base.resume:
         raise CLIError("no (structure, estimator) pair to run: the estimators do not apply")
     return configs
-
-
-def _check_same_settings(out: Path, config: RunConfig) -> None:
-    """Refuse to resume (or keep) the run in ``out`` if its settings are not ``config``'s.
-
-    Raises:
-        CLIError: an unreadable ``config.json``, or settings that differ (a kept
-            finished run would report them as the new ones).
-    """
-    path = out / "config.json"
-    try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise CLIError(f"--resume: cannot check the settings in {str(path)!r} ({err})") from None
-    now = sweep_settings(config)
-    changed = [k for k in now if isinstance(saved, dict) and k in saved and saved[k] != now[k]]
-    if not isinstance(saved, dict) or changed:
-        what = ", ".join(changed) or "no settings"
-        raise CLIError(f"--resume: settings of {str(out)!r} differ: {what}")
 
 
 def loss_at(records: list[dict[str, Any]], step: int) -> float | None:
