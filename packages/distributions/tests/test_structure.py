@@ -100,6 +100,23 @@ def test_gumbel_noise(dtype: torch.dtype) -> None:
     assert torch.equal(same, again)
 
 
+def test_perturb_adds_a_given_noise_after_the_exact_offset_removal() -> None:
+    s = structure("spanning_tree")
+    # float32 at 1e7 (spacing 1): the noise survives only once the offset is gone
+    theta = torch.full((2, 4, 4), 1e7) + torch.arange(16.0).reshape(4, 4)
+    noise = s.gumbel(theta, generator=torch.Generator().manual_seed(0))
+    u = s.perturb(theta, noise=noise)
+    off = ~torch.eye(4, dtype=torch.bool)
+    gaps = (u - noise)[..., off] - (theta - 1e7)[..., off]
+    assert float(gaps.std()) < 1e-5  # one common shift per graph, noise kept to float32
+    seeded = s.perturb(theta, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(seeded, u)  # the default draw is the same gumbel draw
+    with pytest.raises(TypeError, match="noise"):
+        s.perturb(theta, noise=noise.tolist())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="noise"):
+        s.perturb(theta, noise=noise[0])
+
+
 MAPS = [
     ("categorical", (3, 5), {}),
     ("k_subset", (3, 5), {"k": 2}),

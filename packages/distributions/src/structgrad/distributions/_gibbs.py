@@ -65,12 +65,8 @@ class _Gibbs(StructuredLaw):
                 ``validate_args``) has an entry that is not 0/1.
         """
         self._check_value(value)
-        logits, log_z = self.logits, self.log_partition
-        if logits.dtype == torch.float32:
-            # <θ, x> and log Z are two numbers of θ's size whose difference is
-            # small: in float32 at an offset of 1e6 the probabilities summed to
-            # 0.93-1.12 (entropy below does the same). Work in float64.
-            logits, log_z = logits.double(), self._wide_log_partition
+        # (at an offset of 1e6, float32 probabilities summed to 0.93-1.12)
+        logits, log_z = _exact_log_partition(self)
         log_p = self.structure.score(logits, value, **self.options) - log_z
         inside = self.structure.contains(self.logits, value, **self.options)
         log_p = torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))
@@ -83,15 +79,9 @@ class _Gibbs(StructuredLaw):
 
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""
-        logits = self.logits
-        if logits.dtype == torch.float32:
-            # log Z and <θ, μ> are two numbers of θ's size whose difference is
-            # small: float32 loses H to their rounding (1e-3 at |θ| = 1e4), and
-            # past 1e6 their gradients cancel to inf - inf. Work in float64.
-            wide = logits.double()
-            log_z, mu = self.structure.log_partition_and_marginals(wide, **self.options)
-            return (log_z - self.structure.score(wide, mu, **self.options)).to(logits.dtype)
-        return self.log_partition - self.structure.score(logits, self.marginals, **self.options)
+        # (float32 lost H to rounding, 1e-3 at |θ| = 1e4; past 1e6 its gradient was NaN)
+        logits, log_z, mu = _exact_marginals(self)
+        return (log_z - self.structure.score(logits, mu, **self.options)).to(self.logits.dtype)
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Exact samples of the Gibbs law, ``[*sample_shape, ..., *event]`` 0/1."""
@@ -210,6 +200,26 @@ def _same_support(p: _Gibbs, q: _Gibbs) -> None:
         raise ValueError("kl_divergence: the two laws have different lengths")
 
 
+def _exact_log_partition(law: _Gibbs) -> tuple[Tensor, Tensor]:
+    """``(θ, log Z)`` of ``law``, in float64 when its logits are float32.
+
+    ``log p``, ``H`` and ``KL`` are small differences of numbers of ``θ``'s
+    size (``<θ, x>``, ``log Z``): float32 rounds them to those numbers' ulp and,
+    past 1e6, their gradients cancel to ``inf − inf``.
+    """
+    if law.logits.dtype != torch.float32:
+        return law.logits, law.log_partition
+    return law.logits.double(), law._wide_log_partition
+
+
+def _exact_marginals(law: _Gibbs) -> tuple[Tensor, Tensor, Tensor]:
+    """``(θ, log Z, μ)`` of ``law``, in float64 when its logits are float32 (as above)."""
+    if law.logits.dtype != torch.float32:
+        return law.logits, law.log_partition, law.marginals
+    theta = law.logits.double()
+    return theta, *law.structure.log_partition_and_marginals(theta, **law.options)
+
+
 def _kl(p: _Gibbs, q: _Gibbs) -> Tensor:
     """``KL(p ‖ q) = log Z_q − log Z_p + <θ_p − θ_q, μ_p>``.
 
@@ -217,17 +227,9 @@ def _kl(p: _Gibbs, q: _Gibbs) -> Tensor:
     """
     _same_support(p, q)
     dtype = torch.promote_types(p.logits.dtype, q.logits.dtype)
-    if dtype != torch.float32:
-        mu = p.marginals
-        cross = p.structure.score(p.logits, mu, **p.options) - q.structure.score(
-            q.logits, mu, **q.options
-        )
-        return q.log_partition - p.log_partition + cross
-    # As in entropy: four terms of θ's size, a small difference: float32 rounds
-    # it to their ulp (KL < 0 at |θ| = 1e4). Work in float64.
-    theta_p, theta_q = p.logits.double(), q.logits.double()
-    log_zp, mu = p.structure.log_partition_and_marginals(theta_p, **p.options)
-    log_zq = q.structure.log_partition(theta_q, **q.options)
+    # (float32 gave KL < 0 at |θ| = 1e4)
+    theta_p, log_zp, mu = _exact_marginals(p)
+    theta_q, log_zq = _exact_log_partition(q)
     cross = p.structure.score(theta_p, mu, **p.options) - q.structure.score(
         theta_q, mu, **q.options
     )

@@ -22,7 +22,12 @@ from torch import Tensor
 from ._numerics import widened
 from ._utils import logsumexp, rand
 
-__all__ = ["k_subset_log_partition", "k_subset_sample", "plackett_luce_set_log_prob"]
+__all__ = ["k_subset_log_partition", "k_subset_sample", "kth_largest", "plackett_luce_set_log_prob"]
+
+
+def kth_largest(scores: Tensor, k: int) -> Tensor:
+    """``[..., 1]`` detached k-th largest score (the largest for ``k = 0``)."""
+    return scores.detach().topk(max(k, 1), dim=-1).values[..., -1:]
 
 
 def _suffix_table(theta: Tensor, k: int) -> Tensor:
@@ -70,7 +75,7 @@ def k_subset_sample(
     theta = scores.detach()
     if k:  # every subset has k items: centred at the k-th largest score, float32
         # keeps the digits that decide the draw (at an offset of 1e6 they were lost)
-        theta = theta - theta.topk(k, dim=-1).values[..., -1:]
+        theta = theta - kth_largest(theta, k)
     table = _suffix_table(theta, k)  # [..., n + 1, k + 1]
     shape = (*sample_shape, *theta.shape)
     n = theta.shape[-1]

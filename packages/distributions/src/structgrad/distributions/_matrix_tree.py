@@ -32,7 +32,7 @@ import torch
 from torch import Tensor
 
 from ._numerics import tracing
-from ._utils import logsumexp
+from ._utils import finite_shift, log_shifted, logsumexp
 
 __all__ = [
     "LOGDET_SPREAD",
@@ -60,8 +60,7 @@ def _logdet(x: Tensor, edges: Tensor, root: int, inside: Tensor | None) -> Tenso
     """``log det`` of the Laplacian minor of ``x`` (non-edges ``-inf``, no ``-inf`` edge)."""
     n = x.shape[-1]
     # Per-column max shift: every column's largest weight is 1 (exact gauge).
-    shift = x.detach().amax(-2, keepdim=True)  # [..., 1, n]
-    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift))
+    shift = finite_shift(x.amax(-2, keepdim=True))  # [..., 1, n]
     w = torch.exp(x - shift)  # [..., n, n], 0 on non-edges
     lap = torch.diag_embed(w.sum(-2)) - w
     kept = torch.ones(n, dtype=torch.bool, device=x.device)
@@ -77,13 +76,9 @@ def _logdet(x: Tensor, edges: Tensor, root: int, inside: Tensor | None) -> Tenso
 
 def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
     """``log(e^a + e^b)`` whose gradients are 0, not NaN, where both are ``-inf``."""
-    top = torch.maximum(a, b).detach()
-    # Max shift by a finite value: exp(. - top) <= 1, and 0 where a = b = -inf.
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    total = torch.exp(a - top) + torch.exp(b - top)
-    positive = total > 0
-    # Double where: log never sees 0, so no inf * 0 in the backward pass.
-    return torch.where(positive, torch.log(torch.where(positive, total, 1.0)) + top, -math.inf)
+    # Two terms, so no stacked copy (this is the elimination's inner loop).
+    top = finite_shift(torch.maximum(a, b))
+    return log_shifted(torch.exp(a - top) + torch.exp(b - top), top)
 
 
 def _eliminate(x: Tensor, root: int, inside: Tensor | None) -> Tensor:

@@ -38,7 +38,12 @@ class Perturbing:
         return gumbel_like(shape_like, generator=generator, symmetric=self.symmetric)
 
     def perturb(
-        self, scores: Tensor, *, generator: torch.Generator | None = None, wide: bool = False
+        self,
+        scores: Tensor,
+        *,
+        noise: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        wide: bool = False,
     ) -> Tensor:
         """Perturbed scores ``θ + G`` with the structure's noise (:meth:`gumbel`).
 
@@ -46,12 +51,26 @@ class Perturbing:
 
         Args:
             scores: ``[..., *event]`` scores θ.
+            noise: the noise ``G``, shaped like ``scores`` (default: a fresh
+                :meth:`gumbel` draw), e.g. to reuse one draw.
             generator: optional ``torch.Generator`` for the noise.
             wide: sum in float64 (:func:`widened`), for exact draws: in float32 at
                 ``|θ| = 1e8`` the noise rounds away and ties go to the lowest index.
+
+        Raises:
+            TypeError: ``noise`` is not a tensor.
+            ValueError: ``noise`` is not shaped like ``scores``.
         """
         theta = without_offset(scores, self.event_dim, self.offset_read(scores))
-        noise = self.gumbel(scores, generator=generator)
+        if noise is None:
+            noise = self.gumbel(scores, generator=generator)
+        elif not isinstance(noise, Tensor):
+            raise TypeError(f"perturb: noise must be a tensor, got {type(noise).__name__}")
+        elif noise.shape != scores.shape:
+            raise ValueError(
+                f"perturb: noise must be shaped like scores {tuple(scores.shape)}, "
+                f"got {tuple(noise.shape)}"
+            )
         return widened(theta) + widened(noise) if wide else theta + noise
 
     def map_sample(

@@ -15,7 +15,7 @@ from torch import Tensor
 from structgrad.solvers import linear_assignment
 
 from ._numerics import finite_min
-from ._utils import divide_by_tau
+from ._utils import divide_by_tau, finite_shift
 from .checks import as_tau, check_flag, check_int, check_square, validation_enabled
 
 __all__ = ["sinkhorn"]
@@ -74,9 +74,8 @@ def sinkhorn(
         return log_alpha.exp()
     # Sinkhorn is invariant to a constant per matrix: shifting by the max keeps
     # log_alpha / tau finite for scores up to the dtype's largest value.
-    top = log_alpha.detach().amax(dim=(-1, -2), keepdim=True)
     forbidden = torch.isneginf(log_alpha)
-    shifted = log_alpha - torch.where(torch.isfinite(top), top, 0.0)
+    shifted = log_alpha - finite_shift(log_alpha.amax(dim=(-1, -2), keepdim=True))
     # (-3e38 minus 3e38 must not become -inf)
     log_alpha = _floor_allowed(shifted, -torch.finfo(log_alpha.dtype).max, forbidden)
     start = log_alpha
@@ -171,6 +170,5 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
             # Sinkhorn ignores a constant added to every column potential, and
             # a large one (a -1e9 masking value drifts them by ~1e7) would round
             # away their O(τ) differences in log_alpha + g: keep their max at 0.
-            top = g.detach().amax(-1, keepdim=True)
-            g = g - torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+            g = g - finite_shift(g.amax(-1, keepdim=True))
     return g

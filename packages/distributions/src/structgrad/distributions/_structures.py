@@ -10,7 +10,7 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-from ._ksubset import k_subset_log_partition, k_subset_sample
+from ._ksubset import k_subset_log_partition, k_subset_sample, kth_largest
 from ._ksubset_marginals import k_subset_marginals
 from ._sinkhorn import sinkhorn
 from ._structure import Structure
@@ -106,11 +106,6 @@ class CategoricalStructure(CategoricalTracing, Structure):
         return torch.zeros_like(wide, dtype=scores.dtype).scatter_(-1, index, 1.0)
 
 
-def _kth_largest(scores: Tensor, k: int) -> Tensor:
-    """``[..., 1]`` detached k-th largest score (the largest for ``k = 0``)."""
-    return scores.detach().topk(max(k, 1), dim=-1).values[..., -1:]
-
-
 class KSubsetStructure(KSubsetTracing, Structure):
     """Subsets of exactly ``k`` of ``n`` items as 0/1 masks ``[..., n]``."""
 
@@ -144,7 +139,7 @@ class KSubsetStructure(KSubsetTracing, Structure):
         # Every k-subset has k items: shift-invariant. The marginals are resolved
         # around the k-th largest score (above it items are in, below out).
         k = opts["k"]
-        return k_subset_marginals(relaxation_input(scores, tau, _kth_largest(scores, k)), k)
+        return k_subset_marginals(relaxation_input(scores, tau, kth_largest(scores, k)), k)
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         return _top_k(scores, opts["k"])
@@ -158,7 +153,7 @@ class KSubsetStructure(KSubsetTracing, Structure):
         # k-th largest score, the DP and its gradient (the marginals) do not lose
         # float32's digits to an offset common to all scores.
         k = opts["k"]
-        kth = _kth_largest(scores, k)
+        kth = kth_largest(scores, k)
         kth = torch.where(torch.isfinite(kth), kth, torch.zeros_like(kth))
         return k_subset_log_partition(scores - kth, k) + k * kth.squeeze(-1)
 

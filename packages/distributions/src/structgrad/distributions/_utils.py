@@ -90,15 +90,27 @@ def relaxation_input(scores: Tensor, tau: Tensor, centre: Tensor | None = None) 
     return scaled
 
 
-def logsumexp(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
-    """``log Σ exp(x)`` whose gradients (of every order) are 0, not NaN, on all-``-inf`` slices."""
-    top = x.detach().amax(dim=dim, keepdim=True)
-    # Max shift: exp(x - top) <= 1; an all -inf slice is shifted by 0 instead of -inf.
-    top = torch.where(torch.isfinite(top), top, torch.zeros_like(top))
-    total = torch.exp(x - top).sum(dim=dim, keepdim=True)
+def finite_shift(top: Tensor) -> Tensor:
+    """A detached max shift, ``0`` where the maximum is not finite (an all-``-inf`` slice).
+
+    With it ``exp(x - top) <= 1``, and an all ``-inf`` slice gives ``exp(-inf) = 0``
+    rather than ``exp(-inf + inf) = NaN``.
+    """
+    top = top.detach()
+    return torch.where(torch.isfinite(top), top, torch.zeros_like(top))
+
+
+def log_shifted(total: Tensor, top: Tensor) -> Tensor:
+    """``log(total) + top``: ``-inf`` where ``total = 0``, with NaN-free gradients there."""
     positive = total > 0
     # Double where: log never sees 0, so no inf * 0 in the backward pass.
-    out = torch.where(positive, torch.log(torch.where(positive, total, 1.0)) + top, -math.inf)
+    return torch.where(positive, torch.log(torch.where(positive, total, 1.0)) + top, -math.inf)
+
+
+def logsumexp(x: Tensor, dim: int | tuple[int, ...]) -> Tensor:
+    """``log Σ exp(x)`` whose gradients (of every order) are 0, not NaN, on all-``-inf`` slices."""
+    top = finite_shift(x.amax(dim=dim, keepdim=True))
+    out = log_shifted(torch.exp(x - top).sum(dim=dim, keepdim=True), top)
     dims = (dim,) if isinstance(dim, int) else dim
     return out.squeeze(dims)
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from structgrad.distributions import STRUCTURES, Structure, without_offset
+from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
 from structgrad.distributions.checks import as_tau, check_flag
 
@@ -105,8 +105,7 @@ def sst(
     s.check(logits, argname="logits", **hard)
     t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
     noise = s.gumbel(logits, generator=generator)
-    # A common offset removed where exact: in float32 at 1e7 the noise would round away.
-    u = without_offset(logits, s.event_dim, s.offset_read(logits)) + noise
+    u = s.perturb(logits, noise=noise)  # θ + G (offset removed where exact)
     sample = s.relax(u, tau=t, **options)
     if straight_through:
         sample = hard_with_soft_gradient(s.map(u.detach(), **hard), sample)
