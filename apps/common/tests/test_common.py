@@ -84,6 +84,13 @@ def test_jsonl_resume_drops_records_after_checkpoint(tmp_path):
     json.dumps(recs)
 
 
+def test_a_damaged_line_inside_a_log_is_skipped_with_a_warning(tmp_path, capsys):
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"a": 1}\n{"a": oops\n\n{"a": 3}\n{"a": 4, "cu')
+    assert read_jsonl(path) == [{"a": 1}, {"a": 3}]
+    assert capsys.readouterr().err == f"warning: {path}: line 2 is not JSON and is skipped\n"
+
+
 def test_mean_se_on_fixed_numbers():
     mean, se, n = mean_se([1.0, 2.0, 3.0, 4.0])
     assert n == 4 and mean == 2.5

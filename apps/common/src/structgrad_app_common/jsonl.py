@@ -37,18 +37,23 @@ def json_safe(value: Any) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Read every record of a JSONL file (an unfinished last line is skipped)."""
+    """Read every record of a JSONL file (an unfinished last line is skipped).
+
+    A line that is not JSON elsewhere (an edited or damaged file) is skipped
+    with a one-line warning on stderr; the records after it are kept.
+    """
     path = Path(path)
     if not path.exists():
         return []
+    lines = [(i, line) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)]
+    lines = [(i, line) for i, line in lines if line.strip()]
     records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
+    for i, line in lines:
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:
-            break  # a line cut by a crash ends the log
+            if i != lines[-1][0]:  # (a last line cut by a crash is expected)
+                print(f"warning: {path}: line {i} is not JSON and is skipped", file=sys.stderr)
     return records
 
 
