@@ -8,6 +8,7 @@ import torch
 from torch.distributions import kl_divergence
 
 import structgrad.distributions as pkg
+import structgrad.solvers as solvers
 from structgrad.distributions import (
     Arborescence,
     Categorical,
@@ -128,3 +129,38 @@ def test_sample_shape_is_checked_by_name(make) -> None:  # type: ignore[no-untyp
             d.sample(bad)
     with pytest.raises(ValueError, match="sample_shape"):
         d.sample((-1,))
+
+
+VARIANCE_CASES = [
+    (lambda t: KSubset(t[0], 2), lambda: solvers.enumerate_k_subsets(4, 2)),
+    (SpanningTree, lambda: solvers.enumerate_spanning_trees(4)),
+    (lambda t: Arborescence(t, root=2), lambda: solvers.enumerate_arborescences(4, root=2)),
+]
+
+
+@pytest.mark.parametrize(("law", "support"), VARIANCE_CASES)
+def test_variance_is_that_of_the_enumerated_law(law, support) -> None:  # type: ignore[no-untyped-def]
+    theta = torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    theta = theta + theta.T  # a tree reads one triangle: both agree
+    d = law(theta)
+    xs = torch.as_tensor(support(), dtype=torch.float64)  # [N, *event]
+    log_w = (d.logits * xs).flatten(1).sum(-1)
+    if isinstance(d, SpanningTree):
+        log_w = log_w / 2  # each undirected edge stands twice in the adjacency
+    p = torch.softmax(log_w, 0).reshape(-1, *([1] * len(d.event_shape)))
+    mu = (p * xs).sum(0)
+    torch.testing.assert_close(d.mean, mu)
+    torch.testing.assert_close(d.variance, (p * (xs - mu) ** 2).sum(0))
+
+
+def test_what_a_law_lacks_is_said() -> None:
+    with pytest.raises(NotImplementedError, match="PerturbAndMAP has no tractable entropy"):
+        PerturbAndMAP("spanning_tree", torch.randn(4, 4)).entropy()
+    for law in (PlackettLuce(torch.randn(3)), PerturbAndMAP("spanning_tree", torch.randn(4, 4))):
+        name = type(law).__name__
+        with pytest.raises(NotImplementedError, match=f"{name} has no closed-form mean"):
+            _ = law.mean
+        with pytest.raises(NotImplementedError, match=f"{name} has no closed-form variance"):
+            _ = law.variance
+    with pytest.raises(NotImplementedError, match="PlackettLuce has no rsample"):
+        PlackettLuce(torch.randn(3)).rsample()

@@ -52,6 +52,11 @@ class _Gibbs(StructuredLaw):
     def mean(self) -> Tensor:
         return self.marginals
 
+    @property
+    def variance(self) -> Tensor:
+        """``μ (1 − μ)``: each entry of a structure is 0 or 1 (Bernoulli with mean ``μ``)."""
+        return self.marginals * (1 - self.marginals)
+
     def log_prob(self, value: Tensor) -> Tensor:
         """``<θ, x> − log Z`` of structures ``value`` ``[*sample, ..., *event]``.
 

@@ -16,8 +16,10 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 from torch.distributions import Distribution, constraints
+from torch.distributions.utils import lazy_property
 
 from ._numerics import widened
+from ._plackett_luce_exact import MAX_ITEMS, rank_marginals_and_entropy
 from ._utils import Sampled, gumbel_like
 from .checks import check_scores
 
@@ -71,6 +73,34 @@ class PlackettLuce(Sampled):
         Distribution.__init__(new, shape, self.event_shape, validate_args=False)
         new._validate_args = self._validate_args
         return new
+
+    @lazy_property
+    def marginals(self) -> Tensor:
+        """``[..., n, n]`` ``P(rank t holds item i)`` at ``[..., t, i]``; exact, differentiable.
+
+        Raises:
+            ValueError: more than :data:`MAX_ITEMS` items (a sum over ``2^n`` subsets).
+        """
+        return self._exact[0]
+
+    def entropy(self) -> Tensor:
+        """``[...]`` ``H = −E[log p(π)]``; exact, differentiable.
+
+        Raises:
+            ValueError: more than :data:`MAX_ITEMS` items (a sum over ``2^n`` subsets).
+        """
+        return self._exact[1]
+
+    @lazy_property
+    def _exact(self) -> tuple[Tensor, Tensor]:
+        n = self.logits.shape[-1]
+        if n > MAX_ITEMS:
+            raise ValueError(
+                f"PlackettLuce: exact marginals and entropy sum over the 2^n item subsets, so "
+                f"n <= {MAX_ITEMS} (got {n}); estimate them from sample() "
+                "(the entropy as -log_prob(sample((S,))).mean(0))"
+            )
+        return rank_marginals_and_entropy(self.logits)
 
     @property
     def mode(self) -> Tensor:

@@ -262,6 +262,36 @@ class Sampled(Distribution):
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         raise NotImplementedError
 
+    # torch's defaults raise a NotImplementedError without a word: say what to do.
+    @property
+    def mean(self) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form mean: estimate it from sample()"
+        )
+
+    @property
+    def variance(self) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no closed-form variance: estimate it from sample()"
+        )
+
+    def entropy(self) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no tractable entropy: estimate it as "
+            "-log_prob(sample((S,))).mean(0) where log_prob is exact"
+        )
+
+    def rsample(
+        self,
+        sample_shape: Sequence[int] = torch.Size(),
+        *,
+        generator: torch.Generator | None = None,
+    ) -> Tensor:
+        raise NotImplementedError(
+            f"{type(self).__name__} has no rsample (its samples are discrete): use sample() "
+            "with a score-function estimator (structgrad.estimators)"
+        )
+
     def _check_event(self, value: Any) -> Tensor:
         """``value`` if it is a tensor whose trailing dims are the event shape.
 
