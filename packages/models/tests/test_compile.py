@@ -47,8 +47,6 @@ SHAPES = {"categorical": (3, 6), "k_subset": (3, 8), "spanning_tree": (3, 5, 5)}
 SHAPES |= {"arborescence": (3, 5, 5), "matching": (3, 4, 4), "edges": (3, 5, 5)}
 PATHWISE = ["gumbel-softmax", "st", "sst", "st-sst", "imle", "aimle", "ste", "blackbox"]
 PATHWISE += ["perturbed", "indep"]
-# Gumbel-Sinkhorn's annealing reads its convergence on the host (data-dependent).
-NOT_YET = {("matching", "sst"), ("matching", "st-sst")}
 
 
 @pytest.mark.parametrize(
@@ -57,7 +55,7 @@ NOT_YET = {("matching", "sst"), ("matching", "st-sst")}
         (name, method)
         for name, methods in METHODS.items()
         for method in methods
-        if method in PATHWISE and (name, method) not in NOT_YET
+        if method in PATHWISE
     ],
 )
 def test_every_pathwise_layer_traces_whole(name: str, method: str) -> None:

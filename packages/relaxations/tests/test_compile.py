@@ -43,5 +43,7 @@ def test_matching_relaxations_with_neg_inf() -> None:
     scores[:, 0, 1] = -torch.inf
     assert_compiles(lambda x: sinkhorn(x, tau=0.3), scores)
     assert_compiles(lambda x: sst("matching", x, 0.3, anneal=False), scores, grad=False)
+    # annealed (the default): a fixed number of stages, those past the count masked
+    assert_compiles(lambda x: sst("matching", x, 0.3), scores, grad=False)
     noisy = torch.compile(lambda x: gumbel_sinkhorn(x, 0.3), backend="aot_eager", fullgraph=True)
     assert (noisy(scores)[:, 0, 1] == 0).all()

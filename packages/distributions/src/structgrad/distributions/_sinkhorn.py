@@ -14,7 +14,7 @@ from torch import Tensor
 
 from structgrad.solvers import linear_assignment
 
-from ._numerics import finite_min
+from ._numerics import finite_min, tracing
 from ._utils import divide_by_tau, finite_shift
 from .checks import as_tau, check_flag, check_int, check_square, validation_enabled
 
@@ -50,11 +50,13 @@ def sinkhorn(
         n_iters: number of (row, column) normalisation rounds at ``tau``, ``>= 1``.
         tau: temperature > 0, a float or a tensor broadcastable to ``[..., 1, 1]``.
         anneal: run the ε-scaling stages first. Their number is read from the
-            scores on the host, so ``torch.compile(fullgraph=True)`` needs
-            ``anneal=False`` (without ``fullgraph`` the read is a graph break).
-            The count follows the widest spread / τ of the whole batch: more
-            stages only bring a matrix closer to the same fixed point, but its
-            result moves slightly (~1e-5 at τ = 0.1) with its batch mates.
+            scores; under ``torch.compile`` (which cannot read it) 16 stages
+            are unrolled and those past the number masked: the same result
+            while ``spread / tau <= 2**16``; beyond, each of the 16 stages
+            divides the temperature by more than 2. The count follows the
+            widest spread / τ of the whole batch: more stages only bring a
+            matrix closer to the same fixed point, but its result moves
+            slightly (~1e-5 at τ = 0.1) with its batch mates.
 
     Returns:
         ``[..., n, n]`` non-negative matrix whose columns sum to 1 exactly and
@@ -135,6 +137,7 @@ def _check_support(log_alpha: Tensor) -> None:
 _STAGE_FACTOR = 0.5
 _MIN_STAGE_ROUNDS, _MAX_STAGE_ROUNDS = 3, 8
 _MAX_STAGES = 64  # spread / tau up to 2**64; beyond, the last stages are skipped
+_TRACED_STAGES = 16  # under torch.compile (unrolled); beyond 2**16, larger steps
 
 
 def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
@@ -153,22 +156,39 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     # float32 would round up to 2**128 = inf)
     cap = math.ldexp(1.0, math.frexp(torch.finfo(log_alpha.dtype).max)[1] - 1)
     start = torch.exp2(torch.ceil(torch.log2(spread))).clamp(max=cap)
-    ratio = float((start / tau.detach()).max())
-    if ratio <= 1.0:
-        return torch.zeros_like(log_alpha[..., :1, :])
-    stages = _MAX_STAGES
-    if math.isfinite(ratio):
-        stages = min(math.ceil(math.log(ratio) / -math.log(_STAGE_FACTOR)), _MAX_STAGES)
-    rounds = min(max(log_alpha.shape[-1] // 3, _MIN_STAGE_ROUNDS), _MAX_STAGE_ROUNDS)
     g = torch.zeros_like(log_alpha[..., :1, :])
-    for stage in range(stages):
-        t = torch.maximum(start * _STAGE_FACTOR**stage, tau)
-        for _ in range(rounds):
-            # Potentials in score units, so they carry over when t changes.
-            f = -t * torch.logsumexp(divide_by_tau(log_alpha + g, t), -1, keepdim=True)
-            g = -t * torch.logsumexp(divide_by_tau(log_alpha + f, t), -2, keepdim=True)
-            # Sinkhorn ignores a constant added to every column potential, and
-            # a large one (a -1e9 masking value drifts them by ~1e7) would round
-            # away their O(τ) differences in log_alpha + g: keep their max at 0.
-            g = g - finite_shift(g.amax(-1, keepdim=True))
+    if tracing(log_alpha):
+        # torch.compile cannot read the count: _TRACED_STAGES stages, those past
+        # the count masked (the same result); a longer count is spread over
+        # them, each stage dividing the temperature by more than 2.
+        count = _stage_count((start / tau.detach()).amax())
+        stride = torch.clamp(count / _TRACED_STAGES, min=1.0)
+        for stage in range(_TRACED_STAGES):
+            t = torch.maximum(start * torch.pow(_STAGE_FACTOR, stage * stride), tau)
+            g = torch.where(stage < count, _stage(log_alpha, g, t), g)
+        return g
+    ratio = float((start / tau.detach()).max())
+    for stage in range(int(_stage_count(torch.tensor(ratio, dtype=torch.float64)))):
+        g = _stage(log_alpha, g, torch.maximum(start * _STAGE_FACTOR**stage, tau))
+    return g
+
+
+def _stage_count(ratio: Tensor) -> Tensor:
+    """Stages that halve the temperature from ``ratio · τ`` to ``τ`` (0 if ``ratio <= 1``)."""
+    # (an infinite ratio, from a spread past the dtype's range: the most stages)
+    count = torch.ceil(torch.log(ratio) / -math.log(_STAGE_FACTOR)).clamp(0, _MAX_STAGES)
+    return torch.where(ratio > 1.0, count, torch.zeros_like(count))
+
+
+def _stage(log_alpha: Tensor, g: Tensor, t: Tensor) -> Tensor:
+    """The column potentials ``g`` after one stage: its rounds at temperature ``t``."""
+    rounds = min(max(log_alpha.shape[-1] // 3, _MIN_STAGE_ROUNDS), _MAX_STAGE_ROUNDS)
+    for _ in range(rounds):
+        # Potentials in score units, so they carry over when t changes.
+        f = -t * torch.logsumexp(divide_by_tau(log_alpha + g, t), -1, keepdim=True)
+        g = -t * torch.logsumexp(divide_by_tau(log_alpha + f, t), -2, keepdim=True)
+        # Sinkhorn ignores a constant added to every column potential, and
+        # a large one (a -1e9 masking value drifts them by ~1e7) would round
+        # away their O(τ) differences in log_alpha + g: keep their max at 0.
+        g = g - finite_shift(g.amax(-1, keepdim=True))
     return g
