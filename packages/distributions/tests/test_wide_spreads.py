@@ -23,7 +23,7 @@ from structgrad.distributions import (
     spanning_tree_marginals,
     structure,
 )
-from structgrad.solvers import enumerate_arborescences, enumerate_spanning_trees
+from structgrad.solvers import enumerate_arborescences, enumerate_spanning_trees, max_spanning_tree
 from structgrad.testing.exact import expfamily_marginals
 
 DTYPES = [torch.float32, torch.float64]
@@ -201,7 +201,9 @@ def test_mode_and_draws_refuse_logits_that_leave_no_structure() -> None:
     x = torch.randn(4, 4)
     x[0, 1] = -math.inf
     assert SpanningTree(x).mode[0, 1] == 0
-    assert structure("spanning_tree").map(cut).shape == (3, 3)  # the solver still answers
+    with pytest.raises(ValueError, match=message):  # as every MAP through a structure
+        structure("spanning_tree").map(cut)
+    assert max_spanning_tree(cut).shape == (3, 3)  # the solver itself still answers
 
 
 def test_rsample_checks_its_sample_shape_as_sample_does() -> None:

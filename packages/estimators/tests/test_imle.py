@@ -206,14 +206,16 @@ def test_k_subset_binding_is_the_public_top_k(dtype):
     x = torch.randn(6, 20, dtype=dtype)
     x[0, :5] = 0.25  # ties go to the lower index
     x[1, 2] = -torch.inf
-    x[2] = -torch.inf
+    x[2, 6:] = -torch.inf  # six items left (three in x[:, ::2]): no -inf one is taken
     for scores in (x, x[:, ::2], x.T.contiguous().T, x[:0]):  # views, no rows
         got = bound.fn(scores)
         assert got.dtype == dtype and torch.equal(got, solvers.top_k(scores, 3))
     half = x.to(torch.float16)
     assert torch.equal(bound.fn(half), solvers.top_k(half, 3))
-    for k in (0, 20):
-        assert torch.equal(E.bind_solver("k_subset", k=k).fn(x), solvers.top_k(x, k))
+    assert torch.equal(E.bind_solver("k_subset", k=0).fn(x), solvers.top_k(x, 0))
+    # top-k takes a -inf item only when a row has fewer than k others: refused
+    with pytest.raises(ValueError, match="leave no k_subset"):
+        E.bind_solver("k_subset", k=20).fn(x)
     with pytest.raises(ValueError, match="scores contains NaN"):
         bound.fn(torch.where(x > 1, torch.nan, x))
     with pytest.raises(ValueError, match=r"\+inf"):

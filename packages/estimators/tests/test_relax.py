@@ -154,6 +154,13 @@ def test_no_grad_forward_attach_is_the_identity():
         x = layer(torch.randn(3, 4))
     loss = H.f(x)
     assert layer.attach(loss) is loss
+    # logits that want a gradient: the draw has no critic terms, which is said
+    # (attach returned the loss, and the logits silently got no gradient)
+    theta = torch.randn(3, 4, requires_grad=True)
+    with torch.no_grad():
+        x = layer(theta)
+    with pytest.raises(ValueError, match=r"under torch.no_grad\(\).*gives no gradient"):
+        layer.attach(H.f(x))
 
 
 def test_relax_errors():

@@ -125,6 +125,51 @@ def test_k_subset_rows_without_k_finite_scores_are_refused(method: str) -> None:
     assert bool((z[..., 2:] == 0).all()) and bool((z[..., :2] == 1).all())
 
 
+GRAPH_PAIRS = [
+    (structure, method)
+    for structure in ("spanning_tree", "arborescence", "matching")
+    for method in METHODS[structure]
+]
+
+
+@pytest.mark.parametrize(("structure", "method"), GRAPH_PAIRS)
+def test_graphs_whose_minus_inf_entries_leave_no_structure_are_refused(
+    structure: str, method: str
+) -> None:
+    # The solvers take a -inf edge only when every structure does; the layers took
+    # it silently (a MAP with a forbidden edge and a finite loss).
+    layer = latent(structure, method, **_options(structure, method))
+    cut = torch.randn(2, N_NODES, N_NODES, dtype=torch.float64)
+    cut[1, 2, :] = cut[1, :, 2] = -math.inf  # graph 1: vertex 2 cut off (no row / column)
+    if structure == "matching" and not layer.pathwise:
+        message = "-inf entries are not supported"  # score-function traces refuse any -inf
+    else:
+        message = "leave no|do not connect|no permutation"
+    with pytest.raises(ValueError, match=message):
+        layer(cut, generator=torch.Generator().manual_seed(0))
+    room = torch.randn(2, N_NODES, N_NODES, dtype=torch.float64)
+    room[1, 2, 3] = room[1, 3, 2] = -math.inf  # one forbidden edge (both directions)
+    if message.startswith("-inf"):
+        return
+    z = layer(room, generator=torch.Generator().manual_seed(0))
+    assert float(z[..., 1, 2, 3].abs().max()) < 1e-6 and float(z[..., 1, 3, 2].abs().max()) < 1e-6
+
+
+@pytest.mark.parametrize(
+    ("structure", "method"),
+    [(s, m) for s in ("k_subset", "arborescence") for m in METHODS[s]],
+)
+def test_bad_integer_options_are_refused_at_build(structure: str, method: str) -> None:
+    # They were accepted until the first forward (sst refused them at once).
+    name = "k" if structure == "k_subset" else "root"
+    base = _options(structure, method)
+    for bad, message in ((-1, "must lie in >= 0"), ("2", "must be an integer"), (None, "")):
+        # (k=None reads as a missing k to the perturbation layers, and they say so)
+        missing = "|needs the subset size k" if bad is None else ""
+        with pytest.raises(ValueError, match=f"{name} {message or 'must be an integer'}{missing}"):
+            latent(structure, method, **{**base, name: bad})
+
+
 def test_relax_default_critic_names_a_badly_typed_event_shape() -> None:
     for bad in ("ab", (2.5, 4), (True, 4), [0, 4]):
         with pytest.raises(ValueError, match="event_shape must be a non-empty tuple"):
@@ -156,3 +201,15 @@ def test_matching_score_function_layers_refuse_masks(method: str) -> None:
     x[:, 0, 0] = -math.inf
     with pytest.raises(ValueError, match="-inf entries are not supported for matching"):
         layer(x)
+
+
+def test_straight_through_methods_refuse_the_flag_that_undoes_them() -> None:
+    # st with hard=False was a soft Gumbel-softmax that still called itself "st".
+    with pytest.raises(ValueError, match="for hard=False use 'gumbel-softmax'"):
+        latent("categorical", "st", hard=False)
+    with pytest.raises(ValueError, match="for straight_through=False use 'sst'"):
+        latent("k_subset", "st-sst", k=2, straight_through=False)
+    with pytest.raises(ValueError, match="hard must be True or False"):
+        latent("categorical", "st", hard="no")
+    assert latent("categorical", "st", hard=True).hard
+    assert latent("k_subset", "st-sst", k=2, straight_through=True).straight_through

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from ._structure import Structure
-from .checks import check_generator, check_tensor
+from .checks import check_generator, check_int, check_tensor
 
 __all__ = ["LatentLayer"]
 
@@ -50,6 +50,9 @@ class LatentLayer(nn.Module):
         self.method = ""
         self.structure = structure
         self.structure_options = dict(structure_options or {})
+        for name in ("k", "root"):  # integer options; their upper bound is checked per call
+            if name in self.structure_options:
+                check_int(self.structure_options[name], name, 0)
 
     def forward(
         self,

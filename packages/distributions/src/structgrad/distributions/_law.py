@@ -18,7 +18,7 @@ from torch.distributions import Distribution, constraints
 from ._registry import structure as resolve
 from ._structure import Structure
 from ._utils import Sampled
-from .checks import as_tau, check_tau, validation_enabled
+from .checks import as_tau, check_tau
 
 __all__ = ["StructuredLaw"]
 
@@ -78,24 +78,7 @@ class StructuredLaw(Sampled):
         Raises:
             ValueError: where the ``-inf`` logits leave no structure.
         """
-        return self._allowed(self.structure.map(self.logits, **self.options))
-
-    def _allowed(self, x: Tensor) -> Tensor:
-        """``x``, MAP solutions ``[*sample, ..., *event]``, once none takes a ``-inf`` logit.
-
-        The solvers take as few ``-inf`` entries as they can: one taken means the
-        ``-inf`` entries leave no structure (probability 0 for each). Checked for
-        the structures with a log-partition (and matchings), with the value checks.
-
-        Raises:
-            ValueError: the structure's "the -inf (forbidden) entries leave no ...".
-        """
-        if not validation_enabled() or not x.numel():
-            return x
-        if self.structure.tractable or self.structure.name == "matching":
-            score = self.structure.score(self.logits.detach(), x, **self.options)
-            self.structure._checked(torch.where(torch.isneginf(score), -torch.inf, 0.0))
-        return x
+        return self.structure.map(self.logits, **self.options)
 
     def expand(self, batch_shape: Sequence[int], _instance: Any = None) -> StructuredLaw:
         """The same law broadcast to ``batch_shape`` (options, ``lengths`` and ``tau`` kept)."""

@@ -95,7 +95,7 @@ class PerturbAndMAP(StructuredLaw):
         """``MAP(θ + G)``, ``[*sample_shape, ..., *event]`` 0/1."""
         self._check_room()
         wide = self.structure.perturb(self._expanded(sample_shape), generator=generator, wide=True)
-        return self._allowed(self.structure.map(wide, **self.options).to(self.logits.dtype))
+        return self.structure.map(wide, **self.options).to(self.logits.dtype)
 
     def rsample(
         self,

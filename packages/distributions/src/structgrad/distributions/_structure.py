@@ -42,6 +42,9 @@ class Structure(Perturbing, Tracing, Coordinates):
         relax_missing: why it has no regularised-argmax relaxation (``None``: it has one).
         map_checks_values: whether its MAP solver rejects NaN / +inf (and the
             structure's value constraints) itself, so callers need not read the values.
+        forbids: whether a ``-inf`` score forbids its entry (``False`` where every
+            element is used, binary trees, or scores are costs); see
+            :meth:`refuse_forbidden`.
         relaxation: what :meth:`relax` computes: ``"marginals"`` (of the
             exponential family), ``"softmax"`` (categorical: its stochastic
             softmax trick is Gumbel-softmax), ``"sinkhorn"`` or ``None``.
@@ -64,6 +67,7 @@ class Structure(Perturbing, Tracing, Coordinates):
     relax_missing: ClassVar[str | None] = None
     relaxation: ClassVar[str | None] = "marginals"
     map_checks_values: ClassVar[bool] = True
+    forbids: ClassVar[bool] = True
 
     def __repr__(self) -> str:
         return f"structure({self.name!r})"
@@ -132,8 +136,31 @@ class Structure(Perturbing, Tracing, Coordinates):
     # -- MAP, enumeration (noise and perturb-and-MAP: ``_perturbing``) ---------
 
     def map(self, scores: Tensor, **options: Any) -> Tensor:
-        """The highest-scoring structure, as a 0/1 tensor in ``scores``' dtype and device."""
-        return self._map(scores, **self.check(scores, **options))
+        """The highest-scoring structure, as a 0/1 tensor in ``scores``' dtype and device.
+
+        Raises:
+            ValueError: on bad input, or ``-inf`` scores leaving no structure
+                (:meth:`refuse_forbidden`).
+        """
+        opts = self.check(scores, **options)
+        return self.refuse_forbidden(scores, self._map(scores, **opts), **opts)
+
+    def refuse_forbidden(self, scores: Tensor, x: Tensor, **options: Any) -> Tensor:
+        """``x``, solutions ``[*sample, ..., *event]`` for ``scores``, once none takes a ``-inf``.
+
+        The solvers and trace samplers take a ``-inf`` entry only when every
+        structure does, so one taken means the ``-inf`` entries leave no
+        structure (the MAP would silently use a forbidden entry). A value check:
+        off with the checks and while tracing.
+
+        Raises:
+            ValueError: "scores: the -inf (forbidden) entries leave no <name> ...".
+        """
+        if not self.forbids or not validation_enabled() or not x.numel():
+            return x
+        score = self.score(scores.detach(), x.detach(), **options)
+        self._checked(torch.where(torch.isneginf(score), -torch.inf, 0.0))
+        return x
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         raise NotImplementedError

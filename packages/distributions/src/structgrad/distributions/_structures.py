@@ -211,6 +211,7 @@ class BinaryTreeStructure(BinaryTreeTracing, Structure):
 
     name = "binary_tree"
     event_dim = 1
+    forbids = False  # every element is a node
     option_names = ("lengths",)
     defaults: ClassVar[dict[str, Any]] = {"lengths": None}
     intractable = (
@@ -250,6 +251,7 @@ class GridPathStructure(Structure):
     name = "grid_path"
     event_dim = 2
     minimize = True
+    forbids = False  # costs
     map_checks_values = False  # perturbed costs are clipped at 0 before Dijkstra
     relax_missing = "grid_path: shortest paths have no tractable exponential-family relaxation here"
     relaxation = None

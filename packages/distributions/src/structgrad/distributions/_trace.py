@@ -136,6 +136,13 @@ class KSubsetTracing(Tracing):
     def trace_sample(self, u: Tensor, **opts: Any) -> tuple[Tensor, Any]:
         return solvers.top_k(u, opts["k"], return_trace=True)
 
+    def trace_used(
+        self, event_shape: tuple[int, ...], device: torch.device, **opts: Any
+    ) -> Tensor | None:
+        if opts.get("k"):
+            return None
+        return torch.zeros(event_shape, dtype=torch.bool, device=device)  # k = 0 reads nothing
+
     def trace_steps(
         self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
     ) -> tuple[Tensor, Tensor]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from structgrad.distributions import LatentLayer, Structure
-from structgrad.distributions.checks import check_options
+from structgrad.distributions.checks import check_flag, check_options
 from structgrad.estimators import relax
 from structgrad.estimators.perturbation import PRESETS as PERTURBATION
 from structgrad.estimators.score import PRESETS as SCORE
@@ -65,10 +65,18 @@ class Method:
     tau: bool = True
 
 
+def _straight_through(name: str, flag: str, soft: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the flag that makes ``name`` straight-through; refused if set False."""
+    if not check_flag(options.get(flag, True), flag):
+        why = f"{name!r} is {soft!r} with {flag}=True"
+        raise ValueError(f"latent: {why}; for {flag}=False use {soft!r}")
+    return {**options, flag: True}
+
+
 def _sst(name: str) -> Method:
     def build(s: Structure, options: dict[str, Any]) -> LatentLayer:
         if name == "st-sst":
-            options = {"straight_through": True, **options}
+            options = _straight_through(name, "straight_through", "sst", options)
         return SSTLayer(s, **options)
 
     return Method(name, "relaxation", lambda s: s.relaxable and s.relaxation != "softmax", build)
@@ -77,7 +85,9 @@ def _sst(name: str) -> Method:
 def _gumbel_softmax(name: str) -> Method:
     def build(s: Structure, options: dict[str, Any]) -> LatentLayer:
         check_options(f"latent({s.name!r}, {name!r})", options, ("tau", "hard"))
-        return GumbelSoftmaxLayer(**{"hard": name == "st", **options})
+        if name == "st":
+            options = _straight_through(name, "hard", "gumbel-softmax", options)
+        return GumbelSoftmaxLayer(**options)
 
     return Method(name, "relaxation", lambda s: s.relaxation == "softmax", build)
 

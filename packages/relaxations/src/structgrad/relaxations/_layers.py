@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure, structure
-from structgrad.distributions.checks import check_flag, check_int, check_options, check_tau
+from structgrad.distributions.checks import check_flag, check_options, check_tau
 
 from ._gumbel import gumbel_softmax
 from ._sst import sst
@@ -58,9 +58,6 @@ class SSTLayer(LatentLayer):
         s = structure if isinstance(structure, Structure) else _relaxable(structure)
         accepted = (*s.option_names, *s.relax_option_names)
         check_options(f"sst on {s.name}", options, (*accepted, "tau", "straight_through"))
-        for name in ("k", "root"):  # integer options; their upper bound is checked per call
-            if name in options:
-                check_int(options[name], name, 0)
         super().__init__(s, {k: v for k, v in options.items() if k in s.option_names})
         self.tau = check_tau(tau)
         self.straight_through = check_flag(straight_through, "straight_through")

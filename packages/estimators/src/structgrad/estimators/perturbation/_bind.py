@@ -34,9 +34,11 @@ def _structure_map(s: Structure, options: dict[str, Any], scores: Tensor, **kw: 
     """``s``'s MAP with its bound options (and the call's ``lengths``).
 
     The solvers of :mod:`structgrad.solvers` check scores, ``lengths`` and the
-    options against the sizes themselves, with their own errors.
+    options against the sizes themselves, with their own errors; a solution
+    that takes a ``-inf`` entry (none avoids them) is refused here.
     """
-    return s._map(scores, **{**options, **kw})
+    opts = {**options, **kw}
+    return s.refuse_forbidden(scores, s._map(scores, **opts), **opts)
 
 
 def _costs_map(s: Structure, options: dict[str, Any], costs: Tensor, **kw: Any) -> Tensor:

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import validation_enabled
+from structgrad.distributions.checks import check_flag, validation_enabled
 
 from ._prepare import _flat_steps, _prepare
 from ._steps import log_uniform_exponential, steps_conditional, steps_log_prob
@@ -52,6 +52,7 @@ def sample_with_trace(
     logits: Tensor,
     *,
     generator: torch.Generator | None = None,
+    wide: bool = False,
     **options: Any,
 ) -> RecursiveSample:
     """Draw a structure and its trace by the recursive Gumbel-max trick.
@@ -87,6 +88,9 @@ def sample_with_trace(
         structure: one of :data:`RECURSIVE_STRUCTURES`.
         logits: ``[*batch, *event]`` scores θ (``-inf`` masks an entry).
         generator: optional ``torch.Generator`` on the logits' device.
+        wide: return the utilities in float64, as they are drawn (else in the
+            logits' dtype): for float32 logits at ``|θ| = 1e7`` the noise in
+            ``U`` rounds away, and E-REINFORCE's score ``θ − U`` with it.
         **options: the structure's options, listed above.
 
     Returns:
@@ -100,6 +104,7 @@ def sample_with_trace(
             structure whose algorithm may take them (matchings; see
             ``Structure.trace_ignores_masks``).
     """
+    wide = check_flag(wide, "wide")
     s, logits, _, options = _prepare(structure, logits, options)
     theta = logits.detach()
     masked = s.trace_ignores_masks is not None and validation_enabled()
@@ -112,7 +117,8 @@ def sample_with_trace(
     noise = log_uniform_exponential(theta.shape, theta, generator)
     u = theta.to(torch.float64) - noise.to(torch.float64)
     sample, trace = s.trace_sample(u, **options)
-    return RecursiveSample(sample.to(theta.dtype), trace, u.to(theta.dtype))
+    sample = s.refuse_forbidden(theta, sample.to(theta.dtype), **options)
+    return RecursiveSample(sample, trace, u if wide else u.to(theta.dtype))
 
 
 def trace_log_prob(structure: str, trace: Any, logits: Tensor, **options: Any) -> Tensor:
@@ -196,6 +202,7 @@ def utility_log_prob(structure: str, utilities: Tensor, logits: Tensor, **option
     used = s.trace_used(event, logits.device, **options)
     if used is not None:
         keep = keep & used
+    # (float64 utilities, from sample_with_trace(wide=True), keep θ − U exact)
     z = torch.where(keep, logits - torch.where(keep, utilities, 0.0), 0.0)
     terms = torch.where(keep, z - torch.exp(z), 0.0)
-    return terms.flatten(terms.ndim - s.event_dim).sum(-1)
+    return terms.flatten(terms.ndim - s.event_dim).sum(-1).to(logits.dtype)

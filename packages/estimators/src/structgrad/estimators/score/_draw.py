@@ -39,7 +39,7 @@ class Draw(NamedTuple):
         logits: ``[*rows, *event]`` scores the draw came from, still attached
             to the caller's graph (expanded to ``K`` samples in front if asked).
         trace: the structure's trace, batch shape ``rows``.
-        utilities: ``[*rows, *event]`` detached utilities ``U = θ + G``.
+        utilities: ``[*rows, *event]`` detached utilities ``U = θ + G`` (float64).
         options: the structure options of the draw.
         rows: ``[K, *batch]`` or ``[*batch]``: the per-sample loss shape.
         extra: what the estimator computed at draw time (RELAX's critic terms).
@@ -136,7 +136,8 @@ class ScoreLayer(LatentLayer):
             opts["lengths"] = lengths
         if self.samples is not None:
             logits = logits.expand(self.samples, *logits.shape)
-        drawn = sample_with_trace(self.traced.name, logits, generator=generator, **opts)
+        # float64 utilities: E-REINFORCE's θ − U in float32 lost the noise at |θ| = 1e7
+        drawn = sample_with_trace(self.traced.name, logits, generator=generator, wide=True, **opts)
         rows = logits.shape[: logits.ndim - ev]
         draw = Draw(drawn.sample, logits, drawn.trace, drawn.utilities, opts, rows)
         return draw._replace(extra=self.at_draw(draw, generator))

@@ -193,7 +193,7 @@ class RELAX(ScoreLayer):
         finite = torch.isfinite(theta)
         theta0 = torch.where(finite, theta, torch.zeros_like(theta))
         # z = U re-attached to θ with G fixed; θ0 avoids (-inf) − (-inf) = NaN.
-        z = draw.utilities + (theta0 - theta0.detach())
+        z = draw.utilities.to(theta.dtype) + (theta0 - theta0.detach())
         name, options = self.traced.name, draw.options
         z_tilde = conditional_utilities(name, draw.trace, theta, generator=generator, **options)
         # What the algorithm can read in this call (not the padding beyond per-call
@@ -240,7 +240,12 @@ class RELAX(ScoreLayer):
         for the critic's parameters ``φ``, both through zero-valued terms.
         """
         terms = draw.extra
-        if terms is None:  # drawn under no_grad: nothing to differentiate
+        if terms is None:  # drawn under no_grad: no critic terms
+            if draw.logits.requires_grad or loss.requires_grad:
+                raise ValueError(
+                    "RELAX: this draw was made under torch.no_grad(), so it has no critic "
+                    "terms and gives no gradient: draw with gradients enabled to train"
+                )
             return loss
         ev = self.traced.event_dim
         coeff = (loss.detach() - terms.critic_tilde).reshape(*draw.rows, *([1] * ev))
