@@ -312,6 +312,10 @@ def test_errors():
         layer.attach(torch.zeros(3))
     z = layer.last_draw.sample
     layer.attach(torch.zeros(2, 3), z)  # the sample names its draw
+    assert layer.last_draw is None  # attached: the layer keeps nothing of the graph
+    with pytest.raises(ValueError, match="each forward's draw is attached once"):
+        layer.attach(torch.zeros(2, 3), z)
+    z = layer(theta)
     with pytest.raises(ValueError, match="not this layer's last draw"):
         layer.attach(torch.zeros(2, 3), z.clone())
     # an earlier draw, passed explicitly, is attached after a later forward
@@ -368,6 +372,8 @@ def test_a_layer_with_a_draw_copies_and_pickles(preset: str) -> None:
     layer = E.ScoreFunction("categorical", **E.score.PRESETS[preset])
     z = layer(encoder(torch.randn(3, 4)))
     layer.attach((z * torch.arange(6.0)).sum(-1), z).mean().backward()
+    assert layer.last_draw is None  # attached: released
+    z = layer(encoder(torch.randn(3, 4)))  # a draw not attached yet
     model = copy.deepcopy(torch.nn.ModuleDict({"encoder": encoder, "latent": layer}))
     assert model["latent"].last_draw is None and layer.last_draw is not None
     torch.save(layer, io.BytesIO())

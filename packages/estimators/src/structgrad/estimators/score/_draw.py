@@ -4,9 +4,10 @@
 estimator needs once the per-sample loss is known (the logits the draw came
 from, the trace, the utilities). ``attach(loss, draw)`` turns the loss into the
 loss to backpropagate. ``forward`` is ``draw(...).sample`` and keeps that draw
-in :attr:`ScoreLayer.last_draw`, so the plain ``z = layer(logits)`` then
-``layer.attach(f(z))`` loop works; pass the sample or the draw to ``attach`` to
-say which draw a loss belongs to.
+in :attr:`ScoreLayer.last_draw` until it is attached, so the plain
+``z = layer(logits)`` then ``layer.attach(f(z))`` loop works (and the layer
+holds nothing of the caller's graph afterwards); pass the sample or the draw to
+``attach`` to say which draw a loss belongs to.
 
 Shapes: logits ``[*batch, *event]``; with ``samples=None`` one draw per row,
 per-sample loss ``[*batch]``; with ``samples=K`` the logits are expanded to
@@ -96,7 +97,7 @@ class ScoreLayer(LatentLayer):
         ):
             raise ValueError(f"samples must be a positive integer or None, got {samples!r}")
         self.samples = None if samples is None else int(samples)
-        #: The draw of the last :meth:`forward` call (``None`` before the first).
+        #: The draw of the last :meth:`forward` call, until :meth:`attach` takes it.
         self.last_draw: Draw | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class ScoreLayer(LatentLayer):
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """The detached sample of :meth:`draw`, ``[*batch, *event]`` (``K`` in front).
 
-        The draw is kept in :attr:`last_draw` for :meth:`attach`.
+        The draw is kept in :attr:`last_draw` for :meth:`attach` (which clears it).
         """
         self.last_draw = self.draw(logits, lengths=lengths, generator=generator)
         return self.last_draw.sample
@@ -166,7 +167,9 @@ class ScoreLayer(LatentLayer):
                 ``samples=K`` the sample dim must stay; shapes cannot tell a loss
                 averaged over the samples (``[B]``) from a ``[K]`` one when ``B == K``.
             draw: the :class:`Draw` (from :meth:`draw`) or the sample tensor
-                returned by :meth:`forward`; ``None``: :attr:`last_draw`.
+                returned by :meth:`forward`; ``None``: :attr:`last_draw`. A
+                forward's draw is attached once (``last_draw`` is cleared); a
+                :class:`Draw` passed here may take several losses.
             baseline: a learned baseline ``[*batch]`` (``baseline="nvil"`` only).
 
         Returns:
@@ -194,14 +197,20 @@ class ScoreLayer(LatentLayer):
 
             wide = spread(loss)
             out = self.estimate(wide, d, None if baseline is None else spread(baseline))
-            return (out - wide).flatten(loss.ndim).sum(-1) + loss
+            return self._release(d, (out - wide).flatten(loss.ndim).sum(-1) + loss)
         if loss.shape != rows:
             want = "[K, *batch]" if self.samples is not None else "[*batch]"
             raise ValueError(
                 f"attach takes the per-sample loss of shape {want} = {tuple(rows)}, got "
                 f"{tuple(loss.shape)}: reduce over the event dims only, not over samples or batch"
             )
-        return self.estimate(loss, d, baseline)
+        return self._release(d, self.estimate(loss, d, baseline))
+
+    def _release(self, draw: Draw, out: Tensor) -> Tensor:
+        """``out``, once a forward's draw is attached: the layer lets go of it."""
+        if draw is self.last_draw:
+            self.last_draw = None
+        return out
 
     def _resolve(self, draw: Any) -> Draw:
         if isinstance(draw, Draw):
@@ -210,7 +219,8 @@ class ScoreLayer(LatentLayer):
         if last is None:
             raise ValueError(
                 f"{type(self).__name__}.attach needs a draw: call the layer on the logits "
-                "first, or pass the Draw from layer.draw(...)"
+                "first (each forward's draw is attached once), or pass the Draw from "
+                "layer.draw(...)"
             )
         if draw is not None and draw is not last.sample:
             raise ValueError(
