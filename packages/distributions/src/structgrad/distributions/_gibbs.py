@@ -24,7 +24,7 @@ from torch.distributions import register_kl
 from torch.distributions.utils import lazy_property
 
 from ._law import StructuredLaw
-from ._utils import sample_size
+from ._sampled import sample_size
 
 __all__ = ["Arborescence", "KSubset", "SpanningTree"]
 

@@ -16,8 +16,8 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from ._registry import structure as resolve
+from ._sampled import Sampled
 from ._structure import Structure
-from ._utils import Sampled
 from .checks import as_tau, check_tau
 
 __all__ = ["StructuredLaw"]

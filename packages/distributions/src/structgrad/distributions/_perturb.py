@@ -22,8 +22,9 @@ from torch import Tensor
 
 from ._ksubset import plackett_luce_set_log_prob
 from ._law import StructuredLaw
+from ._sampled import sample_size
 from ._structure import Structure
-from ._utils import dot, sample_size
+from ._utils import dot
 from .checks import validation_enabled
 
 __all__ = ["PerturbAndMAP"]

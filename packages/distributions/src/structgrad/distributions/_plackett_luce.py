@@ -20,7 +20,8 @@ from torch.distributions.utils import lazy_property
 
 from ._numerics import widened
 from ._plackett_luce_exact import MAX_ITEMS, rank_marginals_and_entropy
-from ._utils import Sampled, gumbel_like
+from ._sampled import Sampled
+from ._utils import gumbel_like
 from .checks import check_scores
 
 __all__ = ["PlackettLuce"]

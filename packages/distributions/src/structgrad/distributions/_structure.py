@@ -17,8 +17,9 @@ from torch import Tensor
 
 from ._coordinates import Coordinates
 from ._perturbing import Perturbing
+from ._sampled import sample_size
 from ._trace import Tracing
-from ._utils import dot, relaxation_input, sample_size, value_and_gradient
+from ._utils import dot, relaxation_input, value_and_gradient
 from .checks import as_tau, check_generator, check_scores, lengths_mask, validation_enabled
 
 __all__ = ["Structure"]
