@@ -206,6 +206,22 @@ def test_mode_and_draws_refuse_logits_that_leave_no_structure() -> None:
     assert max_spanning_tree(cut).shape == (3, 3)  # the solver itself still answers
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_forbidden_entry_check_ignores_overflowing_finite_scores(dtype: torch.dtype) -> None:
+    # <θ, x> of finite scores can overflow: to -inf (a finfo.min mask, read as a
+    # forbidden entry) or, beside a -inf, to NaN (a forbidden entry missed).
+    low = torch.finfo(dtype).min
+    masked = torch.full((4, 4), low, dtype=dtype)
+    masked[0, 1] = masked[1, 0] = 0.0
+    tree = structure("spanning_tree").map(masked)  # nothing is -inf: answered
+    assert float(tree.triu(1).sum()) == 3 and tree[0, 1] == 1
+    assert structure("k_subset").map(torch.tensor([1.0, low, low], dtype=dtype), k=3).sum() == 3
+    huge = torch.full((4, 4), torch.finfo(dtype).max / 2, dtype=dtype)
+    huge[3, :3] = huge[:3, 3] = -math.inf  # vertex 3 cut off
+    with pytest.raises(ValueError, match="leave no spanning_tree"):
+        structure("spanning_tree").map(huge)
+
+
 def test_rsample_checks_its_sample_shape_as_sample_does() -> None:
     for law in (KSubset(torch.randn(5), 2), PerturbAndMAP("k_subset", torch.randn(5), k=2)):
         with pytest.raises(ValueError, match="sample_shape must not be negative"):

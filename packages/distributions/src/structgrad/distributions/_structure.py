@@ -159,8 +159,11 @@ class Structure(Perturbing, Tracing, Coordinates):
         """
         if not self.forbids or not validation_enabled() or not x.numel():
             return x
-        score = self.score(scores.detach(), x.detach(), **options)
-        self._checked(torch.where(torch.isneginf(score), -torch.inf, 0.0))
+        # Scored with 0 for every finite entry: -inf exactly where a read -inf entry
+        # is taken (the scores themselves could overflow to ±inf on finite entries).
+        forbidden = torch.where(torch.isneginf(scores.detach()), -torch.inf, 0.0)
+        used = self.score(forbidden.to(scores.dtype), x.detach(), **options)
+        self._checked(torch.where(torch.isneginf(used), -torch.inf, 0.0))
         return x
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
