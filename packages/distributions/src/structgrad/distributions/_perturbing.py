@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ._numerics import widened, without_offset
 from ._utils import gumbel_like
+from .checks import check_tensor
 
 __all__ = ["Perturbing"]
 
@@ -58,19 +59,15 @@ class Perturbing:
                 ``|θ| = 1e8`` the noise rounds away and ties go to the lowest index.
 
         Raises:
-            TypeError: ``noise`` is not a tensor.
+            TypeError: ``noise`` is not a float32 / float64 tensor.
             ValueError: ``noise`` is not shaped like ``scores``.
         """
         theta = without_offset(scores, self.event_dim, self.offset_read(scores))
         if noise is None:
             noise = self.gumbel(scores, generator=generator)
-        elif not isinstance(noise, Tensor):
-            raise TypeError(f"perturb: noise must be a tensor, got {type(noise).__name__}")
-        elif noise.shape != scores.shape:
-            raise ValueError(
-                f"perturb: noise must be shaped like scores {tuple(scores.shape)}, "
-                f"got {tuple(noise.shape)}"
-            )
+        elif check_tensor(noise, "noise").shape != scores.shape:
+            shapes = f"{tuple(scores.shape)}, got {tuple(noise.shape)}"
+            raise ValueError(f"perturb: noise must be shaped like scores {shapes}")
         return widened(theta) + widened(noise) if wide else theta + noise
 
     def map_sample(
