@@ -222,6 +222,19 @@ def test_the_forbidden_entry_check_ignores_overflowing_finite_scores(dtype: torc
         structure("spanning_tree").map(huge)
 
 
+def test_draws_past_float64_resolution_are_still_trees() -> None:
+    # Scores of 1e30 beside 3e38 round their sums by ~1e22 nats: the walks hit
+    # their step budget and the conditional marginals were noise (some negative),
+    # so draws closed cycles (a tree adjacency held a 2). Found by the fuzz table.
+    x = torch.full((3, 5, 5), 1e30)
+    x[1, 1, 2], x[2, 2, 3] = -1.6e16, 3e38
+    for law in (SpanningTree(x), Arborescence(x, root=2)):
+        for seed in range(20):
+            draws = law.sample((2,), generator=torch.Generator().manual_seed(seed))
+            assert bool(((draws == 0) | (draws == 1)).all())
+            assert bool(law.structure.contains(x, draws, **law.options).all())
+
+
 def test_rsample_checks_its_sample_shape_as_sample_does() -> None:
     for law in (KSubset(torch.randn(5), 2), PerturbAndMAP("k_subset", torch.randn(5), k=2)):
         with pytest.raises(ValueError, match="sample_shape must not be negative"):

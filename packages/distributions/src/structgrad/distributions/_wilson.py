@@ -65,6 +65,35 @@ def _conditional(x: Tensor, root: int, inside: Tensor, generator: torch.Generato
     return parents
 
 
+def _repaired(parents: Tensor, x: Tensor, root: int, inside: Tensor) -> Tensor:
+    """``parents`` ``[K, n]``, with each that is no arborescence of ``x`` replaced by ``MAP(x)``.
+
+    Past float64's resolution (scores ~1e30, whose sums round by ~1e22 nats) the
+    conditional marginals are rounding noise, negative ones included, and their
+    draws may close a cycle or take a forbidden edge. The law is then beyond
+    any float64 computation; its most likely arborescence is returned instead.
+    """
+    k, n = parents.shape
+    rows = torch.arange(k, device=parents.device)
+    # Each vertex's ancestor after n steps is the root iff the parents form a tree
+    # (padding and the root point to themselves).
+    step = torch.where(parents < 0, torch.arange(n, device=parents.device), parents)
+    top = step.clone()
+    for _ in range(n):
+        top = step.gather(-1, top)
+    edge = x[rows[:, None], step.clamp(min=0), torch.arange(n, device=x.device)]
+    tree = (top == root) | ~inside
+    allowed = torch.isfinite(edge) | (parents < 0)
+    bad = ~(tree & allowed).all(-1)
+    if bool(bad.any()):
+        best = solvers.max_arborescence(x[bad].cpu(), root=root, lengths=inside[bad].sum(-1).cpu())
+        picked = torch.as_tensor(best, device=parents.device).argmax(-2)  # [M, n] parent of j
+        parents = parents.clone()
+        below = torch.arange(n, device=parents.device) != root
+        parents[bad] = torch.where(inside[bad] & below, picked, -1)
+    return parents
+
+
 def sample_arborescences(
     logits: Tensor,
     root: int,
@@ -108,7 +137,8 @@ def sample_arborescences(
     if bool(failed.any()):
         which = failed.nonzero()  # [K, 2]: (sample, graph)
         graphs = which[:, 1]
-        parents[which[:, 0], which[:, 1]] = _conditional(x[graphs], root, inside[graphs], generator)
+        drawn = _conditional(x[graphs], root, inside[graphs], generator)
+        parents[which[:, 0], which[:, 1]] = _repaired(drawn, x[graphs], root, inside[graphs])
     adjacency = torch.zeros(count, size, n + 1, n, dtype=logits.dtype, device=logits.device)
     # Parent -1 (root, padding) writes into a spare row n, dropped below.
     src = torch.where(parents < 0, n, parents)
