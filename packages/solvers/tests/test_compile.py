@@ -79,6 +79,42 @@ def test_scores_that_require_grad(name: str) -> None:
     assert not solve(x).requires_grad
 
 
+TRACED = {
+    "top_k": (lambda x: solvers.top_k(x, 3, return_trace=True), (2, 4, 7)),
+    "max_spanning_tree": (
+        lambda x: solvers.max_spanning_tree(x, lengths=[6, 4, 2], return_trace=True),
+        (3, 6, 6),
+    ),
+    "max_arborescence": (
+        lambda x: solvers.max_arborescence(x, root=1, lengths=[6, 4, 2], return_trace=True),
+        (3, 6, 6),
+    ),
+    "crossing_matching": (lambda x: solvers.crossing_matching(x, return_trace=True), (2, 3, 5, 5)),
+    "binary_tree": (
+        lambda x: solvers.binary_tree(x, lengths=[7, 3, 1], return_trace=True),
+        (3, 7),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(TRACED))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("ties", [False, True])
+def test_traces_compile(name: str, dtype: torch.dtype, ties: bool) -> None:
+    """``return_trace=True`` traces whole: the solution and every trace field as eager's."""
+    solve, shape = TRACED[name]
+    x = _scores(*shape, dtype=dtype, ties=ties)
+    x.view(-1)[::5] = -torch.inf  # masked entries on every path
+    want_solution, want_trace = solve(x)
+    flat = lambda x: (lambda out: (out[0], *out[1]))(solve(x))  # noqa: E731
+    assert_compiles(flat, x, grad=False)
+    got_solution, got_trace = torch.compile(solve, backend="aot_eager", fullgraph=True)(x)
+    assert type(got_trace) is type(want_trace)
+    assert torch.equal(got_solution, want_solution)
+    for got, want in zip(got_trace, want_trace, strict=True):
+        assert got.dtype == want.dtype and torch.equal(got, want)
+
+
 def test_integer_scores_through_the_op() -> None:
     """Integer scores reach the op in the default dtype, as the host path returns."""
     from structgrad.solvers import _torch_ops as ops
@@ -89,10 +125,14 @@ def test_integer_scores_through_the_op() -> None:
     assert torch.equal(got, solvers.top_k(x, 1))
 
 
-def test_compiled_errors_are_the_solvers() -> None:
+@pytest.mark.parametrize("trace", [False, True])
+@pytest.mark.parametrize("k", [4, -1])
+def test_compiled_errors_are_the_solvers(trace: bool, k: int) -> None:
     """Bad input to a traced call gets the solver's own message when it runs."""
-    f = torch.compile(lambda x: solvers.top_k(x, 4), backend="aot_eager", fullgraph=True)
-    with pytest.raises(ValueError, match="k"):
+    f = torch.compile(
+        lambda x: solvers.top_k(x, k, return_trace=trace), backend="aot_eager", fullgraph=True
+    )
+    with pytest.raises(ValueError, match="k must lie in"):
         f(torch.randn(2, 3))
 
 

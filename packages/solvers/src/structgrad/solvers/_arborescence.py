@@ -120,7 +120,7 @@ def max_arborescence(
         Recursive Gumbel-Max Trick for Approximate Inference in Combinatorial Spaces",
         NeurIPS 2021, https://arxiv.org/abs/2110.15072 (the contraction trace).
     """
-    op = None if return_trace else traced_op(scores, "max_arborescence")
+    op = traced_op(scores, "max_arborescence_trace" if return_trace else "max_arborescence")
     if op is not None:
         return op(scores, root, lengths)
     return _on_host(scores, root, lengths, return_trace)

@@ -59,7 +59,7 @@ def binary_tree(
     References:
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072 (§3.2).
     """
-    op = None if return_trace else traced_op(scores, "binary_tree")
+    op = traced_op(scores, "binary_tree_trace" if return_trace else "binary_tree")
     if op is not None:
         return op(scores, lengths)
     return _on_host(scores, lengths, return_trace)

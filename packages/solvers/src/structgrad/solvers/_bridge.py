@@ -23,7 +23,9 @@ def traced_op(x: object, name: str) -> Any:
 
     A call that ``torch.compile`` traces cannot convert to numpy, and a CUDA
     tensor has device-resident kernels: both go to the op of
-    :mod:`structgrad.solvers._torch_ops` (registered at first use).
+    :mod:`structgrad.solvers._torch_ops` (registered at first use); a call with
+    ``return_trace=True`` names ``<solver>_trace``, an op of
+    :mod:`structgrad.solvers._torch_trace_ops`.
     """
     if not _is_torch(x):
         return None
@@ -31,9 +33,11 @@ def traced_op(x: object, name: str) -> Any:
 
     if not (x.is_cuda or torch.compiler.is_compiling()):  # type: ignore[attr-defined]
         return None
-    from . import _torch_ops
-
-    return getattr(_torch_ops, name)
+    if name.endswith("_trace"):  # a trace-returning call (its own module of ops)
+        from . import _torch_trace_ops as ops
+    else:
+        from . import _torch_ops as ops  # type: ignore[no-redef]
+    return getattr(ops, name)
 
 
 class Bridge:

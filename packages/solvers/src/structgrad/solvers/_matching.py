@@ -90,7 +90,7 @@ def crossing_matching(
     References:
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072 (§3.3).
     """
-    op = None if return_trace else traced_op(scores, "crossing_matching")
+    op = traced_op(scores, "crossing_matching_trace" if return_trace else "crossing_matching")
     if op is not None:
         return op(scores)
     return _crossing_on_host(scores, return_trace)

@@ -70,7 +70,7 @@ def max_spanning_tree(
         Approximate Inference in Combinatorial Spaces", NeurIPS 2021,
         https://arxiv.org/abs/2110.15072 (the trace).
     """
-    op = None if return_trace else traced_op(scores, "max_spanning_tree")
+    op = traced_op(scores, "max_spanning_tree_trace" if return_trace else "max_spanning_tree")
     if op is not None:
         return op(scores, lengths)
     return _on_host(scores, lengths, return_trace)

@@ -55,7 +55,7 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
         Struminsky et al., NeurIPS 2021, https://arxiv.org/abs/2110.15072
         (top-k as a recursive Gumbel-max algorithm; Plackett-Luce order).
     """
-    op = None if return_trace else traced_op(scores, "top_k")
+    op = traced_op(scores, "top_k_trace" if return_trace else "top_k")
     if op is not None:
         return op(scores, k)
     return _on_host(scores, k, return_trace)

@@ -13,7 +13,7 @@ path and the assignment run the device-resident twins of
 are not read; the spanning tree's ``lengths`` are read to check them); the
 arborescence and the crossing matching copy through the host. Each op takes
 its scores detached: solutions carry no gradient, on every path.
-Trace-returning calls are not ops: they stay eager.
+Trace-returning calls have their ops in :mod:`structgrad.solvers._torch_trace_ops`.
 """
 
 from __future__ import annotations
