@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+import structgrad.distributions._sinkhorn as sinkhorn_module
 from structgrad.distributions import (
     arborescence_marginals,
     k_subset_marginals,
@@ -124,3 +125,29 @@ def test_annealed_sinkhorn(dtype: torch.dtype, tau: float) -> None:
         )
         rows = traced(scores).sum(-1)
         torch.testing.assert_close(rows, torch.ones(3, 5, dtype=dtype), rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    ("spread", "tau", "stages"),
+    # ceil(log2(start / τ)), start = the spread rounded up to a power of two;
+    # a -1e30 mask is floored 2**60 τ below the max (start 2**57).
+    [(0.5, 1.0, 0), (1.0, 0.25, 2), (3.0, 1e-3, 12), (1e30, 0.1, 61)],
+)
+def test_annealed_sinkhorn_stage_count(
+    monkeypatch: pytest.MonkeyPatch, dtype: torch.dtype, spread: float, tau: float, stages: int
+) -> None:
+    # Eager runs the count that masks the traced stages (eager and traced
+    # results are compared by test_annealed_sinkhorn).
+    calls: list[int] = []
+    stage = sinkhorn_module._stage
+
+    def counted(*args: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return stage(*args)
+
+    scores = -spread * (1 - torch.eye(3, dtype=dtype))
+    with monkeypatch.context() as patch:
+        patch.setattr(sinkhorn_module, "_stage", counted)
+        sinkhorn(scores, tau=tau, anneal=True)
+    assert len(calls) == stages

@@ -164,3 +164,29 @@ def test_what_a_law_lacks_is_said() -> None:
             _ = law.variance
     with pytest.raises(NotImplementedError, match="PlackettLuce has no rsample"):
         PlackettLuce(torch.randn(3)).rsample()
+
+
+def test_float32_log_prob_reuses_one_float64_log_partition(monkeypatch: pytest.MonkeyPatch) -> None:
+    theta = torch.randn(2, 6, requires_grad=True)
+    law = KSubset(theta, 3)
+    x = law.sample((4,))
+    structure = type(law.structure)
+    calls: list[torch.dtype] = []
+    log_partition = structure.log_partition
+
+    def counted(self, logits, **options):  # type: ignore[no-untyped-def]
+        calls.append(logits.dtype)
+        return log_partition(self, logits, **options)
+
+    monkeypatch.setattr(structure, "log_partition", counted)
+    with torch.no_grad():  # a first call without gradients ...
+        first = law.log_prob(x)
+    second = law.log_prob(x)
+    assert calls == [torch.float64] and torch.equal(first, second.detach())
+    # ... caches a log Z that later calls still differentiate: ∂ log p / ∂θ = x − μ
+    (grad,) = torch.autograd.grad(second.sum(), theta)
+    mu = KSubset(theta.detach().double(), 3).marginals
+    torch.testing.assert_close(grad, (x - mu).sum(0).float())
+    big = law.expand((5, 2))  # an expanded law computes its own
+    torch.testing.assert_close(big.log_prob(x[:, None]), first[:, None].expand(4, 5, 2))
+    assert calls == [torch.float64] * 2

@@ -117,6 +117,23 @@ def test_perturb_adds_a_given_noise_after_the_exact_offset_removal() -> None:
         s.perturb(theta, noise=noise[0])
 
 
+@pytest.mark.parametrize(
+    ("dtype", "noise_dtype"), [(torch.float32, torch.float64), (torch.float64, torch.float32)]
+)
+def test_perturb_follows_the_scores_dtype_not_the_noise(
+    dtype: torch.dtype, noise_dtype: torch.dtype
+) -> None:
+    s = structure("k_subset")
+    theta = torch.randn(2, 5, dtype=dtype)
+    noise = s.gumbel(theta.to(noise_dtype)).requires_grad_(True)
+    u = s.perturb(theta, noise=noise)
+    assert u.dtype == dtype and u.device == theta.device
+    torch.testing.assert_close(u, theta + noise.detach().to(dtype))
+    u.sum().backward()  # the noise's gradient comes back in its own dtype
+    assert noise.grad is not None and noise.grad.dtype == noise_dtype
+    assert s.perturb(theta, noise=noise, wide=True).dtype == torch.float64
+
+
 MAPS = [
     ("categorical", (3, 5), {}),
     ("k_subset", (3, 5), {"k": 2}),

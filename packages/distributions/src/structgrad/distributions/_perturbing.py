@@ -53,7 +53,8 @@ class Perturbing:
         Args:
             scores: ``[..., *event]`` scores θ.
             noise: the noise ``G``, shaped like ``scores`` (default: a fresh
-                :meth:`gumbel` draw), e.g. to reuse one draw.
+                :meth:`gumbel` draw), e.g. to reuse one draw. The result
+                takes the scores' dtype and device (float64 with ``wide``).
             generator: optional ``torch.Generator`` for the noise.
             wide: sum in float64 (:func:`widened`), for exact draws: in float32 at
                 ``|θ| = 1e8`` the noise rounds away and ties go to the lowest index.
@@ -68,7 +69,10 @@ class Perturbing:
         elif check_tensor(noise, "noise").shape != scores.shape:
             shapes = f"{tuple(scores.shape)}, got {tuple(noise.shape)}"
             raise ValueError(f"perturb: noise must be shaped like scores {shapes}")
-        return widened(theta) + widened(noise) if wide else theta + noise
+        if wide:
+            theta, noise = widened(theta), widened(noise)
+        # θ + G follows θ's dtype and device (float64 noise would promote float32 θ).
+        return theta + noise.to(theta)
 
     def map_sample(
         self,

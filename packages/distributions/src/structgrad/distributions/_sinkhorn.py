@@ -161,18 +161,18 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     cap = math.ldexp(1.0, math.frexp(torch.finfo(log_alpha.dtype).max)[1] - 1)
     start = torch.exp2(torch.ceil(torch.log2(spread))).clamp(max=cap)
     g = torch.zeros_like(log_alpha[..., :1, :])
+    # One count for both paths: the widest start / τ of the batch.
+    count = _stage_count((start / tau.detach()).amax())
     if tracing(log_alpha):
         # torch.compile cannot read the count: _TRACED_STAGES stages, those past
         # the count masked (the same result); a longer count is spread over
         # them, each stage dividing the temperature by more than 2.
-        count = _stage_count((start / tau.detach()).amax())
         stride = torch.clamp(count / _TRACED_STAGES, min=1.0)
         for stage in range(_TRACED_STAGES):
             t = torch.maximum(start * torch.pow(_STAGE_FACTOR, stage * stride), tau)
             g = torch.where(stage < count, _stage(log_alpha, g, t), g)
         return g
-    ratio = float((start / tau.detach()).max())
-    for stage in range(int(_stage_count(torch.tensor(ratio, dtype=torch.float64)))):
+    for stage in range(int(count)):  # eager: the count is read on the host
         g = _stage(log_alpha, g, torch.maximum(start * _STAGE_FACTOR**stage, tau))
     return g
 
