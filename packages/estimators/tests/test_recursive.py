@@ -484,6 +484,42 @@ def test_a_trace_of_another_k_raises(k: int) -> None:
         E.trace_log_prob("k_subset", trace, theta, k=3)
 
 
+@pytest.mark.parametrize("name", ["spanning_tree", "arborescence", "binary_tree"])
+def test_a_trace_of_other_lengths_raises(name: str) -> None:
+    """Given, ``lengths`` must be those the trace was drawn with.
+
+    The trace records its sizes (no ``lengths`` scores it as drawn); other
+    lengths were ignored, and the trace scored with its own sizes.
+    """
+    event, options = CASES[name]
+    n = event[-1]
+    theta = torch.randn(3, *event, dtype=torch.float64)
+    lengths = torch.tensor([n, n - 1, 2])
+    short = E.sample_with_trace(name, theta, lengths=lengths, **options)
+    full = E.sample_with_trace(name, theta, **options)
+    for trace, wrong in [
+        (short.trace, torch.tensor([n, n - 1, 3])),
+        (full.trace, lengths),
+    ]:
+        with pytest.raises(ValueError, match="not drawn with these lengths"):
+            E.trace_log_prob(name, trace, theta, lengths=wrong, **options)
+        with pytest.raises(ValueError, match="not drawn with these lengths"):
+            E.conditional_utilities(name, trace, theta, lengths=wrong, **options)
+    # The right lengths (a list, broadcast) or none are accepted.
+    assert (
+        E.trace_log_prob(name, short.trace, theta, lengths=[n, n - 1, 2], **options)
+        .isfinite()
+        .all()
+    )
+    assert E.trace_log_prob(name, full.trace, theta, lengths=n, **options).isfinite().all()
+    assert E.trace_log_prob(name, short.trace, theta, **options).isfinite().all()
+    set_validation(False)  # a value check: off with validation
+    try:
+        E.trace_log_prob(name, full.trace, theta, lengths=lengths, **options)
+    finally:
+        set_validation(True)
+
+
 def test_recursive_draws_at_a_large_float32_offset_break_ties_uniformly() -> None:
     # The algorithm runs on centred utilities: at 1e8 (float32 spacing 8) the
     # noise rounded away and the first category won 96 % of draws.
@@ -502,3 +538,25 @@ def test_recursive_checks_name_the_logits() -> None:
         E.sample_with_trace("categorical", torch.tensor([0.0, float("nan")]))
     with pytest.raises(ValueError, match="logits"):
         E.trace_log_prob("spanning_tree", None, torch.full((3, 3), float("inf")))
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_traces_and_scores_compile(name: str, scale: float) -> None:
+    """``sample_with_trace`` and ``trace_log_prob`` in one fullgraph compile, as eager.
+
+    At ``scale = 1e4`` the arborescence instances overflow the exponentials and are
+    redone in log space: traced, that redo is one opaque op.
+    """
+    from structgrad.testing.compiled import assert_compiles
+
+    event, options = CASES[name]
+    logits = torch.randn(3, *event, dtype=torch.float64) * scale
+    logits[1] /= scale  # one ordinary instance beside the extreme ones
+
+    def draw(logits: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        drawn = E.sample_with_trace(name, logits, wide=True, **options)
+        log_p = E.trace_log_prob(name, drawn.trace, logits, **options)
+        return drawn.sample, drawn.utilities, log_p, *(t for t in drawn.trace if t is not None)
+
+    assert_compiles(draw, logits, rtol=1e-9, atol=1e-9)

@@ -24,7 +24,16 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-__all__ = ["CategoricalTrace", "CategoricalTracing", "KSubsetTracing", "Tracing"]
+from ._checks_options import validation_enabled
+
+__all__ = [
+    "CategoricalTrace",
+    "CategoricalTracing",
+    "KSubsetTracing",
+    "Tracing",
+    "check_trace_lengths",
+    "check_trace_size",
+]
 
 
 class CategoricalTrace(NamedTuple):
@@ -41,13 +50,44 @@ class CategoricalTrace(NamedTuple):
 
 
 def check_trace_size(trace: Any, n: int, name: str) -> None:
-    """Raise ``ValueError`` if ``trace`` records an item count other than ``n``."""
+    """Raise ``ValueError`` if ``trace`` records an item count other than ``n``.
+
+    A value check: it reads the trace on the host, so it is skipped while
+    ``torch.compile`` traces and when validation is off.
+    """
     size = getattr(trace, "size", None)
-    if size is not None and bool((torch.as_tensor(size) != n).any()):
+    if size is not None and validation_enabled() and bool((torch.as_tensor(size) != n).any()):
         drawn = sorted({int(v) for v in torch.as_tensor(size).flatten().tolist()})
         raise ValueError(
             f"{name}: the trace was drawn for n = {drawn[0] if len(drawn) == 1 else drawn}, "
             f"the scores have n = {n}"
+        )
+
+
+def check_trace_lengths(drawn: Tensor, lengths: Tensor | None, n: int, name: str) -> None:
+    """Raise ``ValueError`` if a trace was drawn with sizes other than ``lengths``.
+
+    A trace records the sizes it was drawn with, so ``lengths`` is not needed
+    to score it; given, it must be those sizes (scored against other lengths,
+    the log-probability would silently be that of the trace's own sizes). A
+    value check, skipped while tracing.
+
+    Args:
+        drawn: ``[*batch]`` sizes read off the trace.
+        lengths: ``[*batch]`` sizes asked for, or ``None`` (nothing to check).
+        n: the event size.
+        name: the structure, for the message.
+    """
+    if lengths is None or not validation_enabled():
+        return
+    want = lengths.to(drawn)
+    # (another batch shape is the caller's error, reported with the batch shapes)
+    if want.shape == drawn.shape and bool((drawn != want).any()):
+        row = int(torch.nonzero((drawn != want).flatten())[0])
+        raise ValueError(
+            f"{name}: the trace was not drawn with these lengths (instance {row}: drawn "
+            f"with {drawn.flatten()[row].item()} of n = {n} items, scored with lengths "
+            f"{want.flatten()[row].item()})"
         )
 
 

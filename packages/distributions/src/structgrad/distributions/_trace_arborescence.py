@@ -31,8 +31,9 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-from ._trace import Tracing
-from ._trace_arborescence_log import redo_in_log_space
+from ._checks_options import validation_enabled
+from ._trace import Tracing, check_trace_lengths
+from ._trace_arborescence_log import redo_in_log_space, redo_op
 
 __all__ = [
     "ArborescenceTracing",
@@ -109,7 +110,10 @@ def arborescence_solve(
     # A finite read utility sent to -inf means the instance overflowed the range.
     clipped = (scores == -torch.inf) & torch.isfinite(u) & used
     redo = clipped.flatten(-2).any(-1).flatten()  # [B]
-    if redo.any():
+    if torch.compiler.is_compiling():  # the graph cannot branch on redo: one opaque op
+        adjacency, *fields = redo_op(u.detach(), root, lengths, adjacency, *trace, redo)
+        trace = type(trace)(*fields)
+    elif redo.any():
         adjacency, trace = redo_in_log_space(u, root, lengths, adjacency, trace, redo)
     return adjacency.to(u.dtype), trace
 
@@ -128,7 +132,8 @@ def arborescence_steps(
     its candidates are the edges ``i -> j`` with ``i`` outside ``members[s]``
     (root included), ``j`` inside, both below the length. Padded rows have no
     members, hence no candidates. The vertices below the length are read off the
-    trace (every non-root one has its own step), so ``lengths`` is not needed.
+    trace (every non-root one has its own step); ``lengths`` is only checked
+    against them.
 
     Raises:
         ValueError: if the trace was drawn with another root.
@@ -136,11 +141,12 @@ def arborescence_steps(
     n = event[-1]
     edges = torch.as_tensor(trace.edges, device=device)  # [*, S, 2]
     members = torch.as_tensor(trace.members, device=device).bool()  # [*, S, n]
-    if members[..., root].any():
+    if validation_enabled() and members[..., root].any():  # a value check (eager)
         raise ValueError(f"arborescence: the trace was not drawn with root {root}")
     valid = edges[..., 0] >= 0
     chosen = torch.where(valid, edges[..., 0] * n + edges[..., 1], -1)
     within = members.any(-2)  # [*, n]: the non-root vertices below the length
+    check_trace_lengths(within.sum(-1) + 1, lengths, n, "arborescence")
     within[..., root] = True
     within = within.unsqueeze(-2)  # [*, 1, n]
     sources = ~members & within  # [*, S, n]
@@ -174,7 +180,8 @@ class ArborescenceTracing(Tracing):
     def trace_steps(
         self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
     ) -> tuple[Tensor, Tensor]:
-        return arborescence_steps(trace, event_shape, opts.get("root", 0), device=device)
+        root, lengths = opts.get("root", 0), opts.get("lengths")
+        return arborescence_steps(trace, event_shape, root, lengths, device=device)
 
     def trace_used(
         self, event_shape: tuple[int, ...], device: torch.device, **opts: Any

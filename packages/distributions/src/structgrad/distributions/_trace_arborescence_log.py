@@ -16,7 +16,9 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor
 
-__all__ = ["log_space_cle", "redo_in_log_space"]
+from structgrad.solvers import ArborescenceTrace
+
+__all__ = ["log_space_cle", "redo_in_log_space", "redo_op"]
 
 
 def log_space_cle(
@@ -143,3 +145,29 @@ def redo_in_log_space(
         back(edges, edges.shape[1:]), back(members, members.shape[1:]), back(n_steps, ())
     )
     return back(adj, (n, n)).to(adjacency.dtype), new
+
+
+# Under torch.compile the redo is one opaque call: whether an instance needs it
+# is read on the host, where the graph cannot branch. The outputs are fresh
+# tensors (an op's outputs may not alias its inputs).
+@torch.library.custom_op("structgrad::arborescence_redo", mutates_args=())
+def redo_op(
+    u: Tensor,
+    root: int,
+    lengths: Tensor | None,
+    adjacency: Tensor,
+    edges: Tensor,
+    members: Tensor,
+    n_steps: Tensor,
+    redo: Tensor,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """:func:`redo_in_log_space` on the trace's fields (copies of them if no instance needs it)."""
+    if not bool(redo.any()):
+        return adjacency.clone(), edges.clone(), members.clone(), n_steps.clone()
+    trace = ArborescenceTrace(edges, members, n_steps)
+    adjacency, trace = redo_in_log_space(u, root, lengths, adjacency, trace, redo)
+    return adjacency, *trace
+
+
+# Fake outputs: shaped like the adjacency and the three trace fields it gets.
+redo_op.register_fake(lambda u, root, lengths, *fields: tuple(map(torch.empty_like, fields[:4])))

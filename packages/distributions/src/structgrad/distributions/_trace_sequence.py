@@ -18,7 +18,7 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-from ._trace import Tracing
+from ._trace import Tracing, check_trace_lengths
 
 __all__ = ["BinaryTreeTracing", "binary_tree_solve", "binary_tree_steps", "binary_tree_used"]
 
@@ -44,6 +44,7 @@ def binary_tree_steps(
         raise ValueError(
             f"binary_tree: the trace was drawn for n = {depth.shape[-1]}, the scores have n = {n}"
         )
+    check_trace_lengths((depth >= 0).sum(-1), lengths, n, "binary_tree")
     j = torch.arange(n, device=device)
     candidates = (spans[..., 0:1] <= j) & (j < spans[..., 1:2])  # [*, n, n]
     chosen = torch.where(depth >= 0, j, -1)
@@ -69,7 +70,7 @@ class BinaryTreeTracing(Tracing):
     def trace_steps(
         self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
     ) -> tuple[Tensor, Tensor]:
-        return binary_tree_steps(trace, event_shape, device=device)
+        return binary_tree_steps(trace, event_shape, opts.get("lengths"), device=device)
 
     def trace_used(
         self, event_shape: tuple[int, ...], device: torch.device, **opts: Any

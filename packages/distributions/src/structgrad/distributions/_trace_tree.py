@@ -19,7 +19,7 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-from ._trace import Tracing
+from ._trace import Tracing, check_trace_lengths
 
 __all__ = ["SpanningTreeTracing", "tree_solve", "tree_steps", "tree_used"]
 
@@ -46,11 +46,16 @@ def tree_steps(
     Step ``t`` chooses the edge ``u*n + v`` (``-1`` on padded steps); its
     candidates are the upper-triangle edges whose endpoints lie in different
     components before ``t``. Vertices beyond a graph's length have component
-    ``-1`` in the trace, which excludes them (``lengths`` is not needed here).
+    ``-1`` in the trace, which excludes them; ``lengths`` is only checked
+    against them.
     """
     n = event[-1]
     edges = torch.as_tensor(trace.edges, device=device)  # [*, S, 2]
     comps = torch.as_tensor(trace.components, device=device)  # [*, S, n]
+    if comps.shape[-2:-1] == (n - 1,) and n > 1:
+        # The vertices labelled before step 0 (a one-vertex graph has no step 0).
+        drawn = (comps[..., 0, :] >= 0).sum(-1).clamp(min=1)
+        check_trace_lengths(drawn, lengths, n, "spanning_tree")
     valid = edges[..., 0] >= 0
     chosen = torch.where(valid, edges[..., 0] * n + edges[..., 1], -1)
     cu, cv = comps.unsqueeze(-1), comps.unsqueeze(-2)  # [*, S, n, 1], [*, S, 1, n]
@@ -84,7 +89,7 @@ class SpanningTreeTracing(Tracing):
     def trace_steps(
         self, trace: Any, event_shape: tuple[int, ...], *, device: torch.device, **opts: Any
     ) -> tuple[Tensor, Tensor]:
-        return tree_steps(trace, event_shape, device=device)
+        return tree_steps(trace, event_shape, opts.get("lengths"), device=device)
 
     def trace_used(
         self, event_shape: tuple[int, ...], device: torch.device, **opts: Any

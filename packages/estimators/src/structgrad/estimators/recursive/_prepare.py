@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import STRUCTURES, Structure, structure
+from structgrad.distributions.checks import validation_enabled
 
 __all__ = ["RECURSIVE_STRUCTURES", "read_mask", "trace_read_mask", "traced"]
 
@@ -93,7 +94,9 @@ def _flat_steps(
         chosen, candidates = s.trace_steps(trace, event, device=logits.device, **options)
     except (RuntimeError, IndexError, AttributeError):  # another shape or trace type
         raise ValueError(f"{mismatch}; or is it the trace of another structure?") from None
-    if candidates.shape[-1] != math.prod(event) or (chosen >= candidates.shape[-1]).any():
+    # (the index check reads values: eager only, like every value check)
+    out_of_range = validation_enabled() and bool((chosen >= candidates.shape[-1]).any())
+    if candidates.shape[-1] != math.prod(event) or out_of_range:
         raise ValueError(mismatch)
     k = options.get("k")
     # A k-subset's trace takes one step per element chosen, so its length is k (a

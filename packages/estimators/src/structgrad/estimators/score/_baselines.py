@@ -52,11 +52,12 @@ class MovingAverage(nn.Module):
 
     def value(self, like: Tensor) -> Tensor:
         """The current (bias-corrected) average, a 0-dim tensor like ``like``."""
-        steps = int(self.steps)
-        if steps == 0:
-            return torch.zeros((), dtype=like.dtype, device=like.device)
-        corrected = self.average / (1.0 - self.decay**steps)
-        assert isinstance(corrected, Tensor)
+        # Tensor arithmetic on the step count, not int(steps): no host read, so a
+        # compiled step traces whole. Before the first update the average is 0 and
+        # the correction's 1 − decay^0 = 0 is replaced by 1 (0 / 1, not 0 / 0).
+        started = self.steps > 0
+        correction = 1.0 - torch.pow(self.decay, self.steps.to(torch.float64))
+        corrected = torch.where(started, self.average / torch.where(started, correction, 1.0), 0.0)
         return corrected.to(dtype=like.dtype, device=like.device)
 
     @torch.no_grad()
@@ -71,8 +72,12 @@ class MovingAverage(nn.Module):
         if loss.numel() == 0:
             return
         mean = loss.detach().to(dtype=torch.float64, device=self.average.device).mean()
-        self.average.mul_(self.decay).add_((1.0 - self.decay) * mean)
-        self.steps.add_(1)
+        # New buffers rather than in-place updates: torch 2.13's compiled graphs
+        # (aot_eager, inductor) drop an in-place update of a 0-dim float64
+        # buffer, and AOTAutograd's backward would recompute a value read
+        # before the update (NVIL's residual) from the updated buffer.
+        self.average = self.average * self.decay + (1.0 - self.decay) * mean
+        self.steps = self.steps + 1
 
     def extra_repr(self) -> str:
         return f"decay={self.decay}"

@@ -17,87 +17,20 @@ Gradient scale: as :class:`ScoreFunction`, one estimate per sample; with
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from numbers import Integral
 from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-from structgrad.distributions.checks import check_int, check_scores
+from structgrad.distributions.checks import check_scores
 
 from ..recursive import conditional_utilities, trace_log_prob
 from ..recursive._prepare import read_mask, trace_read_mask
+from ._critic import UtilityCritic, check_event_shape, input_grads
 from ._draw import Draw, ScoreLayer
 
 __all__ = ["RELAX", "UtilityCritic", "relax"]
-
-
-_CLIP = 1e6
-
-
-def _event_shape(event_shape: Any) -> tuple[int, ...]:
-    """``event_shape`` as a non-empty tuple of positive ints; ``ValueError`` naming it otherwise."""
-    shape = tuple(event_shape) if isinstance(event_shape, tuple | list | torch.Size) else None
-    if not shape or any(isinstance(d, bool) or not isinstance(d, Integral) or d < 1 for d in shape):
-        raise ValueError(f"event_shape must be a non-empty tuple of positive ints: {event_shape!r}")
-    return tuple(int(d) for d in shape)
-
-
-class UtilityCritic(nn.Module):
-    """The default RELAX critic: an MLP on the utilities the algorithm reads.
-
-    ``Flatten → Linear(N, hidden) → ReLU → Linear(hidden, 1)`` as in the
-    reference's ``RELAXCritic``, but on utilities ``U`` rather than
-    exponentials. Entries the algorithm never reads and masked (``-inf``)
-    entries are fed as 0, so the input is always finite. :class:`RELAX` also
-    passes the call's mask (with its ``lengths``), so padding is never read.
-
-    Args:
-        event_shape: the structure's event shape, e.g. ``(n,)`` or ``(n, n)``.
-        hidden: hidden width.
-        used: optional bool ``[*event]`` mask of the entries the algorithm reads.
-    """
-
-    used: Tensor
-
-    def __init__(
-        self, event_shape: tuple[int, ...], hidden: int = 32, used: Tensor | None = None
-    ) -> None:
-        super().__init__()
-        self.event_shape = _event_shape(event_shape)
-        hidden = check_int(hidden, "hidden", 1)
-        self.input = nn.Linear(math.prod(self.event_shape), hidden)
-        self.output = nn.Linear(hidden, 1)
-        mask = torch.ones(self.event_shape, dtype=torch.bool) if used is None else used.bool()
-        self.register_buffer("used", mask.clone(), persistent=False)
-
-    def forward(self, utilities: Tensor, used: Tensor | None = None) -> Tensor:
-        """``[*batch, *event]`` utilities → ``[*batch]`` critic values.
-
-        Args:
-            utilities: ``[*batch, *event]`` utilities.
-            used: optional bool mask broadcastable to the utilities: the entries
-                to read in this call (e.g. inside per-call ``lengths``), on top
-                of the mask the critic was built with.
-        """
-        ev = len(self.event_shape)
-        if tuple(utilities.shape[utilities.ndim - ev :]) != self.event_shape:
-            raise ValueError(
-                f"the critic was built for events of shape {self.event_shape}, got utilities "
-                f"of shape {tuple(utilities.shape)}"
-            )
-        keep = torch.isfinite(utilities) & self.used.to(utilities.device)
-        if used is not None:
-            keep = keep & used
-        # where (not multiply): 0 * -inf would be NaN. Utilities beyond ±1e6
-        # (logits of 1e30) are clipped there: any critic keeps RELAX unbiased,
-        # and a bounded one keeps the estimator and its square finite.
-        x = torch.where(keep, utilities, torch.zeros_like(utilities)).clamp(-_CLIP, _CLIP)
-        x = x.flatten(x.ndim - ev).to(self.input.weight.dtype)
-        value = self.output(torch.relu(self.input(x))).squeeze(-1)
-        return value.to(utilities.dtype)
 
 
 class _Terms(NamedTuple):
@@ -164,7 +97,7 @@ class RELAX(ScoreLayer):
                     "RELAX's default critic needs event_shape (e.g. (n,) or (n, n)); "
                     "or pass critic="
                 )
-            event = _event_shape(event_shape)
+            event = check_event_shape(event_shape)
             opts = {k: v for k, v in structure_options.items() if k != "lengths"}
             # The structure's own checks: the event shape, then a root or k for it.
             probe = torch.zeros(event)
@@ -183,28 +116,48 @@ class RELAX(ScoreLayer):
         """The conditional utilities and the critic's gradients (none under no_grad)."""
         return self._critic_terms(draw, generator) if torch.is_grad_enabled() else None
 
-    # Its own autograd.grad calls (create_graph) cannot be traced into the caller's
-    # compiled graph: aot_autograd failed on them ("a leaf Variable that requires
-    # grad is being used in an in-place operation"). It runs eagerly: a graph break.
-    @torch.compiler.disable
     def _critic_terms(self, draw: Draw, generator: torch.Generator | None) -> _Terms:
-        # A detached leaf copy: the create_graph terms below reach the critic only.
-        theta = draw.logits.detach().requires_grad_(True)
+        # Traced, the critic's input gradients come from torch.func.grad, which
+        # only the default critic is known to support (a user's critic may
+        # update its buffers in place, e.g. batch norm, or read values): a
+        # user's critic runs eagerly, a graph break, as every critic did before.
+        if torch.compiler.is_compiling() and not isinstance(self.critic, UtilityCritic):
+            return self._eager_critic_terms(draw, generator)
+        return self._terms(draw, generator)
+
+    @torch.compiler.disable
+    def _eager_critic_terms(self, draw: Draw, generator: torch.Generator | None) -> _Terms:
+        return self._terms(draw, generator)
+
+    def _terms(self, draw: Draw, generator: torch.Generator | None) -> _Terms:
+        theta = draw.logits.detach()  # the terms below reach the critic only
         finite = torch.isfinite(theta)
-        theta0 = torch.where(finite, theta, torch.zeros_like(theta))
-        # z = U re-attached to θ with G fixed; θ0 avoids (-inf) − (-inf) = NaN.
-        z = draw.utilities.to(theta.dtype) + (theta0 - theta0.detach())
-        name, options = self.traced.name, draw.options
-        z_tilde = conditional_utilities(name, draw.trace, theta, generator=generator, **options)
+        name, options, rows = self.traced.name, draw.options, draw.rows
         # What the algorithm can read in this call (not the padding beyond per-call
         # lengths): the default critic reads only that; a user's critic gets everything.
         used = read_mask(name, theta, options)
-        c_z, c_tilde = self._critic(z, draw.rows, used), self._critic(z_tilde, draw.rows, used)
-        log_p = trace_log_prob(name, draw.trace, theta, **options)
+
+        def critic_sum(theta_z: Tensor, theta_tilde: Tensor) -> tuple[Tensor, Tensor]:
+            # z̃ first, then c(z), c(z̃): one order of random draws (a critic may draw).
+            z_tilde = conditional_utilities(
+                name, draw.trace, theta_tilde, generator=generator, **options
+            )
+            # z = U re-attached to θ with G fixed; θ0 avoids (-inf) − (-inf) = NaN.
+            theta0 = torch.where(finite, theta_z, torch.zeros_like(theta_z))
+            z = draw.utilities.to(theta.dtype) + (theta0 - theta0.detach())
+            c_z = self._critic(z, rows, used)
+            c_tilde = self._critic(z_tilde, rows, used)
+            return c_z.sum() + c_tilde.sum(), c_tilde
+
+        def log_p(theta: Tensor) -> tuple[Tensor, Tensor]:
+            total = trace_log_prob(name, draw.trace, theta, **options).sum()
+            return total, total  # (torch.func.grad's aux must be tensors)
+
         # Rows are independent, so the gradient of a sum over rows is per row.
-        (score_grad,) = torch.autograd.grad(log_p.sum(), theta)
-        # create_graph: g must stay differentiable in the critic's parameters.
-        d_z, d_tilde = self._grad(c_z, theta), self._grad(c_tilde, theta)
+        (score_grad,), _ = input_grads(log_p, theta, create_graph=False)
+        # create_graph: g must stay differentiable in the critic's parameters;
+        # two copies of θ give ∇c(z) and ∇c(z̃) apart.
+        (d_z, d_tilde), c_tilde = input_grads(critic_sum, theta, theta, create_graph=True)
         # On an entry no step of the trace compared, z and z̃ have the same law
         # given T and ∂ log p(T) = 0: its term has conditional mean 0, so dropping
         # it keeps g unbiased and gives exact zeros there (padding, self-loops,
@@ -220,13 +173,6 @@ class RELAX(ScoreLayer):
             got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
             raise ValueError(f"the critic must return one value per row, {tuple(rows)}; got {got}")
         return value
-
-    @staticmethod
-    def _grad(value: Tensor, theta: Tensor) -> Tensor:
-        if not value.requires_grad:
-            return torch.zeros_like(theta)
-        (grad,) = torch.autograd.grad(value.sum(), theta, create_graph=True, allow_unused=True)
-        return torch.zeros_like(theta) if grad is None else grad
 
     def check_baseline(self, baseline: Tensor | None) -> None:
         """RELAX takes no baseline tensor: its critic is the control variate."""
