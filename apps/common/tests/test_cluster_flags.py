@@ -90,6 +90,29 @@ def test_sweep_resume_skips_the_recorded_runs(tmp_path):
         run_search(SWEEP, base, _search(resume=True), GROUPS)
 
 
+def test_a_sweep_folder_is_not_overwritten_unless_asked(tmp_path):
+    """A second sweep into a folder holding one is refused: it retrained every run.
+
+    Its ``sweep.jsonl`` (the finished runs) was rewritten without them, as
+    ``train`` refuses a folder holding a run without ``--resume`` / ``--overwrite``.
+    """
+    base = Run(out=str(tmp_path))
+    CALLS.clear()
+    first, _ = run_search(SWEEP, base, _search(), GROUPS)
+    held = (tmp_path / "sweep.jsonl").read_text()
+    with pytest.raises(CLIError, match=r"already holds a sweep \(sweep.jsonl\); pass --resume"):
+        run_search(SWEEP, base, _search(), GROUPS)
+    assert (tmp_path / "sweep.jsonl").read_text() == held and len(CALLS) == 4
+    again, _ = run_search(SWEEP, base, _search(overwrite=True), GROUPS)
+    assert len(CALLS) == 8 and [r["loss"] for r in again] == [r["loss"] for r in first]
+    with pytest.raises(CLIError, match="--resume and --overwrite exclude each other"):
+        _search(resume=True, overwrite=True)
+    parser = ArgumentParser()
+    add_sweep_flags(parser, methods=("a",), trials=1, lr_range=(0.1, 0.1), tau_range=None)
+    args = parser.parse_args(["--overwrite"])
+    assert SearchOptions.from_args(args).overwrite and "--overwrite" in parser.format_help()
+
+
 def test_sweep_resume_checks_the_fields_a_single_run_may_change(tmp_path):
     # A run's FREE fields (epochs, data...) may change when it resumes; a sweep's
     # may not: its recorded runs would be averaged with runs of other settings.

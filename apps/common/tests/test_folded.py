@@ -344,7 +344,7 @@ def test_run_search_groups_tau_and_outputs(tmp_path):
     assert_sweep_outputs(tmp_path, rows=2, first="| a |", runs=8)
     with pytest.raises(AssertionError):
         assert_sweep_outputs(tmp_path, rows=1, first="| a", runs=8)
-    no_tau = dataclasses.replace(search, tau_range=None, lr_range=(0.1, 0.1))
+    no_tau = dataclasses.replace(search, tau_range=None, lr_range=(0.1, 0.1), overwrite=True)
     records, _ = run_search(SWEEP, base, no_tau, groups[:1])
     assert {(r["lr"], r["tau"]) for r in records} == {(0.1, 7.0)}
     with pytest.raises(CLIError, match="bad search range"):

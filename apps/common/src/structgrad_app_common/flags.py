@@ -176,7 +176,7 @@ def add_search_flags(
 
     ``--out`` (runs/sweep), ``--trials``, ``--seeds`` (0 1 2), ``--lr-range``,
     ``--tau-range`` (``None``: each method's own τ), ``--search-seed`` (0),
-    ``--resume``, ``--n-jobs``, ``--backend`` and ``--scheduler``; all but
+    ``--resume``, ``--overwrite``, ``--n-jobs``, ``--backend`` and ``--scheduler``; all but
     ``--out`` are read back by ``SearchOptions.from_args``
     (:mod:`structgrad_app_common.trials`).
 
@@ -217,12 +217,11 @@ def add_search_flags(
     parser.add_argument(
         "--search-seed", type=seed_int, default=0, help="seed of the random search (0)"
     )
-    parser.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the sweep in --out: the runs its sweep.jsonl records are not run again "
-        "(the others start afresh); the training settings must be those of the sweep",
-    )
+    resume = "continue the sweep in --out: the runs its sweep.jsonl records are not run again "
+    resume += "(the others start afresh); the training settings must be those of the sweep"
+    parser.add_argument("--resume", action="store_true", help=resume)
+    overwrite = "start afresh even if --out holds a sweep (its runs are trained again)"
+    parser.add_argument("--overwrite", action="store_true", help=overwrite)
     add_joblib_flags(parser, scheduler=True)
 
 

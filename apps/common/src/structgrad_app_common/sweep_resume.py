@@ -92,6 +92,7 @@ def sweep_log(
     key: Callable[[Mapping[str, Any]], Key],
     *,
     resume: bool,
+    overwrite: bool = False,
 ) -> Iterator[tuple[dict[Key, dict[str, Any]], Callable[[int, dict[str, Any]], None]]]:
     """Start (or, with ``resume``, continue) the run log of a sweep in ``out``.
 
@@ -104,12 +105,23 @@ def sweep_log(
         keys: the runs of the sweep.
         key: the run a record names.
         resume: keep the runs ``sweep.jsonl`` records (see :func:`done_runs`).
+        overwrite: start afresh in a folder that holds a sweep (else refused).
 
     Yields:
         ``(done, append)``: the finished runs by key, and the ``on_result`` of
         :func:`~structgrad_app_common.run_trials`, which appends a record to
         ``sweep.jsonl`` (flushed) and to ``done``.
+
+    Raises:
+        CLIError: ``out`` holds a sweep and neither ``resume`` nor ``overwrite``
+            is set (its runs would be retrained and its log rewritten), or
+            what :func:`done_runs` raises.
     """
+    if not (resume or overwrite) and (out / LOG).exists():
+        raise CLIError(
+            f"{str(out)!r} already holds a sweep ({LOG}); pass --resume to continue it "
+            "or --overwrite to start afresh"
+        )
     done = done_runs(out, base, key) if resume else {}
     done = {k: done[k] for k in keys if k in done}
     atomic_write_text(out / SETTINGS, json.dumps(sweep_settings(base), indent=2) + "\n")

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from structgrad_app_common.cli import CLIError
-from structgrad_app_common.runcontrol import check_unique
+from structgrad_app_common.runcontrol import check_run_flags, check_unique
 from structgrad_app_common.sweep import (
     best_trials,
     format_mean_se,
@@ -59,6 +59,7 @@ class SearchOptions:
         scheduler: address of a Dask scheduler: the runs go to its cluster
             through joblib's ``dask`` backend (``None``: this machine).
         resume: continue the sweep of ``<out>/sweep.jsonl`` (see :func:`run_search`).
+        overwrite: start afresh even if ``<out>`` holds a sweep.
 
     Raises:
         CLIError: ``--seeds needs at least one seed`` when ``seeds`` is empty;
@@ -74,10 +75,12 @@ class SearchOptions:
     backend: str = "loky"
     scheduler: str | None = None
     resume: bool = False
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if not self.seeds:
             raise CLIError("--seeds needs at least one seed")
+        check_run_flags(resume=self.resume, overwrite=self.overwrite, stop_after=None)
         if self.scheduler is not None:
             if self.backend != "loky":
                 raise CLIError(
@@ -283,7 +286,8 @@ def run_search(
                 fields = {**group.fields, **point, "seed": seed, "out": str(run_out)}
                 jobs.append({"config": dataclasses.replace(base, **fields), "trial": t})
     keys = [sweep.key(sweep.head(job["config"], job["trial"])) for job in jobs]
-    with sweep_log(out, base, keys, sweep.key, resume=search.resume) as (done, append):
+    log = sweep_log(out, base, keys, sweep.key, resume=search.resume, overwrite=search.overwrite)
+    with log as (done, append):
         todo = [job for job, k in zip(jobs, keys, strict=True) if k not in done]
         run_trials(
             sweep.record, todo, n_jobs=search.n_jobs, backend=search.backend,
