@@ -62,8 +62,8 @@ class SearchOptions:
         overwrite: start afresh even if ``<out>`` holds a sweep.
 
     Raises:
-        CLIError: ``--seeds needs at least one seed`` when ``seeds`` is empty;
-            ``scheduler`` with another backend than ``loky`` or without Dask.
+        CLIError: ``--seeds needs at least one seed`` when ``seeds`` is empty; ``resume``
+            with ``overwrite``; ``scheduler`` with a backend but ``loky`` or without Dask.
     """
 
     trials: int
@@ -269,8 +269,8 @@ def run_search(
 
     Raises:
         CLIError: a bad search range, a failing joblib backend or Dask scheduler,
-            a ``--resume`` without a sweep or with other settings (and whatever
-            ``groups`` raises).
+            a ``--resume`` without a sweep or with other settings, a sweep in the
+            folder without either (and whatever ``groups`` raises).
     """
     lr = search_range(search.lr_range)
     tau = None if search.tau_range is None else search_range(search.tau_range)

@@ -36,6 +36,10 @@ _VALIDATE = [True]
 def set_validation(enabled: bool) -> None:
     """Turn the value checks (NaN, +inf, negative costs) of the layers on or off.
 
+    The checks that a recursive Gumbel-max trace fits the scores it is scored
+    with (its item count, root, lengths and indices) read it too, and are
+    value checks as well: off, a trace of other logits is not refused.
+
     Value checks read the data (a host synchronisation on a GPU); shape, dtype
     and option checks stay on. They are skipped while ``torch.compile`` traces.
     """

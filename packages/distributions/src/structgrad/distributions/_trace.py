@@ -83,11 +83,12 @@ def check_trace_lengths(drawn: Tensor, lengths: Tensor | None, n: int, name: str
     want = lengths.to(drawn)
     # (another batch shape is the caller's error, reported with the batch shapes)
     if want.shape == drawn.shape and bool((drawn != want).any()):
-        row = int(torch.nonzero((drawn != want).flatten())[0])
+        index = tuple(int(i) for i in torch.nonzero(drawn != want)[0])
+        where = index[0] if len(index) == 1 else index  # the batch index, unflattened
         raise ValueError(
-            f"{name}: the trace was not drawn with these lengths (instance {row}: drawn "
-            f"with {drawn.flatten()[row].item()} of n = {n} items, scored with lengths "
-            f"{want.flatten()[row].item()})"
+            f"{name}: the trace was not drawn with these lengths (instance {where}: drawn "
+            f"with {drawn[index].item()} of n = {n} items, scored with lengths "
+            f"{want[index].item()})"
         )
 
 

@@ -136,7 +136,8 @@ def arborescence_steps(
     against them.
 
     Raises:
-        ValueError: if the trace was drawn with another root.
+        ValueError: if the trace was drawn with another root or other
+            ``lengths`` (value checks, see ``set_validation``).
     """
     n = event[-1]
     edges = torch.as_tensor(trace.edges, device=device)  # [*, S, 2]

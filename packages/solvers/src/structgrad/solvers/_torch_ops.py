@@ -31,45 +31,49 @@ from ._validate import check_int, check_lengths, check_shape
 __all__ = [
     "binary_tree",
     "crossing_matching",
+    "fake_like",
     "grid_shortest_path",
+    "lengths_tensor",
     "linear_assignment",
     "max_arborescence",
     "max_spanning_tree",
+    "register_op",
     "top_k",
 ]
 
 
-def _like(scores: Tensor) -> Tensor:
+def fake_like(scores: Tensor) -> Tensor:
     """Fake output: the shape of ``scores`` in its floating dtype (solutions are 0/1)."""
     dtype = scores.dtype if scores.is_floating_point() else torch.get_default_dtype()
     return torch.empty(scores.shape, dtype=dtype, device=scores.device)
 
 
-def _register(
+def register_op(
     name: str,
-    solve: Callable[..., Tensor],
+    solve: Callable[..., Any],
     cuda: Callable[..., Tensor] | None = None,
-    fake: Callable[..., Tensor] | None = None,
+    fake: Callable[..., Any] | None = None,
 ) -> Any:
-    """``solve`` as the op ``structgrad::<name>``.
+    """``solve`` as the op ``structgrad::<name>``, called on detached floating scores.
 
-    ``cuda``: the op's CUDA kernel (default: ``solve``, through the host);
-    ``fake``: its fake output (default: :func:`_like` of the scores).
+    ``solve`` returns a tensor or a tuple of tensors (the trace ops of
+    :mod:`structgrad.solvers._torch_trace_ops`); ``cuda``: the op's CUDA
+    kernel (default: ``solve``, through the host); ``fake``: its fake output
+    (default: :func:`fake_like` of the scores).
     """
     op = torch.library.custom_op(f"structgrad::{name}", solve, mutates_args=())
-    op.register_fake(fake or (lambda scores, *args: _like(scores)))
+    op.register_fake(fake or (lambda scores, *args: fake_like(scores)))
     if cuda is not None:
         op.register_kernel("cuda", cuda)
 
-    def call(scores: Tensor, *args: Any) -> Tensor:
+    def call(scores: Tensor, *args: Any) -> Any:
         # Solutions are 0/1 constants of the scores: no gradient flows through a
         # solver (as on the host path), and the op has no autograd formula to
         # refuse a backward with. Integer scores get the default dtype, as there.
         scores = scores.detach()
         if not scores.is_floating_point():
             scores = scores.to(torch.get_default_dtype())
-        out: Tensor = op(scores, *args)
-        return out
+        return op(scores, *args)
 
     return call
 
@@ -160,40 +164,42 @@ def _grid_shortest_path(scores: Tensor) -> Tensor:
     return out
 
 
-top_k = _register("top_k", _top_k, _cuda_top_k)
-linear_assignment = _register("linear_assignment", _linear_assignment, _cuda_linear_assignment)
-grid_shortest_path = _register("grid_shortest_path", _grid_shortest_path, _cuda_grid_shortest_path)
-_tree_op = _register("max_spanning_tree", _max_spanning_tree, _cuda_max_spanning_tree)
-_arborescence_op = _register("max_arborescence", _max_arborescence)
-crossing_matching = _register("crossing_matching", _crossing_matching)
+top_k = register_op("top_k", _top_k, _cuda_top_k)
+linear_assignment = register_op("linear_assignment", _linear_assignment, _cuda_linear_assignment)
+grid_shortest_path = register_op(
+    "grid_shortest_path", _grid_shortest_path, _cuda_grid_shortest_path
+)
+_tree_op = register_op("max_spanning_tree", _max_spanning_tree, _cuda_max_spanning_tree)
+_arborescence_op = register_op("max_arborescence", _max_arborescence)
+crossing_matching = register_op("crossing_matching", _crossing_matching)
 
 
 def _square(scores: Tensor, *args: Any) -> Tensor:
     """Fake output ``[..., n, n]`` of ``[..., n]`` scores (binary_tree's adjacency)."""
-    return _like(scores.unsqueeze(-1).expand(*scores.shape, scores.shape[-1]))
+    return fake_like(scores.unsqueeze(-1).expand(*scores.shape, scores.shape[-1]))
 
 
-_binary_tree_op = _register("binary_tree", _binary_tree, fake=_square)
+_binary_tree_op = register_op("binary_tree", _binary_tree, fake=_square)
 
 
-def _lengths(lengths: Any, like: Tensor) -> Tensor | None:
+def lengths_tensor(lengths: Any, like: Tensor) -> Tensor | None:
     # The ops take lengths as a tensor (or None); lists and arrays are converted.
     return None if lengths is None else torch.as_tensor(lengths, device=like.device)
 
 
 def max_spanning_tree(scores: Tensor, lengths: Any) -> Tensor:
     """The op of :func:`structgrad.solvers.max_spanning_tree` (any lengths)."""
-    out: Tensor = _tree_op(scores, _lengths(lengths, scores))
+    out: Tensor = _tree_op(scores, lengths_tensor(lengths, scores))
     return out
 
 
 def binary_tree(scores: Tensor, lengths: Any) -> Tensor:
     """The op of :func:`structgrad.solvers.binary_tree` (any lengths)."""
-    out: Tensor = _binary_tree_op(scores, _lengths(lengths, scores))
+    out: Tensor = _binary_tree_op(scores, lengths_tensor(lengths, scores))
     return out
 
 
 def max_arborescence(scores: Tensor, root: int, lengths: Any) -> Tensor:
     """The op of :func:`structgrad.solvers.max_arborescence` (any lengths)."""
-    out: Tensor = _arborescence_op(scores, root, _lengths(lengths, scores))
+    out: Tensor = _arborescence_op(scores, root, lengths_tensor(lengths, scores))
     return out

@@ -25,7 +25,7 @@ from ._binary_tree import BinaryTreeTrace
 from ._matching import CrossingTrace
 from ._spanning_tree import SpanningTreeTrace
 from ._topk import TopKTrace
-from ._torch_ops import _lengths, _like
+from ._torch_ops import fake_like, lengths_tensor, register_op
 
 __all__ = [
     "binary_tree_trace",
@@ -41,23 +41,6 @@ def _index(scores: Tensor, *shape: int, dtype: torch.dtype = torch.int64) -> Ten
     return torch.empty((*scores.shape[:-2], *shape), dtype=dtype, device=scores.device)
 
 
-def _op(name: str, solve: Any, fake: Any) -> Any:
-    """``solve`` as the op ``structgrad::<name>``, called on detached floating scores."""
-    op = torch.library.custom_op(f"structgrad::{name}", solve, mutates_args=())
-    op.register_fake(fake)
-
-    def call(scores: Tensor, *args: Any) -> tuple[Tensor, ...]:
-        # As for the plain ops: solutions and traces are constants of the scores
-        # (no gradient), and integer scores get the default floating dtype.
-        scores = scores.detach()
-        if not scores.is_floating_point():
-            scores = scores.to(torch.get_default_dtype())
-        out: tuple[Tensor, ...] = op(scores, *args)
-        return out
-
-    return call
-
-
 # The host kernels: each solver's numpy path, its trace flattened into a tuple.
 def _top_k(scores: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     from ._topk import _on_host
@@ -70,7 +53,7 @@ def _top_k_fake(scores: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     batch = scores.shape[:-1]
     # (a k < 0 gets the kernel's ValueError when the op runs, not torch.empty's)
     index = torch.empty((*batch, max(k, 0)), dtype=torch.int64, device=scores.device)
-    return _like(scores), index, torch.empty(batch, dtype=torch.int64, device=scores.device)
+    return fake_like(scores), index, torch.empty(batch, dtype=torch.int64, device=scores.device)
 
 
 def _tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -82,7 +65,7 @@ def _tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tenso
 
 def _tree_fake(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     n = scores.shape[-1]
-    return _like(scores), _index(scores, n - 1, 2), _index(scores, n - 1, n)
+    return fake_like(scores), _index(scores, n - 1, 2), _index(scores, n - 1, n)
 
 
 def _arborescence(
@@ -100,7 +83,7 @@ def _arborescence_fake(
     n = scores.shape[-1]
     steps = max(1, 2 * n - 3)  # the trace's padded length (see ArborescenceTrace)
     members = _index(scores, steps, n, dtype=torch.bool)
-    return _like(scores), _index(scores, steps, 2), members, _index(scores)
+    return fake_like(scores), _index(scores, steps, 2), members, _index(scores)
 
 
 def _crossing(scores: Tensor) -> tuple[Tensor, Tensor]:
@@ -111,7 +94,7 @@ def _crossing(scores: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _crossing_fake(scores: Tensor) -> tuple[Tensor, Tensor]:
-    return _like(scores), _index(scores, scores.shape[-1], 2)
+    return fake_like(scores), _index(scores, scores.shape[-1], 2)
 
 
 def _binary_tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -124,16 +107,16 @@ def _binary_tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor
 def _binary_tree_fake(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     n = scores.shape[-1]
     batch = scores.shape[:-1]
-    square = _like(scores.unsqueeze(-1).expand(*batch, n, n))
+    square = fake_like(scores.unsqueeze(-1).expand(*batch, n, n))
     spans = torch.empty((*batch, n, 2), dtype=torch.int64, device=scores.device)
     return square, spans, torch.empty((*batch, n), dtype=torch.int64, device=scores.device)
 
 
-_top_k_op = _op("top_k_trace", _top_k, _top_k_fake)
-_tree_op = _op("max_spanning_tree_trace", _tree, _tree_fake)
-_arborescence_op = _op("max_arborescence_trace", _arborescence, _arborescence_fake)
-_crossing_op = _op("crossing_matching_trace", _crossing, _crossing_fake)
-_binary_tree_op = _op("binary_tree_trace", _binary_tree, _binary_tree_fake)
+_top_k_op = register_op("top_k_trace", _top_k, fake=_top_k_fake)
+_tree_op = register_op("max_spanning_tree_trace", _tree, fake=_tree_fake)
+_arborescence_op = register_op("max_arborescence_trace", _arborescence, fake=_arborescence_fake)
+_crossing_op = register_op("crossing_matching_trace", _crossing, fake=_crossing_fake)
+_binary_tree_op = register_op("binary_tree_trace", _binary_tree, fake=_binary_tree_fake)
 
 
 def top_k_trace(scores: Tensor, k: int) -> tuple[Tensor, TopKTrace]:
@@ -144,7 +127,7 @@ def top_k_trace(scores: Tensor, k: int) -> tuple[Tensor, TopKTrace]:
 
 def max_spanning_tree_trace(scores: Tensor, lengths: Any) -> tuple[Tensor, SpanningTreeTrace]:
     """The op of ``max_spanning_tree(scores, lengths=..., return_trace=True)``."""
-    adjacency, edges, components = _tree_op(scores, _lengths(lengths, scores))
+    adjacency, edges, components = _tree_op(scores, lengths_tensor(lengths, scores))
     return adjacency, SpanningTreeTrace(edges, components)
 
 
@@ -152,7 +135,9 @@ def max_arborescence_trace(
     scores: Tensor, root: int, lengths: Any
 ) -> tuple[Tensor, ArborescenceTrace]:
     """The op of ``max_arborescence(scores, root=..., lengths=..., return_trace=True)``."""
-    adjacency, edges, members, n_steps = _arborescence_op(scores, root, _lengths(lengths, scores))
+    adjacency, edges, members, n_steps = _arborescence_op(
+        scores, root, lengths_tensor(lengths, scores)
+    )
     return adjacency, ArborescenceTrace(edges=edges, members=members, n_steps=n_steps)
 
 
@@ -164,5 +149,5 @@ def crossing_matching_trace(scores: Tensor) -> tuple[Tensor, CrossingTrace]:
 
 def binary_tree_trace(scores: Tensor, lengths: Any) -> tuple[Tensor, BinaryTreeTrace]:
     """The op of ``binary_tree(scores, lengths=..., return_trace=True)``."""
-    adjacency, spans, depth = _binary_tree_op(scores, _lengths(lengths, scores))
+    adjacency, spans, depth = _binary_tree_op(scores, lengths_tensor(lengths, scores))
     return adjacency, BinaryTreeTrace(spans, depth)

@@ -140,6 +140,13 @@ def trace_log_prob(structure: str, trace: Any, logits: Tensor, **options: Any) -
 
     Returns:
         ``[*batch]`` log-probabilities, differentiable in ``logits``.
+
+    Raises:
+        ValueError: the logits' checks (as :func:`sample_with_trace`), or a
+            trace that does not fit them: another shape, batch, ``k``, root or
+            item count, or ``lengths`` other than those it was drawn with (these
+            read the trace: value checks, off with ``set_validation(False)``
+            and while ``torch.compile`` traces, except shape, batch and ``k``).
     """
     flat, chosen, candidates = _flat_steps(structure, trace, logits, options)
     return steps_log_prob(flat, chosen, candidates)
@@ -167,6 +174,9 @@ def conditional_utilities(
 
     Returns:
         ``[*batch, *event]`` utilities, differentiable in ``logits``.
+
+    Raises:
+        ValueError: as :func:`trace_log_prob`.
     """
     flat, chosen, candidates = _flat_steps(structure, trace, logits, options)
     return steps_conditional(flat, chosen, candidates, generator=generator).reshape(logits.shape)

@@ -76,7 +76,9 @@ class MovingAverage(nn.Module):
         # (aot_eager, inductor) drop an in-place update of a 0-dim float64
         # buffer, and AOTAutograd's backward would recompute a value read
         # before the update (NVIL's residual) from the updated buffer.
-        self.average = self.average * self.decay + (1.0 - self.decay) * mean
+        # (in the buffer's own dtype, as an in-place update keeps it after a cast)
+        new = self.average * self.decay + (1.0 - self.decay) * mean
+        self.average = new.to(self.average.dtype)
         self.steps = self.steps + 1
 
     def extra_repr(self) -> str:

@@ -121,7 +121,8 @@ class RELAX(ScoreLayer):
         # only the default critic is known to support (a user's critic may
         # update its buffers in place, e.g. batch norm, or read values): a
         # user's critic runs eagerly, a graph break, as every critic did before.
-        if torch.compiler.is_compiling() and not isinstance(self.critic, UtilityCritic):
+        # (the class itself: a subclass may add what torch.func.grad refuses)
+        if torch.compiler.is_compiling() and type(self.critic) is not UtilityCritic:
             return self._eager_critic_terms(draw, generator)
         return self._terms(draw, generator)
 
