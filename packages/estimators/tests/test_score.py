@@ -379,3 +379,14 @@ def test_a_layer_with_a_draw_copies_and_pickles(preset: str) -> None:
     torch.save(layer, io.BytesIO())
     z = model["latent"](torch.randn(2, 6))
     assert model["latent"].attach(z.sum(-1), z).shape == (*z.shape[:-1],)
+
+
+def test_moving_average_keeps_its_dtype_after_a_cast() -> None:
+    """Its buffers are replaced on update (see MovingAverage.update), in their own dtype."""
+    ema = E.MovingAverage(0.5).float()
+    ema.update(torch.tensor([1.0, 3.0], dtype=torch.float64))
+    ema.update(torch.tensor([4.0]))
+    assert ema.average.dtype == torch.float32 and ema.steps.dtype == torch.int64
+    # 0.5 · (0.5 · 0 + 0.5 · 2) + 0.5 · 4 = 2.5, corrected by 1 − 0.5² = 0.75
+    assert ema.average.item() == 2.5 and int(ema.steps) == 2
+    torch.testing.assert_close(ema.value(torch.zeros(())), torch.tensor(2.5 / 0.75))

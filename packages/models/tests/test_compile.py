@@ -186,11 +186,14 @@ def test_moving_average_steps_compile(method: str, dtype: torch.dtype) -> None:
 
 # Dynamo, resuming after the graph break, looks at a non-leaf tensor's .grad (torch's warning).
 @pytest.mark.filterwarnings("ignore:The .grad attribute of a Tensor that is not a leaf")
-def test_relax_with_a_batch_norm_critic_compiles_with_graph_breaks() -> None:
+@pytest.mark.parametrize("subclass", [False, True])
+def test_relax_with_a_batch_norm_critic_compiles_with_graph_breaks(subclass: bool) -> None:
     """A user's critic runs eagerly inside a compiled step (batch norm updates buffers).
 
-    ``torch.func.grad`` refuses such a critic: only the default critic is traced.
+    ``torch.func.grad`` refuses such a critic: only the default critic's own
+    class is traced (a subclass of it may add batch norm too).
     """
+    from structgrad.estimators.score import UtilityCritic
 
     class Critic(torch.nn.Module):
         def __init__(self) -> None:
@@ -202,7 +205,16 @@ def test_relax_with_a_batch_norm_critic_compiles_with_graph_breaks() -> None:
             u = torch.where(torch.isfinite(u), u, torch.zeros_like(u))
             return self.output(torch.tanh(self.norm(self.input(u)))).squeeze(-1)
 
-    layer = latent("k_subset", "relax", k=3, critic=Critic()).double()
+    class NormedCritic(UtilityCritic):
+        def __init__(self) -> None:
+            super().__init__((8,), hidden=4)
+            self.norm = torch.nn.BatchNorm1d(1)
+
+        def forward(self, u: torch.Tensor, used: torch.Tensor | None = None) -> torch.Tensor:
+            return self.norm(super().forward(u, used).unsqueeze(-1)).squeeze(-1)
+
+    critic = NormedCritic() if subclass else Critic()
+    layer = latent("k_subset", "relax", k=3, critic=critic).double()
     state = copy.deepcopy(layer.state_dict())
     logits = torch.randn(5, 8, dtype=torch.float64)
 
