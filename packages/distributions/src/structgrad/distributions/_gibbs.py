@@ -77,6 +77,11 @@ class _Gibbs(StructuredLaw):
         log_p = torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))
         return log_p.to(self.logits.dtype)
 
+    @lazy_property
+    def _wide_log_partition(self) -> Tensor:
+        """:attr:`log_partition` in float64 (for float32 logits' ``log_prob``)."""
+        return self.structure.log_partition(self.logits.double(), **self.options)
+
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""
         # (float32 lost H to rounding, 1e-3 at |θ| = 1e4; past 1e6 its gradient was NaN)
@@ -200,9 +205,6 @@ def _same_support(p: _Gibbs, q: _Gibbs) -> None:
         raise ValueError("kl_divergence: the two laws have different lengths")
 
 
-_WIDE_LOG_Z = "_exact_log_partition_cache"  # the float64 log Z that the helper below caches
-
-
 def _exact_log_partition(law: _Gibbs) -> tuple[Tensor, Tensor]:
     """``(θ, log Z)`` of ``law``, in float64 when its logits are float32.
 
@@ -212,15 +214,7 @@ def _exact_log_partition(law: _Gibbs) -> tuple[Tensor, Tensor]:
     """
     if law.logits.dtype != torch.float32:
         return law.logits, law.log_partition
-    # Cached on the law as its lazy properties are (an expanded law starts
-    # without), and like them computed with gradients on: a first log_prob
-    # under no_grad must not cache a log Z that later ones cannot differentiate.
-    log_z: Tensor | None = getattr(law, _WIDE_LOG_Z, None)
-    if log_z is None:
-        with torch.enable_grad():
-            log_z = law.structure.log_partition(law.logits.double(), **law.options)
-        setattr(law, _WIDE_LOG_Z, log_z)
-    return law.logits.double(), log_z
+    return law.logits.double(), law._wide_log_partition
 
 
 def _exact_marginals(law: _Gibbs) -> tuple[Tensor, Tensor, Tensor]:

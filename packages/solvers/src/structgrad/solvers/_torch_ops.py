@@ -32,6 +32,7 @@ __all__ = [
     "binary_tree",
     "crossing_matching",
     "fake_like",
+    "fake_square",
     "grid_shortest_path",
     "lengths_tensor",
     "linear_assignment",
@@ -174,12 +175,12 @@ _arborescence_op = register_op("max_arborescence", _max_arborescence)
 crossing_matching = register_op("crossing_matching", _crossing_matching)
 
 
-def _square(scores: Tensor, *args: Any) -> Tensor:
+def fake_square(scores: Tensor, *args: Any) -> Tensor:
     """Fake output ``[..., n, n]`` of ``[..., n]`` scores (binary_tree's adjacency)."""
     return fake_like(scores.unsqueeze(-1).expand(*scores.shape, scores.shape[-1]))
 
 
-_binary_tree_op = register_op("binary_tree", _binary_tree, fake=_square)
+_binary_tree_op = register_op("binary_tree", _binary_tree, fake=fake_square)
 
 
 def lengths_tensor(lengths: Any, like: Tensor) -> Tensor | None:

@@ -25,7 +25,7 @@ from ._binary_tree import BinaryTreeTrace
 from ._matching import CrossingTrace
 from ._spanning_tree import SpanningTreeTrace
 from ._topk import TopKTrace
-from ._torch_ops import fake_like, lengths_tensor, register_op
+from ._torch_ops import fake_like, fake_square, lengths_tensor, register_op
 
 __all__ = [
     "binary_tree_trace",
@@ -36,9 +36,10 @@ __all__ = [
 ]
 
 
-def _index(scores: Tensor, *shape: int, dtype: torch.dtype = torch.int64) -> Tensor:
-    """Fake index output ``[*batch, *shape]`` on the scores' device."""
-    return torch.empty((*scores.shape[:-2], *shape), dtype=dtype, device=scores.device)
+def _index(scores: Tensor, event_dim: int, *shape: int, dtype: torch.dtype = torch.int64) -> Tensor:
+    """Fake index output ``[*batch, *shape]`` for scores with ``event_dim`` event dims."""
+    batch = scores.shape[: scores.ndim - event_dim]
+    return torch.empty((*batch, *shape), dtype=dtype, device=scores.device)
 
 
 # The host kernels: each solver's numpy path, its trace flattened into a tuple.
@@ -50,10 +51,8 @@ def _top_k(scores: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _top_k_fake(scores: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
-    batch = scores.shape[:-1]
     # (a k < 0 gets the kernel's ValueError when the op runs, not torch.empty's)
-    index = torch.empty((*batch, max(k, 0)), dtype=torch.int64, device=scores.device)
-    return fake_like(scores), index, torch.empty(batch, dtype=torch.int64, device=scores.device)
+    return fake_like(scores), _index(scores, 1, max(k, 0)), _index(scores, 1)
 
 
 def _tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -65,7 +64,7 @@ def _tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tenso
 
 def _tree_fake(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     n = scores.shape[-1]
-    return fake_like(scores), _index(scores, n - 1, 2), _index(scores, n - 1, n)
+    return fake_like(scores), _index(scores, 2, n - 1, 2), _index(scores, 2, n - 1, n)
 
 
 def _arborescence(
@@ -82,8 +81,8 @@ def _arborescence_fake(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     n = scores.shape[-1]
     steps = max(1, 2 * n - 3)  # the trace's padded length (see ArborescenceTrace)
-    members = _index(scores, steps, n, dtype=torch.bool)
-    return fake_like(scores), _index(scores, steps, 2), members, _index(scores)
+    members = _index(scores, 2, steps, n, dtype=torch.bool)
+    return fake_like(scores), _index(scores, 2, steps, 2), members, _index(scores, 2)
 
 
 def _crossing(scores: Tensor) -> tuple[Tensor, Tensor]:
@@ -94,7 +93,7 @@ def _crossing(scores: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _crossing_fake(scores: Tensor) -> tuple[Tensor, Tensor]:
-    return fake_like(scores), _index(scores, scores.shape[-1], 2)
+    return fake_like(scores), _index(scores, 2, scores.shape[-1], 2)
 
 
 def _binary_tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
@@ -106,10 +105,7 @@ def _binary_tree(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor
 
 def _binary_tree_fake(scores: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor, Tensor]:
     n = scores.shape[-1]
-    batch = scores.shape[:-1]
-    square = fake_like(scores.unsqueeze(-1).expand(*batch, n, n))
-    spans = torch.empty((*batch, n, 2), dtype=torch.int64, device=scores.device)
-    return square, spans, torch.empty((*batch, n), dtype=torch.int64, device=scores.device)
+    return fake_square(scores), _index(scores, 1, n, 2), _index(scores, 1, n)
 
 
 _top_k_op = register_op("top_k_trace", _top_k, fake=_top_k_fake)
