@@ -320,9 +320,9 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP"])
+@pytest.mark.parametrize("signum", ["SIGTERM", "SIGHUP", "SIGKILL"])
 def test_a_stopped_sweep_ends_its_workers(tmp_path, signum):
-    """A SIGTERM/SIGHUP to the sweep ends its loky workers, which otherwise train on."""
+    """A SIGTERM/SIGHUP/SIGKILL to the sweep ends its loky workers, which otherwise train on."""
     import os
     import signal
     import subprocess
@@ -336,8 +336,10 @@ def test_a_stopped_sweep_ends_its_workers(tmp_path, signum):
         time.sleep(0.1)
     workers = [int(p.read_text()) for p in tmp_path.glob("*.pid")]
     assert len(workers) == 2
-    sweep.send_signal(getattr(signal, signum))
-    assert sweep.wait(timeout=60) == 128 + getattr(signal, signum)
+    number = getattr(signal, signum)
+    sweep.send_signal(number)
+    # Python's handler exits with 128 + signal; a SIGKILL is the child's -signal.
+    assert sweep.wait(timeout=60) == (-number if signum == "SIGKILL" else 128 + number)
 
     def alive(pid):
         try:

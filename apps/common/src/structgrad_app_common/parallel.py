@@ -4,14 +4,17 @@ Trials run through joblib: local processes (``loky``) by default, ``threading``
 or ``multiprocessing``; or, given the address of a Dask scheduler, on that
 cluster through joblib's ``dask`` backend (``pip install "dask[distributed]"``).
 Results are handed back as they finish (``on_result``) and returned in task order.
-A SIGTERM or SIGHUP to the sweep ends its local workers too (they kept training).
+A SIGTERM or SIGHUP to the sweep ends its local workers too (they kept training),
+and a local worker whose sweep was killed (SIGKILL, out of memory) ends itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -82,7 +85,7 @@ def ending_workers_on_signals() -> Iterator[None]:
     end this process alone and leave them training into the run folders that
     a ``--resume`` started next would use. Outside the main thread (where
     Python cannot set handlers) the block runs unchanged. SIGKILL cannot be
-    caught: workers of a killed sweep run to the end of their current trial.
+    caught: the workers of a killed sweep end themselves (:func:`_end_with_parent`).
     """
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -100,8 +103,36 @@ def ending_workers_on_signals() -> Iterator[None]:
             signal.signal(kind, handler)
 
 
-def _indexed(index: int, fn: Callable[..., Any], task: Mapping[str, Any]) -> tuple[int, Any]:
+#: Seconds between a local worker's checks that its sweep is alive.
+PARENT_POLL = 1.0
+_watched: set[int] = set()
+
+
+def _end_with_parent(sweep: int) -> None:
+    """In a local worker process of the sweep ``sweep`` (a pid), exit once the sweep is gone.
+
+    A killed process cannot stop its children, and joblib's workers would train
+    on into the run folders of a ``--resume``; the worker is reparented when its
+    sweep dies, so a daemon thread polls the parent pid. Threads of the sweep
+    itself and Dask workers (whose parent is not the sweep) are left alone.
+    """
+    if os.getppid() != sweep or sweep in _watched:
+        return
+    _watched.add(sweep)
+
+    def watch() -> None:
+        while os.getppid() == sweep:
+            time.sleep(PARENT_POLL)
+        os._exit(1)  # no cleanup: the trial's checkpoints are written atomically
+
+    threading.Thread(target=watch, name="end-with-sweep", daemon=True).start()
+
+
+def _indexed(
+    index: int, fn: Callable[..., Any], task: Mapping[str, Any], sweep: int
+) -> tuple[int, Any]:
     """``(index, fn(**task))``: a result that names its task (results come as they finish)."""
+    _end_with_parent(sweep)
     return index, fn(**task)
 
 
@@ -139,7 +170,7 @@ def run_parallel(
     from joblib import Parallel, delayed, parallel_config
 
     unordered = "generator_unordered"  # results come as they finish
-    calls = [delayed(_indexed)(i, fn, task) for i, task in enumerate(tasks)]
+    calls = [delayed(_indexed)(i, fn, task, os.getpid()) for i, task in enumerate(tasks)]
     results: dict[int, Any] = {}
 
     def collect(runner: Any) -> list[Any]:
