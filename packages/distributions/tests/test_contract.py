@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
-from structgrad.distributions import LatentLayer, structure
+from structgrad.distributions import (
+    Arborescence,
+    KSubset,
+    LatentLayer,
+    PerturbAndMAP,
+    SpanningTree,
+    structure,
+)
 from structgrad.distributions.checks import RENAMED, check_options
 
 
@@ -18,6 +27,31 @@ def test_check_options_accepts_known_names() -> None:
 def test_old_names_say_the_new_one(old: str, new: str) -> None:
     with pytest.raises(ValueError, match=f"^f: option '{old}' is now called '{new}'$"):
         check_options("f", {old: 1.0}, ("tau", "tau_target"))
+
+
+_LAWS = {
+    "KSubset": lambda **o: KSubset(torch.randn(5), 2, **o),
+    "SpanningTree": lambda **o: SpanningTree(torch.randn(4, 4), **o),
+    "Arborescence": lambda **o: Arborescence(torch.randn(4, 4), **o),
+    "PerturbAndMAP('k_subset')": lambda **o: PerturbAndMAP("k_subset", torch.randn(5), k=2, **o),
+    "PerturbAndMAP('matching')": lambda **o: PerturbAndMAP("matching", torch.randn(4, 4), **o),
+}
+
+
+@pytest.mark.parametrize("law", sorted(_LAWS))
+@pytest.mark.parametrize("old", ["temperature", "sigma"])
+def test_the_laws_name_tau_for_an_old_option_name(law: str, old: str) -> None:
+    # A plain TypeError (KSubset) or the structure's options alone (PerturbAndMAP
+    # takes tau too) would not send the caller to 'tau'.
+    with pytest.raises(ValueError, match=f"^{re.escape(law)}: option '{old}' is now called 'tau'$"):
+        _LAWS[law](**{old: 0.5})
+
+
+@pytest.mark.parametrize("law", sorted(_LAWS))
+def test_the_laws_list_what_they_take_for_an_unknown_option(law: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown option\(s\) bogus; it takes .*tau"):
+        _LAWS[law](bogus=1)
+    assert _LAWS[law](tau=0.5).tau == 0.5
 
 
 def test_an_old_name_that_is_accepted_is_not_renamed() -> None:

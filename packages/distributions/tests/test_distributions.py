@@ -68,7 +68,10 @@ def test_validate_args_rejects_non_binary_values() -> None:
         (lambda: KSubset(torch.randn(3), 4), "k must lie"),
         (lambda: KSubset(torch.randn(3), 1, tau=0.0), "tau"),
         (lambda: PlackettLuce(torch.randn(())), "logits must have shape"),
-        (lambda: PerturbAndMAP("k_subset", torch.randn(3), kk=1), "accepted: k"),
+        (
+            lambda: PerturbAndMAP("k_subset", torch.randn(3), kk=1),
+            "unknown option\\(s\\) kk; it takes k, tau",
+        ),
         (lambda: PerturbAndMAP("nope", torch.randn(3)), "unknown name"),
     ],
 )

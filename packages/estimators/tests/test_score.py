@@ -310,6 +310,10 @@ def test_errors():
     layer(theta)
     with pytest.raises(ValueError, match=r"\[K, \*batch\] = \(2, 3\)"):
         layer.attach(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"floating torch.Tensor, got torch.int64$"):
+        layer.attach(torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"floating torch.Tensor, got list$"):
+        layer.attach([0.0, 1.0])
     z = layer.last_draw.sample
     layer.attach(torch.zeros(2, 3), z)  # the sample names its draw
     assert layer.last_draw is None  # attached: the layer keeps nothing of the graph

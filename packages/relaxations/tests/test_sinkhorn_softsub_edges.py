@@ -109,6 +109,26 @@ def test_relaxed_top_k_wide_spreads_pick_each_item_once() -> None:
     assert torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_relaxed_top_k_resolves_small_scores_beside_huge_ones(dtype: torch.dtype) -> None:
+    # Shifted once by the leader, 0 and 1 rounded together beside 1e8 (float32)
+    # or 1e16 (float64), and 1e36 / 1e-3 overflowed after the first exclusion (NaN).
+    big = 1e8 if dtype == torch.float32 else 1e16
+    for x in ([0.0, big, -big, 1.0], [0.0, 1e36, 1.0, -1e36]):
+        scores = torch.tensor(x, dtype=dtype, requires_grad=True)
+        out = relaxed_top_k(scores, 2, 1e-3, noise=False)
+        torch.testing.assert_close(out.detach(), solvers.top_k(scores.detach(), 2))
+        out[0].backward()
+        assert torch.isfinite(scores.grad).all()
+    # A common offset is still removed exactly: the noise keeps its digits.
+    base = torch.randint(-4, 5, (2, 6)).float() * 2  # + 3e7 is exact (spacing 2)
+    draws = [
+        relaxed_top_k(b, 3, 0.5, generator=torch.Generator().manual_seed(3))
+        for b in (base, base + 3e7)
+    ]
+    torch.testing.assert_close(draws[0], draws[1], atol=1e-5, rtol=0)
+
+
 def test_learned_tau_with_neg_inf_logits() -> None:
     """Every tau-scaled relaxation: a finite tau gradient beside -inf scores."""
     row = torch.tensor([0.5, -math.inf, 1.0, -0.3])

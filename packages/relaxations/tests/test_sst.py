@@ -124,6 +124,8 @@ def test_huge_scores_at_tiny_tau(dtype: torch.dtype) -> None:
             sst("spanning_tree", w, 1e-8)
     else:
         assert torch.isfinite(sst("spanning_tree", w, 1e-8)).all()
+        with pytest.raises(ValueError, match=r"float64 \(.*\): use a larger tau$"):
+            sst("spanning_tree", w * 1e10, 1e-300)  # float64 scores: no "use float64"
 
 
 def _gumbel(like: torch.Tensor, seed: int) -> torch.Tensor:
@@ -234,6 +236,35 @@ def test_float32_gumbel_sinkhorn_ignores_a_common_offset(offset: float) -> None:
     torch.testing.assert_close(
         got, gumbel_sinkhorn(base, 0.5, generator=_seed(1)), atol=1e-5, rtol=0
     )
+
+
+@pytest.mark.parametrize("structure", ["spanning_tree", "arborescence"])
+def test_a_padded_one_vertex_graph(structure: str) -> None:
+    # Every entry of item 0 masked (its length is 1): no finite score sets an
+    # offset, which was taken as -inf and made NaN of the -inf entries.
+    x = torch.randn(2, 4, 4, dtype=torch.float64)
+    x[0] = -math.inf
+    out = sst(structure, x, 0.5, lengths=torch.tensor([1, 4]), generator=_seed(0))
+    assert torch.equal(out[0], torch.zeros(4, 4, dtype=torch.float64))
+    assert torch.isfinite(out).all() and out[1].sum() > 0
+
+
+def test_matching_without_a_finite_off_diagonal_entry() -> None:
+    # n = 1, and a matrix that allows the identity alone: the offset is read
+    # off the diagonal, where nothing is finite.
+    one = torch.randn(2, 1, 1, dtype=torch.float64)
+    assert torch.equal(sst("matching", one, 0.5), torch.ones_like(one))
+    assert torch.equal(gumbel_sinkhorn(one, 0.5), torch.ones_like(one))
+    eye = torch.full((3, 3), -math.inf).fill_diagonal_(0.5)
+    torch.testing.assert_close(sst("matching", eye, 0.5, straight_through=True), torch.eye(3))
+    torch.testing.assert_close(gumbel_sinkhorn(eye, 0.5), torch.eye(3))
+
+
+def test_without_offset_of_an_instance_with_nothing_read() -> None:
+    x = torch.tensor([[-math.inf, 2.0], [3.0, 3.5]])
+    read = torch.tensor([True, False])
+    want = torch.tensor([[-math.inf, 2.0], [0.0, 0.5]])
+    torch.testing.assert_close(without_offset(x, 1, read.expand(2, 2)), want)
 
 
 def test_without_offset_leaves_wide_scores_alone() -> None:

@@ -16,7 +16,7 @@ References:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -124,9 +124,14 @@ class KSubset(_Gibbs):
     structure_name = "k_subset"
 
     def __init__(
-        self, logits: Tensor, k: int, tau: float | Tensor = 1.0, validate_args: bool | None = None
+        self,
+        logits: Tensor,
+        k: int,
+        tau: float | Tensor = 1.0,
+        validate_args: bool | None = None,
+        **unknown: Any,
     ) -> None:
-        self._setup(self.structure_name, logits, tau, validate_args, k=k)
+        self._setup(self.structure_name, logits, tau, validate_args, k=k, **unknown)
 
     @property
     def k(self) -> int:
@@ -158,8 +163,9 @@ class SpanningTree(_Gibbs):
         lengths: Tensor | None = None,
         tau: float | Tensor = 1.0,
         validate_args: bool | None = None,
+        **unknown: Any,
     ) -> None:
-        self._setup(self.structure_name, logits, tau, validate_args, lengths=lengths)
+        self._setup(self.structure_name, logits, tau, validate_args, lengths=lengths, **unknown)
 
 
 class Arborescence(_Gibbs):
@@ -185,8 +191,12 @@ class Arborescence(_Gibbs):
         lengths: Tensor | None = None,
         tau: float | Tensor = 1.0,
         validate_args: bool | None = None,
+        **unknown: Any,
     ) -> None:
-        self._setup(self.structure_name, logits, tau, validate_args, root=root, lengths=lengths)
+        # ``unknown``: refused by _setup with the accepted names (an old one names its new one).
+        self._setup(
+            self.structure_name, logits, tau, validate_args, root=root, lengths=lengths, **unknown
+        )
 
 
 def _inside(d: _Gibbs) -> Tensor:

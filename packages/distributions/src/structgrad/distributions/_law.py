@@ -18,7 +18,7 @@ from torch.distributions import Distribution, constraints
 from ._registry import structure as resolve
 from ._sampled import Sampled
 from ._structure import Structure
-from .checks import as_tau, check_tau
+from .checks import as_tau, check_options, check_tau
 
 __all__ = ["StructuredLaw"]
 
@@ -53,9 +53,15 @@ class StructuredLaw(Sampled):
         """Check ``logits``, ``tau`` and the options; set the batch and event shapes.
 
         Raises:
-            ValueError: naming the bad argument (see :meth:`Structure.check`).
+            ValueError: naming the bad argument (see :meth:`Structure.check`); an
+                unknown option lists the accepted ones, an old name (``temperature``)
+                names its new one (``tau``).
         """
         self.structure = resolve(name)
+        owner = type(self).__name__  # KSubset, or PerturbAndMAP('k_subset')
+        if getattr(self, "structure_name", None) is None:
+            owner += f"({self.structure.name!r})"
+        check_options(owner, options, (*self.structure.option_names, "tau", "validate_args"))
         d = self.structure.event_dim
         self.options = self.structure.check(logits, argname="logits", **options)
         self.logits = logits

@@ -134,6 +134,9 @@ def without_offset(scores: Tensor, event_dim: int, read: Tensor | None = None) -
     hi = torch.where(finite, data, -math.inf).amax(dims, keepdim=True)
     lo = torch.where(finite, data, math.inf).amin(dims, keepdim=True)
     exact = ((lo > 0) & (hi <= 2 * lo)) | ((hi < 0) & (lo >= 2 * hi))
+    # No finite entry read (a padded one-vertex graph, n = 1): hi = -inf and
+    # lo = +inf pass the test above, and θ - (-inf) would be +inf / NaN.
+    exact &= torch.isfinite(hi)
     return scores - torch.where(exact, hi, torch.zeros_like(hi))
 
 

@@ -80,10 +80,11 @@ def relaxation_input(scores: Tensor, tau: Tensor, centre: Tensor | None = None) 
     # Downwards an overflow is -inf, a weight exp makes 0 all the same; upwards
     # it would be +inf, which no relaxation takes.
     if validation_enabled() and bool(torch.isposinf(scaled).any()):
+        hint = "" if scores.dtype == torch.float64 else "float64 scores or "
         raise ValueError(
             f"scores / tau overflows {scores.dtype} (scores up to "
             f"{scores.detach().abs().masked_fill(neg, 0).max().item():.3g}, tau down to "
-            f"{tau.detach().min().item():.3g}): use float64 scores or a larger tau"
+            f"{tau.detach().min().item():.3g}): use {hint}a larger tau"
         )
     return scaled
 

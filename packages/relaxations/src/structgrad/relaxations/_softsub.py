@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from structgrad.distributions import divide_by_tau, sample_gumbel
+from structgrad.distributions import divide_by_tau, sample_gumbel, without_offset
 from structgrad.distributions.checks import as_tau, check_flag, check_subset, validation_enabled
 
 __all__ = ["relaxed_top_k"]
@@ -51,9 +51,9 @@ def relaxed_top_k(
     t = as_tau(tau, scores)
     if scores.numel() and validation_enabled() and bool(((scores > -torch.inf).sum(-1) < k).any()):
         raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")
-    # softmax is shift-invariant: subtracting the max keeps r / tau finite.
-    top = scores.detach().amax(dim=-1, keepdim=True) if scores.numel() else 0.0
-    r = scores - top
+    # A common offset goes where removing it is exact (the noise keeps its
+    # digits); any other shift would round the scores far below it together.
+    r = without_offset(scores, 1)
     if noise:
         r = r + sample_gumbel(
             scores.shape, dtype=scores.dtype, device=scores.device, generator=generator
@@ -61,7 +61,11 @@ def relaxed_top_k(
     floor = torch.finfo(scores.dtype).min / 4
     khot = torch.zeros_like(scores)
     for _ in range(k):
-        logits = divide_by_tau(r, t)
+        # softmax is shift-invariant: centred at this round's leader, r / tau is
+        # at most 0 (no overflow upwards), and once the leaders are excluded
+        # the rest are resolved around the next one, not around the first.
+        top = r.detach().amax(dim=-1, keepdim=True)
+        logits = divide_by_tau(r - torch.where(torch.isfinite(top), top, 0.0), t)
         a = torch.softmax(logits, dim=-1)
         khot = khot + a
         r = r + _log1m_softmax(logits, a).clamp_min(floor)

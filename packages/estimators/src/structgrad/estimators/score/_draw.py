@@ -182,7 +182,8 @@ class ScoreLayer(LatentLayer):
         self.check_baseline(baseline)
         d = self._resolve(draw)
         if not isinstance(loss, Tensor) or not loss.is_floating_point():
-            raise ValueError(f"loss must be a floating torch.Tensor, got {type(loss).__name__}")
+            got = loss.dtype if isinstance(loss, Tensor) else type(loss).__name__
+            raise ValueError(f"loss must be a floating torch.Tensor, got {got}")
         rows = d.rows
         extra = len(rows) - loss.ndim
         # With samples=K the loss keeps the sample dim: the K losses make the
