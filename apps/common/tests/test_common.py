@@ -58,6 +58,33 @@ def test_checkpoint_round_trip_weights_only(tmp_path):
     assert torch.equal(back["w"], state["w"])
 
 
+class _Payload:
+    """A pickle that would run code: ``os.system`` on load."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["pickle", "torch.save", "plain pickle"])
+def test_a_foreign_checkpoint_is_one_line_and_never_run(tmp_path, how, recwarn):
+    import pickle
+
+    marker, path = tmp_path / "ran", tmp_path / "last.pt"
+    obj = {"a": 1} if how == "plain pickle" else {"step": 1, "x": _Payload(marker)}
+    if how == "torch.save":
+        torch.save(obj, path)
+    else:
+        path.write_bytes(pickle.dumps(obj, protocol=4))
+    with pytest.raises(CLIError, match=r"^cannot read checkpoint .*: not a checkpoint of") as err:
+        load_checkpoint(path)
+    message = str(err.value)
+    assert "\n" not in message and "weights_only" not in message  # not torch's advice
+    assert not marker.exists() and not recwarn.list  # no code ran, no torch warning
+
+
 def test_npz_refuses_objects(tmp_path):
     atomic_save_npz(tmp_path / "d.npz", {"x": np.ones(3)})
     with np.load(tmp_path / "d.npz", allow_pickle=False) as data:

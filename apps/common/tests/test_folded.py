@@ -233,7 +233,7 @@ def _sweep_main(argv):
 
 def test_assert_sweep_errors(capsys):
     assert _sweep_main(["sweep", "--methods", "a", "b"]) == 0
-    assert_sweep_errors(capsys, _sweep_main, ["sweep"], prog="app")
+    assert_sweep_errors(capsys, _sweep_main, ["sweep"], prog="app", method="a")
     with pytest.raises(AssertionError):  # wrong program name
         assert_sweep_errors(capsys, _sweep_main, ["sweep"], prog="other")
 

@@ -182,6 +182,25 @@ def test_config_read_back_parses_each_setting_as_its_flag(tmp_path, setting, nee
         read_back(parser, ["--config", str(saved)])
 
 
+@pytest.mark.parametrize("form", ["--conf", "--con=", "--config="])
+def test_config_read_back_under_a_prefix_argparse_takes(tmp_path, form):
+    # argparse took `--conf FILE` as --config, which read_back missed: the file
+    # was silently ignored (a malformed one too).
+    parser = ArgumentParser(prog="app")
+    parser.add_argument("--config")
+    parser.add_argument("--count", type=int, default=0)  # --co is ambiguous
+    add_config_flags(parser, Flagged)
+    saved = tmp_path / "config.json"
+    saved.write_text(json.dumps({"lr": 3}))
+    argv = [form + str(saved)] if form.endswith("=") else [form, str(saved)]
+    read_back(parser, argv)
+    assert parser.parse_args(argv).lr == 3.0
+    saved.write_text("{not json")
+    with pytest.raises(CLIError, match=r"not a readable config\.json"):
+        read_back(parser, argv)
+    read_back(parser, ["--co", str(saved)])  # not --config: argparse refuses it itself
+
+
 def test_config_read_back_converts_json_values(tmp_path):
     parser = ArgumentParser(prog="app")
     parser.add_argument("--config")

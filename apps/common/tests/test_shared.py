@@ -100,6 +100,22 @@ def test_config_from_args_applies_smoke_where_default():
     assert config_from_args(Config, args, {"epochs": 2}, out="o").epochs == 10
 
 
+def test_smoke_presets_leave_flags_given_at_their_default_value():
+    # `--smoke --epochs 10` asked for 10 epochs: the flag was given, though 10 is the default.
+    parser = ArgumentParser(prog="app")
+    sub = parser.add_subparsers(dest="command", parser_class=ArgumentParser)
+    train = sub.add_parser("train")
+    train.add_argument("--smoke", action="store_true")
+    for name, default in (("lr", 0.1), ("epochs", 10)):
+        train.add_argument(f"--{name}", type=type(default), default=default)
+    presets = {"lr": 0.01, "epochs": 2}
+    args = parser.parse_args(["train", "--smoke", "--epochs", "10"])
+    assert args.given_flags == {"command", "smoke", "epochs"}
+    assert config_from_args(Config, args, presets, out="o") == Config(out="o", lr=0.01, epochs=10)
+    args = parser.parse_args(["train", "--smoke"])
+    assert config_from_args(Config, args, presets, out="o") == Config(out="o", lr=0.01, epochs=2)
+
+
 def test_run_command_and_one_line_errors(capsys, monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     seen = []

@@ -57,10 +57,12 @@ class AppChecks:
         return test_every_flag_has_help
 
     def sweep_errors(self, capsys: Any, out: str | os.PathLike[str]) -> None:
-        """:func:`assert_sweep_errors` of ``sweep --smoke --out <out>``."""
-        assert_sweep_errors(
-            capsys, self.main, ["sweep", "--smoke", "--out", str(out)], prog=self.prog
-        )
+        """:func:`assert_sweep_errors` of ``sweep --smoke --out <out>`` (its first method twice)."""
+        argv = ["sweep", "--smoke", "--out", str(out)]
+        method = None
+        if self.build_parser is not None:
+            method = self.build_parser().parse_args(argv).methods[0]
+        assert_sweep_errors(capsys, self.main, argv, prog=self.prog, method=method)
 
     def interrupted(
         self,

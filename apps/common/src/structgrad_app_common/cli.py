@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 __all__ = [
+    "GIVEN",
     "NOT_READ_BACK",
     "ArgumentParser",
     "CLIError",
@@ -43,6 +44,9 @@ class CLIError(Exception):
 #: Settings naming a file, a folder or an address: an empty value is refused, since
 #: ``Path("")`` is the current folder (``--out ""`` wrote a run into it).
 PATH_SETTINGS = frozenset({"out", "data", "config", "run", "folders", "tensorboard", "scheduler"})
+#: The attribute of parsed arguments that names (by ``dest``) the flags given
+#: on the command line: ``--smoke`` presets leave those alone.
+GIVEN = "given_flags"
 
 
 class ArgumentParser(argparse.ArgumentParser):
@@ -53,7 +57,19 @@ class ArgumentParser(argparse.ArgumentParser):
     settings of :data:`PATH_SETTINGS` refuse an empty or blank value.
     """
 
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse as argparse does; ``GIVEN`` on the result names the flags given."""
+        self._given: set[str] = set()
+        parsed, rest = super().parse_known_args(args, namespace)
+        # A subcommand's parser set its own on its namespace, copied into this one.
+        setattr(parsed, GIVEN, frozenset(self._given | set(getattr(parsed, GIVEN, ()))))
+        return parsed, rest
+
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
+        # Called for the flags on the command line only (defaults are not parsed).
+        getattr(self, "_given", set()).add(action.dest)
         if action.dest in PATH_SETTINGS and any(not str(a).strip() for a in arg_strings):
             raise argparse.ArgumentError(action, "needs a path, got an empty value")
         return super()._get_values(action, arg_strings)
@@ -156,13 +172,14 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
         CLIError: a file that is not a JSON object.
     """
     argv = list(argv)
-    paths = [b for a, b in itertools.pairwise(argv) if a == "--config"]
-    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
     command = next((a for a in parser._actions if a.dest == "command"), None)
     subs = command.choices if isinstance(command, argparse._SubParsersAction) else None
     target = parser if subs is None else subs.get(argv[0]) if argv else None
-    if not paths or target is None or "config" not in {a.dest for a in target._actions}:
-        return  # nothing to read, or a command without --config: its parser says so
+    if target is None or "config" not in {a.dest for a in target._actions}:
+        return  # a command without --config: its parser says so
+    paths = _config_paths(target, argv)
+    if not paths:
+        return
     if not paths[-1].strip():
         raise CLIError("--config needs a path, got an empty value")
     path = Path(paths[-1])
@@ -184,6 +201,23 @@ def read_back(parser: argparse.ArgumentParser, argv: Sequence[str]) -> None:
     for name in values:
         actions[name].required = False  # the file gives it
     target.set_defaults(**values)
+
+
+def _config_paths(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[str]:
+    """The values ``argv`` gives ``--config``, also under a prefix argparse takes (``--conf``)."""
+    flags = [f for a in parser._actions for f in a.option_strings]
+
+    def names_config(flag: str) -> bool:
+        if flag == "--config":
+            return True
+        # argparse takes a prefix that one flag alone starts with (allow_abbrev).
+        prefix = parser.allow_abbrev and len(flag) > 2 and flag not in flags
+        return prefix and [f for f in flags if f.startswith(flag)] == ["--config"]
+
+    paths = [b for a, b in itertools.pairwise(argv) if names_config(a)]
+    return paths + [
+        a.split("=", 1)[1] for a in argv if names_config(a.split("=", 1)[0]) and "=" in a
+    ]
 
 
 def _parsed(

@@ -23,6 +23,7 @@ from structgrad_app_common.argtypes import (
     positive_range,
     seed_int,
 )
+from structgrad_app_common.cli import GIVEN
 from structgrad_app_common.parallel import LOCAL_BACKENDS
 
 __all__ = [
@@ -275,15 +276,13 @@ def add_config_flags(parser: argparse.ArgumentParser, cls: type, *, sweep: bool 
 def config_from_args(
     cls: type[T], args: argparse.Namespace, smoke: Mapping[str, Any], **fields: Any
 ) -> T:
-    """Build a config dataclass from parsed arguments, with ``--smoke`` presets.
-
-    ``--no-progress`` sets a ``progress`` field.
+    """A config dataclass from parsed arguments (``--no-progress``: ``progress``), ``--smoke``.
 
     Args:
         cls: the dataclass; every argument named like one of its fields is used.
         args: parsed arguments (``args.smoke`` turns the presets on).
-        smoke: field → value applied under ``--smoke`` where the field still
-            has its default (a flag set to a non-default value wins).
+        smoke: field → value applied under ``--smoke`` where no flag set the
+            field (:data:`~structgrad_app_common.cli.GIVEN`) and it has its default.
         **fields: values that override the arguments (``out=...``).
 
     Returns:
@@ -295,5 +294,7 @@ def config_from_args(
         values["progress"] = not args.no_progress
     values.update(fields)
     if getattr(args, "smoke", False):
-        values.update({k: v for k, v in smoke.items() if values.get(k) == defaults[k]})
+        given = getattr(args, GIVEN, frozenset())
+        unset = [k for k in smoke if k not in given and values.get(k) == defaults[k]]
+        values.update({k: smoke[k] for k in unset})
     return cls(**values)

@@ -165,20 +165,29 @@ def assert_subprocess_error(
 
 
 def assert_sweep_errors(
-    capsys: Any, main: Callable[[Sequence[str]], Any], argv: Sequence[str], *, prog: str
+    capsys: Any,
+    main: Callable[[Sequence[str]], Any],
+    argv: Sequence[str],
+    *,
+    prog: str,
+    method: str | None = None,
 ) -> None:
     """The ``sweep`` mistakes every app shares are one-line errors.
 
-    An unknown method, an empty learning-rate range and ``--trials 0``.
+    An unknown method, a method listed twice (its runs would count as more
+    seeds), an empty learning-rate range and ``--trials 0``.
 
     Args:
         capsys: the pytest fixture.
         main: the app's entry point.
         argv: a valid ``sweep`` command (``--out`` included).
         prog: the program name.
+        method: a valid method name, given twice (``None``: not checked).
     """
+    twice = [] if method is None else [(["--methods", method, method], "is listed twice")]
     for extra, needle in (
         (["--methods", "nope"], "unknown method"),
+        *twice,
         (["--lr-range", "1,0.1"], "bad search range"),
         (["--trials", "0"], "must be >= 1"),
     ):

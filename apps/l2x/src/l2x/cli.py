@@ -30,7 +30,7 @@ from structgrad_app_common.cli import add_command
 from structgrad_app_common.training import load_entry
 
 from l2x.config import DATA, METHOD, RUN, TrainConfig
-from l2x.methods import DEFAULT_TAU, resolve
+from l2x.methods import DEFAULT_TAU, method_names, resolve
 from l2x.tasks import TASKS
 from l2x.train import run
 
@@ -101,8 +101,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_tasks(args: argparse.Namespace) -> None:
+def _check_names(args: argparse.Namespace) -> None:
+    """Unknown or repeated tasks and methods (a repeat would count its runs as more seeds)."""
     check_names("task", args.tasks, TASKS, phrase="choose one of")
+    check_names("method", args.methods, method_names())
 
 
 def _groups(args: argparse.Namespace, base: TrainConfig) -> list[SearchGroup]:
@@ -170,7 +172,7 @@ APP = AppCLI(
         flags=lambda p: p.add_argument(
             "--tasks", nargs="+", default=["orange_skin"], help="tasks (orange_skin)"
         ),
-        check=_check_tasks,
+        check=_check_names,
         fields=lambda args: {"task": args.tasks[0], "method": "sst"},
     ),
 )
