@@ -69,7 +69,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
         # Called for the flags on the command line only (defaults are not parsed).
-        getattr(self, "_given", set()).add(action.dest)
+        given: set[str] = getattr(self, "_given", set())
+        given.add(action.dest)
         if action.dest in PATH_SETTINGS and any(not str(a).strip() for a in arg_strings):
             raise argparse.ArgumentError(action, "needs a path, got an empty value")
         return super()._get_values(action, arg_strings)

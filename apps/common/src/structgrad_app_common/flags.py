@@ -294,7 +294,7 @@ def config_from_args(
         values["progress"] = not args.no_progress
     values.update(fields)
     if getattr(args, "smoke", False):
-        given = getattr(args, GIVEN, frozenset())
+        given: frozenset[str] = getattr(args, GIVEN, frozenset())
         unset = [k for k in smoke if k not in given and values.get(k) == defaults[k]]
         values.update({k: smoke[k] for k in unset})
     return cls(**values)
