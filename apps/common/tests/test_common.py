@@ -22,6 +22,7 @@ from structgrad_app_common import (
     save_checkpoint,
 )
 from structgrad_app_common.checkpoint import atomic_write_with
+from structgrad_app_common.parallel import LOCAL_BACKENDS
 from structgrad_app_common.sweep import aggregate, sample_trials, search_range
 
 
@@ -68,7 +69,7 @@ class _Payload:
         return (os.system, (f"touch {self.marker}",))
 
 
-@pytest.mark.parametrize("how", ["pickle", "torch.save", "plain pickle"])
+@pytest.mark.parametrize("how", ["pickle", "torch.save", "plain pickle", "text"])
 def test_a_foreign_checkpoint_is_one_line_and_never_run(tmp_path, how, recwarn):
     import pickle
 
@@ -76,6 +77,8 @@ def test_a_foreign_checkpoint_is_one_line_and_never_run(tmp_path, how, recwarn):
     obj = {"a": 1} if how == "plain pickle" else {"step": 1, "x": _Payload(marker)}
     if how == "torch.save":
         torch.save(obj, path)
+    elif how == "text":  # torch read it as a legacy file: KeyError: 101
+        path.write_text("epoch 3, loss 0.5\n")
     else:
         path.write_bytes(pickle.dumps(obj, protocol=4))
     with pytest.raises(CLIError, match=r"^cannot read checkpoint .*: not a checkpoint of") as err:
@@ -162,12 +165,15 @@ def test_log_uniform_and_trials():
         search_range((0.0, 1.0))
 
 
-@pytest.mark.parametrize("backend", ["loky", "threading"])
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
 def test_run_parallel(backend):
     # A builtin: loky workers unpickle the function by reference, and test
     # modules (imported with importlib mode) are not importable there.
+    # (multiprocessing failed: joblib gives it no unordered generator.)
     tasks = [{"object": i * i} for i in range(5)]
-    assert run_parallel(str, tasks, n_jobs=2, backend=backend) == ["0", "1", "4", "9", "16"]
+    seen = []
+    out = run_parallel(str, tasks, n_jobs=2, backend=backend, on_result=lambda *r: seen.append(r))
+    assert out == ["0", "1", "4", "9", "16"] and sorted(seen) == list(enumerate(out))
 
 
 def test_one_line_errors(capsys):

@@ -201,6 +201,19 @@ def test_config_read_back_under_a_prefix_argparse_takes(tmp_path, form):
     read_back(parser, ["--co", str(saved)])  # not --config: argparse refuses it itself
 
 
+def test_config_read_back_takes_the_last_config_as_argparse_does(tmp_path):
+    parser = ArgumentParser(prog="app")
+    parser.add_argument("--config")
+    add_config_flags(parser, Flagged)
+    first, last = tmp_path / "a.json", tmp_path / "b.json"
+    first.write_text(json.dumps({"lr": 3}))
+    last.write_text(json.dumps({"lr": 7}))
+    argv = [f"--config={first}", "--config", str(last)]
+    read_back(parser, argv)
+    args = parser.parse_args(argv)
+    assert (args.config, args.lr) == (str(last), 7.0)
+
+
 def test_config_read_back_converts_json_values(tmp_path):
     parser = ArgumentParser(prog="app")
     parser.add_argument("--config")

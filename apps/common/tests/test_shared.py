@@ -110,10 +110,17 @@ def test_smoke_presets_leave_flags_given_at_their_default_value():
         train.add_argument(f"--{name}", type=type(default), default=default)
     presets = {"lr": 0.01, "epochs": 2}
     args = parser.parse_args(["train", "--smoke", "--epochs", "10"])
-    assert args.given_flags == {"command", "smoke", "epochs"}
+    assert args.given_flags == {"smoke", "epochs"}
     assert config_from_args(Config, args, presets, out="o") == Config(out="o", lr=0.01, epochs=10)
     args = parser.parse_args(["train", "--smoke"])
     assert config_from_args(Config, args, presets, out="o") == Config(out="o", lr=0.01, epochs=2)
+    # Absent positionals are not flags given; a namespace parsed into again forgets the first.
+    other = ArgumentParser(prog="app")
+    other.add_argument("where", nargs="?")
+    other.add_argument("--lr", type=float, default=0.1)
+    ns = other.parse_args(["--lr", "0.1"])
+    assert ns.given_flags == {"lr"}
+    assert other.parse_args([], ns).given_flags == set()
 
 
 def test_run_command_and_one_line_errors(capsys, monkeypatch):

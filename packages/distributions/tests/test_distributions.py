@@ -16,6 +16,7 @@ from structgrad.distributions import (
     PerturbAndMAP,
     PlackettLuce,
     SpanningTree,
+    k_subset_marginals,
 )
 
 
@@ -193,3 +194,34 @@ def test_float32_log_prob_reuses_one_float64_log_partition(monkeypatch: pytest.M
     big = law.expand((5, 2))  # an expanded law computes its own
     torch.testing.assert_close(big.log_prob(x[:, None]), first[:, None].expand(4, 5, 2))
     assert calls == [torch.float64] * 2
+
+
+def test_float32_k_subset_marginals_at_a_wide_spread() -> None:
+    # The law's log-partition ran its DP in float32 whatever the spread (its
+    # gradient put 0.6689 on items of a 3-way tie for 2 slots); the function
+    # k_subset_marginals switches to float64, and now the law does too.
+    g = torch.Generator().manual_seed(1)
+    theta = ((torch.randn(100, generator=g, dtype=torch.float64) * 3).round() * (1000 / 3)).float()
+    exact = KSubset(theta.double(), 92).marginals
+    got = KSubset(theta, 92).marginals
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), exact, atol=1e-6, rtol=0)
+    torch.testing.assert_close(got, k_subset_marginals(theta, 92), atol=1e-6, rtol=0)
+
+
+def test_a_k_subset_row_without_room_has_no_mass_with_checks_off() -> None:
+    from structgrad.distributions.checks import set_validation
+
+    scores = torch.randn(2, 6, dtype=torch.float64)
+    scores[0, :4] = -math.inf  # two finite scores for k = 3: no k-subset avoids -inf
+    with pytest.raises(ValueError, match="fewer than k = 3 finite"):
+        _ = KSubset(scores, 3).log_partition
+    set_validation(False)
+    try:
+        log_z = KSubset(scores, 3).log_partition
+        mu = KSubset(scores, 3).marginals
+    finally:
+        set_validation(True)
+    assert log_z[0] == -math.inf and torch.isfinite(log_z[1])  # it was about -1000 nats
+    assert torch.equal(mu[0], torch.zeros(6, dtype=torch.float64))
+    torch.testing.assert_close(log_z[1], KSubset(scores[1], 3).log_partition)

@@ -32,6 +32,62 @@ def test_decorator_makes_a_stateful_module():
     assert float(layer.state_dict()["target.beta"]) == pytest.approx(0.01)
 
 
+@E.aimle(target=E.AdaptiveTarget(beta=0.0, step=1e-2))
+def decorated_top3(scores):
+    """A module-level solver under the decorator: the layer takes its name."""
+    return torch_top3(scores)
+
+
+def test_a_decorated_layer_pickles_with_its_state():
+    # pickle found the module-level name taken by the layer, not the function,
+    # so torch.save of a model holding the layer failed.
+    import copy
+    import inspect
+    import pickle
+
+    theta = torch.randn(5, 8, requires_grad=True)
+    decorated_top3(theta).sum().backward()  # beta moves to 0.01
+    model = torch.nn.Sequential(torch.nn.Identity(), decorated_top3)
+    buffer = io.BytesIO()
+    torch.save(model, buffer)
+    buffer.seek(0)
+    for back in (torch.load(buffer, weights_only=False)[1], copy.deepcopy(decorated_top3)):
+        assert back is not decorated_top3 and float(back.target.beta) == pytest.approx(0.01)
+        draws = [
+            f(theta.detach(), generator=torch.Generator().manual_seed(0))
+            for f in (back, decorated_top3)
+        ]
+        assert torch.equal(*draws)
+    assert inspect.unwrap(decorated_top3)(torch.tensor([[3.0, 1, 2, 0]])).tolist() == [[1, 1, 1, 0]]
+
+    @E.imle(noise=None)
+    def local(scores):
+        return torch_top3(scores)
+
+    assert copy.deepcopy(local).solver.fn is local.solver.fn  # a function: by reference
+    with pytest.raises((pickle.PicklingError, AttributeError), match="local"):
+        pickle.dumps(local)
+    partial = E.imle(noise=None)(functools.partial(torch_top3))
+    assert torch.equal(pickle.loads(pickle.dumps(partial))(theta), partial(theta))
+
+
+class _Negated:
+    """A callable solver with an attribute named like the wrapper's."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, scores):
+        return self.fn(-scores)
+
+
+def test_a_decorated_callable_is_called_itself():
+    scores = torch.tensor([[3.0, 1, 2, 0, 5]])
+    want = [[0.0, 1, 1, 1, 0]]  # the 3 smallest
+    assert E.imle(_Negated(torch_top3), noise=None)(scores).tolist() == want
+    assert E.imle(noise=None)(_Negated(torch_top3))(scores).tolist() == want
+
+
 @pytest.mark.parametrize("factory", [E.imle, E.aimle, E.straight_through, E.blackbox, E.perturbed])
 def test_structure_name_and_callable_agree(factory):
     theta = torch.randn(4, 9, dtype=torch.float64)

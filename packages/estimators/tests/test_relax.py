@@ -161,6 +161,10 @@ def test_no_grad_forward_attach_is_the_identity():
         x = layer(theta)
     with pytest.raises(ValueError, match=r"under torch.no_grad\(\).*gives no gradient"):
         layer.attach(H.f(x))
+    # An evaluation attaches under no_grad too: no gradient is asked for.
+    with torch.no_grad():
+        loss = H.f(layer(theta))
+        assert layer.attach(loss) is loss
 
 
 def test_relax_errors():

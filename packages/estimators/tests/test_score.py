@@ -285,6 +285,20 @@ def test_masked_entries_are_never_drawn_and_get_no_gradient():
         theta.grad = None
 
 
+@pytest.mark.parametrize("method", [E.reinforce, E.ScoreFunction])
+def test_an_inference_mode_pass_keeps_the_state_loadable(method):
+    # Buffers replaced under inference_mode were inference tensors, which a
+    # later load_state_dict (a resume) could not update in place.
+    options = {"baseline": "nvil"} if method is E.ScoreFunction else {}
+    layer, fresh = (method("k_subset", k=2, **options) for _ in range(2))
+    with torch.inference_mode():
+        layer.attach(layer(torch.randn(4, 5)).sum(-1))
+    assert int(layer.ema.steps) == 1  # trained state moves, as BatchNorm's does
+    assert not any(t.is_inference() for t in layer.state_dict().values())
+    layer.load_state_dict(fresh.state_dict())
+    assert int(layer.ema.steps) == 0
+
+
 # --- errors ---
 
 

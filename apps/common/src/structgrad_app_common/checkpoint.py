@@ -152,23 +152,26 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             format, or a pickle that needs more than tensors and containers).
     """
     import pickle
-    import warnings
+    import zipfile
 
     import torch
 
     from .cli import CLIError
 
+    foreign = CLIError(
+        f"cannot read checkpoint {str(path)!r}: not a checkpoint of these apps (only "
+        "tensors and plain containers are loaded, never other pickled objects)"
+    )
     try:
-        with warnings.catch_warnings():  # torch warns of a foreign pickle's protocol
-            warnings.simplefilter("ignore")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        # save_checkpoint writes torch's zip format: anything else (a bare pickle,
+        # text) is refused before torch reads it (and warns, or fails obscurely).
+        if os.path.isfile(path) and not zipfile.is_zipfile(path):
+            raise foreign
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # Not torch's text: it advises weights_only=False, which runs the file's code.
-        raise CLIError(
-            f"cannot read checkpoint {str(path)!r}: not a checkpoint of these apps (only "
-            "tensors and plain containers are loaded, never other pickled objects)"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
+        raise foreign from None
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
         raise CLIError(f"cannot read checkpoint {str(path)!r}: {first_line(err)}") from None
     if not isinstance(state, dict):
         raise CLIError(f"checkpoint {str(path)!r} holds {type(state).__name__}, not a dict")

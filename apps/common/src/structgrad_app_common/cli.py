@@ -62,15 +62,18 @@ class ArgumentParser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         """Parse as argparse does; ``GIVEN`` on the result names the flags given."""
         self._given: set[str] = set()
+        if namespace is not None and hasattr(namespace, GIVEN):
+            delattr(namespace, GIVEN)  # parsed into before: those flags are not these
         parsed, rest = super().parse_known_args(args, namespace)
         # A subcommand's parser set its own on its namespace, copied into this one.
         setattr(parsed, GIVEN, frozenset(self._given | set(getattr(parsed, GIVEN, ()))))
         return parsed, rest
 
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
-        # Called for the flags on the command line only (defaults are not parsed).
-        given: set[str] = getattr(self, "_given", set())
-        given.add(action.dest)
+        # Called for the flags given (defaults are not parsed) and absent positionals.
+        if action.option_strings:
+            given: set[str] = getattr(self, "_given", set())
+            given.add(action.dest)
         if action.dest in PATH_SETTINGS and any(not str(a).strip() for a in arg_strings):
             raise argparse.ArgumentError(action, "needs a path, got an empty value")
         return super()._get_values(action, arg_strings)
@@ -215,10 +218,12 @@ def _config_paths(parser: argparse.ArgumentParser, argv: Sequence[str]) -> list[
         prefix = parser.allow_abbrev and len(flag) > 2 and flag not in flags
         return prefix and [f for f in flags if f.startswith(flag)] == ["--config"]
 
-    paths = [b for a, b in itertools.pairwise(argv) if names_config(a)]
-    return paths + [
-        a.split("=", 1)[1] for a in argv if names_config(a.split("=", 1)[0]) and "=" in a
-    ]
+    paths = []  # in argv's order: argparse keeps the last one
+    for a, b in itertools.pairwise([*argv, ""]):
+        flag, eq, value = a.partition("=")
+        if names_config(flag):
+            paths.append(value if eq else b)
+    return paths
 
 
 def _parsed(

@@ -159,7 +159,8 @@ def run_parallel(
             tasks run on its cluster through joblib's ``dask`` backend (the
             client is closed at the end); ``backend`` is then not used.
         on_result: called with ``(task index, result)`` as each task finishes
-            (in the calling process, in the order they finish).
+            (in the calling process, in the order they finish; with the
+            ``multiprocessing`` backend, all at the end in task order).
 
     Returns:
         The list of results, in task order.
@@ -181,7 +182,9 @@ def run_parallel(
         return [results[i] for i in range(len(calls))]
 
     if scheduler is None:
-        local = Parallel(n_jobs=n_jobs, backend=backend, verbose=verbose, return_as=unordered)
+        # joblib's multiprocessing backend returns lists only: results come at the end.
+        order = "list" if backend == "multiprocessing" else unordered
+        local = Parallel(n_jobs=n_jobs, backend=backend, verbose=verbose, return_as=order)
         with ending_workers_on_signals():
             return collect(local)
     with (

@@ -22,7 +22,7 @@ from torch import Tensor
 from ._numerics import widened
 from ._utils import logsumexp, rand
 
-__all__ = ["k_subset_log_partition", "k_subset_sample", "kth_largest", "plackett_luce_set_log_prob"]
+__all__ = ["k_subset_sample", "kth_largest", "plackett_luce_set_log_prob"]
 
 
 def kth_largest(scores: Tensor, k: int) -> Tensor:
@@ -42,20 +42,6 @@ def _suffix_table(theta: Tensor, k: int) -> Tensor:
         e = logsumexp(torch.stack([e, take + theta[..., i, None]]), 0)
         rows.append(e)
     return torch.stack(rows[::-1], -2)
-
-
-def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
-    """``log Σ_{|x| = k} exp(<θ, x>)``.
-
-    Args:
-        scores: ``[..., n]`` log-potentials θ; ``-inf`` items cannot be chosen.
-        k: the subset size, in ``[0, n]``.
-
-    Returns:
-        ``[...]`` log-partition values (``-inf`` for rows with fewer than ``k``
-        finite scores).
-    """
-    return _suffix_table(scores, k)[..., 0, k]
 
 
 def k_subset_sample(

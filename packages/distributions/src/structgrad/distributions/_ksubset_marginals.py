@@ -195,13 +195,17 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
         k: subset size in ``[0, n]``.
 
     Returns:
-        ``[...]`` log-partition values.
+        ``[...]`` log-partition values; ``-inf`` for a row with fewer than ``k``
+        finite scores (which raises while values are checked).
     """
     _, k = _validate(scores, k)
     if k == 0:  # e_0 = 1 (the empty set), for any scores, and nothing to reduce
         return 0.0 * scores.masked_fill(torch.isneginf(scores), 0.0).sum(-1) + 0.0
     theta, shift = _shifted(_work(scores, k))
     out = (_prefix(theta, k)[..., -1, k] + k * shift.squeeze(-1)).to(scores.dtype)
+    # No k-subset avoids a -inf item (checks off): Z = 0, which the DP's finite
+    # floors would put at about -1000 nats.
+    out = torch.where(torch.isfinite(scores).sum(-1) < k, -math.inf, out)
     if validation_enabled() and bool(torch.isposinf(out).any()):
         raise ValueError(f"scores: the k-subset log-partition overflows {scores.dtype}")
     return out

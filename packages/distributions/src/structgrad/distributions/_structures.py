@@ -10,8 +10,8 @@ from torch import Tensor
 
 import structgrad.solvers as solvers
 
-from ._ksubset import k_subset_log_partition, k_subset_sample, kth_largest
-from ._ksubset_marginals import k_subset_marginals
+from ._ksubset import k_subset_sample, kth_largest
+from ._ksubset_marginals import k_subset_log_partition, k_subset_marginals
 from ._sinkhorn import sinkhorn
 from ._structure import Structure
 from ._trace import CategoricalTracing, KSubsetTracing
@@ -151,7 +151,8 @@ class KSubsetStructure(KSubsetTracing, Structure):
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
         # log Z(θ) = log Z(θ − c) + k c (every subset has k items): centred at the
         # k-th largest score, the DP and its gradient (the marginals) do not lose
-        # float32's digits to an offset common to all scores.
+        # float32's digits to an offset common to all scores; the DP runs in
+        # float64 where float32 would lose digits to the spread (its _work).
         k = opts["k"]
         kth = kth_largest(scores, k)
         kth = torch.where(torch.isfinite(kth), kth, torch.zeros_like(kth))

@@ -51,15 +51,18 @@ def relaxed_top_k(
     t = as_tau(tau, scores)
     if scores.numel() and validation_enabled() and bool(((scores > -torch.inf).sum(-1) < k).any()):
         raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")
-    # A common offset goes where removing it is exact (the noise keeps its
-    # digits); any other shift would round the scores far below it together.
-    r = without_offset(scores, 1)
+    # The rounds run in float64 (the result comes back in the scores' dtype):
+    # float32 scores plus noise are exact there beside a large offset, which a
+    # shift would not be for scores far below it. A common offset is removed
+    # where that is exact, for float64 scores beside 1e16.
+    r = without_offset(scores, 1).to(torch.float64)
     if noise:
-        r = r + sample_gumbel(
+        gumbel = sample_gumbel(
             scores.shape, dtype=scores.dtype, device=scores.device, generator=generator
         )
-    floor = torch.finfo(scores.dtype).min / 4
-    khot = torch.zeros_like(scores)
+        r = r + gumbel.to(torch.float64)
+    floor = torch.finfo(torch.float64).min / 4
+    khot = torch.zeros_like(r)
     for _ in range(k):
         # softmax is shift-invariant: centred at this round's leader, r / tau is
         # at most 0 (no overflow upwards), and once the leaders are excluded
@@ -69,7 +72,7 @@ def relaxed_top_k(
         a = torch.softmax(logits, dim=-1)
         khot = khot + a
         r = r + _log1m_softmax(logits, a).clamp_min(floor)
-    return khot
+    return khot.to(scores.dtype)
 
 
 def _log1m_softmax(logits: Tensor, a: Tensor) -> Tensor:

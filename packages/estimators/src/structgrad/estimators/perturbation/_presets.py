@@ -35,7 +35,9 @@ References:
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -143,12 +145,50 @@ class Preset:
             return self.build(solver, options)
 
         def decorate(fn: Solver) -> SolverLayer:
-            layer = self.build(fn, options)
+            solver = _Decorated(fn)
+            layer = self.build(solver, options)
             # The layer stands in for the decorated function: keep its name and doc.
-            functools.update_wrapper(layer, fn, updated=())
+            functools.update_wrapper(layer, solver, updated=())
             return layer
 
         return decorate
+
+
+class _Decorated:
+    """The function under a decorator's layer, pickled by the name the layer took.
+
+    The layer replaces the function at its module-level name, so pickle could
+    not find the function by that name (``torch.save`` of a model holding the
+    layer failed); this one is found again through the layer. Anything else
+    (a local function, a partial) pickles, or fails to, as itself.
+    """
+
+    def __init__(self, fn: Solver) -> None:
+        self._solver = fn
+        # Name and doc only: the callable's own attributes stay on it.
+        functools.update_wrapper(self, fn, updated=())
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._solver(*args, **kwargs)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _Decorated:
+        return self  # a function is copied by reference
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        module = getattr(self._solver, "__module__", None)
+        name = getattr(self._solver, "__qualname__", None)
+        with contextlib.suppress(Exception):  # not found by its name: pickled as itself
+            if _decorated_solver(module, name) is self:  # type: ignore[arg-type]
+                return (_decorated_solver, (module, name))
+        return (_Decorated, (self._solver,))
+
+
+def _decorated_solver(module: str, name: str) -> Any:
+    """The solver under the module-level ``module.name``: a decorator's layer, or a function."""
+    found: Any = importlib.import_module(module)
+    for part in name.split("."):
+        found = getattr(found, part)
+    return found.solver.fn if isinstance(found, SolverLayer) else found
 
 
 _FD_OPTIONS = ("target", "tau_target", "difference", "marginal_samples")

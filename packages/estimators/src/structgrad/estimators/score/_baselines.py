@@ -78,6 +78,13 @@ class MovingAverage(nn.Module):
         # before the update (NVIL's residual) from the updated buffer.
         # (in the buffer's own dtype, as an in-place update keeps it after a cast)
         new = self.average * self.decay + (1.0 - self.decay) * mean
+        # (dynamo refuses is_inference_mode_enabled; a compiled step never runs in it)
+        if not torch.compiler.is_compiling() and torch.is_inference_mode_enabled():
+            # New buffers made here would be inference tensors, which a later
+            # load_state_dict cannot update (as BatchNorm, update in place).
+            self.average.copy_(new)
+            self.steps.add_(1)
+            return
         self.average = new.to(self.average.dtype)
         self.steps = self.steps + 1
 

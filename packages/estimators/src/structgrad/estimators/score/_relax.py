@@ -188,7 +188,9 @@ class RELAX(ScoreLayer):
         """
         terms = draw.extra
         if terms is None:  # drawn under no_grad: no critic terms
-            if draw.logits.requires_grad or loss.requires_grad:
+            # Attached under no_grad too (an evaluation): no gradient is asked for.
+            wanted = draw.logits.requires_grad or loss.requires_grad
+            if wanted and torch.is_grad_enabled():
                 raise ValueError(
                     "RELAX: this draw was made under torch.no_grad(), so it has no critic "
                     "terms and gives no gradient: draw with gradients enabled to train"
