@@ -176,6 +176,30 @@ def test_run_parallel(backend):
     assert out == ["0", "1", "4", "9", "16"] and sorted(seen) == list(enumerate(out))
 
 
+@pytest.mark.parametrize("backend", LOCAL_BACKENDS)
+def test_run_parallel_raises_a_failing_task(backend):
+    # multiprocessing hung: its forked workers inherited the sweep's SIGTERM
+    # handler, so the pool's terminate never ended them. In a subprocess, with
+    # a timeout, so that a hang fails the test instead of the run.
+    import subprocess
+
+    code = (
+        "import time\n"
+        "from structgrad_app_common import run_parallel\n"
+        "def work(delay, fail=False):\n"
+        "    time.sleep(delay)\n"
+        "    if fail:\n"
+        "        raise ValueError('diverged')\n"
+        "tasks = [{'delay': 0.1}, {'delay': 2.0}, {'delay': 0.5, 'fail': True}, {'delay': 0.1}]\n"
+        "try:\n"
+        f"    run_parallel(work, tasks, n_jobs=2, backend={backend!r})\n"
+        "except ValueError:\n"
+        "    print('raised')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.strip() == "raised", done.stderr
+
+
 def test_one_line_errors(capsys):
     parser = ArgumentParser(prog="app")
     parser.add_argument("--n", type=int, required=True)

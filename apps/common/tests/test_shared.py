@@ -114,13 +114,12 @@ def test_smoke_presets_leave_flags_given_at_their_default_value():
     assert config_from_args(Config, args, presets, out="o") == Config(out="o", lr=0.01, epochs=10)
     args = parser.parse_args(["train", "--smoke"])
     assert config_from_args(Config, args, presets, out="o") == Config(out="o", lr=0.01, epochs=2)
-    # Absent positionals are not flags given; a namespace parsed into again forgets the first.
+    # Absent positionals are not flags given; intermixed parsing keeps both passes' flags.
     other = ArgumentParser(prog="app")
-    other.add_argument("where", nargs="?")
+    other.add_argument("where", nargs="*")
     other.add_argument("--lr", type=float, default=0.1)
-    ns = other.parse_args(["--lr", "0.1"])
-    assert ns.given_flags == {"lr"}
-    assert other.parse_args([], ns).given_flags == set()
+    assert other.parse_args(["--lr", "0.1"]).given_flags == {"lr"}
+    assert other.parse_intermixed_args(["x", "--lr", "0.1", "y"]).given_flags == {"lr"}
 
 
 def test_run_command_and_one_line_errors(capsys, monkeypatch):
@@ -249,6 +248,9 @@ def test_search_range_run_trials_and_write_sweep(tmp_path):
     assert run_trials(_trial, tasks, n_jobs=1, backend="threading")[1]["doubled"] == 4
     with pytest.raises(CLIError, match="joblib backend 'nope' failed"):
         run_trials(_trial, tasks, n_jobs=1, backend="nope")
+    # A task's own ValueError is the task's (it was reported as the backend failing).
+    with pytest.raises(ValueError, match="malformed string"):
+        run_trials(complex, [{"real": "nan?"}], n_jobs=1, backend="threading")
     write_sweep(tmp_path, [{"a": math.inf}], [{"b": 1}], "| t |")
     assert read_jsonl(tmp_path / "sweep.jsonl") == [{"a": None}]
     assert json.loads((tmp_path / "summary.json").read_text()) == [{"b": 1}]

@@ -1,3 +1,4 @@
+import copy
 import functools
 import io
 import re
@@ -41,7 +42,6 @@ def decorated_top3(scores):
 def test_a_decorated_layer_pickles_with_its_state():
     # pickle found the module-level name taken by the layer, not the function,
     # so torch.save of a model holding the layer failed.
-    import copy
     import inspect
     import pickle
 
@@ -85,7 +85,12 @@ def test_a_decorated_callable_is_called_itself():
     scores = torch.tensor([[3.0, 1, 2, 0, 5]])
     want = [[0.0, 1, 1, 1, 0]]  # the 3 smallest
     assert E.imle(_Negated(torch_top3), noise=None)(scores).tolist() == want
-    assert E.imle(noise=None)(_Negated(torch_top3))(scores).tolist() == want
+    layer = E.imle(noise=None)(_Negated(torch_top3))
+    assert layer(scores).tolist() == want
+    assert layer.solver.name == "_Negated"  # not the wrapper's class name
+    copied = copy.deepcopy(layer)  # a stateful callable is copied, a function is not
+    assert copied.solver.fn._solver is not layer.solver.fn._solver
+    assert copied(scores).tolist() == want
 
 
 @pytest.mark.parametrize("factory", [E.imle, E.aimle, E.straight_through, E.blackbox, E.perturbed])

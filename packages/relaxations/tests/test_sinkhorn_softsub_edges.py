@@ -120,15 +120,6 @@ def test_relaxed_top_k_resolves_small_scores_beside_huge_ones(dtype: torch.dtype
         torch.testing.assert_close(out.detach(), solvers.top_k(scores.detach(), 2))
         out[0].backward()
         assert torch.isfinite(scores.grad).all()
-    # A large offset beside an ordinary score (padding at -1): float32 scores
-    # plus noise are summed in float64, where no digit of the noise is lost.
-    from structgrad.distributions import sample_gumbel
-
-    x = torch.cat([1e6 + 0.25 * torch.arange(7.0), torch.tensor([-1.0])]).expand(64, 8)
-    got = relaxed_top_k(x, 2, 0.05, generator=torch.Generator().manual_seed(5))
-    noise = sample_gumbel(x.shape, dtype=x.dtype, generator=torch.Generator().manual_seed(5))
-    want = relaxed_top_k(x.double() + noise.double(), 2, 0.05, noise=False)
-    torch.testing.assert_close(got.double(), want, atol=1e-6, rtol=0)
     # A common offset is still removed exactly: the noise keeps its digits.
     base = torch.randint(-4, 5, (2, 6)).float() * 2  # + 3e7 is exact (spacing 2)
     draws = [

@@ -171,7 +171,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     except pickle.UnpicklingError:
         # Not torch's text: it advises weights_only=False, which runs the file's code.
         raise foreign from None
-    except (RuntimeError, EOFError, OSError, ValueError, KeyError) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
         raise CLIError(f"cannot read checkpoint {str(path)!r}: {first_line(err)}") from None
     if not isinstance(state, dict):
         raise CLIError(f"checkpoint {str(path)!r} holds {type(state).__name__}, not a dict")

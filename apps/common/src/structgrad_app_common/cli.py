@@ -62,10 +62,9 @@ class ArgumentParser(argparse.ArgumentParser):
     ) -> tuple[argparse.Namespace, list[str]]:
         """Parse as argparse does; ``GIVEN`` on the result names the flags given."""
         self._given: set[str] = set()
-        if namespace is not None and hasattr(namespace, GIVEN):
-            delattr(namespace, GIVEN)  # parsed into before: those flags are not these
         parsed, rest = super().parse_known_args(args, namespace)
-        # A subcommand's parser set its own on its namespace, copied into this one.
+        # A subcommand's parser set its own on its namespace, copied into this one
+        # (a namespace parsed into before keeps its flags, as argparse keeps its values).
         setattr(parsed, GIVEN, frozenset(self._given | set(getattr(parsed, GIVEN, ()))))
         return parsed, rest
 

@@ -91,7 +91,15 @@ def ending_workers_on_signals() -> Iterator[None]:
         yield
         return
 
+    owner = os.getpid()
+
     def stop(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:
+            # A forked worker (multiprocessing) inherited this handler: it dies
+            # of the signal, as its pool expects when it terminates it.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         raise SystemExit(128 + signum)
 
     kinds = (signal.SIGTERM, signal.SIGHUP)
@@ -204,10 +212,12 @@ def run_trials(
     scheduler: str | None = None,
     on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
-    """:func:`run_parallel`, with a failing joblib backend turned into a :class:`CLIError`."""
-    try:
-        return run_parallel(
-            fn, tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler, on_result=on_result
-        )
-    except (ValueError, KeyError) as err:  # joblib: unknown backend name
-        raise CLIError(f"joblib backend {backend!r} failed: {err}") from None
+    """:func:`run_parallel`, with an unknown local backend a :class:`CLIError`.
+
+    (Checked first: a task's own ``ValueError`` is not the backend's.)
+    """
+    if scheduler is None and backend not in LOCAL_BACKENDS:
+        raise CLIError(f"joblib backend {backend!r} failed: choose {', '.join(LOCAL_BACKENDS)}")
+    return run_parallel(
+        fn, tasks, n_jobs=n_jobs, backend=backend, scheduler=scheduler, on_result=on_result
+    )

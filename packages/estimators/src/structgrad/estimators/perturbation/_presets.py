@@ -36,8 +36,10 @@ References:
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import importlib
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,12 +169,16 @@ class _Decorated:
         self._solver = fn
         # Name and doc only: the callable's own attributes stay on it.
         functools.update_wrapper(self, fn, updated=())
+        if not hasattr(fn, "__name__"):  # a callable object or a partial: its type's
+            self.__name__ = type(fn).__name__
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._solver(*args, **kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> _Decorated:
-        return self  # a function is copied by reference
+        if isinstance(self._solver, types.FunctionType | types.BuiltinFunctionType):
+            return self  # a function is copied by reference
+        return _Decorated(copy.deepcopy(self._solver, memo))  # a stateful callable is not
 
     def __reduce__(self) -> tuple[Any, ...]:
         module = getattr(self._solver, "__module__", None)
