@@ -109,6 +109,15 @@ def test_relaxed_top_k_wide_spreads_pick_each_item_once() -> None:
     assert torch.isfinite(x.grad).all()
 
 
+
+def test_relaxed_top_k_of_nothing_keeps_the_graph() -> None:
+    # k = 0 returned untracked zeros: backward failed ("does not require grad").
+    x = torch.tensor([1.0, -math.inf, -2.0], requires_grad=True)
+    out = relaxed_top_k(x, 0, 1.0)
+    assert torch.equal(out, torch.zeros(3)) and not torch.signbit(out).any()
+    out.sum().backward()
+    assert torch.equal(x.grad, torch.zeros(3))
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_relaxed_top_k_resolves_small_scores_beside_huge_ones(dtype: torch.dtype) -> None:
     # Shifted once by the leader, 0 and 1 rounded together beside 1e8 (float32)

@@ -61,7 +61,10 @@ def relaxed_top_k(
             scores.shape, dtype=scores.dtype, device=scores.device, generator=generator
         )
     floor = torch.finfo(scores.dtype).min / 4
-    khot = torch.zeros_like(scores)
+    # Zeros that keep the graph: at k = 0 they are the result, and untracked
+    # zeros would fail ``backward`` (-inf entries are masked before the product;
+    # adding +0 turns the products' -0 into 0).
+    khot = torch.where(torch.isfinite(r), r, 0.0) * 0 + 0
     for _ in range(k):
         # softmax is shift-invariant: centred at this round's leader, r / tau is
         # at most 0 (no overflow upwards), and once the leaders are excluded
