@@ -79,6 +79,40 @@ def test_adaptive_lambda_formula_per_instance():
     assert torch.equal(got0[1], torch.zeros(6)) and torch.isfinite(got0).all()
 
 
+@pytest.mark.parametrize(
+    ("structure", "unread"),
+    [
+        ("spanning_tree", lambda t: t.triu_(1)),  # 50 on the lower triangle and diagonal
+        ("arborescence", lambda t: (t[..., 0].fill_(0), t.diagonal(0, -2, -1).fill_(0))),
+        ("padded", lambda t: (t[..., 3:, :].fill_(0), t[..., :, 3:].fill_(0))),
+    ],
+)
+def test_adaptive_lambda_ignores_entries_the_map_never_reads(structure, unread):
+    # λ = β‖θ‖/‖dy‖ took its norms over padding, self-loops, edges into the
+    # root and a tree's lower triangle: values there (50) shrank the gradient
+    # on the rest 11x to 65x though the problem was unchanged.
+    g = torch.Generator().manual_seed(5)
+    theta = torch.randn(4, 5, 5, generator=g, dtype=torch.float64)
+    v = torch.randn(4, 5, 5, generator=g, dtype=torch.float64)
+    lengths = torch.full((4,), 3) if structure == "padded" else None
+    name = "arborescence" if structure == "padded" else structure
+    loud_theta, loud_v = theta.clone(), v.clone()
+    # (a tree's draw is symmetric: dy's lower triangle is read, folded into the upper)
+    for t in (loud_theta,) if structure == "spanning_tree" else (loud_theta, loud_v):
+        mask = torch.ones_like(t)
+        unread(mask)
+        t.copy_(torch.where(mask.bool(), t, 50.0))
+    grads = []
+    for th, dy in ((theta, v), (loud_theta, loud_v)):
+        layer = E.aimle(name, target=E.AdaptiveTarget(beta=3.0).eval())
+        t = th.clone().requires_grad_(True)
+        z = layer(t, lengths=lengths, generator=torch.Generator().manual_seed(1))
+        (z * dy).sum().backward()
+        grads.append(t.grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+
+
 def test_beta_update_rule():
     t = E.AdaptiveTarget(beta=0.5, step=0.1, momentum=0.5, decay=0.5, target_nnz=3.0)
     g = torch.zeros(2, 4, 6)  # [S, batch, n]

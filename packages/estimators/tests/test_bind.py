@@ -87,3 +87,28 @@ def test_a_bound_layer_pickles_and_runs():
     out = again(theta, generator=torch.Generator().manual_seed(0))
     assert torch.equal(out, layer(theta, generator=torch.Generator().manual_seed(0)))
     assert again.noise_for((5, 5)).k == 4.0
+
+
+@pytest.mark.parametrize(
+    "decorator",
+    [E.straight_through(), E.blackbox(), E.imle(noise=None), E.imle(), E.aimle()],
+    ids=["st", "blackbox", "imle-no-noise", "imle", "aimle"],
+)
+def test_a_solver_that_edits_its_input_touches_neither_the_scores_nor_the_gradient(decorator):
+    # Without noise the user's solver received the caller's own scores: an
+    # in-place shift changed the leaf parameter (and blackbox's backward).
+    def top2(s):
+        s -= s.amax(-1, keepdim=True)
+        return torch.zeros_like(s).scatter_(-1, s.topk(2, -1).indices, 1.0)
+
+    def clean(s):
+        return top2(s.clone())
+
+    grads = []
+    for solver in (top2, clean):
+        theta = torch.tensor([[1.0, 3.0, 2.0, 0.0]], requires_grad=True)
+        z = decorator(solver)(theta, generator=torch.Generator().manual_seed(0))
+        (z * torch.arange(4.0)).sum().backward()
+        assert torch.equal(theta.detach(), torch.tensor([[1.0, 3.0, 2.0, 0.0]]))
+        grads.append(theta.grad)
+    assert torch.equal(grads[0], grads[1])

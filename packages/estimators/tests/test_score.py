@@ -317,6 +317,16 @@ def test_errors():
         E.ScoreFunction("categorical", baseline="ema", ema_decay=1.0)
     with pytest.raises(ValueError, match="unknown option"):
         E.ScoreFunction("categorical", k=2)
+    # option types: these escaped as OverflowError / TypeError from int() and
+    # comparisons, or were taken (critic=5) and failed at the first draw
+    for bad in (math.inf, [2], "2", 2.5, True):
+        with pytest.raises(ValueError, match="samples"):
+            E.ScoreFunction("categorical", samples=bad)
+    for bad in ("0.9", None, math.nan):
+        with pytest.raises(ValueError, match="ema_decay"):
+            E.ScoreFunction("categorical", baseline="ema", ema_decay=bad)
+    with pytest.raises(TypeError, match="critic must be a module or callable"):
+        E.relax("categorical", critic=5)
     layer = E.t_reinforce("categorical", samples=2)
     with pytest.raises(ValueError, match="call the layer"):
         layer.attach(torch.zeros(2, 3))
@@ -408,3 +418,20 @@ def test_moving_average_keeps_its_dtype_after_a_cast() -> None:
     # 0.5 · (0.5 · 0 + 0.5 · 2) + 0.5 · 4 = 2.5, corrected by 1 − 0.5² = 0.75
     assert ema.average.item() == 2.5 and int(ema.steps) == 2
     torch.testing.assert_close(ema.value(torch.zeros(())), torch.tensor(2.5 / 0.75))
+
+
+@pytest.mark.parametrize("samples", [None, 3])
+def test_a_draw_made_under_no_grad_attaches_the_same_gradient(samples):
+    # With samples=K the logits were expanded under no_grad: the view was cut
+    # off from the caller's logits and attach gave no gradient, silently.
+    x = torch.randn(4, 5, generator=torch.Generator().manual_seed(0))
+    grads = []
+    for grad_mode in (torch.no_grad, torch.enable_grad):
+        layer = E.reinforce("k_subset", k=2, score="trace", samples=samples)  # a fresh EMA
+        theta = x.clone().requires_grad_(True)
+        with grad_mode():
+            z = layer(theta, generator=torch.Generator().manual_seed(1))
+        layer.attach((z * torch.arange(5.0)).sum(-1)).sum().backward()
+        grads.append(theta.grad)
+    assert grads[0] is not None and grads[0].abs().sum() > 0
+    assert torch.equal(grads[0], grads[1])

@@ -66,8 +66,12 @@ def test_anneal_gradcheck_and_temperatures() -> None:
     tau = torch.tensor([0.5, 0.01], dtype=torch.float64).view(2, 1, 1)
     out = sinkhorn(scores.detach(), tau=tau, anneal=True)
     torch.testing.assert_close(out[1], sinkhorn(scores.detach()[1], tau=0.01, anneal=True))
-    with pytest.raises(ValueError, match="one temperature per matrix"):
-        sinkhorn(scores.detach(), tau=torch.full((4, 4), 0.5, dtype=torch.float64), anneal=True)
+    # The max shift before the division is exact for one temperature per matrix only.
+    for anneal in (True, False):
+        with pytest.raises(ValueError, match="varies within an instance"):
+            sinkhorn(
+                scores.detach(), tau=torch.full((4, 4), 0.5, dtype=torch.float64), anneal=anneal
+            )
 
 
 def test_gumbel_sinkhorn_hard_is_a_permutation() -> None:
@@ -109,7 +113,6 @@ def test_relaxed_top_k_wide_spreads_pick_each_item_once() -> None:
     assert torch.isfinite(x.grad).all()
 
 
-
 def test_relaxed_top_k_of_nothing_keeps_the_graph() -> None:
     # k = 0 returned untracked zeros: backward failed ("does not require grad").
     x = torch.tensor([1.0, -math.inf, -2.0], requires_grad=True)
@@ -117,6 +120,7 @@ def test_relaxed_top_k_of_nothing_keeps_the_graph() -> None:
     assert torch.equal(out, torch.zeros(3)) and not torch.signbit(out).any()
     out.sum().backward()
     assert torch.equal(x.grad, torch.zeros(3))
+
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_relaxed_top_k_resolves_small_scores_beside_huge_ones(dtype: torch.dtype) -> None:
@@ -168,6 +172,34 @@ def test_independent_edges_per_graph_tau() -> None:
         torch.testing.assert_close(out[b], one[b])
     with pytest.raises(ValueError, match="does not broadcast"):
         gumbel_softmax(torch.randn(3, 4), torch.ones(2, 1, 1))
+
+
+def test_a_tau_that_varies_within_an_instance_is_refused() -> None:
+    # The shift-invariant relaxations centre the scores before dividing by tau:
+    # exact for one tau per instance, silently wrong per entry (gumbel_softmax
+    # gave [0.004, 0.26, 0.73] for softmax((l + G) / tau) = [0.10, 0.51, 0.39]).
+    row = torch.tensor([[1.0, 2.0, 3.0], [0.0, 1.0, -1.0]], dtype=torch.float64)
+    per_entry = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
+    per_row = torch.tensor([[0.5], [2.0]], dtype=torch.float64)
+    square = torch.randn(2, 4, 4, dtype=torch.float64)
+    calls = [
+        lambda t: gumbel_softmax(row, t),
+        lambda t: gumbel_softmax(row.T, t.T, dim=0).T,
+        lambda t: relaxed_top_k(row, 2, t),
+        lambda t: sst("categorical", row, t),
+        lambda t: sst("k_subset", row, t, k=2),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match="varies within an instance"):
+            call(per_entry[None])
+        assert call(per_row).shape == row.shape
+    for structure in ("spanning_tree", "arborescence", "matching"):
+        with pytest.raises(ValueError, match="varies within an instance"):
+            sst(structure, square, torch.rand(2, 4, 1, dtype=torch.float64) + 0.5)
+        assert sst(structure, square, torch.tensor([0.5, 2.0]).view(2, 1, 1)).shape == square.shape
+    # binary edges are independent choices: a tau per edge is one per instance
+    edges = independent_edges(square, torch.rand(2, 4, 4, dtype=torch.float64) + 0.5)
+    assert edges.shape == square.shape
 
 
 def test_independent_edges_forms() -> None:

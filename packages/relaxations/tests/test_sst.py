@@ -274,3 +274,24 @@ def test_without_offset_leaves_wide_scores_alone() -> None:
     y = torch.tensor([[3e7, 3e7 + 2, 3e7 + 4], [-3e7, -3e7 - 2, -math.inf]])
     want = torch.tensor([[-4.0, -2.0, 0.0], [0.0, -2.0, -math.inf]])
     torch.testing.assert_close(without_offset(y, 1), want)
+
+
+@pytest.mark.parametrize(
+    ("max_range", "error", "match"),
+    [
+        (0, ValueError, "max_range must be positive"),
+        (-1.0, ValueError, "max_range must be positive"),
+        (math.nan, ValueError, "max_range must be positive"),
+        ("15", TypeError, "max_range must be a positive number or None, got str"),
+        (True, TypeError, "max_range must be a positive number or None, got bool"),
+    ],
+)
+def test_a_bad_max_range_is_refused_when_the_layer_is_built(max_range, error, match) -> None:
+    # The layer took it and failed at its first draw ("15" was used as 15).
+    from structgrad.relaxations import SSTLayer
+
+    with pytest.raises(error, match=match):
+        SSTLayer("spanning_tree", max_range=max_range)
+    with pytest.raises(error, match=match):
+        sst("spanning_tree", torch.randn(4, 4), 1.0, max_range=max_range)
+    assert SSTLayer("spanning_tree", max_range=math.inf)(torch.randn(4, 4)).shape == (4, 4)

@@ -64,6 +64,22 @@ def test_integer_numpy_input_gives_float64() -> None:
     assert solvers.top_k(np.arange(5), 2).dtype == np.float64
 
 
+@pytest.mark.parametrize("kind", [np.array, torch.tensor])
+def test_integers_float64_cannot_tell_apart_are_refused(kind) -> None:
+    # 2**53 + 1 rounded onto 2**53 in the float64 kernels: a tie broken the wrong way.
+    with pytest.raises(ValueError, match=r"scores: integers beyond ±2\*\*53"):
+        solvers.top_k(kind([2**53, 2**53 + 1]), 1)
+    w = [[0, 2**62, 2**62 + 1], [0, 0, 2**62 + 2], [0, 0, 0]]
+    with pytest.raises(ValueError, match=r"integers beyond ±2\*\*53"):
+        solvers.max_spanning_tree(kind(w))
+    assert solvers.top_k(kind([2**53, 2**53 - 1, -(2**53)]), 1).tolist() == [1.0, 0.0, 0.0]
+
+
+def test_a_ragged_list_names_the_argument() -> None:
+    with pytest.raises(ValueError, match="scores must be a rectangular real numeric array"):
+        solvers.max_spanning_tree([[0, 1], [1]])
+
+
 def test_empty_batch() -> None:
     adj, trace = solvers.max_spanning_tree(np.zeros((0, 4, 4)), return_trace=True)
     assert adj.shape == (0, 4, 4) and trace.edges.shape == (0, 3, 2)
@@ -80,3 +96,14 @@ def test_empty_batch() -> None:
 def test_fuzz_never_crashes(name: str, x: np.ndarray) -> None:
     with contextlib.suppress(ValueError):
         SOLVERS[name](x)
+
+
+def test_torch_counts_are_read_as_numpy_ones() -> None:
+    # torch's __index__ took a bool tensor as 1 and a one-element 1-d tensor
+    for k in (torch.tensor(True), torch.tensor([2])):
+        with pytest.raises(ValueError, match="k must be an integer"):
+            solvers.top_k(np.zeros(3), k)
+    assert solvers.top_k(np.arange(3.0), torch.tensor(2)).tolist() == [0.0, 1.0, 1.0]
+    # 2**63 (uint64) wrapped to -2**63 in the message
+    with pytest.raises(ValueError, match="lengths is out of range, got 9223372036854775808"):
+        solvers.max_spanning_tree(np.zeros((1, 3, 3)), lengths=[2**63])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -113,6 +114,34 @@ def test_traces_compile(name: str, dtype: torch.dtype, ties: bool) -> None:
     assert torch.equal(got_solution, want_solution)
     for got, want in zip(got_trace, want_trace, strict=True):
         assert got.dtype == want.dtype and torch.equal(got, want)
+
+
+UNBATCHED = {
+    "top_k": (lambda x: solvers.top_k(x, 3, return_trace=True), (7,)),
+    "max_spanning_tree": (lambda x: solvers.max_spanning_tree(x, return_trace=True), (5, 5)),
+    "max_arborescence": (lambda x: solvers.max_arborescence(x, root=1, return_trace=True), (5, 5)),
+    "crossing_matching": (lambda x: solvers.crossing_matching(x, return_trace=True), (5, 5)),
+    "binary_tree": (lambda x: solvers.binary_tree(x, return_trace=True), (6,)),
+}
+
+
+@pytest.mark.parametrize("name", list(UNBATCHED))
+def test_unbatched_traces_keep_their_0d_fields(name: str) -> None:
+    """A trace's scalar fields of an unbatched tensor have shape ``()``, as numpy's.
+
+    The bridge's contiguous copy made them ``[1]``: the fake ops said ``()``,
+    so a compiled call on one instance failed.
+    """
+    solve, shape = UNBATCHED[name]
+    x = _scores(*shape, dtype=torch.float64, ties=False)
+    _, trace = solve(x)
+    _, host = solve(x.numpy())
+    for got, want in zip(trace, host, strict=True):
+        assert tuple(got.shape) == np.shape(want)
+    solution, got_trace = torch.compile(solve, backend="aot_eager", fullgraph=True)(x)
+    assert torch.equal(solution, solve(x)[0])
+    for got, want in zip(got_trace, trace, strict=True):
+        assert torch.equal(got, want)
 
 
 def test_integer_scores_through_the_op() -> None:

@@ -63,6 +63,7 @@ def test_compiled_equals_twin(assert_twin_agrees: Callable[..., None]) -> None:
         (np.zeros(3), np.array(2.0), "k must be an integer"),  # numpy float: no __index__
         (np.zeros(3), np.array([2]), "k must be an integer"),
         (np.zeros(3), "2", "k must be an integer"),
+        (np.zeros(3), np.True_, "k must be an integer"),
         (np.zeros((2, 0)), 0, "size >= 1"),
         (np.array(1.0), 1, "shape"),
         (np.array([np.nan, 1.0]), 1, "NaN"),

@@ -215,11 +215,21 @@ def check_tau(tau: Any) -> float:
     return float(tau)
 
 
-def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
+def as_tau(tau: float | Tensor, like: Tensor, *, event_dims: Iterable[int] = ()) -> Tensor:
     """A positive temperature (or a tensor of them) in ``like``'s dtype and device.
 
+    Args:
+        tau: a number, or a tensor broadcastable to ``like``.
+        like: the scores.
+        event_dims: dims of ``like`` (negative, or from the front) along which a
+            tensor ``tau`` must have size 1: one temperature per instance. The
+            shift-invariant relaxations centre the scores before dividing by
+            τ, which is exact only for a τ that is constant within an instance.
+
     Raises:
-        ValueError: if any temperature is not a positive finite number.
+        ValueError: if any temperature is not a positive finite number, or a
+            tensor ``tau`` does not broadcast to ``like`` or varies within an
+            instance.
     """
     if isinstance(tau, bool) or not isinstance(tau, numbers.Real | Tensor):
         raise InputTypeError(f"tau must be a number or a tensor, got {type(tau).__name__}")
@@ -244,5 +254,16 @@ def as_tau(tau: float | Tensor, like: Tensor) -> Tensor:
     if not fits:
         raise ValueError(
             f"tau of shape {tuple(t.shape)} does not broadcast to the shape {tuple(like.shape)}"
+        )
+    padded = (1,) * (like.ndim - t.ndim) + tuple(t.shape)
+    varying = sorted({d % like.ndim for d in event_dims if padded[d] != 1})
+    if varying:
+        want = tuple(
+            1 if i in {d % like.ndim for d in event_dims} else s for i, s in enumerate(like.shape)
+        )
+        raise ValueError(
+            f"tau of shape {tuple(t.shape)} varies within an instance (dim(s) {varying} of "
+            f"the scores' shape {tuple(like.shape)}): give one temperature per instance, "
+            f"broadcastable to {want}"
         )
     return t

@@ -115,7 +115,8 @@ class KSubset(_Gibbs):
     Args:
         logits: ``[..., n]`` log-potentials θ; ``-inf`` items are never chosen.
         k: the subset size, in ``[0, n]``.
-        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
+        tau: temperature of :meth:`rsample` (a float, or one per instance: a tensor
+            broadcastable to ``logits`` with size 1 along the event dims).
         validate_args: as for every torch distribution.
 
     Samples are ``[..., n]`` 0/1 masks; :meth:`sample` is exact (sequential DP).
@@ -148,7 +149,8 @@ class SpanningTree(_Gibbs):
             is read; ``-inf`` forbids an edge.
         lengths: optional ``[...]`` graph sizes in ``[1, n]`` (vertices past a
             length are not in the graph).
-        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
+        tau: temperature of :meth:`rsample` (a float, or one per instance: a tensor
+            broadcastable to ``logits`` with size 1 along the event dims).
         validate_args: as for every torch distribution.
 
     Samples are symmetric ``[..., n, n]`` adjacencies; :meth:`sample` is exact
@@ -176,7 +178,8 @@ class Arborescence(_Gibbs):
             (the diagonal and column ``root`` are not read); ``-inf`` forbids an edge.
         root: the root vertex.
         lengths: optional ``[...]`` graph sizes in ``[root + 1, n]``.
-        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
+        tau: temperature of :meth:`rsample` (a float, or one per instance: a tensor
+            broadcastable to ``logits`` with size 1 along the event dims).
         validate_args: as for every torch distribution.
 
     Samples are ``[..., n, n]`` adjacencies; :meth:`sample` is exact (Wilson's algorithm).

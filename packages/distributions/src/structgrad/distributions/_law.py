@@ -33,7 +33,8 @@ class StructuredLaw(Sampled):
         options: its completed options (``k``, ``root``, ``lengths``, ...).
         logits: the scores θ, ``[*batch, *scores event]``.
         tau: the temperature of ``rsample``: a float, or a tensor broadcastable to
-            ``logits`` (kept as given, so a learned one gets its gradient).
+            ``logits`` with size 1 along the event dims (one per instance; kept
+            as given, so a learned one gets its gradient).
     """
 
     arg_constraints: ClassVar[dict[str, constraints.Constraint]] = {"logits": constraints.real}
@@ -66,7 +67,8 @@ class StructuredLaw(Sampled):
         self.options = self.structure.check(logits, argname="logits", **options)
         self.logits = logits
         if isinstance(tau, Tensor):
-            as_tau(tau, logits)  # positive, finite, broadcastable: or a ValueError
+            # positive, finite, one per instance, broadcastable: or a ValueError
+            as_tau(tau, logits, event_dims=range(-d, 0))
             self.tau = tau
         else:
             self.tau = check_tau(tau)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 from torch import Tensor
 
-from ._checks_options import validation_enabled
+from ._checks_options import InputTypeError, validation_enabled
 
 __all__ = [
     "FLOAT32_SPREAD",
@@ -97,9 +98,19 @@ def range_limit(max_range: float | None, directed: bool) -> float:
     """The clip range ``R``: ``max_range``, or the default when ``None``.
 
     Raises:
-        ValueError: unless the range is positive.
+        InputTypeError: for a non-number (a string, a bool).
+        ValueError: unless the range is positive (NaN is not).
     """
-    limit = default_max_range(directed) if max_range is None else float(max_range)
+    if max_range is None:
+        return default_max_range(directed)
+    if isinstance(max_range, Tensor) and max_range.numel() == 1:
+        max_range = float(max_range)
+    # a string such as "15" converted silently; bools are not ranges
+    if isinstance(max_range, bool) or not isinstance(max_range, numbers.Real):
+        raise InputTypeError(
+            f"max_range must be a positive number or None, got {type(max_range).__name__}"
+        )
+    limit = float(max_range)
     if not limit > 0:
         raise ValueError(f"max_range must be positive, got {max_range!r}")
     return limit

@@ -39,7 +39,8 @@ class PerturbAndMAP(StructuredLaw):
     Args:
         structure: a structure name (``"spanning_tree"``, ...) or :class:`Structure`.
         logits: scores θ of the structure's shape.
-        tau: temperature of :meth:`rsample` (a float, or a tensor broadcastable to ``logits``).
+        tau: temperature of :meth:`rsample` (a float, or one per instance: a tensor
+            broadcastable to ``logits`` with size 1 along the event dims).
         validate_args: as for every torch distribution.
         **options: the structure's options (``k``, ``root``, ``lengths``).
 

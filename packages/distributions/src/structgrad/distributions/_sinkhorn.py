@@ -73,7 +73,7 @@ def sinkhorn(
     n_iters = check_int(n_iters, "n_iters", 1)
     anneal = check_flag(anneal, "anneal")
     _check_support(log_alpha)
-    t = as_tau(tau, log_alpha)
+    t = as_tau(tau, log_alpha, event_dims=(-2, -1))
     if not log_alpha.numel():  # an empty batch
         return log_alpha.exp()
     # Sinkhorn is invariant to a constant per matrix: shifting by the max keeps
@@ -84,11 +84,6 @@ def sinkhorn(
     log_alpha = _floor_allowed(shifted, -torch.finfo(log_alpha.dtype).max, forbidden)
     start = log_alpha
     if anneal:
-        if t.dim() and (t.shape[-1] != 1 or (t.dim() > 1 and t.shape[-2] != 1)):
-            raise ValueError(
-                f"sinkhorn: anneal needs one temperature per matrix (shape [..., 1, 1]), "
-                f"got tau of shape {tuple(t.shape)}"
-            )
         # The stages run in float64: at float32 the potentials of scores ~1e30
         # apart lose every digit to cancellation (and their gradients turn NaN).
         wide = torch.float64 if log_alpha.dtype == torch.float32 else log_alpha.dtype

@@ -185,7 +185,8 @@ class Structure(Perturbing, Tracing, Coordinates):
 
         Args:
             scores: the structure's scores ``[..., *event]``.
-            tau: temperature ``> 0``, a float or a tensor broadcastable to ``scores``.
+            tau: temperature ``> 0``, a float or a tensor broadcastable to ``scores``
+                with size 1 along the event dims (one per instance).
             **options: the structure's options and :attr:`relax_option_names`.
 
         Raises:
@@ -195,7 +196,8 @@ class Structure(Perturbing, Tracing, Coordinates):
             raise NotImplementedError(self.relax_missing)
         extra = {k: options.pop(k) for k in self.relax_option_names if k in options}
         opts = self.check(scores, **options)
-        return self._relax(scores, as_tau(tau, scores), **opts, **extra)
+        t = as_tau(tau, scores, event_dims=range(-self.event_dim, 0))
+        return self._relax(scores, t, **opts, **extra)
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         return self.marginals(relaxation_input(scores, tau), **opts)

@@ -26,6 +26,7 @@ from ._checks_options import (
     set_validation,
     validation_enabled,
 )
+from ._numerics import range_limit
 
 __all__ = [
     "RENAMED",
@@ -35,6 +36,7 @@ __all__ = [
     "check_float",
     "check_generator",
     "check_int",
+    "check_max_range",
     "check_options",
     "check_real",
     "check_scores",
@@ -144,6 +146,19 @@ def check_square(scores: Tensor, name: str = "scores", min_size: int = 2) -> int
     n = square_size(scores, name, min_size)
     check_values(scores, name)
     return n
+
+
+def check_max_range(max_range: Any) -> float | None:
+    """``None``, or ``max_range`` as a positive float (a tree law's clip range).
+
+    For layers that keep the option for later calls: a bad range is refused
+    when the layer is built, not at its first draw.
+
+    Raises:
+        InputTypeError: for a non-number (a string, a bool).
+        ValueError: for zero, a negative number or NaN.
+    """
+    return None if max_range is None else range_limit(max_range, directed=False)
 
 
 def check_subset(scores: Tensor, k: Any) -> tuple[int, int]:

@@ -48,7 +48,8 @@ def gumbel_softmax(
     Args:
         logits: ``[..., n, ...]`` unnormalised log-probabilities; ``-inf`` marks
             impossible categories (probability exactly 0).
-        tau: temperature > 0, a float or a tensor broadcastable to ``logits``.
+        tau: temperature > 0, a float or a tensor broadcastable to ``logits``
+            with size 1 along ``dim`` (one per slice).
         hard: return the one-hot argmax of the perturbed logits in the forward pass
             and the relaxed sample's gradient (straight-through Gumbel-softmax).
         dim: the category dimension.
@@ -63,7 +64,7 @@ def gumbel_softmax(
     """
     _check_logits(logits, dim)
     hard = check_flag(hard, "hard")
-    t = as_tau(tau, logits)
+    t = as_tau(tau, logits, event_dims=(dim,))
     noise = sample_gumbel(
         logits.shape, dtype=logits.dtype, device=logits.device, generator=generator
     )

@@ -13,7 +13,12 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure, structure
-from structgrad.distributions.checks import check_flag, check_options, check_tau
+from structgrad.distributions.checks import (
+    check_flag,
+    check_max_range,
+    check_options,
+    check_tau,
+)
 
 from ._gumbel import gumbel_softmax
 from ._sst import sst
@@ -61,6 +66,8 @@ class SSTLayer(LatentLayer):
         super().__init__(s, {k: v for k, v in options.items() if k in s.option_names})
         self.tau = check_tau(tau)
         self.straight_through = check_flag(straight_through, "straight_through")
+        if "max_range" in options:
+            options["max_range"] = check_max_range(options["max_range"])
         self.sst_options = options
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:

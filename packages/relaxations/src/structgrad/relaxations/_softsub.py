@@ -48,7 +48,7 @@ def relaxed_top_k(
     """
     _, k = check_subset(scores, k)
     noise = check_flag(noise, "noise")
-    t = as_tau(tau, scores)
+    t = as_tau(tau, scores, event_dims=(-1,))
     if scores.numel() and validation_enabled() and bool(((scores > -torch.inf).sum(-1) < k).any()):
         raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")
     # A common offset goes where removing it is exact (the noise keeps its

@@ -62,7 +62,8 @@ def sst(
     Args:
         structure: one of the names above.
         logits: the log-potentials θ (spanning trees read the upper triangle).
-        tau: temperature > 0, a float or a tensor broadcastable to ``logits``.
+        tau: temperature > 0, a float or a tensor broadcastable to ``logits``
+            with size 1 along the event dims (one per instance, e.g. ``[B, 1, 1]``).
         straight_through: forward value is the exact MAP of ``U`` from
             structgrad.solvers, gradient of the relaxed sample.
         generator: optional ``torch.Generator`` for the Gumbel noise.
@@ -103,7 +104,8 @@ def sst(
     hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
     # rank, shape and values (named as the caller names them), before the noise reads them
     s.check(logits, argname="logits", **hard)
-    t = as_tau(tau, logits)  # a tensor tau must broadcast against logits, e.g. [B, 1, 1]
+    # a tensor tau: one per instance, broadcast against logits, e.g. [B, 1, 1]
+    t = as_tau(tau, logits, event_dims=range(-s.event_dim, 0))
     noise = s.gumbel(logits, generator=generator)
     u = s.perturb(logits, noise=noise)  # θ + G (offset removed where exact)
     sample = s.relax(u, tau=t, **options)

@@ -64,13 +64,25 @@ class Bridge:
                 t = t.float()  # numpy has no bfloat16; the kernels run in float32
             arr = _to_host(t) if self.cuda else t.cpu().numpy()
         else:
-            arr = np.asarray(x)
+            try:
+                arr = np.asarray(x)
+            except ValueError as err:  # a ragged nested list
+                raise ValueError(
+                    f"{name} must be a rectangular real numeric array: {err}"
+                ) from None
         if (
             arr.dtype == object
             or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_)
             or np.iscomplexobj(arr)
         ):
             raise ValueError(f"{name} must be a real numeric array, got dtype {arr.dtype}")
+        # The kernels compute in float64: larger integers would round onto their
+        # neighbours and tie (2**53 and 2**53 + 1), a wrong answer with no error.
+        if np.issubdtype(arr.dtype, np.integer) and arr.size and _beyond_float64(arr):
+            raise ValueError(
+                f"{name}: integers beyond ±2**53 are not exact in float64, which the "
+                "solvers compute in; rescale them or pass floats"
+            )
         self.out_dtype = (
             arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
         )
@@ -102,8 +114,16 @@ class Bridge:
             return arr
         import torch
 
-        index = torch.from_numpy(np.ascontiguousarray(arr))
+        # (ascontiguousarray makes a 0-d field, a trace's size or step count
+        # of an unbatched input, 1-d: the numpy path and the fake ops say ())
+        index = torch.from_numpy(np.ascontiguousarray(arr).reshape(np.shape(arr)))
         return _to_device(index, self.device) if self.cuda else index.to(device=self.device)
+
+
+def _beyond_float64(arr: NDArray[Any]) -> bool:
+    """Whether an integer array holds a value float64 cannot represent exactly nearby."""
+    exact = 2**53
+    return bool(int(arr.max()) > exact or int(arr.min()) < -exact)
 
 
 def _to_host(t: Any) -> Any:
@@ -138,4 +158,7 @@ def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
         ):
             return arr.astype(np.int64)
         raise ValueError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.dtype.kind == "u" and arr.size and int(arr.max()) > np.iinfo(np.int64).max:
+        # (the cast would wrap 2**63 to -2**63 and the message would quote that)
+        raise ValueError(f"{name} is out of range, got {int(arr.max())}")
     return arr.astype(np.int64, copy=False)

@@ -127,7 +127,11 @@ def check_lengths(
 def check_int(value: Any, name: str, low: int, high: int) -> int:
     """An ``int`` (numpy or torch scalar included, bool excluded) in ``[low, high]``."""
     try:
-        if isinstance(value, bool):
+        # bools are not counts, nor are 0-d bool tensors; a one-element 1-d
+        # tensor is refused as numpy's is (torch's __index__ would take it)
+        if isinstance(value, bool) or str(getattr(value, "dtype", "")) in ("bool", "torch.bool"):
+            raise TypeError
+        if getattr(value, "ndim", 0) != 0:
             raise TypeError
         # __index__ takes ints and integer scalars; float or multi-element arrays refuse it
         v = int(value.__index__())

@@ -230,7 +230,12 @@ def _finite_difference(
     # A target sees [S, M, *batch, *event] gradients and [S, *batch, *event]
     # estimates whatever the layout; ours work on any lead dims.
     lead = single and type(target) not in (Target, AdaptiveTarget)
-    lam: Any = target.lam(theta, dy[None, None] if lead else dy, ev)
+    # λ sees only what the MAP reads: padding, self-loops, edges into the root
+    # and a tree's lower triangle would change the step on the rest (AIMLE's
+    # norms); the MAP ignores the step there anyway.
+    dy = solver.mask_unread(dy, ev, plan.lengths)
+    read_theta = solver.mask_unread(theta, ev, plan.lengths)
+    lam: Any = target.lam(read_theta, dy[None, None] if lead else dy, ev)
     if lead and isinstance(lam, Tensor):
         lam = lam[0, 0]
     if x is not None:

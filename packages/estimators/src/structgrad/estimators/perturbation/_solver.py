@@ -94,7 +94,11 @@ class BoundSolver:
         kw: dict[str, Any] = {}
         if lengths is not None:
             kw["lengths"] = lengths.expand(x.shape[:lead]).reshape(-1)
-        out = self.fn(-flat if self.minimize else flat, **kw)
+        # A user's solver gets its own copy: one that edits its input in place
+        # would change the caller's scores (a leaf parameter without noise) or
+        # the forward input the finite difference starts from.
+        arg = -flat if self.minimize else (flat if self.trusted else flat.clone())
+        out = self.fn(arg, **kw)
         if not self.trusted:
             self._check(out, flat)
         return out if lead == 1 else out.reshape(x.shape)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from structgrad.distributions.checks import check_real
+
 __all__ = ["MovingAverage", "leave_one_out"]
 
 
@@ -43,9 +45,10 @@ class MovingAverage(nn.Module):
 
     def __init__(self, decay: float) -> None:
         super().__init__()
-        if not 0.0 <= decay < 1.0:
+        decay = check_real(decay, "ema_decay", lo=0.0)
+        if not decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {decay}")
-        self.decay = float(decay)
+        self.decay = decay
         # float64 accumulation: the average of many float32 batches drifts otherwise.
         self.register_buffer("average", torch.zeros((), dtype=torch.float64))
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import LatentLayer, Structure
-from structgrad.distributions.checks import check_options, check_tensor
+from structgrad.distributions.checks import check_int, check_options, check_tensor
 
 from ..recursive import sample_with_trace
 from ..recursive._prepare import RECURSIVE_STRUCTURES, traced
@@ -92,11 +92,7 @@ class ScoreLayer(LatentLayer):
         )
         super().__init__(s, structure_options)
         self.traced = s
-        if samples is not None and (
-            isinstance(samples, bool) or int(samples) != samples or samples < 1
-        ):
-            raise ValueError(f"samples must be a positive integer or None, got {samples!r}")
-        self.samples = None if samples is None else int(samples)
+        self.samples = None if samples is None else check_int(samples, "samples", 1)
         #: The draw of the last :meth:`forward` call, until :meth:`attach` takes it.
         self.last_draw: Draw | None = None
 
@@ -136,7 +132,10 @@ class ScoreLayer(LatentLayer):
             # Per-call lengths [*batch] broadcast over the K samples in front.
             opts["lengths"] = lengths
         if self.samples is not None:
-            logits = logits.expand(self.samples, *logits.shape)
+            # The expanded view keeps the graph even when drawn under no_grad:
+            # attach takes the gradient later, as it does without samples.
+            with torch.enable_grad():
+                logits = logits.expand(self.samples, *logits.shape)
         # float64 utilities: E-REINFORCE's θ − U in float32 lost the noise at |θ| = 1e7
         drawn = sample_with_trace(self.traced.name, logits, generator=generator, wide=True, **opts)
         rows = logits.shape[: logits.ndim - ev]

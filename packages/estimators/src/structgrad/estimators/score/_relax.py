@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from structgrad.distributions.checks import check_scores
+from structgrad.distributions.checks import InputTypeError, check_scores
 
 from ..recursive import conditional_utilities, trace_log_prob
 from ..recursive._prepare import read_mask, trace_read_mask
@@ -90,6 +90,11 @@ class RELAX(ScoreLayer):
             raise ValueError(
                 f"RELAX takes no baseline (got {baseline!r}): its critic is the control "
                 "variate; for a leave-one-out baseline use t_reinforce_plus"
+            )
+        if critic is not None and not callable(critic):
+            raise InputTypeError(
+                f"critic must be a module or callable (utilities -> [*batch]), "
+                f"got {type(critic).__name__}"
             )
         if critic is None:
             if event_shape is None:
