@@ -56,6 +56,24 @@ def test_float32_path_stays_accurate(n: int, k: int, share: float) -> None:
     torch.testing.assert_close(got.double(), want, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize(
+    ("scores", "k"),
+    [
+        ([160.0, 50.0, 30.0, 20.0, 15.0, 10.0], 5),  # 6e-5 off
+        ([23.25, 51.08, 32.99, 11.80, 16.59, 162.87], 5),  # a marginal of 1.00006
+        ([40.0] * 3 + [0.0] * 9, 4),
+        ([150.0] * 2 + [float(v) for v in range(10)], 3),
+    ],
+)
+def test_float32_two_level_scores_stay_within_the_documented_error(
+    scores: list[float], k: int
+) -> None:
+    """A few items far above the rest: the float32 DP's worst shape (below 1e-4)."""
+    x = torch.tensor(scores, dtype=torch.float64)
+    got = k_subset_marginals(x.float(), k)
+    torch.testing.assert_close(got.double(), k_subset_marginals(x, k), atol=1e-4, rtol=0)
+
+
 def test_tends_to_top_k() -> None:
     # Distinct scores at least 0.1 apart: at tau = 1e-3 the gaps are 100 nats.
     scores = torch.stack([torch.randperm(12) for _ in range(20)]).double() * 0.1

@@ -344,3 +344,40 @@ def test_float32_gibbs_log_prob_and_k_subset_draws_ignore_a_large_offset(offset:
     arbs = torch.from_numpy(enumerate_arborescences(4, 0)).float()
     wide = Arborescence(theta + offset).log_prob(arbs)
     torch.testing.assert_close(wide, Arborescence(theta).log_prob(arbs), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mask", [-1e8, -1e15, -1e20, -1e300])
+def test_ties_far_below_the_top_keep_their_shares(mask: float) -> None:
+    # Vertex 0 reached only by three tied edges at `mask`: each is in the tree
+    # with probability 1/3. The elimination from a root at vertex 0 (or a hub
+    # eliminated before its leaves) added log 2 to 1e20 and lost it: the
+    # shares were [0.25, 0.25, 0.5], and Wilson's fallback drew from them.
+    theta = torch.zeros(4, 4, dtype=torch.float64)
+    theta[0, 1:] = theta[1:, 0] = mask
+    third = torch.full((3,), 1 / 3, dtype=torch.float64)
+    torch.testing.assert_close(spanning_tree_marginals(theta)[0, 1:], third)
+    law = SpanningTree(theta)
+    torch.testing.assert_close(law.marginals[0, 1:], third)
+    for root in (1, 2, 3):
+        torch.testing.assert_close(arborescence_marginals(theta, root=root)[1:, 0], third)
+    draws = law.sample((6000,), generator=torch.Generator().manual_seed(0))
+    assert bool(law.support.check(draws).all())
+    freq = draws.mean(0)[0, 1:]
+    assert float((freq - third).abs().max()) < 5 * math.sqrt(2 / 9 / 6000)
+
+
+@pytest.mark.parametrize("hub", [0, 2, 4])
+@pytest.mark.parametrize("tau", [1e-9, 1e-16, 1e-20])
+def test_a_unique_star_is_the_limit_wherever_its_hub(hub: int, tau: float) -> None:
+    # Four tied edges of a star over a zero background: the marginals were
+    # [1.004, 1.004, 1.254, 0.738] at tau = 1e-16 with the hub at vertex 4.
+    theta = torch.zeros(5, 5, dtype=torch.float64)
+    theta[hub, :] = theta[:, hub] = 1.0
+    theta.fill_diagonal_(0.0)
+    m = spanning_tree_marginals(theta / tau)
+    star = (theta > 0).to(torch.float64)
+    torch.testing.assert_close(m, star, atol=1e-12, rtol=0)
+    directed = arborescence_marginals(theta / tau, root=hub)
+    torch.testing.assert_close(
+        directed, star * (torch.arange(5) == hub)[:, None], atol=1e-12, rtol=0
+    )

@@ -295,3 +295,28 @@ def test_a_bad_max_range_is_refused_when_the_layer_is_built(max_range, error, ma
     with pytest.raises(error, match=match):
         sst("spanning_tree", torch.randn(4, 4), 1.0, max_range=max_range)
     assert SSTLayer("spanning_tree", max_range=math.inf)(torch.randn(4, 4)).shape == (4, 4)
+
+
+@pytest.mark.parametrize(
+    ("structure", "logits", "options", "want"),
+    [
+        ("categorical", [1e8, 1e8, 0.0], {}, [0.5, 0.5, 0.0]),
+        ("k_subset", [1e8, 1e8, 1e8, 0.0], {"k": 1}, [1 / 3, 1 / 3, 1 / 3, 0.0]),
+    ],
+)
+def test_float32_straight_through_draws_break_wide_ties_uniformly(
+    structure: str, logits: list[float], options: dict, want: list[float]
+) -> None:
+    # θ + G in float32 beside 1e8 (spacing 8) lost the noise: ties went to the
+    # lowest index, [0.98, 0.02] for [0.5, 0.5].
+    theta = torch.tensor(logits).expand(20000, len(logits))
+    z = sst(
+        structure,
+        theta,
+        1.0,
+        straight_through=True,
+        generator=torch.Generator().manual_seed(0),
+        **options,
+    )
+    assert z.dtype == torch.float32
+    torch.testing.assert_close(z.mean(0), torch.tensor(want), atol=0.02, rtol=0)

@@ -38,6 +38,8 @@ __all__ = [
     "LOGDET_SPREAD",
     "arborescence_log_partition",
     "eliminated_marginals",
+    "heavy_first",
+    "relabel",
     "spanning_tree_log_partition",
 ]
 
@@ -81,18 +83,45 @@ def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
     return log_shifted(torch.exp(a - top) + torch.exp(b - top), top)
 
 
-def _eliminate(x: Tensor, root: int, inside: Tensor | None) -> Tensor:
-    """``log det`` of the Laplacian minor by log-space Gaussian elimination (star-mesh).
+def _greedy_order(x: Tensor, first: Tensor) -> Tensor:
+    """``[..., n]`` vertices in the order a greedy tree grows from ``first`` ``[...]``.
 
-    The root moves to vertex 0 (relabelling changes no arborescence's weight)
-    and the vertices are eliminated from the last, so each step works on the
-    leading ``v × v`` block: ``Σ v² ≈ n³/3`` entries in all, not ``n³``.
+    Each step adds the vertex with the heaviest edge from those already in
+    (Prim's order on the detached log-potentials, ``x[i, j]`` for ``i → j``);
+    vertices nothing reaches come last. No value is read on the host.
     """
     n = x.shape[-1]
-    if root != 0:
-        order = torch.tensor([root, *(v for v in range(n) if v != root)], device=x.device)
-        x = x[..., order, :][..., :, order]
-        inside = None if inside is None else inside[..., order]
+    idx = first.unsqueeze(-1)  # [..., 1]
+    taken = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device).scatter(-1, idx, True)
+    best = x.gather(-2, idx.unsqueeze(-1).expand(*x.shape[:-2], 1, n)).squeeze(-2)
+    order = [first]
+    low = torch.finfo(x.dtype).min  # unreached vertices rank above the taken ones
+    for _ in range(n - 1):
+        key = torch.where(taken, -math.inf, torch.where(torch.isneginf(best), low, best))
+        v = key.argmax(-1, keepdim=True)  # [..., 1]
+        order.append(v.squeeze(-1))
+        taken = taken.scatter(-1, v, True)
+        row = x.gather(-2, v.unsqueeze(-1).expand(*x.shape[:-2], 1, n)).squeeze(-2)
+        best = torch.maximum(best, row)
+    return torch.stack(order, -1)
+
+
+def _eliminate(x: Tensor, first: Tensor, inside: Tensor | None) -> Tensor:
+    """``log det`` of the Laplacian minor by log-space Gaussian elimination (star-mesh).
+
+    ``x`` has its root's column at ``-inf`` and the root ``first`` ``[...]``.
+    The vertices are relabelled in a greedy tree's order from the root
+    (relabelling changes no arborescence's weight) and eliminated from the
+    last, so each step works on the leading ``v × v`` block (``Σ v² ≈ n³/3``
+    entries in all, not ``n³``), and the weakly attached vertices go first:
+    a hub eliminated before its leaves, or a vertex reached only by ``-1e20``
+    edges eliminated last, added O(1) terms to 1e16-scale ones, whose digits
+    are lost (ties far below the top lost their shares).
+    """
+    n = x.shape[-1]
+    order = _greedy_order(x.detach(), first)
+    x = relabel(x, order)
+    inside = None if inside is None else inside.expand(order.shape).gather(-1, order)
     total = x.new_zeros(x.shape[:-2])
     for v in range(n - 1, 0, -1):
         into = x[..., :v, v]  # [..., v] the weights into v of the vertices left
@@ -139,8 +168,10 @@ def arborescence_log_partition(
         low = torch.where(finite, data, math.inf).amin(-2)
         spread = torch.where(torch.isfinite(low), data.amax(-2) - low, 0.0)
         fast = float(spread.max()) <= LOGDET_SPREAD
-    out = _logdet(x, edges, root, inside) if fast else _eliminate(x, root, inside)
-    return out.to(scores.dtype)
+    if fast:
+        return _logdet(x, edges, root, inside).to(scores.dtype)
+    first = torch.full(x.shape[:-2], root, dtype=torch.long, device=x.device)
+    return _eliminate(x, first, inside).to(scores.dtype)
 
 
 def spanning_tree_log_partition(scores: Tensor, *, inside: Tensor | None = None) -> Tensor:
@@ -157,9 +188,39 @@ def spanning_tree_log_partition(scores: Tensor, *, inside: Tensor | None = None)
     """
     n = scores.shape[-1]
     upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
-    # Both orientations carry the undirected edge's potential; trees rooted at 0.
-    sym = torch.where(upper, scores, scores.transpose(-1, -2))
+    # Both orientations carry the undirected edge's potential; a tree is the
+    # arborescence of its orientation away from any vertex. The root is an
+    # endpoint of the heaviest edge, moved to vertex 0: the elimination then
+    # measures everything from the heaviest cluster (see _eliminate).
+    perm = heavy_first(scores, inside)
+    sym = relabel(torch.where(upper, scores, scores.transpose(-1, -2)), perm)
+    if inside is not None:
+        inside = inside.expand(perm.shape).gather(-1, perm)
     return arborescence_log_partition(sym, root=0, inside=inside)
+
+
+def heavy_first(scores: Tensor, inside: Tensor | None) -> Tensor:
+    """``[..., n]`` labels that swap vertex 0 with an endpoint of the heaviest edge.
+
+    Reads the strict upper triangle of ``scores`` ``[..., n, n]`` (within
+    ``inside``). A swap is its own inverse: :func:`relabel` by it undoes it.
+    """
+    n = scores.shape[-1]
+    read = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+    if inside is not None:
+        read = read & inside.unsqueeze(-1) & inside.unsqueeze(-2)
+    heavy = torch.where(read, scores.detach(), -math.inf).flatten(-2).argmax(-1) // n  # [...]
+    labels = torch.arange(n, device=scores.device).expand(*heavy.shape, n)
+    swapped = labels.scatter(-1, heavy.unsqueeze(-1), 0)
+    return torch.where(labels == 0, heavy.unsqueeze(-1), swapped)
+
+
+def relabel(x: Tensor, perm: Tensor) -> Tensor:
+    """``x[..., perm[a], perm[b]]`` ``[..., n, n]`` for labels ``perm`` ``[*batch, n]``."""
+    lead = x.shape[: x.ndim - perm.ndim - 1]  # sample dims in front of the batch
+    p = perm.expand(*lead, *perm.shape)
+    x = x.gather(-2, p.unsqueeze(-1).expand(x.shape))
+    return x.gather(-1, p.unsqueeze(-2).expand(x.shape))
 
 
 def eliminated_marginals(scores: Tensor, *, root: int | None, inside: Tensor | None) -> Tensor:

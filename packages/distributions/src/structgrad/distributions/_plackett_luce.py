@@ -18,7 +18,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 from torch.distributions.utils import lazy_property
 
-from ._numerics import widened
+from ._numerics import widened, without_offset
 from ._plackett_luce_exact import MAX_ITEMS, rank_marginals_and_entropy
 from ._sampled import Sampled
 from ._utils import gumbel_like
@@ -101,7 +101,16 @@ class PlackettLuce(Sampled):
                 f"n <= {MAX_ITEMS} (got {n}); estimate them from sample() "
                 "(the entropy as -log_prob(sample((S,))).mean(0))"
             )
-        return rank_marginals_and_entropy(self.logits)
+        return rank_marginals_and_entropy(self._centred)
+
+    @property
+    def _centred(self) -> Tensor:
+        """The logits less a common offset where removing it is exact (the law ignores it).
+
+        Tied logits at 1e16 gave log-probabilities summing to 6 over 3! rankings:
+        the suffix sums' log-sum-exp lost the O(1) terms beside the offset.
+        """
+        return without_offset(self.logits, 1)
 
     @property
     def mode(self) -> Tensor:
@@ -110,7 +119,7 @@ class PlackettLuce(Sampled):
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Rankings ``[*sample_shape, ..., n]``: argsort of ``θ + G``, descending."""
-        theta = self.logits.expand(self._extended_shape(sample_shape))
+        theta = self._centred.expand(self._extended_shape(sample_shape))
         keys = widened(theta) + widened(gumbel_like(theta, generator=generator))
         # -inf keys tie: the stable sort keeps them in index order, at the end.
         return keys.argsort(dim=-1, descending=True, stable=True)
@@ -129,7 +138,7 @@ class PlackettLuce(Sampled):
                 f"value must hold rankings (permutations of range({self.logits.shape[-1]})) "
                 f"in its last dim, got {value.tolist() if value.numel() <= 20 else 'others'}"
             )
-        theta, index = torch.broadcast_tensors(self.logits, value)
+        theta, index = torch.broadcast_tensors(self._centred, value)
         # In float64: float32 logits at 1e6 lost 2.5 % of the mass (the suffix sums cancel).
         picked = widened(theta).gather(-1, index.long())  # [..., n]: θ in ranking order
         finite = torch.isfinite(picked)

@@ -20,7 +20,12 @@ import structgrad.solvers as solvers
 
 from ._arborescence_marginals import arborescence_marginals
 from ._laplacian import _drop, _in_laplacian
-from ._matrix_tree import arborescence_log_partition, spanning_tree_log_partition
+from ._matrix_tree import (
+    arborescence_log_partition,
+    heavy_first,
+    relabel,
+    spanning_tree_log_partition,
+)
 from ._structure import Structure
 from ._trace_arborescence import ArborescenceTracing
 from ._trace_tree import SpanningTreeTracing
@@ -159,14 +164,20 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:
-        # An undirected tree is one arborescence rooted at 0 with symmetric weights.
+        # An undirected tree is one arborescence with symmetric weights, rooted
+        # at any vertex: at an endpoint of the heaviest edge (moved to 0), so
+        # that walks reach the root and the conditioning fallback measures from
+        # the heaviest cluster (a root reached only by -1e20 edges lost the
+        # shares of those edges to rounding).
         n = scores.shape[-1]
         upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
-        sym = torch.where(upper, scores, scores.transpose(-1, -2))
-        adjacency = _sample_graphs(
-            sym, 0, self.lengths_mask(scores, opts["lengths"]), shape, generator
-        )
-        return adjacency + adjacency.transpose(-1, -2)
+        inside = self.lengths_mask(scores, opts["lengths"])
+        perm = heavy_first(scores, inside)
+        sym = relabel(torch.where(upper, scores, scores.transpose(-1, -2)), perm)
+        if inside is not None:
+            inside = inside.expand(perm.shape).gather(-1, perm)
+        adjacency = _sample_graphs(sym, 0, inside, shape, generator)
+        return relabel(adjacency + adjacency.transpose(-1, -2), perm)
 
 
 class ArborescenceStructure(ArborescenceTracing, Structure):

@@ -110,5 +110,9 @@ def sst(
     u = s.perturb(logits, noise=noise)  # θ + G (offset removed where exact)
     sample = s.relax(u, tau=t, **options)
     if straight_through:
-        sample = hard_with_soft_gradient(s.map(u.detach(), **hard), sample)
+        # The forward value is an exact perturb-and-MAP draw: θ + G formed in
+        # float64 (in float32 beside 1e8 logits the noise rounded away and ties
+        # went to the lowest index, [0.98, 0.02] for [0.5, 0.5]).
+        wide = u if u.dtype == torch.float64 else s.perturb(logits.detach(), noise=noise, wide=True)
+        sample = hard_with_soft_gradient(s.map(wide.detach(), **hard).to(sample.dtype), sample)
     return (sample, logits + noise) if return_utilities else sample
