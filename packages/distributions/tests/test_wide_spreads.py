@@ -381,3 +381,36 @@ def test_a_unique_star_is_the_limit_wherever_its_hub(hub: int, tau: float) -> No
     torch.testing.assert_close(
         directed, star * (torch.arange(5) == hub)[:, None], atol=1e-12, rtol=0
     )
+
+
+def test_tied_far_edges_into_a_vertex_keep_their_shares_in_arborescences() -> None:
+    # Vertex 2 is reached only by -1e20 edges (and 2 -> 3 at 2): the
+    # elimination without a per-column shift gave [0.082, 0.751, 0, 0.167].
+    x = torch.tensor(
+        [
+            [0.0, 0.0, -1e20, 2.0],
+            [-1.0, 0.0, -1e20, 2.0],
+            [0.0, -1.0, 0.0, 2.0],
+            [-1e20, 1.0, -1e20, 0.0],
+        ],
+        dtype=torch.float64,
+    )
+    same = x.clone()
+    same[[0, 1, 3], 2] = 0.0  # the same law: one edge into 2 per arborescence
+    want = arborescence_marginals(same, root=1)
+    torch.testing.assert_close(
+        want[:, 2],
+        torch.tensor([0.1590, 0.5910, 0.0, 0.25], dtype=torch.float64),
+        atol=1e-4,
+        rtol=0,
+    )
+    torch.testing.assert_close(arborescence_marginals(x, root=1), want)
+    torch.testing.assert_close(Arborescence(x, root=1).marginals, want)
+
+
+def test_a_tied_triangle_at_1e16_keeps_its_thirds() -> None:
+    # A triangle of tied 1e16 edges with a pendant edge: [0, 0.5, 0.75, 0] for 2/3 each.
+    x = torch.tensor([[0, 1, 1, 0], [1, 0, 1, 1], [1, 1, 0, 0], [0, 1, 0, 0]], dtype=torch.float64)
+    m = spanning_tree_marginals(x * 1e16)
+    torch.testing.assert_close(m, spanning_tree_marginals(x * 50), atol=1e-12, rtol=0)
+    torch.testing.assert_close(m[0, 1:3], torch.full((2,), 2 / 3, dtype=torch.float64))

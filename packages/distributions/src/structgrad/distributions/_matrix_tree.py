@@ -117,12 +117,22 @@ def _eliminate(x: Tensor, first: Tensor, inside: Tensor | None) -> Tensor:
     a hub eliminated before its leaves, or a vertex reached only by ``-1e20``
     edges eliminated last, added O(1) terms to 1e16-scale ones, whose digits
     are lost (ties far below the top lost their shares).
+
+    Each column is first shifted by its largest entry: every vertex but the
+    root has exactly one edge in, so that changes every arborescence by the
+    same sum (the exact gauge of :func:`_logdet`), and edges at ``-1e20`` or
+    ``1e16`` become differences of order one (tied edges into a vertex reached
+    only at ``-1e20`` kept no share without it).
     """
     n = x.shape[-1]
     order = _greedy_order(x.detach(), first)
     x = relabel(x, order)
     inside = None if inside is None else inside.expand(order.shape).gather(-1, order)
-    total = x.new_zeros(x.shape[:-2])
+    shift = finite_shift(x.amax(-2, keepdim=True))  # [..., 1, n], 0 on the root's column
+    # (a column spreading past float64's range keeps its far entries finite)
+    low = torch.finfo(x.dtype).min
+    x = torch.where(torch.isneginf(x), x, (x - shift).clamp_min(low))
+    total = shift.sum((-2, -1))  # padding columns are all -inf: shift 0
     for v in range(n - 1, 0, -1):
         into = x[..., :v, v]  # [..., v] the weights into v of the vertices left
         log_d = logsumexp(into, -1)  # [...] pivot: all weight into v
