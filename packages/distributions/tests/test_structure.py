@@ -9,8 +9,10 @@ import torch
 from structgrad.distributions import (
     STRUCTURES,
     Structure,
+    arborescence_marginals,
     edge_list,
     from_upper,
+    spanning_tree_marginals,
     structure,
     to_upper,
 )
@@ -255,3 +257,20 @@ def test_small_inputs_and_argument_types() -> None:
         multi_root_arborescence_marginals(torch.randn(3, 3), [0.0, 0.0, 0.0])
     with pytest.raises(TypeError, match="dtype must be a floating torch dtype"):
         sample_gumbel((3,), dtype=torch.int64)
+
+
+def test_relax_takes_a_tau_per_edge_for_trees_only() -> None:
+    # Trees divide the scores as they are: a tau per edge is exact there. The
+    # others centre each instance first, exact for one tau per instance only.
+    s = torch.randn(2, 4, 4, dtype=torch.float64)
+    tau = torch.rand(2, 4, 4, dtype=torch.float64) + 0.5
+    for name, exact in (
+        ("spanning_tree", spanning_tree_marginals),
+        ("arborescence", arborescence_marginals),
+    ):
+        torch.testing.assert_close(structure(name).relax(s, tau=tau), exact(s / tau))
+    with pytest.raises(ValueError, match="varies within an instance"):
+        structure("matching").relax(s, tau=tau)
+    with pytest.raises(ValueError, match="varies within an instance"):
+        structure("k_subset").relax(s[:, 0], tau=tau[:, 0], k=2)
+    assert structure("k_subset").relax(s[:, 0], tau=tau[:, :1, 0], k=2).shape == (2, 4)

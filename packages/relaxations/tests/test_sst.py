@@ -302,6 +302,12 @@ def test_a_bad_max_range_is_refused_when_the_layer_is_built(max_range, error, ma
     [
         ("categorical", [1e8, 1e8, 0.0], {}, [0.5, 0.5, 0.0]),
         ("k_subset", [1e8, 1e8, 1e8, 0.0], {"k": 1}, [1 / 3, 1 / 3, 1 / 3, 0.0]),
+        (  # a triangle of 1e8 edges: each edge in 2 of the 3 trees
+            "spanning_tree",
+            [[0.0, 1e8, 1e8], [0.0, 0.0, 1e8], [0.0, 0.0, 0.0]],
+            {},
+            [[0.0, 2 / 3, 2 / 3], [2 / 3, 0.0, 2 / 3], [2 / 3, 2 / 3, 0.0]],
+        ),
     ],
 )
 def test_float32_straight_through_draws_break_wide_ties_uniformly(
@@ -309,7 +315,7 @@ def test_float32_straight_through_draws_break_wide_ties_uniformly(
 ) -> None:
     # θ + G in float32 beside 1e8 (spacing 8) lost the noise: ties went to the
     # lowest index, [0.98, 0.02] for [0.5, 0.5].
-    theta = torch.tensor(logits).expand(20000, len(logits))
+    theta = torch.tensor(logits).expand(20000, *torch.tensor(logits).shape)
     z = sst(
         structure,
         theta,

@@ -255,12 +255,11 @@ def as_tau(tau: float | Tensor, like: Tensor, *, event_dims: Iterable[int] = ())
         raise ValueError(
             f"tau of shape {tuple(t.shape)} does not broadcast to the shape {tuple(like.shape)}"
         )
+    dims = {d % like.ndim for d in event_dims} if like.ndim else set()
     padded = (1,) * (like.ndim - t.ndim) + tuple(t.shape)
-    varying = sorted({d % like.ndim for d in event_dims if padded[d] != 1})
+    varying = sorted(d for d in dims if padded[d] != 1)
     if varying:
-        want = tuple(
-            1 if i in {d % like.ndim for d in event_dims} else s for i, s in enumerate(like.shape)
-        )
+        want = tuple(1 if i in dims else s for i, s in enumerate(like.shape))
         raise ValueError(
             f"tau of shape {tuple(t.shape)} varies within an instance (dim(s) {varying} of "
             f"the scores' shape {tuple(like.shape)}): give one temperature per instance, "

@@ -38,8 +38,8 @@ __all__ = [
     "LOGDET_SPREAD",
     "arborescence_log_partition",
     "eliminated_marginals",
-    "heavy_first",
     "relabel",
+    "rooted_symmetric",
     "spanning_tree_log_partition",
 ]
 
@@ -83,21 +83,21 @@ def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
     return log_shifted(torch.exp(a - top) + torch.exp(b - top), top)
 
 
-def _greedy_order(x: Tensor, first: Tensor) -> Tensor:
-    """``[..., n]`` vertices in the order a greedy tree grows from ``first`` ``[...]``.
+def _greedy_order(x: Tensor, root: Tensor) -> Tensor:
+    """``[..., n]`` vertices in the order a greedy tree grows from ``root`` ``[...]``.
 
     Each step adds the vertex with the heaviest edge from those already in
     (Prim's order on the detached log-potentials, ``x[i, j]`` for ``i → j``);
     vertices nothing reaches come last. No value is read on the host.
     """
     n = x.shape[-1]
-    idx = first.unsqueeze(-1)  # [..., 1]
+    idx = root.unsqueeze(-1)  # [..., 1]
     taken = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device).scatter(-1, idx, True)
     best = x.gather(-2, idx.unsqueeze(-1).expand(*x.shape[:-2], 1, n)).squeeze(-2)
-    order = [first]
-    low = torch.finfo(x.dtype).min  # unreached vertices rank above the taken ones
+    order = [root]
+    unreached = torch.finfo(x.dtype).min  # ranks above the vertices taken
     for _ in range(n - 1):
-        key = torch.where(taken, -math.inf, torch.where(torch.isneginf(best), low, best))
+        key = torch.where(taken, -math.inf, torch.where(torch.isneginf(best), unreached, best))
         v = key.argmax(-1, keepdim=True)  # [..., 1]
         order.append(v.squeeze(-1))
         taken = taken.scatter(-1, v, True)
@@ -106,10 +106,10 @@ def _greedy_order(x: Tensor, first: Tensor) -> Tensor:
     return torch.stack(order, -1)
 
 
-def _eliminate(x: Tensor, first: Tensor, inside: Tensor | None) -> Tensor:
+def _eliminate(x: Tensor, root: Tensor, inside: Tensor | None) -> Tensor:
     """``log det`` of the Laplacian minor by log-space Gaussian elimination (star-mesh).
 
-    ``x`` has its root's column at ``-inf`` and the root ``first`` ``[...]``.
+    ``x`` has its root's column at ``-inf``; ``root`` ``[...]`` is that vertex.
     The vertices are relabelled in a greedy tree's order from the root
     (relabelling changes no arborescence's weight) and eliminated from the
     last, so each step works on the leading ``v × v`` block (``Σ v² ≈ n³/3``
@@ -125,13 +125,13 @@ def _eliminate(x: Tensor, first: Tensor, inside: Tensor | None) -> Tensor:
     only at ``-1e20`` kept no share without it).
     """
     n = x.shape[-1]
-    order = _greedy_order(x.detach(), first)
+    order = _greedy_order(x.detach(), root)
     x = relabel(x, order)
-    inside = None if inside is None else inside.expand(order.shape).gather(-1, order)
+    inside = _relabel_mask(inside, order)
     shift = finite_shift(x.amax(-2, keepdim=True))  # [..., 1, n], 0 on the root's column
     # (a column spreading past float64's range keeps its far entries finite)
-    low = torch.finfo(x.dtype).min
-    x = torch.where(torch.isneginf(x), x, (x - shift).clamp_min(low))
+    floor = torch.finfo(x.dtype).min
+    x = torch.where(torch.isneginf(x), x, (x - shift).clamp_min(floor))
     total = shift.sum((-2, -1))  # padding columns are all -inf: shift 0
     for v in range(n - 1, 0, -1):
         into = x[..., :v, v]  # [..., v] the weights into v of the vertices left
@@ -180,8 +180,8 @@ def arborescence_log_partition(
         fast = float(spread.max()) <= LOGDET_SPREAD
     if fast:
         return _logdet(x, edges, root, inside).to(scores.dtype)
-    first = torch.full(x.shape[:-2], root, dtype=torch.long, device=x.device)
-    return _eliminate(x, first, inside).to(scores.dtype)
+    roots = torch.full(x.shape[:-2], root, dtype=torch.long, device=x.device)
+    return _eliminate(x, roots, inside).to(scores.dtype)
 
 
 def spanning_tree_log_partition(scores: Tensor, *, inside: Tensor | None = None) -> Tensor:
@@ -196,33 +196,45 @@ def spanning_tree_log_partition(scores: Tensor, *, inside: Tensor | None = None)
     Returns:
         ``[...]`` log-partition (``-inf`` where the finite edges disconnect a graph).
     """
-    n = scores.shape[-1]
-    upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
     # Both orientations carry the undirected edge's potential; a tree is the
     # arborescence of its orientation away from any vertex. The root is an
     # endpoint of the heaviest edge, moved to vertex 0: the elimination then
     # measures everything from the heaviest cluster (see _eliminate).
-    perm = heavy_first(scores, inside)
-    sym = relabel(torch.where(upper, scores, scores.transpose(-1, -2)), perm)
-    if inside is not None:
-        inside = inside.expand(perm.shape).gather(-1, perm)
+    sym, inside, _ = rooted_symmetric(scores, inside)
     return arborescence_log_partition(sym, root=0, inside=inside)
 
 
-def heavy_first(scores: Tensor, inside: Tensor | None) -> Tensor:
-    """``[..., n]`` labels that swap vertex 0 with an endpoint of the heaviest edge.
+def rooted_symmetric(scores: Tensor, inside: Tensor | None) -> tuple[Tensor, Tensor | None, Tensor]:
+    """Undirected scores as arborescence weights, with a heavy vertex moved to 0.
 
-    Reads the strict upper triangle of ``scores`` ``[..., n, n]`` (within
-    ``inside``). A swap is its own inverse: :func:`relabel` by it undoes it.
+    Both orientations of an edge carry its upper-triangle score. Vertex 0 is
+    swapped with an endpoint of the heaviest edge read (within ``inside``):
+    rooted there, the elimination and Wilson's walks measure everything from
+    the heaviest cluster.
+
+    Args:
+        scores: ``[..., n, n]`` edge scores (strict upper triangle read).
+        inside: optional ``[..., n]`` mask of the vertices in each graph.
+
+    Returns:
+        ``(sym, inside, perm)``: the relabelled ``[..., n, n]`` weights, the
+        relabelled mask and the labels ``[..., n]`` (a swap: :func:`relabel`
+        by ``perm`` also maps results back).
     """
     n = scores.shape[-1]
-    read = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
-    if inside is not None:
-        read = read & inside.unsqueeze(-1) & inside.unsqueeze(-2)
+    upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
+    read = upper if inside is None else upper & inside.unsqueeze(-1) & inside.unsqueeze(-2)
     heavy = torch.where(read, scores.detach(), -math.inf).flatten(-2).argmax(-1) // n  # [...]
     labels = torch.arange(n, device=scores.device).expand(*heavy.shape, n)
     swapped = labels.scatter(-1, heavy.unsqueeze(-1), 0)
-    return torch.where(labels == 0, heavy.unsqueeze(-1), swapped)
+    perm = torch.where(labels == 0, heavy.unsqueeze(-1), swapped)
+    sym = relabel(torch.where(upper, scores, scores.transpose(-1, -2)), perm)
+    return sym, _relabel_mask(inside, perm), perm
+
+
+def _relabel_mask(inside: Tensor | None, perm: Tensor) -> Tensor | None:
+    """``inside[..., perm]`` (``None`` stays ``None``)."""
+    return None if inside is None else inside.expand(perm.shape).gather(-1, perm)
 
 
 def relabel(x: Tensor, perm: Tensor) -> Tensor:

@@ -105,7 +105,7 @@ def range_limit(max_range: float | None, directed: bool) -> float:
         return default_max_range(directed)
     if isinstance(max_range, Tensor) and max_range.numel() == 1:
         max_range = float(max_range)
-    # a string such as "15" converted silently; bools are not ranges
+    # float() would take the string "15"; bools are not ranges
     if isinstance(max_range, bool) or not isinstance(max_range, numbers.Real):
         raise InputTypeError(
             f"max_range must be a positive number or None, got {type(max_range).__name__}"

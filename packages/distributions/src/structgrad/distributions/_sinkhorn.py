@@ -66,8 +66,9 @@ def sinkhorn(
 
     Raises:
         ValueError: on NaN or +inf scores, a non-square input, ``n_iters < 1``,
-            ``-inf`` entries that no permutation avoids, or (with ``anneal``) a
-            temperature that varies within a matrix.
+            ``-inf`` entries that no permutation avoids, or a temperature that
+            varies within a matrix (the max shift before the division is exact
+            for one per matrix only).
     """
     check_square(log_alpha, "log_alpha", min_size=1)
     n_iters = check_int(n_iters, "n_iters", 1)

@@ -41,6 +41,9 @@ class Structure(Perturbing, Tracing, Coordinates):
             like ``θ`` (``None``: it is, and perturb-and-MAP estimators apply).
         relax_option_names: the options only :meth:`relax` takes.
         relax_missing: why it has no regularised-argmax relaxation (``None``: it has one).
+        relax_per_entry_tau: whether :meth:`relax` takes a τ per score entry
+            (trees divide the scores as they are); the others centre each
+            instance first, exact for one τ per instance only.
         map_checks_values: whether its MAP solver rejects NaN / +inf (and the
             structure's value constraints) itself, so callers need not read the values.
         forbids: whether a ``-inf`` score forbids its entry (``False`` where every
@@ -66,6 +69,7 @@ class Structure(Perturbing, Tracing, Coordinates):
     nonlinear: ClassVar[str | None] = None
     relax_option_names: ClassVar[tuple[str, ...]] = ()
     relax_missing: ClassVar[str | None] = None
+    relax_per_entry_tau: ClassVar[bool] = False
     relaxation: ClassVar[str | None] = "marginals"
     map_checks_values: ClassVar[bool] = True
     forbids: ClassVar[bool] = True
@@ -186,7 +190,8 @@ class Structure(Perturbing, Tracing, Coordinates):
         Args:
             scores: the structure's scores ``[..., *event]``.
             tau: temperature ``> 0``, a float or a tensor broadcastable to ``scores``
-                with size 1 along the event dims (one per instance).
+                with size 1 along the event dims (one per instance), unless
+                :attr:`relax_per_entry_tau`.
             **options: the structure's options and :attr:`relax_option_names`.
 
         Raises:
@@ -196,7 +201,8 @@ class Structure(Perturbing, Tracing, Coordinates):
             raise NotImplementedError(self.relax_missing)
         extra = {k: options.pop(k) for k in self.relax_option_names if k in options}
         opts = self.check(scores, **options)
-        t = as_tau(tau, scores, event_dims=range(-self.event_dim, 0))
+        per_instance = () if self.relax_per_entry_tau else range(-self.event_dim, 0)
+        t = as_tau(tau, scores, event_dims=per_instance)
         return self._relax(scores, t, **opts, **extra)
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:

@@ -22,8 +22,8 @@ from ._arborescence_marginals import arborescence_marginals
 from ._laplacian import _drop, _in_laplacian
 from ._matrix_tree import (
     arborescence_log_partition,
-    heavy_first,
     relabel,
+    rooted_symmetric,
     spanning_tree_log_partition,
 )
 from ._structure import Structure
@@ -118,6 +118,7 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
         return np.ones((1, len(edges))), np.array([n - 1.0]), a_ub, np.array(bounds)
 
     relax_option_names = ("max_range",)
+    relax_per_entry_tau = True  # _relax divides the scores as they are
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         self.lengths_mask(scores, opts["lengths"])
@@ -169,13 +170,8 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
         # that walks reach the root and the conditioning fallback measures from
         # the heaviest cluster (a root reached only by -1e20 edges lost the
         # shares of those edges to rounding).
-        n = scores.shape[-1]
-        upper = torch.ones(n, n, dtype=torch.bool, device=scores.device).triu(1)
         inside = self.lengths_mask(scores, opts["lengths"])
-        perm = heavy_first(scores, inside)
-        sym = relabel(torch.where(upper, scores, scores.transpose(-1, -2)), perm)
-        if inside is not None:
-            inside = inside.expand(perm.shape).gather(-1, perm)
+        sym, inside, perm = rooted_symmetric(scores, inside)
         adjacency = _sample_graphs(sym, 0, inside, shape, generator)
         return relabel(adjacency + adjacency.transpose(-1, -2), perm)
 
@@ -197,6 +193,7 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
 
     relax_option_names = ("max_range",)
+    relax_per_entry_tau = True  # _relax divides the scores as they are
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         return arborescence_marginals(

@@ -33,7 +33,8 @@ def relaxed_top_k(
     Args:
         scores: ``[..., n]`` scores; ``-inf`` items are never selected.
         k: subset size in ``[0, n]``.
-        tau: temperature > 0.
+        tau: temperature > 0, a float or one per row (a tensor broadcastable to
+            ``scores`` with size 1 in the last dim: the rounds centre each row).
         noise: add Gumbel noise first.
         generator: optional ``torch.Generator``.
 
@@ -44,7 +45,8 @@ def relaxed_top_k(
         the hard top-k mask as ``tau -> 0``.
 
     Raises:
-        ValueError: on NaN or +inf scores, a bad ``k`` or temperature.
+        ValueError: on NaN or +inf scores, a bad ``k``, or a bad temperature
+            (one varying within a row included).
     """
     _, k = check_subset(scores, k)
     noise = check_flag(noise, "noise")

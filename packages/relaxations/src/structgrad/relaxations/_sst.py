@@ -105,6 +105,7 @@ def sst(
     # rank, shape and values (named as the caller names them), before the noise reads them
     s.check(logits, argname="logits", **hard)
     # a tensor tau: one per instance, broadcast against logits, e.g. [B, 1, 1]
+    # (perturb removes a common offset from θ + G, exact for such a tau only)
     t = as_tau(tau, logits, event_dims=range(-s.event_dim, 0))
     noise = s.gumbel(logits, generator=generator)
     u = s.perturb(logits, noise=noise)  # θ + G (offset removed where exact)
