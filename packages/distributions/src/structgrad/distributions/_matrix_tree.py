@@ -58,12 +58,26 @@ def _edge_mask(n: int, root: int, inside: Tensor | None, device: torch.device) -
     return mask
 
 
+def _column_shifted(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``(x − c, Σ_j c_j)`` ``([..., n, n], [...])``: each column less its largest entry.
+
+    Every vertex but the root has exactly one edge in, so the shift changes
+    every arborescence's weight by the same ``Σ_j c_j``: an exact gauge. A
+    column with no finite entry (the root's, padding) is shifted by 0, and a
+    column spreading past float64's range keeps its far entries finite.
+    """
+    shift = finite_shift(x.amax(-2, keepdim=True))  # [..., 1, n]
+    floor = torch.finfo(x.dtype).min
+    shifted = torch.where(torch.isneginf(x), x, (x - shift).clamp_min(floor))
+    return shifted, shift.sum((-2, -1))
+
+
 def _logdet(x: Tensor, edges: Tensor, root: int, inside: Tensor | None) -> Tensor:
     """``log det`` of the Laplacian minor of ``x`` (non-edges ``-inf``, no ``-inf`` edge)."""
     n = x.shape[-1]
-    # Per-column max shift: every column's largest weight is 1 (exact gauge).
-    shift = finite_shift(x.amax(-2, keepdim=True))  # [..., 1, n]
-    w = torch.exp(x - shift)  # [..., n, n], 0 on non-edges
+    # Per-column max shift: every column's largest weight is 1.
+    shifted, total = _column_shifted(x)
+    w = torch.exp(shifted)  # [..., n, n], 0 on non-edges
     lap = torch.diag_embed(w.sum(-2)) - w
     kept = torch.ones(n, dtype=torch.bool, device=x.device)
     kept[root] = False
@@ -72,8 +86,7 @@ def _logdet(x: Tensor, edges: Tensor, root: int, inside: Tensor | None) -> Tenso
     # Deleted rows and columns (root, padding) become identity rows: det unchanged.
     eye = torch.eye(n, dtype=x.dtype, device=x.device)
     lap = torch.where(both, lap, eye.expand_as(lap))
-    shifts = torch.where(keep, shift.squeeze(-2), torch.zeros_like(shift.squeeze(-2)))
-    return torch.logdet(lap) + shifts.sum(-1)
+    return torch.logdet(lap) + total
 
 
 def _logaddexp(a: Tensor, b: Tensor) -> Tensor:
@@ -93,7 +106,11 @@ def _greedy_order(x: Tensor, root: Tensor) -> Tensor:
     n = x.shape[-1]
     idx = root.unsqueeze(-1)  # [..., 1]
     taken = torch.zeros(x.shape[:-1], dtype=torch.bool, device=x.device).scatter(-1, idx, True)
-    best = x.gather(-2, idx.unsqueeze(-1).expand(*x.shape[:-2], 1, n)).squeeze(-2)
+
+    def row(v: Tensor) -> Tensor:  # x[..., v, :] for v [..., 1]
+        return x.gather(-2, v.unsqueeze(-1).expand(*x.shape[:-2], 1, n)).squeeze(-2)
+
+    best = row(idx)
     order = [root]
     unreached = torch.finfo(x.dtype).min  # ranks above the vertices taken
     for _ in range(n - 1):
@@ -101,8 +118,7 @@ def _greedy_order(x: Tensor, root: Tensor) -> Tensor:
         v = key.argmax(-1, keepdim=True)  # [..., 1]
         order.append(v.squeeze(-1))
         taken = taken.scatter(-1, v, True)
-        row = x.gather(-2, v.unsqueeze(-1).expand(*x.shape[:-2], 1, n)).squeeze(-2)
-        best = torch.maximum(best, row)
+        best = torch.maximum(best, row(v))
     return torch.stack(order, -1)
 
 
@@ -118,21 +134,16 @@ def _eliminate(x: Tensor, root: Tensor, inside: Tensor | None) -> Tensor:
     edges eliminated last, added O(1) terms to 1e16-scale ones, whose digits
     are lost (ties far below the top lost their shares).
 
-    Each column is first shifted by its largest entry: every vertex but the
-    root has exactly one edge in, so that changes every arborescence by the
-    same sum (the exact gauge of :func:`_logdet`), and edges at ``-1e20`` or
-    ``1e16`` become differences of order one (tied edges into a vertex reached
-    only at ``-1e20`` kept no share without it).
+    Each column is first shifted by its largest entry (:func:`_column_shifted`,
+    as in :func:`_logdet`): edges at ``-1e20`` or ``1e16`` become differences
+    of order one (tied edges into a vertex reached only at ``-1e20`` kept no
+    share without it).
     """
     n = x.shape[-1]
     order = _greedy_order(x.detach(), root)
     x = relabel(x, order)
     inside = _relabel_mask(inside, order)
-    shift = finite_shift(x.amax(-2, keepdim=True))  # [..., 1, n], 0 on the root's column
-    # (a column spreading past float64's range keeps its far entries finite)
-    floor = torch.finfo(x.dtype).min
-    x = torch.where(torch.isneginf(x), x, (x - shift).clamp_min(floor))
-    total = shift.sum((-2, -1))  # padding columns are all -inf: shift 0
+    x, total = _column_shifted(x)
     for v in range(n - 1, 0, -1):
         into = x[..., :v, v]  # [..., v] the weights into v of the vertices left
         log_d = logsumexp(into, -1)  # [...] pivot: all weight into v
