@@ -87,10 +87,12 @@ def test_adaptive_lambda_formula_per_instance():
         ("padded", lambda t: (t[..., 3:, :].fill_(0), t[..., :, 3:].fill_(0))),
     ],
 )
-def test_adaptive_lambda_ignores_entries_the_map_never_reads(structure, unread):
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_lambda_ignores_entries_the_map_never_reads(structure, unread, adaptive):
     # λ = β‖θ‖/‖dy‖ took its norms over padding, self-loops, edges into the
     # root and a tree's lower triangle: values there (50) shrank the gradient
-    # on the rest 11x to 65x though the problem was unchanged.
+    # on the rest 11x to 65x though the problem was unchanged. A fixed λ skips
+    # the mask: the same gradient either way.
     g = torch.Generator().manual_seed(5)
     theta = torch.randn(4, 5, 5, generator=g, dtype=torch.float64)
     v = torch.randn(4, 5, 5, generator=g, dtype=torch.float64)
@@ -104,7 +106,8 @@ def test_adaptive_lambda_ignores_entries_the_map_never_reads(structure, unread):
         t.copy_(torch.where(mask.bool(), t, 50.0))
     grads = []
     for th, dy in ((theta, v), (loud_theta, loud_v)):
-        layer = E.aimle(name, target=E.AdaptiveTarget(beta=3.0).eval())
+        target = E.AdaptiveTarget(beta=3.0).eval() if adaptive else E.Target(5.0)
+        layer = E.aimle(name, target=target)
         t = th.clone().requires_grad_(True)
         z = layer(t, lengths=lengths, generator=torch.Generator().manual_seed(1))
         (z * dy).sum().backward()

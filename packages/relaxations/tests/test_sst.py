@@ -279,11 +279,11 @@ def test_without_offset_leaves_wide_scores_alone() -> None:
 @pytest.mark.parametrize(
     ("max_range", "error", "match"),
     [
-        (0, ValueError, "max_range must be positive"),
-        (-1.0, ValueError, "max_range must be positive"),
-        (math.nan, ValueError, "max_range must be positive"),
-        ("15", TypeError, "max_range must be a positive number or None, got str"),
-        (True, TypeError, "max_range must be a positive number or None, got bool"),
+        (0, ValueError, "max_range must be a number > 0, got 0.0"),
+        (-1.0, ValueError, "max_range must be a number > 0, got -1.0"),
+        (math.nan, ValueError, "max_range must be a number > 0, got nan"),
+        ("15", TypeError, "max_range must be a real number, got str"),
+        (True, TypeError, "max_range must be a real number, got bool"),
     ],
 )
 def test_a_bad_max_range_is_refused_when_the_layer_is_built(max_range, error, match) -> None:

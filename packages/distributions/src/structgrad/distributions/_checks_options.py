@@ -184,21 +184,25 @@ def check_shape(shape: Any, name: str = "shape") -> tuple[int, ...]:
     return tuple(shape)
 
 
-def check_real(value: Any, name: str, *, lo: float = -math.inf, strict: bool = False) -> float:
-    """A finite real number ``>= lo`` (``> lo`` with ``strict``) as a float.
+def check_real(
+    value: Any, name: str, *, lo: float = -math.inf, strict: bool = False, finite: bool = True
+) -> float:
+    """A real number ``>= lo`` (``> lo`` with ``strict``) as a float, finite unless told otherwise.
 
     Raises:
         TypeError: for a non-number (a bool included).
-        ValueError: naming ``name`` for NaN, an infinity or a value out of range.
+        ValueError: naming ``name`` for NaN, an infinity (when ``finite``) or a value out of range.
     """
     if isinstance(value, Tensor) and value.numel() == 1:
         value = float(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars too
         raise InputTypeError(f"{name} must be a real number, got {type(value).__name__}")
     value = float(value)
-    if not math.isfinite(value) or value < lo or (strict and value == lo):
+    # NaN fails every comparison: `not value >= lo` refuses it with or without `finite`
+    if (finite and math.isinf(value)) or not value >= lo or (strict and value == lo):
         bound = "" if lo == -math.inf else f" {'>' if strict else '>='} {lo:g}"
-        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+        kind = "finite number" if finite else "number"
+        raise ValueError(f"{name} must be a {kind}{bound}, got {value!r}")
     return value
 
 

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 from torch import Tensor
 
-from ._checks_options import InputTypeError, validation_enabled
+from ._checks_options import check_real, validation_enabled
 
 __all__ = [
     "FLOAT32_SPREAD",
@@ -103,17 +102,7 @@ def range_limit(max_range: float | None, directed: bool) -> float:
     """
     if max_range is None:
         return default_max_range(directed)
-    if isinstance(max_range, Tensor) and max_range.numel() == 1:
-        max_range = float(max_range)
-    # float() would take the string "15"; bools are not ranges
-    if isinstance(max_range, bool) or not isinstance(max_range, numbers.Real):
-        raise InputTypeError(
-            f"max_range must be a positive number or None, got {type(max_range).__name__}"
-        )
-    limit = float(max_range)
-    if not limit > 0:
-        raise ValueError(f"max_range must be positive, got {max_range!r}")
-    return limit
+    return check_real(max_range, "max_range", lo=0.0, strict=True, finite=False)
 
 
 def work_dtype(dtype: torch.dtype, spread: float) -> torch.dtype:

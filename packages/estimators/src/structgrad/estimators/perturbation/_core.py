@@ -232,9 +232,12 @@ def _finite_difference(
     lead = single and type(target) not in (Target, AdaptiveTarget)
     # λ sees only what the MAP reads: padding, self-loops, edges into the root
     # and a tree's lower triangle would change the step on the rest (AIMLE's
-    # norms); the MAP ignores the step there anyway.
-    dy = solver.mask_unread(dy, ev, plan.lengths)
-    read_theta = solver.mask_unread(theta, ev, plan.lengths)
+    # norms); the MAP ignores the step there anyway, so a fixed λ (which reads
+    # neither) skips the mask.
+    read_theta = theta
+    if type(target).lam is not Target.lam:
+        keep = solver.read_masker(tuple(theta.shape[theta.ndim - ev :]), theta.device, plan.lengths)
+        dy, read_theta = keep(dy), keep(theta)
     lam: Any = target.lam(read_theta, dy[None, None] if lead else dy, ev)
     if lead and isinstance(lam, Tensor):
         lam = lam[0, 0]

@@ -134,19 +134,29 @@ class BoundSolver:
         """Keep only the entries the solver reads (spanning tree: strict upper triangle)."""
         return torch.triu(g, diagonal=1) if self.upper else g
 
-    def mask_unread(self, g: Tensor, event_ndim: int, lengths: Tensor | None) -> Tensor:
-        """:meth:`mask`, and zeros on every entry the MAP never reads (see ``reads``).
+    def read_masker(
+        self, event_shape: tuple[int, ...], device: torch.device, lengths: Tensor | None
+    ) -> Callable[[Tensor], Tensor]:
+        """The map that applies :meth:`mask` and zeros every entry the MAP never reads.
+
+        Built once per call (see ``reads``) and applied to each tensor that needs it.
 
         Args:
-            g: ``[*lead, *batch, *event]`` gradients.
-            event_ndim: number of event dims.
+            event_shape: the event dims of the tensors it will mask.
+            device: their device.
             lengths: the call's ``[*batch]`` sizes, or ``None``.
+
+        Returns:
+            ``keep(g)`` for ``[*lead, *batch, *event]`` gradients or scores.
         """
-        g = self.mask(g)
-        if self.reads is None:
-            return g
-        read = self.reads(tuple(g.shape[g.ndim - event_ndim :]), g.device, lengths=lengths)
-        return g if read is None else torch.where(read, g, 0.0)
+        read = None if self.reads is None else self.reads(event_shape, device, lengths=lengths)
+        if read is None:
+            return self.mask
+        return lambda g: torch.where(read, self.mask(g), 0.0)
+
+    def mask_unread(self, g: Tensor, event_ndim: int, lengths: Tensor | None) -> Tensor:
+        """:meth:`mask`, and zeros on every entry the MAP never reads (:meth:`read_masker`)."""
+        return self.read_masker(tuple(g.shape[g.ndim - event_ndim :]), g.device, lengths)(g)
 
     def lift(self, theta: Tensor) -> Tensor:
         """The linear map from scores to the solution space the solver reads.
