@@ -178,3 +178,26 @@ def test_float32_draws_get_a_z_score_from_their_standard_error(seed: int) -> Non
     report = conformance.evaluate(biased, torch.zeros(4), exact, n_draws=1000, generator=gen)
     with pytest.raises(AssertionError):
         conformance.assert_unbiased(report)
+
+
+def test_each_entry_gets_a_rounding_floor_of_its_own_size() -> None:
+    # One floor from the largest entry (1e4 · 6.5e-6 = 0.065) waved through a
+    # float32 bias of 0.05 on an entry of 0.01 (some 15,000 standard errors).
+    exact = torch.tensor([1e4, 0.01, -0.02], dtype=torch.float64)
+
+    def draw(bias: float) -> conformance.Draw:
+        def f(logits: torch.Tensor, m: int, g: torch.Generator) -> torch.Tensor:
+            noise = 1e-4 * torch.randn(m, 3, generator=g, dtype=torch.float64)
+            return (exact + torch.tensor([0.0, bias, 0.0], dtype=torch.float64) + noise).float()
+
+        return f
+
+    gen = torch.Generator().manual_seed(0)
+    report = conformance.evaluate(draw(0.05), torch.zeros(3), exact, n_draws=1000, generator=gen)
+    assert report.worst == (1,) and report.max_z > 1e3
+    with pytest.raises(AssertionError, match=r"entry \(1,\)"):
+        conformance.assert_unbiased(report)
+    # the large entry keeps a floor of its own size (its float32 rounding is ~5e-4)
+    report = conformance.evaluate(draw(0.0), torch.zeros(3), exact, n_draws=1000, generator=gen)
+    assert report.tolerance[0] > 0.06 and report.tolerance[1] < 1e-5
+    conformance.assert_unbiased(report)

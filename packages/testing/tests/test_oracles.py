@@ -1,3 +1,5 @@
+from typing import Any
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,36 @@ def test_checks_catch_a_solver_that_ignores_the_batch() -> None:
     checks.assert_layouts(argmax_rows, x)
     with pytest.raises(AssertionError):
         checks.assert_batching(lambda a: broken(a) if a.ndim == 2 else broken(a)[..., ::-1], x, 2)
+
+
+def test_checks_catch_a_solver_wrong_on_one_dtype_or_layout() -> None:
+    # assert_layouts never called the solver with another dtype, and
+    # assert_torch_roundtrip never passed a non-contiguous tensor.
+    def argmax_rows(x: Any) -> Any:
+        if type(x).__module__.startswith("torch"):
+            out = x.new_zeros(x.shape)
+            return out.scatter_(-1, x.argmax(-1, keepdim=True), 1.0)
+        out = np.zeros_like(x)
+        np.put_along_axis(out, np.argmax(x, -1)[..., None], 1, -1)
+        return out
+
+    def float32_wrong(x: Any) -> Any:
+        out = argmax_rows(x)
+        return out[..., ::-1].copy() if out.dtype == np.float32 else out
+
+    def strided_wrong(x: Any) -> Any:
+        out = argmax_rows(x)
+        return out.flip(-1) if hasattr(x, "is_contiguous") and not x.is_contiguous() else out
+
+    x = np.random.default_rng(2).normal(size=(4, 3, 3))
+    checks.assert_layouts(argmax_rows, x)
+    checks.assert_torch_roundtrip(argmax_rows, x)
+    with pytest.raises(AssertionError, match="float32 vs float64"):
+        checks.assert_layouts(float32_wrong, x)
+    with pytest.raises(AssertionError, match="non-contiguous tensor"):
+        checks.assert_torch_roundtrip(
+            lambda a: strided_wrong(a) if hasattr(a, "is_contiguous") else argmax_rows(a), x
+        )
 
 
 def test_nx_max_arborescence_with_forbidden_edges_matches_the_solver() -> None:

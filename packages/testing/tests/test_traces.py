@@ -214,3 +214,52 @@ def test_exact_expectation_needs_one_value_per_structure() -> None:
         traces.exact_expectation("categorical", theta, torch.tensor([5.0]))
     value = traces.exact_expectation("categorical", theta, lambda x: x @ weights)
     torch.testing.assert_close(value, (theta.softmax(-1) * weights).sum())
+
+
+def _arborescence_trace(steps: Any, n: int) -> solvers.ArborescenceTrace:
+    """A solver-shaped trace holding ``steps`` (edge, candidates), padded to ``2n``."""
+    edges = np.full((2 * n, 2), -1)
+    members = np.zeros((2 * n, n), dtype=bool)
+    for s, (e, c) in enumerate(steps):
+        edges[s] = e
+        members[s, [j for _, j in c]] = True
+    return solvers.ArborescenceTrace(edges=edges, members=members, n_steps=np.array(len(steps)))
+
+
+@pytest.mark.parametrize("root", [0, 2])
+def test_canonical_arborescence_traces_are_exactly_the_enumerated_ones(root: int) -> None:
+    # Only the step structure was checked: a truncated trace (a vertex without
+    # a parent) or one missing a contraction passed and gave a non-arborescence.
+    n, rng = 4, np.random.default_rng(0)
+    every = traces.enumerate_traces("arborescence", n, root=root)
+    for t in every:
+        steps = list(t.steps)
+        shuffled = [steps[i] for i in rng.permutation(len(steps))]
+        assert (
+            traces.canonical_trace("arborescence", _arborescence_trace(shuffled, n), n, root=root)
+            == t
+        )
+        for drop in range(len(steps)):  # a step missing: a vertex or a cycle left open
+            with pytest.raises(ValueError, match="arborescence"):
+                rest = steps[:drop] + steps[drop + 1 :]
+                traces.canonical_trace("arborescence", _arborescence_trace(rest, n), n, root=root)
+    # a contraction CLE never makes (the vertices' edges close no cycle)
+    acyclic = next(t for t in every if len(t.steps) == n - 1)
+    into = tuple((i, j) for i in range(n) for j in (1, 3) if i not in (1, 3) and j != root)
+    if root not in (1, 3):
+        extra = [*acyclic.steps, (into[0], into)]
+        with pytest.raises(ValueError, match="never takes"):
+            traces.canonical_trace("arborescence", _arborescence_trace(extra, n), n, root=root)
+
+
+def test_canonical_binary_tree_traces_are_exactly_the_enumerated_ones() -> None:
+    # Spans were not checked: all four nodes claiming [0, 4) gave a "tree" with a cycle.
+    n = 4
+    for t in traces.enumerate_traces("binary_tree", n):
+        spans = np.array([[c[0][0], c[-1][0] + 1] for _, c in sorted(t.steps)])
+        trace = solvers.BinaryTreeTrace(spans=spans, depth=np.zeros(n, dtype=np.int64))
+        assert traces.canonical_trace("binary_tree", trace, n) == t
+    for spans in ([[0, 4]] * 4, [[0, 1], [0, 4], [2, 4], [2, 3]], [[0, 1], [0, 4], [2, 4]]):
+        trace = solvers.BinaryTreeTrace(spans=np.array(spans), depth=np.zeros(len(spans)))
+        with pytest.raises(ValueError, match="binary_tree"):
+            traces.canonical_trace("binary_tree", trace, n)

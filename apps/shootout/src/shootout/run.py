@@ -108,12 +108,13 @@ def evaluate_pair(
     problem = problem.to(config.device)
     draw = make_draw(layer, problem)
     gen = torch.Generator(config.device).manual_seed(_seed(config, structure, estimator))
-    exact = torch.tensor(ref["grad"], dtype=torch.float64, device=config.device)
+    # the report's tensors are on the CPU: the reference stays there too
+    exact = torch.tensor(ref["grad"], dtype=torch.float64)
     report = conformance.evaluate(
         draw, problem.logits, exact, n_draws=config.draws, generator=gen, chunk=config.chunk
     )
     # z-scores with the reference's own Monte Carlo error (zero when exact).
-    ref_se = torch.tensor(ref["stderr"], dtype=torch.float64, device=config.device)
+    ref_se = torch.tensor(ref["stderr"], dtype=torch.float64)
     se = (report.stderr.square() + ref_se.square()).sqrt()
     err = (report.mean - exact).abs()
     z = torch.where(se > report.tolerance, err / se.clamp(min=1e-300), err * 0.0)

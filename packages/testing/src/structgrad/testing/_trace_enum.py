@@ -116,8 +116,8 @@ def _cle(n: int, root: int) -> Iterator[tuple[Step, ...]]:
         )
 
 
-def _contract(top: dict[frozenset[int], Entry], steps: list[Step], n: int) -> Any:
-    """Contract one cycle of the top-level super-vertices' chosen edges, recursively."""
+def _cycle(top: dict[frozenset[int], Entry]) -> frozenset[int] | None:
+    """The members of a cycle of the super-vertices' chosen in-edges, or ``None``."""
     owner = {v: m for m in top for v in m}  # the root has no owner
     for start in top:
         seen: list[frozenset[int]] = []
@@ -126,13 +126,58 @@ def _contract(top: dict[frozenset[int], Entry], steps: list[Step], n: int) -> An
             seen.append(m)
             m = owner.get(top[m][0])
         if m is not None:  # walked into a cycle: the part of `seen` from m on
-            merged = frozenset().union(*seen[seen.index(m) :])
-            rest = {s: e for s, e in top.items() if not s <= merged}
-            c = _into(merged, n)
-            for e in c:
-                yield from _contract({**rest, merged: e}, [*steps, (e, c)], n)
-            return
-    yield tuple(steps)
+            return frozenset().union(*seen[seen.index(m) :])
+    return None
+
+
+def _contract(top: dict[frozenset[int], Entry], steps: list[Step], n: int) -> Any:
+    """Contract one cycle of the top-level super-vertices' chosen edges, recursively."""
+    merged = _cycle(top)
+    if merged is None:
+        yield tuple(steps)
+        return
+    rest = {s: e for s, e in top.items() if not s <= merged}
+    c = _into(merged, n)
+    for e in c:
+        yield from _contract({**rest, merged: e}, [*steps, (e, c)], n)
+
+
+def _check_cle(steps: list[Step], n: int, root: int) -> None:
+    """Raise unless ``steps`` are the ones CLE takes: one per vertex, one per cycle it closes."""
+    chosen: dict[frozenset[int], Entry] = {}
+    for e, c in steps:
+        members = frozenset(j for _, j in c)
+        if members in chosen or root in members or e not in c:
+            raise ValueError(f"arborescence: a chosen edge lies outside its step: {steps}")
+        chosen[members] = e
+    singles = [frozenset({v}) for v in range(n) if v != root]
+    if any(m not in chosen for m in singles):
+        raise ValueError(f"arborescence: some vertex has no step of its own: {steps}")
+    top, used = {m: chosen[m] for m in singles}, len(singles)
+    while (merged := _cycle(top)) is not None:
+        if merged not in chosen:
+            raise ValueError(f"arborescence: the cycle {sorted(merged)} is never contracted")
+        top = {s: e for s, e in top.items() if not s <= merged}
+        top[merged], used = chosen[merged], used + 1
+    if used != len(steps):  # each step met once: the n - 1 vertices, then each contraction
+        raise ValueError(f"arborescence: steps CLE never takes: {steps}")
+
+
+def _check_splits(spans: NDArray[np.int64], n: int) -> None:
+    """Raise unless each span of the recursion from ``[0, n)`` is split by exactly one node."""
+    nodes: dict[tuple[int, int], list[int]] = {}
+    for i, (lo, hi) in enumerate(spans.tolist()):
+        nodes.setdefault((lo, hi), []).append(i)
+    todo = [(0, n)]
+    while todo:
+        lo, hi = todo.pop()
+        if lo < hi:
+            at = nodes.pop((lo, hi), [])
+            if len(at) != 1 or not lo <= at[0] < hi:
+                raise ValueError(f"binary_tree: span [{lo}, {hi}) has split nodes {at}")
+            todo += [(lo, at[0]), (at[0] + 1, hi)]
+    if nodes or len(spans) != n:
+        raise ValueError(f"binary_tree: spans outside the recursion: {spans.tolist()}")
 
 
 def _structure(structure: str, steps: tuple[Step, ...], n: int) -> NDArray[np.float64]:
@@ -277,6 +322,7 @@ def canonical_trace(
             raise ValueError(f"{structure}: trace ends early after {len(steps)} steps")
     elif structure == "binary_tree":
         spans = pick(trace.spans)
+        _check_splits(spans, n)
         steps = [((i,), tuple((j,) for j in range(lo, hi))) for i, (lo, hi) in enumerate(spans)]
     elif structure == "arborescence":
         size = int(pick(trace.n_steps))
@@ -285,8 +331,7 @@ def canonical_trace(
             ((int(e[0]), int(e[1])), _into(frozenset(np.flatnonzero(m).tolist()), n))
             for e, m in zip(edges, members, strict=True)
         ]
-        if any(e not in c or any(j == root for _, j in c) for e, c in steps):
-            raise ValueError(f"arborescence: a chosen edge lies outside its step: {steps}")
+        _check_cle(steps, n, root)
     else:
         raise ValueError(f"unknown structure {structure!r}")
     return _make(structure, tuple(steps), n)

@@ -65,6 +65,20 @@ def assert_layouts(fn: Solver, x: NDArray[Any], **options: Any) -> None:
     _assert_same(as_arrays(fn(fortran, **options)), want, "Fortran-ordered input")
     first = as_arrays(fn(x, **options))[0]
     assert first.dtype == x.dtype, f"solution dtype {first.dtype} != input dtype {x.dtype}"
+    if np.issubdtype(x.dtype, np.floating):
+        # The same numbers in float32 and float64 (rounded to float32 first).
+        same = x.astype(np.float32)
+        results = {
+            dtype: as_arrays(fn(same.astype(dtype), **options))
+            for dtype in (np.float32, np.float64)
+        }
+        for dtype, got in results.items():
+            assert got[0].dtype == dtype, f"solution dtype {got[0].dtype} != input dtype {dtype}"
+        _assert_same(
+            [a.astype(np.float64) for a in results[np.float32]],
+            [a.astype(np.float64) for a in results[np.float64]],
+            "float32 vs float64 input",
+        )
 
 
 def assert_torch_roundtrip(fn: Solver, x: NDArray[Any], **options: Any) -> None:
@@ -86,3 +100,6 @@ def assert_torch_roundtrip(fn: Solver, x: NDArray[Any], **options: Any) -> None:
     # A tensor that requires grad, and a non-contiguous one, are accepted as well.
     leaf = tensor.clone().requires_grad_(True) if tensor.is_floating_point() else tensor
     _assert_same(as_arrays(fn(leaf, **options)), want, "tensor requiring grad")
+    strided = torch.from_numpy(np.repeat(np.ascontiguousarray(x), 2, axis=-1))[..., ::2]
+    assert not strided.is_contiguous()
+    _assert_same(as_arrays(fn(strided, **options)), want, "non-contiguous tensor")
