@@ -59,6 +59,8 @@ BAD = [
     ("spanning_tree", torch.randn(2, 3, 3), {"lengths": torch.tensor([1, 4])}, "lengths"),
     ("spanning_tree", torch.randn(2, 3, 3), {"lengths": torch.tensor([1.0, 2.0])}, "lengths"),
     ("spanning_tree", torch.randn(2, 3, 3), {"lengths": torch.tensor([1, 2, 3])}, "lengths"),
+    ("spanning_tree", torch.randn(2, 3, 3), {"lengths": "3"}, "lengths must be integers"),
+    ("spanning_tree", torch.randn(2, 3, 3), {"lengths": [[2], [2, 3]]}, "lengths must be integers"),
     ("arborescence", torch.randn(3, 3), {"root": 3}, "root"),
     ("arborescence", torch.randn(3, 3), {"root": -1}, "root"),
     ("arborescence", torch.randn(2, 3, 3), {"root": 1, "lengths": torch.tensor([1, 3])}, "lengths"),

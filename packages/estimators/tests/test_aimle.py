@@ -1,4 +1,5 @@
 import itertools
+import math
 
 import pytest
 import torch
@@ -198,3 +199,19 @@ def test_difference_option_is_checked():
     assert isinstance(E.aimle("k_subset", k=2).target, E.AdaptiveTarget)
     with pytest.raises(ValueError, match="beta"):
         E.AdaptiveTarget(beta=-1.0)
+
+
+def test_lambda_ignores_the_gradient_at_forbidden_entries():
+    # λ = β‖θ‖/‖dy‖ read dy at -inf entries, which are never chosen: a large
+    # dL/dz there (a loss weight on a forbidden item) made λ tiny and the
+    # gradient on the allowed entries 0 (helper 65).
+    theta = torch.tensor([[0.3, -math.inf, -0.5, 1.0]], dtype=torch.float64).expand(64, 4)
+    grads = []
+    for c in (0.0, 1e4):
+        w = torch.tensor([1.0, c, -2.0, 0.5], dtype=torch.float64)
+        t = theta.clone().requires_grad_(True)
+        z = E.aimle("k_subset", k=2)(t, generator=torch.Generator().manual_seed(0))
+        (z * w).sum().backward()
+        grads.append(t.grad)
+    assert grads[0].abs().sum() > 0
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)

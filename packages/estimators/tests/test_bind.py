@@ -113,3 +113,18 @@ def test_a_solver_that_edits_its_input_touches_neither_the_scores_nor_the_gradie
         assert torch.equal(theta.detach(), torch.tensor([[1.0, 3.0, 2.0, 0.0]]))
         grads.append(theta.grad)
     assert torch.equal(grads[0], grads[1])
+
+
+def test_the_unknown_option_message_lists_what_this_solver_takes():
+    # It listed k, root and event_dims for every solver (helper 65).
+    with pytest.raises(ValueError, match="unknown option") as info:
+        E.imle("spanning_tree", foo=1)
+    listed = str(info.value).split("it takes ")[1].split(", ")
+    assert "tau" in listed and not {"k", "root", "event_dims"} & set(listed)
+    with pytest.raises(ValueError, match="unknown option") as info:
+        E.aimle("arborescence", foo=1)
+    assert "root" in str(info.value) and "event_dims" not in str(info.value)
+    with pytest.raises(ValueError, match="unknown option") as info:
+        E.blackbox(lambda x: x, foo=1)
+    listed = str(info.value).split("it takes ")[1].split(", ")
+    assert "event_dims" in listed and not {"k", "root"} & set(listed)

@@ -125,6 +125,21 @@ def test_minimisation_is_maximisation_of_negated_costs():
     assert E.imle("k_subset", k=2, minimize=True).solver.minimize
 
 
+@pytest.mark.parametrize("structure", ["k_subset", "spanning_tree"])
+def test_sample_hard_of_a_costs_layer_minimises_too(structure):
+    # minimize=True on a maximising structure: the forward took MAP(-c) but
+    # sample_hard returned MAP(c), the most expensive structure (helper 65).
+    c = torch.randn(5, 5, dtype=torch.float64)
+    c = c + c.mT if structure == "spanning_tree" else c
+    options = {"k": 2} if structure == "k_subset" else {}
+    layer = E.blackbox(structure, minimize=True, **options)
+    plain = E.blackbox(structure, **options)
+    assert torch.equal(layer(c), plain(-c))
+    assert torch.equal(layer.sample_hard(c, noise=False), plain.sample_hard(-c, noise=False))
+    g1, g2 = (torch.Generator().manual_seed(3) for _ in range(2))
+    assert torch.equal(layer.sample_hard(c, generator=g1), plain.sample_hard(-c, generator=g2))
+
+
 def test_minimisation_moves_costs_the_right_way():
     # a cheap item whose selection the loss penalises must see its cost go up under
     # gradient descent (negative gradient), and the item replacing it go down

@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -138,6 +140,32 @@ def test_bad_options_raise_value_error(method: str) -> None:
     structure = "edges" if method == "indep" else "spanning_tree"
     with pytest.raises(ValueError):
         latent(structure, method, no_such_option=1)
+
+
+@pytest.mark.parametrize("method", ["imle", "aimle", "ste", "blackbox", "perturbed"])
+def test_minimize_is_refused_by_latent_layers(method: str) -> None:
+    # The layer then took costs (the bottom k) while sample_hard took the top k;
+    # latent layers take logits to maximise (helper 65).
+    with pytest.raises(ValueError, match=r"takes logits to maximise.*minimize=True"):
+        latent("k_subset", method, k=2, minimize=True)
+
+
+def test_bad_relaxation_options_are_refused_when_the_layer_is_built() -> None:
+    with pytest.raises(ValueError, match="n_iters"):
+        latent("matching", "sst", n_iters=0)
+    with pytest.raises(TypeError, match="anneal"):
+        latent("matching", "st-sst", anneal="yes")
+    with pytest.raises(ValueError, match="max_range"):
+        latent("arborescence", "sst", max_range=-1.0)
+
+
+@pytest.mark.parametrize("method", ["imle", "ste", "sst", "reinforce"])
+def test_nan_beside_forbidden_entries_is_named_nan(method: str) -> None:
+    # NaN counted as a forbidden entry: "the -inf entries leave no k_subset".
+    with pytest.raises(ValueError, match="contains NaN"):
+        latent("k_subset", method, k=2)(torch.tensor([1.0, math.nan, -math.inf]))
+    with pytest.raises(TypeError, match="lengths must be integers"):
+        latent("spanning_tree", method)(torch.randn(2, 4, 4), lengths="3")
 
 
 def test_bad_tau() -> None:

@@ -9,7 +9,7 @@ hooks come from ``_trace``, its coordinates and polytope from ``_coordinates``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -40,6 +40,8 @@ class Structure(Perturbing, Tracing, Coordinates):
         nonlinear: why MAP is not ``argmax_z <z, θ>`` over solutions ``z`` shaped
             like ``θ`` (``None``: it is, and perturb-and-MAP estimators apply).
         relax_option_names: the options only :meth:`relax` takes.
+        relax_option_checks: a check for each of them that needs no scores
+            (see :meth:`relax_options`).
         relax_missing: why it has no regularised-argmax relaxation (``None``: it has one).
         relax_per_entry_tau: whether :meth:`relax` takes a τ per score entry
             (trees divide the scores as they are); the others centre each
@@ -68,6 +70,7 @@ class Structure(Perturbing, Tracing, Coordinates):
     minimize: ClassVar[bool] = False
     nonlinear: ClassVar[str | None] = None
     relax_option_names: ClassVar[tuple[str, ...]] = ()
+    relax_option_checks: ClassVar[dict[str, Callable[[Any], Any]]] = {}
     relax_missing: ClassVar[str | None] = None
     relax_per_entry_tau: ClassVar[bool] = False
     relaxation: ClassVar[str | None] = "marginals"
@@ -204,6 +207,18 @@ class Structure(Perturbing, Tracing, Coordinates):
         per_instance = () if self.relax_per_entry_tau else range(-self.event_dim, 0)
         t = as_tau(tau, scores, event_dims=per_instance)
         return self._relax(scores, t, **opts, **extra)
+
+    def relax_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """``options`` with the relaxation's own ones checked now, as far as they can be.
+
+        For a layer that keeps them for later calls: a bad ``max_range`` or
+        ``n_iters`` is refused when the layer is built, not at its first draw.
+
+        Raises:
+            ValueError: naming the option (``TypeError`` for a wrong type).
+        """
+        checks = self.relax_option_checks
+        return {k: checks[k](v) if k in checks else v for k, v in options.items()}
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         return self.marginals(relaxation_input(scores, tau), **opts)

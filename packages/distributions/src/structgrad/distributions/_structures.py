@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -18,7 +19,7 @@ from ._trace import CategoricalTracing, KSubsetTracing
 from ._trace_matching import MatchingTracing
 from ._trace_sequence import BinaryTreeTracing
 from ._utils import logsumexp, relaxation_input
-from .checks import check_int, validation_enabled
+from .checks import check_flag, check_int, validation_enabled
 
 __all__ = [
     "BinaryTreeStructure",
@@ -117,9 +118,10 @@ class KSubsetStructure(KSubsetTracing, Structure):
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         k = opts["k"] = check_int(opts["k"], "k", 0, scores.shape[-1])
         # A value check (off with the checks, and while tracing): with fewer than
-        # k finite scores every k-subset takes a -inf item; top-k would return one.
+        # k entries above -inf every k-subset takes a -inf item; top-k would
+        # return one. (NaN and +inf count here: the value check names them.)
         checked = validation_enabled() and k and scores.numel()
-        if checked and bool((torch.isfinite(scores).sum(-1) < k).any()):
+        if checked and bool((torch.isneginf(scores).logical_not().sum(-1) < k).any()):
             raise ValueError(
                 "scores: the -inf (forbidden) entries leave no k_subset with positive "
                 f"probability (a row has fewer than k = {k} finite scores)"
@@ -180,7 +182,11 @@ class MatchingStructure(MatchingTracing, Structure):
         "Sinkhorn relaxation (structgrad.relaxations.gumbel_sinkhorn) or perturb-and-MAP"
     )
 
-    relax_option_names = ("n_iters", "anneal")
+    relax_option_checks: ClassVar[dict[str, Callable[[Any], Any]]] = {
+        "n_iters": lambda v: check_int(v, "n_iters", 1),
+        "anneal": lambda v: check_flag(v, "anneal"),
+    }
+    relax_option_names = tuple(relax_option_checks)
     relaxation = "sinkhorn"
 
     def ones(self, event_shape: Any, **options: Any) -> float:

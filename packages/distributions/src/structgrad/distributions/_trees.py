@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,7 +33,7 @@ from ._trace_tree import SpanningTreeTracing
 from ._tree_marginals import spanning_tree_marginals
 from ._utils import dot, relaxation_input
 from ._wilson import sample_arborescences
-from .checks import check_int, check_tensor, square_size
+from .checks import check_int, check_max_range, check_tensor, square_size
 
 __all__ = [
     "ArborescenceStructure",
@@ -72,6 +73,10 @@ def from_upper(vector: Tensor, *, diagonal: float = 0.0) -> Tensor:
     upper = flat.unflatten(-1, (n, n))
     eye = torch.eye(n, dtype=vector.dtype, device=vector.device)
     return upper + upper.transpose(-1, -2) + diagonal * eye
+
+
+#: The trees' relaxation option: the clip range of the Matrix-Tree relaxation.
+_RELAX_CHECKS: dict[str, Callable[[Any], Any]] = {"max_range": check_max_range}
 
 
 class SpanningTreeStructure(SpanningTreeTracing, Structure):
@@ -117,7 +122,8 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
         a_ub = np.array(rows).reshape(len(rows), len(edges))
         return np.ones((1, len(edges))), np.array([n - 1.0]), a_ub, np.array(bounds)
 
-    relax_option_names = ("max_range",)
+    relax_option_checks = _RELAX_CHECKS
+    relax_option_names = tuple(_RELAX_CHECKS)
     relax_per_entry_tau = True  # _relax divides the scores as they are
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
@@ -192,7 +198,8 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         # Every graph must contain its root: lengths start at root + 1.
         self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
 
-    relax_option_names = ("max_range",)
+    relax_option_checks = _RELAX_CHECKS
+    relax_option_names = tuple(_RELAX_CHECKS)
     relax_per_entry_tau = True  # _relax divides the scores as they are
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:

@@ -182,10 +182,16 @@ def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: 
         lo: the smallest accepted length.
 
     Raises:
+        InputTypeError: for lengths that are not integers (a string, a ragged list).
         ValueError: on non-integer lengths, a shape that does not broadcast, or a
             length outside ``[lo, n]``.
     """
-    lens = torch.as_tensor(lengths, device=device)
+    try:
+        lens = torch.as_tensor(lengths, device=device)
+    except (TypeError, ValueError, RuntimeError):  # a string, a ragged list, an object
+        raise InputTypeError(
+            f"lengths must be integers (an int, a list or a tensor), got {lengths!r:.60}"
+        ) from None
     if lens.is_floating_point() or lens.is_complex() or lens.dtype == torch.bool:
         raise ValueError(f"lengths must hold integers, got {lens.dtype}")
     try:

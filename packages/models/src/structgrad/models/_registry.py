@@ -94,6 +94,12 @@ def _gumbel_softmax(name: str) -> Method:
 
 def _perturbation(name: str, preset: str, defaults: dict[str, Any]) -> Method:
     def build(s: Structure, options: dict[str, Any]) -> LatentLayer:
+        if "minimize" in options:
+            # the estimators' layer would then take costs, a latent layer takes logits
+            raise ValueError(
+                f"latent({s.name!r}, {name!r}) takes logits to maximise, not minimize=; "
+                f"for costs use structgrad.estimators.{preset}({s.name!r}, minimize=True)"
+            )
         layer: LatentLayer = PERTURBATION[preset](s.name, **{**defaults, **options})
         return layer
 

@@ -15,7 +15,6 @@ from torch import Tensor
 from structgrad.distributions import LatentLayer, Structure, structure
 from structgrad.distributions.checks import (
     check_flag,
-    check_max_range,
     check_options,
     check_tau,
 )
@@ -66,9 +65,7 @@ class SSTLayer(LatentLayer):
         super().__init__(s, {k: v for k, v in options.items() if k in s.option_names})
         self.tau = check_tau(tau)
         self.straight_through = check_flag(straight_through, "straight_through")
-        if "max_range" in options:
-            options["max_range"] = check_max_range(options["max_range"])
-        self.sst_options = options
+        self.sst_options = s.relax_options(options)  # max_range, n_iters: refused now
 
     def _sample(self, logits: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:
         """Relaxed (or straight-through) sample shaped like ``logits`` ``[*batch, *event]``."""

@@ -237,7 +237,9 @@ def _finite_difference(
     read_theta = theta
     if type(target).lam is not Target.lam:
         keep = solver.read_masker(tuple(theta.shape[theta.ndim - ev :]), theta.device, plan.lengths)
-        dy, read_theta = keep(dy), keep(theta)
+        # nor are -inf (forbidden) entries ever chosen: dL/dz there must not size λ
+        dy = torch.where(torch.isneginf(theta), 0.0, keep(dy))
+        read_theta = keep(theta)
     lam: Any = target.lam(read_theta, dy[None, None] if lead else dy, ev)
     if lead and isinstance(lam, Tensor):
         lam = lam[0, 0]

@@ -215,7 +215,9 @@ class SolverLayer(LatentLayer):
     ) -> Tensor:
         """``MAP(θ + G)`` of the structure; around a user's solver, its own noise at its τ."""
         if self.structure is not None:
-            return super()._sample_hard(logits, lengths, generator, noise)
+            # minimize=True on a maximising structure: the layer takes costs c, MAP(-c)
+            flip = self.solver.minimize and not self.structure.minimize
+            return super()._sample_hard(-logits if flip else logits, lengths, generator, noise)
         with torch.no_grad():
             theta, ev, lens = self.prepare(logits.detach(), lengths)
             x = theta

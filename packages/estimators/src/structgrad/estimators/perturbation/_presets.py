@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from structgrad.distributions import structure
 from structgrad.distributions.checks import RENAMED, check_options
 
 from ._core import FiniteDifference, GradientRule, Identity, NoiseScore
@@ -114,8 +115,23 @@ class Preset:
 
     @property
     def options(self) -> tuple[str, ...]:
-        """Every option name the preset accepts."""
+        """Every option name the preset accepts (for some solver)."""
         return (*LAYER_OPTIONS, *self.rule_options, *SOLVER_OPTIONS)
+
+    def accepted(self, solver: str | Solver) -> tuple[str, ...]:
+        """The option names the preset accepts around ``solver``.
+
+        A structure name takes its own ``k`` / ``root`` (its event dims are
+        fixed); a callable takes ``event_dims``; both take ``minimize``.
+        """
+        if not isinstance(solver, str):
+            return tuple(o for o in self.options if o not in ("k", "root"))
+        try:
+            own = structure(solver).option_names
+        except ValueError:  # an unknown name: bind_solver says so
+            own = SOLVER_OPTIONS
+        skip = {o for o in ("k", "root", "event_dims") if o not in own}
+        return tuple(o for o in self.options if o not in skip)
 
     def build(self, solver: str | Solver, options: dict[str, Any]) -> SolverLayer:
         """The layer for ``solver`` with ``options``.
@@ -134,7 +150,9 @@ class Preset:
                 f"{self.name}({label!r}): {given[0]} scales the noise and this layer has none "
                 "(noise=None): pass noise= (e.g. 'gumbel') with tau, or drop it"
             )
-        check_options(f"{self.name}({label!r})", options, self.options)
+        # (solver options the solver does not take get bind_solver's own message)
+        mine = {k: v for k, v in options.items() if k not in SOLVER_OPTIONS}
+        check_options(f"{self.name}({label!r})", mine, self.accepted(solver))
         rule = self.rule(**{k: opts.pop(k) for k in self.rule_options if k in opts})
         solver_options = {k: opts.pop(k) for k in SOLVER_OPTIONS if k in opts}
         layer = SolverLayer(solver, gradient=rule, solver_options=solver_options, **opts)
