@@ -82,12 +82,18 @@ def test_bad_input_raises_value_error_naming_it(
 
 
 def test_forbidden_scores_leaving_nothing_raise() -> None:
+    from structgrad.solvers import InvalidScoresError
+
     theta = torch.randn(4, 4, dtype=torch.float64)
     theta[0, 1:] = theta[1:, 0] = -INF  # vertex 0 cut off
-    with pytest.raises(ValueError, match="leave no spanning_tree"):
+    with pytest.raises(InvalidScoresError, match="leave no spanning_tree"):
         structure("spanning_tree").log_partition(theta)
-    with pytest.raises(ValueError, match="leave no k_subset"):
+    with pytest.raises(InvalidScoresError, match="leave no k_subset"):
         structure("k_subset").marginals(torch.tensor([0.0, -INF, -INF]), k=2)
+    with pytest.raises(InvalidScoresError, match="contains NaN"):
+        structure("arborescence").marginals(torch.full((3, 3), math.nan))
+    with pytest.raises(InvalidScoresError, match="all -inf"):
+        structure("categorical").map(torch.tensor([[-INF, -INF]]))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -107,3 +107,15 @@ def test_torch_counts_are_read_as_numpy_ones() -> None:
     # 2**63 (uint64) wrapped to -2**63 in the message
     with pytest.raises(ValueError, match="lengths is out of range, got 9223372036854775808"):
         solvers.max_spanning_tree(np.zeros((1, 3, 3)), lengths=[2**63])
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_invalid_scores_have_their_own_value_error(value: float) -> None:
+    # A training loop tells a diverged model (NaN / +inf scores) from other
+    # errors by this class; it stays a ValueError for everyone else.
+    x = np.array([[0.0, value, 1.0]])
+    with pytest.raises(solvers.InvalidScoresError, match="scores contains"):
+        solvers.top_k(x, 1)
+    with pytest.raises(solvers.InvalidScoresError):
+        solvers.max_spanning_tree(np.full((3, 3), value))
+    assert issubclass(solvers.InvalidScoresError, ValueError)

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from structgrad.solvers import linear_assignment
+from structgrad.solvers import InvalidScoresError, linear_assignment
 
 from ._numerics import finite_min, tracing
 from ._utils import divide_by_tau, finite_shift
@@ -119,11 +119,13 @@ def _check_support(log_alpha: Tensor) -> None:
     if not forbidden.any():
         return
     if forbidden.all(-1).any() or forbidden.all(-2).any():
-        raise ValueError("log_alpha has a row or column of -inf only: no permutation exists")
+        raise InvalidScoresError(
+            "log_alpha has a row or column of -inf only: no permutation exists"
+        )
     forbidden = forbidden.cpu()
     pattern = torch.zeros(forbidden.shape, dtype=torch.float64).masked_fill_(forbidden, -torch.inf)
     if (linear_assignment(pattern).bool() & forbidden).any():
-        raise ValueError(
+        raise InvalidScoresError(
             "the -inf entries of log_alpha leave no permutation (no perfect matching "
             "avoids them): Sinkhorn has no doubly-stochastic limit"
         )

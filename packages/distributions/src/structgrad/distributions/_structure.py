@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from structgrad.solvers import InvalidScoresError
+
 from ._coordinates import Coordinates
 from ._perturbing import Perturbing
 from ._sampled import sample_size
@@ -252,7 +254,7 @@ class Structure(Perturbing, Tracing, Coordinates):
                 if bool(torch.isposinf(log_z).any())
                 else f"the -inf (forbidden) entries leave no {self.name} with positive probability"
             )
-            raise ValueError(f"scores: {why}")
+            raise InvalidScoresError(f"scores: {why}")
         return log_z
 
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:

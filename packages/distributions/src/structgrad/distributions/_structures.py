@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 import structgrad.solvers as solvers
+from structgrad.solvers import InvalidScoresError
 
 from ._ksubset import k_subset_sample, kth_largest
 from ._ksubset_marginals import k_subset_log_partition, k_subset_marginals
@@ -74,7 +75,7 @@ class CategoricalStructure(CategoricalTracing, Structure):
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         if scores.numel() and validation_enabled() and bool(torch.isneginf(scores).all(-1).any()):
-            raise ValueError("scores: some row is all -inf: no category can be chosen")
+            raise InvalidScoresError("scores: some row is all -inf: no category can be chosen")
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
         # shift-invariant: subtracting the max keeps scores / tau finite
@@ -122,7 +123,7 @@ class KSubsetStructure(KSubsetTracing, Structure):
         # return one. (NaN and +inf count here: the value check names them.)
         checked = validation_enabled() and k and scores.numel()
         if checked and bool((torch.isneginf(scores).logical_not().sum(-1) < k).any()):
-            raise ValueError(
+            raise InvalidScoresError(
                 "scores: the -inf (forbidden) entries leave no k_subset with positive "
                 f"probability (a row has fewer than k = {k} finite scores)"
             )

@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from structgrad.solvers import InvalidScoresError
+
 from ._checks_options import (
     RENAMED,
     InputTypeError,
@@ -98,7 +100,7 @@ def check_values(scores: Tensor, name: str = "scores") -> bool:
 
     Raises:
         InputTypeError: on a dtype other than float32 / float64.
-        ValueError: on NaN or ``+inf``.
+        InvalidScoresError: (a ``ValueError``) on NaN or ``+inf``.
     """
     check_float(scores, name)
     if not validation_enabled():
@@ -106,9 +108,9 @@ def check_values(scores: Tensor, name: str = "scores") -> bool:
     if math.isfinite(float(scores.detach().sum())):
         return False  # one reduction in the common case (isfinite() costs several passes)
     if bool(torch.isnan(scores).any()):
-        raise ValueError(f"{name} contains NaN")
+        raise InvalidScoresError(f"{name} contains NaN")
     if bool(torch.isposinf(scores).any()):
-        raise ValueError(f"{name} contains +inf; scores must be finite or -inf")
+        raise InvalidScoresError(f"{name} contains +inf; scores must be finite or -inf")
     return True
 
 

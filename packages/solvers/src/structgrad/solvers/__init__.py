@@ -34,6 +34,7 @@ from ._topk import top_k as top_k
 from ._topk import top_k_rows as top_k_rows
 from ._tree_sampler import WilsonSamples as WilsonSamples
 from ._tree_sampler import wilson_arborescences as wilson_arborescences
+from ._validate import InvalidScoresError as InvalidScoresError
 
 __version__ = _version("structgrad-solvers")
 
@@ -41,6 +42,7 @@ __all__ = [
     "ArborescenceTrace",
     "BinaryTreeTrace",
     "CrossingTrace",
+    "InvalidScoresError",
     "SpanningTreeTrace",
     "TopKTrace",
     "WilsonSamples",

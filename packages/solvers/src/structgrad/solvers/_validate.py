@@ -22,6 +22,14 @@ class Batched(NamedTuple):
     batch_shape: tuple[int, ...]
 
 
+class InvalidScoresError(ValueError):
+    """Scores no structure can be computed from (NaN, ``+inf``, ``-inf`` forbidding all).
+
+    A ``ValueError``; its own class so that a training loop can tell a model
+    whose outputs diverged from other errors (and stop the run cleanly).
+    """
+
+
 def check_values(arr: NDArray[Any], name: str, *, allow_neg_inf: bool = True) -> None:
     """Reject NaN and +inf (and -inf unless allowed)."""
     if not np.issubdtype(arr.dtype, np.floating) or arr.size == 0:
@@ -33,12 +41,12 @@ def check_values(arr: NDArray[Any], name: str, *, allow_neg_inf: bool = True) ->
     ):
         return
     if np.isnan(arr).any():
-        raise ValueError(f"{name} contains NaN")
+        raise InvalidScoresError(f"{name} contains NaN")
     allowed = "finite or -inf" if allow_neg_inf else "finite"
     if np.isposinf(arr).any():
-        raise ValueError(f"{name} contains +inf; values must be {allowed}")
+        raise InvalidScoresError(f"{name} contains +inf; values must be {allowed}")
     if not allow_neg_inf and np.isneginf(arr).any():
-        raise ValueError(f"{name} contains -inf; values must be {allowed}")
+        raise InvalidScoresError(f"{name} contains -inf; values must be {allowed}")
 
 
 def check_shape(
