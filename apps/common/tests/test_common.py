@@ -163,6 +163,9 @@ def test_log_uniform_and_trials():
     assert sample_trials({"lr": search_range((0.1, 0.1))}, 3) == [{"lr": 0.1}] * 3
     with pytest.raises(CLIError, match="bad search range"):
         search_range((0.0, 1.0))
+    for bounds in ((math.inf, math.inf), (1e-3, math.inf), (math.nan, 1.0)):
+        with pytest.raises(CLIError, match="both finite"):  # inf passed, and every run failed
+            search_range(bounds)
 
 
 @pytest.mark.parametrize("backend", LOCAL_BACKENDS)

@@ -51,6 +51,8 @@ from structgrad_app_common.training import (
 def _train(cfg):
     if cfg.lr < 0:
         raise CLIError("negative lr")
+    if cfg.lr > 1e3:
+        raise ValueError("scores contains NaN\nmore detail")
     return {"loss": cfg.lr * (cfg.seed + 1), "extra": 1}
 
 
@@ -97,6 +99,9 @@ def test_sweep_record_order_and_error():
     assert res["trial"] == 3 and res["loss"] == pytest.approx(0.4) and res["out"] == "r"
     bad = SWEEP.record(Run(out="r", lr=-1.0), 0)
     assert bad["error"] == "negative lr" and "loss" not in bad
+    # any other error of one run is its record too: it ended the sweep, table lost
+    worse = SWEEP.record(Run(out="r", lr=1e4), 0)
+    assert worse["error"] == "ValueError: scores contains NaN" and "loss" not in worse
 
 
 def test_sweep_summarize_columns_failures_and_default_tau():
@@ -218,6 +223,8 @@ def _sweep_main(argv):
     def cmd(args):
         check_names("method", args.methods, ["a", "b"])
         search_range(args.lr_range)
+        if args.tau_range is not None:
+            search_range(args.tau_range)
         return 0
 
     def build():

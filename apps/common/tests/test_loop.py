@@ -20,6 +20,7 @@ class Config(RunControl):
     seed: int = 0
     epochs: int = 3
     blow_up_at: int = 0  # a step whose loss is NaN (0: none)
+    overflow_at: int = 0  # a step whose update leaves huge weights (Overflowing)
     lr: float = 0.1
 
 
@@ -134,6 +135,57 @@ def test_other_errors_of_a_step_propagate(tmp_path):
 
     with pytest.raises(RuntimeError, match="shape mismatch"):
         train(Broken(Config(out=str(tmp_path), progress=False)))
+
+
+class Overflowing(Regression):
+    """Its update at step ``overflow_at`` leaves huge weights: the next scores overflow."""
+
+    def scores(self) -> torch.Tensor:
+        from structgrad.solvers import top_k
+
+        w = self.model.weight.detach().double()
+        # what a latent layer sees once huge weights overflow its input
+        return top_k((w * math.inf if w.abs().max() > 1e20 else w).numpy(), 1)
+
+    def step(self, step: int) -> Step:
+        self.scores()
+        out = super().step(step)
+        if step == self.config.overflow_at:  # the update that overflowed
+            with torch.no_grad():
+                self.model.weight.fill_(1e30)
+        return out
+
+    def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+        self.scores()
+        ev = super().evaluate(step, train)
+        return ev._replace(record={**ev.record, "weight": float(self.model.weight.detach().sum())})
+
+    def finish(self, step: int, seconds: float) -> dict:
+        return {"step": step, "stopped": self.stopped, "weight": self.model.weight.detach().clone()}
+
+
+@pytest.mark.parametrize("score_on_stop", [True, False])
+def test_diverged_scores_stop_the_run_on_weights_that_work(tmp_path, score_on_stop):
+    # Finite but huge weights made the next forward NaN: the layer's
+    # InvalidScoresError ended the run (exit 1, no final.json) in dvae, l2x, nri.
+    class Trainer_(Overflowing):
+        pass
+
+    Trainer_.score_on_stop = score_on_stop
+    final = train(Trainer_(Config(out=str(tmp_path), progress=False, overflow_at=4)))
+    assert final["step"] == 5 and final["stopped"].startswith("scores diverged at step 5 (")
+    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    torch.testing.assert_close(final["weight"], best["model"]["weight"])  # not 1e30
+    last = _records(tmp_path)[-1]
+    if score_on_stop:  # the fallback weights are scored at the stop
+        assert last["epoch"] == 2 and abs(last["weight"]) < 1e3
+    else:
+        assert last == {"epoch": 2, "split": "stopped", "reason": final["stopped"]}
+    # diverged before any evaluation: the weights the run started from
+    early = Trainer_(Config(out=str(tmp_path / "early"), progress=False, overflow_at=1))
+    start = Overflowing(Config(out=str(tmp_path / "x"), progress=False))
+    start.build()
+    torch.testing.assert_close(train(early)["weight"], start.model.weight)
 
 
 @dataclass

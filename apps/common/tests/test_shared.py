@@ -215,6 +215,23 @@ def test_generators_and_orders_are_reproducible():
     assert not torch.equal(p, shuffled(10, seed=1, epoch=3))
 
 
+def test_every_accepted_seed_derives_a_generator():
+    # seed * stride + index passes torch's unsigned 64-bit range for seeds above
+    # about 1.8e13; below it the stream stays the one seeded directly.
+    big = 2**63 - 1
+    assert torch.rand(2, generator=derived_generator(big, 3)).shape == (2,)
+    expected = torch.Generator().manual_seed((big * 1_000_003 + 3) % 2**64)
+    assert torch.equal(
+        torch.rand(2, generator=derived_generator(big, 3)), torch.rand(2, generator=expected)
+    )
+    seed = 18_446_688_733_600  # the largest seeds that worked before are unchanged
+    direct = torch.Generator().manual_seed(seed * 1_000_003 + 9)
+    assert torch.equal(
+        torch.rand(2, generator=derived_generator(seed, 9)), torch.rand(2, generator=direct)
+    )
+    assert sorted(shuffled(5, seed=big, epoch=1).tolist()) == list(range(5))
+
+
 def test_training_state_round_trip(tmp_path):
     torch.manual_seed(0)
     model = torch.nn.Linear(2, 1)

@@ -42,6 +42,28 @@ def test_config_read_back_and_device(tmp_path, capsys):
     APP.config_and_device(capsys, argv, tmp_path)
 
 
+def test_config_with_another_method_derives_its_latent_sizes(tmp_path, capsys):
+    # config.json holds the resolved sizes: they were read back as given (aimle's
+    # k 10 made st fail on --k; gumbel-softmax's 30 x 10 k 1 went to imle).
+    def sizes(run):
+        saved = json.loads((tmp_path / run / "config.json").read_text())
+        return [saved[k] for k in ("latent_m", "latent_n", "k")]
+
+    def train(out, *argv):
+        base = ["train", "--smoke", "--epochs", "1", "--no-progress", "--out", str(tmp_path / out)]
+        assert main([*base, *argv]) == 0
+
+    train("aimle", "--method", "aimle", "--latent-n", "16")
+    train("st", "--config", str(tmp_path / "aimle" / "config.json"), "--method", "st")
+    assert sizes("st") == [30, 16, 1]  # the chosen latent_n stays
+    train("gs")
+    gs = str(tmp_path / "gs" / "config.json")
+    train("imle", "--config", gs, "--method", "imle")
+    assert sizes("imle") == [20, 20, 10]
+    train("imle-m", "--config", gs, "--method", "imle", "--latent-m", "30", "--k", "5")
+    assert sizes("imle-m") == [30, 20, 5]  # given sizes stay
+
+
 @pytest.mark.parametrize("method", [m for m in method_names() if m != "gumbel-softmax"])
 def test_smoke_every_method(tmp_path, capsys, method):
     out = tmp_path / method
@@ -121,6 +143,9 @@ def test_user_errors_are_one_line(tmp_path, capsys):
         "noise temperature",
     )
     APP.fail(capsys, ["train", "--smoke", "--out", out, "--tau", "0"], "--tau must be > 0")
+    for step in ("nan", "-1", "inf"):  # was a ValueError from the AIMLE target (exit 1)
+        aimle = ["--method", "aimle", "--beta-step", step]
+        APP.fail(capsys, ["train", "--smoke", "--out", out, *aimle], "--beta-step must be")
     APP.fail(capsys, ["train", "--smoke", "--out", out, "--epochs", "0"], "must be >= 1")
     APP.fail(capsys, ["train", "--smoke", "--out", out, "--hidden", "a,b"], "sizes")
     APP.fail(capsys, ["train", "--out", out, "--resume", "--overwrite"], "exclude")

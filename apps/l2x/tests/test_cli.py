@@ -122,6 +122,10 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
         capsys, ["train", "--smoke", *o, "--method", "sst", "--num-samples", "2"], "score-function"
     )
     APP.fail(capsys, ["train", "--smoke", *o, "--method", "blackbox", "--tau", "1"], "--tau")
+    # The leave-one-out baseline needs two draws: was a ValueError (exit 1).
+    loo = ["--method", "e-reinforce+", "--num-samples", "1"]
+    APP.fail(capsys, ["train", "--smoke", *o, *loo], "--num-samples must be >= 2")
+    APP.fail(capsys, ["sweep", "--smoke", *o, "--methods", *loo[1:]], "--num-samples must be >= 2")
     APP.fail(capsys, ["train", "--smoke", *o, "--k", "10"], "--k must be in [1, 9]")
     APP.fail(capsys, ["train", "--smoke", *o, "--epochs", "0"], "must be >= 1")
     APP.fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")

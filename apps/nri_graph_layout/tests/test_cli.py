@@ -103,6 +103,12 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     APP.fail(
         capsys, ["train", "--smoke", "--method", "tree-sst", "--num-samples", "2"], "score-function"
     )
+    # The leave-one-out baseline needs two draws: was a ValueError (exit 1).
+    loo = ["--method", "tree-e-reinforce+", "--num-samples", "1", "--out", str(tmp_path / "l")]
+    APP.fail(
+        capsys, ["train", "--smoke", *loo], "--num-samples must be >= 2 for 'tree-e-reinforce+'"
+    )
+    APP.fail(capsys, ["sweep", "--smoke", "--methods", *loo[1:]], "--num-samples must be >= 2")
     APP.fail(capsys, ["train", "--data", str(tmp_path / "none.npz")], "not found")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,6 +10,7 @@ from nri_graph_layout import model as model_mod
 from nri_graph_layout.cli import main
 from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.model import kl_optimal_shift
+from nri_graph_layout.reproduce import run_seed
 from nri_graph_layout.train import default_prediction_steps
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.app_checks import AppChecks
@@ -170,6 +172,42 @@ def test_reproduce_errors(tmp_path, capsys):
         ["reproduce", "--iterations", "5", "--warmup", "10", "--out", str(tmp_path)],
         "--warmup",
     )
+
+
+def test_reproduce_refuses_runs_trained_on_other_data(tmp_path, capsys):
+    # They used to resume (``data`` is free on --resume) and were scored on the
+    # new test set under the new data seed's name.
+    out = tmp_path / "rep"
+    argv = ["reproduce", "--smoke", "--out", str(out), "--methods", "indep", "--seeds", "0",
+            "--n-jobs", "1", "--restarts", "1"]  # fmt: skip
+    assert main(argv) == 0
+    APP.fail(capsys, [*argv, "--data-seed", "7"], "--data-seed 7")
+    assert not list(out.glob("*seed7.npz"))  # refused before any work
+    assert main(argv) == 0  # the same data seed still resumes
+
+
+def test_reproduce_smoke_keeps_the_given_flags(tmp_path, capsys):
+    out = tmp_path / "qs"
+    argv = ["quickstart", "--smoke", "--out", str(out), "--n-jobs", "1",
+            "--iterations", "6", "--restarts", "1"]  # fmt: skip
+    assert main(argv) == 0
+    assert [p.name for p in (out / "tree-sst" / "seed0").iterdir()] == ["start0"]
+    rows = json.loads((out / "table.json").read_text())
+    assert [json.loads((Path(r["out"]) / "final.json").read_text())["steps"] for r in rows] == [
+        6,
+        6,
+    ]
+
+
+def test_reproduce_takes_the_largest_seed(tmp_path):
+    # seed * 1000 + start and the derived generators' seed * 1_000_003 + index
+    # overflowed torch's 64-bit seed (exit 1) for seeds above about 1.8e13.
+    big = str(2**63 - 1)
+    argv = ["reproduce", "--smoke", "--out", str(tmp_path), "--methods", "indep", "--seeds", big,
+            "--n-jobs", "1", "--restarts", "1", "--iterations", "2"]  # fmt: skip
+    assert main(argv) == 0
+    assert run_seed(0, 2) == 2 and run_seed(2**50, 1) == 2**50 * 1000 + 1  # unchanged
+    assert 0 <= run_seed(2**63 - 1, 1) < 2**63
 
 
 def test_default_rollout_is_the_reference_recipes() -> None:

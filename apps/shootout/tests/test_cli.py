@@ -28,6 +28,24 @@ def test_config_read_back_and_device(tmp_path, capsys):
     APP.config_and_device(capsys, argv, tmp_path, command=[], extra=pair)
 
 
+def test_config_reads_back_the_selection(tmp_path, capsys):
+    # config.json held the numeric settings only: the rerun measured every pair.
+    a, b, c = (str(tmp_path / x) for x in "abc")
+    pair = ["--structures", "categorical", "--estimators", "ste,sst"]
+    assert main(["--smoke", "--draws", "20", "--no-progress", "--out", a, *pair]) == 0
+    saved = json.loads((tmp_path / "a" / "config.json").read_text())
+    assert saved["structures"] == ["categorical"] and saved["estimators"] == ["ste", "sst"]
+    assert main(["--config", f"{a}/config.json", "--no-progress", "--out", b]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "b" / "rows.jsonl").read_text().splitlines()]
+    assert [(r["structure"], r["estimator"]) for r in rows] == [
+        ("categorical", "ste"),
+        ("categorical", "sst"),
+    ]
+    given = ["--config", f"{a}/config.json", "--no-progress", "--out", c, "--estimators", "ste"]
+    assert main(given) == 0  # a flag given wins
+    assert len((tmp_path / "c" / "rows.jsonl").read_text().splitlines()) == 1
+
+
 def test_resume_reuses_matching_rows(tmp_path, capsys):
     out = tmp_path / "run"
     argv = [

@@ -8,7 +8,14 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-__all__ = ["derived_generator", "epoch_batch", "global_seed", "shuffled", "steps_per_epoch"]
+__all__ = [
+    "derived_generator",
+    "epoch_batch",
+    "global_seed",
+    "shuffled",
+    "steps_per_epoch",
+    "torch_seed",
+]
 
 # torch's global RNG is one per process: runs in threads (joblib's threading
 # backend) take turns at seeding it and drawing their initial weights.
@@ -33,13 +40,29 @@ def global_seed(seed: int) -> Iterator[None]:
 
 # Spreads (seed, index) pairs over distinct generator seeds.
 _SEED_STRIDE = 1_000_003
+# ``torch.Generator.manual_seed`` takes an unsigned 64-bit seed (and wraps a
+# negative one into that range); a larger integer raises ``OverflowError``.
+_TORCH_SEEDS = 2**64
+
+
+def torch_seed(value: int) -> int:
+    """``value`` as a seed ``manual_seed`` accepts: reduced modulo ``2**64``.
+
+    A value torch takes already (``0 <= value < 2**64``) is returned unchanged,
+    so the streams of those seeds stay what they were; only a derived seed past
+    the range (e.g. ``seed * stride + index`` of a seed near ``2**63``) wraps.
+    """
+    return value % _TORCH_SEEDS
 
 
 def derived_generator(seed: int, index: int, device: Any = "cpu") -> Any:
-    """A ``torch.Generator`` on ``device`` seeded by ``(seed, index)`` alone (resumable noise)."""
+    """A ``torch.Generator`` on ``device`` seeded by ``(seed, index)`` alone (resumable noise).
+
+    Every ``seed`` in ``[0, 2**63)`` works: see :func:`torch_seed`.
+    """
     import torch
 
-    return torch.Generator(device).manual_seed(seed * _SEED_STRIDE + index)
+    return torch.Generator(device).manual_seed(torch_seed(seed * _SEED_STRIDE + index))
 
 
 def shuffled(n: int, *, seed: int, epoch: int) -> Any:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
 from structgrad_app_common.checkpoint import first_line
+from structgrad_app_common.divergence import DIVERGED, diverged_errors, fall_back, snapshot
 from structgrad_app_common.progress import Window, resume_progress
 from structgrad_app_common.training import (
     open_log,
@@ -174,6 +175,7 @@ def train(trainer: Trainer) -> dict[str, Any]:
     if state is not None:
         restore_state(state, trainer.model, trainer.optimizer, trainer.generator)
         step, best, elapsed, window = resume_progress(state, str(last))
+    initial = snapshot(trainer.model)
     # A run resumed past this call's total keeps its config.json: it trains no further.
     conf = state["config"] if state and step >= plan.total else write_config(out, c)
     log = open_log(out, state, step_key=unit)
@@ -198,7 +200,14 @@ def train(trainer: Trainer) -> dict[str, Any]:
 
     def evaluate() -> None:
         nonlocal best
-        ev = trainer.evaluate(step, window.means())
+        try:
+            ev = trainer.evaluate(step, window.means())
+        except diverged_errors() as err:  # the model's outputs overflow: score one that works
+            trainer.stopped = trainer.stopped or f"{DIVERGED} at step {step} ({first_line(err)})"
+            fall_back(trainer.model, best_path, initial)
+            if not trainer.score_on_stop:
+                return  # the loop logs why at its end
+            ev = trainer.evaluate(step, window.means())
         if ev.stop is not None:
             trainer.stopped = ev.stop
             return
@@ -251,11 +260,15 @@ def train(trainer: Trainer) -> dict[str, Any]:
             # No null metrics: the record says why, the run ends on its best checkpoint.
             log.log({unit: units(step), "split": "stopped", "reason": trainer.stopped})
     bar.close()
+    if trainer.stopped is not None and trainer.stopped.startswith(DIVERGED):
+        fall_back(
+            trainer.model, best_path, initial
+        )  # its outputs overflow: finish on one that works
     return trainer.finish(step, seconds())
 
 
 def _guarded_step(trainer: Trainer, step: int) -> Step:
-    """``trainer.step(step)``; an optimiser update past the float range stops the run."""
+    """``trainer.step(step)``; an update past the float range, or diverged scores, stop the run."""
     try:
         return trainer.step(step)
     except RuntimeError as err:
@@ -264,3 +277,5 @@ def _guarded_step(trainer: Trainer, step: int) -> Step:
         if "overflow" not in str(err):
             raise
         return Step({}, stop=f"update overflowed at step {step} ({first_line(err)})")
+    except diverged_errors() as err:
+        return Step({}, stop=f"{DIVERGED} at step {step} ({first_line(err)})")

@@ -22,6 +22,7 @@ __all__ = [
     "RunControl",
     "check_bounds",
     "check_device",
+    "check_num_samples",
     "check_run_flags",
     "check_unique",
 ]
@@ -138,6 +139,34 @@ class RunControl:
 
 #: The run-control fields (free on resume, listed last in ``config.json``).
 RUN_CONTROL = tuple(f.name for f in dataclasses.fields(RunControl))
+
+
+def check_num_samples(estimator: str, num_samples: int | None, method: str | None = None) -> None:
+    """A one-line error for ``--num-samples`` below what ``estimator`` needs.
+
+    A leave-one-out baseline (the ``+`` presets of
+    ``structgrad.estimators.score.PRESETS``, e.g. ``e-reinforce+``) compares each
+    of the K draws of a row with the mean of the others, so it needs K >= 2.
+
+    Args:
+        estimator: the estimator's name (``e-reinforce+``; without an app's
+            structure prefix such as ``tree-``).
+        num_samples: ``--num-samples`` (``None``: the preset's own K).
+        method: the method as the user named it (``tree-e-reinforce+``; default
+            ``estimator``), for the message.
+
+    Raises:
+        CLIError: naming ``--num-samples``.
+    """
+    from structgrad.estimators.score import PRESETS
+
+    if num_samples is None or PRESETS.get(estimator, {}).get("baseline") != "loo":
+        return
+    if num_samples < 2:
+        raise CLIError(
+            f"--num-samples must be >= 2 for {method or estimator!r} (its leave-one-out baseline "
+            f"compares each draw with the others), got {num_samples}"
+        )
 
 
 def check_unique(kind: str, values: Iterable[Any]) -> None:

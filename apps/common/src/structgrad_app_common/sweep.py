@@ -158,13 +158,14 @@ def search_range(bounds: tuple[float, float]) -> Any:
     """``scipy.stats.loguniform(low, high)``, or ``low`` itself when ``low == high``.
 
     Raises:
-        CLIError: ``bad search range: ...`` unless ``0 < low <= high``.
+        CLIError: ``bad search range: ...`` unless ``0 < low <= high < inf``
+            (an infinite bound passed, and every run then failed on it).
     """
     from scipy.stats import loguniform
 
     low, high = bounds
-    if not 0 < low <= high:
-        raise CLIError(f"bad search range: need 0 < LOW <= HIGH, got [{low}, {high}]")
+    if not 0 < low <= high < math.inf:  # NaN fails every comparison
+        raise CLIError(f"bad search range: need 0 < LOW <= HIGH, both finite, got [{low}, {high}]")
     return low if low == high else loguniform(low, high)
 
 

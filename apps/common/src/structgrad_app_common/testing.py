@@ -175,7 +175,8 @@ def assert_sweep_errors(
     """The ``sweep`` mistakes every app shares are one-line errors.
 
     An unknown method, a method listed twice (its runs would count as more
-    seeds), an empty learning-rate range and ``--trials 0``.
+    seeds), an empty learning-rate range, an infinite bound of either range
+    (every run failed on it) and ``--trials 0``.
 
     Args:
         capsys: the pytest fixture.
@@ -189,6 +190,8 @@ def assert_sweep_errors(
         (["--methods", "nope"], "unknown method"),
         *twice,
         (["--lr-range", "1,0.1"], "bad search range"),
+        (["--lr-range", "1e-3,inf"], "both finite"),
+        (["--tau-range", "inf,inf"], "both finite"),
         (["--trials", "0"], "must be >= 1"),
     ):
         assert_cli_error(capsys, main, [*argv, *extra], needle, prog=prog)

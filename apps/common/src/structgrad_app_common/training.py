@@ -21,6 +21,7 @@ from structgrad_app_common.batches import (
     global_seed,
     shuffled,
     steps_per_epoch,
+    torch_seed,
 )
 from structgrad_app_common.checkpoint import (
     atomic_write_text,
@@ -45,6 +46,7 @@ __all__ = [
     "shuffled",
     "start_run",
     "steps_per_epoch",
+    "torch_seed",
     "training_state",
     "write_config",
     "write_final",

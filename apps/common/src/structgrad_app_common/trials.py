@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from structgrad_app_common.checkpoint import first_line
 from structgrad_app_common.cli import CLIError
 from structgrad_app_common.runcontrol import check_run_flags, check_unique
 from structgrad_app_common.sweep import (
@@ -187,24 +188,22 @@ class Sweep:
         return tuple(record.get(k) for k in (*self.by, "trial", "seed", "lr", "tau"))
 
     def record(self, config: Any, trial: int) -> dict[str, Any]:
-        """Train one run (in a worker); a :class:`CLIError` becomes a record, not a crash."""
+        """Train one run (in a worker); an error is its record, not the sweep's end."""
         record = self.head(config, trial)
         try:
             final = self.run(config)
         except CLIError as err:
             return {**record, "error": str(err)}
+        except Exception as err:  # one bad trial of a search must not lose the table
+            return {**record, "error": f"{type(err).__name__}: {first_line(err)}"}
         kept = {k: final.get(k) for k in (*self.metrics, *self.keep)}
         return {**record, **kept, "out": config.out}
 
     def summarize(self, records: Sequence[Mapping[str, Any]]) -> tuple[list[dict[str, Any]], str]:
-        """Each group's best trial, aggregated over its seeds, and the markdown table.
+        """Each group's best trial over its seeds (``best_trials``) and the markdown table.
 
         Args:
             records: one record per (group, trial, seed), see :meth:`record`.
-
-        Returns:
-            ``(rows, table)``: one row per group (see
-            :func:`~structgrad_app_common.best_trials`) and the markdown table.
         """
         rows = best_trials(
             records, self.by, self.metrics, score=self.score, higher=self.higher,

@@ -8,6 +8,7 @@ exit code 2.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ from structgrad_app_common.app_cli import (
     known_methods,
     method_groups,
 )
-from structgrad_app_common.cli import add_command
+from structgrad_app_common.cli import GIVEN, add_command
 
-from dvae.config import RUN, TrainConfig
+from dvae.config import RUN, TrainConfig, derived_latent
 from dvae.methods import method_names
 from dvae.train import run
 
@@ -61,6 +62,18 @@ def _groups(args: argparse.Namespace, base: TrainConfig) -> Iterable[SearchGroup
     return method_groups()(args, base)
 
 
+def _fields(args: argparse.Namespace, out: str) -> dict[str, Any]:
+    """``--config RUN/config.json --method OTHER``: RUN's derived latent sizes derived again.
+
+    A size given on the command line stays (see :func:`dvae.config.derived_latent`).
+    """
+    if not getattr(args, "config", None):  # sweep has no --config
+        return {}
+    saved = json.loads(Path(args.config).read_text())  # read back and checked already
+    given: frozenset[str] = getattr(args, GIVEN, frozenset())
+    return {name: None for name in derived_latent(saved, args.method) if name not in given}
+
+
 APP = AppCLI(
     PROG,
     description="Discrete VAEs: the SGA tutorial's categorical VAE (30 x 10, Gumbel-softmax "
@@ -79,6 +92,7 @@ APP = AppCLI(
         "epoch: relaxed and unrelaxed training loss, valid / test loss with exact samples), "
         "last.pt, final.json, curves.png, reconstructions.png and samples.png in --out.",
         run_group=RUN,
+        fields=_fields,
     ),
     sweep=SweepCommand(
         SWEEP,

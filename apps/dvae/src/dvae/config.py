@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from structgrad_app_common import (
     CLIError,
@@ -20,9 +20,11 @@ from structgrad_app_common import (
 
 from dvae.methods import METHODS, RENAMED, method_names, model_of
 
-__all__ = ["DEFAULT_LATENT", "TrainConfig", "check", "sizes", "tau_at"]
+__all__ = ["DEFAULT_LATENT", "LATENT", "TrainConfig", "check", "derived_latent", "sizes", "tau_at"]
 
 DEFAULT_LATENT = {"categorical": (30, 10, 1), "k_subset": (20, 20, 10)}
+#: The fields whose defaults derive from the method's model (``DEFAULT_LATENT``).
+LATENT = ("latent_m", "latent_n", "k")
 # The groups of ``train --help``.
 RUN, OPT, MODEL = "data and run", "optimisation", "model and estimator"
 
@@ -46,7 +48,7 @@ class TrainConfig(RunControl):
         **dict.fromkeys(("epochs", "batch_size", "samples", "anneal_every"), ">= 1"),
         **dict.fromkeys(("latent_m", "latent_n", "max_train"), ">= 1"),
         **dict.fromkeys(("lr", "tau", "tau_min", "lam"), "> 0"),
-        "anneal_rate": ">= 0",
+        **dict.fromkeys(("anneal_rate", "beta_step"), ">= 0"),
     }
     FREE: ClassVar = ("epochs",)
 
@@ -149,6 +151,27 @@ class TrainConfig(RunControl):
             k=self.k or k,
             hidden=tuple(self.hidden),
         )
+
+
+def derived_latent(saved: dict[str, Any], method: str) -> list[str]:
+    """The latent sizes of a saved config that came from its method's defaults.
+
+    ``config.json`` holds :meth:`TrainConfig.resolved` values, so a run read
+    back with ``--config`` under another ``--method`` would keep the old
+    method's sizes (a 30 x 10 categorical latent for ``imle``, ``k`` 10 for
+    ``st``). A saved size equal to its method's default is taken as derived:
+    those are returned, to be derived again for ``method``; the others were
+    chosen and stay. With the same method (a plain round trip) none are.
+
+    Args:
+        saved: the settings of ``config.json``.
+        method: the method of the new run.
+    """
+    old = saved.get("method")
+    if old == method or old not in METHODS or method not in METHODS:
+        return []  # an unknown name gets its one-line error from resolved()
+    defaults = DEFAULT_LATENT[model_of(old)]
+    return [name for name, d in zip(LATENT, defaults, strict=True) if saved.get(name) == d]
 
 
 def check(c: TrainConfig) -> None:

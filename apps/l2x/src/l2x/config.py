@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from structgrad_app_common import CLIError, RunControl, opt, positive_float, positive_int, seed_int
+from structgrad_app_common.runcontrol import check_num_samples
 
 from l2x.methods import method_names
 from l2x.tasks import TASKS
@@ -86,3 +87,4 @@ def check(config: TrainConfig) -> None:
     if config.task != "beer" and config.data:
         raise CLIError(f"--data applies to the beer task only ({config.task!r} is generated)")
     config.check_settings()
+    check_num_samples(config.method, config.num_samples)

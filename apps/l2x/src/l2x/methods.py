@@ -27,6 +27,7 @@ from typing import Any
 
 import torch
 from structgrad_app_common import CLIError
+from structgrad_app_common.runcontrol import check_num_samples
 from torch import Tensor, nn
 
 import structgrad.solvers as solvers
@@ -106,6 +107,7 @@ def resolve(
         raise CLIError(f"--aimle-difference applies to aimle only, not {name!r}")
     if num_samples is not None and not _score_function(name):
         raise CLIError(f"--num-samples applies to score-function methods only, not {name!r}")
+    check_num_samples(name, num_samples)
     t = DEFAULT_TAU.get(name) if tau is None else float(tau)
     options: dict[str, Any] = {"k": k}
     if name in DEFAULT_TAU and name not in RELAXATIONS:

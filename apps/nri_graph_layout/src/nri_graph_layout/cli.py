@@ -90,12 +90,15 @@ def _has_tau(method: str, base: TrainConfig) -> bool:
 
 
 def _recipe(args: argparse.Namespace, base: Any) -> Any:
-    """The recipe of ``reproduce`` / ``quickstart`` with the flags' overrides (``--smoke``)."""
+    """The recipe of ``reproduce`` / ``quickstart`` with the flags' overrides.
+
+    ``--smoke`` picks the tiny recipe; the flags given win over it as over any.
+    """
     from nri_graph_layout import reproduce as rep
 
     recipe = rep.SMOKE if args.smoke else base
     changes = {k: getattr(args, k) for k in ("iterations", "restarts", "warmup")}
-    changes = {k: v for k, v in changes.items() if v is not None and not args.smoke}
+    changes = {k: v for k, v in changes.items() if v is not None}
     check_device(args.device)
     recipe = dataclasses.replace(recipe, **changes, train={**recipe.train, "device": args.device})
     if recipe.restarts > 1 and recipe.warmup > recipe.iterations:

@@ -14,6 +14,7 @@ from structgrad_app_common import (
     positive_range,
     seed_int,
 )
+from structgrad_app_common.runcontrol import check_num_samples
 
 from nri_graph_layout.methods import method_names
 from nri_graph_layout.model import DECODER_EDGES
@@ -183,3 +184,5 @@ def check(config: TrainConfig) -> None:
         raise CLIError("--soft-steps applies with --straight-through only")
     if config.select not in SELECT:
         raise CLIError(f"--select must be one of {', '.join(SELECT)}, got {config.select!r}")
+    # The estimator follows the graph's prefix: tree-e-reinforce+ -> e-reinforce+.
+    check_num_samples(config.method.partition("-")[2], config.num_samples, config.method)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from structgrad_app_common import CLIError
+from structgrad_app_common.runcontrol import check_num_samples
 
 from structgrad.models import METHODS, method_info
 
@@ -112,6 +113,7 @@ def resolve(
         raise CLIError(f"--num-samples applies to score-function methods only, not {name!r}")
     if num_samples is not None and num_samples < 1:
         raise CLIError(f"--num-samples must be >= 1, got {num_samples}")
+    check_num_samples(method, num_samples, name)
     options: dict[str, Any] = {}
     if method_info(method).tau:
         options["tau"] = tau

@@ -28,7 +28,7 @@ from nri_graph_layout import data as data_mod
 from nri_graph_layout.config import TrainConfig
 from nri_graph_layout.train import run
 
-__all__ = ["CPU", "QUICK", "SMOKE", "Recipe", "reproduce"]
+__all__ = ["CPU", "QUICK", "SMOKE", "Recipe", "reproduce", "run_seed"]
 
 #: What the paper reports (Paulus et al. 2020, graph layout, T = 10): the
 #: spanning-tree SST recovers the tree (edge precision about 0.9, the target of
@@ -149,16 +149,59 @@ def _train(config: dict[str, Any]) -> dict[str, Any]:
     return {**final, "out": cfg.out, "valid_nll_at_end": at_end[-1]}
 
 
+def run_seed(seed: int, start: int) -> int:
+    """The training seed of restart ``start`` of ``seed``: ``seed * 1000 + start``.
+
+    Reduced modulo ``2**63`` (the range of ``--seed``) only past that range, so
+    every seed ``--seeds`` accepts gives a valid run seed and the seeds below
+    about ``9.2e15`` keep the runs they always had.
+    """
+    return (seed * 1000 + start) % 2**63
+
+
+def _data_path(recipe: Recipe, data_seed: int, out: Path) -> Path:
+    """Where the recipe's data set of ``data_seed`` lives in ``out`` (named by sizes and seed)."""
+    sizes = (recipe.num_train, recipe.num_valid, recipe.num_test)
+    return out / f"data-{'-'.join(map(str, sizes))}-seed{data_seed}.npz"
+
+
 def _data(recipe: Recipe, data_seed: int, out: Path, *, smoke: bool) -> Path:
     """The recipe's data set (generated once per size and seed)."""
     sizes = (recipe.num_train, recipe.num_valid, recipe.num_test)
-    path = out / f"data-{'-'.join(map(str, sizes))}-seed{data_seed}.npz"
+    path = _data_path(recipe, data_seed, out)
     if not path.exists():
         shape = {"num_vertices": 5, "num_timesteps": 4} if smoke else {}
         config = data_mod.GenerateConfig(*sizes, seed=data_seed, **shape)
         data_mod.save(path, data_mod.generate(config))
         print(f"generated {path}")
     return path
+
+
+def _run_folder(out: Path, method: str, seed: int, start: int) -> Path:
+    """The folder of restart ``start`` of (``method``, ``seed``)."""
+    return out / method / f"seed{seed}" / f"start{start}"
+
+
+def _check_same_data(folders: list[Path], data: Path, data_seed: int) -> None:
+    """Refuse to resume runs that were trained on another data set.
+
+    ``data`` is a free setting of ``train --resume`` (a moved file), so the
+    resume check alone would let a run trained on one ``--data-seed`` continue
+    on, and be scored on, another. The file names hold the sizes and the seed.
+
+    Raises:
+        CLIError: naming ``--data-seed``, the run folder and its data set.
+    """
+    for folder in folders:
+        config = folder / "config.json"
+        if not config.exists():
+            continue
+        old = Path(json.loads(config.read_text()).get("data") or "").name
+        if old != data.name:
+            raise CLIError(
+                f"--data-seed {data_seed}: the run in {str(folder)!r} was trained on {old}, "
+                f"not {data.name}; give another --out"
+            )
 
 
 def reproduce(
@@ -188,16 +231,19 @@ def reproduce(
     t0 = time.perf_counter()
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {str(out)!r} is a file, not a folder")
+    restarts = range(max(1, recipe.restarts))
+    folders = [_run_folder(out, m, s, c) for m in methods for s in seeds for c in restarts]
+    _check_same_data(folders, _data_path(recipe, data_seed, out), data_seed)
     out.mkdir(parents=True, exist_ok=True)
     data = str(_data(recipe, data_seed, out, smoke=smoke))
 
     def config(method: str, seed: int, start: int, iterations: int, threads: int) -> dict:
-        folder = out / method / f"seed{seed}" / f"start{start}"
+        folder = _run_folder(out, method, seed, start)
         return {
             **dataclasses.asdict(TrainConfig(data=data, out=str(folder))),
             **recipe.train,
             "method": method,
-            "seed": seed * 1000 + start,
+            "seed": run_seed(seed, start),
             "iterations": iterations,
             "threads": threads,
             "progress": False,

@@ -124,9 +124,14 @@ def _config(args: Any) -> Config:
     return config
 
 
-def _selection(args: Any) -> list[tuple[str, str]]:
+def _chosen(args: Any) -> tuple[list[str], list[str]]:
+    """The structures and the estimators to run (``--smoke``: its two structures by default)."""
     structures = _names(args.structures) or list(SMOKE_STRUCTURES if args.smoke else STRUCTURES)
-    estimators = _names(args.estimators) or list(ESTIMATORS)
+    return structures, _names(args.estimators) or list(ESTIMATORS)
+
+
+def _selection(structures: list[str], estimators: list[str]) -> list[tuple[str, str]]:
+    """The applicable (structure, estimator) pairs; one-line errors for unknown names."""
     for s in structures:
         if s not in SIZES:
             raise CLIError(f"unknown structure {s!r}; choose from {', '.join(STRUCTURES)}")
@@ -174,7 +179,8 @@ def _main(argv: Sequence[str] | None) -> int:
     read_back(p, sys.argv[1:] if argv is None else argv)
     args = p.parse_args(argv)
     config = _config(args)
-    todo = _selection(args)
+    structures, estimators = _chosen(args)
+    todo = _selection(structures, estimators)
     out: Path = args.out
     if out.exists() and not out.is_dir():
         raise CLIError(f"--out {out} exists and is not a directory")
@@ -207,7 +213,10 @@ def _main(argv: Sequence[str] | None) -> int:
         f"{config.reference_samples}\n\n"
     )
     atomic_write_text(out / "shootout.md", header + table + "\n")
-    tagged = {"app": PROG, **dataclasses.asdict(config)}  # what --config checks
+    # The selection is no Config field (rows and --resume compare Config only),
+    # yet --config reads it back like the settings: flags given win.
+    selection = {"structures": structures, "estimators": estimators}
+    tagged = {"app": PROG, **dataclasses.asdict(config), **selection}  # app: what --config checks
     atomic_write_text(out / "config.json", json.dumps(tagged, indent=2) + "\n")
     heatmap(rows, out / "heatmap_cosine.png", metric="cosine")
     heatmap(rows, out / "heatmap_logvar.png", metric="logvar")

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import torch
+from structgrad_app_common.batches import torch_seed
 from torch import Tensor, nn
 
 import structgrad.estimators as est
@@ -205,7 +206,7 @@ def build(name: str, problem: Problem, settings: Settings) -> _Estimator:
 def _warm_up(name: str, layer: _Estimator, problem: Problem, settings: Settings) -> None:
     if name not in ("reinforce", "aimle", "aimle-central", "relax-trained"):
         return
-    gen = torch.Generator().manual_seed(settings.seed + 7)
+    gen = torch.Generator().manual_seed(torch_seed(settings.seed + 7))
     draw = make_draw(layer, problem)
     layer.train()
     opt = None

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from structgrad_app_common.batches import torch_seed
 from torch import Tensor
 
 from structgrad.models import map_sample
@@ -114,7 +115,7 @@ class Problem:
 
 def _stream(seed: int, name: str) -> torch.Generator:
     # crc32, not hash(): stable across processes and Python versions.
-    return torch.Generator().manual_seed(seed * 1_000_003 + zlib.crc32(name.encode()))
+    return torch.Generator().manual_seed(torch_seed(seed * 1_000_003 + zlib.crc32(name.encode())))
 
 
 def make_problem(structure: str, seed: int = 0) -> Problem:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import torch
 from structgrad_app_common import markdown_table, opt, run_parallel, seed_int
+from structgrad_app_common.batches import torch_seed
 
 from structgrad.testing import conformance
 
@@ -90,7 +91,7 @@ def pairs(structures: Iterable[str], estimators: Iterable[str]) -> list[tuple[st
 
 
 def _seed(config: Config, structure: str, estimator: str) -> int:
-    return config.seed * 1_000_003 + zlib.crc32(f"{structure}/{estimator}".encode())
+    return torch_seed(config.seed * 1_000_003 + zlib.crc32(f"{structure}/{estimator}".encode()))
 
 
 def evaluate_pair(
