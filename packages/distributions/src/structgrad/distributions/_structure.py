@@ -4,12 +4,13 @@ A structure owns the event shape of its scores and their checks, its options,
 Gumbel noise, MAP (through :mod:`structgrad.solvers`), exhaustive enumeration
 for tiny sizes and, where tractable, the exponential family
 ``p(x) ∝ exp(<θ, x>)``: log-partition, marginals and exact samples (its trace
-hooks come from ``_trace``, its coordinates and polytope from ``_coordinates``).
+hooks come from ``_trace``, its coordinates and polytope from ``_coordinates``,
+its relaxation from ``_relaxing``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -19,15 +20,16 @@ from structgrad.solvers import InvalidScoresError
 
 from ._coordinates import Coordinates
 from ._perturbing import Perturbing
+from ._relaxing import Relaxing
 from ._sampled import sample_size
 from ._trace import Tracing
-from ._utils import dot, relaxation_input, value_and_gradient
-from .checks import as_tau, check_generator, check_scores, lengths_mask, validation_enabled
+from ._utils import dot, value_and_gradient
+from .checks import check_generator, check_scores, lengths_mask, validation_enabled
 
 __all__ = ["Structure"]
 
 
-class Structure(Perturbing, Tracing, Coordinates):
+class Structure(Perturbing, Relaxing, Tracing, Coordinates):
     """One combinatorial structure; subclasses set the class attributes and hooks.
 
     Attributes:
@@ -71,11 +73,6 @@ class Structure(Perturbing, Tracing, Coordinates):
     intractable: ClassVar[str | None] = None
     minimize: ClassVar[bool] = False
     nonlinear: ClassVar[str | None] = None
-    relax_option_names: ClassVar[tuple[str, ...]] = ()
-    relax_option_checks: ClassVar[dict[str, Callable[[Any], Any]]] = {}
-    relax_missing: ClassVar[str | None] = None
-    relax_per_entry_tau: ClassVar[bool] = False
-    relaxation: ClassVar[str | None] = "marginals"
     map_checks_values: ClassVar[bool] = True
     forbids: ClassVar[bool] = True
 
@@ -86,11 +83,6 @@ class Structure(Perturbing, Tracing, Coordinates):
     def tractable(self) -> bool:
         """Whether log-partition, marginals and exact Gibbs samples are available."""
         return self.intractable is None
-
-    @property
-    def relaxable(self) -> bool:
-        """Whether :meth:`relax` (the stochastic softmax trick's relaxed argmax) exists."""
-        return self.relax_missing is None
 
     def ones(self, event_shape: Sequence[int], **options: Any) -> float:
         """Typical count of ones of a solution (>= 1), Sum-of-Gamma noise's ``k`` (Niepert 2021)."""
@@ -181,49 +173,6 @@ class Structure(Perturbing, Tracing, Coordinates):
     def enumerate(self, n: int, **options: Any) -> Tensor:
         """Every structure of size ``n`` as a float64 stack ``[N, *event]`` (tiny ``n`` only)."""
         raise NotImplementedError(f"{self.name}: structgrad.solvers has no enumerator for it")
-
-    # -- the relaxation ---------------------------------------------------------
-
-    def relax(self, scores: Tensor, *, tau: float | Tensor = 1.0, **options: Any) -> Tensor:
-        """The regularised argmax ``argmax_{μ ∈ conv 𝒳} <μ, θ> + τ H(μ)``, like ``scores``.
-
-        For an exponential family this is the marginals of ``p ∝ exp(<θ, x>/τ)``
-        (``H`` its entropy); for matchings, Sinkhorn's doubly stochastic matrix.
-        At ``θ + G`` (Gumbel ``G``) it is the stochastic softmax trick's relaxed
-        sample (Paulus et al. 2020).
-
-        Args:
-            scores: the structure's scores ``[..., *event]``.
-            tau: temperature ``> 0``, a float or a tensor broadcastable to ``scores``
-                with size 1 along the event dims (one per instance), unless
-                :attr:`relax_per_entry_tau`.
-            **options: the structure's options and :attr:`relax_option_names`.
-
-        Raises:
-            NotImplementedError: naming why, for a structure without one.
-        """
-        if self.relax_missing is not None:
-            raise NotImplementedError(self.relax_missing)
-        extra = {k: options.pop(k) for k in self.relax_option_names if k in options}
-        opts = self.check(scores, **options)
-        per_instance = () if self.relax_per_entry_tau else range(-self.event_dim, 0)
-        t = as_tau(tau, scores, event_dims=per_instance)
-        return self._relax(scores, t, **opts, **extra)
-
-    def relax_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """``options`` with the relaxation's own ones checked now, as far as they can be.
-
-        For a layer that keeps them for later calls: a bad ``max_range`` or
-        ``n_iters`` is refused when the layer is built, not at its first draw.
-
-        Raises:
-            ValueError: naming the option (``TypeError`` for a wrong type).
-        """
-        checks = self.relax_option_checks
-        return {k: checks[k](v) if k in checks else v for k, v in options.items()}
-
-    def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
-        return self.marginals(relaxation_input(scores, tau), **opts)
 
     # -- the exponential family ------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -75,10 +74,6 @@ def from_upper(vector: Tensor, *, diagonal: float = 0.0) -> Tensor:
     return upper + upper.transpose(-1, -2) + diagonal * eye
 
 
-#: The trees' relaxation option: the clip range of the Matrix-Tree relaxation.
-_RELAX_CHECKS: dict[str, Callable[[Any], Any]] = {"max_range": check_max_range}
-
-
 class SpanningTreeStructure(SpanningTreeTracing, Structure):
     """Spanning trees of the complete graph ``K_n`` as symmetric adjacencies ``[..., n, n]``."""
 
@@ -122,8 +117,8 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
         a_ub = np.array(rows).reshape(len(rows), len(edges))
         return np.ones((1, len(edges))), np.array([n - 1.0]), a_ub, np.array(bounds)
 
-    relax_option_checks = _RELAX_CHECKS
-    relax_option_names = tuple(_RELAX_CHECKS)
+    relax_option_names = ("max_range",)  # the Matrix-Tree relaxation's clip range
+    relax_option_checks: ClassVar[dict[str, Any]] = {"max_range": check_max_range}
     relax_per_entry_tau = True  # _relax divides the scores as they are
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
@@ -198,8 +193,8 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         # Every graph must contain its root: lengths start at root + 1.
         self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
 
-    relax_option_checks = _RELAX_CHECKS
-    relax_option_names = tuple(_RELAX_CHECKS)
+    relax_option_names = ("max_range",)  # the Matrix-Tree relaxation's clip range
+    relax_option_checks: ClassVar[dict[str, Any]] = {"max_range": check_max_range}
     relax_per_entry_tau = True  # _relax divides the scores as they are
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:

@@ -19,11 +19,11 @@ References:
     2021, https://arxiv.org/abs/2110.15072.
 """
 
+from ._trace_canon import canonical_trace as canonical_trace
 from ._trace_enum import MAX_TRACES as MAX_TRACES
 from ._trace_enum import Entry as Entry
 from ._trace_enum import Step as Step
 from ._trace_enum import Trace as Trace
-from ._trace_enum import canonical_trace as canonical_trace
 from ._trace_enum import enumerate_traces as enumerate_traces
 from ._trace_probs import exact_distribution as exact_distribution
 from ._trace_probs import exact_expectation as exact_expectation
