@@ -31,6 +31,8 @@ from structgrad_app_common.training import open_log, write_config
 #: The runs ``_train`` carried out, and the run it fails on (as a killed sweep).
 CALLS: list[tuple[int, int]] = []
 FAIL_ON: list[tuple[int, int]] = []
+#: Runs that raise an error (a failed record, the sweep goes on).
+BROKEN: list[tuple[int, int]] = []
 
 
 def _train(cfg):
@@ -38,6 +40,8 @@ def _train(cfg):
     if (trial, cfg.seed) in FAIL_ON:
         raise KeyboardInterrupt("killed")  # (an error of the run is a record, see test_folded)
     CALLS.append((trial, cfg.seed))
+    if (trial, cfg.seed) in BROKEN:
+        raise MemoryError("out of memory")
     return {"loss": cfg.lr * (cfg.seed + 1) * cfg.epochs}
 
 
@@ -88,6 +92,25 @@ def test_sweep_resume_skips_the_recorded_runs(tmp_path):
     (tmp_path / "sweep_config.json").write_text("{oops")
     with pytest.raises(CLIError, match=r"^--resume: cannot check the settings in"):
         run_search(SWEEP, base, _search(resume=True), GROUPS)
+
+
+def test_resume_runs_a_failed_run_again(tmp_path):
+    # A failed record was kept, so --resume never retried a run that failed
+    # for the machine's sake (out of memory, a full disk) or a bug fixed since.
+    base = Run(out=str(tmp_path))
+    CALLS.clear()
+    BROKEN[:] = [(0, 1)]
+    try:
+        records, _ = run_search(SWEEP, base, _search(), GROUPS)
+    finally:
+        BROKEN.clear()
+    assert [r.get("error") for r in records] == [None, "MemoryError: out of memory", None, None]
+    CALLS.clear()
+    records, _ = run_search(SWEEP, base, _search(resume=True), GROUPS)
+    assert CALLS == [(0, 1)] and not any("error" in r for r in records)
+    assert [(r["trial"], r["seed"]) for r in read_jsonl(tmp_path / "sweep.jsonl")] == [
+        (0, 0), (0, 1), (1, 0), (1, 1)
+    ]  # fmt: skip
 
 
 def test_a_sweep_folder_is_not_overwritten_unless_asked(tmp_path):

@@ -164,21 +164,31 @@ class Overflowing(Regression):
         return {"step": step, "stopped": self.stopped, "weight": self.model.weight.detach().clone()}
 
 
+@pytest.mark.parametrize("keeps_best", [True, False])
 @pytest.mark.parametrize("score_on_stop", [True, False])
-def test_diverged_scores_stop_the_run_on_weights_that_work(tmp_path, score_on_stop):
+def test_diverged_scores_stop_the_run_on_weights_that_work(tmp_path, score_on_stop, keeps_best):
     # Finite but huge weights made the next forward NaN: the layer's
     # InvalidScoresError ended the run (exit 1, no final.json) in dvae, l2x, nri.
+    # The run falls back to best.pt, else last.pt (dvae keeps no best.pt: its
+    # last evaluated epoch), else the weights it started from.
     class Trainer_(Overflowing):
-        pass
+        def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
+            ev = super().evaluate(step, train)
+            return ev if keeps_best else ev._replace(score=None)
 
     Trainer_.score_on_stop = score_on_stop
     final = train(Trainer_(Config(out=str(tmp_path), progress=False, overflow_at=4)))
     assert final["step"] == 5 and final["stopped"].startswith("scores diverged at step 5 (")
-    best = torch.load(tmp_path / "best.pt", weights_only=True)
-    torch.testing.assert_close(final["weight"], best["model"]["weight"])  # not 1e30
-    last = _records(tmp_path)[-1]
+    records = _records(tmp_path)
+    assert (tmp_path / "best.pt").exists() == keeps_best
+    if keeps_best:
+        best = torch.load(tmp_path / "best.pt", weights_only=True)
+        torch.testing.assert_close(final["weight"], best["model"]["weight"])  # not 1e30
+    else:  # the weights of the last evaluation, at step 3
+        assert float(final["weight"].sum()) == pytest.approx(records[0]["weight"])
+    last = records[-1]
     if score_on_stop:  # the fallback weights are scored at the stop
-        assert last["epoch"] == 2 and abs(last["weight"]) < 1e3
+        assert last["epoch"] == 2 and last["weight"] == pytest.approx(float(final["weight"].sum()))
     else:
         assert last == {"epoch": 2, "split": "stopped", "reason": final["stopped"]}
     # diverged before any evaluation: the weights the run started from

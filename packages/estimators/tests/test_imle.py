@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 
@@ -276,3 +278,29 @@ def test_a_user_target_sees_sample_dims_with_a_single_sample():
     th = theta.detach()
     expected = (topk(th + eps) - topk(th - 0.5 * v + eps)) / 0.5
     assert torch.allclose(theta.grad, expected)
+
+
+@pytest.mark.parametrize(
+    ("make", "options"),
+    [
+        (E.imle, {}),
+        (E.blackbox, {"lam": 2.0}),
+        # (AIMLE's target frozen: the two backward passes below must see one β)
+        (E.aimle, {"target": E.AdaptiveTarget().eval()}),
+    ],
+)
+def test_nan_gradient_on_padding_stays_off_the_solver(make, options):
+    # The step on entries the MAP never reads is zeroed for every target: a NaN
+    # dL/dz there (a loss that reads padding) must not reach the solver's check.
+    theta = torch.randn(2, 5, 5, dtype=torch.float64, requires_grad=True)
+    lengths = torch.tensor([3, 5])
+    layer = make("arborescence", **options)
+    z = layer(theta, lengths=lengths, generator=torch.Generator().manual_seed(0))
+    w = torch.randn(2, 5, 5, dtype=torch.float64)
+    w[0, 3:, :] = math.nan
+    (z * torch.nan_to_num(w, nan=0.0)).sum().backward(retain_graph=True)
+    want = theta.grad.clone()
+    theta.grad = None
+    z.backward(w)
+    assert torch.isfinite(theta.grad).all()
+    torch.testing.assert_close(theta.grad, want)

@@ -35,6 +35,12 @@ def snapshot(model: Any) -> dict[str, Any]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def fall_back(model: Any, best: Path, initial: dict[str, Any]) -> None:
-    """Load ``best``'s weights into ``model``, or ``initial`` (this call's start) without one."""
-    model.load_state_dict(load_checkpoint(best)["model"] if best.exists() else initial)
+def fall_back(model: Any, out: Path, initial: dict[str, Any]) -> None:
+    """Load the weights of ``out/best.pt``, else ``out/last.pt``, else ``initial``.
+
+    ``best.pt`` is what an app scores at the end; an app without one (dvae)
+    keeps its last evaluated weights in ``last.pt``; ``initial`` are the
+    weights this call started from (a divergence before any checkpoint).
+    """
+    saved = [out / name for name in ("best.pt", "last.pt") if (out / name).exists()]
+    model.load_state_dict(load_checkpoint(saved[0])["model"] if saved else initial)

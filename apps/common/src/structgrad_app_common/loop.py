@@ -204,7 +204,7 @@ def train(trainer: Trainer) -> dict[str, Any]:
             ev = trainer.evaluate(step, window.means())
         except diverged_errors() as err:  # the model's outputs overflow: score one that works
             trainer.stopped = trainer.stopped or f"{DIVERGED} at step {step} ({first_line(err)})"
-            fall_back(trainer.model, best_path, initial)
+            fall_back(trainer.model, out, initial)
             if not trainer.score_on_stop:
                 return  # the loop logs why at its end
             ev = trainer.evaluate(step, window.means())
@@ -261,9 +261,7 @@ def train(trainer: Trainer) -> dict[str, Any]:
             log.log({unit: units(step), "split": "stopped", "reason": trainer.stopped})
     bar.close()
     if trainer.stopped is not None and trainer.stopped.startswith(DIVERGED):
-        fall_back(
-            trainer.model, best_path, initial
-        )  # its outputs overflow: finish on one that works
+        fall_back(trainer.model, out, initial)  # its outputs overflow: finish on one that works
     return trainer.finish(step, seconds())
 
 

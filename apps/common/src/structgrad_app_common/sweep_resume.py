@@ -73,6 +73,9 @@ def done_runs(
 ) -> dict[Key, dict[str, Any]]:
     """The runs ``<out>/sweep.jsonl`` records, by ``key``, after checking the settings.
 
+    A failed run (a record with an ``error``) is not among them: ``--resume``
+    runs it again (the failure may have been the machine's, or a bug fixed since).
+
     Raises:
         CLIError: no ``sweep.jsonl`` to resume, or settings that differ from
             those saved in ``sweep_config.json``.
@@ -81,7 +84,7 @@ def done_runs(
     if not log.is_file():
         raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
     check_settings(out / SETTINGS, base)
-    return {key(r): r for r in read_jsonl(log)}
+    return {key(r): r for r in read_jsonl(log) if "error" not in r}
 
 
 @contextlib.contextmanager

@@ -101,8 +101,8 @@ def _check_same_data(folders: list[Path], data: Path, data_seed: int) -> None:
         old = Path(json.loads(config.read_text()).get("data") or "").name
         if old != data.name:
             raise CLIError(
-                f"--data-seed {data_seed}: the run in {str(folder)!r} was trained on {old}, "
-                f"not {data.name}; give another --out"
+                f"the run in {str(folder)!r} was trained on {old}, not {data.name} (another "
+                f"--data-seed, {data_seed} now, or recipe); give another --out"
             )
 
 

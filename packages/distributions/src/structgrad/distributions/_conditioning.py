@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from structgrad.solvers import InvalidScoresError
+
 from ._laplacian import ILL_CONDITIONED
 from ._numerics import tracing
 from .checks import lengths_mask, validation_enabled
@@ -74,7 +76,7 @@ def check_reachable(adjacency: Tensor, sources: Tensor, inside: Tensor | None, w
         paths = torch.matmul(paths, paths).clamp_(max=1.0)
     if all_reached():
         return
-    raise ValueError(f"{what}: the finite-score edges do not connect every graph")
+    raise InvalidScoresError(f"{what}: the finite-score edges do not connect every graph")
 
 
 def vertex_mask(
@@ -124,7 +126,7 @@ def checked(
         # One reduction each: NaN or inf anywhere makes the sum non-finite
         # (marginals are at most 1); isfinite() would cost several passes.
         if not math.isfinite(sum(float(t.detach().sum()) for t in out)):
-            raise ValueError(f"{what}: {ILL_CONDITIONED}")
+            raise InvalidScoresError(f"{what}: {ILL_CONDITIONED}")
         return out
     tolerance = _FLOAT32_TOLERANCE if work == torch.float32 else _FLOAT64_TOLERANCE
     if deviation(out) <= tolerance:  # False for NaN
@@ -133,7 +135,7 @@ def checked(
         out = solve(torch.float64)
         if deviation(out) <= _FLOAT64_TOLERANCE:
             return out
-    raise ValueError(f"{what}: {ILL_CONDITIONED}")
+    raise InvalidScoresError(f"{what}: {ILL_CONDITIONED}")
 
 
 def deviation_from(values: Tensor, want: float) -> float:

@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from structgrad.solvers import InvalidScoresError
+
 from ._numerics import hi_and_spread, tracing
 from ._utils import RESOLVED_NATS
 from .checks import check_subset, validation_enabled
@@ -185,7 +187,9 @@ def _resolved(scores: Tensor, k: int) -> Tensor:
 def _validate(scores: Tensor, k: int) -> tuple[int, int]:
     n, k = check_subset(scores, k)
     if validation_enabled() and (torch.isfinite(scores).sum(dim=-1) < k).any():
-        raise ValueError(f"some rows have fewer than k = {k} finite scores: no k-subset exists")
+        raise InvalidScoresError(
+            f"some rows have fewer than k = {k} finite scores: no k-subset exists"
+        )
     return n, k
 
 
@@ -209,7 +213,7 @@ def k_subset_log_partition(scores: Tensor, k: int) -> Tensor:
     # floors would put at about -1000 nats.
     out = torch.where(torch.isfinite(scores).sum(-1) < k, -math.inf, out)
     if validation_enabled() and bool(torch.isposinf(out).any()):
-        raise ValueError(f"scores: the k-subset log-partition overflows {scores.dtype}")
+        raise InvalidScoresError(f"scores: the k-subset log-partition overflows {scores.dtype}")
     return out
 
 

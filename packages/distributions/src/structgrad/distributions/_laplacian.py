@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 import structgrad.solvers as solvers
+from structgrad.solvers import InvalidScoresError
 
 from ._numerics import tracing
 
@@ -103,7 +104,7 @@ def _inverse(w: Tensor, removed: Removed) -> Tensor:
         inv, info = torch.linalg.inv_ex(lap)
         failed = bool(info.any())
     if failed:
-        raise ValueError(ILL_CONDITIONED)
+        raise InvalidScoresError(ILL_CONDITIONED)
     return _drop(inv, removed, 0.0)
 
 

@@ -22,6 +22,7 @@ from structgrad.distributions.checks import (
     check_values,
     validation_enabled,
 )
+from structgrad.solvers import InvalidScoresError
 
 __all__ = ["binary_concrete", "gumbel_softmax", "hard_with_soft_gradient", "sample_gumbel"]
 
@@ -136,8 +137,8 @@ def _check_logits(logits: Tensor, dim: int) -> None:
     if not validation_enabled():
         return
     if torch.isnan(logits).any():
-        raise ValueError("logits contain NaN")
+        raise InvalidScoresError("logits contain NaN")
     if torch.isposinf(logits).any():
-        raise ValueError("logits contain +inf")
+        raise InvalidScoresError("logits contain +inf")
     if torch.isneginf(logits).all(dim=dim).any():
-        raise ValueError("every logit of some slice is -inf: no category can be chosen")
+        raise InvalidScoresError("every logit of some slice is -inf: no category can be chosen")

@@ -12,6 +12,7 @@ from torch import Tensor
 
 from structgrad.distributions import divide_by_tau, sample_gumbel, without_offset
 from structgrad.distributions.checks import as_tau, check_flag, check_subset, validation_enabled
+from structgrad.solvers import InvalidScoresError
 
 __all__ = ["relaxed_top_k"]
 
@@ -52,7 +53,7 @@ def relaxed_top_k(
     noise = check_flag(noise, "noise")
     t = as_tau(tau, scores, event_dims=(-1,))
     if scores.numel() and validation_enabled() and bool(((scores > -torch.inf).sum(-1) < k).any()):
-        raise ValueError(f"scores: some row has fewer than k = {k} entries above -inf")
+        raise InvalidScoresError(f"scores: some row has fewer than k = {k} entries above -inf")
     # A common offset goes where removing it is exact (the noise keeps its
     # digits); any other shift would round the scores far below it together.
     # (The rounds stay in the scores' dtype: float64 cost 1.5x the time and

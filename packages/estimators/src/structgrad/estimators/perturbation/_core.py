@@ -232,13 +232,13 @@ def _finite_difference(
     lead = single and type(target) not in (Target, AdaptiveTarget)
     # λ sees only what the MAP reads: padding, self-loops, edges into the root
     # and a tree's lower triangle would change the step on the rest (AIMLE's
-    # norms); the MAP ignores the step there anyway, so a fixed λ (which reads
-    # neither) skips the mask.
-    read_theta = theta
+    # norms). The step there is zero too: the MAP ignores it, but a NaN would
+    # reach the solver's check. θ's mask only matters to a λ that reads it.
+    keep = solver.read_masker(tuple(theta.shape[theta.ndim - ev :]), theta.device, plan.lengths)
+    dy, read_theta = keep(dy), theta
     if type(target).lam is not Target.lam:
-        keep = solver.read_masker(tuple(theta.shape[theta.ndim - ev :]), theta.device, plan.lengths)
         # nor are -inf (forbidden) entries ever chosen: dL/dz there must not size λ
-        dy = torch.where(torch.isneginf(theta), 0.0, keep(dy))
+        dy = torch.where(torch.isneginf(theta), 0.0, dy)
         read_theta = keep(theta)
     lam: Any = target.lam(read_theta, dy[None, None] if lead else dy, ev)
     if lead and isinstance(lam, Tensor):
