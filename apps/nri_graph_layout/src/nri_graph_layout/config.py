@@ -16,7 +16,7 @@ from structgrad_app_common import (
 )
 from structgrad_app_common.runcontrol import check_num_samples
 
-from nri_graph_layout.methods import method_names
+from nri_graph_layout.methods import method_names, split_name
 from nri_graph_layout.model import DECODER_EDGES
 
 __all__ = ["SELECT", "TrainConfig", "check"]
@@ -184,5 +184,4 @@ def check(config: TrainConfig) -> None:
         raise CLIError("--soft-steps applies with --straight-through only")
     if config.select not in SELECT:
         raise CLIError(f"--select must be one of {', '.join(SELECT)}, got {config.select!r}")
-    # The estimator follows the graph's prefix: tree-e-reinforce+ -> e-reinforce+.
-    check_num_samples(config.method.partition("-")[2], config.num_samples, config.method)
+    check_num_samples(split_name(config.method)[1], config.num_samples, config.method)

@@ -42,6 +42,14 @@ def method_names() -> list[str]:
     return names
 
 
+def split_name(name: str) -> tuple[str, str]:
+    """``(graph, method)`` of an app method name: ``tree-e-reinforce+`` → the two parts."""
+    if name == "indep":
+        return "indep", "indep"
+    graph, _, method = name.partition("-")
+    return graph, method
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """A resolved method: what to build and how to feed it.
@@ -88,9 +96,7 @@ def resolve(
         CLIError: one line naming the problem (unknown method, or a modifier
             that does not apply to it).
     """
-    graph, _, method = name.partition("-")
-    if name == "indep":
-        graph, method = "indep", "indep"
+    graph, method = split_name(name)
     if graph not in GRAPHS or name not in method_names():
         raise CLIError(f"unknown method {name!r}; choose one of: {', '.join(method_names())}")
     if not 0 < tau < math.inf:
