@@ -109,6 +109,11 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
         capsys, ["train", "--smoke", *loo], "--num-samples must be >= 2 for 'tree-e-reinforce+'"
     )
     APP.fail(capsys, ["sweep", "--smoke", "--methods", *loo[1:]], "--num-samples must be >= 2")
+    # A refused setting left the smoke data set behind in the new --out folder.
+    soft = ["--smoke", "--soft-steps", "3", "--out", str(tmp_path / "soft")]
+    for command in (["train", "--method", "indep"], ["sweep", "--methods", "indep"]):
+        APP.fail(capsys, [*command, *soft], "--soft-steps applies with --straight-through only")
+        assert not (tmp_path / "soft").exists()
     APP.fail(capsys, ["train", "--data", str(tmp_path / "none.npz")], "not found")
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")

@@ -33,10 +33,11 @@ from structgrad_app_common.app_cli import (
     method_groups,
 )
 from structgrad_app_common.cli import add_command
+from structgrad_app_common.flags import config_from_args
 from structgrad_app_common.runcontrol import check_device, check_unique
 
 from nri_graph_layout import data as data_mod
-from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig
+from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig, check
 from nri_graph_layout.flags import SMOKE_TRAIN, add_generate_flags, data_path, generate_config
 from nri_graph_layout.methods import method_names, resolve_config
 from nri_graph_layout.train import run
@@ -81,6 +82,8 @@ def _fields(args: argparse.Namespace, out: str) -> dict[str, str]:
     """The run folder as a path, and the data set (the smoke data made there)."""
     if Path(out).exists() and not Path(out).is_dir():  # before the smoke data goes there
         raise CLIError(f"--out {out!r} is a file, not a folder")
+    if args.smoke and not args.data:  # the settings' checks, before the smoke data is written
+        check(config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=str(out)))
     return {"out": str(Path(out)), "data": data_path(args, Path(out))}
 
 
