@@ -24,6 +24,7 @@ from torch.distributions import register_kl
 from torch.distributions.utils import lazy_property
 
 from ._law import StructuredLaw
+from ._numerics import widened, without_offset
 from ._sampled import sample_size
 
 __all__ = ["Arborescence", "KSubset", "SpanningTree"]
@@ -70,23 +71,47 @@ class _Gibbs(StructuredLaw):
                 ``validate_args``) has an entry that is not 0/1.
         """
         self._check_value(value)
-        # (at an offset of 1e6, float32 probabilities summed to 0.93-1.12)
-        logits, log_z = _exact_log_partition(self)
-        log_p = self.structure.score(logits, value, **self.options) - log_z
+        theta, log_z = self._exact_logits, self._exact_log_partition
+        # log p <= 0: the clamp undoes rounding where p is about 1 (|θ| ~ 1e13 in float64).
+        log_p = (self.structure.score(theta, value, **self.options) - log_z).clamp(max=0.0)
         inside = self.structure.contains(self.logits, value, **self.options)
         log_p = torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))
         return log_p.to(self.logits.dtype)
 
     @lazy_property
-    def _wide_log_partition(self) -> Tensor:
-        """:attr:`log_partition` in float64 (for float32 logits' ``log_prob``)."""
-        return self.structure.log_partition(self.logits.double(), **self.options)
+    def _exact_logits(self) -> Tensor:
+        """θ for ``log p``, ``H`` and ``KL``: float64, less each instance's common offset.
+
+        They are small differences of numbers of θ's size (``<θ, x>``, ``log Z``):
+        float32 rounds them to those numbers' ulp (at an offset of 1e6 its
+        probabilities summed to 0.93-1.12, past 1e6 the gradients cancelled to
+        ``inf − inf``), and so does float64 at an offset of 1e13 (at 1e20 every
+        tree had probability 1). Every structure has as many ones (k items, n − 1
+        edges), so the offset leaves the law as it is; it is removed where that
+        is exact (:func:`without_offset`).
+        """
+        theta = widened(self.logits)
+        return without_offset(theta, self.structure.event_dim, self.structure.offset_read(theta))
+
+    @lazy_property
+    def _exact_log_partition(self) -> Tensor:
+        """``log Z`` of :attr:`_exact_logits`."""
+        return self.structure.log_partition(self._exact_logits, **self.options)
+
+    @lazy_property
+    def _exact_marginals(self) -> Tensor:
+        """``μ`` of :attr:`_exact_logits` (``log Z`` with it, from one evaluation)."""
+        log_z, mu = self.structure.log_partition_and_marginals(self._exact_logits, **self.options)
+        if "_exact_log_partition" not in self.__dict__:
+            self._exact_log_partition = log_z
+        return mu
 
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""
-        # (float32 lost H to rounding, 1e-3 at |θ| = 1e4; past 1e6 its gradient was NaN)
-        logits, log_z, mu = _exact_marginals(self)
-        return (log_z - self.structure.score(logits, mu, **self.options)).to(self.logits.dtype)
+        theta, mu = self._exact_logits, self._exact_marginals
+        h = self._exact_log_partition - self.structure.score(theta, mu, **self.options)
+        # H >= 0: the clamp undoes rounding where the law is about a point mass.
+        return h.clamp(min=0.0).to(self.logits.dtype)
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Exact samples of the Gibbs law, ``[*sample_shape, ..., *event]`` 0/1."""
@@ -218,40 +243,20 @@ def _same_support(p: _Gibbs, q: _Gibbs) -> None:
         raise ValueError("kl_divergence: the two laws have different lengths")
 
 
-def _exact_log_partition(law: _Gibbs) -> tuple[Tensor, Tensor]:
-    """``(θ, log Z)`` of ``law``, in float64 when its logits are float32.
-
-    ``log p``, ``H`` and ``KL`` are small differences of numbers of ``θ``'s
-    size (``<θ, x>``, ``log Z``): float32 rounds them to those numbers' ulp and,
-    past 1e6, their gradients cancel to ``inf − inf``.
-    """
-    if law.logits.dtype != torch.float32:
-        return law.logits, law.log_partition
-    return law.logits.double(), law._wide_log_partition
-
-
-def _exact_marginals(law: _Gibbs) -> tuple[Tensor, Tensor, Tensor]:
-    """``(θ, log Z, μ)`` of ``law``, in float64 when its logits are float32 (as above)."""
-    if law.logits.dtype != torch.float32:
-        return law.logits, law.log_partition, law.marginals
-    theta = law.logits.double()
-    return theta, *law.structure.log_partition_and_marginals(theta, **law.options)
-
-
 def _kl(p: _Gibbs, q: _Gibbs) -> Tensor:
     """``KL(p ‖ q) = log Z_q − log Z_p + <θ_p − θ_q, μ_p>``.
 
-    ``+inf`` where ``q`` forbids an entry that ``p`` uses.
+    ``+inf`` where ``q`` forbids an entry that ``p`` uses. Each law's offset
+    (``_exact_logits``) cancels: ``μ_p`` has as many ones as any structure.
     """
     _same_support(p, q)
     dtype = torch.promote_types(p.logits.dtype, q.logits.dtype)
-    # (float32 gave KL < 0 at |θ| = 1e4)
-    theta_p, log_zp, mu = _exact_marginals(p)
-    theta_q, log_zq = _exact_log_partition(q)
+    theta_p, theta_q, mu = p._exact_logits, q._exact_logits, p._exact_marginals
     cross = p.structure.score(theta_p, mu, **p.options) - q.structure.score(
         theta_q, mu, **q.options
     )
-    return (log_zq - log_zp + cross).to(dtype)
+    kl = q._exact_log_partition - p._exact_log_partition + cross
+    return kl.clamp(min=0.0).to(dtype)  # KL >= 0: the clamp undoes rounding (p ≈ q)
 
 
 for _cls in (KSubset, SpanningTree, Arborescence):
