@@ -414,3 +414,53 @@ def test_a_tied_triangle_at_1e16_keeps_its_thirds() -> None:
     m = spanning_tree_marginals(x * 1e16)
     torch.testing.assert_close(m, spanning_tree_marginals(x * 50), atol=1e-12, rtol=0)
     torch.testing.assert_close(m[0, 1:3], torch.full((2,), 2 / 3, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("offset", [2.0**50, 1e16, 1e20, 1e300])
+def test_float64_laws_ignore_a_common_offset(offset: float) -> None:
+    # log p, H and KL were differences of numbers of the offset's size: at 1e16
+    # a uniform law over 16 trees had H = 4 > log 16, at 1e20 probability 1.
+    theta = torch.tensor(
+        [
+            [0.0, 2.0, -1.0, 1.0],
+            [2.0, 0.0, 3.0, 0.25],
+            [-1.0, 3.0, 0.0, 1.5],
+            [1.0, 0.25, 1.5, 0.0],
+        ],
+        dtype=torch.float64,
+    )
+    if offset > 2.0**50:  # the sums would round: a tied law then
+        theta = torch.zeros_like(theta)
+    moved = theta + offset  # exact: spacing 1/4 at 2**50
+    trees = torch.from_numpy(enumerate_spanning_trees(4)).double()
+    arbs = torch.from_numpy(enumerate_arborescences(4, 0)).double()
+    sets = torch.tensor(
+        [[float(i in c) for i in range(4)] for c in itertools.combinations(range(4), 2)],
+        dtype=torch.float64,
+    )
+    for law, at, support in [
+        (SpanningTree, {}, trees),
+        (Arborescence, {}, arbs),
+        (KSubset, {"k": 2}, sets),
+    ]:
+        x, y = (theta[0], moved[0]) if law is KSubset else (theta, moved)
+        near, far = law(x, **at), law(y, **at)
+        torch.testing.assert_close(far.log_prob(support), near.log_prob(support))
+        torch.testing.assert_close(far.entropy(), near.entropy())
+        assert float(torch.distributions.kl_divergence(far, near)) == pytest.approx(0, abs=1e-9)
+    pm = PerturbAndMAP("k_subset", moved[0], k=2).log_prob(sets)
+    torch.testing.assert_close(pm, PerturbAndMAP("k_subset", theta[0], k=2).log_prob(sets))
+
+
+@pytest.mark.parametrize("scale", [1e13, 1e20])
+def test_laws_stay_in_range_where_rounding_is_coarse(scale: float) -> None:
+    # Past float64's resolution of log Z: log p(mode) came out +131072 at 1e20,
+    # H below 0, and KL(p ‖ q) negative.
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(6, 5, 5, generator=gen, dtype=torch.float64) * scale
+    y = torch.randn(6, 5, 5, generator=gen, dtype=torch.float64) * scale
+    for law in (SpanningTree(x), Arborescence(x), KSubset(x[..., 0, :], 2)):
+        assert bool((law.log_prob(law.mode) <= 0).all())
+        assert bool((law.entropy() >= 0).all())
+    kl = torch.distributions.kl_divergence(SpanningTree(x), SpanningTree(y))
+    assert bool((kl >= 0).all())
