@@ -167,3 +167,12 @@ def test_log_prob_of_bool_and_integer_values() -> None:
     want = law.log_prob(x)
     for kind in (torch.bool, torch.long):
         torch.testing.assert_close(law.log_prob(x.to(kind)), want)  # was: topk refused bool
+
+
+def test_gibbs_only_attributes_say_why_not() -> None:
+    # They were AttributeErrors, where mean and entropy explain themselves.
+    law = PerturbAndMAP("k_subset", torch.randn(4), k=2)
+    with pytest.raises(NotImplementedError, match="no log-partition: its law is not"):
+        _ = law.log_partition
+    with pytest.raises(NotImplementedError, match="no closed-form mean: estimate it"):
+        _ = law.marginals

@@ -75,6 +75,21 @@ def test_integers_float64_cannot_tell_apart_are_refused(kind) -> None:
     assert solvers.top_k(kind([2**53, 2**53 - 1, -(2**53)]), 1).tolist() == [1.0, 0.0, 0.0]
 
 
+@pytest.mark.skipif(np.finfo(np.longdouble).nmant <= 52, reason="long double is float64 here")
+def test_long_doubles_float64_cannot_hold_are_refused() -> None:
+    # 1 + 2**-60 rounded onto 1 in the float64 kernels: the tie went to index 0.
+    wide = np.array([1, 1 + np.longdouble(2) ** -60], dtype=np.longdouble)
+    with pytest.raises(ValueError, match=f"scores: {np.dtype(np.longdouble)} values that float64"):
+        solvers.top_k(wide, 1)
+    exact = solvers.top_k(np.array([1, 2], dtype=np.longdouble), 1)
+    assert exact.dtype == np.longdouble and exact.tolist() == [0.0, 1.0]
+
+
+def test_ragged_lengths_name_the_argument() -> None:
+    with pytest.raises(ValueError, match="lengths must be a rectangular integer array"):
+        solvers.max_spanning_tree(np.zeros((2, 3, 3)), lengths=[[1], [2, 3]])
+
+
 def test_a_ragged_list_names_the_argument() -> None:
     with pytest.raises(ValueError, match="scores must be a rectangular real numeric array"):
         solvers.max_spanning_tree([[0, 1], [1]])

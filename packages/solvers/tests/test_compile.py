@@ -165,6 +165,20 @@ def test_compiled_errors_are_the_solvers(trace: bool, k: int) -> None:
         f(torch.randn(2, 3))
 
 
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_float_count_or_root_is_named_when_compiled(trace: bool) -> None:
+    # A float reached the op's int schema: a fake-tensor error naming no argument.
+    # (Raised while tracing, it breaks the graph: eager then gives the message.)
+    f = torch.compile(lambda x: solvers.top_k(x, 2.0, return_trace=trace), backend="eager")
+    with pytest.raises(ValueError, match=r"k must be an integer, got 2.0"):
+        f(torch.randn(2, 3))
+    g = torch.compile(
+        lambda x: solvers.max_arborescence(x, root=1.0, return_trace=trace), backend="eager"
+    )
+    with pytest.raises(ValueError, match=r"root must be an integer, got 1.0"):
+        g(torch.randn(3, 3))
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_compiled_matches_cpu() -> None:

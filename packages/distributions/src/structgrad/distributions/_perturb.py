@@ -67,6 +67,20 @@ class PerturbAndMAP(StructuredLaw):
         """Whether the structure has marginals for the relaxed sample."""
         return self.structure.tractable
 
+    # The Gibbs laws' names, asked of this one: say why not (was an AttributeError).
+    @property
+    def log_partition(self) -> Tensor:
+        """Not defined: this law is not ``∝ exp(<θ, x>)`` (the Gibbs laws are)."""
+        raise NotImplementedError(
+            "PerturbAndMAP has no log-partition: its law is not ∝ exp(<θ, x>); the Gibbs "
+            "laws (KSubset, SpanningTree, Arborescence) have one"
+        )
+
+    @property
+    def marginals(self) -> Tensor:
+        """Not in closed form (as :attr:`mean`): estimate them from ``sample()``."""
+        return self.mean
+
     def _check_room(self) -> None:
         """Raise, as :class:`KSubset` does, where ``-inf`` logits leave fewer than ``k`` items.
 

@@ -122,7 +122,7 @@ def max_arborescence(
     """
     op = traced_op(scores, "max_arborescence_trace" if return_trace else "max_arborescence")
     if op is not None:
-        return op(scores, root, lengths)
+        return op(scores, _validate.refuse_float(root, "root"), lengths)  # (an int, as for top_k)
     return _on_host(scores, root, lengths, return_trace)
 
 

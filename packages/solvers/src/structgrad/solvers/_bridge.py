@@ -83,6 +83,12 @@ class Bridge:
                 f"{name}: integers beyond ±2**53 are not exact in float64, which the "
                 "solvers compute in; rescale them or pass floats"
             )
+        # Long doubles round to float64 too: 1 and 1 + 2**-60 would tie.
+        if arr.dtype.kind == "f" and arr.dtype.itemsize > 8 and not _exact_in_float64(arr):
+            raise ValueError(
+                f"{name}: {arr.dtype} values that float64 does not hold exactly; the "
+                "solvers compute in float64: cast them first"
+            )
         self.out_dtype = (
             arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.dtype(np.float64)
         )
@@ -120,6 +126,11 @@ class Bridge:
         return _to_device(index, self.device) if self.cuda else index.to(device=self.device)
 
 
+def _exact_in_float64(arr: NDArray[Any]) -> bool:
+    """Whether a wide float array keeps its values in float64."""
+    return bool(np.array_equal(arr.astype(np.float64), arr, equal_nan=True))
+
+
 def _beyond_float64(arr: NDArray[Any]) -> bool:
     """Whether an integer array holds a value float64 cannot represent exactly nearby."""
     exact = 2**53
@@ -149,7 +160,10 @@ def _to_device(t: Any, device: Any, dtype: Any = None) -> Any:
 
 def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
     """An integer array (e.g. ``lengths``) from numpy, torch or Python input."""
-    arr = x.detach().resolve_neg().cpu().numpy() if _is_torch(x) else np.asarray(x)
+    try:
+        arr = x.detach().resolve_neg().cpu().numpy() if _is_torch(x) else np.asarray(x)
+    except ValueError as err:  # a ragged nested list
+        raise ValueError(f"{name} must be a rectangular integer array: {err}") from None
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         if (
             np.issubdtype(arr.dtype, np.floating)

@@ -9,7 +9,7 @@ from numpy.typing import NDArray
 
 from ._backend import kernel
 from ._bridge import _KERNEL_DTYPES, traced_op
-from ._validate import batched, check_int, check_values
+from ._validate import batched, check_int, check_values, refuse_float
 
 __all__ = ["TopKTrace", "top_k", "top_k_rows"]
 
@@ -56,8 +56,8 @@ def top_k(scores: Any, k: int, *, return_trace: bool = False) -> Any | tuple[Any
         (top-k as a recursive Gumbel-max algorithm; Plackett-Luce order).
     """
     op = traced_op(scores, "top_k_trace" if return_trace else "top_k")
-    if op is not None:
-        return op(scores, k)
+    if op is not None:  # (the op's schema takes an int: a float k failed inside the trace)
+        return op(scores, refuse_float(k, "k"))
     return _on_host(scores, k, return_trace)
 
 

@@ -150,6 +150,17 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
     return v
 
 
+def refuse_float(value: Any, name: str) -> Any:
+    """``value``, unless a float or a bool: a count or an index the ops' schemas take as int.
+
+    Cheap enough to trace: under ``torch.compile`` a float reached the op and
+    failed in its fake-tensor call, naming no argument.
+    """
+    if isinstance(value, bool | float):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return value
+
+
 #: Scores from this magnitude are scaled down (exactly, by a power of two) before
 #: an assignment: sums and differences of ``n`` of them stay below the float64 limit.
 HUGE = 2.0**960
