@@ -148,6 +148,10 @@ def test_minimize_is_refused_by_latent_layers(method: str) -> None:
     # latent layers take logits to maximise (helper 65).
     with pytest.raises(ValueError, match=r"takes logits to maximise.*minimize=True"):
         latent("k_subset", method, k=2, minimize=True)
+    # ...so the list of accepted options does not name it (it did).
+    with pytest.raises(ValueError, match=r"unknown option\(s\) bogus; it takes") as info:
+        latent("k_subset", method, k=2, bogus=1)
+    assert "minimize" not in str(info.value)
 
 
 def test_bad_relaxation_options_are_refused_when_the_layer_is_built() -> None:

@@ -96,7 +96,9 @@ def test_map_sample_unknown_structure() -> None:
 
 
 def test_grid_path_has_no_layer_but_a_hint() -> None:
-    with pytest.raises(ValueError, match=r"structgrad\.estimators\.imle\('grid_path'\)"):
+    with pytest.raises(
+        ValueError, match=r"structgrad\.estimators\.imle\('grid_path', minimize=True\)"
+    ):
         latent("grid_path", "imle")
 
 

@@ -100,6 +100,9 @@ def _perturbation(name: str, preset: str, defaults: dict[str, Any]) -> Method:
                 f"latent({s.name!r}, {name!r}) takes logits to maximise, not minimize=; "
                 f"for costs use structgrad.estimators.{preset}({s.name!r}, minimize=True)"
             )
+        # the preset's own list names minimize, which a latent layer refuses (above)
+        accepted = [o for o in PERTURBATION[preset].accepted(s.name) if o != "minimize"]
+        check_options(f"latent({s.name!r}, {name!r})", options, accepted)
         layer: LatentLayer = PERTURBATION[preset](s.name, **{**defaults, **options})
         return layer
 
@@ -198,7 +201,8 @@ def _reason(s: Structure, text: str) -> str:
 def _minimize_reason(s: Structure) -> str:
     return (
         "its scores are costs and its MAP minimises them, while latent layers take "
-        f"logits to maximise; use structgrad.estimators.imle({s.name!r}) or aimle directly"
+        f"logits to maximise; use structgrad.estimators.imle({s.name!r}, minimize=True) "
+        "and friends directly"
     )
 
 
