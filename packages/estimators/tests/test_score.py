@@ -354,6 +354,37 @@ def test_errors():
         E.t_reinforce("categorical").attach(torch.zeros(3), baseline=torch.zeros(3))
 
 
+def test_attach_takes_the_draw_with_gradients_or_refuses_to_guess():
+    # A logging draw under no_grad replaced the training draw: the loss of one
+    # was scored against the other's trace, a zero-mean gradient (silently).
+    theta = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
+    w = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
+    exact = torch.func.grad(lambda t: (t.softmax(-1) * w).sum())(theta)
+    layer = E.t_reinforce("categorical")
+    gen = torch.Generator().manual_seed(0)
+    x = theta.expand(40000, 3).clone().requires_grad_()
+    z = layer(x, generator=gen)
+    with torch.no_grad():
+        logged = layer(x, generator=gen)
+        assert layer.attach((w * logged).sum(-1)).shape == (40000,)  # evaluation: its own draw
+    layer.attach((w * z).sum(-1)).mean().backward()
+    torch.testing.assert_close(x.grad.sum(0), exact, atol=0.015, rtol=0)
+    assert layer.last_draw is None
+    # Two draws with gradients, then attach(loss): either could be meant.
+    a, b = (theta.expand(4, 3).clone().requires_grad_() for _ in range(2))
+    z1, z2 = layer(a), layer(b)
+    with pytest.raises(ValueError, match=r"drew again .* layer.attach\(loss, z\)"):
+        layer.attach((w * z1).sum(-1))
+    layer.attach((w * z2).sum(-1), z2).sum().backward()  # named: fine
+    assert a.grad is None and b.grad is not None
+    z = layer(a)  # attached: nothing waits, so the next plain attach is unambiguous
+    layer.attach((w * z).sum(-1)).sum().backward()
+    with torch.no_grad():  # an evaluation draw never attached does not block training
+        layer(a)
+    z = layer(a)
+    layer.attach((w * z).sum(-1)).sum().backward()
+
+
 def test_gradient_scale_adds_up_over_samples():
     # K samples of a constant-free loss: sum over dim 0 = K x the mean estimate.
     theta = torch.zeros(1, 4, dtype=torch.float64, requires_grad=True)

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -301,3 +302,17 @@ def test_per_graph_loss_on_per_edge_categoricals() -> None:
     out.sum().backward()
     score = z - torch.softmax(logits.detach(), -1)  # ∇ log p of each edge's choice
     assert torch.allclose(logits.grad, loss[:, None, None] * score, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("structure", "method"), [(s, m) for s, m in PAIRS if s in ("categorical", "k_subset")]
+)
+def test_lengths_on_a_structure_without_them_get_one_message(structure: str, method: str) -> None:
+    # Four wordings, one of them "unknown options ['lengths']; accepted: none".
+    options = {"k": 2} if structure == "k_subset" else {}
+    layer = latent(
+        structure, method, **options, **({"event_shape": (4,)} if method == "relax" else {})
+    )
+    match = re.escape(f"'{method}' of {structure} takes no lengths: mask entries with -inf logits")
+    with pytest.raises(ValueError, match=match):
+        layer(torch.randn(2, 4), lengths=torch.tensor([2, 3]))

@@ -77,8 +77,13 @@ class LatentLayer(nn.Module):
         raise NotImplementedError
 
     def _lengths(self, lengths: Any) -> Any:
-        if lengths is not None and not self.takes_lengths:
-            raise ValueError(f"{self._name()} takes no lengths: mask entries with -inf logits")
+        # One message for every layer (each layer below had its own wording).
+        s = self.structure
+        if lengths is not None and (
+            not self.takes_lengths or (s is not None and "lengths" not in s.option_names)
+        ):
+            of = f" of {s.name}" if s is not None else ""
+            raise ValueError(f"{self._name()}{of} takes no lengths: mask entries with -inf logits")
         return lengths
 
     def attach(self, loss: Tensor, draw: Any = None, *, baseline: Tensor | None = None) -> Tensor:

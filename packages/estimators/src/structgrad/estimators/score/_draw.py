@@ -7,7 +7,10 @@ loss to backpropagate. ``forward`` is ``draw(...).sample`` and keeps that draw
 in :attr:`ScoreLayer.last_draw` until it is attached, so the plain
 ``z = layer(logits)`` then ``layer.attach(f(z))`` loop works (and the layer
 holds nothing of the caller's graph afterwards); pass the sample or the draw to
-``attach`` to say which draw a loss belongs to.
+``attach`` to say which draw a loss belongs to. A draw under ``torch.no_grad()``
+(evaluation, logging) does not take the place of a draw waiting for its loss,
+and ``attach(loss)`` refuses to guess when a second draw with gradients came
+before the first was attached.
 
 Shapes: logits ``[*batch, *event]``; with ``samples=None`` one draw per row,
 per-sample loss ``[*batch]``; with ``samples=K`` the logits are expanded to
@@ -93,8 +96,15 @@ class ScoreLayer(LatentLayer):
         super().__init__(s, structure_options)
         self.traced = s
         self.samples = None if samples is None else check_int(samples, "samples", 1)
-        #: The draw of the last :meth:`forward` call, until :meth:`attach` takes it.
+        #: The draw of the last :meth:`forward` call, until :meth:`attach` takes it
+        #: (a draw without gradients leaves a draw with them waiting here).
         self.last_draw: Draw | None = None
+        # Whether last_draw has gradients and waits for its loss; the last draw
+        # without gradients made meanwhile; whether a draw with gradients
+        # replaced one that was never attached.
+        self._waiting = False
+        self._plain_draw: Draw | None = None
+        self._replaced = False
 
     def __getstate__(self) -> dict[str, Any]:
         """The module's state without :attr:`last_draw`.
@@ -104,7 +114,8 @@ class ScoreLayer(LatentLayer):
         A copy starts without a draw, as a fresh layer does.
         """
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
-        return {**state, "last_draw": None}
+        fresh = {"last_draw": None, "_plain_draw": None, "_waiting": False, "_replaced": False}
+        return {**state, **fresh}
 
     def draw(
         self,
@@ -150,9 +161,18 @@ class ScoreLayer(LatentLayer):
         """The detached sample of :meth:`draw`, ``[*batch, *event]`` (``K`` in front).
 
         The draw is kept in :attr:`last_draw` for :meth:`attach` (which clears it).
+        A draw under ``no_grad`` leaves a draw with gradients there (the one a
+        training step attaches after logging a sample).
         """
-        self.last_draw = self.draw(logits, lengths=lengths, generator=generator)
-        return self.last_draw.sample
+        draw = self.draw(logits, lengths=lengths, generator=generator)
+        if torch.is_grad_enabled() and draw.logits.requires_grad:
+            self._replaced = self._waiting  # one with gradients was never attached
+            self.last_draw, self._plain_draw, self._waiting = draw, None, True
+        elif self._waiting:
+            self._plain_draw = draw
+        else:
+            self.last_draw = draw
+        return draw.sample
 
     def attach(self, loss: Tensor, draw: Any = None, *, baseline: Tensor | None = None) -> Tensor:
         """Add the score-function term to the per-sample loss of a draw.
@@ -209,16 +229,24 @@ class ScoreLayer(LatentLayer):
     def _release(self, draw: Draw, out: Tensor) -> Tensor:
         """``out``, once a forward's draw is attached: the layer lets go of it."""
         if draw is self.last_draw:
-            self.last_draw = None
+            self.last_draw, self._waiting, self._replaced = None, False, False
+        elif draw is self._plain_draw:
+            self._plain_draw = None
         return out
 
     def _resolve(self, draw: Any) -> Draw:
         if isinstance(draw, Draw):
             return draw
+        plain = self._plain_draw
+        if draw is not None and plain is not None and draw is plain.sample:
+            return plain
+        if draw is None and plain is not None and not torch.is_grad_enabled():
+            return plain  # evaluation: the no_grad draw (no gradient to give)
         last = self.last_draw
+        name = type(self).__name__
         if last is None:
             raise ValueError(
-                f"{type(self).__name__}.attach needs a draw: call the layer on the logits "
+                f"{name}.attach needs a draw: call the layer on the logits "
                 "first (each forward's draw is attached once), or pass the Draw from "
                 "layer.draw(...)"
             )
@@ -226,6 +254,14 @@ class ScoreLayer(LatentLayer):
             raise ValueError(
                 "attach got a sample that is not this layer's last draw: pass the Draw from "
                 "layer.draw(...) to attach losses of earlier draws"
+            )
+        if draw is None and self._replaced:
+            # The loss may be of either draw: the wrong one's score would give a
+            # zero-mean gradient on the wrong logits, silently.
+            raise ValueError(
+                f"{name}.attach(loss): the layer drew again (with gradients) before its "
+                "previous draw was attached; pass the sample, layer.attach(loss, z), or draw "
+                "the extra samples under torch.no_grad()"
             )
         return last
 
