@@ -92,6 +92,7 @@ class Plan:
     mean: bool
     generator: torch.Generator | None
     lengths: Tensor | None
+    label: str = "the layer"  # for messages, e.g. "imle('k_subset')"
 
     @property
     def single(self) -> bool:
@@ -167,6 +168,7 @@ class _PerturbAndMAP(torch.autograd.Function):
 def _backward(ctx: FunctionCtx, dy: Tensor) -> tuple[Tensor, None]:
     plan: Plan = ctx.plan  # type: ignore[attr-defined]
     theta, z = ctx.saved_tensors  # type: ignore[attr-defined]
+    plan.solver.check_upstream(dy, theta, plan.event_ndim, plan.lengths, plan.label)
     if isinstance(plan.rule, Identity):
         return _identity(plan, theta, dy), None
     if isinstance(plan.rule, NoiseScore):
@@ -196,7 +198,8 @@ def _noise_score(
     """Berthet et al.'s Jacobian ``E[<z_s, dy> ∇ν(ε_s)] / τ`` (``reduce="mean"`` only)."""
     assert eps is not None and plan.noise is not None
     dims = tuple(range(z.ndim - plan.event_ndim, z.ndim))
-    w = (z * dy).sum(dim=dims, keepdim=True)  # <MAP(θ + τε_s), dy> per draw
+    # <MAP(θ + τε_s), dy> per draw over the chosen entries: 0 · NaN on padding would be NaN
+    w = torch.where(z != 0, z * dy, 0.0).sum(dim=dims, keepdim=True)
     score = plan.noise.score(eps)
     if plan.single:
         grad = w * score / plan.tau
@@ -276,9 +279,8 @@ def _finite_difference(
 
 def _move(base: Tensor, step: Tensor, sign: int) -> Tensor:
     """``base ± step``, overflow capped at the dtype's range (λ·dL/dz may pass it); -inf stays."""
-    moved = base - step if sign < 0 else base + step
     big = torch.finfo(base.dtype).max
-    moved = moved.clamp(-big, big)
+    moved = (base - step if sign < 0 else base + step).clamp(-big, big)
     # forbidden (-inf) entries stay forbidden; -inf + inf would be NaN
     return torch.where(torch.isneginf(base), base, moved)
 

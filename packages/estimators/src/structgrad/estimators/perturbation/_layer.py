@@ -64,7 +64,10 @@ class SolverLayer(LatentLayer):
         solver_options: ``k``, ``root``, ``minimize``, ``event_dims``.
 
     Raises:
-        ValueError: for a bad option value (the presets also reject unknown names).
+        ValueError: for a bad option value (the presets also reject unknown names);
+            while value checks are on (eager mode), in the backward pass for a NaN
+            or infinite dL/dz on an entry the solver reads, and for a user's
+            solver that returns NaN or an infinity.
     """
 
     def __init__(
@@ -114,6 +117,30 @@ class SolverLayer(LatentLayer):
                 f"gradient must be a FiniteDifference, Identity or NoiseScore rule, got {rule!r}"
             )
 
+    @property
+    def input_name(self) -> str:
+        """What the layer takes: ``"costs"`` around a minimising solver, else ``"scores"``."""
+        return "costs" if self.solver.minimize else "scores"
+
+    def forward(
+        self, logits: Tensor, *, lengths: Any = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Perturbed solutions of ``logits``, the scores (costs around a minimising solver)."""
+        check_tensor(logits, self.input_name)  # named as the docs name it, not "logits"
+        return super().forward(logits, lengths=lengths, generator=generator)
+
+    def sample_hard(
+        self,
+        logits: Tensor,
+        *,
+        lengths: Any = None,
+        generator: torch.Generator | None = None,
+        noise: bool = True,
+    ) -> Tensor:
+        """:meth:`LatentLayer.sample_hard`, its input named as in :meth:`forward`."""
+        check_tensor(logits, self.input_name)
+        return super().sample_hard(logits, lengths=lengths, generator=generator, noise=noise)
+
     def noise_for(self, event_shape: tuple[int, ...]) -> NoiseDistribution | None:
         """The noise to draw for problems of this event shape (``None``: no noise)."""
         if self.noise is None:
@@ -133,7 +160,7 @@ class SolverLayer(LatentLayer):
             ``(theta, event_ndim, lengths)`` with ``theta = -scores`` for a
             minimisation solver (autograd flips the gradient back).
         """
-        check_tensor(scores, "scores")
+        check_tensor(scores, self.input_name)
         ev = self.solver.event_dims(scores)
         if self.structure is not None:
             self._check_structure_input(scores, ev)
@@ -165,7 +192,7 @@ class SolverLayer(LatentLayer):
         if not scores.numel() or not validation_enabled():
             return
         if not s.map_checks_values or scores.is_cuda:
-            check_values(scores, "costs" if s.minimize else "scores")
+            check_values(scores, self.input_name)
         # the structure's own value checks (all -inf rows, fewer than k finite
         # scores, negative costs, k <= n), which no solver makes
         s._check_options(scores, {**s.defaults, **self.structure_options})
@@ -193,6 +220,7 @@ class SolverLayer(LatentLayer):
             mean=self.reduce == "mean",
             generator=generator,
             lengths=lengths,
+            label=f"{self.method or type(self).__name__}({self.solver.name!r})",
         )
 
     def _sample(self, scores: Tensor, lengths: Any, generator: torch.Generator | None) -> Tensor:

@@ -14,7 +14,13 @@ import torch
 from torch import Tensor
 
 from structgrad.distributions import sample_uniform
-from structgrad.distributions.checks import check_generator, check_int, check_real
+from structgrad.distributions.checks import (
+    FLOAT_DTYPES,
+    InputTypeError,
+    check_generator,
+    check_int,
+    check_real,
+)
 
 __all__ = ["Gumbel", "NoiseDistribution", "Normal", "SumOfGamma", "resolve_noise"]
 
@@ -35,7 +41,12 @@ class NoiseDistribution:
     """Base class: a distribution of i.i.d. noise added to the scores.
 
     Subclasses implement :meth:`_draw` (or override :meth:`sample` whole).
+
+    Attributes:
+        dtypes: the floating dtypes it draws in (``None``: every floating dtype).
     """
+
+    dtypes: tuple[torch.dtype, ...] | None = None
 
     def sample(
         self,
@@ -55,12 +66,27 @@ class NoiseDistribution:
 
         Returns:
             Noise ``shape``.
+
+        Raises:
+            InputTypeError: (a ``TypeError``) for a ``dtype`` it does not draw in.
         """
         check_generator(generator, device)
+        self._check_dtype(dtype)
         at: Placement = {"dtype": dtype, "device": device}
         if generator is not None:
             at["generator"] = generator
         return self._draw(shape, at)
+
+    def _check_dtype(self, dtype: object) -> None:
+        """Raise :class:`InputTypeError` naming ``dtype`` unless this noise is drawn in it."""
+        if dtype is None:  # torch's default dtype
+            return
+        floating = isinstance(dtype, torch.dtype) and dtype.is_floating_point
+        if not floating:
+            raise InputTypeError(f"{self!r}: dtype must be a floating torch dtype, got {dtype!r}")
+        if self.dtypes is not None and dtype not in self.dtypes:
+            names = " or ".join(str(d).removeprefix("torch.") for d in self.dtypes)
+            raise InputTypeError(f"{self!r} draws in {names}, not dtype {dtype}")
 
     def _draw(self, shape: tuple[int, ...], at: Placement) -> Tensor:
         """The distribution's own draw, for :meth:`sample`."""
@@ -154,16 +180,23 @@ class SumOfGamma(NoiseDistribution):
             ``n - 1`` for trees, ``n`` for matchings).
         terms: number ``s`` of Gamma terms (≥ 1).
 
+    Raises:
+        InputTypeError: (a ``TypeError``) for a non-number ``k``; at draw time, a
+            ``dtype`` other than float32 / float64 (torch's Gamma sampler has no
+            half-precision CPU kernel).
+        ValueError: for ``k`` not a positive finite number (``k = inf`` would
+            draw zero noise), or ``terms < 1``.
+
     References:
         Niepert, Minervini, Franceschi, "Implicit MLE: Backpropagating Through
         Discrete Exponential Family Distributions", NeurIPS 2021,
         https://arxiv.org/abs/2106.01798 (§5, Sum-of-Gamma noise).
     """
 
+    dtypes = FLOAT_DTYPES
+
     def __init__(self, k: float | None = None, terms: int = 10) -> None:
-        if k is not None and not k > 0:
-            raise ValueError(f"SumOfGamma k must be positive, got {k}")
-        self.k = None if k is None else float(k)
+        self.k = None if k is None else check_real(k, "SumOfGamma k", lo=0.0, strict=True)
         self.terms = check_int(terms, "SumOfGamma terms", 1)
 
     def with_k(self, k: float) -> SumOfGamma:

@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import check_int
+from structgrad.distributions.checks import check_int, validation_enabled
+from structgrad.solvers import InvalidScoresError
 
 __all__ = ["BoundSolver", "Solver", "check_count", "event_size", "finite_scale", "sog_k"]
 
@@ -87,7 +88,8 @@ class BoundSolver:
 
         Raises:
             ValueError: if a solver that is not ``trusted`` returns something else
-                than a tensor of shape ``[N, *event]`` with ``x``'s dtype and device.
+                than a tensor of shape ``[N, *event]`` with ``x``'s dtype and device,
+                or (value checks on, eager mode) one holding NaN or an infinity.
         """
         lead = x.ndim - event_ndim
         flat = x if lead == 1 else x.reshape(-1, *x.shape[lead:])
@@ -123,6 +125,16 @@ class BoundSolver:
                 f"solver {self.name} returned a tensor on {out.device} for scores on "
                 f"{flat.device}: return solutions on the scores' device"
             )
+        # Values (a host sync): eager only, when checks are on. One reduction in the
+        # common case: a finite sum means finite entries (an overflowing one is re-read).
+        if not validation_enabled() or not out.numel() or math.isfinite(float(out.sum())):
+            return
+        for what, bad in (("NaN", torch.isnan), ("an infinite value", torch.isinf)):
+            if bool(bad(out).any()):
+                raise ValueError(
+                    f"solver {self.name} returned a solution holding {what}: a solver must "
+                    "return finite solutions (e.g. 0/1 indicators)"
+                )
 
     def fold(self, dy: Tensor) -> Tensor:
         """Map ``dL/dz`` to the solver's variables (spanning tree: ``triu(dy + dyᵀ)``)."""
@@ -153,6 +165,47 @@ class BoundSolver:
         if read is None:
             return self.mask
         return lambda g: torch.where(read, self.mask(g), 0.0)
+
+    def check_upstream(
+        self, dy: Tensor, theta: Tensor, event_ndim: int, lengths: Tensor | None, owner: str
+    ) -> None:
+        """Refuse a NaN or infinite ``dL/dz`` on an entry the MAP reads (eager, checks on).
+
+        Entries it never reads (padding beyond ``lengths``, self-loops, edges into
+        the root, a tree's diagonal, ``-inf`` scores) get no gradient from any
+        rule and may hold anything.
+
+        Args:
+            dy: the incoming gradient, ``[*lead, *batch, *event]``.
+            theta: the layer's ``[*batch, *event]`` scores (maximisation form).
+            event_ndim: number of event dims.
+            lengths: the call's ``[*batch]`` sizes, or ``None``.
+            owner: the layer, for the message.
+
+        Raises:
+            InvalidScoresError: (a ``ValueError``) naming the upstream gradient, not
+                the scores it would reach.
+        """
+        if not validation_enabled() or not dy.numel():
+            return
+        # One reduction (a host sync) in the common case: a finite sum means finite
+        # entries; a sum that overflows is re-read below and passes.
+        if math.isfinite(float(dy.sum())):
+            return
+        event = tuple(theta.shape[theta.ndim - event_ndim :])
+        keep = self.read_masker(event, theta.device, lengths)
+        forbidden = torch.isneginf(theta)
+        for what, bad in (("NaN", torch.isnan(dy)), ("an infinite value", torch.isinf(dy))):
+            # The flags are folded as dL/dz is (a tree's dy_ji counts on edge ij)
+            # and masked as the rules mask it: only entries the MAP reads count.
+            read = torch.where(forbidden, 0.0, keep(self.fold(bad.to(dy.dtype))))
+            if bool(read.any()):
+                # InvalidScoresError (a ValueError): a training loop tells a loss that
+                # diverged from a bug, as for NaN scores.
+                raise InvalidScoresError(
+                    f"{owner}: the upstream gradient dL/dz (of the layer's output) contains "
+                    f"{what} on an entry the solver reads; the loss produced it, not the scores"
+                )
 
     def mask_unread(self, g: Tensor, event_ndim: int, lengths: Tensor | None) -> Tensor:
         """:meth:`mask`, and zeros on every entry the MAP never reads (:meth:`read_masker`)."""
