@@ -315,6 +315,49 @@ def _clipped_scores(w: torch.Tensor) -> torch.Tensor:
     return clipped.masked_fill(absent, -1e300)  # finite stand-in for the enumerator
 
 
+#: The tester's graph: two 60-nat clusters joined 47 nats below the maximum.
+_WIDE = torch.tensor(
+    [[0.0, 64, -27, 10], [64, 0, 17, -16], [-27, 17, 0, 61], [10, -16, 61, 0]],
+    dtype=torch.float64,
+)
+
+
+@pytest.mark.parametrize("max_range", [40.0, 100.0, 1000.0])
+def test_a_range_above_the_default_gives_the_clipped_law(max_range: float) -> None:
+    # The clip leaves spreads up to 2R (trees) or chains of cycles up to R
+    # (arborescences): past the default's R the Laplacian was singular
+    # ("a finite max_range prevents that", with one given) or off by up to 1.
+    # The clipped law is the one of the clipped scores, computed as the default is.
+    from structgrad.distributions._arborescence_clip import dual_clip
+    from structgrad.distributions._tree_clip import bottleneck_clip
+
+    gen = torch.Generator().manual_seed(5)
+    x = torch.cat([_WIDE[None], torch.randn(49, 4, 4, dtype=torch.float64, generator=gen) * 50])
+    pair = torch.ones(4, 4, dtype=torch.bool).triu(1)
+    tree_law = bottleneck_clip(
+        x.masked_fill(~pair, -math.inf), pair.expand(x.shape), None, max_range
+    )
+    want = expfamily_marginals(tree_law, enumerate_spanning_trees(4), upper=True)
+    got = spanning_tree_marginals(x, max_range=max_range)
+    torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+    absent = torch.eye(4, dtype=torch.bool) | (torch.arange(4) == 0)
+    arb_law = dual_clip(x.masked_fill(absent, -math.inf), None, 0, max_range)
+    want = expfamily_marginals(arb_law, enumerate_arborescences(4, 0))
+    torch.testing.assert_close(
+        arborescence_marginals(x, max_range=max_range), want, atol=1e-10, rtol=0
+    )
+    roots = x[..., 0, :] - 30  # the multi-root model: a virtual root 0 over 4 vertices
+    big = dual_clip(_virtual_root(x, roots), None, 0, max_range)
+    want = expfamily_marginals(big, enumerate_arborescences(5, 0))
+    edges, root_marginals = multi_root_arborescence_marginals(x, roots, max_range=max_range)
+    torch.testing.assert_close(edges, want[..., 1:, 1:], atol=1e-10, rtol=0)
+    torch.testing.assert_close(root_marginals, want[..., 0, 1:], atol=1e-10, rtol=0)
+    # float32 scores take the same path (sst passes them)
+    got32 = spanning_tree_marginals(x.float(), max_range=max_range)
+    want32 = spanning_tree_marginals(x.float().double(), max_range=max_range)
+    torch.testing.assert_close(got32, want32.float(), atol=1e-6, rtol=0)
+
+
 def test_arborescence_clip_gradient() -> None:
     # Nothing raised: the same values and gradients as without the clip.
     mild = torch.randn(4, 6, 6, dtype=torch.float64, requires_grad=True)

@@ -7,6 +7,7 @@ from structgrad.relaxations import (
     GumbelSoftmaxLayer,
     SSTLayer,
     binary_concrete,
+    gumbel_sinkhorn,
     gumbel_softmax,
     hard_with_soft_gradient,
     independent_edges,
@@ -127,6 +128,49 @@ def test_layer_flags_must_be_booleans() -> None:
         GumbelSoftmaxLayer(hard="no")
     with pytest.raises(TypeError, match="straight_through must be True or False"):
         SSTLayer("spanning_tree", straight_through="no")
+
+
+_X = torch.zeros(3, 3)
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda old: GumbelSoftmaxLayer(**old),
+        lambda old: gumbel_softmax(_X, **old),
+        lambda old: sinkhorn(_X, **old),
+        lambda old: relaxed_top_k(_X, 2, **old),
+        lambda old: binary_concrete(_X, **old),
+        lambda old: gumbel_sinkhorn(_X, **old),
+        lambda old: independent_edges(_X, **old),
+        lambda old: sst("categorical", _X, **old),
+        lambda old: SSTLayer("spanning_tree", **old),
+    ],
+)
+@pytest.mark.parametrize("name", ["temperature", "temp", "sigma"])
+def test_old_option_names_raise_a_value_error_naming_tau(call: object, name: str) -> None:
+    # Python's TypeError ("unexpected keyword argument", or tau missing) was
+    # what the fixed signatures gave; the layers built from options said this.
+    with pytest.raises(ValueError, match=f"option '{name}' is now called 'tau'"):
+        call({name: 0.5})  # type: ignore[operator]
+
+
+def test_unknown_options_list_the_accepted_ones() -> None:
+    with pytest.raises(ValueError, match=r"unknown option.*dim, generator, hard, logits, tau"):
+        gumbel_softmax(_X, 0.5, axis=0)
+    with pytest.raises(ValueError, match=r"GumbelSoftmaxLayer: unknown option.*hard, tau"):
+        GumbelSoftmaxLayer(straight_through=True)
+    with pytest.raises(ValueError, match=r"sinkhorn: unknown option.*anneal, log_alpha, n_iters"):
+        sinkhorn(_X, iters=5)
+    # the names taken still pass by keyword
+    assert gumbel_softmax(logits=_X, tau=0.5, dim=0).sum(0).allclose(torch.ones(3))
+
+
+def test_an_sst_layer_without_a_required_option_fails_when_built() -> None:
+    # It was built and failed at its first call (no call can give k).
+    with pytest.raises(ValueError, match=r"k_subset needs the option\(s\) \['k'\]"):
+        SSTLayer("k_subset")
+    assert SSTLayer("k_subset", k=2)(torch.randn(4, 5)).sum(-1).allclose(torch.full((4,), 2.0))
 
 
 @pytest.mark.parametrize("tau", [1e-40, 1e-50, 1e-310])

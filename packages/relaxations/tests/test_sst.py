@@ -297,6 +297,31 @@ def test_a_bad_max_range_is_refused_when_the_layer_is_built(max_range, error, ma
     assert SSTLayer("spanning_tree", max_range=math.inf)(torch.randn(4, 4)).shape == (4, 4)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("structure", ["spanning_tree", "arborescence"])
+@pytest.mark.parametrize("max_range", [40.0, 100.0, 1e4])
+def test_a_range_above_the_default_relaxes_wide_scores(
+    max_range: float, structure: str, dtype: torch.dtype
+) -> None:
+    # Two clusters joined far below the maximum: the Laplacian of the clipped
+    # scores was singular ("... (a finite max_range prevents that)", with one
+    # given), where the default is exact; they now take the default's elimination.
+    theta = torch.tensor(
+        [[0.0, 64, -27, 10], [64, 0, 17, -16], [-27, 17, 0, 61], [10, -16, 61, 0]], dtype=dtype
+    ).requires_grad_(True)
+    out = sst(
+        structure, theta, 0.5, max_range=max_range, generator=torch.Generator().manual_seed(0)
+    )
+    sums = out.triu(1).sum((-2, -1)) if structure == "spanning_tree" else out.sum(-2)[1:].mean()
+    want = 3.0 if structure == "spanning_tree" else 1.0
+    assert float(sums.detach()) == pytest.approx(want, abs=1e-5)
+    (out * torch.randn(4, 4, dtype=dtype)).sum().backward()
+    assert theta.grad is not None and torch.isfinite(theta.grad).all()
+    if max_range > 1e3:  # nothing to clip: the default's law
+        exact = sst(structure, theta, 0.5, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(out, exact)
+
+
 @pytest.mark.parametrize(
     ("structure", "logits", "options", "want"),
     [

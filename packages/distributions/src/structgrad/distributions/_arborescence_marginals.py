@@ -158,10 +158,16 @@ def _directed(
     # dominance). Without one, nested cycles compound it (a chain of k cycles,
     # each a nats dear, costs about k a): Edmonds' dual sees the chains, and the
     # dual clip, exact while they stay within the range, runs.
-    clip = spread > limit or (indirect and limit < math.inf)
-    if max_range is None and (clip or tracing(w)):
-        # The default is exact: past what the Laplacian keeps, or unread (traced),
-        # the log-space elimination (the clip below serves an explicit range).
+    clip = max_range is not None and (spread > limit or (indirect and limit < math.inf))
+    # The default is exact: past what the Laplacian keeps, or unread (traced),
+    # the log-space elimination (the clip below serves an explicit range). So
+    # is an explicit R above the default, on the clipped scores: the clip
+    # bounds chains of cycles by R, more than the Laplacian holds (a 40-nat
+    # clip made it singular, or off by up to 1).
+    eliminate = (spread > default or indirect or tracing(w)) and (
+        max_range is None or default < limit < math.inf
+    )
+    if eliminate and not clip:
         return _eliminated(scores, root_weight, root, inside)
     work = work_dtype(scores.dtype, limit if clip else spread)
     w = w.to(work)
@@ -174,6 +180,10 @@ def _directed(
             big = torch.cat([torch.full_like(big[..., :1], -torch.inf), big], dim=-1)
             big = dual_clip(big, None if lens is None else lens + 1, 0, limit)
             w = torch.cat([big[..., 1:, 1:], big[..., :1, 1:]], dim=-2)
+    if eliminate:
+        return _eliminated(
+            w[..., :n, :], None if root_weight is None else w[..., n, :], root, inside
+        )
     # Scaling all in-edges of one vertex by a constant scales every arborescence
     # alike: a per-column max shift leaves the marginals exact (and the clip
     # never raises an entry above its column's maximum). Pivoting does not see
@@ -229,9 +239,14 @@ def arborescence_marginals(
             MAP and every other arborescence sits at most ``R`` per nested
             cycle chain below it (see ``_arborescence_clip``); the ``τ → 0``
             limit is the maximum arborescence up to ``O(n² e^{-R/depth})``.
-            As for trees, a clipped entry's gradient goes to the maximum only
-            (the clip's dual is not differentiated). ``math.inf``: the
-            Laplacian, never clipped.
+            The clipped law's marginals come from the Laplacian for
+            ``R <= 20`` (the clip bounds its conditioning), and for a larger
+            ``R``, as by default, from the elimination wherever a column
+            spreads more than 20 nats or a vertex has no finite edge from
+            the root (exact: the clip leaves chains of up to ``R``). As for
+            trees, a clipped entry's gradient goes to the maximum only (the
+            clip's dual is not differentiated). ``math.inf``: the Laplacian,
+            never clipped.
 
     Returns:
         ``[..., n, n]`` marginals: every non-root column sums to 1.

@@ -8,6 +8,7 @@ References:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -16,7 +17,14 @@ from structgrad.solvers import InvalidScoresError, linear_assignment
 
 from ._numerics import finite_min, tracing
 from ._utils import divide_by_tau, finite_shift
-from .checks import as_tau, check_flag, check_int, check_square, validation_enabled
+from .checks import (
+    as_tau,
+    check_flag,
+    check_int,
+    check_options,
+    check_square,
+    validation_enabled,
+)
 
 __all__ = ["sinkhorn"]
 
@@ -27,6 +35,7 @@ def sinkhorn(
     n_iters: int = 20,
     tau: float | Tensor = 1.0,
     anneal: bool = False,
+    **unknown: Any,
 ) -> Tensor:
     """Doubly-stochastic approximation ``S(log_alpha / tau)`` by alternating normalisation.
 
@@ -55,21 +64,24 @@ def sinkhorn(
             while ``spread / tau <= 2**16``; beyond, each of the 16 stages
             divides the temperature by more than 2, and past about ``2**36``
             some rows no longer converge (2-16 % of random matrices; eager
-            runs more stages). The count follows the
-            widest spread / τ of the whole batch: more stages only bring a
-            matrix closer to the same fixed point, but its result moves
-            slightly (~1e-5 at τ = 0.1) with its batch mates.
+            runs more stages). Each matrix counts its own stages (from its
+            own spread / τ; the surplus of its batch mates' is masked), so
+            its result does not depend on the rest of the batch.
+        **unknown: none is taken: an old name (``temperature``) raises a
+            ``ValueError`` naming ``tau``, another one lists the options.
 
     Returns:
         ``[..., n, n]`` non-negative matrix whose columns sum to 1 exactly and
         whose rows sum to 1 up to the convergence of the iterations.
 
     Raises:
-        ValueError: on NaN or +inf scores, a non-square input, ``n_iters < 1``,
-            ``-inf`` entries that no permutation avoids, or a temperature that
-            varies within a matrix (the max shift before the division is exact
-            for one per matrix only).
+        ValueError: on an option it does not take, NaN or +inf scores, a
+            non-square input, ``n_iters < 1``, ``-inf`` entries that no
+            permutation avoids, or a temperature that varies within a matrix
+            (the max shift before the division is exact for one per matrix only).
     """
+    if unknown:  # a ValueError, as the layers give, not Python's TypeError
+        check_options("sinkhorn", unknown, ("log_alpha", "n_iters", "tau", "anneal"))
     check_square(log_alpha, "log_alpha", min_size=1)
     n_iters = check_int(n_iters, "n_iters", 1)
     anneal = check_flag(anneal, "anneal")
@@ -159,8 +171,11 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
     cap = math.ldexp(1.0, math.frexp(torch.finfo(log_alpha.dtype).max)[1] - 1)
     start = torch.exp2(torch.ceil(torch.log2(spread))).clamp(max=cap)
     g = torch.zeros_like(log_alpha[..., :1, :])
-    # One count for both paths: the widest start / τ of the batch.
-    count = _stage_count((start / tau.detach()).amax())
+    # One count per matrix ``[..., 1, 1]``, the same on both paths: the stages
+    # past it are masked, so a matrix's result does not depend on its batch
+    # mates (one count for the batch, its widest, gave the narrow matrices
+    # extra rounds at τ, which moved them by up to 5e-3 at τ = 0.1).
+    count = _stage_count(start / tau.detach())
     if tracing(log_alpha):
         # torch.compile cannot read the count: _TRACED_STAGES stages, those past
         # the count masked (the same result); a longer count is spread over
@@ -170,8 +185,9 @@ def _annealed_column_potentials(log_alpha: Tensor, tau: Tensor) -> Tensor:
             t = torch.maximum(start * torch.pow(_STAGE_FACTOR, stage * stride), tau)
             g = torch.where(stage < count, _stage(log_alpha, g, t), g)
         return g
-    for stage in range(int(count)):  # eager: the count is read on the host
-        g = _stage(log_alpha, g, torch.maximum(start * _STAGE_FACTOR**stage, tau))
+    for stage in range(int(count.max())):  # eager: the longest count is read on the host
+        t = torch.maximum(start * _STAGE_FACTOR**stage, tau)
+        g = torch.where(stage < count, _stage(log_alpha, g, t), g)
     return g
 
 

@@ -64,10 +64,15 @@ def spanning_tree_marginals(
             when the scores spread more than ``R``: edges of the maximum
             spanning tree are raised to ``max - R`` and other edges to ``R``
             below their bottleneck on that tree, which keeps the ``τ → 0``
-            limit (see ``_tree_clip``) but not the exact law. A clipped
-            entry's gradient goes to the maximum only (its floor's dependence
-            on the bottleneck edge is not differentiated), so gradcheck fails
-            there; the default is exact. ``math.inf``: the Laplacian, never clipped.
+            limit (see ``_tree_clip``) but not the exact law. The clipped
+            law's marginals come from the Laplacian for ``R <= 15`` (the
+            clip bounds its conditioning), and for a larger ``R``, as by
+            default, from the elimination wherever the scores spread more
+            than 15 nats (exact: the clipped scores still spread up to ``2R``).
+            A clipped entry's gradient goes to the maximum only (its floor's
+            dependence on the bottleneck edge is not differentiated), so
+            gradcheck fails there; the default is exact. ``math.inf``: the
+            Laplacian, never clipped.
 
     Returns:
         ``[..., n, n]`` marginals, same dtype and device as ``scores``.
@@ -100,19 +105,27 @@ def spanning_tree_marginals(
         check_reachable(adjacency, one_hot(0, n, x.device), inside, "spanning_tree_marginals")
     hi, spread = hi_and_spread(edges)
     limit = range_limit(max_range, directed=False)
-    if max_range is None and (spread > limit or tracing(edges)):
-        # The default is exact: past 15 nats (clusters joined by edges 29 nats
-        # lighter cost the float64 Laplacian 2e-4), or unread (traced), the
-        # log-space elimination.
-        return eliminated_marginals(x, root=None, inside=inside)
+    default = default_max_range(directed=False)
     # An explicit max_range R clips beyond R, as the reference does.
     clip = max_range is not None and limit < math.inf and spread > limit
+    # The default is exact: past 15 nats (clusters joined by edges 29 nats
+    # lighter cost the float64 Laplacian 2e-4), or unread (traced), the
+    # log-space elimination. So is an explicit R above the default, on the
+    # clipped scores: its clip leaves up to 2R, and tree edges R apart (the
+    # Laplacian of a 40-nat clip was singular).
+    eliminate = (spread > default or tracing(edges)) and (
+        max_range is None or default < limit < math.inf
+    )
+    if eliminate and not clip:
+        return eliminated_marginals(x, root=None, inside=inside)
     work = work_dtype(scores.dtype, 2 * limit if clip else spread)
     x = x.to(work)
     if clip:
         if lens is None:  # the clip reads -inf off the upper triangle
             x = torch.where(pair, x, torch.full_like(x, -torch.inf))
         x = bottleneck_clip(x, pair.expand(x.shape), lens, limit)  # the maximum stays
+    if eliminate:
+        return eliminated_marginals(x, root=None, inside=inside).to(scores.dtype)
     # Max shift: exp(x - c) <= 1; the shift only rescales Z, not the marginals.
     shift = torch.where(torch.isfinite(hi), hi, torch.zeros_like(hi))[..., None, None]
 
@@ -126,6 +139,6 @@ def spanning_tree_marginals(
             total += 2 * (n - lens)  # every graph's sum to 2 (n - 1)
         return deviation_from(total, 2.0 * (n - 1)) / (2.0 * (n - 1))
 
-    trusted = (2 * limit if clip else spread) <= 2 * default_max_range(directed=False)
+    trusted = (2 * limit if clip else spread) <= 2 * default
     (out,) = checked(solve, deviation, work, trusted, "spanning_tree_marginals")
     return out.to(scores.dtype)

@@ -24,6 +24,8 @@ from structgrad.distributions import STRUCTURES, Structure
 from structgrad.distributions import structure as resolve
 from structgrad.distributions.checks import as_tau, check_int, validation_enabled
 
+from ._options import checks_options
+
 __all__ = ["cvx_relaxation"]
 
 _EXTRA = "pip install 'structgrad-relaxations[cvx]'"
@@ -49,6 +51,7 @@ def _has_polytope(name: str) -> bool:
 SUPPORTED: tuple[str, ...] = tuple(name for name in STRUCTURES if _has_polytope(name))
 
 
+@checks_options
 def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[..., Tensor]:
     """Build the binary-entropy relaxation layer of ``structure`` on ``n`` items.
 
@@ -94,6 +97,7 @@ def cvx_relaxation(structure: str, n: int, *, k: int | None = None) -> Callable[
     problem = cp.Problem(objective, constraints)
     layer = layer_cls(problem, parameters=[theta], variables=[x])
 
+    @checks_options
     def relax(
         scores: Tensor, tau: float | Tensor = 1.0, solver_args: dict[str, Any] | None = None
     ) -> Tensor:

@@ -15,10 +15,12 @@ from torch import Tensor
 from structgrad.distributions.checks import as_tau, check_flag, check_square, check_tensor
 
 from ._gumbel import gumbel_softmax
+from ._options import checks_options
 
 __all__ = ["independent_edges"]
 
 
+@checks_options
 def independent_edges(
     logits: Tensor,
     tau: float | Tensor,

@@ -24,6 +24,8 @@ from structgrad.distributions.checks import (
 )
 from structgrad.solvers import InvalidScoresError
 
+from ._options import checks_options
+
 __all__ = ["binary_concrete", "gumbel_softmax", "hard_with_soft_gradient", "sample_gumbel"]
 
 
@@ -36,6 +38,7 @@ def hard_with_soft_gradient(hard: Tensor, soft: Tensor) -> Tensor:
     return hard - soft.detach() + soft
 
 
+@checks_options
 def gumbel_softmax(
     logits: Tensor,
     tau: float | Tensor,
@@ -86,6 +89,7 @@ def gumbel_softmax(
     return hard_with_soft_gradient(one_hot, soft)
 
 
+@checks_options
 def binary_concrete(
     logits: Tensor,
     tau: float | Tensor,

@@ -20,7 +20,8 @@ from structgrad.distributions.checks import (
 )
 
 from ._gumbel import gumbel_softmax
-from ._sst import sst
+from ._options import checks_options
+from ._sst import check_required, sst
 
 __all__ = ["GumbelSoftmaxLayer", "SSTLayer"]
 
@@ -62,6 +63,7 @@ class SSTLayer(LatentLayer):
         s = structure if isinstance(structure, Structure) else _relaxable(structure)
         accepted = (*s.option_names, *s.relax_option_names)
         check_options(f"sst on {s.name}", options, (*accepted, "tau", "straight_through"))
+        check_required(s, options)  # now: no call can give k later
         super().__init__(s, {k: v for k, v in options.items() if k in s.option_names})
         self.tau = check_tau(tau)
         self.straight_through = check_flag(straight_through, "straight_through")
@@ -114,6 +116,7 @@ class GumbelSoftmaxLayer(LatentLayer):
 
     takes_lengths = False
 
+    @checks_options
     def __init__(self, *, tau: float = 1.0, hard: bool = False) -> None:
         super().__init__(structure("categorical"))
         self.tau = check_tau(tau)

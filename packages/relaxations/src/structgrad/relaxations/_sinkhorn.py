@@ -12,10 +12,12 @@ from structgrad.distributions import sinkhorn, structure
 from structgrad.distributions.checks import check_flag, check_square
 
 from ._gumbel import hard_with_soft_gradient
+from ._options import checks_options
 
 __all__ = ["gumbel_sinkhorn"]
 
 
+@checks_options
 def gumbel_sinkhorn(
     log_alpha: Tensor,
     tau: float | Tensor,

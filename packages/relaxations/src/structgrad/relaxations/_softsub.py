@@ -14,9 +14,12 @@ from structgrad.distributions import divide_by_tau, sample_gumbel, without_offse
 from structgrad.distributions.checks import as_tau, check_flag, check_subset, validation_enabled
 from structgrad.solvers import InvalidScoresError
 
+from ._options import checks_options
+
 __all__ = ["relaxed_top_k"]
 
 
+@checks_options
 def relaxed_top_k(
     scores: Tensor,
     k: int,

@@ -24,13 +24,26 @@ from structgrad.distributions import structure as resolve
 from structgrad.distributions.checks import as_tau, check_flag
 
 from ._gumbel import hard_with_soft_gradient
+from ._options import checks_options
 
-__all__ = ["SUPPORTED", "sst"]
+__all__ = ["SUPPORTED", "check_required", "sst"]
 
 #: The structures with a relaxation (those whose :class:`Structure` is relaxable).
 SUPPORTED: tuple[str, ...] = tuple(name for name in STRUCTURES if resolve(name).relaxable)
 
 
+def check_required(s: Structure, options: dict[str, Any]) -> None:
+    """Raise unless ``options`` hold every option ``s`` requires (``k`` of a k-subset).
+
+    Raises:
+        ValueError: naming the missing options.
+    """
+    missing = set(s.required) - set(options)
+    if missing:
+        raise ValueError(f"sst: {s.name} needs the option(s) {sorted(missing)}")
+
+
+@checks_options
 def sst(
     structure: str | Structure,
     logits: Tensor,
@@ -96,9 +109,7 @@ def sst(
     unknown = set(options) - accepted
     if unknown:
         raise ValueError(f"sst: {s.name} takes options {sorted(accepted)}, got {sorted(unknown)}")
-    missing = set(s.required) - set(options)
-    if missing:
-        raise ValueError(f"sst: {s.name} needs the option(s) {sorted(missing)}")
+    check_required(s, options)
     straight_through = check_flag(straight_through, "straight_through")
     return_utilities = check_flag(return_utilities, "return_utilities")
     hard = {k: v for k, v in options.items() if k not in s.relax_option_names}
