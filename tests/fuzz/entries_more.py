@@ -23,8 +23,15 @@ def _sq(name: str, call: Any, **kw: Any) -> Entry:
 
 
 def _numpy(x: Any) -> Any:
-    """The numpy-only kernels take arrays: a valid tensor is handed over as one."""
-    return np.ascontiguousarray(x.detach().numpy()) if isinstance(x, torch.Tensor) else x
+    """The numpy-only kernels take arrays: a valid tensor is handed over as one.
+
+    Tensors numpy cannot hold (sparse, meta, float8) are handed over as they are.
+    """
+    if not isinstance(x, torch.Tensor) or x.layout != torch.strided or x.is_meta:
+        return x
+    if x.is_floating_point() and x.element_size() == 1:
+        return x
+    return np.ascontiguousarray(x.detach().numpy())
 
 
 def _with_roots(fn: Any) -> Any:

@@ -122,6 +122,9 @@ MUTATIONS: list[Mutation] = [
     Mutation("float16", lambda e, x: x.half(), _const("either")),
     Mutation("bfloat16", lambda e, x: x.bfloat16(), _const("either")),
     Mutation("complex64", lambda e, x: x.to(torch.complex64), _const("error")),
+    Mutation("float8", lambda e, x: x.to(torch.float8_e4m3fn), _const("either")),
+    Mutation("sparse", lambda e, x: x.to_sparse(), _const("error")),
+    Mutation("meta", lambda e, x: torch.empty_like(x, device="meta"), _const("error")),
     Mutation("scalar", lambda e, x: x.flatten()[0], lambda e: "ok" if e.event == 0 else "error"),
     Mutation(
         "flattened",

@@ -250,6 +250,7 @@ def test_tau_broadcasts_one_way_only() -> None:
 
 def test_small_inputs_and_argument_types() -> None:
     from structgrad.distributions import (
+        SpanningTree,
         k_subset_log_partition,
         multi_root_arborescence_marginals,
         sample_gumbel,
@@ -265,6 +266,12 @@ def test_small_inputs_and_argument_types() -> None:
         multi_root_arborescence_marginals(torch.randn(3, 3), [0.0, 0.0, 0.0])
     with pytest.raises(TypeError, match="dtype must be a floating torch dtype"):
         sample_gumbel((3,), dtype=torch.int64)
+    # A sparse or meta tensor failed inside an op ("Could not run 'aten::eq.Tensor'
+    # with arguments from the 'SparseCPU' backend", "item() on meta tensors").
+    with pytest.raises(TypeError, match="logits must be a dense tensor, got layout"):
+        SpanningTree(torch.randn(3, 3).to_sparse())
+    with pytest.raises(TypeError, match="logits is a meta tensor, which holds no values"):
+        SpanningTree(torch.empty(3, 3, device="meta"))
 
 
 def test_relax_takes_a_tau_per_edge_for_trees_only() -> None:

@@ -134,3 +134,21 @@ def test_invalid_scores_have_their_own_value_error(value: float) -> None:
     with pytest.raises(solvers.InvalidScoresError):
         solvers.max_spanning_tree(np.full((3, 3), value))
     assert issubclass(solvers.InvalidScoresError, ValueError)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: torch.randn(4, 4).to_sparse(),
+        lambda: torch.empty(4, 4, device="meta"),
+        lambda: torch.randn(4, 4).to(torch.float8_e4m3fn),
+    ],
+)
+def test_tensor_kinds_without_a_numpy_twin_name_the_argument(make) -> None:
+    # numpy's conversion failed ("can't convert Sparse layout", "Cannot copy out
+    # of meta tensor", "unsupported ScalarType Float8_e4m3fn"), naming nothing.
+    with pytest.raises(TypeError, match=r"^scores (must be a dense tensor|has dtype)"):
+        solvers.max_spanning_tree(make())
+    with pytest.raises(ValueError, match="lengths must be a rectangular integer array"):
+        lengths = torch.ones(1, dtype=torch.long, device="meta")
+        solvers.max_spanning_tree(torch.randn(3, 3), lengths=lengths)

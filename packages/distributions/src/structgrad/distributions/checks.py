@@ -76,6 +76,11 @@ def check_tensor(x: Any, name: str = "scores") -> Tensor:
             else ""
         )
         raise InputTypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}{hint}")
+    # (a sparse or meta tensor failed deep inside an op, naming no argument)
+    if x.layout != torch.strided:
+        raise InputTypeError(f"{name} must be a dense tensor, got layout {x.layout}")
+    if x.is_meta:
+        raise InputTypeError(f"{name} is a meta tensor, which holds no values")
     check_float(x, name)
     return x
 

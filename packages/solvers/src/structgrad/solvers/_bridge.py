@@ -55,6 +55,13 @@ class Bridge:
         if self.torch:
             import torch
 
+            # (each failed deep inside numpy's conversion, naming no argument)
+            if x.layout != torch.strided or x.is_meta:
+                raise TypeError(
+                    f"{name} must be a dense tensor with values, got {x.layout} on {x.device}"
+                )
+            if x.is_floating_point() and x.element_size() == 1:  # float8: no numpy twin
+                raise TypeError(f"{name} has dtype {x.dtype}, which is not supported")
             self.device = x.device
             self.cuda = x.is_cuda
             self.torch_dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()
@@ -162,7 +169,7 @@ def to_numpy_int(x: Any, name: str) -> NDArray[np.int64]:
     """An integer array (e.g. ``lengths``) from numpy, torch or Python input."""
     try:
         arr = x.detach().resolve_neg().cpu().numpy() if _is_torch(x) else np.asarray(x)
-    except ValueError as err:  # a ragged nested list
+    except (ValueError, TypeError, NotImplementedError) as err:  # ragged, sparse, meta
         raise ValueError(f"{name} must be a rectangular integer array: {err}") from None
     if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
         if (

@@ -79,6 +79,8 @@ def top_k_rows(rows: Any, k: int) -> Any:
     Raises:
         ValueError: on NaN or +inf scores, a wrong array, or ``k`` outside ``[0, n]``.
     """
+    if not isinstance(rows, np.ndarray):  # (a tensor reached numpy's conversion)
+        raise TypeError(f"rows must be a numpy array, got {type(rows).__name__}")
     if not (
         isinstance(rows, np.ndarray)
         and rows.ndim == 2

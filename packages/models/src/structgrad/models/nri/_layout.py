@@ -45,12 +45,17 @@ def tensor_arg(x: Any, name: str, min_ndim: int, *, square: bool = False) -> Ten
     never read values (NaN in gives NaN out).
 
     Raises:
-        TypeError: for a non-tensor or a complex tensor.
+        TypeError: for a non-tensor, a complex, sparse, meta or float8 tensor.
         ValueError: for a rank or shape that does not fit.
     """
     if not isinstance(x, Tensor) or x.is_complex():
         got = f"complex {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
         raise TypeError(f"{name} expects a real torch.Tensor, got {got}")
+    # (each failed inside an op with torch's words, or a sparse one gave a result)
+    if x.layout != torch.strided or x.is_meta:
+        raise TypeError(f"{name} must be a dense tensor with values, got {x.layout} on {x.device}")
+    if x.is_floating_point() and x.element_size() == 1:
+        raise TypeError(f"{name} has dtype {x.dtype}, which is not supported")
     if x.ndim < min_ndim or (square and x.shape[-1] != x.shape[-2]):
         want = "[..., n, n]" if square else f"rank >= {min_ndim}"
         raise ValueError(f"{name} must be {want}, got shape {tuple(x.shape)}")
