@@ -112,6 +112,7 @@ MUTATIONS: list[Mutation] = [
     Mutation("float64", lambda e, x: x.double(), _const("ok")),
     Mutation("noncontiguous", _noncontiguous, _const("ok")),
     Mutation("batch=1", lambda e, x: x[:1], _reshaped("ok")),
+    Mutation("expanded", lambda e, x: x[:1].expand(x.shape), _const("ok")),  # stride 0
     Mutation("batch=0", lambda e, x: x[:0], _reshaped("ok")),
     Mutation("unbatched", lambda e, x: x[0], lambda e: "error" if e.paired else "either"),
     Mutation("n=2", lambda e, x: _with_n(e, 2), _n_rule(2)),

@@ -75,8 +75,12 @@ def run_case(entry: Entry, mutation: Mutation) -> tuple[str, str]:
     leaf = None
     # (sparse, meta and float8 tensors have no gradient to check: passed as they are)
     if isinstance(x, torch.Tensor) and x.dtype in _GRAD_DTYPES and x.layout == torch.strided:
-        leaf = x.detach().clone().requires_grad_(True)
-        x = leaf if x.is_contiguous() else leaf.transpose(0, -1).contiguous().transpose(0, -1)
+        if x.ndim and x.stride(0) == 0 and x.shape[0] > 1:  # "expanded": keep the stride 0
+            leaf = x[:1].detach().clone().requires_grad_(True)
+            x = leaf.expand(x.shape)
+        else:
+            leaf = x.detach().clone().requires_grad_(True)
+            x = leaf if x.is_contiguous() else leaf.transpose(0, -1).contiguous().transpose(0, -1)
     try:
         out = entry.call(x)
         values = _tensors(out)
