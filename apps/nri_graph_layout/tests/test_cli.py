@@ -131,6 +131,15 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
 test_every_flag_has_help = APP.help_test()
 
 
+def test_sweep_smoke_checks_each_swept_method(tmp_path, capsys):
+    # The check before the smoke data took the default method (tree-sst), not
+    # the swept ones: a valid indep-only setting was refused.
+    argv = ["sweep", "--smoke", "--methods", "indep", "--kl", "categorical", "--trials", "1",
+            "--seeds", "0", "--n-jobs", "1", "--out", str(tmp_path / "s")]  # fmt: skip
+    assert main(argv) == 0
+    assert "| indep |" in capsys.readouterr().out
+
+
 def test_sweep_smoke_threading(tmp_path):
     out = tmp_path / "sweep"
     argv = ["sweep", "--smoke", "--out", str(out), "--methods", "tree-sst", "indep",

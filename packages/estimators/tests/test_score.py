@@ -1,5 +1,6 @@
 import importlib.util
 import math
+import warnings
 from pathlib import Path
 
 import pytest
@@ -354,7 +355,7 @@ def test_errors():
         E.t_reinforce("categorical").attach(torch.zeros(3), baseline=torch.zeros(3))
 
 
-def test_attach_takes_the_draw_with_gradients_or_refuses_to_guess():
+def test_attach_takes_the_draw_with_gradients_or_warns():
     # A logging draw under no_grad replaced the training draw: the loss of one
     # was scored against the other's trace, a zero-mean gradient (silently).
     theta = torch.tensor([1.0, 0.0, -1.0], dtype=torch.float64)
@@ -370,19 +371,29 @@ def test_attach_takes_the_draw_with_gradients_or_refuses_to_guess():
     layer.attach((w * z).sum(-1)).mean().backward()
     torch.testing.assert_close(x.grad.sum(0), exact, atol=0.015, rtol=0)
     assert layer.last_draw is None
-    # Two draws with gradients, then attach(loss): either could be meant.
+    # Two draws with gradients, then attach(loss): either could be meant; the
+    # latest is taken (an evaluation pass with gradients on, then a step), with
+    # a warning, once: later steps are not disturbed.
     a, b = (theta.expand(4, 3).clone().requires_grad_() for _ in range(2))
-    z1, z2 = layer(a), layer(b)
-    with pytest.raises(ValueError, match=r"drew again .* layer.attach\(loss, z\)"):
-        layer.attach((w * z1).sum(-1))
-    layer.attach((w * z2).sum(-1), z2).sum().backward()  # named: fine
+    _, z2 = layer(a), layer(b)
+    with pytest.warns(UserWarning, match=r"replaced by a later forward .*attach\(loss, z\)"):
+        layer.attach((w * z2).sum(-1)).sum().backward()
     assert a.grad is None and b.grad is not None
-    z = layer(a)  # attached: nothing waits, so the next plain attach is unambiguous
-    layer.attach((w * z).sum(-1)).sum().backward()
-    with torch.no_grad():  # an evaluation draw never attached does not block training
+    for _ in range(2):
+        z = layer(a)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            layer.attach((w * z).sum(-1)).sum().backward()
+    _, z2 = layer(a), layer(b)
+    with warnings.catch_warnings():  # the sample names its draw: no warning
+        warnings.simplefilter("error")
+        layer.attach((w * z2).sum(-1), z2).sum().backward()
+    with torch.no_grad():  # an evaluation draw never attached does not disturb training
         layer(a)
     z = layer(a)
-    layer.attach((w * z).sum(-1)).sum().backward()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer.attach((w * z).sum(-1)).sum().backward()
 
 
 def test_gradient_scale_adds_up_over_samples():

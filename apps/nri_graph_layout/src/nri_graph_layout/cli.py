@@ -83,7 +83,9 @@ def _fields(args: argparse.Namespace, out: str) -> dict[str, str]:
     if Path(out).exists() and not Path(out).is_dir():  # before the smoke data goes there
         raise CLIError(f"--out {out!r} is a file, not a folder")
     if args.smoke and not args.data:  # the settings' checks, before the smoke data is written
-        check(config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=str(out)))
+        base = config_from_args(TrainConfig, args, SMOKE_TRAIN, out=out, data=str(out))
+        for method in getattr(args, "methods", None) or [base.method]:  # a sweep's, or train's
+            check(dataclasses.replace(base, method=method))
     return {"out": str(Path(out)), "data": data_path(args, Path(out))}
 
 

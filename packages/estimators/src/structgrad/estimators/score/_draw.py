@@ -9,8 +9,8 @@ in :attr:`ScoreLayer.last_draw` until it is attached, so the plain
 holds nothing of the caller's graph afterwards); pass the sample or the draw to
 ``attach`` to say which draw a loss belongs to. A draw under ``torch.no_grad()``
 (evaluation, logging) does not take the place of a draw waiting for its loss,
-and ``attach(loss)`` refuses to guess when a second draw with gradients came
-before the first was attached.
+and ``attach(loss)`` warns when a second draw with gradients came before the
+first was attached (it takes the second, as before).
 
 Shapes: logits ``[*batch, *event]``; with ``samples=None`` one draw per row,
 per-sample loss ``[*batch]``; with ``samples=K`` the logits are expanded to
@@ -20,6 +20,7 @@ per-sample loss ``[*batch]``; with ``samples=K`` the logits are expanded to
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NamedTuple
 
 import torch
@@ -197,6 +198,10 @@ class ScoreLayer(LatentLayer):
         Raises:
             ValueError: no draw, a sample that is not the last draw's, a loss of
                 the wrong shape, or a baseline the estimator does not take.
+
+        Warns:
+            UserWarning: ``draw=None`` after a later forward with gradients
+                replaced a draw that was never attached (eager mode).
         """
         self.check_baseline(baseline)
         d = self._resolve(draw)
@@ -255,13 +260,18 @@ class ScoreLayer(LatentLayer):
                 "attach got a sample that is not this layer's last draw: pass the Draw from "
                 "layer.draw(...) to attach losses of earlier draws"
             )
-        if draw is None and self._replaced:
-            # The loss may be of either draw: the wrong one's score would give a
-            # zero-mean gradient on the wrong logits, silently.
-            raise ValueError(
-                f"{name}.attach(loss): the layer drew again (with gradients) before its "
-                "previous draw was attached; pass the sample, layer.attach(loss, z), or draw "
-                "the extra samples under torch.no_grad()"
+        if draw is None and self._replaced and not torch.compiler.is_compiling():
+            # The loss may be of either draw: scored against the wrong one, its
+            # gradient would be zero-mean noise on the wrong logits. The newest
+            # is meant in the common case (an evaluation pass with gradients on,
+            # a skipped batch), so it is taken, once, with a warning.
+            warnings.warn(
+                f"{name}.attach(loss): a draw with gradients was replaced by a later "
+                "forward before it was attached; the loss goes to the latest draw. Pass "
+                "the sample, layer.attach(loss, z), to say which draw it is of, and draw "
+                "evaluation samples under torch.no_grad()",
+                UserWarning,
+                stacklevel=3,
             )
         return last
 
