@@ -464,3 +464,45 @@ def test_laws_stay_in_range_where_rounding_is_coarse(scale: float) -> None:
         assert bool((law.entropy() >= 0).all())
     kl = torch.distributions.kl_divergence(SpanningTree(x), SpanningTree(y))
     assert bool((kl >= 0).all())
+
+
+def test_the_offset_is_read_where_the_law_reads() -> None:
+    # Unread entries (a root column, padding) held 0: no offset was removed and
+    # at 2**50 the 16 arborescences' probabilities summed to 15, 3 trees' to 3.
+    base = torch.tensor(
+        [
+            [0.0, 0.5, -1.0, 1.0],
+            [2.0, 0.0, 3.0, 0.25],
+            [-1.0, 0.75, 0.0, 1.5],
+            [1.0, 0.25, 1.5, 0.0],
+        ],
+        dtype=torch.float64,
+    )
+    far = base + 2.0**50  # exact: spacing 1/4
+    far[:, 0] = 0.0  # the root column: never read
+    arbs = torch.from_numpy(enumerate_arborescences(4, 0)).double()
+    want = Arborescence(base).log_prob(arbs)
+    torch.testing.assert_close(Arborescence(far).log_prob(arbs), want)
+    torch.testing.assert_close(Arborescence(far).entropy(), Arborescence(base).entropy())
+    sym = base + base.T
+    padded = sym + 2.0**50
+    padded[3, :] = padded[:, 3] = 0.0  # outside lengths = 3
+    trees = torch.zeros(3, 4, 4, dtype=torch.float64)
+    trees[:, :3, :3] = torch.from_numpy(enumerate_spanning_trees(3)).double()
+    got = SpanningTree(padded, lengths=3).log_prob(trees)
+    torch.testing.assert_close(got, SpanningTree(sym[:3, :3]).log_prob(trees[:, :3, :3]))
+
+
+def test_the_range_clamps_keep_the_gradient() -> None:
+    # clamp(min=0) zeroed the KL's gradient where rounding took it below 0.
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(4, 4, generator=gen, dtype=torch.float64)
+    q = SpanningTree(theta + 1e-9 * torch.randn(4, 4, generator=gen, dtype=torch.float64))
+    x = theta.clone().requires_grad_()
+    torch.distributions.kl_divergence(SpanningTree(x), q).backward()
+    assert x.grad is not None and bool((x.grad != 0).any())
+    # log_prob and entropy of one float32 law each have their own graph.
+    y = torch.randn(4, 4, generator=gen).requires_grad_()
+    law = SpanningTree(y)
+    law.log_prob(law.mode).backward()
+    law.entropy().backward()

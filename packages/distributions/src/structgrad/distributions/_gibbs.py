@@ -73,7 +73,7 @@ class _Gibbs(StructuredLaw):
         self._check_value(value)
         theta, log_z = self._exact_logits, self._exact_log_partition
         # log p <= 0: the clamp undoes rounding where p is about 1 (|θ| ~ 1e13 in float64).
-        log_p = (self.structure.score(theta, value, **self.options) - log_z).clamp(max=0.0)
+        log_p = _clamped(self.structure.score(theta, value, **self.options) - log_z, max=0.0)
         inside = self.structure.contains(self.logits, value, **self.options)
         log_p = torch.where(inside, log_p, torch.full_like(log_p, -torch.inf))
         return log_p.to(self.logits.dtype)
@@ -91,7 +91,8 @@ class _Gibbs(StructuredLaw):
         is exact (:func:`without_offset`).
         """
         theta = widened(self.logits)
-        return without_offset(theta, self.structure.event_dim, self.structure.offset_read(theta))
+        read = self.structure.offset_read(theta, **self.options)
+        return without_offset(theta, self.structure.event_dim, read)
 
     @lazy_property
     def _exact_log_partition(self) -> Tensor:
@@ -99,19 +100,20 @@ class _Gibbs(StructuredLaw):
         return self.structure.log_partition(self._exact_logits, **self.options)
 
     @lazy_property
-    def _exact_marginals(self) -> Tensor:
-        """``μ`` of :attr:`_exact_logits` (``log Z`` with it, from one evaluation)."""
-        log_z, mu = self.structure.log_partition_and_marginals(self._exact_logits, **self.options)
-        if "_exact_log_partition" not in self.__dict__:
-            self._exact_log_partition = log_z
-        return mu
+    def _exact_stats(self) -> tuple[Tensor, Tensor]:
+        """``(log Z, μ)`` of :attr:`_exact_logits`, from one evaluation.
+
+        Its own graph, not :attr:`_exact_log_partition`'s: ``log_prob(x).backward()``
+        then ``entropy().backward()`` would otherwise go through one graph twice.
+        """
+        return self.structure.log_partition_and_marginals(self._exact_logits, **self.options)
 
     def entropy(self) -> Tensor:
         """``[...]`` ``H = log Z − <θ, μ>``."""
-        theta, mu = self._exact_logits, self._exact_marginals
-        h = self._exact_log_partition - self.structure.score(theta, mu, **self.options)
+        (log_z, mu), theta = self._exact_stats, self._exact_logits
+        h = log_z - self.structure.score(theta, mu, **self.options)
         # H >= 0: the clamp undoes rounding where the law is about a point mass.
-        return h.clamp(min=0.0).to(self.logits.dtype)
+        return _clamped(h, min=0.0).to(self.logits.dtype)
 
     def _draw(self, sample_shape: torch.Size, generator: torch.Generator | None) -> Tensor:
         """Exact samples of the Gibbs law, ``[*sample_shape, ..., *event]`` 0/1."""
@@ -251,12 +253,22 @@ def _kl(p: _Gibbs, q: _Gibbs) -> Tensor:
     """
     _same_support(p, q)
     dtype = torch.promote_types(p.logits.dtype, q.logits.dtype)
-    theta_p, theta_q, mu = p._exact_logits, q._exact_logits, p._exact_marginals
+    (log_zp, mu), theta_p, theta_q = p._exact_stats, p._exact_logits, q._exact_logits
     cross = p.structure.score(theta_p, mu, **p.options) - q.structure.score(
         theta_q, mu, **q.options
     )
-    kl = q._exact_log_partition - p._exact_log_partition + cross
-    return kl.clamp(min=0.0).to(dtype)  # KL >= 0: the clamp undoes rounding (p ≈ q)
+    kl = q._exact_log_partition - log_zp + cross
+    return _clamped(kl, min=0.0).to(dtype)  # KL >= 0: the clamp undoes rounding (p ≈ q)
+
+
+def _clamped(x: Tensor, **bound: float) -> Tensor:
+    """``x.clamp(**bound)`` in value, with ``x``'s gradient (tiny true slopes survive).
+
+    Entries inside the bound are ``x`` itself (``-inf`` included: ``-inf - -inf``
+    would be NaN).
+    """
+    y = x.clamp(**bound)
+    return torch.where(y == x, x, x + (y - x).detach())
 
 
 for _cls in (KSubset, SpanningTree, Arborescence):

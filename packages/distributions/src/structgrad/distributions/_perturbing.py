@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._numerics import widened, without_offset
 from ._utils import gumbel_like
-from .checks import check_tensor
+from .checks import check_tensor, lengths_mask
 
 __all__ = ["Perturbing"]
 
@@ -26,13 +26,32 @@ class Perturbing:
         """The MAP structure (``Structure.map``)."""
         raise NotImplementedError
 
-    def offset_read(self, scores: Tensor) -> Tensor | None:
-        """The entries that decide :func:`without_offset`'s offset (graphs: off the diagonal)."""
-        if self.event_dim != 2 or scores.shape[-1] != scores.shape[-2]:
-            return None
-        n = scores.shape[-1]
-        off = ~torch.eye(n, dtype=torch.bool, device=scores.device)
-        return off.triu(1) if self.symmetric else off
+    def offset_read(self, scores: Tensor, **options: Any) -> Tensor | None:
+        """The entries that decide :func:`without_offset`'s offset: those the law reads.
+
+        Graphs: off the diagonal (a tree's upper triangle), not into a ``root``,
+        between vertices inside ``lengths``. Unread entries (padding set to 0)
+        would keep a large common offset from being removed.
+
+        Args:
+            scores: ``[..., *event]`` scores.
+            **options: the structure's checked options (``root``, ``lengths``).
+        """
+        read = None
+        if self.event_dim == 2 and scores.shape[-1] == scores.shape[-2]:
+            n = scores.shape[-1]
+            read = ~torch.eye(n, dtype=torch.bool, device=scores.device)
+            read = read.triu(1) if self.symmetric else read
+            if options.get("root") is not None:
+                read[:, options["root"]] = False
+        lengths = options.get("lengths")
+        if lengths is not None:
+            inside = lengths_mask(lengths, scores.shape[: scores.ndim - self.event_dim],
+                                  scores.shape[-1], scores.device)  # fmt: skip
+            if self.event_dim == 2:
+                inside = inside[..., :, None] & inside[..., None, :]
+            read = inside if read is None else read & inside
+        return read
 
     def gumbel(self, shape_like: Tensor, *, generator: torch.Generator | None = None) -> Tensor:
         """Standard Gumbel noise like ``shape_like`` (symmetric for undirected structures)."""
