@@ -416,19 +416,18 @@ def test_a_tied_triangle_at_1e16_keeps_its_thirds() -> None:
     torch.testing.assert_close(m[0, 1:3], torch.full((2,), 2 / 3, dtype=torch.float64))
 
 
+#: Scores in quarters: exact beside an offset of 2**50 (spacing 1/4 there).
+QUARTERS = torch.tensor(
+    [[0.0, 0.5, -1.0, 1.0], [2.0, 0.0, 3.0, 0.25], [-1.0, 0.75, 0.0, 1.5], [1.0, 0.25, 1.5, 0.0]],
+    dtype=torch.float64,
+)
+
+
 @pytest.mark.parametrize("offset", [2.0**50, 1e16, 1e20, 1e300])
 def test_float64_laws_ignore_a_common_offset(offset: float) -> None:
     # log p, H and KL were differences of numbers of the offset's size: at 1e16
     # a uniform law over 16 trees had H = 4 > log 16, at 1e20 probability 1.
-    theta = torch.tensor(
-        [
-            [0.0, 2.0, -1.0, 1.0],
-            [2.0, 0.0, 3.0, 0.25],
-            [-1.0, 3.0, 0.0, 1.5],
-            [1.0, 0.25, 1.5, 0.0],
-        ],
-        dtype=torch.float64,
-    )
+    theta = QUARTERS + QUARTERS.T  # symmetric
     if offset > 2.0**50:  # the sums would round: a tied law then
         theta = torch.zeros_like(theta)
     moved = theta + offset  # exact: spacing 1/4 at 2**50
@@ -469,15 +468,7 @@ def test_laws_stay_in_range_where_rounding_is_coarse(scale: float) -> None:
 def test_the_offset_is_read_where_the_law_reads() -> None:
     # Unread entries (a root column, padding) held 0: no offset was removed and
     # at 2**50 the 16 arborescences' probabilities summed to 15, 3 trees' to 3.
-    base = torch.tensor(
-        [
-            [0.0, 0.5, -1.0, 1.0],
-            [2.0, 0.0, 3.0, 0.25],
-            [-1.0, 0.75, 0.0, 1.5],
-            [1.0, 0.25, 1.5, 0.0],
-        ],
-        dtype=torch.float64,
-    )
+    base = QUARTERS
     far = base + 2.0**50  # exact: spacing 1/4
     far[:, 0] = 0.0  # the root column: never read
     arbs = torch.from_numpy(enumerate_arborescences(4, 0)).double()

@@ -54,6 +54,11 @@ class LatentLayer(nn.Module):
             if name in self.structure_options:
                 check_int(self.structure_options[name], name, 0)
 
+    @property
+    def input_name(self) -> str:
+        """The input's name in messages (``"scores"`` or ``"costs"`` for some layers)."""
+        return "logits"
+
     def forward(
         self,
         logits: Tensor,
@@ -68,7 +73,7 @@ class LatentLayer(nn.Module):
             lengths: optional ``[*batch]`` sizes (structures that take them).
             generator: optional ``torch.Generator`` on the logits' device.
         """
-        check_tensor(logits, "logits")
+        check_tensor(logits, self.input_name)
         check_generator(generator, logits.device)
         return self._sample(logits, self._lengths(lengths), generator)
 
@@ -129,7 +134,7 @@ class LatentLayer(nn.Module):
         Returns:
             ``[*batch, *event]`` 0/1 structure in the logits' dtype.
         """
-        check_tensor(logits, "logits")
+        check_tensor(logits, self.input_name)
         check_generator(generator, logits.device)
         return self._sample_hard(logits, self._lengths(lengths), generator, noise)
 

@@ -97,7 +97,8 @@ def spanning_tree_marginals(
     # edge (as the reference does) measures every potential from the heaviest
     # cluster, which keeps the inverse's entries, and the cancellations of the
     # marginals and their backward, small when the scores spread widely.
-    heavy = rows[edges.argmax(-1)] if edges.numel() else None
+    # (take: a 0-dim index of one graph would be read on the host, a graph break)
+    heavy = torch.take(rows, edges.argmax(-1)) if edges.numel() else None
     removed: Removed = _removed_vertices(heavy, inside, n, batch, scores.device)
     if check_values(edges):  # forbidden edges may cut vertices off
         finite = torch.isfinite(x.detach()) & pair

@@ -122,25 +122,6 @@ class SolverLayer(LatentLayer):
         """What the layer takes: ``"costs"`` around a minimising solver, else ``"scores"``."""
         return "costs" if self.solver.minimize else "scores"
 
-    def forward(
-        self, logits: Tensor, *, lengths: Any = None, generator: torch.Generator | None = None
-    ) -> Tensor:
-        """Perturbed solutions of ``logits``, the scores (costs around a minimising solver)."""
-        check_tensor(logits, self.input_name)  # named as the docs name it, not "logits"
-        return super().forward(logits, lengths=lengths, generator=generator)
-
-    def sample_hard(
-        self,
-        logits: Tensor,
-        *,
-        lengths: Any = None,
-        generator: torch.Generator | None = None,
-        noise: bool = True,
-    ) -> Tensor:
-        """:meth:`LatentLayer.sample_hard`, its input named as in :meth:`forward`."""
-        check_tensor(logits, self.input_name)
-        return super().sample_hard(logits, lengths=lengths, generator=generator, noise=noise)
-
     def noise_for(self, event_shape: tuple[int, ...]) -> NoiseDistribution | None:
         """The noise to draw for problems of this event shape (``None``: no noise)."""
         if self.noise is None:
