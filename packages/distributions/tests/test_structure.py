@@ -289,3 +289,47 @@ def test_relax_takes_a_tau_per_edge_for_trees_only() -> None:
     with pytest.raises(ValueError, match="varies within an instance"):
         structure("k_subset").relax(s[:, 0], tau=tau[:, 0], k=2)
     assert structure("k_subset").relax(s[:, 0], tau=tau[:, :1, 0], k=2).shape == (2, 4)
+
+
+def test_contains_checks_the_structure_and_its_shape() -> None:
+    # matching took any 0/1 matrix (506 of the 512 3x3 ones wrongly); binary_tree
+    # and grid_path answered per row / for any mask (helper 76).
+    m = structure("matching")
+    x = torch.zeros(3, 3)
+    assert not bool(m.contains(x, torch.zeros(3, 3)))
+    assert not bool(m.contains(x, torch.ones(3, 3)))
+    assert bool(m.contains(x, torch.eye(3)[[2, 0, 1]]))
+    with pytest.raises(NotImplementedError, match="binary_tree: whether"):
+        structure("binary_tree").contains(torch.zeros(3), torch.zeros(3, 3))
+    with pytest.raises(NotImplementedError, match="does not live in the space of its"):
+        structure("binary_tree").score(torch.zeros(3), torch.zeros(3, 3))
+    with pytest.raises(NotImplementedError, match="grid_path: whether"):
+        structure("grid_path").contains(torch.rand(3, 3), torch.zeros(3, 3))
+    # A bare KeyError 'k', a broadcast RuntimeError: named now.
+    with pytest.raises(ValueError, match=r"missing required options \['k'\]"):
+        structure("k_subset").contains(torch.zeros(4), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"spanning_tree: x must end in \(4, 4\)"):
+        structure("spanning_tree").contains(torch.zeros(4, 4), torch.zeros(5, 5))
+
+
+def test_relax_names_tau_for_an_old_name() -> None:
+    with pytest.raises(ValueError, match="option 'temperature' is now called 'tau'"):
+        structure("spanning_tree").relax(torch.zeros(3, 3), temperature=0.5)
+
+
+@pytest.mark.parametrize("name", ["arborescence", "spanning_tree"])
+def test_perturb_reads_the_offset_where_the_structure_reads(name: str) -> None:
+    # A zero root column (or padding) kept a 1e7 offset in float32: the noise was
+    # rounded to whole numbers (helper 76).
+    gen = torch.Generator().manual_seed(0)
+    x = (1e7 + torch.randn(4, 4, generator=gen, dtype=torch.float64)).float()
+    x.fill_diagonal_(0)
+    options = {"root": 0} if name == "arborescence" else {"lengths": 3}
+    if name == "arborescence":
+        x[:, 0] = 0
+    else:
+        x[3, :] = x[:, 3] = 0
+    u = structure(name).perturb(x, generator=torch.Generator().manual_seed(1), **options)
+    assert float(u[0, 1:3].abs().max()) < 100  # θ + G less the offset
+    with pytest.raises(ValueError, match=r"perturb: unknown option\(s\) k; it takes"):
+        structure(name).perturb(x, k=2)

@@ -48,7 +48,9 @@ def test_no_relaxation_says_why(name: str) -> None:
 
 
 def test_relax_rejects_unknown_options_and_bad_tau() -> None:
-    with pytest.raises(ValueError, match="unknown options"):
+    with pytest.raises(
+        ValueError, match=r"relax: unknown option\(s\) n_iters; it takes lengths, max_range, tau"
+    ):
         structure("spanning_tree").relax(torch.zeros(3, 3), n_iters=3)
     with pytest.raises(ValueError, match="tau"):
         structure("categorical").relax(torch.zeros(3), tau=0.0)
@@ -120,3 +122,19 @@ def test_facts() -> None:
     assert structure("categorical").ones((6,)) == 1.0
     assert structure("grid_path").ones((10, 12)) == pytest.approx(1.3 * 12)
     assert math.isfinite(structure("binary_tree").ones((5,)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("tau", [1e-18, 1e-20, 1e-40])
+def test_matching_relax_past_float64_resolution_is_the_assignment(dtype, tau) -> None:
+    # spread / tau past 2**52: rows summed to 2 and 0.5, neither doubly
+    # stochastic nor the MAP (helper 76). The tau -> 0 limit is returned there.
+    if tau < torch.finfo(dtype).tiny:
+        pytest.skip("tau is not a normal number of this dtype")
+    m = structure("matching")
+    for seed in range(10):
+        theta = torch.randn(5, 5, generator=torch.Generator().manual_seed(seed)).to(dtype) * 3
+        got = m.relax(theta, tau=tau)
+        torch.testing.assert_close(got, m.map(theta))
+    ties = torch.zeros(3, 3, dtype=dtype)  # no spread: the uniform matrix, at any tau
+    torch.testing.assert_close(m.relax(ties, tau=tau), torch.full((3, 3), 1 / 3, dtype=dtype))

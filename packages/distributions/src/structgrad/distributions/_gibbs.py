@@ -132,7 +132,7 @@ class _Gibbs(StructuredLaw):
         """
         shape = self._extended_shape(sample_size(sample_shape))
         theta = self.logits.expand(shape)
-        noisy = self.structure.perturb(theta, generator=generator)
+        noisy = self.structure.perturb(theta, generator=generator, **self.options)
         return self.structure.relax(noisy, tau=self.tau, **self.options)
 
 

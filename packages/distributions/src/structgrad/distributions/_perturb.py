@@ -130,7 +130,7 @@ class PerturbAndMAP(StructuredLaw):
                 f"{self.structure.intractable}"
             )
         theta = self._expanded(sample_size(sample_shape))
-        noisy = self.structure.perturb(theta, generator=generator)
+        noisy = self.structure.perturb(theta, generator=generator, **self.options)
         return self.structure.relax(noisy, tau=self.tau, **self.options)
 
     def log_prob(self, value: Tensor) -> Tensor:

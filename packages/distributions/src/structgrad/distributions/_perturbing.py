@@ -9,7 +9,7 @@ from torch import Tensor
 
 from ._numerics import widened, without_offset
 from ._utils import gumbel_like
-from .checks import check_tensor, lengths_mask
+from .checks import check_options, check_tensor, lengths_mask
 
 __all__ = ["Perturbing"]
 
@@ -64,6 +64,7 @@ class Perturbing:
         noise: Tensor | None = None,
         generator: torch.Generator | None = None,
         wide: bool = False,
+        **options: Any,
     ) -> Tensor:
         """Perturbed scores ``θ + G`` with the structure's noise (:meth:`gumbel`).
 
@@ -77,12 +78,15 @@ class Perturbing:
             generator: optional ``torch.Generator`` for the noise.
             wide: sum in float64 (:func:`widened`), for exact draws: in float32 at
                 ``|θ| = 1e8`` the noise rounds away and ties go to the lowest index.
+            **options: the structure's options (``root``, ``lengths``): the offset
+                is read from the entries they leave (:meth:`offset_read`).
 
         Raises:
             TypeError: ``noise`` is not a float32 / float64 tensor.
             ValueError: ``noise`` is not shaped like ``scores``.
         """
-        theta = without_offset(scores, self.event_dim, self.offset_read(scores))
+        check_options(f"{self.name}.perturb", options, self.option_names)  # type: ignore[attr-defined]
+        theta = without_offset(scores, self.event_dim, self.offset_read(scores, **options))
         if noise is None:
             noise = self.gumbel(scores, generator=generator)
         elif check_tensor(noise, "noise").shape != scores.shape:

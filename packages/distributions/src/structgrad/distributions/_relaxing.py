@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from ._utils import relaxation_input
-from .checks import as_tau
+from .checks import as_tau, check_options
 
 __all__ = ["Relaxing"]
 
@@ -59,6 +59,8 @@ class Relaxing:
         """
         if self.relax_missing is not None:
             raise NotImplementedError(self.relax_missing)
+        accepted = (*self.option_names, *self.relax_option_names, "tau")  # type: ignore[attr-defined]
+        check_options(f"{self.name}.relax", options, accepted)  # type: ignore[attr-defined]
         extra = {k: options.pop(k) for k in self.relax_option_names if k in options}
         opts = self.check(scores, **options)
         per_instance = () if self.relax_per_entry_tau else range(-self.event_dim, 0)

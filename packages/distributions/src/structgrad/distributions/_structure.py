@@ -229,12 +229,33 @@ class Structure(Perturbing, Relaxing, Tracing, Coordinates):
         """``<θ, x>`` over the entries the structure reads (``-inf · 0 = 0``), ``[...]``."""
         return dot(scores, x, self.event_dim)
 
+    #: Why :meth:`contains` cannot tell (``None``: it can).
+    membership: str | None = None
+
     def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """``[*sample, ...]`` bool: whether each ``x`` is a structure of the support.
 
-        The base class checks 0/1 entries only; subclasses check the structure.
+        Args:
+            scores: ``[..., *event]`` scores (their ``-inf`` entries and lengths count).
+            x: ``[*sample, ..., *solution]`` candidates.
+            **opts: the structure's options (``k``, ``root``, ``lengths``).
+
+        Raises:
+            ValueError: ``x`` does not end in the solution shape, or a bad option.
+            NotImplementedError: for a structure whose membership is not checked
+                (:attr:`membership` says why).
         """
-        dims = tuple(range(-self.event_dim, 0))
+        if self.membership is not None:
+            raise NotImplementedError(self.membership)
+        opts = self.options(opts)
+        want = tuple(self.solution_shape(scores.shape[scores.ndim - self.event_dim :]))
+        if x.ndim < len(want) or tuple(x.shape[x.ndim - len(want) :]) != want:
+            raise ValueError(f"{self.name}: x must end in {want}, got shape {tuple(x.shape)}")
+        return self._contains(scores, x, **opts)
+
+    def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """0/1 entries (subclasses check the structure)."""
+        dims = tuple(range(-len(self.solution_shape(torch.Size([1] * self.event_dim))), 0))
         return ((x == 0) | (x == 1)).all(dim=dims)
 
     def sample(

@@ -95,9 +95,9 @@ class CategoricalStructure(CategoricalTracing, Structure):
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
         return logsumexp(scores, -1)
 
-    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+    def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """One-hot vectors: 0/1 with exactly one 1."""
-        return super().contains(scores, x) & (x.sum(-1) == 1)
+        return super()._contains(scores, x) & (x.sum(-1) == 1)
 
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
@@ -134,8 +134,10 @@ class KSubsetStructure(KSubsetTracing, Structure):
     def polytope(self, n: int, **options: Any) -> tuple[np.ndarray, ...]:
         """``Σ x = k`` (with ``x <= 1``) for ``0 < k < n``."""
         k = self.options(options)["k"]
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 < k < n:
+        # (numpy and torch integers too, as map takes them)
+        if isinstance(k, bool) or not hasattr(k, "__index__") or not 0 < int(k) < n:
             raise ValueError(f"k_subset needs 0 < k < n = {n}, got k = {k!r}")
+        k = int(k)
         return np.ones((1, n)), np.array([float(k)]), np.eye(n), np.ones(n)
 
     def _relax(self, scores: Tensor, tau: Tensor, **opts: Any) -> Tensor:
@@ -161,9 +163,9 @@ class KSubsetStructure(KSubsetTracing, Structure):
         kth = torch.where(torch.isfinite(kth), kth, torch.zeros_like(kth))
         return k_subset_log_partition(scores - kth, k) + k * kth.squeeze(-1)
 
-    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+    def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """0/1 masks of exactly ``k`` items."""
-        return super().contains(scores, x) & (x.sum(-1) == opts["k"])
+        return super()._contains(scores, x) & (x.sum(-1) == opts["k"])
 
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
@@ -209,6 +211,11 @@ class MatchingStructure(MatchingTracing, Structure):
         out: Tensor = solvers.linear_assignment(scores)
         return out
 
+    def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """Permutation matrices: 0/1 with one 1 in every row and every column."""
+        one = (x.sum(-1) == 1).all(-1) & (x.sum(-2) == 1).all(-1)
+        return super()._contains(scores, x) & one
+
     def enumerate(self, n: int, **options: Any) -> Tensor:
         self.options(options)
         return _stack(solvers.enumerate_permutations(n))
@@ -234,6 +241,15 @@ class BinaryTreeStructure(BinaryTreeTracing, Structure):
     )
     relax_missing = "binary_tree: its split trace has no tractable exponential-family relaxation"
     relaxation = None
+    membership = (
+        "binary_tree: whether an [n, n] adjacency is a split tree of the sequence is not "
+        "checked here (it has no law whose support would need it); compare with "
+        "structgrad.solvers.enumerate_binary_trees or the trace"
+    )
+
+    def score(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+        """Not defined: ``<θ, x>`` needs ``x`` in the space of ``θ`` (see :attr:`nonlinear`)."""
+        raise NotImplementedError(self.nonlinear)
 
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         self.lengths_mask(scores, opts["lengths"])
@@ -263,6 +279,10 @@ class GridPathStructure(Structure):
     map_checks_values = False  # perturbed costs are clipped at 0 before Dijkstra
     relax_missing = "grid_path: shortest paths have no tractable exponential-family relaxation here"
     relaxation = None
+    membership = (
+        "grid_path: whether a mask is a corner-to-corner path is not checked here (it has no "
+        "law whose support would need it)"
+    )
 
     def ones(self, event_shape: Any, **options: Any) -> float:
         # 8-neighbour paths from corner to corner visit at least max(H, W) cells;

@@ -152,7 +152,7 @@ class SpanningTreeStructure(SpanningTreeTracing, Structure):
         edges = self._edges(scores, opts.get("lengths"))
         return dot(torch.where(edges, scores, 0.0), torch.where(edges, x, 0.0), 2)
 
-    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+    def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """Symmetric adjacencies of spanning trees of each graph (nothing past a length)."""
         edges = self._edges(scores, opts.get("lengths"))
         shape = torch.broadcast_shapes(x.shape, edges.shape)
@@ -232,7 +232,7 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         inside = self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
         return _sample_graphs(scores, opts["root"], inside, shape, generator)
 
-    def contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
+    def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """Arborescences rooted at ``root`` of each graph (no edge past a length)."""
         n = x.shape[-1]
         root = opts.get("root", 0)

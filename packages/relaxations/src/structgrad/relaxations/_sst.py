@@ -119,7 +119,7 @@ def sst(
     # (perturb removes a common offset from θ + G, exact for such a tau only)
     t = as_tau(tau, logits, event_dims=range(-s.event_dim, 0))
     noise = s.gumbel(logits, generator=generator)
-    u = s.perturb(logits, noise=noise)  # θ + G (offset removed where exact)
+    u = s.perturb(logits, noise=noise, **hard)  # θ + G (offset removed where exact)
     sample = s.relax(u, tau=t, **options)
     if straight_through:
         # The forward value is an exact perturb-and-MAP draw: θ + G formed in
