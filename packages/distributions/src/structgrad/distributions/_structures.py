@@ -241,11 +241,7 @@ class BinaryTreeStructure(BinaryTreeTracing, Structure):
     )
     relax_missing = "binary_tree: its split trace has no tractable exponential-family relaxation"
     relaxation = None
-    membership = (
-        "binary_tree: whether an [n, n] adjacency is a split tree of the sequence is not "
-        "checked here (it has no law whose support would need it); compare with "
-        "structgrad.solvers.enumerate_binary_trees or the trace"
-    )
+    membership = "binary_tree: whether an adjacency is a split tree is not checked (no law)"
 
     def score(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         """Not defined: ``<θ, x>`` needs ``x`` in the space of ``θ`` (see :attr:`nonlinear`)."""
@@ -279,10 +275,7 @@ class GridPathStructure(Structure):
     map_checks_values = False  # perturbed costs are clipped at 0 before Dijkstra
     relax_missing = "grid_path: shortest paths have no tractable exponential-family relaxation here"
     relaxation = None
-    membership = (
-        "grid_path: whether a mask is a corner-to-corner path is not checked here (it has no "
-        "law whose support would need it)"
-    )
+    membership = "grid_path: whether a mask is a corner-to-corner path is not checked (no law)"
 
     def ones(self, event_shape: Any, **options: Any) -> float:
         # 8-neighbour paths from corner to corner visit at least max(H, W) cells;
