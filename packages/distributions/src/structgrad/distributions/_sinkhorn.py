@@ -110,29 +110,7 @@ def sinkhorn(
     for _ in range(n_iters):
         z = z - torch.logsumexp(z, dim=-1, keepdim=True)
         z = z - torch.logsumexp(z, dim=-2, keepdim=True)
-    out = z.exp()
-    if anneal and validation_enabled():  # a value check: eager only
-        out = _limit_where_unresolved(out, log_alpha, t)
-    return out
-
-
-def _limit_where_unresolved(out: Tensor, log_alpha: Tensor, tau: Tensor) -> Tensor:
-    """``out``, with the assignment where ``τ`` is past what float64 resolves.
-
-    At ``spread / τ > 2**52`` the potentials' rounding is many units of
-    ``(θ + g) / τ`` (and the -2**60 τ floor may reach real entries): at τ = 1e-20
-    the rows summed to 2 and 0.5. A matrix whose rows then miss 1 by more than
-    1e-3 gets its τ → 0 limit, the assignment (without gradient, as the limit).
-    """
-    finite = torch.where(torch.isneginf(log_alpha), 0.0, log_alpha).detach()
-    spread = (finite.amax(dim=(-1, -2)) - finite.amin(dim=(-1, -2)))[..., None, None]
-    unresolved = (spread > tau.detach() * 2.0**52) & (
-        (out.sum(-1) - 1).abs().amax(-1)[..., None, None] > 1e-3
-    )
-    if not bool(unresolved.any()):
-        return out
-    hard = linear_assignment(log_alpha.detach().cpu()).to(out)
-    return torch.where(unresolved, hard, out)
+    return z.exp()
 
 
 def _floor_allowed(x: Tensor, floor: float | Tensor, forbidden: Tensor) -> Tensor:
