@@ -54,6 +54,16 @@ def test_layout_errors() -> None:
         nri.upper_to_matrix(torch.zeros(5), 4)
 
 
+def test_layout_refuses_sparse_meta_and_float8_tensors() -> None:
+    # A sparse edge matrix gave a result, a meta or float8 one failed inside an op.
+    with pytest.raises(TypeError, match=r"^matrix must be a dense tensor, got layout"):
+        nri.matrix_to_edges(torch.eye(3).to_sparse())
+    with pytest.raises(TypeError, match="is a meta tensor"):
+        nri.matrix_to_edges(torch.zeros(3, 3, device="meta"))
+    with pytest.raises(TypeError, match=r"has dtype torch\.float8_e4m3fn"):
+        nri.symmetrize(torch.zeros(4, 3, 3).to(torch.float8_e4m3fn))
+
+
 # --- encoder and decoder -------------------------------------------------------
 
 

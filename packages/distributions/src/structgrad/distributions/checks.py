@@ -34,6 +34,7 @@ __all__ = [
     "RENAMED",
     "InputTypeError",
     "as_tau",
+    "check_dense",
     "check_flag",
     "check_float",
     "check_generator",
@@ -76,13 +77,18 @@ def check_tensor(x: Any, name: str = "scores") -> Tensor:
             else ""
         )
         raise InputTypeError(f"{name} expects a torch.Tensor, got {type(x).__name__}{hint}")
-    # (a sparse or meta tensor failed deep inside an op, naming no argument)
+    check_dense(x, name)
+    check_float(x, name)
+    return x
+
+
+def check_dense(x: Tensor, name: str = "scores") -> None:
+    """Raise :class:`InputTypeError` for a sparse (or other non-strided) or a meta tensor."""
+    # (each failed deep inside an op, naming no argument, or a sparse one gave a result)
     if x.layout != torch.strided:
         raise InputTypeError(f"{name} must be a dense tensor, got layout {x.layout}")
     if x.is_meta:
         raise InputTypeError(f"{name} is a meta tensor, which holds no values")
-    check_float(x, name)
-    return x
 
 
 def check_float(x: Tensor, name: str = "scores") -> None:

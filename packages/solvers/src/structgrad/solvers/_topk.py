@@ -81,12 +81,7 @@ def top_k_rows(rows: Any, k: int) -> Any:
     """
     if not isinstance(rows, np.ndarray):  # (a tensor reached numpy's conversion)
         raise TypeError(f"rows must be a numpy array, got {type(rows).__name__}")
-    if not (
-        isinstance(rows, np.ndarray)
-        and rows.ndim == 2
-        and rows.dtype in _KERNEL_DTYPES
-        and rows.flags.c_contiguous
-    ):
+    if not (rows.ndim == 2 and rows.dtype in _KERNEL_DTYPES and rows.flags.c_contiguous):
         raise ValueError("rows must be a C-contiguous float32/float64 numpy array [B, n]")
     check_values(rows, "scores")
     return _solve(rows, check_int(k, "k", 0, rows.shape[1]))[0]

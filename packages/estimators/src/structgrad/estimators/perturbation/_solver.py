@@ -125,12 +125,8 @@ class BoundSolver:
                 f"solver {self.name} returned a tensor on {out.device} for scores on "
                 f"{flat.device}: return solutions on the scores' device"
             )
-        # Values (a host sync): eager only, when checks are on. One reduction in the
-        # common case: a finite sum means finite entries (an overflowing one is re-read).
-        if not validation_enabled() or not out.numel() or math.isfinite(float(out.sum())):
-            return
-        for what, bad in (("NaN", torch.isnan), ("an infinite value", torch.isinf)):
-            if bool(bad(out).any()):
+        for what, bad in _nonfinite(out):
+            if bool(bad.any()):
                 raise ValueError(
                     f"solver {self.name} returned a solution holding {what}: a solver must "
                     "return finite solutions (e.g. 0/1 indicators)"
@@ -186,16 +182,13 @@ class BoundSolver:
             InvalidScoresError: (a ``ValueError``) naming the upstream gradient, not
                 the scores it would reach.
         """
-        if not validation_enabled() or not dy.numel():
-            return
-        # One reduction (a host sync) in the common case: a finite sum means finite
-        # entries; a sum that overflows is re-read below and passes.
-        if math.isfinite(float(dy.sum())):
+        kinds = _nonfinite(dy)
+        if not kinds:
             return
         event = tuple(theta.shape[theta.ndim - event_ndim :])
         keep = self.read_masker(event, theta.device, lengths)
         forbidden = torch.isneginf(theta)
-        for what, bad in (("NaN", torch.isnan(dy)), ("an infinite value", torch.isinf(dy))):
+        for what, bad in kinds:
             # The flags are folded as dL/dz is (a tree's dy_ji counts on edge ij)
             # and masked as the rules mask it: only entries the MAP reads count.
             read = torch.where(forbidden, 0.0, keep(self.fold(bad.to(dy.dtype))))
@@ -254,3 +247,15 @@ def finite_scale(theta: Tensor, alpha: float) -> Tensor:
 def event_size(shape: tuple[int, ...], event_ndim: int) -> int:
     """Number of entries of one problem."""
     return math.prod(shape[len(shape) - event_ndim :])
+
+
+def _nonfinite(x: Tensor) -> tuple[tuple[str, Tensor], ...]:
+    """``(what, flags)`` for NaN then infinite entries of ``x``, or ``()`` when all is well.
+
+    ``()`` too when value checks are off (see ``validation_enabled``) or ``x`` is
+    empty. Eager only: one reduction (a host sync) in the common case, since a
+    finite sum means finite entries; a sum that overflows is re-read and passes.
+    """
+    if not validation_enabled() or not x.numel() or math.isfinite(float(x.sum())):
+        return ()
+    return (("NaN", torch.isnan(x)), ("an infinite value", torch.isinf(x)))

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from structgrad.distributions.checks import check_int, check_real
+from structgrad.distributions.checks import check_dense, check_int, check_real
 
 __all__ = [
     "as_edge_types",
@@ -51,10 +51,8 @@ def tensor_arg(x: Any, name: str, min_ndim: int, *, square: bool = False) -> Ten
     if not isinstance(x, Tensor) or x.is_complex():
         got = f"complex {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
         raise TypeError(f"{name} expects a real torch.Tensor, got {got}")
-    # (each failed inside an op with torch's words, or a sparse one gave a result)
-    if x.layout != torch.strided or x.is_meta:
-        raise TypeError(f"{name} must be a dense tensor with values, got {x.layout} on {x.device}")
-    if x.is_floating_point() and x.element_size() == 1:
+    check_dense(x, name)
+    if x.is_floating_point() and x.element_size() == 1:  # float8: fails inside an op
         raise TypeError(f"{name} has dtype {x.dtype}, which is not supported")
     if x.ndim < min_ndim or (square and x.shape[-1] != x.shape[-2]):
         want = "[..., n, n]" if square else f"rank >= {min_ndim}"
