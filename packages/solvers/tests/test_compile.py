@@ -179,6 +179,25 @@ def test_a_float_count_or_root_is_named_when_compiled(trace: bool) -> None:
         g(torch.randn(3, 3))
 
 
+@pytest.mark.parametrize("trace", [False, True])
+def test_a_0dim_tensor_count_or_root_works_when_compiled(trace: bool) -> None:
+    # Eager calls take a 0-dim integer tensor k / root; compiled, it reached the
+    # op's int schema as a tensor and failed inside the backend.
+    x, w = torch.randn(4, 6), torch.randn(2, 4, 4)
+    f = torch.compile(lambda x, k: solvers.top_k(x, k, return_trace=trace), backend="aot_eager")
+    g = torch.compile(
+        lambda w, r: solvers.max_arborescence(w, root=r, return_trace=trace), backend="aot_eager"
+    )
+    for compiled, eager, args in (
+        (f, solvers.top_k, (x, torch.tensor(2))),
+        (g, lambda w, r, **kw: solvers.max_arborescence(w, root=r, **kw), (w, torch.tensor(1))),
+    ):
+        got, want = compiled(*args), eager(*args, return_trace=trace)
+        torch.testing.assert_close(got[0] if trace else got, want[0] if trace else want)
+    with pytest.raises(ValueError, match=r"k must be an integer, got tensor\(2\.\)"):
+        f(x, torch.tensor(2.0))
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_compiled_matches_cpu() -> None:

@@ -151,14 +151,19 @@ def check_int(value: Any, name: str, low: int, high: int) -> int:
 
 
 def refuse_float(value: Any, name: str) -> Any:
-    """``value``, unless a float or a bool: a count or an index the ops' schemas take as int.
+    """``value`` as an ``int``: a count or an index the ops' schemas take as int.
 
-    Cheap enough to trace: under ``torch.compile`` a float reached the op and
-    failed in its fake-tensor call, naming no argument.
+    Cheap enough to trace for a Python int. Under ``torch.compile`` a float
+    failed in the op's fake-tensor call, naming no argument, and a 0-dim
+    tensor (which eager calls take) reached the schema as a tensor; both go
+    through :func:`check_int` (a tensor's value is read: a graph break).
     """
-    if isinstance(value, bool | float):
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) or getattr(value, "is_floating_point", lambda: False)():
+        # (traced, a float tensor's __index__ failed in its fake call, not here)
         raise ValueError(f"{name} must be an integer, got {value!r}")
-    return value
+    return check_int(value, name, -(2**63), 2**63 - 1)
 
 
 #: Scores from this magnitude are scaled down (exactly, by a power of two) before
