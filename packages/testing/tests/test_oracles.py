@@ -101,6 +101,11 @@ def test_checks_catch_a_solver_wrong_on_one_dtype_or_layout() -> None:
         )
 
 
+def test_nx_max_arborescence_refuses_one_vertex_as_the_solver_does() -> None:
+    with pytest.raises(ValueError, match="needs n >= 2"):
+        oracles.nx_max_arborescence(np.zeros((1, 1)))
+
+
 def test_nx_max_arborescence_with_forbidden_edges_matches_the_solver() -> None:
     # networkx mishandles -inf weights (it returned 0->1, 0->2 below).
     w = np.array([[-np.inf, -1.818, -0.782], [-1.140, -0.412, 1.312], [2.319, -np.inf, -np.inf]])

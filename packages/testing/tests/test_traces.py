@@ -198,6 +198,31 @@ def test_bad_input() -> None:
         traces.enumerate_traces("arborescence", 4, max_traces=10)
     with pytest.raises(ValueError, match="bad instance"):
         traces.enumerate_traces("k_subset", 3, k=4)
+    # A default k = 1 gave the categorical law for a forgotten k.
+    with pytest.raises(ValueError, match="k_subset needs k"):
+        traces.exact_gradient("k_subset", torch.zeros(3, dtype=torch.float64), lambda x: x[:, 0])
+
+
+def test_options_are_read_only_where_they_mean_something() -> None:
+    # One set of options serves every structure (k and root were range-checked
+    # for structures that ignore them).
+    assert traces.enumerate_traces("categorical", 2, k=3) == traces.enumerate_traces(
+        "categorical", 2
+    )
+    assert len(traces.enumerate_traces("binary_tree", 2, root=5)) == 2
+    with pytest.raises(ValueError, match="bad instance"):
+        traces.enumerate_traces("arborescence", 3, root=3)
+
+
+@pytest.mark.parametrize(("structure", "shape"), [("categorical", (4,)), ("spanning_tree", (5, 5))])
+def test_traces_of_another_size_are_refused(structure: str, shape: tuple[int, ...]) -> None:
+    # n = 2 (3) traces on n = 4 (5) logits gave a law summing to 1 over the wrong
+    # entries; the other way numpy's "invalid entry in coordinates array".
+    small = traces.enumerate_traces(structure, shape[0] - 2)
+    big = traces.enumerate_traces(structure, shape[0] + 1)
+    for found in (small, big):
+        with pytest.raises(ValueError, match="traces enumerated for n="):
+            traces.trace_log_probs(structure, torch.zeros(shape, dtype=torch.float64), found)
     bad = solvers.CrossingTrace(np.array([[0, 1], [0, 2], [2, 0]]))
     with pytest.raises(ValueError, match="not a candidate"):
         traces.canonical_trace("matching", bad, 3)

@@ -54,7 +54,7 @@ def _check_splits(spans: NDArray[np.int64], n: int) -> None:
 
 
 def canonical_trace(
-    structure: str, trace: Any, n: int, *, index: Any = (), k: int = 1, root: int = 0
+    structure: str, trace: Any, n: int, *, index: Any = (), k: int | None = None, root: int = 0
 ) -> Trace:
     """One solver trace in the canonical form of :func:`enumerate_traces`.
 

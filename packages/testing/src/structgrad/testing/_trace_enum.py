@@ -196,7 +196,7 @@ def _count(structure: str, n: int, k: int) -> int | None:
 
 
 def enumerate_traces(
-    structure: str, n: int, *, k: int = 1, root: int = 0, max_traces: int = MAX_TRACES
+    structure: str, n: int, *, k: int | None = None, root: int = 0, max_traces: int = MAX_TRACES
 ) -> list[Trace]:
     """Every trace of a recursive Gumbel-max algorithm on ``n`` items or vertices.
 
@@ -204,8 +204,10 @@ def enumerate_traces(
         structure: one of ``categorical``, ``k_subset``, ``spanning_tree``,
             ``arborescence``, ``matching``, ``binary_tree``.
         n: instance size (``n >= 1``; ``n >= 2`` for the graph structures).
-        k: subset size (``k_subset`` only), in ``[0, n]``.
-        root: the root vertex (``arborescence`` only), in ``[0, n)``.
+        k: subset size, in ``[0, n]``: required for ``k_subset`` (a default of 1
+            would silently give the categorical law), ignored by the others.
+        root: the root vertex, in ``[0, n)``: read (and checked) by
+            ``arborescence`` only, so that one set of options serves every structure.
         max_traces: budget; more traces raise a ``ValueError``.
 
     Returns:
@@ -219,6 +221,10 @@ def enumerate_traces(
     if structure not in _STRUCTURES:
         raise ValueError(f"unknown structure {structure!r}; expected one of {_STRUCTURES}")
     graph = structure in ("spanning_tree", "arborescence")
+    if structure == "k_subset" and k is None:
+        raise ValueError("k_subset needs k, the subset size")
+    k = k if structure == "k_subset" else 1  # (k, root: read only where they mean something)
+    root = root if structure == "arborescence" else 0
     if n < (2 if graph else 1) or not 0 <= k <= n or not 0 <= root < n:
         raise ValueError(f"bad instance for {structure}: n={n}, k={k}, root={root}")
     count = _count(structure, n, k)

@@ -39,6 +39,13 @@ def trace_log_probs(structure: str, logits: Any, traces: list[Trace]) -> Any:
     rank = 1 if structure in ("categorical", "k_subset", "binary_tree") else 2
     if logits.dim() != rank:
         raise ValueError(f"{structure} logits must have rank {rank}, got {tuple(logits.shape)}")
+    # (traces of another n scored a law over the wrong entries, or failed in numpy)
+    sizes = {t.structure.shape[0] for t in traces} - {logits.shape[-1]}
+    if sizes:
+        raise ValueError(
+            f"traces enumerated for n={min(sizes)} cannot be scored on logits of shape "
+            f"{tuple(logits.shape)}"
+        )
     # Many traces share steps: each distinct candidate set gets one logsumexp.
     sets: dict[tuple[Entry, ...], int] = {}
     chosen, set_of, owner = [], [], []
@@ -70,14 +77,14 @@ def trace_log_probs(structure: str, logits: Any, traces: list[Trace]) -> Any:
 
 
 def exact_distribution(
-    structure: str, logits: Any, *, k: int = 1, root: int = 0
+    structure: str, logits: Any, *, k: int | None = None, root: int = 0
 ) -> tuple[NDArray[np.float64], Any]:
     """The law of the structure ``X``: ``p(x) = Σ_{T: X(T) = x} p(T; θ)``.
 
     Args:
         structure: the structure name.
         logits: torch tensor ``[n]`` or ``[n, n]``.
-        k: subset size (``k_subset``).
+        k: subset size (required for ``k_subset``).
         root: root vertex (``arborescence``).
 
     Returns:
@@ -96,7 +103,9 @@ def exact_distribution(
     return stack, torch.zeros(len(ids), dtype=p.dtype, device=p.device).index_add(0, index, p)
 
 
-def exact_expectation(structure: str, logits: Any, f: Any, *, k: int = 1, root: int = 0) -> Any:
+def exact_expectation(
+    structure: str, logits: Any, f: Any, *, k: int | None = None, root: int = 0
+) -> Any:
     """``E[f(X)] = Σ_x p(x; θ) f(x)`` by enumeration, differentiable in ``logits``.
 
     Args:
@@ -105,7 +114,7 @@ def exact_expectation(structure: str, logits: Any, f: Any, *, k: int = 1, root: 
         f: a callable mapping a stack ``[M, *event]`` of structures (torch, logits'
             dtype and device) to ``[M]`` values, or a table ``[M]`` of values aligned
             with the ``stack`` of :func:`exact_distribution`.
-        k: subset size (``k_subset``).
+        k: subset size (required for ``k_subset``).
         root: root vertex (``arborescence``).
 
     Returns:
@@ -125,7 +134,7 @@ def exact_expectation(structure: str, logits: Any, f: Any, *, k: int = 1, root: 
 
 
 def exact_gradient(
-    structure: str, logits: Any, f: Any, *, k: int = 1, root: int = 0
+    structure: str, logits: Any, f: Any, *, k: int | None = None, root: int = 0
 ) -> tuple[Any, Any]:
     """``(E[f(X)], ∇_θ E[f(X)])``, both detached; see :func:`exact_expectation`."""
     import torch

@@ -72,6 +72,8 @@ def nx_max_arborescence(scores: Array, root: int = 0) -> Array:
 
     def one(w: Array) -> Array:
         n = w.shape[0]
+        if n < 2:  # as the solver (networkx said "G has no nodes")
+            raise ValueError(f"nx_max_arborescence needs n >= 2 vertices, got {n}")
         finite = w[np.isfinite(w)]
         spread = float(finite.max() - finite.min()) if finite.size else 0.0
         low = (float(finite.min()) if finite.size else 0.0) - n * (spread + 1.0)
