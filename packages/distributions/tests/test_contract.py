@@ -15,7 +15,7 @@ from structgrad.distributions import (
     SpanningTree,
     structure,
 )
-from structgrad.distributions.checks import RENAMED, check_options
+from structgrad.distributions.checks import RENAMED, OptionError, check_options
 
 
 def test_check_options_accepts_known_names() -> None:
@@ -25,7 +25,8 @@ def test_check_options_accepts_known_names() -> None:
 
 @pytest.mark.parametrize(("old", "new"), sorted(RENAMED.items()))
 def test_old_names_say_the_new_one(old: str, new: str) -> None:
-    with pytest.raises(ValueError, match=f"^f: option '{old}' is now called '{new}'$"):
+    # A ValueError, and a TypeError as Python's unexpected keyword is.
+    with pytest.raises(OptionError, match=f"^f: option '{old}' is now called '{new}'$"):
         check_options("f", {old: 1.0}, ("tau", "tau_target"))
 
 
@@ -43,7 +44,9 @@ _LAWS = {
 def test_the_laws_name_tau_for_an_old_option_name(law: str, old: str) -> None:
     # A plain TypeError (KSubset) or the structure's options alone (PerturbAndMAP
     # takes tau too) would not send the caller to 'tau'.
-    with pytest.raises(ValueError, match=f"^{re.escape(law)}: option '{old}' is now called 'tau'$"):
+    with pytest.raises(
+        OptionError, match=f"^{re.escape(law)}: option '{old}' is now called 'tau'$"
+    ):
         _LAWS[law](**{old: 0.5})
 
 

@@ -16,6 +16,7 @@ from structgrad.distributions import (
     structure,
     to_upper,
 )
+from structgrad.distributions.checks import OptionError
 
 INF = math.inf
 
@@ -39,7 +40,7 @@ def test_every_name_resolves_to_one_structure() -> None:
 
 
 def test_options_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"unknown options \['kk'\]; accepted: k"):
+    with pytest.raises(OptionError, match=r"unknown options \['kk'\]; accepted: k"):
         structure("k_subset").map(torch.randn(5), kk=2)
     with pytest.raises(ValueError, match="missing required options"):
         structure("k_subset").map(torch.randn(5))
@@ -47,6 +48,9 @@ def test_options_are_checked() -> None:
         structure("arborescence").check(torch.randn(3, 3), k=1)
     with pytest.raises(ValueError, match="accepted: none"):
         structure("matching").check(torch.randn(3, 3), root=1)
+    # "lengths must lie in [4, 5]" did not say where the 4 came from.
+    with pytest.raises(ValueError, match=r"\[4, 5\] \(every graph holds the root 3\), got"):
+        structure("arborescence").check(torch.randn(2, 5, 5), root=3, lengths=[5, 3])
 
 
 BAD = [

@@ -384,7 +384,12 @@ BAD: list[tuple[str, tuple[int, ...], dict[str, Any], str]] = [
     ("arborescence", (4, 4), {"root": -1}, "root must lie"),
     ("arborescence", (4, 4), {"root": 1.0}, "root must be an integer"),
     # Every graph holds its root: lengths start at root + 1.
-    ("arborescence", (2, 4, 4), {"root": 2, "lengths": [4, 2]}, r"lengths must lie in \[3, 4\]"),
+    (
+        "arborescence",
+        (2, 4, 4),
+        {"root": 2, "lengths": [4, 2]},
+        r"lengths must lie in \[3, 4\] \(every graph holds the root 2\)",
+    ),
     ("arborescence", (4, 5), {}, "square"),
     ("arborescence", (4, 4), {"k": 2}, r"unknown options \['k'\]"),
     ("matching", (3, 4), {}, "square"),

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from structgrad.distributions import LatentLayer
+from structgrad.distributions.checks import OptionError
 from structgrad.models import METHODS, latent
 
 from ._nri_setup import N_NODES, options_for
@@ -59,14 +60,14 @@ def test_contract(structure: str, method: str) -> None:
 @pytest.mark.parametrize(("structure", "method"), PAIRS)
 def test_unknown_options_list_the_accepted_ones(structure: str, method: str) -> None:
     match = r"unknown option\(s\) no_such_option; it takes .*(tau|samples)"
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(OptionError, match=match):  # a TypeError too, as Python's
         latent(structure, method, **_options(structure, method), no_such_option=1)
 
 
 @pytest.mark.parametrize("method", ["sst", "imle", "aimle", "ste", "perturbed"])
 @pytest.mark.parametrize("old", ["temperature", "sigma"])
 def test_old_names_say_tau(method: str, old: str) -> None:
-    with pytest.raises(ValueError, match=f"'{old}' is now called 'tau'"):
+    with pytest.raises(OptionError, match=f"'{old}' is now called 'tau'"):
         latent("spanning_tree", method, **{old: 0.5})
 
 

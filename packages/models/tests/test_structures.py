@@ -9,6 +9,7 @@ import torch
 
 import structgrad.solvers as solvers
 from structgrad.distributions import STRUCTURES, structure
+from structgrad.distributions.checks import OptionError
 from structgrad.models import METHODS, latent, map_sample
 
 SST = ("sst", "st-sst")
@@ -154,5 +155,5 @@ def test_map_sample_of_edges_names_unknown_options() -> None:
     logits = torch.randn(2, 4, 4)
     assert map_sample("edges", logits, symmetric=True).shape == (2, 4, 4)
     for bad in ({"k": 3}, {"lengths": torch.tensor([4, 3])}, {"bogus": 1}):
-        with pytest.raises(ValueError, match=r"edges: unknown options .*accepted: categorical"):
+        with pytest.raises(OptionError, match=r"edges: unknown options .*accepted: categorical"):
             map_sample("edges", logits, **bad)

@@ -18,6 +18,7 @@ from torch import Tensor
 __all__ = [
     "RENAMED",
     "InputTypeError",
+    "OptionError",
     "as_tau",
     "check_flag",
     "check_generator",
@@ -56,6 +57,15 @@ class InputTypeError(TypeError, ValueError):
 
     A ``TypeError``, and a ``ValueError`` too, so that code written against the
     earlier ``ValueError`` still catches it.
+    """
+
+
+class OptionError(TypeError, ValueError):
+    """An option a function or layer does not take (an old or an unknown name).
+
+    A ``ValueError`` naming the new name or listing the accepted ones, as the
+    layers give; a ``TypeError`` too, as Python gives for an unexpected keyword
+    argument, so code written against either catches it.
     """
 
 
@@ -119,8 +129,9 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
         accepted: the option names ``owner`` takes.
 
     Raises:
-        ValueError: for an old name (saying its new one, e.g. ``temperature`` is
-            now ``tau``), or an unknown name (listing the accepted ones).
+        OptionError: (a ``ValueError`` and a ``TypeError``) for an old name
+            (saying its new one, e.g. ``temperature`` is now ``tau``), or an
+            unknown name (listing the accepted ones).
     """
     accepted = sorted(set(accepted))
     given = list(given.keys() if isinstance(given, Mapping) else given)
@@ -128,18 +139,18 @@ def check_options(owner: str, given: Iterable[str], accepted: Iterable[str]) -> 
         new = RENAMED.get(name)
         if new is not None and name not in accepted:
             if new not in accepted:  # the renamed option is not one of owner's either
-                raise ValueError(
+                raise OptionError(
                     f"{owner}: option {name!r} (now called {new!r}) is not taken here: "
                     f"it has no {new}; it takes {', '.join(accepted) or 'no options'}"
                 )
-            raise ValueError(f"{owner}: option {name!r} is now called {new!r}")
+            raise OptionError(f"{owner}: option {name!r} is now called {new!r}")
         for other in ALIASES.get(name, ()) if name not in accepted else ():
             if other in accepted:
                 hint = " (target=Target(lam=...))" if other == "target" else ""
-                raise ValueError(f"{owner}: option {name!r} is called {other!r} here{hint}")
+                raise OptionError(f"{owner}: option {name!r} is called {other!r} here{hint}")
     unknown = sorted(set(given) - set(accepted))
     if unknown:
-        raise ValueError(
+        raise OptionError(
             f"{owner}: unknown option(s) {', '.join(unknown)}; it takes {', '.join(accepted)}"
         )
 

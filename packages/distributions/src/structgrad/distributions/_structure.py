@@ -24,7 +24,13 @@ from ._relaxing import Relaxing
 from ._sampled import sample_size
 from ._trace import Tracing
 from ._utils import dot, value_and_gradient
-from .checks import check_generator, check_scores, lengths_mask, validation_enabled
+from .checks import (
+    OptionError,
+    check_generator,
+    check_scores,
+    lengths_mask,
+    validation_enabled,
+)
 
 __all__ = ["Structure"]
 
@@ -91,11 +97,11 @@ class Structure(Perturbing, Relaxing, Tracing, Coordinates):
     # -- checks ---------------------------------------------------------------
 
     def options(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Complete ``options`` with defaults; unknown or missing ones raise ``ValueError``."""
+        """Complete ``options`` with defaults; unknown (``OptionError``) or missing ones raise."""
         unknown = sorted(set(options) - set(self.option_names))
         if unknown:
             accepted = ", ".join(self.option_names) or "none"
-            raise ValueError(f"{self.name}: unknown options {unknown}; accepted: {accepted}")
+            raise OptionError(f"{self.name}: unknown options {unknown}; accepted: {accepted}")
         missing = [o for o in self.required if o not in options]
         if missing:
             raise ValueError(f"{self.name}: missing required options {missing}")
@@ -119,13 +125,15 @@ class Structure(Perturbing, Relaxing, Tracing, Coordinates):
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         """Hook: validate the options against ``scores`` (raise ``ValueError``)."""
 
-    def lengths_mask(self, scores: Tensor, lengths: Any, *, lo: int = 1) -> Tensor | None:
+    def lengths_mask(
+        self, scores: Tensor, lengths: Any, *, root: int | None = None
+    ) -> Tensor | None:
         """``[..., n]`` boolean mask of the vertices inside each graph (``None``: all).
 
         Args:
             scores: ``[..., n, n]`` (or ``[..., n]``) scores; the batch comes from them.
-            lengths: ``None`` or integers broadcastable to the batch, in ``[lo, n]``.
-            lo: the smallest accepted length.
+            lengths: ``None`` or integers broadcastable to the batch, in ``[1, n]``.
+            root: a rooted graph's root: every graph must hold it (lengths > root).
 
         Raises:
             ValueError: on non-integer lengths, a wrong shape, or a length out of range.
@@ -133,7 +141,10 @@ class Structure(Perturbing, Relaxing, Tracing, Coordinates):
         if lengths is None:
             return None
         batch = tuple(scores.shape[: scores.dim() - self.event_dim])
-        return lengths_mask(lengths, batch, scores.shape[-1], scores.device, lo)
+        if root is None:
+            return lengths_mask(lengths, batch, scores.shape[-1], scores.device)
+        why = f"every graph holds the root {root}"
+        return lengths_mask(lengths, batch, scores.shape[-1], scores.device, root + 1, why)
 
     # -- MAP, enumeration (noise and perturb-and-MAP: ``_perturbing``) ---------
 

@@ -191,7 +191,7 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         n = scores.shape[-1]
         opts["root"] = check_int(opts["root"], "root", 0, n - 1)
         # Every graph must contain its root: lengths start at root + 1.
-        self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+        self.lengths_mask(scores, opts["lengths"], root=opts["root"])
 
     relax_option_names = ("max_range",)  # the Matrix-Tree relaxation's clip range
     relax_option_checks: ClassVar[dict[str, Any]] = {"max_range": check_max_range}
@@ -214,14 +214,14 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         return torch.from_numpy(solvers.enumerate_arborescences(n, root))
 
     def _log_partition(self, scores: Tensor, **opts: Any) -> Tensor:
-        inside = self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+        inside = self.lengths_mask(scores, opts["lengths"], root=opts["root"])
         return arborescence_log_partition(scores, root=opts["root"], inside=inside)
 
     def score(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
         n = scores.shape[-1]
         edges = ~torch.eye(n, dtype=torch.bool, device=scores.device)
         edges[:, opts.get("root", 0)] = False
-        inside = self.lengths_mask(scores, opts.get("lengths"), lo=opts.get("root", 0) + 1)
+        inside = self.lengths_mask(scores, opts.get("lengths"), root=opts.get("root", 0))
         if inside is not None:
             edges = edges & inside[..., :, None] & inside[..., None, :]
         return dot(torch.where(edges, scores, 0.0), torch.where(edges, x, 0.0), 2)
@@ -229,7 +229,7 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
     def _sample(
         self, scores: Tensor, shape: torch.Size, generator: torch.Generator | None, **opts: Any
     ) -> Tensor:
-        inside = self.lengths_mask(scores, opts["lengths"], lo=opts["root"] + 1)
+        inside = self.lengths_mask(scores, opts["lengths"], root=opts["root"])
         return _sample_graphs(scores, opts["root"], inside, shape, generator)
 
     def _contains(self, scores: Tensor, x: Tensor, **opts: Any) -> Tensor:
@@ -238,7 +238,7 @@ class ArborescenceStructure(ArborescenceTracing, Structure):
         root = opts.get("root", 0)
         edges = ~torch.eye(n, dtype=torch.bool, device=x.device)
         edges[:, root] = False
-        inside = self.lengths_mask(scores, opts.get("lengths"), lo=root + 1)
+        inside = self.lengths_mask(scores, opts.get("lengths"), root=root)
         if inside is not None:
             edges = edges & inside[..., :, None] & inside[..., None, :]
         shape = torch.broadcast_shapes(x.shape, edges.shape)

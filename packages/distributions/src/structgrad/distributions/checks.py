@@ -17,6 +17,7 @@ from structgrad.solvers import InvalidScoresError
 from ._checks_options import (
     RENAMED,
     InputTypeError,
+    OptionError,
     as_tau,
     check_flag,
     check_generator,
@@ -33,6 +34,7 @@ from ._numerics import range_limit
 __all__ = [
     "RENAMED",
     "InputTypeError",
+    "OptionError",
     "as_tau",
     "check_dense",
     "check_flag",
@@ -184,7 +186,9 @@ def check_subset(scores: Tensor, k: Any) -> tuple[int, int]:
     return n, check_int(k, "k", 0, n)
 
 
-def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: int = 1) -> Tensor:
+def lengths_mask(
+    lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: int = 1, why: str = ""
+) -> Tensor:
     """``[*batch, n]`` boolean mask of the vertices ``v < lengths`` of each graph.
 
     Args:
@@ -193,6 +197,7 @@ def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: 
         n: the padded size.
         device: device of the mask.
         lo: the smallest accepted length.
+        why: the reason for ``lo``, for the message (e.g. ``"the root 3 ..."``).
 
     Raises:
         InputTypeError: for lengths that are not integers (a string, a ragged list).
@@ -215,5 +220,6 @@ def lengths_mask(lengths: Any, batch: tuple[int, ...], n: int, device: Any, lo: 
         ) from None
     lens_read = lens.numel() and validation_enabled()
     if lens_read and (bool((lens < lo).any()) or bool((lens > n).any())):
-        raise ValueError(f"lengths must lie in [{lo}, {n}], got {lens.tolist()}")
+        why = f" ({why})" if why else ""
+        raise ValueError(f"lengths must lie in [{lo}, {n}]{why}, got {lens.tolist()}")
     return torch.arange(n, device=device) < lens.unsqueeze(-1)

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from structgrad.distributions import Structure, structure
+from structgrad.distributions.checks import OptionError
 from structgrad.relaxations import independent_edges
 
 __all__ = ["EDGES", "IndependentEdges", "LatentStructure", "resolve"]
@@ -58,10 +59,10 @@ class IndependentEdges:
             **unknown: any other option: an error, not ignored.
 
         Raises:
-            ValueError: for any other option (nothing is ignored).
+            OptionError: (a ``ValueError``) for any other option (nothing is ignored).
         """
         if unknown:
-            raise ValueError(
+            raise OptionError(
                 f"edges: unknown options {sorted(unknown)}; accepted: categorical, symmetric"
             )
         x = logits.detach()
