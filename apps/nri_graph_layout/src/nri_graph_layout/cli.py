@@ -37,6 +37,7 @@ from structgrad_app_common.flags import config_from_args
 from structgrad_app_common.runcontrol import check_device, check_unique
 
 from nri_graph_layout import data as data_mod
+from nri_graph_layout import reproduce as rep
 from nri_graph_layout.config import MODEL, OPT, RUN, TrainConfig, check
 from nri_graph_layout.flags import SMOKE_TRAIN, add_generate_flags, data_path, generate_config
 from nri_graph_layout.methods import method_names, resolve_config
@@ -99,8 +100,6 @@ def _recipe(args: argparse.Namespace, base: Any) -> Any:
 
     ``--smoke`` picks the tiny recipe; the flags given win over it as over any.
     """
-    from nri_graph_layout import reproduce as rep
-
     recipe = rep.SMOKE if args.smoke else base
     changes = {k: getattr(args, k) for k in ("iterations", "restarts", "warmup")}
     changes = {k: v for k, v in changes.items() if v is not None}
@@ -113,8 +112,6 @@ def _recipe(args: argparse.Namespace, base: Any) -> Any:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """Train the CPU recipe for every method and seed; print and save the table."""
-    from nri_graph_layout import reproduce as rep
-
     check_names("method", args.methods, method_names())
     check_unique("seed", args.seeds)
     rep.reproduce(
@@ -127,8 +124,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     """The reproduction's short version: tree SST and indep, the table and the plots."""
-    from nri_graph_layout import reproduce as rep
-
     check_unique("seed", args.seeds)
     rows = rep.reproduce(
         _recipe(args, rep.QUICK), ["tree-sst", "indep"], args.seeds, data_seed=args.data_seed,
@@ -171,8 +166,6 @@ def _add_generate(sub: Any) -> None:
 
 
 def _add_reproduce(sub: Any) -> None:
-    from nri_graph_layout import reproduce as rep
-
     cpu = rep.CPU
     p = sub.add_parser(
         "reproduce",
@@ -194,8 +187,6 @@ def _add_reproduce(sub: Any) -> None:
 
 
 def _add_quickstart(sub: Any) -> None:
-    from nri_graph_layout import reproduce as rep
-
     p = sub.add_parser(
         "quickstart",
         help="the main job: tree SST against independent edges in a few minutes",
