@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +23,19 @@ from structgrad_app_common import (
 )
 from structgrad_app_common.app_cli import AppCLI, TrainCommand
 from structgrad_app_common.cli import add_command
-from structgrad_app_common.runcontrol import check_device, check_unique
+from structgrad_app_common.runcontrol import check_device, check_run_flags, check_unique
 
 from toys.config import EST, OPT, TOY, RunConfig
 from toys.methods import ESTIMATORS, PATHWISE, PATHWISE_STRUCTURES, check
 from toys.problems import STRUCTURES
+from toys.sweep import run_all
+from toys.train import run
 
 __all__ = ["build_parser", "main"]
 
 PROG = "toys"
 #: ``--smoke``: the whole pipeline in about a second per run.
 SMOKE = {"dim": 5, "iters": 20, "eval_every": 10, "num_mc": 4}
-
-
-def _run(config: RunConfig) -> Mapping[str, Any]:
-    from toys.train import run
-
-    return run(config)
 
 
 def _add_run_flags(p: argparse.ArgumentParser) -> None:
@@ -62,11 +58,8 @@ def cmd_all(args: argparse.Namespace) -> int:
     within 0.5 of the optimum, beside the reference numbers in parentheses
     (--dim 10 only).
     """
-    from toys.sweep import run_all
-
     t0 = time.perf_counter()
-    if args.resume and args.overwrite:
-        raise CLIError("--resume and --overwrite exclude each other")
+    check_run_flags(resume=args.resume, overwrite=args.overwrite, stop_after=None)
     if args.seed != RunConfig.seed:  # a run's flag: `all` trains every seed of --seeds
         raise CLIError(f"--seed {args.seed}: `all` takes --seeds (e.g. --seeds {args.seed})")
     base = APP.config(args, args.out, structure=STRUCTURES[0], estimator=ESTIMATORS[0])
@@ -117,7 +110,7 @@ APP = AppCLI(
     "from logits at zero with every gradient estimator that applies.",
     train=TrainCommand(
         RunConfig,
-        _run,
+        run,
         smoke=SMOKE,
         smoke_help="seconds-long run of the whole pipeline: "
         + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in SMOKE.items())
