@@ -29,10 +29,10 @@ from structgrad_app_common.app_cli import AppCLI, SweepCommand, TrainCommand
 from structgrad_app_common.cli import add_command
 from structgrad_app_common.training import load_entry
 
-from l2x.config import DATA, METHOD, RUN, TrainConfig
+from l2x.config import DATA, METHOD, RUN, TrainConfig, check
 from l2x.methods import DEFAULT_TAU, method_names, resolve
 from l2x.tasks import TASKS
-from l2x.train import run
+from l2x.train import run, setup
 
 PROG = "l2x"
 SMOKE = {"num_train": 256, "num_valid": 64, "num_test": 128, "epochs": 2, "batch_size": 64}
@@ -66,9 +66,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     Rebuilds the run's data from its config.json (beer: --data may point to the
     folder's new place) and prints JSON.
     """
-    from l2x.config import check
-    from l2x.train import setup
-
     run_dir = Path(args.run)
     ckpt = run_dir / f"{args.checkpoint}.pt"
     if not (run_dir / "config.json").is_file() or not ckpt.is_file():
