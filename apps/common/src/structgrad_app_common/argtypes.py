@@ -64,10 +64,7 @@ def seed_int(text: str) -> int:
     Raises:
         argparse.ArgumentTypeError: for a non-integer or a value outside the range.
     """
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    value = int_value(text)
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"must be a seed in [0, 2**63), got {value}")
     return value
