@@ -69,11 +69,6 @@ class L2XTrainer(Trainer):
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.lr)
         self.x_train, self.y_train = self.task.splits["train"]
 
-    @property
-    def desc(self) -> str:
-        """The progress bar's label: the method's name."""
-        return self.spec.name
-
     def plan(self) -> Plan:
         """``epochs`` passes; a validation record after each."""
         # BatchNorm cannot train on one item: a last batch of one joins the one before
