@@ -89,7 +89,8 @@ class Trainer:
         unit: what ``--stop-after`` and the JSONL records count: ``"epoch"``
             (one evaluation, ``Plan.eval_every`` steps) or ``"step"``.
         score_on_stop: when a step stops the run, evaluate and log as usual
-            (the record says so); else log ``{"split": "stopped", "reason"}``.
+            (every record says ``diverged``, and the last one its ``reason``);
+            else log ``{"split": "stopped", "reason"}``.
         config: the run's settings.
         model, optimizer: set by :meth:`build`.
         generator: the run's sampling generator (on ``config.device``).
@@ -211,7 +212,9 @@ def train(trainer: Trainer) -> dict[str, Any]:
         if ev.stop is not None:
             trainer.stopped = ev.stop
             return
-        record = {unit: units(step), **ev.record, "seconds": round(seconds(), 2)}
+        why = {} if trainer.stopped is None else {"reason": trainer.stopped}
+        ended = {"diverged": trainer.stopped is not None, **why} if trainer.score_on_stop else {}
+        record = {unit: units(step), **ev.record, **ended, "seconds": round(seconds(), 2)}
         log.log(record)
         if plan.log_every is None:
             window.reset()

@@ -105,8 +105,6 @@ class VAETrainer(Trainer):
                 **{f"test_{k}": v for k, v in test.items()},
                 "tau": model.tau,
                 "beta": model.beta(),
-                "diverged": diverged,
-                **({"reason": self.stopped} if diverged else {}),
             }
         )
 

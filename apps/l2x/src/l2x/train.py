@@ -92,13 +92,8 @@ class L2XTrainer(Trainer):
     def evaluate(self, step: int, train: dict[str, float]) -> Evaluation:
         """The epoch's record, scored by minus the validation loss (best.pt: the best MSE)."""
         res = self.task.evaluate(self.model, "valid", self.config.eval_batch_size)
-        record: dict[str, Any] = {
-            "train_loss": train.get("loss", 0.0),
-            "diverged": self.stopped is not None,
-        }
-        if self.stopped is not None:
-            record["reason"] = self.stopped
-        return Evaluation({**record, **{f"valid_{k}": v for k, v in res.items()}}, -res["loss"])
+        record = {"train_loss": train.get("loss", 0.0), **{f"valid_{k}": v for k, v in res.items()}}
+        return Evaluation(record, -res["loss"])
 
     def finish(self, step: int, seconds: float) -> dict[str, Any]:
         """Score the best checkpoint on the test split; ``final.json`` and the plots."""
