@@ -1,4 +1,7 @@
-"""Writing matplotlib figures as PNG files, atomically (Agg backend, no display)."""
+"""Writing matplotlib figures as PNG files, atomically (Agg backend, no display).
+
+The apps' plots import ``plt`` from here: pyplot with the Agg backend set.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +12,15 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display: set once for every app's figures
+
+import matplotlib.pyplot as plt
+
 from structgrad_app_common.checkpoint import atomic_write_with
 
-__all__ = ["one_at_a_time", "save_figure", "save_panels"]
+__all__ = ["one_at_a_time", "plt", "save_figure", "save_panels"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -45,8 +54,6 @@ def save_figure(
     Returns:
         ``path`` as a :class:`~pathlib.Path`.
     """
-    import matplotlib.pyplot as plt
-
     extra = {"bbox_inches": "tight"} if tight else {}
     atomic_write_with(path, lambda handle: fig.savefig(handle, format="png", dpi=dpi, **extra))
     plt.close(fig)

@@ -6,14 +6,10 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from structgrad_app_common import read_jsonl
-from structgrad_app_common.plots import one_at_a_time, save_figure
+from structgrad_app_common.plots import one_at_a_time, plt, save_figure
 from structgrad_app_common.training import write_final
 
 if TYPE_CHECKING:

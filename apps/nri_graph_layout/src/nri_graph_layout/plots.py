@@ -7,13 +7,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-
-import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.plots import one_at_a_time, save_figure, save_panels
+from structgrad_app_common.plots import one_at_a_time, plt, save_figure, save_panels
 
 
 @one_at_a_time

@@ -6,12 +6,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-import matplotlib.pyplot as plt
 import numpy as np
-from structgrad_app_common.plots import one_at_a_time, save_figure
+from structgrad_app_common.plots import one_at_a_time, plt, save_figure
 
 __all__ = ["heatmap"]
 

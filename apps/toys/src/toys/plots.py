@@ -7,12 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only, no display
-
-import matplotlib.pyplot as plt
-from structgrad_app_common.plots import one_at_a_time, save_panels
+from structgrad_app_common.plots import one_at_a_time, plt, save_panels
 
 __all__ = ["plot_runs"]
 
