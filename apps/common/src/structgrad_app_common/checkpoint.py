@@ -61,14 +61,9 @@ def atomic_write_with(path: str | os.PathLike[str], writer: Callable[[IO[bytes]]
         writer(handle)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
-    atomic_write_with(path, lambda handle: handle.write(data))
-
-
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 ``text`` to ``path`` atomically."""
-    atomic_write_bytes(path, text.encode("utf-8"))
+    atomic_write_with(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
 def atomic_save_npz(
