@@ -6,7 +6,8 @@ argument-group titles) and its sweep (:class:`SweepCommand`: the
 :class:`~structgrad_app_common.trials.Sweep`, the search defaults, how the
 groups are formed); :class:`AppCLI` adds the subparsers, the run flags,
 ``--smoke``, ``--config`` and the commands that print ``final.json`` or run
-the sweep. The app's own subcommands are plain functions that add a subparser.
+the sweep, and is the app's entry point (:meth:`AppCLI.main`). The app's own
+subcommands are plain functions that add a subparser.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from structgrad_app_common.cli import ArgumentParser
+from structgrad_app_common.cli import ArgumentParser, run_command
 from structgrad_app_common.flags import (
     add_config_flags,
     add_resume_flags,
@@ -166,15 +167,22 @@ class AppCLI:
         description: the top-level ``--help`` description.
         train: the training command.
         sweep: the ``sweep`` command, if any.
+        commands: the subcommands of :meth:`build_parser` without arguments
+            (and so of :meth:`main`), in ``--help`` order: see :meth:`build_parser`.
+        single_thread_env: :meth:`main` sets ``OMP_NUM_THREADS=1`` unless already set.
+        prepare: :meth:`main` calls it on the parsed arguments before the command.
     """
 
     prog: str
     description: str
     train: TrainCommand
     sweep: SweepCommand | None = None
+    commands: Sequence[str | AddCommand] = ("train", "sweep")
+    single_thread_env: bool = True
+    prepare: Callable[[argparse.Namespace], None] | None = None
 
     def build_parser(self, *commands: str | AddCommand) -> argparse.ArgumentParser:
-        """The parser with ``commands`` in ``--help`` order.
+        """The parser with ``commands`` (default :attr:`commands`) in ``--help`` order.
 
         Args:
             *commands: the declared commands by name (``"train"``, ``"sweep"``)
@@ -186,9 +194,23 @@ class AppCLI:
         parser = ArgumentParser(prog=self.prog, description=self.description)
         sub = parser.add_subparsers(dest="command", required=True, parser_class=ArgumentParser)
         declared = {self.train.name: self._add_train, "sweep": self._add_sweep}
-        for command in commands:
+        for command in commands or self.commands:
             (declared[command] if isinstance(command, str) else command)(sub)
         return parser
+
+    def main(self, argv: Sequence[str] | None = None) -> int:
+        """The app's entry point: user errors exit with code 2 and one stderr line.
+
+        Args:
+            argv: arguments (default ``sys.argv[1:]``).
+
+        Returns:
+            The exit code of the command (see :func:`~structgrad_app_common.run_command`).
+        """
+        return run_command(
+            self.build_parser, argv, prog=self.prog,
+            single_thread_env=self.single_thread_env, prepare=self.prepare,
+        )  # fmt: skip
 
     def add_flags(self, p: argparse.ArgumentParser, *, sweep: bool) -> None:
         """The argument groups, run flags, ``--smoke`` and config flags of a command.

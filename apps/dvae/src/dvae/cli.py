@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from structgrad_app_common import (
     mean_se,
     positive_int,
     read_jsonl,
-    run_command,
 )
 from structgrad_app_common.app_cli import (
     AppCLI,
@@ -74,41 +73,6 @@ def _fields(args: argparse.Namespace, out: str) -> dict[str, Any]:
     return {name: None for name in derived_latent(saved, args.method) if name not in given}
 
 
-APP = AppCLI(
-    PROG,
-    description="Discrete VAEs: the SGA tutorial's categorical VAE (30 x 10, Gumbel-softmax "
-    "/ straight-through) and the AIMLE paper's k-subset VAE (20 x 10-of-20; AIMLE, IMLE, "
-    "SST, STE, Gumbel top-k). Default data: scikit-learn's 8x8 digits, binarised.",
-    train=TrainCommand(
-        TrainConfig,
-        run,
-        smoke=SMOKE,
-        smoke_help="seconds-long run of the whole pipeline: 2 epochs on 200 digits, hidden "
-        "32,16, batch 50 (flags set to non-default values win)",
-        out="runs/{method}-seed{seed}",
-        out_help="output folder (default: runs/<method>-seed<seed>)",
-        help="train one method, evaluating every epoch",
-        description="Train one method; writes config.json, metrics.jsonl (one record per "
-        "epoch: relaxed and unrelaxed training loss, valid / test loss with exact samples), "
-        "last.pt, final.json, curves.png, reconstructions.png and samples.png in --out.",
-        run_group=RUN,
-        fields=_fields,
-    ),
-    sweep=SweepCommand(
-        SWEEP,
-        help="random search over lr and τ with several seeds (joblib)",
-        description="Log-uniform random search per method; the best (lr, τ) by mean final "
-        "validation loss is reported as test loss mean ± standard error over seeds.",
-        methods=["gumbel-softmax", "st"],
-        trials=8,
-        lr_range=(3e-4, 3e-3),
-        tau_range=(0.3, 3.0),
-        groups=_groups,
-        check=known_methods(method_names),
-    ),
-)
-
-
 def epoch_table(folder: str | Path, *, every: int = 1) -> str:
     """Per-epoch mean ± SE over the seed runs ``<folder>/seed*/metrics.jsonl``.
 
@@ -155,11 +119,40 @@ def _add_epochs(sub: Any) -> None:
     p.add_argument("--every", type=positive_int, default=1, help="show every N-th epoch (1)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    return APP.build_parser("train", "sweep", _add_epochs)
+APP = AppCLI(
+    PROG,
+    description="Discrete VAEs: the SGA tutorial's categorical VAE (30 x 10, Gumbel-softmax "
+    "/ straight-through) and the AIMLE paper's k-subset VAE (20 x 10-of-20; AIMLE, IMLE, "
+    "SST, STE, Gumbel top-k). Default data: scikit-learn's 8x8 digits, binarised.",
+    train=TrainCommand(
+        TrainConfig,
+        run,
+        smoke=SMOKE,
+        smoke_help="seconds-long run of the whole pipeline: 2 epochs on 200 digits, hidden "
+        "32,16, batch 50 (flags set to non-default values win)",
+        out="runs/{method}-seed{seed}",
+        out_help="output folder (default: runs/<method>-seed<seed>)",
+        help="train one method, evaluating every epoch",
+        description="Train one method; writes config.json, metrics.jsonl (one record per "
+        "epoch: relaxed and unrelaxed training loss, valid / test loss with exact samples), "
+        "last.pt, final.json, curves.png, reconstructions.png and samples.png in --out.",
+        run_group=RUN,
+        fields=_fields,
+    ),
+    sweep=SweepCommand(
+        SWEEP,
+        help="random search over lr and τ with several seeds (joblib)",
+        description="Log-uniform random search per method; the best (lr, τ) by mean final "
+        "validation loss is reported as test loss mean ± standard error over seeds.",
+        methods=["gumbel-softmax", "st"],
+        trials=8,
+        lr_range=(3e-4, 3e-3),
+        tau_range=(0.3, 3.0),
+        groups=_groups,
+        check=known_methods(method_names),
+    ),
+    commands=("train", "sweep", _add_epochs),
+)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors exit with code 2 and one stderr line."""
-    return run_command(build_parser, argv, prog=PROG)
+#: The parser of every subcommand, and the entry point (user errors: one stderr line, exit 2).
+build_parser, main = APP.build_parser, APP.main

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,6 @@ from structgrad_app_common import (
     json_safe,
     load_checkpoint,
     positive_int,
-    run_command,
 )
 from structgrad_app_common.app_cli import AppCLI, SweepCommand, TrainCommand
 from structgrad_app_common.cli import add_command
@@ -172,14 +170,8 @@ APP = AppCLI(
         check=_check_names,
         fields=lambda args: {"task": args.tasks[0], "method": "sst"},
     ),
+    commands=("train", _add_eval, "sweep"),
 )
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of every subcommand."""
-    return APP.build_parser("train", _add_eval, "sweep")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors exit with code 2 and one stderr line."""
-    return run_command(build_parser, argv, prog=PROG)
+#: The parser of every subcommand, and the entry point (user errors: one stderr line, exit 2).
+build_parser, main = APP.build_parser, APP.main

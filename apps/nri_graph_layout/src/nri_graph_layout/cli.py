@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,6 @@ from structgrad_app_common import (
     add_joblib_flags,
     check_names,
     positive_int,
-    run_command,
     seed_int,
 )
 from structgrad_app_common.app_cli import (
@@ -199,6 +197,12 @@ def _add_quickstart(sub: Any) -> None:
     p.set_defaults(func=cmd_quickstart)
 
 
+def _no_infinite_range(args: argparse.Namespace) -> None:
+    """``--max-range inf`` disables the clipping (``None``: the exact marginals)."""
+    if getattr(args, "max_range", None) is not None and args.max_range == float("inf"):
+        args.max_range = None
+
+
 APP = AppCLI(
     PROG,
     description=__doc__.split("\n")[0]
@@ -234,23 +238,12 @@ APP = AppCLI(
         groups=method_groups(tau=_has_tau),
         check=known_methods(method_names),
     ),
+    commands=(_add_generate, "train", "sweep", _add_reproduce, _add_quickstart),
+    prepare=_no_infinite_range,
 )
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    return APP.build_parser(_add_generate, "train", "sweep", _add_reproduce, _add_quickstart)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; user errors exit with code 2 and one stderr line."""
-    return run_command(build_parser, argv, prog=PROG, prepare=_no_infinite_range)
-
-
-def _no_infinite_range(args: argparse.Namespace) -> None:
-    """``--max-range inf`` disables the clipping (``None``: the exact marginals)."""
-    if getattr(args, "max_range", None) is not None and args.max_range == float("inf"):
-        args.max_range = None
+#: The parser of every subcommand, and the entry point (user errors: one stderr line, exit 2).
+build_parser, main = APP.build_parser, APP.main
 
 
 def _plan(recipe: Any) -> str:

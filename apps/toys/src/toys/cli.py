@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from structgrad_app_common import (
     CLIError,
     add_joblib_flags,
     print_failures,
-    run_command,
     seed_int,
     sweep_exit_code,
 )
@@ -129,14 +127,9 @@ APP = AppCLI(
         config_first=True,
         batch_resume=True,
     ),
+    commands=("run", _add_all),
+    single_thread_env=False,
 )
 
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
-    return APP.build_parser("run", _add_all)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: parse, run, and turn user errors into one line + exit code 2."""
-    return run_command(build_parser, argv, prog=PROG, single_thread_env=False)
+#: The parser of every subcommand, and the entry point (user errors: one stderr line, exit 2).
+build_parser, main = APP.build_parser, APP.main
