@@ -9,7 +9,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from structgrad_app_common import CLIError, nonnegative_float, positive_int, seed_int
+from structgrad_app_common import (
+    CLIError,
+    config_from_args,
+    nonnegative_float,
+    positive_int,
+    seed_int,
+)
 
 from nri_graph_layout import data as data_mod
 
@@ -71,16 +77,8 @@ def add_generate_flags(p: argparse.ArgumentParser) -> None:
 
 def generate_config(args: argparse.Namespace) -> data_mod.GenerateConfig:
     """The data set of the ``generate`` flags (``--small``: the quickstart split sizes)."""
-    sizes = SMALL if args.small else {}
-    return data_mod.GenerateConfig(
-        num_train=sizes.get("num_train", args.num_train),
-        num_valid=sizes.get("num_valid", args.num_valid),
-        num_test=sizes.get("num_test", args.num_test),
-        num_vertices=args.num_vertices,
-        num_timesteps=args.num_timesteps,
-        noise_std=args.noise_std,
-        seed=args.data_seed,
-    )
+    sizes = SMALL if args.small else {}  # the flags named like its fields, but the seed
+    return config_from_args(data_mod.GenerateConfig, args, {}, seed=args.data_seed, **sizes)
 
 
 def smoke_data(out: Path) -> str:
