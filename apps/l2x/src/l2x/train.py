@@ -96,9 +96,43 @@ class L2XTrainer(Trainer):
         return Evaluation(record, -res["loss"])
 
     def finish(self, step: int, seconds: float) -> dict[str, Any]:
-        """Score the best checkpoint on the test split; ``final.json`` and the plots."""
-        epochs = -(-step // self.per_epoch)
-        return finish(self.config, self.task, self.spec, self.model, self.stopped, seconds, epochs)
+        """Score the best checkpoint on the test split; write ``final.json`` and the plots."""
+        from l2x import plots
+
+        config, task, spec, model = self.config, self.task, self.spec, self.model
+        out = Path(config.out)
+        best = load_checkpoint(out / "best.pt") if (out / "best.pt").exists() else None
+        if best is not None:
+            model.load_state_dict(best["model"])  # onto the model's device
+        test = task.evaluate(model, "test", config.eval_batch_size)
+        valid = task.evaluate(model, "valid", config.eval_batch_size)
+        records = read_jsonl(out / "metrics.jsonl")
+        title = f"{config.task}: {config.method} (seed {config.seed})"
+        paths = {"curves": str(plots.plot_curves(records, out / "curves.png", title=title))}
+        if task.is_synthetic:
+            truth = task.extra["test_relevant"].mean(axis=0)
+            selection = plots.plot_selection(
+                test["frequency"], truth, out / "selection.png", title=title
+            )
+            paths["selection"] = str(selection)
+        final = {
+            "task": config.task,
+            "method": spec.name,
+            "k": spec.k,
+            "tau": spec.tau,
+            "lr": config.lr,
+            "seed": config.seed,
+            "epochs": -(-step // self.per_epoch),
+            "best_epoch": None if best is None else int(best["epoch"]),
+            "diverged": self.stopped is not None,
+            "stopped": self.stopped,
+            "seconds": round(seconds, 1),
+            **{f"valid_{k}": v for k, v in valid.items()},
+            **{f"test_{k}": v for k, v in test.items()},
+            "plots": paths,
+            "metrics": str(out / "metrics.jsonl"),
+        }
+        return write_final(out, final)
 
 
 def run(config: TrainConfig) -> dict[str, Any]:
@@ -113,54 +147,3 @@ def run(config: TrainConfig) -> dict[str, Any]:
     """
     check(config)
     return train(L2XTrainer(config))
-
-
-def finish(
-    config: TrainConfig,
-    task: Task,
-    spec: MethodSpec,
-    model: L2XModel,
-    stopped: str | None,
-    seconds: float,
-    epoch: int,
-) -> dict[str, Any]:
-    """Score the best checkpoint on the test split; write ``final.json`` and the plots."""
-    from l2x import plots
-
-    out = Path(config.out)
-    best = load_checkpoint(out / "best.pt") if (out / "best.pt").exists() else None
-    if best is not None:
-        model.load_state_dict(best["model"])  # onto the model's device
-    test = task.evaluate(model, "test", config.eval_batch_size)
-    valid = task.evaluate(model, "valid", config.eval_batch_size)
-    records = read_jsonl(out / "metrics.jsonl")
-    paths = {"curves": str(plots.plot_curves(records, out / "curves.png", title=_title(config)))}
-    if task.is_synthetic:
-        truth = task.extra["test_relevant"].mean(axis=0)
-        paths["selection"] = str(
-            plots.plot_selection(
-                test["frequency"], truth, out / "selection.png", title=_title(config)
-            )
-        )
-    final = {
-        "task": config.task,
-        "method": spec.name,
-        "k": spec.k,
-        "tau": spec.tau,
-        "lr": config.lr,
-        "seed": config.seed,
-        "epochs": epoch,
-        "best_epoch": None if best is None else int(best["epoch"]),
-        "diverged": stopped is not None,
-        "stopped": stopped,
-        "seconds": round(seconds, 1),
-        **{f"valid_{k}": v for k, v in valid.items()},
-        **{f"test_{k}": v for k, v in test.items()},
-        "plots": paths,
-        "metrics": str(out / "metrics.jsonl"),
-    }
-    return write_final(out, final)
-
-
-def _title(config: TrainConfig) -> str:
-    return f"{config.task}: {config.method} (seed {config.seed})"
