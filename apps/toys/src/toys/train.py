@@ -117,9 +117,34 @@ class ToyTrainer(Trainer):
 
     def finish(self, step: int, seconds: float) -> dict[str, Any]:
         """``final.json`` and ``curve.png``."""
-        return _finish(
-            self.config, self.problem.optimum, step=step, stopped=self.stopped, seconds=seconds
+        from toys import plots
+
+        config, optimum, stopped = self.config, self.problem.optimum, self.stopped
+        out = Path(config.out)
+        records = [r for r in read_jsonl(out / "metrics.jsonl") if r.get("mean_loss") is not None]
+        curve = plots.plot_runs(
+            {config.estimator: records},
+            out / "curve.png",
+            title=f"{config.structure} (n={config.dim}): {config.estimator}",
+            optimum=optimum,
         )
+        final = {
+            "structure": config.structure,
+            "estimator": config.estimator,
+            "seed": config.seed,
+            "dim": config.dim,
+            "steps": step,
+            "diverged": stopped is not None,
+            "stopped": stopped,
+            "optimum": optimum,
+            "final_loss": records[-1]["mean_loss"] if records else None,
+            "losses": {str(r["step"]): r["mean_loss"] for r in records},
+            "first_within_0.5": first_within(records, optimum),
+            "seconds": round(seconds, 1),
+            "plot": str(curve),
+            "metrics": str(out / "metrics.jsonl"),
+        }
+        return write_final(out, final)
 
 
 def run(config: RunConfig) -> dict[str, Any]:
@@ -140,35 +165,3 @@ def run(config: RunConfig) -> dict[str, Any]:
     except ValueError as err:
         raise CLIError(str(err)) from None
     return train(ToyTrainer(config, problem))
-
-
-def _finish(
-    config: RunConfig, optimum: float, *, step: int, stopped: str | None, seconds: float
-) -> dict[str, Any]:
-    from toys import plots
-
-    out = Path(config.out)
-    records = [r for r in read_jsonl(out / "metrics.jsonl") if r.get("mean_loss") is not None]
-    curve = plots.plot_runs(
-        {config.estimator: records},
-        out / "curve.png",
-        title=f"{config.structure} (n={config.dim}): {config.estimator}",
-        optimum=optimum,
-    )
-    final = {
-        "structure": config.structure,
-        "estimator": config.estimator,
-        "seed": config.seed,
-        "dim": config.dim,
-        "steps": step,
-        "diverged": stopped is not None,
-        "stopped": stopped,
-        "optimum": optimum,
-        "final_loss": records[-1]["mean_loss"] if records else None,
-        "losses": {str(r["step"]): r["mean_loss"] for r in records},
-        "first_within_0.5": first_within(records, optimum),
-        "seconds": round(seconds, 1),
-        "plot": str(curve),
-        "metrics": str(out / "metrics.jsonl"),
-    }
-    return write_final(out, final)
