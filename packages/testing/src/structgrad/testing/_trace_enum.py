@@ -221,9 +221,10 @@ def enumerate_traces(
     if structure not in _STRUCTURES:
         raise ValueError(f"unknown structure {structure!r}; expected one of {_STRUCTURES}")
     graph = structure in ("spanning_tree", "arborescence")
-    if structure == "k_subset" and k is None:
+    if structure != "k_subset":
+        k = 1  # (k, root: read only where they mean something)
+    elif k is None:
         raise ValueError("k_subset needs k, the subset size")
-    k = k if structure == "k_subset" else 1  # (k, root: read only where they mean something)
     root = root if structure == "arborescence" else 0
     if n < (2 if graph else 1) or not 0 <= k <= n or not 0 <= root < n:
         raise ValueError(f"bad instance for {structure}: n={n}, k={k}, root={root}")
