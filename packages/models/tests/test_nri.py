@@ -194,6 +194,23 @@ def test_kl_gumbel_is_finite_and_accurate_for_far_logits_in_float32() -> None:
     assert kl.item() == pytest.approx(want, rel=1e-6)
 
 
+def test_kl_gumbel_keeps_each_edges_gradient_past_the_dtype_range() -> None:
+    # One logit at -100 in float32 put the per-graph KL past float32's range;
+    # its clamp then passed no gradient to any edge of the graph.
+    x = torch.tensor([[-100.0, 0.5, 2.0], [-10.0, 0.5, 2.0]], requires_grad=True)
+    kl = nri.kl_gumbel(x, 3)
+    kl.sum().backward()
+    assert kl[0] == torch.finfo(torch.float32).max  # (its value: the largest)
+    want = [-math.expm1(-t) / 3 for t in (0.5, 2.0)]
+    torch.testing.assert_close(x.grad[:, 1:], torch.tensor([want, want]))
+    # the far entry's own gradient is held finite (e^{100} does not fit float32)
+    assert torch.isfinite(x.grad).all() and x.grad[0, 0] < -1e37
+    # ±inf locations get none, and leave the others theirs
+    y = torch.tensor([[-math.inf, 0.5, 2.0], [math.inf, 0.5, 2.0]], requires_grad=True)
+    nri.kl_gumbel(y, 3).sum().backward()
+    assert y.grad[:, 0].eq(0).all() and torch.allclose(y.grad[:, 1:], x.grad[:, 1:])
+
+
 def test_kl_categorical_uniform_by_hand() -> None:
     logits = torch.log(torch.tensor([[[0.25, 0.75], [0.5, 0.5]]]))
     want = 0.25 * math.log(0.5) + 0.75 * math.log(1.5)

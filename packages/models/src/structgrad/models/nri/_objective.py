@@ -73,10 +73,23 @@ def kl_gumbel(logits: Tensor, n_nodes: int) -> Tensor:
     # e^{-θ} overflows only below θ = -709 (float32 overflowed at θ = -88 and
     # summed every entry in float32).
     # θ below -700 would overflow e^{-θ} even in float64 (and its gradient to -inf)
-    t = logits.double().clamp(min=-700.0)
-    kl = torch.expm1(-t) + t
-    kl = (kl.flatten(1).sum(-1) / n_nodes).clamp(max=torch.finfo(logits.dtype).max)
-    return kl.to(logits.dtype)  # (a KL beyond the dtype's range: its largest value)
+    t = logits.double()
+    value = _kl_sum(t.detach().clamp(min=-700.0), n_nodes).clamp(max=torch.finfo(logits.dtype).max)
+    # A KL beyond the dtype's range is its largest value, but a clamp of the sum
+    # passed no gradient to any edge of the graph (one logit at -89 in float32
+    # froze them all): the clamp is in value only. Each entry keeps its gradient
+    # (1 - e^{-θ}) / n, with θ held (in value) where e^{-θ} would leave the dtype
+    # so that it stays finite; ±inf locations get none (NaN ones a NaN).
+    low = 1.0 - math.log(torch.finfo(logits.dtype).max)
+    inside = (t >= low) & (t <= 1e300)
+    held = t.detach().clamp(low, 1e300) + (t - t.detach()).nan_to_num(0.0, 0.0, 0.0)
+    path = _kl_sum(torch.where(inside, t, held), n_nodes)
+    return (value + (path - path.detach())).to(logits.dtype)  # (path: 0 in value)
+
+
+def _kl_sum(t: Tensor, n_nodes: int) -> Tensor:
+    """``Σ (e^{-θ} - 1 + θ) / n`` per graph of ``[B, ...]`` locations."""
+    return (torch.expm1(-t) + t).flatten(1).sum(-1) / n_nodes
 
 
 def kl_categorical_uniform(logits: Tensor, n_nodes: int, *, binary: bool = False) -> Tensor:
