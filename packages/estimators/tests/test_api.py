@@ -9,6 +9,7 @@ import torch
 
 import structgrad.estimators as E
 import structgrad.solvers as solvers
+from structgrad.solvers import InvalidScoresError
 
 
 def torch_top3(scores):
@@ -234,6 +235,44 @@ def test_bound_layers_pickle(cls, structure):
     gen = functools.partial(torch.Generator().manual_seed, 0)
     assert torch.equal(again(theta, generator=gen()), layer(theta, generator=gen()))
     assert again.solver.ones((5, 5)) == layer.solver.ones((5, 5))
+
+
+def _argmax_solver(s: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.one_hot(s.argmax(-1), s.shape[-1]).to(s.dtype)
+
+
+@pytest.mark.parametrize("preset", ["imle", "aimle", "blackbox", "straight_through", "perturbed"])
+def test_a_user_solver_layer_refuses_nan_and_the_wrong_infinity(preset):
+    # They ran on NaN / +inf scores and gave finite gradients, where the same
+    # layers on a structure name refuse them (a diverged run went on quietly).
+    nan = torch.tensor([[torch.nan, 1.0, 0.0], [0.0, 1.0, 2.0]])
+    layer = getattr(E, preset)(_argmax_solver)
+    with pytest.raises(InvalidScoresError, match=r"^scores contains NaN"):
+        layer(nan)
+    with pytest.raises(InvalidScoresError, match=r"^scores contains \+inf"):
+        layer(torch.tensor([[torch.inf, 1.0, 0.0]]))
+    z = layer(torch.tensor([[-torch.inf, 1.0, 2.0]]))  # -inf: forbidden, as ours
+    assert z[0, 0] == 0 and torch.isfinite(z).all()
+    costs = getattr(E, preset)(_argmax_solver, minimize=True)
+    with pytest.raises(
+        InvalidScoresError, match=r"^costs contains -inf; costs must be finite or \+inf"
+    ):
+        costs(torch.tensor([[-torch.inf, 1.0, 2.0]]))
+
+
+def test_costs_of_a_structure_name_the_infinity_as_given():
+    # k_subset with minimize=True: -inf costs were "scores contains +inf" (the
+    # solver reads -costs); +inf costs forbid their item.
+    layer = E.blackbox("k_subset", k=1, minimize=True)
+    with pytest.raises(InvalidScoresError, match=r"^costs contains -inf"):
+        layer(torch.tensor([[-torch.inf, 1.0, 2.0]]))
+    assert layer(torch.tensor([[torch.inf, 1.0, 2.0]])).tolist() == [[0.0, 1.0, 0.0]]
+    # grid_path has no forbidden costs: NaN and both infinities get its own message
+    for bad in (torch.nan, torch.inf, -torch.inf):
+        costs = torch.rand(1, 4, 4)
+        costs[0, 1, 1] = bad
+        with pytest.raises(InvalidScoresError, match="grid_path costs must be finite"):
+            E.imle("grid_path")(costs)
 
 
 def test_grid_path_takes_costs():

@@ -290,7 +290,7 @@ class GridPathStructure(Structure):
     def _check_options(self, scores: Tensor, opts: dict[str, Any]) -> None:
         valid = (scores >= 0).all() & torch.isfinite(scores).all()
         if scores.numel() and validation_enabled() and not bool(valid):
-            raise ValueError("scores: grid_path costs must be finite and non-negative")
+            raise InvalidScoresError("scores: grid_path costs must be finite and non-negative")
 
     def _map(self, scores: Tensor, **opts: Any) -> Tensor:
         out: Tensor = solvers.grid_shortest_path(scores)

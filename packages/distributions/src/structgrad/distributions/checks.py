@@ -104,16 +104,22 @@ def check_float(x: Tensor, name: str = "scores") -> None:
     raise InputTypeError(f"{name} must be a floating tensor (float32 or float64), got {x.dtype}")
 
 
-def check_values(scores: Tensor, name: str = "scores") -> bool:
+def check_values(scores: Tensor, name: str = "scores", *, costs: bool = False) -> bool:
     """Reject NaN and ``+inf`` (``-inf`` marks forbidden choices and is allowed).
 
+    Args:
+        scores: the tensor to read.
+        name: its name, for the message.
+        costs: the values are costs (minimised): ``+inf`` marks forbidden
+            choices and ``-inf`` is refused.
+
     Returns:
-        Whether some entry is ``-inf`` (``False``, without reading the values,
+        Whether some entry is forbidden (``False``, without reading the values,
         when value checks are off: see :func:`validation_enabled`).
 
     Raises:
         InputTypeError: on a dtype other than float32 / float64.
-        InvalidScoresError: (a ``ValueError``) on NaN or ``+inf``.
+        InvalidScoresError: (a ``ValueError``) on NaN or ``+inf`` (``-inf`` costs).
     """
     check_float(scores, name)
     if not validation_enabled():
@@ -122,8 +128,9 @@ def check_values(scores: Tensor, name: str = "scores") -> bool:
         return False  # one reduction in the common case (isfinite() costs several passes)
     if bool(torch.isnan(scores).any()):
         raise InvalidScoresError(f"{name} contains NaN")
-    if bool(torch.isposinf(scores).any()):
-        raise InvalidScoresError(f"{name} contains +inf; scores must be finite or -inf")
+    wrong, forbidden = ("-inf", "+inf") if costs else ("+inf", "-inf")
+    if bool((scores == float(wrong)).any()):
+        raise InvalidScoresError(f"{name} contains {wrong}; {name} must be finite or {forbidden}")
     return True
 
 

@@ -145,6 +145,8 @@ class SolverLayer(LatentLayer):
         ev = self.solver.event_dims(scores)
         if self.structure is not None:
             self._check_structure_input(scores, ev)
+        elif scores.numel():  # a user's solver: NaN and +inf (-inf costs) refused here
+            check_values(scores, self.input_name, costs=self.solver.minimize)
         theta = -scores if self.solver.minimize else scores
         if lengths is None:
             return theta, ev, None
@@ -172,8 +174,11 @@ class SolverLayer(LatentLayer):
         # The solvers' CUDA kernels read no values: on CUDA the check is here.
         if not scores.numel() or not validation_enabled():
             return
-        if not s.map_checks_values or scores.is_cuda:
-            check_values(scores, self.input_name)
+        # Minimising, the solver reads -costs (its check named -inf costs "+inf
+        # scores"); a structure without forbidden values (grid_path) refuses every
+        # non-finite one in its own check below.
+        if s.forbids and (not s.map_checks_values or scores.is_cuda or self.solver.minimize):
+            check_values(scores, self.input_name, costs=self.solver.minimize)
         # the structure's own value checks (all -inf rows, fewer than k finite
         # scores, negative costs, k <= n), which no solver makes
         s._check_options(scores, {**s.defaults, **self.structure_options})
