@@ -99,3 +99,18 @@ def test_a_common_offset_leaves_the_law_alone(offset: float) -> None:
     assert torch.equal(
         far.sample((50,), generator=g), near.sample((50,), generator=g.manual_seed(0))
     )
+
+
+def test_what_is_not_a_ranking_has_probability_zero_without_validation() -> None:
+    # A repeated or out-of-range index got a finite log-probability (the 256
+    # index vectors of n = 4 summed to 10.7) or gather's index error.
+    law = PlackettLuce(
+        torch.tensor([3.0, 0.0, -1.0, -2.0], dtype=torch.float64), validate_args=False
+    )
+    every = torch.tensor(list(itertools.product(range(4), repeat=4)))
+    assert law.log_prob(every).exp().sum().item() == pytest.approx(1.0, abs=1e-12)
+    for bad in ([0, 0, 0, 0], [0, 1, 2, 7], [-1, 1, 2, 3]):
+        assert law.log_prob(torch.tensor(bad)).item() == -INF
+    assert law.log_prob(torch.tensor([0.9, 1.0, 2.0, 3.0])).item() == -INF  # (not truncated)
+    with pytest.raises(ValueError, match="value must hold rankings"):
+        PlackettLuce(torch.zeros(4)).log_prob(torch.tensor([0, 0, 1, 2]))

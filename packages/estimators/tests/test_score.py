@@ -318,6 +318,10 @@ def test_errors():
         E.ScoreFunction("categorical", baseline="ema", ema_decay=1.0)
     with pytest.raises(ValueError, match="unknown option"):
         E.ScoreFunction("categorical", k=2)
+    # a missing k failed at the first draw only (no call can give it)
+    for build in (E.t_reinforce, E.reinforce, E.e_reinforce_plus):
+        with pytest.raises(ValueError, match=r"k_subset: missing required options \['k'\]"):
+            build("k_subset")
     # option types: these escaped as OverflowError / TypeError from int() and
     # comparisons, or were taken (critic=5) and failed at the first draw
     for bad in (math.inf, [2], "2", 2.5, True):

@@ -133,11 +133,15 @@ class PlackettLuce(Sampled):
                 ``validate_args``) holds something other than rankings.
         """
         self._check_event(value)
-        if self._validate_args and value.numel() and not bool(self.support.check(value).all()):
+        ranking = self.support.check(value)  # [...]
+        if self._validate_args and value.numel() and not bool(ranking.all()):
             raise ValueError(
                 f"value must hold rankings (permutations of range({self.logits.shape[-1]})) "
                 f"in its last dim, got {value.tolist() if value.numel() <= 20 else 'others'}"
             )
+        # Without validation, what is not a ranking gets -inf, as off the Gibbs laws'
+        # support (it got a finite log-probability, or gather's index error).
+        value = torch.where(ranking[..., None], value, torch.arange(value.shape[-1]).to(value))
         theta, index = torch.broadcast_tensors(self._centred, value)
         # In float64: float32 logits at 1e6 lost 2.5 % of the mass (the suffix sums cancel).
         picked = widened(theta).gather(-1, index.long())  # [..., n]: θ in ranking order
@@ -151,5 +155,5 @@ class PlackettLuce(Sampled):
         total = torch.where(finite, safe - suffix, 0.0).sum(-1)
         after = ~finite[..., :-1] & finite[..., 1:]  # a finite item after a -inf one
         unordered = ~finite[..., :-1] & ~finite[..., 1:] & (index[..., 1:] < index[..., :-1])
-        impossible = (after | unordered).any(-1)
+        impossible = (after | unordered).any(-1) | ~ranking
         return torch.where(impossible, -torch.inf, total).to(self.logits.dtype)

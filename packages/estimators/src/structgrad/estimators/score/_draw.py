@@ -94,6 +94,7 @@ class ScoreLayer(LatentLayer):
             structure_options,
             (*s.option_names, *self.own_options, "samples"),
         )
+        s.options(dict(structure_options))  # now: no call can give a missing k later
         super().__init__(s, structure_options)
         self.traced = s
         self.samples = None if samples is None else check_int(samples, "samples", 1)
