@@ -113,4 +113,4 @@ def test_what_is_not_a_ranking_has_probability_zero_without_validation() -> None
         assert law.log_prob(torch.tensor(bad)).item() == -INF
     assert law.log_prob(torch.tensor([0.9, 1.0, 2.0, 3.0])).item() == -INF  # (not truncated)
     with pytest.raises(ValueError, match="value must hold rankings"):
-        PlackettLuce(torch.zeros(4)).log_prob(torch.tensor([0, 0, 1, 2]))
+        PlackettLuce(torch.zeros(4), validate_args=True).log_prob(torch.tensor([0, 0, 1, 2]))
