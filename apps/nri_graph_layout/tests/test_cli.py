@@ -60,6 +60,22 @@ def test_resume_continues_without_duplicates(tmp_path, capsys):
         assert a.get("loss", a.get("elbo")) == pytest.approx(b.get("loss", b.get("elbo")), rel=1e-4)
 
 
+def test_resume_refuses_other_data_but_takes_a_moved_copy(tmp_path, capsys):
+    # --data is free on resume (a moved file), so a run resumed on another data
+    # set went on and was recorded as one run on the new file.
+    gen = ["generate", "--num-train", "40", "--num-valid", "10", "--num-test", "10"]
+    gen += ["--num-vertices", "4", "--num-timesteps", "5", "--no-progress"]
+    a, b, out = tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / "run"
+    assert main([*gen, "--out", str(a)]) == 0
+    assert main([*gen, "--data-seed", "7", "--out", str(b)]) == 0
+    run = ["train", "--smoke", "--no-progress", "--out", str(out)]
+    assert main([*run, "--data", str(a), "--stop-after", "2"]) == 0
+    capsys.readouterr()
+    APP.fail(capsys, [*run, "--data", str(b), "--resume"], "holds other data than the run")
+    (tmp_path / "moved.npz").write_bytes(a.read_bytes())
+    assert main([*run, "--data", str(tmp_path / "moved.npz"), "--resume"]) == 0
+
+
 def test_bad_input_one_line_errors(tmp_path, capsys):
     afile = tmp_path / "afile"
     afile.write_text("x")

@@ -184,6 +184,9 @@ def test_reproduce_refuses_runs_trained_on_other_data(tmp_path, capsys):
     APP.fail(capsys, [*argv, "--data-seed", "7"], "(another --data-seed, 7 now, or recipe)")
     assert not list(out.glob("*seed7.npz"))  # refused before any work
     assert main(argv) == 0  # the same data seed still resumes
+    # Fewer iterations than the runs had: their (longer) results were reported.
+    APP.fail(capsys, [*argv, "--iterations", "3"], "was trained for 4 iterations, more than")
+    assert main([*argv, "--iterations", "6"]) == 0  # more: they train on
 
 
 def test_reproduce_smoke_keeps_the_given_flags(tmp_path, capsys):

@@ -22,7 +22,7 @@ from typing import Any, ClassVar, NamedTuple
 
 from structgrad_app_common.checkpoint import first_line
 from structgrad_app_common.divergence import DIVERGED, diverged_errors, fall_back, snapshot
-from structgrad_app_common.progress import Window, resume_progress
+from structgrad_app_common.progress import Window, resume_progress, same_data
 from structgrad_app_common.training import (
     open_log,
     restore_state,
@@ -163,6 +163,7 @@ def train(trainer: Trainer) -> dict[str, Any]:
     state = start_run(c)
     trainer.resumed = state is not None
     trainer.build()
+    data = same_data(c, state)  # (before anything is written)
     trainer.generator = torch.Generator(c.device).manual_seed(c.seed)
     plan = trainer.plan()
     per_unit = plan.eval_every if unit == "epoch" else 1
@@ -194,7 +195,7 @@ def train(trainer: Trainer) -> dict[str, Any]:
             "best": best,
             "elapsed": seconds(),
         }
-        progress |= {"window": dict(window.sums), "window_weight": window.weight}
+        progress |= {"window": dict(window.sums), "window_weight": window.weight, **data}
         model, optimizer, gen = trainer.model, trainer.optimizer, trainer.generator
         save_state(last, model, optimizer, gen, **progress, config=conf)
         saved = step

@@ -2,18 +2,21 @@
 
 :class:`Window` averages the training metrics since the last record;
 :func:`resume_progress` reads a ``last.pt``'s counters back and refuses values
-no run writes (a crafted or corrupted checkpoint).
+no run writes (a crafted or corrupted checkpoint); :func:`same_data` refuses a
+resume on other data than the run's.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from structgrad_app_common.cli import CLIError
 
-__all__ = ["Progress", "Window", "resume_progress"]
+__all__ = ["Progress", "Window", "data_digest", "resume_progress", "same_data"]
 
 
 @dataclass
@@ -89,3 +92,37 @@ def resume_progress(state: dict[str, Any], source: str) -> Progress:
             "start afresh with --overwrite"
         )
     return progress
+
+
+def data_digest(path: str | Path) -> str:
+    """A digest of the content of ``path``: a file, or a folder's files and their names."""
+    h = hashlib.blake2b(digest_size=16)
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for f in files:
+        h.update(str(f.relative_to(root)).encode() if root.is_dir() else b"")
+        with open(f, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
+def same_data(config: Any, state: dict[str, Any] | None) -> dict[str, str]:
+    """``{"data_digest": ...}`` of ``config.data`` for ``last.pt`` (``{}``: no data path).
+
+    ``--data`` may change on resume (a moved or renamed copy), its content not:
+    a run resumed on another data set was recorded as one run on the new file.
+
+    Raises:
+        CLIError: on resume, the checkpoint's digest differs from the data's.
+    """
+    path = getattr(config, "data", None)
+    if not path:
+        return {}
+    digest = data_digest(path)
+    if state is not None and state.get("data_digest", digest) != digest:
+        raise CLIError(
+            f"--resume: --data {str(path)!r} holds other data than the run was trained on "
+            "(a moved or renamed copy is fine, changed content is not)"
+        )
+    return {"data_digest": digest}

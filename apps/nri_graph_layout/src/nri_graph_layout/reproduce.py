@@ -170,6 +170,12 @@ def reproduce(
     )  # fmt: skip
     rows = []
     for (method, seed), final in zip(keys, finals, strict=True):
+        if final["steps"] > recipe.iterations:  # (resumed past the total: trained no further)
+            raise CLIError(
+                f"{final['out']!r} was trained for {final['steps']} iterations, more than "
+                f"--iterations {recipe.iterations}: its scores are not this setting's "
+                "(give another --out)"
+            )
         others = sum(  # the restarts that were not kept
             results[(method, seed, c)]["seconds"]
             for c in range(recipe.restarts)
