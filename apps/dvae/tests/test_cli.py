@@ -250,3 +250,12 @@ def test_renamed_aimle_methods_name_the_new_spelling(tmp_path, capsys, old, diff
 def test_a_diverging_run_says_why(tmp_path):
     argv = ["train", "--smoke", "--no-progress", "--lr", "1e38"]
     APP.stops_with_reason(argv, tmp_path / "run", "update overflowed at step 1")
+
+
+def test_epochs_shows_missing_fields_as_na(tmp_path, capsys):
+    # A record without train_loss_hard (an older or edited log) was a KeyError.
+    (tmp_path / "seed0").mkdir()
+    record = {"epoch": 1, "train_loss": 1.0, "test_loss": 2.0}
+    (tmp_path / "seed0" / "metrics.jsonl").write_text(json.dumps(record) + "\n")
+    assert main(["epochs", str(tmp_path)]) == 0
+    assert "| 1 | 1 | n/a | 2 |" in capsys.readouterr().out

@@ -95,3 +95,13 @@ def test_malformed_files(tmp_path):
     _bad(tmp_path / "text.npz", "is not a structgrad data file")
     np.savez(npz, x_train=_images(3), x_test=_images(2))
     _bad(npz, "--valid-size", valid_size=3)
+
+
+def test_corrupt_gzip_is_one_line(tmp_path):
+    # A damaged deflate block raised zlib.error (not an OSError) past the CLIError.
+    raw = bytearray(gzip.compress(_idx(_images(3))))
+    raw[10] ^= 0xFF
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(bytes(raw))
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(_idx(_images(2)))
+    _bad(tmp_path, "cannot read")
+    _bad(tmp_path, "train-images-idx3-ubyte.gz")

@@ -3,7 +3,9 @@ import json
 import numpy as np
 import pytest
 from l2x import beer
+from l2x.cli import main
 from structgrad_app_common import CLIError
+from structgrad_app_common.testing import assert_cli_error
 
 WORDS = ["the", "beer", "smells", "of", "citrus", "and", "pine", "dark", "head", "taste"]
 
@@ -68,3 +70,19 @@ def test_malformed_files(tmp_path, beer_folder):
     with open(folder / "review+wiki.filtered.200.txt", "a") as f:
         f.write("odd 1 nan 2 3\n")
     _fails(folder, "the vector of 'odd' is not finite")
+
+
+def test_annotation_values_out_of_range_are_one_line(beer_folder, tmp_path, capsys):
+    # A bound of 1e999 (inf) was an OverflowError, deep nesting a RecursionError.
+    lines = {
+        "inf": '{"x": ["the", "beer"], "0": [], "1": [[1e999, 2]], "2": []}\n',
+        "deep": '{"x": ' + "[" * 100_000 + "\n",
+    }
+    for name, line in lines.items():
+        folder = beer_folder(name)
+        (folder / "annotations.json").write_text(line)
+        _fails(folder, "annotations.json:1: expected a JSON object with 'x'")
+    # The command line says so in one line too (train and eval --data read the folder).
+    argv = ["train", "--task", "beer", "--data", str(folder), "--smoke", "--no-progress"]
+    argv += ["--out", str(tmp_path / "run")]
+    assert_cli_error(capsys, main, argv, "annotations.json:1", prog="l2x")

@@ -98,9 +98,12 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     o = ["--out", str(tmp_path / "x")]
     APP.fail(capsys, ["train", "--smoke", *o, "--resume"], "no checkpoint")
     APP.fail(capsys, ["train", "--smoke", *o, "--method", "magic"], "unknown method")
-    # A sweep whose every run fails exits 1 (it exited 0 on a table of failures)
+    # A sweep whose every run fails exits 1 (it exited 0 on a table of failures);
+    # here every run finds no BeerAdvocate files in --data
     sweep = ["sweep", "--smoke", "--tasks", "beer", "--methods", "sst", "--trials", "1"]
-    assert main([*sweep, "--seeds", "0", "--n-jobs", "1", *o]) == 1
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main([*sweep, "--seeds", "0", "--n-jobs", "1", *o, "--data", str(empty)]) == 1
     assert "every run of the sweep failed" in capsys.readouterr().err
     # BatchNorm cannot train on one item (it crashed mid-run)
     APP.fail(capsys, ["train", "--smoke", *o, "--num-train", "1"], "--num-train must be >= 2")
@@ -181,3 +184,34 @@ def test_sweep_smoke_threading(tmp_path):
 def test_a_diverging_run_says_why(tmp_path):
     argv = ["train", "--smoke", "--no-progress", "--lr", "1e38"]
     APP.stops_with_reason(argv, tmp_path / "run", "update overflowed at step 1")
+
+
+def test_eval_checks_the_saved_config_like_config(tmp_path, capsys):
+    # eval --run read config.json with TrainConfig(**saved): a hand-edited
+    # "data_seed": 0.5 or "k": "many" reached numpy / the model as a TypeError.
+    out = tmp_path / "run"
+    APP.smoke_train(out, "--epochs", "1")
+    capsys.readouterr()
+    saved = json.loads((out / "config.json").read_text())
+    for key, value in (("data_seed", 0.5), ("k", "many"), ("k", 3.5)):
+        (out / "config.json").write_text(json.dumps({**saved, key: value}))
+        APP.fail(capsys, ["eval", "--run", str(out)], f"setting {key!r}")
+    # A number saved as text is read as --config reads it.
+    (out / "config.json").write_text(json.dumps({**saved, "k": "3"}))
+    assert main(["eval", "--run", str(out)]) == 0
+    assert json.loads(capsys.readouterr().out)["run"] == str(out)
+
+
+def test_a_sweep_gives_data_to_the_beer_runs_only(tmp_path, capsys, beer_folder):
+    # With --data every synthetic run failed ("--data applies to the beer task
+    # only"), without it every beer run; the sweep went on and exited 0.
+    folder = beer_folder()
+    argv = ["sweep", "--smoke", "--methods", "sst", "--trials", "1", "--seeds", "0"]
+    argv += ["--n-jobs", "1"]
+    mixed = [*argv, "--tasks", "xor", "beer", "--out", str(tmp_path / "mix")]
+    assert main([*mixed, "--data", str(folder)]) == 0
+    printed = capsys.readouterr().out
+    assert "| xor | sst |" in printed and "| beer | sst |" in printed and "failed" not in printed
+    # Refused before any run: beer without --data, --data without beer.
+    APP.fail(capsys, [*argv, "--tasks", "xor", "beer"], "--data is required for the beer task")
+    APP.fail(capsys, [*argv, "--tasks", "xor", "--data", str(folder)], "beer task only")

@@ -142,6 +142,9 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     APP.fail(capsys, ["train", "--smoke", "--iterations", "0"], "must be >= 1")
     APP.fail(capsys, ["frobnicate"], "invalid choice")
     APP.sweep_errors(capsys, tmp_path / "s")
+    # every run failed on it, one by one, before the sweep said so (exit 1)
+    missing = ["sweep", "--data", str(tmp_path / "none.npz"), "--out", str(tmp_path / "m")]
+    APP.fail(capsys, missing, "none.npz' does not exist")
 
 
 test_every_flag_has_help = APP.help_test()

@@ -169,10 +169,14 @@ def sweep_command(
 
     Raises:
         CLIError: settings every run would refuse (``--device cuda`` without
-            CUDA), before any run starts; and what :func:`run_search` raises.
+            CUDA, a ``--data`` path that does not exist), before any run starts;
+            and what :func:`run_search` raises.
     """
     if getattr(base, "device", None) is not None:  # a RunControl config
         check_device(base.device)
+    data = getattr(base, "data", None)  # (a missing file failed every run, one by one)
+    if data and not Path(data).exists():
+        raise CLIError(f"--data {str(data)!r} does not exist")
     search = SearchOptions.from_args(args)
     records, table = run_search(sweep, sweep_base(base), search, groups)
     return report_sweep(records, table, base.out, prog=prog)

@@ -73,6 +73,17 @@ def _fields(args: argparse.Namespace, out: str) -> dict[str, Any]:
     return {name: None for name in derived_latent(saved, args.method) if name not in given}
 
 
+def _value(record: Any, key: str) -> float | None:
+    """A record's number ``key``; None (left out of the mean, "n/a" if none) where missing.
+
+    A log edited by hand or written by another version may lack a field, or
+    hold a line that is not an object or a value that is not a number.
+    """
+    value = record.get(key) if isinstance(record, dict) else None
+    # bool is an int: a true / false is no loss either.
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def epoch_table(folder: str | Path, *, every: int = 1) -> str:
     """Per-epoch mean ± SE over the seed runs ``<folder>/seed*/metrics.jsonl``.
 
@@ -96,7 +107,7 @@ def epoch_table(folder: str | Path, *, every: int = 1) -> str:
     for e in range(last):
         if (e + 1) % every and e + 1 != last:
             continue
-        cells = [format_mean_se(*mean_se(log[e][k] for log in logs)[:2], 4) for k in keys]
+        cells = [format_mean_se(*mean_se(_value(log[e], k) for log in logs)[:2], 4) for k in keys]
         lines.append([e + 1, *cells])
     headers = ["epoch", "train (objective)", "train (unrelaxed)", f"test ({len(logs)} seeds)"]
     return markdown_table(headers, lines)

@@ -20,6 +20,7 @@ one-line message naming the file.
 from __future__ import annotations
 
 import gzip
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def read_idx_images(path: str | Path) -> np.ndarray:
         raw = path.read_bytes()
         if raw[:2] == b"\x1f\x8b":
             raw = gzip.decompress(raw)
-    except (OSError, EOFError) as err:
+    # zlib.error: a damaged deflate block (gzip.BadGzipFile, a bad header, is an OSError).
+    except (OSError, EOFError, zlib.error) as err:
         raise CLIError(f"cannot read {str(path)!r}: {err}") from None
     if len(raw) < 16:
         raise CLIError(f"{str(path)!r} is not an IDX image file (only {len(raw)} bytes)")

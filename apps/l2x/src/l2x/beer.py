@@ -159,7 +159,16 @@ def _annotations(
             if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
                 raise TypeError("'x' must be a list of strings")
             bounds = [(int(a), int(b)) for a, b in ranges]
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        # OverflowError: int() of a span bound 1e999 (inf); RecursionError:
+        # json.loads of a line nested thousands of brackets deep.
+        except (
+            json.JSONDecodeError,
+            KeyError,
+            TypeError,
+            ValueError,
+            OverflowError,
+            RecursionError,
+        ) as err:
             raise CLIError(
                 f"{path.name}:{no}: expected a JSON object with 'x' (tokens) and "
                 f"'{aspect}' ([start, end) spans): {type(err).__name__} {err}"

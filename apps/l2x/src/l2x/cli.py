@@ -24,7 +24,7 @@ from structgrad_app_common import (
     positive_int,
 )
 from structgrad_app_common.app_cli import AppCLI, SweepCommand, TrainCommand
-from structgrad_app_common.cli import add_command
+from structgrad_app_common.cli import add_command, read_back
 from structgrad_app_common.training import load_entry
 
 from l2x.config import DATA, METHOD, RUN, TrainConfig, check
@@ -73,9 +73,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
         app = saved.pop("app", PROG)  # write_config's tag
         if app != PROG:
             raise TypeError(f"written by {app!r}, not {PROG}")
-        config = TrainConfig(**saved)
     except (json.JSONDecodeError, TypeError, AttributeError) as err:
         raise CLIError(f"{run_dir / 'config.json'}: not a run configuration ({err})") from None
+    # Read back as 'train --config' reads it: every saved value gets its flag's
+    # checks, so a hand-edited "data_seed": 0.5 is one line, not a TypeError later.
+    argv = [APP.train.name, "--config", str(run_dir / "config.json")]
+    parser = build_parser()
+    read_back(parser, argv)
+    train_args = parser.parse_args(argv)
+    config = APP.config(train_args, train_args.out or str(run_dir))
     if args.data:
         config = dataclasses.replace(config, data=args.data)
     if args.device:
@@ -111,8 +117,16 @@ def _groups(args: argparse.Namespace, base: TrainConfig) -> list[SearchGroup]:
         resolve(
             method, k=2, n=10, aimle_difference=base.aimle_difference, num_samples=base.num_samples
         )
+    # --data is the beer task's (the synthetic runs refused it one by one, and the
+    # beer runs without it): given to the beer runs only, and checked before any run.
+    if "beer" in args.tasks or base.data:
+        check(dataclasses.replace(base, task="beer" if "beer" in args.tasks else args.tasks[0]))
     return [
-        SearchGroup((task, method), {"task": task, "method": method}, tau=method in DEFAULT_TAU)
+        SearchGroup(
+            (task, method),
+            {"task": task, "method": method, "data": base.data if task == "beer" else None},
+            tau=method in DEFAULT_TAU,
+        )
         for task in args.tasks
         for method in args.methods
     ]
