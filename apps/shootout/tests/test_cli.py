@@ -66,6 +66,21 @@ def test_resume_reuses_matching_rows(tmp_path, capsys):
     assert (out / "rows.jsonl").read_text() != first
 
 
+def test_resume_measures_hand_edited_rows_again(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["--smoke", "--out", str(out), "--no-progress", "--structures", "categorical",
+            "--estimators", "t-reinforce,imle,ste"]  # fmt: skip
+    assert main(argv) == 0
+    rows = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    rows[0].pop("cosine")  # no column: KeyError
+    rows[1]["cosine"] = "x"  # no number: ValueError in the table
+    (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main([*argv, "--resume"]) == 0
+    again = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    assert [r["estimator"] for r in again] == ["ste", "t-reinforce", "imle"]  # two re-measured
+    assert again[0] == rows[2] and all(isinstance(r["cosine"], float) for r in again)
+
+
 def test_resume_with_a_smaller_selection_keeps_the_other_rows(tmp_path, capsys):
     out = tmp_path / "run"
     base = ["--smoke", "--out", str(out), "--no-progress", "--structures", "categorical"]

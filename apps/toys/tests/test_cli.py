@@ -7,10 +7,12 @@ import torch
 from structgrad_app_common import read_jsonl
 from structgrad_app_common.app_checks import AppChecks
 from structgrad_app_common.testing import (
+    append_record,
     assert_png,
     assert_subprocess_error,
     last_checkpoint,
 )
+from toys import plots
 from toys.cli import build_parser, main
 from toys.methods import applicable
 from toys.problems import STRUCTURES
@@ -62,6 +64,21 @@ def test_resume_continues_without_duplicates(tmp_path, capsys, estimator):
     assert torch.equal(
         last_checkpoint(out)["model"]["theta"], last_checkpoint(ref)["model"]["theta"]
     )
+
+
+def test_resume_and_plots_skip_hand_edited_records(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "--smoke", "--no-progress", "--structure", "k_subset", "--estimator", "sst",
+            "--out", str(out)]  # fmt: skip
+    assert main([*argv, "--stop-after", "10"]) == 0
+    for bad in ([1, 2], {"mean_loss": 1.0}, {"step": "five", "mean_loss": 1.0}):
+        append_record(out / "metrics.jsonl", bad)
+    assert main([*argv, "--resume"]) == 0
+    assert "line 3 is not a JSON object and is skipped" in capsys.readouterr().err
+    assert [r["step"] for r in read_jsonl(out / "metrics.jsonl")] == [0, 10, 20]
+    bad = [{"mean_loss": 1.0}, {"step": "x", "mean_loss": 1.0, "grad_std": "y"}]
+    runs = {"sst": [*bad, {"step": 0, "mean_loss": 1.0, "grad_std": 0.1}]}
+    assert_png(plots.plot_runs(runs, tmp_path / "p.png", title="edited"))
 
 
 def test_bad_flags_one_line_errors(tmp_path, capsys):

@@ -36,11 +36,13 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+def read_jsonl(path: str | os.PathLike[str], *, key: str | None = None) -> list[dict[str, Any]]:
     """Read every record of a JSONL file (an unfinished last line is skipped).
 
-    A line that is not JSON elsewhere (an edited or damaged file) is skipped
-    with a one-line warning on stderr; the records after it are kept.
+    A line that is not a JSON object elsewhere (an edited or damaged file) is
+    skipped with a one-line warning on stderr; the records after it are kept.
+    With ``key`` (the step field), so is a record whose ``key`` is missing or
+    not a number.
     """
     path = Path(path)
     if not path.exists():
@@ -50,11 +52,22 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     records = []
     for i, line in lines:
         try:
-            records.append(json.loads(line))
+            record = json.loads(line)
         except json.JSONDecodeError:
             if i != lines[-1][0]:  # (a last line cut by a crash is expected)
-                print(f"warning: {path}: line {i} is not JSON and is skipped", file=sys.stderr)
+                _skipped(path, i, "is not JSON")
+            continue
+        if not isinstance(record, dict):
+            _skipped(path, i, "is not a JSON object")
+        elif key is not None and not _is_number(record.get(key)):
+            _skipped(path, i, f"has no numeric {key!r}")
+        else:
+            records.append(record)
     return records
+
+
+def _skipped(path: Path, line: int, why: str) -> None:
+    print(f"warning: {path}: line {line} {why} and is skipped", file=sys.stderr)
 
 
 def require_tensorboard() -> None:
@@ -160,7 +173,7 @@ class JsonlLogger:
         if resume_step is None:
             kept: list[dict[str, Any]] = []
         else:
-            kept = [r for r in read_jsonl(self.path) if r.get(step_key, -1) <= resume_step]
+            kept = [r for r in read_jsonl(self.path, key=step_key) if r[step_key] <= resume_step]
             if not kept and resume_step > 0:  # a run resumed with its log lost
                 print(
                     f"warning: {self.path} holds no record up to the checkpoint's {step_key} "

@@ -109,7 +109,8 @@ def aggregate(
 
     Returns:
         One dict per group with the ``by`` fields, ``n`` (records in the group),
-        and ``<metric>_mean``, ``<metric>_se`` for every metric.
+        and ``<metric>_mean``, ``<metric>_se`` and ``<metric>_n`` (the values
+        averaged: not ``None`` or NaN) for every metric.
     """
     groups: dict[tuple[Any, ...], list[Mapping[str, Any]]] = {}
     for rec in records:
@@ -119,9 +120,8 @@ def aggregate(
         row: dict[str, Any] = dict(zip(by, key, strict=True))
         row["n"] = len(recs)
         for metric in metrics:
-            mean, se, _ = mean_se(r.get(metric) for r in recs)
-            row[f"{metric}_mean"] = mean
-            row[f"{metric}_se"] = se
+            mean, se, n = mean_se(r.get(metric) for r in recs)
+            row |= {f"{metric}_mean": mean, f"{metric}_se": se, f"{metric}_n": n}
         rows.append(row)
     return rows
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,12 +70,17 @@ def check_settings(path: Path, base: Any) -> None:
 
 
 def done_runs(
-    out: Path, base: Any, key: Callable[[Mapping[str, Any]], Key]
+    out: Path,
+    base: Any,
+    key: Callable[[Mapping[str, Any]], Key],
+    metrics: Sequence[str] = (),
 ) -> dict[Key, dict[str, Any]]:
     """The runs ``<out>/sweep.jsonl`` records, by ``key``, after checking the settings.
 
     A failed run (a record with an ``error``) is not among them: ``--resume``
     runs it again (the failure may have been the machine's, or a bug fixed since).
+    Nor is a record with a ``metrics`` value neither a number nor ``null`` (a
+    hand-edited file): it is skipped with a one-line warning and run again.
 
     Raises:
         CLIError: no ``sweep.jsonl`` to resume, or settings that differ from
@@ -84,7 +90,15 @@ def done_runs(
     if not log.is_file():
         raise CLIError(f"--resume: no sweep {str(log)!r} to resume")
     check_settings(out / SETTINGS, base)
-    return {key(r): r for r in read_jsonl(log) if "error" not in r}
+    done = {}
+    for r in read_jsonl(log):
+        bad = [m for m in metrics if not isinstance(r.get(m), int | float | None)]
+        if bad:
+            why = f"a record's {bad[0]!r} is not a number: its run is run again"
+            print(f"warning: {log}: {why}", file=sys.stderr)
+        elif "error" not in r:
+            done[key(r)] = r
+    return done
 
 
 @contextlib.contextmanager
@@ -96,6 +110,7 @@ def sweep_log(
     *,
     resume: bool,
     overwrite: bool = False,
+    metrics: Sequence[str] = (),
 ) -> Iterator[tuple[dict[Key, dict[str, Any]], Callable[[int, dict[str, Any]], None]]]:
     """Start (or, with ``resume``, continue) the run log of a sweep in ``out``.
 
@@ -109,6 +124,7 @@ def sweep_log(
         key: the run a record names.
         resume: keep the runs ``sweep.jsonl`` records (see :func:`done_runs`).
         overwrite: start afresh in a folder that holds a sweep (else refused).
+        metrics: the record fields that must be numbers (or ``null``) to be kept.
 
     Yields:
         ``(done, append)``: the finished runs by key, and the ``on_result`` of
@@ -125,7 +141,7 @@ def sweep_log(
             f"{str(out)!r} already holds a sweep ({LOG}); pass --resume to continue it "
             "or --overwrite to start afresh"
         )
-    done = done_runs(out, base, key) if resume else {}
+    done = done_runs(out, base, key, metrics) if resume else {}
     done = {k: done[k] for k in keys if k in done}
     atomic_write_text(out / SETTINGS, json.dumps(sweep_settings(base), indent=2) + "\n")
     log = out / LOG

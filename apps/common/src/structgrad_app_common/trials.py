@@ -146,8 +146,8 @@ class Sweep:
 
     A record names its run by ``(*by, trial, seed, lr, tau)`` and holds the
     final ``metrics`` and ``keep`` fields and ``out`` (or ``error``). The table
-    has the ``by`` fields, lr, τ, the seed count and the ``columns`` of each
-    group's best trial.
+    has the ``by`` fields, lr, τ, the seed count (the ``score`` values averaged:
+    a NaN or missing one is not) and the ``columns`` of each group's best trial.
 
     Attributes:
         config: the run config dataclass (fields ``out``, ``seed``, ``lr``, ``tau``).
@@ -217,8 +217,8 @@ class Sweep:
                 lines.append([*names, "", "", 0, "failed", *[""] * (len(shown) - 1)])
                 continue
             tau = r["tau"] if r["tau"] is not None else self.default_tau.get(r.get("method", ""))
-            tau_cell = "" if tau is None else f"{tau:.3g}"
-            lines.append([*names, f"{r['lr']:.3g}", tau_cell, r["n"], *(c.cell(r) for c in shown)])
+            tau_cell, cells = ("" if tau is None else f"{tau:.3g}"), [c.cell(r) for c in shown]
+            lines.append([*names, f"{r['lr']:.3g}", tau_cell, r[f"{self.score}_n"], *cells])
         headers = [*self.by, "lr", "τ", "seeds", *(c.header for c in shown)]
         return rows, markdown_table(headers, lines)
 
@@ -285,7 +285,8 @@ def run_search(
                 fields = {**group.fields, **point, "seed": seed, "out": str(run_out)}
                 jobs.append({"config": dataclasses.replace(base, **fields), "trial": t})
     keys = [sweep.key(sweep.head(job["config"], job["trial"])) for job in jobs]
-    log = sweep_log(out, base, keys, sweep.key, resume=search.resume, overwrite=search.overwrite)
+    log = sweep_log(out, base, keys, sweep.key, resume=search.resume,
+                    overwrite=search.overwrite, metrics=sweep.metrics)  # fmt: skip
     with log as (done, append):
         todo = [job for job, k in zip(jobs, keys, strict=True) if k not in done]
         run_trials(

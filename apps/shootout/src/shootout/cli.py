@@ -155,7 +155,8 @@ def _kept(
     """The rows of ``path`` to reuse (selected pairs, same settings) and those left alone.
 
     Rows of pairs outside the selection stay in the file whatever their settings;
-    a selected pair measured with other settings is measured again (its row goes).
+    a selected pair measured with other settings, or whose row the table cannot
+    show (a hand-edited one), is measured again (its row goes).
     """
     if not path.exists():
         return [], []
@@ -169,9 +170,24 @@ def _kept(
     for r in rows:
         if (r.get("structure"), r.get("estimator")) not in wanted:
             others.append(r)
-        elif all(r.get(k) == v for k, v in want.items()):
+        elif all(r.get(k) == v for k, v in want.items()) and _usable(r):
             reused.append(r)
     return reused, others
+
+
+#: The measurements of a row (``null`` in the JSONL: inf).
+NUMBERS = ("cosine", "rel_bias", "max_z", "total_var", "us_per_draw", "ms_per_call")
+
+
+def _usable(row: dict[str, Any]) -> bool:
+    """The row's measurements are numbers (or ``null``: inf) and the table shows it."""
+    if not all(isinstance(row.get(k), int | float | None) for k in NUMBERS):
+        return False
+    try:
+        markdown([row])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return True
 
 
 def _main(argv: Sequence[str] | None) -> int:

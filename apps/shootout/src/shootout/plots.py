@@ -36,7 +36,7 @@ def heatmap(rows: list[dict[str, Any]], path: str | Path, *, metric: str = "cosi
     estimators = list(dict.fromkeys(r["estimator"] for r in rows))
     grid = np.full((len(structures), len(estimators)), np.nan)
     for r in rows:
-        v = float(r[key])
+        v = math.inf if r[key] is None else float(r[key])  # JSONL stores inf as null
         if metric == "logvar":
             v = math.log10(v) if v > 0 else -math.inf
         grid[structures.index(r["structure"]), estimators.index(r["estimator"])] = v
