@@ -239,6 +239,9 @@ def test_renamed_aimle_methods_name_the_new_spelling(tmp_path, capsys, old, diff
         main(["train", "--smoke", "--no-progress", "--method", old, "--out", str(tmp_path)])
     err = capsys.readouterr().err
     assert exc.value.code == 2 and f"is now 'aimle' with --aimle-difference {difference}" in err
+    # the sweep said "unknown method"
+    sweep = ["sweep", "--smoke", "--methods", old, "--out", str(tmp_path / "s")]
+    APP.fail(capsys, sweep, f"is now 'aimle' with --aimle-difference {difference}")
     from dvae.config import TrainConfig
     from dvae.methods import build_layer
 

@@ -34,7 +34,9 @@ def jobs_int(text: str) -> int:
     """
     value = int_value(text)
     if value == 0:
-        raise argparse.ArgumentTypeError("must be >= 1 (or -1: all cores), got 0")
+        raise argparse.ArgumentTypeError(
+            "must be >= 1, or joblib's -1 (all cores), -2 (all but one), ..., got 0"
+        )
     return value
 
 

@@ -33,7 +33,7 @@ from structgrad_app_common.app_cli import (
 )
 from structgrad_app_common.cli import GIVEN, add_command
 
-from dvae.config import RUN, TrainConfig, derived_latent
+from dvae.config import RUN, TrainConfig, check_renamed, derived_latent
 from dvae.methods import method_names
 from dvae.train import run
 
@@ -52,6 +52,13 @@ SWEEP = Sweep(
     ),
     score="valid_loss",
 )
+
+
+def _check_methods(args: argparse.Namespace) -> None:
+    """Unknown or repeated methods; a renamed one says its new spelling, as ``train`` does."""
+    for method in args.methods:
+        check_renamed(method)
+    known_methods(method_names)(args)
 
 
 def _groups(args: argparse.Namespace, base: TrainConfig) -> Iterable[SearchGroup]:
@@ -140,7 +147,7 @@ APP = AppCLI(
         run,
         smoke=SMOKE,
         smoke_help="seconds-long run of the whole pipeline: 2 epochs on 200 digits, hidden "
-        "32,16, batch 50 (flags set to non-default values win)",
+        "32,16, batch 50 (flags given win)",
         out="runs/{method}-seed{seed}",
         out_help="output folder (default: runs/<method>-seed<seed>)",
         help="train one method, evaluating every epoch",
@@ -160,7 +167,7 @@ APP = AppCLI(
         lr_range=(3e-4, 3e-3),
         tau_range=(0.3, 3.0),
         groups=_groups,
-        check=known_methods(method_names),
+        check=_check_methods,
     ),
     commands=("train", "sweep", _add_epochs),
 )

@@ -20,7 +20,16 @@ from structgrad_app_common import (
 
 from dvae.methods import METHODS, RENAMED, method_names, model_of
 
-__all__ = ["DEFAULT_LATENT", "LATENT", "TrainConfig", "check", "derived_latent", "sizes", "tau_at"]
+__all__ = [
+    "DEFAULT_LATENT",
+    "LATENT",
+    "TrainConfig",
+    "check",
+    "check_renamed",
+    "derived_latent",
+    "sizes",
+    "tau_at",
+]
 
 DEFAULT_LATENT = {"categorical": (30, 10, 1), "k_subset": (20, 20, 10)}
 #: The fields whose defaults derive from the method's model (``DEFAULT_LATENT``).
@@ -132,11 +141,7 @@ class TrainConfig(RunControl):
 
     def resolved(self) -> TrainConfig:
         """A copy with the latent sizes filled in from the method's model defaults."""
-        if self.method in RENAMED:
-            raise CLIError(
-                f"method {self.method!r} is now 'aimle' with --aimle-difference "
-                f"{RENAMED[self.method]}"
-            )
+        check_renamed(self.method)
         if self.method not in METHODS:
             raise CLIError(f"unknown method {self.method!r}; choose among: {', '.join(METHODS)}")
         if self.aimle_difference not in ("forward", "central"):
@@ -198,3 +203,11 @@ def tau_at(c: TrainConfig, step: int) -> float:
         return c.tau
     t = (step // c.anneal_every) * c.anneal_every
     return max(c.tau * math.exp(-c.anneal_rate * t), c.tau_min)
+
+
+def check_renamed(method: str) -> None:
+    """A one-line error naming the new spelling of a renamed method (``aimle-central``)."""
+    if method in RENAMED:
+        raise CLIError(
+            f"method {method!r} is now 'aimle' with --aimle-difference {RENAMED[method]}"
+        )
