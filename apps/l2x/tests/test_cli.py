@@ -131,6 +131,7 @@ def test_bad_input_one_line_errors(tmp_path, capsys):
     APP.fail(capsys, ["sweep", "--smoke", *o, "--methods", *loo[1:]], "--num-samples must be >= 2")
     APP.fail(capsys, ["train", "--smoke", *o, "--k", "10"], "--k must be in [1, 9]")
     APP.fail(capsys, ["train", "--smoke", *o, "--epochs", "0"], "must be >= 1")
+    APP.fail(capsys, ["train", "--smoke", *o, "--lam", "nan"], "--lam must be > 0, got nan")
     APP.fail(capsys, ["train", "--smoke", *o, "--resume", "--overwrite"], "exclude each other")
     APP.fail(capsys, ["eval", "--run", str(tmp_path)], "holds no run")
     APP.fail(capsys, ["frobnicate"], "invalid choice")

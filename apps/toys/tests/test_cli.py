@@ -96,6 +96,7 @@ def test_bad_flags_one_line_errors(tmp_path, capsys):
     APP.fail(capsys, [*base, "--dim", "x"], "expected an integer")
     sub = ["run", "--smoke", "--out", str(tmp_path / "s"), "--structure", "k_subset"]
     APP.fail(capsys, [*sub, "--estimator", "sst", "--tau", "0"], "--tau must be > 0")
+    APP.fail(capsys, [*sub, "--estimator", "sst", "--lam", "nan"], "--lam must be > 0, got nan")
     APP.fail(capsys, [*sub, "--estimator", "relax", "--k", "5"], "--k must lie in [1, 4]")
     APP.fail(capsys, [*sub, "--estimator", "t-reinforce+", "--plus-samples", "1"], "plus-samples")
     APP.fail(capsys, ["run", "--structure", "matching"], "required")

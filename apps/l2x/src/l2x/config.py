@@ -25,7 +25,7 @@ class TrainConfig(RunControl):
         **dict.fromkeys(("epochs", "batch_size", "eval_batch_size"), ">= 1"),
         "num_train": ">= 2",  # BatchNorm trains on batches of two or more
         **dict.fromkeys(("num_valid", "num_test"), ">= 1"),
-        "lr": "> 0",
+        **dict.fromkeys(("lr", "lam"), "> 0"),  # (λ = NaN was taken and saved)
     }
     FREE: ClassVar = ("data", "epochs", "eval_batch_size", "num_valid", "num_test")
 

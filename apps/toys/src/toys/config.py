@@ -21,7 +21,7 @@ class RunConfig(RunControl):
 
     BOUNDS: ClassVar = {
         **dict.fromkeys(("iters", "eval_every", "plus_samples", "hidden", "num_samples"), ">= 1"),
-        "lr": "> 0",
+        **dict.fromkeys(("lr", "lam"), "> 0"),  # (λ = NaN was taken and saved)
     }
     FREE: ClassVar = ("iters", "eval_every", "num_mc")
 
