@@ -224,6 +224,26 @@ def test_run_parallel_reports_results_as_they_finish():
     assert out == ["0", "1", "2", "3"] and sorted(seen) == list(enumerate(out))
 
 
+def test_run_parallel_starts_no_more_workers_than_tasks(monkeypatch):
+    # --n-jobs 1000 started 1000 workers for one run (13.7 s at 30, not done at 1000).
+    asked = []
+    import joblib
+
+    real = joblib.Parallel
+
+    def recording(*args, **kwargs):
+        asked.append(kwargs["n_jobs"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(joblib, "Parallel", recording)  # (run_parallel imports it late)
+    tasks = [{"object": i} for i in range(3)]
+    for n_jobs, want in ((1000, 3), (2, 2), (-1, -1)):
+        assert sweep_mod.run_parallel(str, tasks, n_jobs=n_jobs, backend="threading") == [
+            "0", "1", "2"
+        ]  # fmt: skip
+        assert asked.pop() == want
+
+
 def _scalars(folder):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
