@@ -61,6 +61,15 @@ def test_npz_round_trip(arrays, tmp_path):
         np.testing.assert_array_equal(ds.edges[split], arrays[f"{split}_edges"])
 
 
+def _forest(edges):
+    """``edges`` with graph 1 replaced by a triangle and a path of 3 edges (6 edges, n = 7)."""
+    edges = edges.copy()
+    edges[1] = 0
+    for i, j in ((0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (5, 6)):
+        edges[1, i, j] = edges[1, j, i] = 1
+    return edges
+
+
 def _one_line(err):
     text = str(err.value)
     assert "\n" not in text
@@ -84,6 +93,8 @@ def _one_line(err):
         (lambda a: a.update(test_edges=7 * a["test_edges"]), "0/1 adjacencies"),
         (lambda a: a.update(valid_edges=np.zeros_like(a["valid_edges"])), "has 0 edges, a tree"),
         (lambda a: a.update(num_vertices=np.int64(1)), "num_vertices >= 2"),
+        # n - 1 edges were taken for a tree: a triangle beside four more edges on 7 vertices
+        (lambda a: a.update(test_edges=_forest(a["test_edges"])), "graph 1 is not connected"),
     ],
 )
 def test_malformed_arrays(arrays, tmp_path, mutate, message):

@@ -233,7 +233,7 @@ def _validate(arrays: Mapping[str, np.ndarray | np.generic], where: str) -> None
 
 
 def _check_trees(e: np.ndarray, where: str) -> None:
-    """Raise unless every ``[n, n]`` of ``e`` is a 0/1 symmetric adjacency with ``n - 1`` edges."""
+    """Raise unless every ``[n, n]`` of ``e`` is a 0/1 symmetric adjacency of a tree."""
     n = e.shape[-1]
     if e.max(initial=0) > 1:
         raise CLIError(f"{where} must hold 0/1 adjacencies, got values up to {int(e.max())}")
@@ -245,6 +245,14 @@ def _check_trees(e: np.ndarray, where: str) -> None:
         raise CLIError(
             f"{where}: graph {bad} has {int(counts[bad])} edges, a tree on {n} vertices {n - 1}"
         )
+    # n - 1 edges and connected: a tree (a triangle beside an edge passed the count).
+    # Vertices within 2^k steps of each other, by repeated squaring of (I + A).
+    reach = (e + np.eye(n, dtype=e.dtype)).astype(np.float32)
+    for _ in range(max(n - 1, 1).bit_length()):
+        reach = np.minimum(reach @ reach, 1.0)
+    if len(e) and not reach[:, 0].all():
+        bad = int(np.flatnonzero(~reach[:, 0].all(-1))[0])
+        raise CLIError(f"{where}: graph {bad} is not connected, so not a tree")
 
 
 def load(path: str | os.PathLike[str]) -> Dataset:
