@@ -78,13 +78,17 @@ def kl_gumbel(logits: Tensor, n_nodes: int) -> Tensor:
     # A KL beyond the dtype's range is its largest value, but a clamp of the sum
     # passed no gradient to any edge of the graph (one logit at -89 in float32
     # froze them all): the clamp is in value only. Each entry keeps its gradient
-    # (1 - e^{-θ}) / n, with θ held (in value) where e^{-θ} would leave the dtype
-    # so that it stays finite; ±inf locations get none (NaN ones a NaN).
-    low = 1.0 - math.log(torch.finfo(logits.dtype).max)
+    # (1 - e^{-θ}) / n, with θ held (in value) where e^{-θ} would come within
+    # 2^20 of the dtype's largest value, so that it stays finite under an
+    # upstream gradient up to 2^20 n; ±inf locations get none (NaN ones a NaN).
+    low = 1.0 + 20 * math.log(2.0) - math.log(torch.finfo(logits.dtype).max)
     inside = (t >= low) & (t <= 1e300)
     held = t.detach().clamp(low, 1e300) + (t - t.detach()).nan_to_num(0.0, 0.0, 0.0)
-    path = _kl_sum(torch.where(inside, t, held), n_nodes)
-    return (value + (path - path.detach())).to(logits.dtype)  # (path: 0 in value)
+    u = torch.where(inside, t, held)
+    terms = torch.expm1(-u) + u
+    # (zero in value, entry by entry: a sum of the held terms would overflow)
+    path = (terms - terms.detach()).flatten(1).sum(-1) / n_nodes
+    return (value + path).to(logits.dtype)
 
 
 def _kl_sum(t: Tensor, n_nodes: int) -> Tensor:
