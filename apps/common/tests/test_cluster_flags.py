@@ -237,11 +237,14 @@ def test_run_parallel_starts_no_more_workers_than_tasks(monkeypatch):
 
     monkeypatch.setattr(joblib, "Parallel", recording)  # (run_parallel imports it late)
     tasks = [{"object": i} for i in range(3)]
-    for n_jobs, want in ((1000, 3), (2, 2), (-1, -1)):
+    for n_jobs, want in ((1000, 3), (2, 2), (1, 1), (-1, -1)):
         assert sweep_mod.run_parallel(str, tasks, n_jobs=n_jobs, backend="threading") == [
             "0", "1", "2"
         ]  # fmt: skip
         assert asked.pop() == want
+    # one task keeps a worker of its own (n_jobs=1 would run it in this process)
+    assert sweep_mod.run_parallel(str, tasks[:1], n_jobs=8, backend="threading") == ["0"]
+    assert asked.pop() == 2
 
 
 def _scalars(folder):

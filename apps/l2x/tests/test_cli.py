@@ -216,3 +216,14 @@ def test_a_sweep_gives_data_to_the_beer_runs_only(tmp_path, capsys, beer_folder)
     # Refused before any run: beer without --data, --data without beer.
     APP.fail(capsys, [*argv, "--tasks", "xor", "beer"], "--data is required for the beer task")
     APP.fail(capsys, [*argv, "--tasks", "xor", "--data", str(folder)], "beer task only")
+
+
+def test_a_beer_folder_with_a_new_file_still_resumes(tmp_path, capsys, beer_folder):
+    # Only a --data file is digested for --resume: a folder may hold what the run
+    # does not read (other aspects, notes), and a digest of it refused the resume.
+    folder = beer_folder()
+    run = ["train", "--task", "beer", "--data", str(folder), "--epochs", "2", "--smoke"]
+    run += ["--no-progress", "--out", str(tmp_path / "run")]
+    assert main([*run, "--stop-after", "1"]) == 0
+    (folder / "README.txt").write_text("notes\n")
+    assert main([*run, "--resume"]) == 0

@@ -192,8 +192,9 @@ def run_parallel(
     if scheduler is None:
         # joblib's multiprocessing backend returns lists only: results come at the end.
         order = "list" if backend == "multiprocessing" else unordered
-        # (no more workers than tasks: --n-jobs 1000 started 1000 for one run)
-        jobs = min(n_jobs, max(len(calls), 1)) if n_jobs > 0 else n_jobs
+        # No more workers than tasks (--n-jobs 1000 started 1000 for one run), but
+        # two at least: n_jobs=1 runs in this process, without a worker's isolation.
+        jobs = min(n_jobs, max(len(calls), 2)) if n_jobs > 1 else n_jobs
         local = Parallel(n_jobs=jobs, backend=backend, verbose=verbose, return_as=order)
         with ending_workers_on_signals():
             return collect(local)

@@ -95,29 +95,27 @@ def resume_progress(state: dict[str, Any], source: str) -> Progress:
 
 
 def data_digest(path: str | Path) -> str:
-    """A digest of the content of ``path``: a file, or a folder's files and their names."""
+    """A digest of the content of the file ``path``."""
     h = hashlib.blake2b(digest_size=16)
-    root = Path(path)
-    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
-    for f in files:
-        h.update(str(f.relative_to(root)).encode() if root.is_dir() else b"")
-        with open(f, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                h.update(block)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
 
 
 def same_data(config: Any, state: dict[str, Any] | None) -> dict[str, str]:
-    """``{"data_digest": ...}`` of ``config.data`` for ``last.pt`` (``{}``: no data path).
+    """``{"data_digest": ...}`` of the file ``config.data`` for ``last.pt`` (else ``{}``).
 
     ``--data`` may change on resume (a moved or renamed copy), its content not:
     a run resumed on another data set was recorded as one run on the new file.
+    A folder (MNIST, BeerAdvocate) is not digested: it may hold files the run
+    does not read (other aspects, unpacked copies, notes).
 
     Raises:
-        CLIError: on resume, the checkpoint's digest differs from the data's.
+        CLIError: on resume, the checkpoint's digest differs from the file's.
     """
     path = getattr(config, "data", None)
-    if not path:
+    if not path or not Path(path).is_file():
         return {}
     digest = data_digest(path)
     if state is not None and state.get("data_digest", digest) != digest:
