@@ -18,7 +18,14 @@ from typing import Any
 from structgrad_app_common.checkpoint import atomic_write_text
 from structgrad_app_common.cli import CLIError
 
-__all__ = ["JsonlLogger", "TensorBoardMirror", "json_safe", "read_jsonl", "require_tensorboard"]
+__all__ = [
+    "JsonlLogger",
+    "TensorBoardMirror",
+    "is_number",
+    "json_safe",
+    "read_jsonl",
+    "require_tensorboard",
+]
 
 TENSORBOARD_INSTALL = "pip install tensorboard"
 
@@ -59,7 +66,7 @@ def read_jsonl(path: str | os.PathLike[str], *, key: str | None = None) -> list[
             continue
         if not isinstance(record, dict):
             _skipped(path, i, "is not a JSON object")
-        elif key is not None and not _is_number(record.get(key)):
+        elif key is not None and not is_number(record.get(key)):
             _skipped(path, i, f"has no numeric {key!r}")
         else:
             records.append(record)
@@ -85,7 +92,8 @@ def require_tensorboard() -> None:
         ) from None
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
+    """Whether a record's ``value`` is a number (a bool, a string or ``None`` is not)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -129,7 +137,7 @@ class TensorBoardMirror:
         split = record.get("split")
         prefix = f"{split}/" if isinstance(split, str) else ""
         for key, value in record.items():
-            if key != self.step_key and _is_number(value):
+            if key != self.step_key and is_number(value):
                 self._writer.add_scalar(prefix + key, value, global_step=step)
         self._writer.flush()
 

@@ -32,6 +32,7 @@ from structgrad_app_common.app_cli import (
     method_groups,
 )
 from structgrad_app_common.cli import GIVEN, add_command
+from structgrad_app_common.jsonl import is_number
 
 from dvae.config import RUN, TrainConfig, check_renamed, derived_latent
 from dvae.methods import method_names
@@ -87,8 +88,7 @@ def _value(record: Any, key: str) -> float | None:
     hold a line that is not an object or a value that is not a number.
     """
     value = record.get(key) if isinstance(record, dict) else None
-    # bool is an int: a true / false is no loss either.
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return value if is_number(value) else None
 
 
 def epoch_table(folder: str | Path, *, every: int = 1) -> str:

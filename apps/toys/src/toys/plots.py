@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from structgrad_app_common.jsonl import is_number
 from structgrad_app_common.plots import one_at_a_time, plt, save_panels
 
 __all__ = ["plot_runs"]
@@ -34,10 +35,10 @@ def plot_runs(
     """
     fig, (ax, ax_std) = plt.subplots(1, 2, figsize=(11, 4))
     for name, records in runs.items():
-        recs = [r for r in records if _number(r.get("step")) and _number(r.get("mean_loss"))]
+        recs = [r for r in records if is_number(r.get("step")) and is_number(r.get("mean_loss"))]
         steps = [r["step"] for r in recs]
         ax.plot(steps, [r["mean_loss"] for r in recs], label=name, lw=1.6)
-        std = [(r["step"], r["grad_std"]) for r in recs if _number(r.get("grad_std"))]
+        std = [(r["step"], r["grad_std"]) for r in recs if is_number(r.get("grad_std"))]
         std = [(s, v) for s, v in std if v > 0]
         if std:
             ax_std.plot(*zip(*std, strict=True), label=name, lw=1.2)
@@ -47,8 +48,3 @@ def plot_runs(
     ax_std.set(title="gradient std (per parameter, mean)", xlabel="step", yscale="log")
     ax.legend(fontsize=8)
     return save_panels(fig, (ax, ax_std), path, title=title)
-
-
-def _number(value: Any) -> bool:
-    """A number to plot (a hand-edited log may hold a string, a bool or nothing)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
