@@ -141,7 +141,8 @@ class PlackettLuce(Sampled):
             )
         # Without validation, what is not a ranking gets -inf, as off the Gibbs laws'
         # support (it got a finite log-probability, or gather's index error).
-        value = torch.where(ranking[..., None], value, torch.arange(value.shape[-1]).to(value))
+        identity = torch.arange(value.shape[-1], device=value.device, dtype=value.dtype)
+        value = torch.where(ranking[..., None], value, identity)
         theta, index = torch.broadcast_tensors(self._centred, value)
         # In float64: float32 logits at 1e6 lost 2.5 % of the mass (the suffix sums cancel).
         picked = widened(theta).gather(-1, index.long())  # [..., n]: θ in ranking order
